@@ -1,0 +1,29 @@
+//! The protocol core: DHCPv6 Leasequery (RFC 5007) and Bulk Leasequery
+//! (RFC 5460) on the wire. No sockets, no clock, no tokio.
+//!
+//! - [`consts`]: code points (message types, options, statuses, query types).
+//! - [`view`]: zero-copy checked views, the fast path.
+//! - [`message`]: owned messages and options; decode, build, encode.
+//! - [`binding`]: bindings extracted from OPTION_CLIENT_DATA.
+//! - [`query`]: the LEASEQUERY builder.
+//! - [`frame`]: the 2-octet TCP framing of RFC 5460 s.5.1.
+//!
+//! Decoding is strict and never panics: every length is checked before use,
+//! and an error names the option and the byte offset at fault.
+
+pub mod binding;
+pub mod consts;
+pub mod duid;
+pub mod error;
+pub mod frame;
+pub mod message;
+pub mod query;
+pub mod view;
+
+pub use binding::{Binding, BindingRef, ClientData, ClientDataError, LeaseKind, RelayLayer};
+pub use consts::{MessageType, OptionCode, QueryType, StatusCode};
+pub use duid::Duid;
+pub use error::{DecodeError, ErrorKind};
+pub use message::{ClientMessage, DhcpOption, IaAddr, IaPrefix, LqQuery, Message, RelayMessage};
+pub use query::{LeasequeryBuilder, Query};
+pub use view::{MessageView, OptionView, Options, MAX_NESTING};

@@ -1,0 +1,675 @@
+//! Borrowed, zero-copy views over DHCPv6 messages and options.
+//!
+//! This is the fast path: nothing here allocates. A view is made from a byte
+//! slice by a checked constructor; once that check has passed, no accessor
+//! panics. Options are walked lazily with [`Options`], which yields an error
+//! (never a panic, never a silent stop) for an option whose header is cut short
+//! or whose length overruns its container. [`RawOption::parse`] turns one
+//! option into a typed [`OptionView`], checking the option's own fixed part;
+//! [`Options::validate`] walks a whole option tree and checks everything, so
+//! that code which has validated a message can then walk it infallibly.
+//!
+//! Offsets in errors are absolute: they count from the start of the buffer
+//! handed to the outermost constructor.
+
+use super::consts::{MessageType, OptionCode, QueryType, StatusCode};
+use super::duid::check_duid_len;
+use super::error::{DecodeError, ErrorKind, Result};
+use ipnet::Ipv6Net;
+use std::net::Ipv6Addr;
+
+/// Deepest nesting of messages and container options accepted. The relay hop
+/// limit is 32 (RFC 8415 s.7.6, HOP_COUNT_LIMIT); a Leasequery reply adds a
+/// few levels (CLIENT_DATA, LQ_RELAY_DATA, IAPREFIX) around a relay chain.
+pub const MAX_NESTING: usize = 48;
+
+/// Field layout of the fixed headers (RFC 8415 s.8 and s.9).
+pub mod field {
+    use std::ops::Range;
+    /// msg-type of any message.
+    pub const MSG_TYPE: usize = 0;
+    /// transaction-id of a client/server message.
+    pub const XID: Range<usize> = 1..4;
+    /// Options of a client/server message start here.
+    pub const CLIENT_OPTIONS: usize = 4;
+    /// hop-count of a relay message.
+    pub const HOP_COUNT: usize = 1;
+    /// link-address of a relay message.
+    pub const LINK_ADDRESS: Range<usize> = 2..18;
+    /// peer-address of a relay message.
+    pub const PEER_ADDRESS: Range<usize> = 18..34;
+    /// Options of a relay message start here.
+    pub const RELAY_OPTIONS: usize = 34;
+    /// An option header: code (2) and length (2).
+    pub const OPTION_HEADER: usize = 4;
+}
+
+pub(crate) fn ipv6(b: &[u8]) -> Ipv6Addr {
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&b[..16]);
+    Ipv6Addr::from(a)
+}
+
+fn be16(b: &[u8]) -> u16 {
+    u16::from_be_bytes([b[0], b[1]])
+}
+
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// A sequence of options not yet walked: a byte slice, where it sits in the
+/// outermost buffer, and how deeply it is nested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options<'a> {
+    buf: &'a [u8],
+    base: usize,
+    depth: usize,
+}
+
+impl<'a> Options<'a> {
+    /// Options in `buf`, which starts at absolute offset `base`, at nesting depth `depth`.
+    pub fn new(buf: &'a [u8], base: usize, depth: usize) -> Self {
+        Options { buf, base, depth }
+    }
+
+    /// The raw octets of the option sequence.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// Absolute offset of the first option.
+    pub fn offset(&self) -> usize {
+        self.base
+    }
+
+    /// Walk the options, yielding each one or the error that stops the walk.
+    pub fn iter(&self) -> OptionIter<'a> {
+        OptionIter {
+            opts: *self,
+            pos: 0,
+            done: false,
+        }
+    }
+
+    /// Check every option, recursively: lengths, fixed fields, nested messages.
+    pub fn validate(&self) -> Result<()> {
+        for raw in self.iter() {
+            raw?.parse()?.validate()?;
+        }
+        Ok(())
+    }
+
+    /// The first option with this code, with its typed view. Errors from the
+    /// walk up to it are returned.
+    pub fn find(&self, code: OptionCode) -> Result<Option<OptionView<'a>>> {
+        let want = u16::from(code);
+        for raw in self.iter() {
+            let raw = raw?;
+            if raw.code == want {
+                return raw.parse().map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Walk options that are known to be valid (after [`Options::validate`]
+    /// succeeded): errors are skipped, so this never fails.
+    pub fn valid(&self) -> impl Iterator<Item = OptionView<'a>> + 'a {
+        self.iter()
+            .filter_map(|r| r.ok())
+            .filter_map(|r| r.parse().ok())
+    }
+}
+
+/// Iterator over the options of an [`Options`]; stops after the first error.
+#[derive(Debug, Clone)]
+pub struct OptionIter<'a> {
+    opts: Options<'a>,
+    pos: usize,
+    done: bool,
+}
+
+impl<'a> Iterator for OptionIter<'a> {
+    type Item = Result<RawOption<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done || self.pos >= self.opts.buf.len() {
+            return None;
+        }
+        let rest = &self.opts.buf[self.pos..];
+        let offset = self.opts.base + self.pos;
+        if rest.len() < field::OPTION_HEADER {
+            self.done = true;
+            return Some(Err(DecodeError::new(
+                offset,
+                None,
+                ErrorKind::Truncated {
+                    needed: field::OPTION_HEADER,
+                    available: rest.len(),
+                },
+            )));
+        }
+        let code = be16(&rest[0..2]);
+        let len = be16(&rest[2..4]) as usize;
+        let available = rest.len() - field::OPTION_HEADER;
+        if len > available {
+            self.done = true;
+            return Some(Err(DecodeError::new(
+                offset,
+                Some(code.into()),
+                ErrorKind::OptionOverrun { len, available },
+            )));
+        }
+        let data = &rest[field::OPTION_HEADER..field::OPTION_HEADER + len];
+        self.pos += field::OPTION_HEADER + len;
+        Some(Ok(RawOption {
+            code,
+            data,
+            offset,
+            depth: self.opts.depth,
+        }))
+    }
+}
+
+/// One option whose header has been checked: code, body, and position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawOption<'a> {
+    /// The option-code.
+    pub code: u16,
+    /// The option body (option-len octets).
+    pub data: &'a [u8],
+    /// Absolute offset of the option header.
+    pub offset: usize,
+    /// Nesting depth of the sequence this option belongs to.
+    pub depth: usize,
+}
+
+/// A typed, borrowed view of one option. Containers hold unwalked [`Options`]
+/// or a [`MessageView`]; their own fixed part has been checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionView<'a> {
+    /// OPTION_CLIENTID: a DUID.
+    ClientId(&'a [u8]),
+    /// OPTION_SERVERID: a DUID.
+    ServerId(&'a [u8]),
+    /// OPTION_IAADDR (RFC 8415 s.21.6).
+    IaAddr {
+        /// The address.
+        address: Ipv6Addr,
+        /// Preferred lifetime, seconds.
+        preferred_lifetime: u32,
+        /// Valid lifetime, seconds.
+        valid_lifetime: u32,
+        /// IAaddr-options.
+        options: Options<'a>,
+    },
+    /// OPTION_IAPREFIX (RFC 8415 s.21.22).
+    IaPrefix {
+        /// Preferred lifetime, seconds.
+        preferred_lifetime: u32,
+        /// Valid lifetime, seconds.
+        valid_lifetime: u32,
+        /// The prefix, as sent (host bits are kept).
+        prefix: Ipv6Net,
+        /// IAprefix-options.
+        options: Options<'a>,
+    },
+    /// OPTION_ORO: requested option codes, two octets each (body checked to be even).
+    Oro(&'a [u8]),
+    /// OPTION_RELAY_MSG: a whole DHCPv6 message.
+    RelayMsg(MessageView<'a>),
+    /// OPTION_STATUS_CODE (RFC 8415 s.21.13).
+    StatusCode {
+        /// The status.
+        code: StatusCode,
+        /// The status message (UTF-8 by the RFC; kept as octets).
+        message: &'a [u8],
+    },
+    /// OPTION_INTERFACE_ID: opaque.
+    InterfaceId(&'a [u8]),
+    /// OPTION_REMOTE_ID (RFC 4649): the whole body is `enterprise` then `id`.
+    RemoteId {
+        /// The whole option body (enterprise-number and remote-id).
+        body: &'a [u8],
+        /// Enterprise number.
+        enterprise: u32,
+        /// The remote-id.
+        id: &'a [u8],
+    },
+    /// OPTION_LQ_QUERY (RFC 5007 s.4.1.2.1).
+    LqQuery {
+        /// The query type.
+        query_type: QueryType,
+        /// The link-address (:: for none).
+        link_address: Ipv6Addr,
+        /// Query-options.
+        options: Options<'a>,
+    },
+    /// OPTION_CLIENT_DATA (RFC 5007 s.4.1.2.2).
+    ClientData(Options<'a>),
+    /// OPTION_CLT_TIME (RFC 5007 s.4.1.2.3): seconds since the client was last heard from.
+    CltTime(u32),
+    /// OPTION_LQ_RELAY_DATA (RFC 5007 s.4.1.2.4).
+    LqRelayData {
+        /// The peer-address field.
+        peer_address: Ipv6Addr,
+        /// The relayed message (always a relay message).
+        message: MessageView<'a>,
+    },
+    /// OPTION_LQ_CLIENT_LINK (RFC 5007 s.4.1.2.5): link addresses (body a multiple of 16).
+    LqClientLink(&'a [u8]),
+    /// OPTION_RELAY_ID (RFC 5460 s.5.4.1): a DUID.
+    RelayId(&'a [u8]),
+    /// Any other option, raw.
+    Unknown {
+        /// The option-code.
+        code: u16,
+        /// The body.
+        data: &'a [u8],
+    },
+}
+
+impl<'a> RawOption<'a> {
+    /// The option code as an enum.
+    pub fn option_code(&self) -> OptionCode {
+        self.code.into()
+    }
+
+    /// Absolute offset of the option body.
+    pub fn body_offset(&self) -> usize {
+        self.offset + field::OPTION_HEADER
+    }
+
+    fn err(&self, kind: ErrorKind) -> DecodeError {
+        DecodeError::new(self.offset, Some(self.code.into()), kind)
+    }
+
+    fn exact(&self, expected: usize) -> Result<()> {
+        if self.data.len() != expected {
+            return Err(self.err(ErrorKind::BadLength {
+                len: self.data.len(),
+                expected,
+            }));
+        }
+        Ok(())
+    }
+
+    fn at_least(&self, min: usize) -> Result<()> {
+        if self.data.len() < min {
+            return Err(self.err(ErrorKind::TooShort {
+                len: self.data.len(),
+                min,
+            }));
+        }
+        Ok(())
+    }
+
+    fn duid(&self) -> Result<&'a [u8]> {
+        check_duid_len(self.data.len()).map_err(|k| self.err(k))?;
+        Ok(self.data)
+    }
+
+    fn nested(&self, skip: usize) -> Result<Options<'a>> {
+        let depth = self.depth + 1;
+        if depth > MAX_NESTING {
+            return Err(self.err(ErrorKind::TooDeep));
+        }
+        Ok(Options::new(
+            &self.data[skip..],
+            self.body_offset() + skip,
+            depth,
+        ))
+    }
+
+    /// Check this option's fixed part and give its typed view. Nested options
+    /// are not walked here (see [`OptionView::validate`]).
+    pub fn parse(&self) -> Result<OptionView<'a>> {
+        let d = self.data;
+        Ok(match OptionCode::from(self.code) {
+            OptionCode::ClientId => OptionView::ClientId(self.duid()?),
+            OptionCode::ServerId => OptionView::ServerId(self.duid()?),
+            OptionCode::RelayId => OptionView::RelayId(self.duid()?),
+            OptionCode::IaAddr => {
+                self.at_least(24)?;
+                OptionView::IaAddr {
+                    address: ipv6(&d[0..16]),
+                    preferred_lifetime: be32(&d[16..20]),
+                    valid_lifetime: be32(&d[20..24]),
+                    options: self.nested(24)?,
+                }
+            }
+            OptionCode::IaPrefix => {
+                self.at_least(25)?;
+                let plen = d[8];
+                let prefix = Ipv6Net::new(ipv6(&d[9..25]), plen).map_err(|_| {
+                    DecodeError::new(
+                        self.body_offset() + 8,
+                        Some(self.code.into()),
+                        ErrorKind::BadPrefixLength(plen),
+                    )
+                })?;
+                OptionView::IaPrefix {
+                    preferred_lifetime: be32(&d[0..4]),
+                    valid_lifetime: be32(&d[4..8]),
+                    prefix,
+                    options: self.nested(25)?,
+                }
+            }
+            OptionCode::Oro => {
+                if d.len() % 2 != 0 {
+                    return Err(self.err(ErrorKind::NotMultiple {
+                        len: d.len(),
+                        multiple: 2,
+                    }));
+                }
+                OptionView::Oro(d)
+            }
+            OptionCode::RelayMsg => {
+                let opts = self.nested(0)?;
+                OptionView::RelayMsg(MessageView::parse_at(d, opts.base, opts.depth)?)
+            }
+            OptionCode::StatusCode => {
+                self.at_least(2)?;
+                OptionView::StatusCode {
+                    code: be16(&d[0..2]).into(),
+                    message: &d[2..],
+                }
+            }
+            OptionCode::InterfaceId => OptionView::InterfaceId(d),
+            OptionCode::RemoteId => {
+                self.at_least(4)?;
+                OptionView::RemoteId {
+                    body: d,
+                    enterprise: be32(&d[0..4]),
+                    id: &d[4..],
+                }
+            }
+            OptionCode::LqQuery => {
+                self.at_least(17)?;
+                OptionView::LqQuery {
+                    query_type: d[0].into(),
+                    link_address: ipv6(&d[1..17]),
+                    options: self.nested(17)?,
+                }
+            }
+            OptionCode::ClientData => OptionView::ClientData(self.nested(0)?),
+            OptionCode::CltTime => {
+                self.exact(4)?;
+                OptionView::CltTime(be32(d))
+            }
+            OptionCode::LqRelayData => {
+                self.at_least(16 + field::RELAY_OPTIONS)?;
+                let opts = self.nested(16)?;
+                let message = MessageView::parse_at(&d[16..], opts.base, opts.depth)?;
+                if !message.msg_type().is_relay() {
+                    return Err(DecodeError::new(
+                        opts.base,
+                        Some(self.code.into()),
+                        ErrorKind::NotRelayMessage(message.msg_type().into()),
+                    ));
+                }
+                OptionView::LqRelayData {
+                    peer_address: ipv6(&d[0..16]),
+                    message,
+                }
+            }
+            OptionCode::LqClientLink => {
+                if d.len() % 16 != 0 {
+                    return Err(self.err(ErrorKind::NotMultiple {
+                        len: d.len(),
+                        multiple: 16,
+                    }));
+                }
+                OptionView::LqClientLink(d)
+            }
+            OptionCode::IaNa | OptionCode::IaPd | OptionCode::Unknown(_) => OptionView::Unknown {
+                code: self.code,
+                data: d,
+            },
+        })
+    }
+}
+
+impl<'a> OptionView<'a> {
+    /// The option code of this view.
+    pub fn code(&self) -> OptionCode {
+        match self {
+            OptionView::ClientId(_) => OptionCode::ClientId,
+            OptionView::ServerId(_) => OptionCode::ServerId,
+            OptionView::IaAddr { .. } => OptionCode::IaAddr,
+            OptionView::IaPrefix { .. } => OptionCode::IaPrefix,
+            OptionView::Oro(_) => OptionCode::Oro,
+            OptionView::RelayMsg(_) => OptionCode::RelayMsg,
+            OptionView::StatusCode { .. } => OptionCode::StatusCode,
+            OptionView::InterfaceId(_) => OptionCode::InterfaceId,
+            OptionView::RemoteId { .. } => OptionCode::RemoteId,
+            OptionView::LqQuery { .. } => OptionCode::LqQuery,
+            OptionView::ClientData(_) => OptionCode::ClientData,
+            OptionView::CltTime(_) => OptionCode::CltTime,
+            OptionView::LqRelayData { .. } => OptionCode::LqRelayData,
+            OptionView::LqClientLink(_) => OptionCode::LqClientLink,
+            OptionView::RelayId(_) => OptionCode::RelayId,
+            OptionView::Unknown { code, .. } => (*code).into(),
+        }
+    }
+
+    /// Check everything nested inside this option.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            OptionView::IaAddr { options, .. }
+            | OptionView::IaPrefix { options, .. }
+            | OptionView::LqQuery { options, .. }
+            | OptionView::ClientData(options) => options.validate(),
+            OptionView::RelayMsg(m) | OptionView::LqRelayData { message: m, .. } => {
+                m.options().validate()
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A borrowed view of one DHCPv6 message whose fixed header has been checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageView<'a> {
+    buf: &'a [u8],
+    base: usize,
+    depth: usize,
+}
+
+impl<'a> MessageView<'a> {
+    /// View a whole message (the body of one TCP frame); checks the fixed header only.
+    pub fn parse(buf: &'a [u8]) -> Result<Self> {
+        Self::parse_at(buf, 0, 0)
+    }
+
+    /// View a whole message and check every option in it, recursively.
+    pub fn parse_validated(buf: &'a [u8]) -> Result<Self> {
+        let m = Self::parse(buf)?;
+        m.options().validate()?;
+        Ok(m)
+    }
+
+    /// View a message that sits at absolute offset `base`, nested `depth` deep.
+    pub fn parse_at(buf: &'a [u8], base: usize, depth: usize) -> Result<Self> {
+        let needed = match buf.first() {
+            None => field::CLIENT_OPTIONS,
+            Some(&t) if MessageType::from(t).is_relay() => field::RELAY_OPTIONS,
+            Some(_) => field::CLIENT_OPTIONS,
+        };
+        if buf.len() < needed {
+            return Err(DecodeError::new(
+                base,
+                None,
+                ErrorKind::Truncated {
+                    needed,
+                    available: buf.len(),
+                },
+            ));
+        }
+        Ok(MessageView { buf, base, depth })
+    }
+
+    /// The whole message.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// The msg-type.
+    pub fn msg_type(&self) -> MessageType {
+        self.buf[field::MSG_TYPE].into()
+    }
+
+    /// True for RELAY-FORW and RELAY-REPL.
+    pub fn is_relay(&self) -> bool {
+        self.msg_type().is_relay()
+    }
+
+    /// The 24-bit transaction-id (0 for a relay message, which has none).
+    pub fn transaction_id(&self) -> u32 {
+        if self.is_relay() {
+            return 0;
+        }
+        u32::from_be_bytes([0, self.buf[1], self.buf[2], self.buf[3]])
+    }
+
+    /// Relay hop-count (0 for a client/server message).
+    pub fn hop_count(&self) -> u8 {
+        if self.is_relay() {
+            self.buf[field::HOP_COUNT]
+        } else {
+            0
+        }
+    }
+
+    /// Relay link-address (:: for a client/server message).
+    pub fn link_address(&self) -> Ipv6Addr {
+        if self.is_relay() {
+            ipv6(&self.buf[field::LINK_ADDRESS])
+        } else {
+            Ipv6Addr::UNSPECIFIED
+        }
+    }
+
+    /// Relay peer-address (:: for a client/server message).
+    pub fn peer_address(&self) -> Ipv6Addr {
+        if self.is_relay() {
+            ipv6(&self.buf[field::PEER_ADDRESS])
+        } else {
+            Ipv6Addr::UNSPECIFIED
+        }
+    }
+
+    /// The options, unwalked.
+    pub fn options(&self) -> Options<'a> {
+        let start = if self.is_relay() {
+            field::RELAY_OPTIONS
+        } else {
+            field::CLIENT_OPTIONS
+        };
+        Options::new(&self.buf[start..], self.base + start, self.depth)
+    }
+
+    /// The first STATUS_CODE option of the message, if any (after validation).
+    pub fn status(&self) -> Option<(StatusCode, &'a [u8])> {
+        self.options().valid().find_map(|o| match o {
+            OptionView::StatusCode { code, message } => Some((code, message)),
+            _ => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncated_client_header() {
+        let e = MessageView::parse(&[15, 0, 1]).unwrap_err();
+        assert_eq!(
+            e,
+            DecodeError::new(
+                0,
+                None,
+                ErrorKind::Truncated {
+                    needed: 4,
+                    available: 3
+                }
+            )
+        );
+        assert_eq!(
+            e.to_string(),
+            "at offset 0: truncated: needs 4 octets, 3 left"
+        );
+        assert!(MessageView::parse(&[]).is_err());
+    }
+
+    #[test]
+    fn truncated_relay_header() {
+        let mut m = vec![12, 0];
+        m.extend_from_slice(&[0; 31]);
+        let e = MessageView::parse(&m).unwrap_err();
+        assert_eq!(
+            e.kind,
+            ErrorKind::Truncated {
+                needed: 34,
+                available: 33
+            }
+        );
+    }
+
+    #[test]
+    fn truncated_option_header() {
+        // REPLY xid 1, then 3 octets of an option header.
+        let m = [15, 0, 0, 1, 0, 1, 0];
+        let v = MessageView::parse(&m).unwrap();
+        let e = v.options().validate().unwrap_err();
+        assert_eq!(
+            e,
+            DecodeError::new(
+                4,
+                None,
+                ErrorKind::Truncated {
+                    needed: 4,
+                    available: 3
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn transaction_id_and_relay_fields() {
+        let m = [17, 0xab, 0xcd, 0xef];
+        let v = MessageView::parse(&m).unwrap();
+        assert_eq!(v.msg_type(), MessageType::LeasequeryData);
+        assert_eq!(v.transaction_id(), 0xabcdef);
+        assert_eq!(v.hop_count(), 0);
+        let mut r = vec![12, 3];
+        r.extend_from_slice(&Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1).octets());
+        r.extend_from_slice(&Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2).octets());
+        let v = MessageView::parse(&r).unwrap();
+        assert!(v.is_relay());
+        assert_eq!(v.hop_count(), 3);
+        assert_eq!(v.transaction_id(), 0);
+        assert_eq!(v.link_address(), "2001:db8::1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(v.peer_address(), "fe80::2".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(v.options().as_bytes(), &[] as &[u8]);
+    }
+
+    #[test]
+    fn nesting_limit() {
+        // CLIENT_DATA inside CLIENT_DATA ... MAX_NESTING + 1 deep.
+        let mut body: Vec<u8> = Vec::new();
+        for _ in 0..=MAX_NESTING {
+            let mut o = vec![0, 45];
+            o.extend_from_slice(&(body.len() as u16).to_be_bytes());
+            o.extend_from_slice(&body);
+            body = o;
+        }
+        let mut m = vec![17, 0, 0, 1];
+        m.extend_from_slice(&body);
+        let e = MessageView::parse_validated(&m).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::TooDeep);
+        assert_eq!(e.option, Some(OptionCode::ClientData));
+    }
+}
