@@ -5,9 +5,12 @@
 //! - [`proto`]: the sans-IO protocol core: wire codec, bindings, framing.
 //! - [`transport`]: the tokio shell: framed TCP connections.
 //! - [`decode`]: `pdrestore decode`, reading captured byte streams.
+//! - [`requestor`]: Bulk Leasequery to several servers at once: reply
+//!   assembly (sans IO), connections, retries, fan-out.
 
 #![warn(missing_docs)]
 
 pub mod decode;
 pub mod proto;
+pub mod requestor;
 pub mod transport;

@@ -1,0 +1,816 @@
+//! Reply assembly: the sans-IO state machines of the requestor.
+//!
+//! No sockets, no clock, no tokio: every input carries the current time as an
+//! [`Instant`], and every output is polled. Two levels:
+//!
+//! - [`QueryAssembler`]: one query (one transaction-id). It walks
+//!   LEASEQUERY-REPLY -> LEASEQUERY-DATA* -> LEASEQUERY-DONE and ends with one
+//!   typed [`Outcome`] (RFC 5460 s.6.3, s.6.3.1).
+//! - [`ReplyDemux`]: one TCP connection. It owns the assemblers of every query
+//!   in flight, routes each received message by transaction-id however the
+//!   replies interleave (RFC 5460 s.6.5), enforces the connection-wide rules
+//!   (a DATA or DONE for no outstanding query closes the connection, s.6.3)
+//!   and runs BULK_LQ_DATA_TIMEOUT (s.5.6, s.6.3) as a deadline given by
+//!   [`ReplyDemux::poll_timeout`].
+//!
+//! Bindings are yielded as [`Event::Binding`] as soon as the message holding
+//! them has been handled, not at the end of the query.
+//!
+//! # Validation rules
+//! - A REPLY without OPTION_SERVERID, or without our OPTION_CLIENTID, is
+//!   discarded (RFC 5007 s.4.2.2): [`Event::Dropped`], the query keeps waiting.
+//! - An OPTION_CLIENT_DATA without OPTION_CLT_TIME (RFC 5007 s.4.3.3), without
+//!   OPTION_CLIENTID, or with a repeated option is discarded; the rest of the
+//!   message is used.
+//! - A DATA without OPTION_CLIENT_DATA is discarded (RFC 5460 s.6.3).
+//! - OPTION_LQ_CLIENT_LINK in a bulk reply is a protocol error (RFC 5460 s.6.3).
+//! - A DATA or DONE whose transaction-id matches no outstanding query closes
+//!   the connection (RFC 5460 s.6.3).
+//! - A DONE with an error status after a successful REPLY makes the result
+//!   partial (RFC 5460 s.5.2.2).
+//! - A message that does not decode, a DATA or DONE before the REPLY, a second
+//!   REPLY, and a message of any other type are protocol errors. Every protocol
+//!   error closes the connection: the stream can no longer be trusted, and
+//!   the other queries in flight end [`PartialReason::Aborted`].
+
+use crate::proto::binding::ClientData;
+use crate::proto::{Binding, ClientDataError, DecodeError, Duid, MessageType, MessageView};
+use crate::proto::{OptionView, StatusCode};
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// BULK_LQ_DATA_TIMEOUT default: 300 s (RFC 5460 s.5.6).
+pub const BULK_LQ_DATA_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A status a server sent in OPTION_STATUS_CODE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerStatus {
+    /// The status code.
+    pub code: StatusCode,
+    /// The status message (lossy UTF-8).
+    pub message: String,
+}
+
+impl ServerStatus {
+    fn from_wire(code: StatusCode, message: &[u8]) -> Self {
+        ServerStatus {
+            code,
+            message: String::from_utf8_lossy(message).into_owned(),
+        }
+    }
+}
+
+impl fmt::Display for ServerStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.message.is_empty() {
+            write!(f, "{}", self.code)
+        } else {
+            write!(f, "{} {:?}", self.code, self.message)
+        }
+    }
+}
+
+/// A violation of the protocol by the server. Each one closes the connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// A message that does not decode (strict codec: nothing of it is used).
+    #[error("malformed message: {0}")]
+    Malformed(DecodeError),
+    /// A zero-length frame (RFC 5460 s.5.1).
+    #[error("zero-length frame")]
+    EmptyFrame,
+    /// A message type a requestor never receives (a relay message, a LEASEQUERY, ...).
+    #[error("unexpected message type {0}")]
+    UnexpectedMessage(MessageType),
+    /// OPTION_LQ_CLIENT_LINK in a bulk reply (RFC 5460 s.6.3: MUST NOT be present).
+    #[error("OPTION_LQ_CLIENT_LINK in a bulk reply (RFC 5460 6.3)")]
+    ClientLink,
+    /// A LEASEQUERY-DATA before the LEASEQUERY-REPLY (RFC 5460 s.5.2.1).
+    #[error("LEASEQUERY-DATA before LEASEQUERY-REPLY (RFC 5460 5.2.1)")]
+    DataBeforeReply,
+    /// A LEASEQUERY-DONE before the LEASEQUERY-REPLY.
+    #[error("LEASEQUERY-DONE before LEASEQUERY-REPLY")]
+    DoneBeforeReply,
+    /// A second LEASEQUERY-REPLY for one query (RFC 5460 s.5.2: only one).
+    #[error("second LEASEQUERY-REPLY for one query (RFC 5460 5.2)")]
+    DuplicateReply,
+    /// A DATA or DONE whose transaction-id matches no outstanding query (RFC 5460 s.6.3).
+    #[error("{msg_type} with transaction-id 0x{xid:06x} that matches no outstanding query (RFC 5460 6.3)")]
+    UnknownXid {
+        /// The message type.
+        msg_type: MessageType,
+        /// Its transaction-id.
+        xid: u32,
+    },
+}
+
+/// A failure below the protocol: connecting, writing, reading.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// The connection was refused (nothing listens there).
+    #[error("connection refused")]
+    Refused,
+    /// The connect did not complete within the data timeout.
+    #[error("connect timed out")]
+    ConnectTimeout,
+    /// Connecting failed otherwise.
+    #[error("connect failed: {0}")]
+    Connect(String),
+    /// A write stayed blocked for the data timeout (RFC 5460 s.6.2).
+    #[error("write blocked for the data timeout (RFC 5460 6.2)")]
+    WriteTimeout,
+    /// Reading or writing failed.
+    #[error("i/o error: {0}")]
+    Io(String),
+}
+
+/// Why a query that was sent did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartialReason {
+    /// The server closed the connection first (RFC 5460 s.6.3.1 item 3).
+    Closed,
+    /// Nothing arrived for BULK_LQ_DATA_TIMEOUT (RFC 5460 s.6.3).
+    DataTimeout,
+    /// LEASEQUERY-DONE carried an error status after data (RFC 5460 s.5.2.2);
+    /// QueryTerminated is the usual one (s.5.5).
+    DoneStatus(ServerStatus),
+    /// This query's reply broke the protocol.
+    Protocol(ProtocolError),
+    /// Another query on the same connection broke the protocol, and the
+    /// connection was closed under this one.
+    Aborted(ProtocolError),
+}
+
+impl fmt::Display for PartialReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PartialReason::Closed => write!(f, "connection closed by the server"),
+            PartialReason::DataTimeout => write!(f, "data timeout"),
+            PartialReason::DoneStatus(s) => write!(f, "DONE with status {s}"),
+            PartialReason::Protocol(e) => write!(f, "protocol error: {e}"),
+            PartialReason::Aborted(e) => write!(f, "connection aborted: {e}"),
+        }
+    }
+}
+
+/// How one query ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// REPLY with OPTION_CLIENT_DATA, DATA*, then DONE (RFC 5460 s.6.3.1 item 2):
+    /// every binding the server has for the query was delivered.
+    Complete,
+    /// A successful REPLY without OPTION_CLIENT_DATA (RFC 5460 s.6.3, s.6.3.1
+    /// item 1): the server has no matching binding.
+    NoBindings,
+    /// The REPLY carried an error status (RFC 5007 s.4.3.3, RFC 5460 s.5.5).
+    ServerStatus(ServerStatus),
+    /// The query did not complete; the bindings delivered, if any, are a subset.
+    Partial(PartialReason),
+    /// The transport failed; the bindings delivered, if any, are a subset.
+    TransportFailure(TransportError),
+}
+
+impl Outcome {
+    /// True when the server's answer is whole: [`Outcome::Complete`] or
+    /// [`Outcome::NoBindings`].
+    pub fn is_complete(&self) -> bool {
+        matches!(self, Outcome::Complete | Outcome::NoBindings)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Complete => write!(f, "complete"),
+            Outcome::NoBindings => write!(f, "no bindings"),
+            Outcome::ServerStatus(s) => write!(f, "status {s}"),
+            Outcome::Partial(r) => write!(f, "partial: {r}"),
+            Outcome::TransportFailure(e) => write!(f, "transport failure: {e}"),
+        }
+    }
+}
+
+/// Why a message or an option was discarded without ending the query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DropReason {
+    /// A REPLY without OPTION_SERVERID (RFC 5007 s.4.2.2).
+    ReplyWithoutServerId,
+    /// A REPLY without OPTION_CLIENTID (RFC 5007 s.4.2.2).
+    ReplyWithoutClientId,
+    /// A REPLY whose OPTION_CLIENTID is not our DUID (RFC 5007 s.4.2.2).
+    ReplyForeignClientId(Duid),
+    /// A REPLY whose transaction-id matches no outstanding query.
+    ReplyUnknownXid,
+    /// A DATA without OPTION_CLIENT_DATA (RFC 5460 s.6.3).
+    DataWithoutClientData,
+    /// An OPTION_CLIENT_DATA that yields no binding (no CLT_TIME: RFC 5007
+    /// s.4.3.3; no CLIENTID; a repeated option).
+    ClientData(ClientDataError),
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DropReason::ReplyWithoutServerId => {
+                write!(f, "REPLY without SERVERID discarded (RFC 5007 4.2.2)")
+            }
+            DropReason::ReplyWithoutClientId => {
+                write!(f, "REPLY without CLIENTID discarded (RFC 5007 4.2.2)")
+            }
+            DropReason::ReplyForeignClientId(d) => {
+                write!(
+                    f,
+                    "REPLY for CLIENTID {d}, not ours, discarded (RFC 5007 4.2.2)"
+                )
+            }
+            DropReason::ReplyUnknownXid => {
+                write!(f, "REPLY for no outstanding query discarded")
+            }
+            DropReason::DataWithoutClientData => {
+                write!(f, "DATA without CLIENT_DATA discarded (RFC 5460 6.3)")
+            }
+            DropReason::ClientData(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Counters and times of one query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryStats {
+    /// When the query was started (sent).
+    pub started: Instant,
+    /// When its REPLY arrived.
+    pub replied: Option<Instant>,
+    /// When it ended.
+    pub finished: Option<Instant>,
+    /// Messages received for it (discarded ones included).
+    pub messages: u64,
+    /// Bindings delivered.
+    pub bindings: u64,
+    /// Messages and CLIENT_DATA options discarded.
+    pub dropped: u64,
+    /// The server's DUID, from OPTION_SERVERID of the REPLY.
+    pub server_id: Option<Duid>,
+}
+
+/// What a state machine has to tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A binding arrived.
+    Binding {
+        /// Transaction-id of the query.
+        xid: u32,
+        /// When the message holding it was handled.
+        at: Instant,
+        /// The binding.
+        binding: Binding,
+    },
+    /// Something was discarded; the query goes on.
+    Dropped {
+        /// Transaction-id of the message.
+        xid: u32,
+        /// What and why.
+        reason: DropReason,
+    },
+    /// A query ended. No event for its transaction-id follows.
+    Finished {
+        /// Transaction-id of the query.
+        xid: u32,
+        /// How it ended.
+        outcome: Outcome,
+        /// Its counters.
+        stats: QueryStats,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    AwaitingReply,
+    ReceivingData,
+    Finished(Outcome),
+}
+
+/// The reply assembly of one query (one transaction-id), RFC 5460 s.6.3.
+///
+/// Feed it every validated message carrying its transaction-id with
+/// [`QueryAssembler::handle_message`], and tell it how the connection ended
+/// with [`QueryAssembler::handle_close`] or [`QueryAssembler::fail`]; read
+/// what happened with [`QueryAssembler::poll_event`]. Time is only recorded,
+/// never read: the data timeout is run by the caller (see [`ReplyDemux`]).
+#[derive(Debug)]
+pub struct QueryAssembler {
+    xid: u32,
+    requestor: Duid,
+    state: State,
+    stats: QueryStats,
+    events: VecDeque<Event>,
+}
+
+/// What the options of one reply message hold, gathered in one walk.
+#[derive(Default)]
+struct Scan<'a> {
+    client_id: Option<&'a [u8]>,
+    server_id: Option<&'a [u8]>,
+    status: Option<(StatusCode, &'a [u8])>,
+    client_link: bool,
+    client_data: usize,
+}
+
+fn scan<'a>(msg: &MessageView<'a>) -> Scan<'a> {
+    let mut s = Scan::default();
+    for o in msg.options().valid() {
+        match o {
+            OptionView::ClientId(d) => {
+                s.client_id.get_or_insert(d);
+            }
+            OptionView::ServerId(d) => {
+                s.server_id.get_or_insert(d);
+            }
+            OptionView::StatusCode { code, message } => {
+                s.status.get_or_insert((code, message));
+            }
+            OptionView::LqClientLink(_) => s.client_link = true,
+            OptionView::ClientData(_) => s.client_data += 1,
+            _ => {}
+        }
+    }
+    s
+}
+
+impl QueryAssembler {
+    /// A query with transaction-id `xid` (low 24 bits), sent at `now` with
+    /// OPTION_CLIENTID `requestor`.
+    pub fn new(xid: u32, requestor: Duid, now: Instant) -> Self {
+        QueryAssembler {
+            xid: xid & 0x00ff_ffff,
+            requestor,
+            state: State::AwaitingReply,
+            stats: QueryStats {
+                started: now,
+                replied: None,
+                finished: None,
+                messages: 0,
+                bindings: 0,
+                dropped: 0,
+                server_id: None,
+            },
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The transaction-id.
+    pub fn xid(&self) -> u32 {
+        self.xid
+    }
+
+    /// The outcome, once the query has ended.
+    pub fn outcome(&self) -> Option<&Outcome> {
+        match &self.state {
+            State::Finished(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// True once the query has ended.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.state, State::Finished(_))
+    }
+
+    /// True once a valid REPLY has been accepted.
+    pub fn has_reply(&self) -> bool {
+        self.stats.replied.is_some()
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> &QueryStats {
+        &self.stats
+    }
+
+    /// The next event, oldest first.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn finish(&mut self, outcome: Outcome, now: Instant) {
+        if self.is_finished() {
+            return;
+        }
+        self.stats.finished = Some(now);
+        self.state = State::Finished(outcome.clone());
+        self.events.push_back(Event::Finished {
+            xid: self.xid,
+            outcome,
+            stats: self.stats.clone(),
+        });
+    }
+
+    fn violate(&mut self, e: ProtocolError, now: Instant) -> Result<(), ProtocolError> {
+        self.finish(Outcome::Partial(PartialReason::Protocol(e.clone())), now);
+        Err(e)
+    }
+
+    fn drop_msg(&mut self, reason: DropReason) {
+        self.stats.dropped += 1;
+        self.events.push_back(Event::Dropped {
+            xid: self.xid,
+            reason,
+        });
+    }
+
+    fn take_bindings(&mut self, msg: &MessageView<'_>, now: Instant) {
+        for o in msg.options().valid() {
+            let OptionView::ClientData(opts) = o else {
+                continue;
+            };
+            match ClientData::parse(opts) {
+                Ok(cd) => {
+                    for b in cd.bindings() {
+                        self.stats.bindings += 1;
+                        self.events.push_back(Event::Binding {
+                            xid: self.xid,
+                            at: now,
+                            binding: b.to_binding(),
+                        });
+                    }
+                }
+                Err(e) => self.drop_msg(DropReason::ClientData(e)),
+            }
+        }
+    }
+
+    /// Handle one received message with this query's transaction-id. The
+    /// message must have been validated ([`MessageView::parse_validated`]).
+    ///
+    /// `Err` means the message broke the protocol and the connection must be
+    /// closed (RFC 5460 s.6.3); the query has then ended (unless it had ended
+    /// before, in which case a DATA or DONE is [`ProtocolError::UnknownXid`]:
+    /// it is no longer outstanding).
+    pub fn handle_message(
+        &mut self,
+        msg: &MessageView<'_>,
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
+        let msg_type = msg.msg_type();
+        if msg.is_relay() || msg.transaction_id() != self.xid {
+            let e = if msg.is_relay() {
+                ProtocolError::UnexpectedMessage(msg_type)
+            } else {
+                ProtocolError::UnknownXid {
+                    msg_type,
+                    xid: msg.transaction_id(),
+                }
+            };
+            return self.violate(e, now);
+        }
+        if self.is_finished() {
+            return Err(match msg_type {
+                MessageType::LeasequeryReply => ProtocolError::DuplicateReply,
+                MessageType::LeasequeryData | MessageType::LeasequeryDone => {
+                    ProtocolError::UnknownXid {
+                        msg_type,
+                        xid: self.xid,
+                    }
+                }
+                other => ProtocolError::UnexpectedMessage(other),
+            });
+        }
+        self.stats.messages += 1;
+        let s = scan(msg);
+        match (msg_type, &self.state) {
+            (MessageType::LeasequeryReply, State::AwaitingReply) => {
+                let Some(server_id) = s.server_id else {
+                    self.drop_msg(DropReason::ReplyWithoutServerId);
+                    return Ok(());
+                };
+                let Some(client_id) = s.client_id else {
+                    self.drop_msg(DropReason::ReplyWithoutClientId);
+                    return Ok(());
+                };
+                if client_id != self.requestor.as_bytes() {
+                    self.drop_msg(DropReason::ReplyForeignClientId(Duid::from_bytes(
+                        client_id,
+                    )));
+                    return Ok(());
+                }
+                self.stats.replied = Some(now);
+                self.stats.server_id = Some(Duid::from_bytes(server_id));
+                if s.client_link {
+                    return self.violate(ProtocolError::ClientLink, now);
+                }
+                match s.status {
+                    Some((code, text)) if code != StatusCode::Success => {
+                        self.finish(
+                            Outcome::ServerStatus(ServerStatus::from_wire(code, text)),
+                            now,
+                        );
+                    }
+                    _ if s.client_data == 0 => self.finish(Outcome::NoBindings, now),
+                    _ => {
+                        self.state = State::ReceivingData;
+                        self.take_bindings(msg, now);
+                    }
+                }
+                Ok(())
+            }
+            (MessageType::LeasequeryReply, _) => self.violate(ProtocolError::DuplicateReply, now),
+            (MessageType::LeasequeryData, State::AwaitingReply) => {
+                self.violate(ProtocolError::DataBeforeReply, now)
+            }
+            (MessageType::LeasequeryData, _) => {
+                if s.client_link {
+                    return self.violate(ProtocolError::ClientLink, now);
+                }
+                if s.client_data == 0 {
+                    self.drop_msg(DropReason::DataWithoutClientData);
+                } else {
+                    self.take_bindings(msg, now);
+                }
+                Ok(())
+            }
+            (MessageType::LeasequeryDone, State::AwaitingReply) => {
+                self.violate(ProtocolError::DoneBeforeReply, now)
+            }
+            (MessageType::LeasequeryDone, _) => {
+                if s.client_link {
+                    return self.violate(ProtocolError::ClientLink, now);
+                }
+                match s.status {
+                    Some((code, text)) if code != StatusCode::Success => self.finish(
+                        Outcome::Partial(PartialReason::DoneStatus(ServerStatus::from_wire(
+                            code, text,
+                        ))),
+                        now,
+                    ),
+                    _ => self.finish(Outcome::Complete, now),
+                }
+                Ok(())
+            }
+            (other, _) => self.violate(ProtocolError::UnexpectedMessage(other), now),
+        }
+    }
+
+    /// The connection was closed by the server before this query ended:
+    /// the result is partial (RFC 5460 s.6.3.1 item 3). No effect once ended.
+    pub fn handle_close(&mut self, now: Instant) {
+        self.finish(Outcome::Partial(PartialReason::Closed), now);
+    }
+
+    /// End the query with `outcome` (data timeout, transport failure, abort).
+    /// No effect once ended.
+    pub fn fail(&mut self, outcome: Outcome, now: Instant) {
+        self.finish(outcome, now);
+    }
+}
+
+/// Why a [`ReplyDemux`] wants its connection closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The server closed it.
+    PeerClosed,
+    /// BULK_LQ_DATA_TIMEOUT passed with nothing received (RFC 5460 s.6.3).
+    DataTimeout,
+    /// The server broke the protocol.
+    Protocol(ProtocolError),
+    /// The transport failed.
+    Transport(TransportError),
+}
+
+/// Why [`ReplyDemux::start_query`] refused a query.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// Another outstanding query has this transaction-id (RFC 5460 s.6.5: each unique).
+    #[error("transaction-id 0x{0:06x} is already outstanding")]
+    DuplicateXid(u32),
+    /// The connection is closed.
+    #[error("the connection is closed")]
+    Closed,
+}
+
+/// The reply side of one Bulk Leasequery connection, sans IO.
+///
+/// Call [`ReplyDemux::start_query`] when a LEASEQUERY is sent,
+/// [`ReplyDemux::handle_frame`] for every frame received,
+/// [`ReplyDemux::handle_close`] at end of stream,
+/// [`ReplyDemux::handle_transport_error`] when reading or writing fails, and
+/// [`ReplyDemux::handle_timeout`] when the instant of
+/// [`ReplyDemux::poll_timeout`] has come. After each, drain
+/// [`ReplyDemux::poll_event`] and check [`ReplyDemux::close_reason`]: once it
+/// is set, close the socket; every query has then ended.
+#[derive(Debug)]
+pub struct ReplyDemux {
+    requestor: Duid,
+    data_timeout: Duration,
+    queries: BTreeMap<u32, QueryAssembler>,
+    last_activity: Option<Instant>,
+    events: VecDeque<Event>,
+    closed: Option<CloseReason>,
+}
+
+impl ReplyDemux {
+    /// A connection whose queries carry OPTION_CLIENTID `requestor`, with
+    /// BULK_LQ_DATA_TIMEOUT `data_timeout`.
+    pub fn new(requestor: Duid, data_timeout: Duration) -> Self {
+        ReplyDemux {
+            requestor,
+            data_timeout,
+            queries: BTreeMap::new(),
+            last_activity: None,
+            events: VecDeque::new(),
+            closed: None,
+        }
+    }
+
+    /// The requestor DUID.
+    pub fn requestor(&self) -> &Duid {
+        &self.requestor
+    }
+
+    /// Register a query about to be sent with transaction-id `xid` (low 24 bits).
+    pub fn start_query(&mut self, xid: u32, now: Instant) -> Result<(), StartError> {
+        let xid = xid & 0x00ff_ffff;
+        if self.closed.is_some() {
+            return Err(StartError::Closed);
+        }
+        if self.queries.contains_key(&xid) {
+            return Err(StartError::DuplicateXid(xid));
+        }
+        self.queries
+            .insert(xid, QueryAssembler::new(xid, self.requestor.clone(), now));
+        self.touch(now);
+        Ok(())
+    }
+
+    /// Number of queries that have not ended.
+    pub fn outstanding(&self) -> usize {
+        self.queries.len()
+    }
+
+    /// True when `xid` is outstanding.
+    pub fn is_outstanding(&self, xid: u32) -> bool {
+        self.queries.contains_key(&(xid & 0x00ff_ffff))
+    }
+
+    /// Set once the connection must be closed.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        self.closed.as_ref()
+    }
+
+    /// The next event, oldest first.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`ReplyDemux::handle_timeout`] must be called: BULK_LQ_DATA_TIMEOUT
+    /// after the last message received or query started, while a query is
+    /// outstanding (RFC 5460 s.6.3).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed.is_some() || self.queries.is_empty() {
+            return None;
+        }
+        self.last_activity.map(|t| t + self.data_timeout)
+    }
+
+    fn touch(&mut self, now: Instant) {
+        self.last_activity = Some(match self.last_activity {
+            Some(t) if t > now => t,
+            _ => now,
+        });
+    }
+
+    fn drain(&mut self, xid: u32) {
+        if let Some(q) = self.queries.get_mut(&xid) {
+            while let Some(e) = q.poll_event() {
+                self.events.push_back(e);
+            }
+            if q.is_finished() {
+                self.queries.remove(&xid);
+            }
+        }
+    }
+
+    /// Close the connection: every outstanding query ends with `outcome`.
+    fn close(&mut self, reason: CloseReason, outcome: Outcome, now: Instant) {
+        if self.closed.is_some() {
+            return;
+        }
+        self.closed = Some(reason);
+        let xids: Vec<u32> = self.queries.keys().copied().collect();
+        for xid in xids {
+            if let Some(q) = self.queries.get_mut(&xid) {
+                q.fail(outcome.clone(), now);
+            }
+            self.drain(xid);
+        }
+    }
+
+    /// Handle one received frame body (one DHCPv6 message).
+    pub fn handle_frame(&mut self, frame: &[u8], now: Instant) {
+        if frame.is_empty() {
+            return self.protocol_violation(None, ProtocolError::EmptyFrame, now);
+        }
+        match MessageView::parse_validated(frame) {
+            Ok(msg) => self.handle_message(&msg, now),
+            Err(e) => {
+                // The xid, when the header is there, names the query at fault.
+                let xid = (frame.len() >= 4 && !MessageType::from(frame[0]).is_relay())
+                    .then(|| u32::from_be_bytes([0, frame[1], frame[2], frame[3]]));
+                self.protocol_violation(xid, ProtocolError::Malformed(e), now)
+            }
+        }
+    }
+
+    fn protocol_violation(&mut self, xid: Option<u32>, e: ProtocolError, now: Instant) {
+        if let Some(q) = xid.and_then(|x| self.queries.get_mut(&x)) {
+            q.fail(Outcome::Partial(PartialReason::Protocol(e.clone())), now);
+            let x = q.xid();
+            self.drain(x);
+        }
+        self.close(
+            CloseReason::Protocol(e.clone()),
+            Outcome::Partial(PartialReason::Aborted(e)),
+            now,
+        );
+    }
+
+    /// Handle one received message, validated ([`MessageView::parse_validated`]).
+    pub fn handle_message(&mut self, msg: &MessageView<'_>, now: Instant) {
+        if self.closed.is_some() {
+            return;
+        }
+        self.touch(now);
+        let msg_type = msg.msg_type();
+        if !matches!(
+            msg_type,
+            MessageType::LeasequeryReply
+                | MessageType::LeasequeryData
+                | MessageType::LeasequeryDone
+        ) {
+            let xid = (!msg.is_relay()).then(|| msg.transaction_id());
+            return self.protocol_violation(xid, ProtocolError::UnexpectedMessage(msg_type), now);
+        }
+        let xid = msg.transaction_id();
+        let Some(q) = self.queries.get_mut(&xid) else {
+            if msg_type == MessageType::LeasequeryReply {
+                // RFC 5007 4.2.2 spirit: a reply to nothing we asked is discarded.
+                self.events.push_back(Event::Dropped {
+                    xid,
+                    reason: DropReason::ReplyUnknownXid,
+                });
+                return;
+            }
+            let e = ProtocolError::UnknownXid { msg_type, xid };
+            return self.close(
+                CloseReason::Protocol(e.clone()),
+                Outcome::Partial(PartialReason::Aborted(e)),
+                now,
+            );
+        };
+        let res = q.handle_message(msg, now);
+        self.drain(xid);
+        if let Err(e) = res {
+            self.close(
+                CloseReason::Protocol(e.clone()),
+                Outcome::Partial(PartialReason::Aborted(e)),
+                now,
+            );
+        }
+    }
+
+    /// The server closed the connection (end of stream): every outstanding
+    /// query is partial (RFC 5460 s.6.3.1 item 3).
+    pub fn handle_close(&mut self, now: Instant) {
+        self.close(
+            CloseReason::PeerClosed,
+            Outcome::Partial(PartialReason::Closed),
+            now,
+        );
+    }
+
+    /// Reading or writing failed: every outstanding query ends with it.
+    pub fn handle_transport_error(&mut self, err: TransportError, now: Instant) {
+        self.close(
+            CloseReason::Transport(err.clone()),
+            Outcome::TransportFailure(err),
+            now,
+        );
+    }
+
+    /// Check the data timeout at `now`; once it has passed, every outstanding
+    /// query ends [`PartialReason::DataTimeout`] and the connection is to be closed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(deadline) = self.poll_timeout() {
+            if now >= deadline {
+                self.close(
+                    CloseReason::DataTimeout,
+                    Outcome::Partial(PartialReason::DataTimeout),
+                    now,
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "assembly_tests.rs"]
+mod tests;

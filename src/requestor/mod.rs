@@ -1,0 +1,14 @@
+//! The requestor: Bulk Leasequery to several servers at once (RFC 5460 s.6,
+//! RFC 5007 s.4.2-4.3).
+//!
+//! - [`assembly`]: the sans-IO reply assembly, per query and per connection.
+//! - [`retry`]: the retry policy (exponential backoff with jitter), pure.
+//! - [`connection`]: one TCP connection on tokio, several queries in flight.
+//! - [`fanout`]: every server at once, bindings streamed as they arrive.
+
+pub mod assembly;
+
+pub use assembly::{
+    CloseReason, DropReason, Event, Outcome, PartialReason, ProtocolError, QueryAssembler,
+    QueryStats, ReplyDemux, ServerStatus, StartError, TransportError, BULK_LQ_DATA_TIMEOUT,
+};
