@@ -7,8 +7,14 @@
 //! - [`fanout`]: every server at once, bindings streamed as they arrive.
 
 pub mod assembly;
+pub mod connection;
+pub mod fanout;
+pub mod retry;
 
 pub use assembly::{
     CloseReason, DropReason, Event, Outcome, PartialReason, ProtocolError, QueryAssembler,
     QueryStats, ReplyDemux, ServerStatus, StartError, TransportError, BULK_LQ_DATA_TIMEOUT,
 };
+pub use connection::{ConnectionConfig, Delivery};
+pub use fanout::{Fanout, FanoutConfig, QuerySpec, ServerConfig, ServerReport, Update};
+pub use retry::{Disposition, RetryPolicy};

@@ -1,0 +1,321 @@
+//! One Bulk Leasequery TCP connection on tokio: connect, send queries, read
+//! replies, all driven by the sans-IO [`ReplyDemux`].
+//!
+//! - Connect with a timeout, from an optional source address (RFC 5460 s.6.1).
+//! - Several queries on one connection with unique transaction-ids, at most
+//!   `max_in_flight` outstanding at once (default 1; more only when asked,
+//!   RFC 5460 s.6.5); replies are demultiplexed by transaction-id.
+//! - BULK_LQ_DATA_TIMEOUT bounds the connect, a write that makes no progress
+//!   (s.6.2), and a read that delivers nothing (s.6.3).
+//! - Reading and writing run concurrently in one task, so a server that
+//!   streams replies while we still have queries to send cannot deadlock us.
+//!
+//! Bindings go to a channel as soon as each message is handled.
+
+use super::assembly::{
+    CloseReason, Event, Outcome, PartialReason, QueryStats, ReplyDemux, TransportError,
+    BULK_LQ_DATA_TIMEOUT,
+};
+use crate::proto::{Binding, Duid};
+use crate::transport::{FrameCodec, FrameCodecError};
+use bytes::BytesMut;
+use futures::StreamExt;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::{Encoder, FramedRead};
+
+/// The DHCPv6 server port, where Bulk Leasequery listens by default (RFC 5460 s.5.6).
+pub const DHCPV6_SERVER_PORT: u16 = 547;
+
+/// Settings of one connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// BULK_LQ_DATA_TIMEOUT: connect, blocked write, silent read (RFC 5460 s.5.6).
+    pub data_timeout: Duration,
+    /// Queries outstanding at once on the connection (RFC 5460 s.6.5); 0 counts as 1.
+    pub max_in_flight: usize,
+    /// Local address to connect from (port chosen by the system).
+    pub source: Option<IpAddr>,
+    /// Our DUID, sent as OPTION_CLIENTID and checked in every REPLY (RFC 5007 s.4.2.2).
+    pub requestor: Duid,
+}
+
+impl ConnectionConfig {
+    /// Defaults: 300 s data timeout, one query in flight, no source address.
+    pub fn new(requestor: Duid) -> Self {
+        ConnectionConfig {
+            data_timeout: BULK_LQ_DATA_TIMEOUT,
+            max_in_flight: 1,
+            source: None,
+            requestor,
+        }
+    }
+}
+
+/// A query ready to send: its index in the caller's list, its
+/// transaction-id, and the encoded LEASEQUERY (without the length prefix).
+#[derive(Debug, Clone)]
+pub struct PlannedQuery {
+    /// The caller's index of the query.
+    pub index: usize,
+    /// The transaction-id in `message` (low 24 bits).
+    pub xid: u32,
+    /// The LEASEQUERY message.
+    pub message: Vec<u8>,
+}
+
+/// A binding as delivered: which server, which query and try, when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The server it came from.
+    pub server: SocketAddr,
+    /// The caller's index of the query.
+    pub query: usize,
+    /// The try (1 for the first) on which it came.
+    pub attempt: u32,
+    /// The transaction-id of the query on that try.
+    pub xid: u32,
+    /// When its message was handled.
+    pub received: Instant,
+    /// The binding.
+    pub binding: Binding,
+}
+
+/// How one query fared on one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryResult {
+    /// The caller's index of the query.
+    pub index: usize,
+    /// Its transaction-id.
+    pub xid: u32,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Its counters; `None` when it was never sent.
+    pub stats: Option<QueryStats>,
+}
+
+/// What a connection came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionReport {
+    /// One result per query given, in the order they ended.
+    pub results: Vec<QueryResult>,
+    /// Why the connection ended early, if it did.
+    pub close: Option<CloseReason>,
+    /// The server's DUID from its first valid REPLY.
+    pub server_id: Option<Duid>,
+}
+
+/// Connect to `server` within `timeout`, from `source` if given.
+pub async fn connect(
+    server: SocketAddr,
+    source: Option<IpAddr>,
+    timeout: Duration,
+) -> Result<TcpStream, TransportError> {
+    let sock = if server.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| TransportError::Connect(e.to_string()))?;
+    if let Some(src) = source {
+        sock.bind(SocketAddr::new(src, 0))
+            .map_err(|e| TransportError::Connect(format!("bind {src}: {e}")))?;
+    }
+    let stream = match tokio::time::timeout(timeout, sock.connect(server)).await {
+        Err(_) => return Err(TransportError::ConnectTimeout),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return Err(TransportError::Refused)
+        }
+        Ok(Err(e)) => return Err(TransportError::Connect(e.to_string())),
+        Ok(Ok(s)) => s,
+    };
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+fn unsent_outcome(close: Option<&CloseReason>) -> Outcome {
+    match close {
+        None | Some(CloseReason::PeerClosed) => Outcome::Partial(PartialReason::Closed),
+        Some(CloseReason::DataTimeout) => Outcome::Partial(PartialReason::DataTimeout),
+        Some(CloseReason::Protocol(e)) => Outcome::Partial(PartialReason::Aborted(e.clone())),
+        Some(CloseReason::Transport(e)) => Outcome::TransportFailure(e.clone()),
+    }
+}
+
+/// Connect to `server` and run `queries` on one connection; bindings go to
+/// `tx` (as `T::from(Delivery)`) as they arrive, tagged with `attempt`.
+/// Returns when every query has ended or the connection has failed; every
+/// query given gets exactly one result. Never panics on network input.
+pub async fn run<T: From<Delivery>>(
+    server: SocketAddr,
+    cfg: &ConnectionConfig,
+    queries: Vec<PlannedQuery>,
+    attempt: u32,
+    tx: &mpsc::Sender<T>,
+) -> ConnectionReport {
+    match connect(server, cfg.source, cfg.data_timeout).await {
+        Ok(stream) => run_on(stream, server, cfg, queries, attempt, tx).await,
+        Err(e) => ConnectionReport {
+            results: queries
+                .into_iter()
+                .map(|q| QueryResult {
+                    index: q.index,
+                    xid: q.xid,
+                    outcome: Outcome::TransportFailure(e.clone()),
+                    stats: None,
+                })
+                .collect(),
+            close: Some(CloseReason::Transport(e)),
+            server_id: None,
+        },
+    }
+}
+
+/// [`run`] on a connected stream (`server` only tags the deliveries).
+pub async fn run_on<T: From<Delivery>>(
+    stream: TcpStream,
+    server: SocketAddr,
+    cfg: &ConnectionConfig,
+    queries: Vec<PlannedQuery>,
+    attempt: u32,
+    tx: &mpsc::Sender<T>,
+) -> ConnectionReport {
+    let (rd, mut wr) = stream.into_split();
+    let mut reader = FramedRead::new(rd, FrameCodec::new());
+    let mut codec = FrameCodec::new();
+    let mut out = BytesMut::new();
+    let mut demux = ReplyDemux::new(cfg.requestor.clone(), cfg.data_timeout);
+    let mut pending: VecDeque<PlannedQuery> = queries.into();
+    let mut index_of: HashMap<u32, usize> = HashMap::new();
+    let mut results = Vec::new();
+    let mut server_id: Option<Duid> = None;
+    // While bytes wait to be written: when the write last made progress.
+    let mut write_progress: Option<Instant> = None;
+    let max_in_flight = cfg.max_in_flight.max(1);
+
+    loop {
+        // Send what the in-flight limit allows.
+        while demux.close_reason().is_none() && demux.outstanding() < max_in_flight {
+            let Some(q) = pending.pop_front() else { break };
+            let now = Instant::now();
+            let xid = q.xid & 0x00ff_ffff;
+            let mut frame = BytesMut::new();
+            let queued = codec
+                .encode(&q.message[..], &mut frame)
+                .map_err(|e: FrameCodecError| e.to_string())
+                .and_then(|()| demux.start_query(xid, now).map_err(|e| e.to_string()));
+            match queued {
+                Ok(()) => {
+                    out.extend_from_slice(&frame);
+                    index_of.insert(xid, q.index);
+                    write_progress.get_or_insert(now);
+                }
+                Err(e) => {
+                    // Our own fault (duplicate xid, oversized query): this
+                    // query fails, the others go on.
+                    results.push(QueryResult {
+                        index: q.index,
+                        xid,
+                        outcome: Outcome::TransportFailure(TransportError::Io(e)),
+                        stats: None,
+                    });
+                }
+            }
+        }
+        if demux.close_reason().is_some() || (demux.outstanding() == 0 && pending.is_empty()) {
+            break;
+        }
+
+        let read_deadline = demux.poll_timeout();
+        let write_deadline = write_progress.map(|t| t + cfg.data_timeout);
+        tokio::select! {
+            biased;
+            frame = reader.next() => {
+                let now = Instant::now();
+                match frame {
+                    Some(Ok(f)) => demux.handle_frame(&f, now),
+                    Some(Err(FrameCodecError::EmptyFrame)) => demux.handle_frame(&[], now),
+                    Some(Err(e)) => demux.handle_transport_error(TransportError::Io(e.to_string()), now),
+                    None => demux.handle_close(now),
+                }
+            }
+            w = wr.write_buf(&mut out), if !out.is_empty() => {
+                let now = Instant::now();
+                match w {
+                    Ok(0) => demux.handle_transport_error(TransportError::Io("write returned 0".into()), now),
+                    Ok(_) => write_progress = (!out.is_empty()).then_some(now),
+                    Err(e) => demux.handle_transport_error(TransportError::Io(e.to_string()), now),
+                }
+            }
+            _ = sleep_until(read_deadline), if read_deadline.is_some() => {
+                demux.handle_timeout(Instant::now());
+            }
+            _ = sleep_until(write_deadline), if write_deadline.is_some() => {
+                demux.handle_transport_error(TransportError::WriteTimeout, Instant::now());
+            }
+        }
+
+        while let Some(ev) = demux.poll_event() {
+            match ev {
+                Event::Binding { xid, at, binding } => {
+                    let d = Delivery {
+                        server,
+                        query: index_of.get(&xid).copied().unwrap_or(usize::MAX),
+                        attempt,
+                        xid,
+                        received: at,
+                        binding,
+                    };
+                    // A receiver that went away stops nothing here.
+                    let _ = tx.send(T::from(d)).await;
+                }
+                Event::Dropped { xid, reason } => {
+                    tracing::warn!(%server, xid = format_args!("0x{xid:06x}"), "{reason}");
+                }
+                Event::Finished {
+                    xid,
+                    outcome,
+                    stats,
+                } => {
+                    if server_id.is_none() {
+                        server_id = stats.server_id.clone();
+                    }
+                    results.push(QueryResult {
+                        index: index_of.remove(&xid).unwrap_or(usize::MAX),
+                        xid,
+                        outcome,
+                        stats: Some(stats),
+                    });
+                }
+            }
+        }
+    }
+
+    let close = demux.close_reason().cloned();
+    for q in pending {
+        results.push(QueryResult {
+            index: q.index,
+            xid: q.xid & 0x00ff_ffff,
+            outcome: unsent_outcome(close.as_ref()),
+            stats: None,
+        });
+    }
+    // Best effort: tell the server we are done (RFC 5460 s.6.6).
+    let _ = tokio::time::timeout(Duration::from_millis(100), wr.shutdown()).await;
+    ConnectionReport {
+        results,
+        close,
+        server_id,
+    }
+}
+
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,395 @@
+//! Every configured server at once (RFC 5460 s.6.4): one tokio task per
+//! server, each with its own connection, timeouts and retries, all feeding
+//! one channel of [`Update`]s.
+//!
+//! Bindings arrive as [`Update::Binding`] as soon as they are decoded, tagged
+//! with the server, the query, the try and the receive time, so later stages
+//! can start before the slowest server finishes. Each server ends with one
+//! [`Update::ServerDone`] carrying its [`ServerReport`]; the channel closes
+//! after the last one. A failing or hostile server only costs its own task
+//! its own timeouts: nothing it does reaches another server's connection.
+//!
+//! Retries (see [`super::retry`]) run a query again from scratch on a new
+//! connection with a new transaction-id; bindings of an earlier, partial try
+//! have already been delivered, so a consumer takes the union of what it
+//! received and trusts a query's result only from its final outcome.
+//!
+//! ```no_run
+//! # async fn f() {
+//! use pdrestore::requestor::fanout::{Fanout, FanoutConfig, QuerySpec, ServerConfig, Update};
+//! use pdrestore::proto::Query;
+//! let requestor = "000100012a2b2c2d020000009901".parse().unwrap();
+//! let relay = "000200000009010203040506".parse().unwrap();
+//! let mut cfg = FanoutConfig::new(requestor, vec![QuerySpec::new(Query::ByRelayId(relay))]);
+//! cfg.servers.push(ServerConfig::new("[2001:db8::547]:547".parse().unwrap()));
+//! let mut fanout = Fanout::spawn(cfg);
+//! while let Some(update) = fanout.recv().await {
+//!     match update {
+//!         Update::Binding(d) => println!("{} from {}", d.binding.lease, d.server),
+//!         Update::ServerDone(r) => println!("{}: complete={}", r.server, r.is_complete()),
+//!     }
+//! }
+//! # }
+//! ```
+
+use super::assembly::{Outcome, QueryStats};
+use super::connection::{self, ConnectionConfig, Delivery, PlannedQuery, DHCPV6_SERVER_PORT};
+use super::retry::{Disposition, RetryPolicy};
+use crate::proto::{Duid, LeasequeryBuilder, Query};
+use std::collections::HashSet;
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// One query to run on every server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuerySpec {
+    /// What to ask.
+    pub query: Query,
+    /// The query's link-address: the link of QUERY_BY_LINK_ADDRESS, a link
+    /// filter for QUERY_BY_RELAY_ID / QUERY_BY_REMOTE_ID (:: for none).
+    pub link_address: Ipv6Addr,
+    /// Ask for OPTION_LQ_RELAY_DATA with an ORO (RFC 5007 s.4.1.2.4).
+    pub request_relay_data: bool,
+}
+
+impl QuerySpec {
+    /// A query with link-address :: that asks for relay data.
+    pub fn new(query: Query) -> Self {
+        QuerySpec {
+            query,
+            link_address: Ipv6Addr::UNSPECIFIED,
+            request_relay_data: true,
+        }
+    }
+
+    /// The same query with this link-address.
+    pub fn link(mut self, link: Ipv6Addr) -> Self {
+        self.link_address = link;
+        self
+    }
+
+    /// The LEASEQUERY for transaction-id `xid`.
+    pub fn encode(&self, xid: u32, requestor: &Duid) -> Vec<u8> {
+        LeasequeryBuilder::new(xid, requestor.clone(), self.query.clone())
+            .link_address(self.link_address)
+            .request_relay_data(self.request_relay_data)
+            .to_bytes()
+    }
+}
+
+/// A server to query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Address and port.
+    pub addr: SocketAddr,
+    /// Local address to connect from.
+    pub source: Option<IpAddr>,
+}
+
+impl ServerConfig {
+    /// A server at `addr`, any source address.
+    pub fn new(addr: SocketAddr) -> Self {
+        ServerConfig { addr, source: None }
+    }
+}
+
+/// `ADDR`, `ADDR:PORT` for IPv4, `[ADDR]:PORT` for IPv6; port 547 when none
+/// is given (RFC 5460 s.5.6).
+pub fn parse_server_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(sa) = SocketAddr::from_str(s) {
+        return Ok(sa);
+    }
+    let bare = s.trim_start_matches('[').trim_end_matches(']');
+    IpAddr::from_str(bare)
+        .map(|ip| SocketAddr::new(ip, DHCPV6_SERVER_PORT))
+        .map_err(|_| format!("{s:?} is not ADDR, ADDR:PORT or [ADDR]:PORT"))
+}
+
+/// What to run, where, and how patiently.
+#[derive(Debug, Clone)]
+pub struct FanoutConfig {
+    /// The servers, all queried at once.
+    pub servers: Vec<ServerConfig>,
+    /// The queries, each run on every server.
+    pub queries: Vec<QuerySpec>,
+    /// Connection settings (requestor DUID, data timeout, queries in flight).
+    /// Its `source` is overridden by a server's own.
+    pub connection: ConnectionConfig,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Capacity of the update channel (backpressure on fast servers).
+    pub channel_capacity: usize,
+}
+
+impl FanoutConfig {
+    /// No servers yet; default connection settings and retry policy.
+    pub fn new(requestor: Duid, queries: Vec<QuerySpec>) -> Self {
+        FanoutConfig {
+            servers: Vec::new(),
+            queries,
+            connection: ConnectionConfig::new(requestor),
+            retry: RetryPolicy::default(),
+            channel_capacity: 1024,
+        }
+    }
+}
+
+/// How one query fared on one server, after its last try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryReport {
+    /// Index of the query in [`FanoutConfig::queries`].
+    pub index: usize,
+    /// The outcome of the last try.
+    pub outcome: Outcome,
+    /// How the policy judged it.
+    pub disposition: Disposition,
+    /// Tries made.
+    pub attempts: u32,
+    /// Bindings delivered over every try.
+    pub bindings: u64,
+    /// Counters of the last try, if it was sent.
+    pub stats: Option<QueryStats>,
+}
+
+/// How one server fared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerReport {
+    /// The server.
+    pub server: SocketAddr,
+    /// Its DUID, from OPTION_SERVERID.
+    pub server_id: Option<Duid>,
+    /// One report per query, in query order.
+    pub queries: Vec<QueryReport>,
+    /// Connections made (tries), all queries together.
+    pub connections: u32,
+    /// From the task's start to its end.
+    pub duration: Duration,
+}
+
+impl ServerReport {
+    /// True when every query's answer is whole (complete or no bindings).
+    pub fn is_complete(&self) -> bool {
+        self.queries.iter().all(|q| q.outcome.is_complete())
+    }
+
+    /// Bindings delivered, all queries and tries together.
+    pub fn bindings(&self) -> u64 {
+        self.queries.iter().map(|q| q.bindings).sum()
+    }
+
+    /// True when a server called one of our queries malformed.
+    pub fn our_bug(&self) -> bool {
+        self.queries
+            .iter()
+            .any(|q| q.disposition == Disposition::OurBug)
+    }
+}
+
+impl fmt::Display for ServerReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} bindings in {:.3}s, {} connection(s)",
+            self.server,
+            self.bindings(),
+            self.duration.as_secs_f64(),
+            self.connections
+        )?;
+        if let Some(id) = &self.server_id {
+            write!(f, ", server-id {id}")?;
+        }
+        for q in &self.queries {
+            write!(
+                f,
+                "; query {}: {} ({} tries)",
+                q.index + 1,
+                q.outcome,
+                q.attempts
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What the fan-out delivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    /// A binding, as soon as it was decoded.
+    Binding(Delivery),
+    /// A server is finished; no binding from it follows.
+    ServerDone(ServerReport),
+}
+
+impl From<Delivery> for Update {
+    fn from(d: Delivery) -> Self {
+        Update::Binding(d)
+    }
+}
+
+/// A running fan-out: receive its [`Update`]s.
+#[derive(Debug)]
+pub struct Fanout {
+    rx: mpsc::Receiver<Update>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Fanout {
+    /// Start one task per server on the current tokio runtime.
+    pub fn spawn(cfg: FanoutConfig) -> Fanout {
+        let (tx, rx) = mpsc::channel(cfg.channel_capacity.max(1));
+        let tasks = cfg
+            .servers
+            .iter()
+            .map(|server| {
+                let tx = tx.clone();
+                let server = server.clone();
+                let mut conn = cfg.connection.clone();
+                if server.source.is_some() {
+                    conn.source = server.source;
+                }
+                let queries = cfg.queries.clone();
+                let retry = cfg.retry.clone();
+                tokio::spawn(async move {
+                    let report = query_server(server.addr, &conn, &queries, &retry, &tx).await;
+                    let _ = tx.send(Update::ServerDone(report)).await;
+                })
+            })
+            .collect();
+        Fanout { rx, tasks }
+    }
+
+    /// The next update; `None` once every server is finished.
+    pub async fn recv(&mut self) -> Option<Update> {
+        self.rx.recv().await
+    }
+
+    /// Wait for everything: every binding delivered, and every server's
+    /// report, both in order of arrival.
+    pub async fn collect(mut self) -> (Vec<Delivery>, Vec<ServerReport>) {
+        let mut bindings = Vec::new();
+        let mut reports = Vec::new();
+        while let Some(u) = self.recv().await {
+            match u {
+                Update::Binding(d) => bindings.push(d),
+                Update::ServerDone(r) => reports.push(r),
+            }
+        }
+        (bindings, reports)
+    }
+}
+
+impl Drop for Fanout {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Run `queries` on one server with retries; bindings go to `tx` as they
+/// arrive. This is the body of each fan-out task.
+pub async fn query_server<T: From<Delivery>>(
+    server: SocketAddr,
+    conn: &ConnectionConfig,
+    queries: &[QuerySpec],
+    retry: &RetryPolicy,
+    tx: &mpsc::Sender<T>,
+) -> ServerReport {
+    let started = Instant::now();
+    let mut reports: Vec<QueryReport> = (0..queries.len())
+        .map(|index| QueryReport {
+            index,
+            outcome: Outcome::Partial(super::PartialReason::Closed),
+            disposition: Disposition::Retry {
+                min_delay: Duration::ZERO,
+            },
+            attempts: 0,
+            bindings: 0,
+            stats: None,
+        })
+        .collect();
+    let mut todo: Vec<usize> = (0..queries.len()).collect();
+    let mut server_id = None;
+    let mut connections = 0u32;
+    let mut used_xids: HashSet<u32> = HashSet::new();
+    let mut wait = Duration::ZERO;
+    while !todo.is_empty() {
+        if connections > 0 {
+            let backoff = retry.delay(connections, fastrand::f64());
+            tokio::time::sleep(backoff.max(wait)).await;
+        }
+        connections += 1;
+        let attempt = connections;
+        let planned = todo
+            .iter()
+            .map(|&index| {
+                let xid = loop {
+                    let x = fastrand::u32(1..=0x00ff_ffff);
+                    if used_xids.insert(x) {
+                        break x;
+                    }
+                };
+                PlannedQuery {
+                    index,
+                    xid,
+                    message: queries[index].encode(xid, &conn.requestor),
+                }
+            })
+            .collect();
+        let report = connection::run(server, conn, planned, attempt, tx).await;
+        if server_id.is_none() {
+            server_id = report.server_id;
+        }
+        let mut next = Vec::new();
+        wait = Duration::ZERO;
+        for r in report.results {
+            let Some(q) = reports.get_mut(r.index) else {
+                continue;
+            };
+            q.attempts += 1;
+            q.bindings += r.stats.as_ref().map_or(0, |s| s.bindings);
+            q.disposition = retry.classify(&r.outcome);
+            q.outcome = r.outcome;
+            q.stats = r.stats;
+            if let Disposition::Retry { min_delay } = q.disposition {
+                if retry.may_retry(q.attempts) {
+                    next.push(r.index);
+                    wait = wait.max(min_delay);
+                }
+            }
+        }
+        next.sort_unstable();
+        todo = next;
+    }
+    ServerReport {
+        server,
+        server_id,
+        queries: reports,
+        connections,
+        duration: started.elapsed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_addresses() {
+        let p = |s| parse_server_addr(s).unwrap();
+        assert_eq!(p("127.0.0.1"), "127.0.0.1:547".parse().unwrap());
+        assert_eq!(p("127.0.0.1:5547"), "127.0.0.1:5547".parse().unwrap());
+        assert_eq!(p("::1"), "[::1]:547".parse().unwrap());
+        assert_eq!(p("[::1]"), "[::1]:547".parse().unwrap());
+        assert_eq!(
+            p("[2001:db8::1]:5547"),
+            "[2001:db8::1]:5547".parse().unwrap()
+        );
+        assert!(parse_server_addr("server.example").is_err());
+        assert!(parse_server_addr("127.0.0.1:99999").is_err());
+    }
+}

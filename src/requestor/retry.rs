@@ -1,0 +1,184 @@
+//! When to try a query again, and how long to wait first. Pure: no clock, no
+//! randomness of its own (the jitter draw is an argument).
+//!
+//! Retried (RFC 5460 s.6.1, s.6.3, s.5.5): refused or failed connects,
+//! timeouts, partial results, and QueryTerminated, after which the requestor
+//! "should wait at least a short interval" ([`RetryPolicy::terminated_delay`]).
+//! Final for that server (RFC 5007 s.4.3.3): NotAllowed, NotConfigured,
+//! UnknownQueryType and any other status; MalformedQuery is final too, and
+//! flagged as our own bug.
+
+use super::assembly::Outcome;
+use crate::proto::StatusCode;
+use std::time::Duration;
+
+/// What to do after a query ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// The answer is whole ([`Outcome::Complete`], [`Outcome::NoBindings`]).
+    Done,
+    /// Try again, after at least `min_delay` (besides the backoff).
+    Retry {
+        /// Least wait before the next try (QueryTerminated asks for one).
+        min_delay: Duration,
+    },
+    /// The server's answer is final for this query.
+    Final,
+    /// The server says our query is malformed (MalformedQuery): a bug in
+    /// pdrestore, not in the server. Final.
+    OurBug,
+}
+
+/// Exponential backoff with jitter, and how many tries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Tries in all, the first one included (at least 1).
+    pub attempts: u32,
+    /// Wait before the first retry, before jitter.
+    pub initial_delay: Duration,
+    /// Cap on the wait, before jitter.
+    pub max_delay: Duration,
+    /// Fraction of the wait drawn at random, 0.0 (none) to 1.0 (all).
+    pub jitter: f64,
+    /// Least wait after QueryTerminated (RFC 5460 s.5.5).
+    pub terminated_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 4 tries; waits of 1 s, 2 s, 4 s (each up to half less with jitter),
+    /// capped at 60 s; at least 5 s after QueryTerminated.
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+            jitter: 0.5,
+            terminated_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The disposition of an outcome under this policy.
+    pub fn classify(&self, outcome: &Outcome) -> Disposition {
+        let retry = Disposition::Retry {
+            min_delay: Duration::ZERO,
+        };
+        let terminated = Disposition::Retry {
+            min_delay: self.terminated_delay,
+        };
+        match outcome {
+            Outcome::Complete | Outcome::NoBindings => Disposition::Done,
+            Outcome::ServerStatus(s) => match s.code {
+                StatusCode::QueryTerminated => terminated,
+                StatusCode::MalformedQuery => Disposition::OurBug,
+                // UnspecFail says nothing final; everything else is an answer.
+                StatusCode::UnspecFail => retry,
+                _ => Disposition::Final,
+            },
+            Outcome::Partial(super::PartialReason::DoneStatus(s))
+                if s.code == StatusCode::QueryTerminated =>
+            {
+                terminated
+            }
+            Outcome::Partial(_) | Outcome::TransportFailure(_) => retry,
+        }
+    }
+
+    /// The wait before retry number `retry` (1 for the first retry), given a
+    /// uniform draw `unit` in [0, 1): `initial_delay * 2^(retry-1)`, capped at
+    /// `max_delay`, less up to `jitter` of it.
+    pub fn delay(&self, retry: u32, unit: f64) -> Duration {
+        let exp = retry.saturating_sub(1).min(31);
+        let base = self
+            .initial_delay
+            .checked_mul(1u32 << exp)
+            .unwrap_or(self.max_delay)
+            .min(self.max_delay);
+        let jitter = self.jitter.clamp(0.0, 1.0) * unit.clamp(0.0, 1.0);
+        base.mul_f64(1.0 - jitter)
+    }
+
+    /// True when a try numbered `attempt` (1 for the first) may be followed by another.
+    pub fn may_retry(&self, attempt: u32) -> bool {
+        attempt < self.attempts.max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::requestor::{PartialReason, ServerStatus, TransportError};
+
+    fn status(code: StatusCode) -> Outcome {
+        Outcome::ServerStatus(ServerStatus {
+            code,
+            message: String::new(),
+        })
+    }
+
+    #[test]
+    fn classification() {
+        let p = RetryPolicy::default();
+        let retry = Disposition::Retry {
+            min_delay: Duration::ZERO,
+        };
+        let terminated = Disposition::Retry {
+            min_delay: p.terminated_delay,
+        };
+        assert_eq!(p.classify(&Outcome::Complete), Disposition::Done);
+        assert_eq!(p.classify(&Outcome::NoBindings), Disposition::Done);
+        assert_eq!(p.classify(&status(StatusCode::QueryTerminated)), terminated);
+        assert_eq!(
+            p.classify(&Outcome::Partial(PartialReason::DoneStatus(ServerStatus {
+                code: StatusCode::QueryTerminated,
+                message: String::new()
+            }))),
+            terminated
+        );
+        for c in [
+            StatusCode::NotAllowed,
+            StatusCode::NotConfigured,
+            StatusCode::UnknownQueryType,
+        ] {
+            assert_eq!(p.classify(&status(c)), Disposition::Final, "{c}");
+        }
+        assert_eq!(
+            p.classify(&status(StatusCode::MalformedQuery)),
+            Disposition::OurBug
+        );
+        assert_eq!(p.classify(&Outcome::Partial(PartialReason::Closed)), retry);
+        assert_eq!(
+            p.classify(&Outcome::Partial(PartialReason::DataTimeout)),
+            retry
+        );
+        assert_eq!(
+            p.classify(&Outcome::TransportFailure(TransportError::Refused)),
+            retry
+        );
+    }
+
+    #[test]
+    fn exponential_capped_and_jittered() {
+        let p = RetryPolicy {
+            attempts: 10,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1000),
+            jitter: 0.5,
+            terminated_delay: Duration::ZERO,
+        };
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(p.delay(1, 0.0), ms(100));
+        assert_eq!(p.delay(2, 0.0), ms(200));
+        assert_eq!(p.delay(3, 0.0), ms(400));
+        assert_eq!(p.delay(4, 0.0), ms(800));
+        assert_eq!(p.delay(5, 0.0), ms(1000), "capped");
+        assert_eq!(p.delay(200, 0.0), ms(1000), "no overflow");
+        assert_eq!(p.delay(2, 1.0), ms(100), "at most half taken off");
+        assert_eq!(p.delay(2, 0.5), ms(150));
+        assert!(p.may_retry(9));
+        assert!(!p.may_retry(10));
+        let once = RetryPolicy { attempts: 0, ..p };
+        assert!(!once.may_retry(1), "0 tries means 1");
+    }
+}
