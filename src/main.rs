@@ -26,6 +26,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask DHCPv6 servers for their bindings with Bulk Leasequery (RFC 5460), all servers at once.
+    ///
+    /// Exactly one query: --relay-id, --link-address, --remote-id, --client-id or
+    /// --address. Bindings are printed as they arrive (a table, or one JSON object
+    /// per line with --json); a summary per server (bindings, outcome, duration)
+    /// goes to stderr at the end.
+    ///
+    /// Exit codes: 0 every server's answer was whole (its bindings, or none
+    /// matching); 1 some server's answer was not (partial, timed out, refused, or a
+    /// status such as NotConfigured), after the retries; 2 bad arguments;
+    /// 3 a server called our query malformed (MalformedQuery: a pdrestore bug);
+    /// 74 standard output could not be written.
+    Query(Box<pdrestore::requestor::cli::QueryArgs>),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +46,7 @@ fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Command::Decode { file, json } => cmd_decode(&file, json),
+        Command::Query(args) => pdrestore::requestor::cli::run(*args),
     }
 }
 

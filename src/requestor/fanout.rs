@@ -203,9 +203,10 @@ impl fmt::Display for ServerReport {
             write!(f, ", server-id {id}")?;
         }
         for q in &self.queries {
+            let tries = if q.attempts == 1 { "try" } else { "tries" };
             write!(
                 f,
-                "; query {}: {} ({} tries)",
+                "; query {}: {} ({} {tries})",
                 q.index + 1,
                 q.outcome,
                 q.attempts

@@ -5,8 +5,10 @@
 //! - [`retry`]: the retry policy (exponential backoff with jitter), pure.
 //! - [`connection`]: one TCP connection on tokio, several queries in flight.
 //! - [`fanout`]: every server at once, bindings streamed as they arrive.
+//! - [`cli`]: `pdrestore query`.
 
 pub mod assembly;
+pub mod cli;
 pub mod connection;
 pub mod fanout;
 pub mod retry;

@@ -1,0 +1,350 @@
+//! `pdrestore query`: one Bulk Leasequery to one or more servers, bindings
+//! printed as they arrive, a per-server summary on stderr.
+
+use super::connection::Delivery;
+use super::fanout::{parse_server_addr, Fanout, FanoutConfig, QuerySpec, ServerConfig, Update};
+use super::retry::RetryPolicy;
+use crate::proto::duid::parse_hex;
+use crate::proto::{Binding, Duid, Query};
+use clap::{ArgGroup, Args};
+use serde::Serialize;
+use std::io::Write;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit code: every server's answer was whole.
+pub const EXIT_COMPLETE: u8 = 0;
+/// Exit code: some server's answer was not whole (partial, failed, or a status).
+pub const EXIT_INCOMPLETE: u8 = 1;
+/// Exit code: a server said MalformedQuery, a bug of pdrestore.
+pub const EXIT_OUR_BUG: u8 = 3;
+/// Exit code: standard output could not be written.
+pub const EXIT_OUTPUT: u8 = 74;
+
+/// Arguments of `pdrestore query`.
+#[derive(Args, Debug, Clone)]
+#[command(group(ArgGroup::new("what").required(true).multiple(false).args(
+    ["relay_id", "link_address", "remote_id", "client_id", "address"]
+)))]
+pub struct QueryArgs {
+    /// A server, ADDR, ADDR:PORT or [ADDR]:PORT (port 547 by default); repeat for several, all queried at once.
+    #[arg(long = "server", value_name = "ADDR[:PORT]", required = true, value_parser = parse_server_addr)]
+    pub servers: Vec<SocketAddr>,
+    /// QUERY_BY_RELAY_ID: bindings recorded with this relay DUID (hex or colon-hex).
+    #[arg(long, value_name = "HEX")]
+    pub relay_id: Option<Duid>,
+    /// QUERY_BY_LINK_ADDRESS: bindings on the link of this address.
+    #[arg(long, value_name = "ADDR")]
+    pub link_address: Option<Ipv6Addr>,
+    /// QUERY_BY_REMOTE_ID: bindings recorded with this Remote-ID (RFC 4649).
+    #[arg(long, value_name = "ENTERPRISE:HEX", value_parser = parse_remote_id)]
+    pub remote_id: Option<(u32, Vec<u8>)>,
+    /// QUERY_BY_CLIENTID: the bindings of this client DUID.
+    #[arg(long, value_name = "HEX")]
+    pub client_id: Option<Duid>,
+    /// QUERY_BY_ADDRESS: the binding holding this address.
+    #[arg(long, value_name = "ADDR")]
+    pub address: Option<Ipv6Addr>,
+    /// Link filter for --relay-id and --remote-id (the query's link-address).
+    #[arg(long, value_name = "ADDR")]
+    pub link: Option<Ipv6Addr>,
+    /// Our DUID, sent as OPTION_CLIENTID. Default: a DUID-UUID drawn at random for this run.
+    #[arg(long, value_name = "HEX")]
+    pub requestor_duid: Option<Duid>,
+    /// Local address to connect from.
+    #[arg(long, value_name = "ADDR")]
+    pub source: Option<IpAddr>,
+    /// BULK_LQ_DATA_TIMEOUT: connect, blocked write, silent read (RFC 5460 5.6), e.g. 30s, 2m.
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Retries per server after the first try (refused or failed connects, timeouts, partial results, QueryTerminated).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub retries: u32,
+    /// Wait before the first retry; it doubles each time (with jitter), up to 60 s.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub retry_delay: Duration,
+    /// Queries outstanding at once on one connection (RFC 5460 6.5).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_in_flight: u32,
+    /// One JSON object per binding and line, as `decode --json` prints them, plus `server`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_remote_id(s: &str) -> Result<(u32, Vec<u8>), String> {
+    let (e, id) = s
+        .split_once(':')
+        .ok_or_else(|| "expected ENTERPRISE:HEX, e.g. 4491:434d2d303030".to_string())?;
+    let e: u32 = e
+        .parse()
+        .map_err(|_| format!("enterprise number {e:?} is not a number"))?;
+    let id = parse_hex(id).map_err(|err| err.to_string())?;
+    Ok((e, id))
+}
+
+/// A DUID-UUID (RFC 6355) drawn at random: the default requestor DUID.
+pub fn random_duid() -> Duid {
+    let mut u = [0u8; 16];
+    for b in &mut u {
+        *b = fastrand::u8(..);
+    }
+    // RFC 4122 version 4, variant 1.
+    u[6] = (u[6] & 0x0f) | 0x40;
+    u[8] = (u[8] & 0x3f) | 0x80;
+    Duid::new_uuid(u)
+}
+
+impl QueryArgs {
+    /// The query these arguments ask for.
+    pub fn spec(&self) -> Result<QuerySpec, String> {
+        let (query, link) = if let Some(d) = &self.relay_id {
+            (Query::ByRelayId(d.clone()), self.link)
+        } else if let Some((enterprise, id)) = &self.remote_id {
+            (
+                Query::ByRemoteId {
+                    enterprise: *enterprise,
+                    id: id.clone(),
+                },
+                self.link,
+            )
+        } else if self.link.is_some() {
+            return Err("--link filters --relay-id and --remote-id only".into());
+        } else if let Some(a) = self.link_address {
+            (Query::ByLinkAddress, Some(a))
+        } else if let Some(d) = &self.client_id {
+            (Query::ByClientId(d.clone()), None)
+        } else if let Some(a) = self.address {
+            (Query::ByAddress(a), None)
+        } else {
+            return Err("one query is needed".into());
+        };
+        let mut spec = QuerySpec::new(query);
+        if let Some(l) = link {
+            spec = spec.link(l);
+        }
+        Ok(spec)
+    }
+
+    /// The fan-out these arguments ask for.
+    pub fn fanout_config(&self) -> Result<FanoutConfig, String> {
+        let requestor = self.requestor_duid.clone().unwrap_or_else(random_duid);
+        let mut cfg = FanoutConfig::new(requestor, vec![self.spec()?]);
+        cfg.servers = self.servers.iter().map(|&a| ServerConfig::new(a)).collect();
+        cfg.connection.data_timeout = self.timeout;
+        cfg.connection.max_in_flight = self.max_in_flight as usize;
+        cfg.connection.source = self.source;
+        cfg.retry = RetryPolicy {
+            attempts: self.retries.saturating_add(1),
+            initial_delay: self.retry_delay,
+            ..RetryPolicy::default()
+        };
+        Ok(cfg)
+    }
+}
+
+/// One line of `query --json`: `decode --json`'s binding record, with the
+/// server instead of a file offset.
+#[derive(Serialize)]
+struct JsonBinding<'a> {
+    kind: &'static str,
+    server: String,
+    xid: u32,
+    attempt: u32,
+    #[serde(flatten)]
+    binding: &'a Binding,
+}
+
+const HEADER: &str = "SERVER                 LEASE                                        CLIENT-DUID                    PREF   VALID    CLT  LINK / PEER / INTERFACE";
+
+fn text_row(d: &Delivery) -> String {
+    let b = &d.binding;
+    let mut s = format!(
+        "{:<22} {:<44} {:<30} {:>6} {:>6} {:>6}",
+        d.server.to_string(),
+        b.lease.to_string(),
+        b.client_duid.to_hex(),
+        b.preferred_lifetime,
+        b.valid_lifetime,
+        b.clt_time
+    );
+    // The relay layer next to the client is the innermost, the last one.
+    if let Some(l) = b.relay.last() {
+        s.push_str(&format!("  {} / {}", l.link_address, l.peer_address));
+        if let Some(i) = &l.interface_id {
+            s.push_str(&format!(" / {:?}", String::from_utf8_lossy(i)));
+        }
+    }
+    s
+}
+
+/// Run `pdrestore query`. See the subcommand's help for the exit codes.
+pub fn run(args: QueryArgs) -> ExitCode {
+    let cfg = match args.fanout_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pdrestore query: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pdrestore query: starting the runtime: {e}");
+            return ExitCode::from(EXIT_OUTPUT);
+        }
+    };
+    eprintln!(
+        "pdrestore query: requestor DUID {}, {} server(s)",
+        cfg.connection.requestor,
+        cfg.servers.len()
+    );
+    rt.block_on(async move {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let mut out_ok = true;
+        if !args.json {
+            out_ok &= writeln!(out, "{HEADER}").is_ok();
+        }
+        let mut fanout = Fanout::spawn(cfg);
+        let mut reports = Vec::new();
+        while let Some(u) = fanout.recv().await {
+            match u {
+                Update::Binding(d) => {
+                    let line = if args.json {
+                        serde_json::to_string(&JsonBinding {
+                            kind: "binding",
+                            server: d.server.to_string(),
+                            xid: d.xid,
+                            attempt: d.attempt,
+                            binding: &d.binding,
+                        })
+                        .unwrap_or_default()
+                    } else {
+                        text_row(&d)
+                    };
+                    out_ok &= writeln!(out, "{line}").is_ok();
+                }
+                Update::ServerDone(r) => {
+                    out_ok &= out.flush().is_ok();
+                    reports.push(r);
+                }
+            }
+        }
+        out_ok &= out.flush().is_ok();
+        reports.sort_by_key(|r| r.server);
+        let mut all_complete = true;
+        let mut our_bug = false;
+        for r in &reports {
+            let status = if r.is_complete() {
+                "complete"
+            } else {
+                "INCOMPLETE"
+            };
+            eprintln!("{status} {r}");
+            all_complete &= r.is_complete();
+            our_bug |= r.our_bug();
+        }
+        if our_bug {
+            eprintln!(
+                "pdrestore query: a server called our query malformed: this is a pdrestore bug"
+            );
+        }
+        let code = if !out_ok {
+            EXIT_OUTPUT
+        } else if our_bug {
+            EXIT_OUR_BUG
+        } else if all_complete {
+            EXIT_COMPLETE
+        } else {
+            EXIT_INCOMPLETE
+        };
+        ExitCode::from(code)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        q: QueryArgs,
+    }
+
+    fn parse(a: &[&str]) -> Result<QueryArgs, clap::Error> {
+        T::try_parse_from(std::iter::once("t").chain(a.iter().copied())).map(|t| t.q)
+    }
+
+    #[test]
+    fn exactly_one_query() {
+        assert!(parse(&["--server", "::1"]).is_err(), "none");
+        assert!(parse(&[
+            "--server",
+            "::1",
+            "--relay-id",
+            "0003000102005e000002",
+            "--client-id",
+            "0003"
+        ])
+        .is_err());
+        let q = parse(&[
+            "--server",
+            "127.0.0.1:5547",
+            "--server",
+            "::1",
+            "--remote-id",
+            "4491:434d2d303030",
+            "--link",
+            "2001:db8:1::1",
+            "--timeout",
+            "30s",
+        ])
+        .unwrap();
+        assert_eq!(q.servers.len(), 2);
+        assert_eq!(q.servers[1].port(), 547);
+        assert_eq!(q.timeout, Duration::from_secs(30));
+        let s = q.spec().unwrap();
+        assert_eq!(
+            s.query,
+            Query::ByRemoteId {
+                enterprise: 4491,
+                id: b"CM-000".to_vec()
+            }
+        );
+        assert_eq!(s.link_address, "2001:db8:1::1".parse::<Ipv6Addr>().unwrap());
+        let cfg = q.fanout_config().unwrap();
+        assert_eq!(cfg.retry.attempts, 4);
+        assert_eq!(cfg.connection.max_in_flight, 1);
+    }
+
+    #[test]
+    fn link_only_filters_relay_and_remote_id() {
+        let q = parse(&[
+            "--server",
+            "::1",
+            "--client-id",
+            "0003",
+            "--link",
+            "2001:db8::1",
+        ])
+        .unwrap();
+        assert!(q.spec().is_err());
+        let q = parse(&["--server", "::1", "--link-address", "2001:db8:2::1"]).unwrap();
+        let s = q.spec().unwrap();
+        assert_eq!(s.query, Query::ByLinkAddress);
+        assert_eq!(s.link_address, "2001:db8:2::1".parse::<Ipv6Addr>().unwrap());
+    }
+
+    #[test]
+    fn random_duid_is_a_uuid() {
+        let a = random_duid();
+        assert_eq!(a.len(), 18);
+        assert_eq!(&a.as_bytes()[..2], &[0, 4]);
+        assert_ne!(a, random_duid());
+    }
+}
