@@ -28,7 +28,7 @@ pub const EXIT_OUTPUT: u8 = 74;
     ["relay_id", "link_address", "remote_id", "client_id", "address"]
 )))]
 pub struct QueryArgs {
-    /// A server, ADDR, ADDR:PORT or [ADDR]:PORT (port 547 by default); repeat for several, all queried at once.
+    /// A server: `ADDR`, `ADDR:PORT` or `[ADDR]:PORT` (port 547 by default); repeat for several, all queried at once.
     #[arg(long = "server", value_name = "ADDR[:PORT]", required = true, value_parser = parse_server_addr)]
     pub servers: Vec<SocketAddr>,
     /// QUERY_BY_RELAY_ID: bindings recorded with this relay DUID (hex or colon-hex).
