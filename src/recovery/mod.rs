@@ -1,0 +1,4 @@
+//! Recovery logic that needs no IO: reconciling servers and planning routes.
+
+pub mod plan;
+pub mod reconcile;
