@@ -5,12 +5,14 @@
 //! - [`proto`]: the sans-IO protocol core: wire codec, bindings, framing.
 //! - [`transport`]: the tokio shell: framed TCP connections.
 //! - [`decode`]: `pdrestore decode`, reading captured byte streams.
+//! - [`netns`]: private network namespaces for the demo, tests and benchmarks.
 //! - [`recovery`]: pure reconciliation of servers' bindings and route planning.
 //! - [`routes`]: route tables (in-memory; netlink) and the diff between them.
 
 #![warn(missing_docs)]
 
 pub mod decode;
+pub mod netns;
 pub mod proto;
 pub mod recovery;
 pub mod routes;

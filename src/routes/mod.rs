@@ -11,8 +11,10 @@ use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
 
 mod memory;
+pub mod netlink;
 
 pub use memory::MemoryTable;
+pub use netlink::NetlinkTable;
 
 /// One IPv6 route as pdrestore installs it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
