@@ -175,7 +175,7 @@ async fn status_answers() {
 }
 
 #[test]
-fn bad_arguments_exit_two() {
+fn bad_arguments_exit_64() {
     let out = Command::new(env!("CARGO_BIN_EXE_pdrestore"))
         .args([
             "query",
@@ -188,5 +188,22 @@ fn bad_arguments_exit_two() {
         ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(64));
+    let out = Command::new(env!("CARGO_BIN_EXE_pdrestore"))
+        .args([
+            "query",
+            "--server",
+            "127.0.0.1",
+            "--client-id",
+            "00",
+            "--link",
+            "::1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "--link only filters relay-id and remote-id"
+    );
 }

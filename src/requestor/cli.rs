@@ -17,6 +17,8 @@ use std::time::Duration;
 pub const EXIT_COMPLETE: u8 = 0;
 /// Exit code: some server's answer was not whole (partial, failed, or a status).
 pub const EXIT_INCOMPLETE: u8 = 1;
+/// Exit code: bad arguments (sysexits EX_USAGE, as for every subcommand).
+pub const EXIT_USAGE: u8 = 64;
 /// Exit code: a server said MalformedQuery, a bug of pdrestore.
 pub const EXIT_OUR_BUG: u8 = 3;
 /// Exit code: standard output could not be written.
@@ -184,7 +186,7 @@ pub fn run(args: QueryArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("pdrestore query: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
