@@ -390,7 +390,7 @@ async fn kea_captures_replayed() {
             })
             .collect();
         let (tx, mut rx) = mpsc::channel::<Delivery>(100_000);
-        let report = connection::run(addr, &cfg, planned, 1, &tx).await;
+        let report = connection::run(addr, &cfg, planned, 1, u64::MAX, &tx).await;
         drop(tx);
         let mut got = Vec::new();
         while let Some(d) = rx.recv().await {
@@ -1008,4 +1008,66 @@ async fn three_servers_with_bad_ones_do_not_spoil_the_good() {
         first_binding.unwrap() < Duration::from_millis(800),
         "streamed"
     );
+}
+
+/// Limits: a server past the bindings or octets we accept is cut off, with
+/// no retry (it would only do it again); the per-server budget spans queries.
+#[tokio::test]
+async fn limits_cut_off_monsters_without_retry() {
+    let (response, _) = relay_b_stream();
+    let serve = move |_, mut s: TcpStream| {
+        let response = response.clone();
+        async move {
+            while let Some(q) = read_frame(&mut s).await {
+                let out: Vec<Vec<u8>> = frames(&response)
+                    .iter()
+                    .map(|m| with_xid(m, xid_of(&q)))
+                    .collect();
+                if s.write_all(&framed(&out)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    // Per query.
+    let (addr, conns) = peer(serve.clone()).await;
+    let mut cfg = conn_cfg();
+    cfg.limits.max_bindings_per_query = 50;
+    let (report, got) = run_server(addr, &cfg, &relay_b(), &quick_retry(3)).await;
+    assert_eq!(
+        report.queries[0].outcome,
+        Outcome::Partial(PartialReason::Protocol(ProtocolError::TooManyBindings {
+            limit: 50
+        }))
+    );
+    assert_eq!(report.queries[0].disposition, Disposition::Final);
+    assert_eq!(got.len(), 50, "exactly the limit");
+    assert_eq!(conns.load(Ordering::SeqCst), 1, "no retry");
+    // Per server, across two queries run one after the other.
+    let (addr, _) = peer(serve.clone()).await;
+    let mut cfg = conn_cfg();
+    cfg.limits.max_bindings_per_server = 150;
+    let queries = vec![relay_b()[0].clone(), relay_b()[0].clone()];
+    let (report, got) = run_server(addr, &cfg, &queries, &quick_retry(3)).await;
+    assert_eq!(report.queries[0].outcome, Outcome::Complete);
+    assert!(matches!(
+        report.queries[1].outcome,
+        Outcome::Partial(PartialReason::Protocol(
+            ProtocolError::TooManyBindings { .. }
+        ))
+    ));
+    assert_eq!(got.len(), 150);
+    // Octets per connection.
+    let (addr, _) = peer(serve).await;
+    let mut cfg = conn_cfg();
+    cfg.limits.max_bytes_per_connection = 4000;
+    let (report, got) = run_server(addr, &cfg, &relay_b(), &quick_retry(3)).await;
+    assert_eq!(
+        report.queries[0].outcome,
+        Outcome::Partial(PartialReason::Aborted(ProtocolError::TooManyBytes {
+            limit: 4000
+        }))
+    );
+    assert_eq!(report.queries[0].attempts, 1);
+    assert!(!got.is_empty() && got.len() < 40, "{}", got.len());
 }

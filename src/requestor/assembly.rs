@@ -95,6 +95,19 @@ pub enum ProtocolError {
     /// A second LEASEQUERY-REPLY for one query (RFC 5460 s.5.2: only one).
     #[error("second LEASEQUERY-REPLY for one query (RFC 5460 5.2)")]
     DuplicateReply,
+    /// The server sent more bindings than we accept (a configured limit,
+    /// against servers that stream forever); the rest is cut off.
+    #[error("more than {limit} bindings (limit)")]
+    TooManyBindings {
+        /// The limit.
+        limit: u64,
+    },
+    /// The server sent more octets on one connection than we accept.
+    #[error("more than {limit} octets on one connection (limit)")]
+    TooManyBytes {
+        /// The limit.
+        limit: u64,
+    },
     /// A DATA or DONE whose transaction-id matches no outstanding query (RFC 5460 s.6.3).
     #[error("{msg_type} with transaction-id 0x{xid:06x} that matches no outstanding query (RFC 5460 6.3)")]
     UnknownXid {
@@ -305,6 +318,7 @@ pub struct QueryAssembler {
     state: State,
     stats: QueryStats,
     events: VecDeque<Event>,
+    max_bindings: u64,
 }
 
 /// What the options of one reply message hold, gathered in one walk.
@@ -356,7 +370,15 @@ impl QueryAssembler {
                 server_id: None,
             },
             events: VecDeque::new(),
+            max_bindings: u64::MAX,
         }
+    }
+
+    /// Accept at most `max` bindings for this query: a message that brings
+    /// the count past it ends the query with [`ProtocolError::TooManyBindings`]
+    /// after the bindings up to the limit have been delivered.
+    pub fn set_max_bindings(&mut self, max: u64) {
+        self.max_bindings = max;
     }
 
     /// The transaction-id.
@@ -418,7 +440,7 @@ impl QueryAssembler {
         });
     }
 
-    fn take_bindings(&mut self, msg: &MessageView<'_>, now: Instant) {
+    fn take_bindings(&mut self, msg: &MessageView<'_>, now: Instant) -> Result<(), ProtocolError> {
         for o in msg.options().valid() {
             let OptionView::ClientData(opts) = o else {
                 continue;
@@ -426,6 +448,11 @@ impl QueryAssembler {
             match ClientData::parse(opts) {
                 Ok(cd) => {
                     for b in cd.bindings() {
+                        if self.stats.bindings >= self.max_bindings {
+                            return Err(ProtocolError::TooManyBindings {
+                                limit: self.max_bindings,
+                            });
+                        }
                         self.stats.bindings += 1;
                         self.events.push_back(Event::Binding {
                             xid: self.xid,
@@ -437,6 +464,7 @@ impl QueryAssembler {
                 Err(e) => self.drop_msg(DropReason::ClientData(e)),
             }
         }
+        Ok(())
     }
 
     /// Handle one received message with this query's transaction-id. The
@@ -508,7 +536,9 @@ impl QueryAssembler {
                     _ if s.client_data == 0 => self.finish(Outcome::NoBindings, now),
                     _ => {
                         self.state = State::ReceivingData;
-                        self.take_bindings(msg, now);
+                        if let Err(e) = self.take_bindings(msg, now) {
+                            return self.violate(e, now);
+                        }
                     }
                 }
                 Ok(())
@@ -523,8 +553,8 @@ impl QueryAssembler {
                 }
                 if s.client_data == 0 {
                     self.drop_msg(DropReason::DataWithoutClientData);
-                } else {
-                    self.take_bindings(msg, now);
+                } else if let Err(e) = self.take_bindings(msg, now) {
+                    return self.violate(e, now);
                 }
                 Ok(())
             }
@@ -605,6 +635,9 @@ pub struct ReplyDemux {
     last_activity: Option<Instant>,
     events: VecDeque<Event>,
     closed: Option<CloseReason>,
+    max_per_query: u64,
+    max_total: u64,
+    delivered: u64,
 }
 
 impl ReplyDemux {
@@ -618,7 +651,34 @@ impl ReplyDemux {
             last_activity: None,
             events: VecDeque::new(),
             closed: None,
+            max_per_query: u64::MAX,
+            max_total: u64::MAX,
+            delivered: 0,
         }
+    }
+
+    /// Accept at most `per_query` bindings for one query and `total` for the
+    /// whole connection; past either, the query at fault ends with
+    /// [`ProtocolError::TooManyBindings`] and the connection is closed.
+    pub fn set_limits(&mut self, per_query: u64, total: u64) {
+        self.max_per_query = per_query;
+        self.max_total = total;
+    }
+
+    /// Bindings delivered on this connection so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// Close the connection for a reason found outside the protocol engine
+    /// (e.g. too many octets read): every outstanding query ends
+    /// [`PartialReason::Aborted`].
+    pub fn abort(&mut self, e: ProtocolError, now: Instant) {
+        self.close(
+            CloseReason::Protocol(e.clone()),
+            Outcome::Partial(PartialReason::Aborted(e)),
+            now,
+        );
     }
 
     /// The requestor DUID.
@@ -766,7 +826,11 @@ impl ReplyDemux {
                 now,
             );
         };
+        let before = q.stats().bindings;
+        let left = self.max_total.saturating_sub(self.delivered);
+        q.set_max_bindings(self.max_per_query.min(before.saturating_add(left)));
         let res = q.handle_message(msg, now);
+        self.delivered += q.stats().bindings - before;
         self.drain(xid);
         if let Err(e) = res {
             self.close(

@@ -745,3 +745,42 @@ fn kea_pipelined_capture_through_the_demux() {
     assert_eq!(prefixes(&ev, 0x201).len() + prefixes(&ev, 0x202).len(), 127);
     assert_eq!(d.close_reason(), None);
 }
+
+#[test]
+fn binding_limits_cut_off_exactly() {
+    let t0 = Instant::now();
+    // Per query: 3 accepted, the message bringing the 4th ends the query.
+    let mut d = demux(t0, &[1, 2]);
+    d.set_limits(3, u64::MAX);
+    d.handle_frame(&reply(1, vec![cd(0, Some(1)), cd(1, Some(1))]), t0);
+    d.handle_frame(&data(1, vec![cd(2, Some(1)), cd(3, Some(1))]), t0);
+    let ev = events(&mut d);
+    assert_eq!(prefixes(&ev, 1).len(), 3);
+    let e = ProtocolError::TooManyBindings { limit: 3 };
+    assert_eq!(
+        outcome(&ev, 1),
+        Some(Outcome::Partial(PartialReason::Protocol(e.clone())))
+    );
+    assert_eq!(
+        outcome(&ev, 2),
+        Some(Outcome::Partial(PartialReason::Aborted(e)))
+    );
+    assert_eq!(d.delivered(), 3);
+    // Per connection: 4 in all, over two queries.
+    let mut d = demux(t0, &[1, 2]);
+    d.set_limits(u64::MAX, 4);
+    d.handle_frame(&reply(1, vec![cd(0, Some(1)), cd(1, Some(1))]), t0);
+    d.handle_frame(&reply(2, vec![cd(2, Some(1))]), t0);
+    d.handle_frame(&data(1, vec![cd(3, Some(1))]), t0);
+    assert_eq!(d.close_reason(), None, "exactly at the limit is fine");
+    d.handle_frame(&data(2, vec![cd(4, Some(1))]), t0);
+    let ev = events(&mut d);
+    assert_eq!(prefixes(&ev, 1).len() + prefixes(&ev, 2).len(), 4);
+    assert!(matches!(
+        outcome(&ev, 2),
+        Some(Outcome::Partial(PartialReason::Protocol(
+            ProtocolError::TooManyBindings { .. }
+        )))
+    ));
+    assert!(matches!(d.close_reason(), Some(CloseReason::Protocol(_))));
+}

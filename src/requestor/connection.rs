@@ -13,8 +13,8 @@
 //! Bindings go to a channel as soon as each message is handled.
 
 use super::assembly::{
-    CloseReason, Event, Outcome, PartialReason, QueryStats, ReplyDemux, TransportError,
-    BULK_LQ_DATA_TIMEOUT,
+    CloseReason, Event, Outcome, PartialReason, ProtocolError, QueryStats, ReplyDemux,
+    TransportError, BULK_LQ_DATA_TIMEOUT,
 };
 use crate::proto::{Binding, Duid};
 use crate::transport::{FrameCodec, FrameCodecError};
@@ -31,6 +31,29 @@ use tokio_util::codec::{Encoder, FramedRead};
 /// The DHCPv6 server port, where Bulk Leasequery listens by default (RFC 5460 s.5.6).
 pub const DHCPV6_SERVER_PORT: u16 = 547;
 
+/// Resource bounds against servers that stream forever or send monsters
+/// (the `[limits]` of the configuration file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most bindings accepted from one query.
+    pub max_bindings_per_query: u64,
+    /// Most bindings accepted from one server, all queries and tries together.
+    pub max_bindings_per_server: u64,
+    /// Most octets read from one connection.
+    pub max_bytes_per_connection: u64,
+}
+
+impl Default for Limits {
+    /// 4 M bindings per query, 8 M per server, 4 GiB per connection.
+    fn default() -> Self {
+        Limits {
+            max_bindings_per_query: 4_000_000,
+            max_bindings_per_server: 8_000_000,
+            max_bytes_per_connection: 4 << 30,
+        }
+    }
+}
+
 /// Settings of one connection.
 #[derive(Debug, Clone)]
 pub struct ConnectionConfig {
@@ -42,6 +65,8 @@ pub struct ConnectionConfig {
     pub source: Option<IpAddr>,
     /// Our DUID, sent as OPTION_CLIENTID and checked in every REPLY (RFC 5007 s.4.2.2).
     pub requestor: Duid,
+    /// Resource bounds.
+    pub limits: Limits,
 }
 
 impl ConnectionConfig {
@@ -52,6 +77,7 @@ impl ConnectionConfig {
             max_in_flight: 1,
             source: None,
             requestor,
+            limits: Limits::default(),
         }
     }
 }
@@ -148,6 +174,8 @@ fn unsent_outcome(close: Option<&CloseReason>) -> Outcome {
 
 /// Connect to `server` and run `queries` on one connection; bindings go to
 /// `tx` (as `T::from(Delivery)`) as they arrive, tagged with `attempt`.
+/// At most `budget` bindings are accepted on the connection (what is left of
+/// [`Limits::max_bindings_per_server`]).
 /// Returns when every query has ended or the connection has failed; every
 /// query given gets exactly one result. Never panics on network input.
 pub async fn run<T: From<Delivery>>(
@@ -155,10 +183,11 @@ pub async fn run<T: From<Delivery>>(
     cfg: &ConnectionConfig,
     queries: Vec<PlannedQuery>,
     attempt: u32,
+    budget: u64,
     tx: &mpsc::Sender<T>,
 ) -> ConnectionReport {
     match connect(server, cfg.source, cfg.data_timeout).await {
-        Ok(stream) => run_on(stream, server, cfg, queries, attempt, tx).await,
+        Ok(stream) => run_on(stream, server, cfg, queries, attempt, budget, tx).await,
         Err(e) => ConnectionReport {
             results: queries
                 .into_iter()
@@ -182,6 +211,7 @@ pub async fn run_on<T: From<Delivery>>(
     cfg: &ConnectionConfig,
     queries: Vec<PlannedQuery>,
     attempt: u32,
+    budget: u64,
     tx: &mpsc::Sender<T>,
 ) -> ConnectionReport {
     let (rd, mut wr) = stream.into_split();
@@ -189,6 +219,8 @@ pub async fn run_on<T: From<Delivery>>(
     let mut codec = FrameCodec::new();
     let mut out = BytesMut::new();
     let mut demux = ReplyDemux::new(cfg.requestor.clone(), cfg.data_timeout);
+    demux.set_limits(cfg.limits.max_bindings_per_query, budget);
+    let mut bytes_read: u64 = 0;
     let mut pending: VecDeque<PlannedQuery> = queries.into();
     let mut index_of: HashMap<u32, usize> = HashMap::new();
     let mut results = Vec::new();
@@ -237,7 +269,19 @@ pub async fn run_on<T: From<Delivery>>(
             frame = reader.next() => {
                 let now = Instant::now();
                 match frame {
-                    Some(Ok(f)) => demux.handle_frame(&f, now),
+                    Some(Ok(f)) => {
+                        bytes_read += 2 + f.len() as u64;
+                        if bytes_read > cfg.limits.max_bytes_per_connection {
+                            demux.abort(
+                                ProtocolError::TooManyBytes {
+                                    limit: cfg.limits.max_bytes_per_connection,
+                                },
+                                now,
+                            );
+                        } else {
+                            demux.handle_frame(&f, now);
+                        }
+                    }
                     Some(Err(FrameCodecError::EmptyFrame)) => demux.handle_frame(&[], now),
                     Some(Err(e)) => demux.handle_transport_error(TransportError::Io(e.to_string()), now),
                     None => demux.handle_close(now),

@@ -138,6 +138,41 @@ impl FanoutConfig {
     }
 }
 
+impl FanoutConfig {
+    /// The fan-out the configuration file asks for: its servers, data
+    /// timeout, queries in flight, retries and limits. `requestor` is the
+    /// configured `requestor_duid`, or the relay DUID when none is set.
+    pub fn from_config(
+        config: &crate::config::Config,
+        requestor: Duid,
+        queries: Vec<QuerySpec>,
+    ) -> Self {
+        let mut cfg = FanoutConfig::new(requestor, queries);
+        cfg.servers = config
+            .servers
+            .iter()
+            .map(|s| ServerConfig {
+                addr: s.socket_addr(),
+                source: s.source,
+            })
+            .collect();
+        cfg.connection.data_timeout = config.data_timeout;
+        cfg.connection.max_in_flight = config.max_in_flight as usize;
+        cfg.connection.limits = super::connection::Limits {
+            max_bindings_per_query: config.limits.max_bindings_per_query,
+            max_bindings_per_server: config.limits.max_bindings_per_server,
+            max_bytes_per_connection: config.limits.max_bytes_per_connection,
+        };
+        cfg.retry = RetryPolicy {
+            attempts: config.retries.saturating_add(1),
+            initial_delay: config.retry_initial_delay,
+            max_delay: config.retry_max_delay,
+            ..RetryPolicy::default()
+        };
+        cfg
+    }
+}
+
 /// How one query fared on one server, after its last try.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryReport {
@@ -341,7 +376,12 @@ pub async fn query_server<T: From<Delivery>>(
                 }
             })
             .collect();
-        let report = connection::run(server, conn, planned, attempt, tx).await;
+        let delivered: u64 = reports.iter().map(|q| q.bindings).sum();
+        let budget = conn
+            .limits
+            .max_bindings_per_server
+            .saturating_sub(delivered);
+        let report = connection::run(server, conn, planned, attempt, budget, tx).await;
         if server_id.is_none() {
             server_id = report.server_id;
         }
@@ -378,6 +418,25 @@ pub async fn query_server<T: From<Delivery>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_the_configuration_file() {
+        let text = format!(
+            "{}\n{}",
+            "data_timeout = \"30s\"\nretries = 2\nmax_in_flight = 4\n[[server]]\naddress = \"::1\"\n[[server]]\naddress = \"127.0.0.1\"\nport = 5547\nsource = \"127.0.0.2\"",
+            "[routes]\nallowed_prefixes = [\"2001:db8::/32\"]\n[limits]\nmax_bindings_per_query = 7\n"
+        );
+        let config = crate::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+        let q = vec![QuerySpec::new(Query::ByLinkAddress)];
+        let cfg = FanoutConfig::from_config(&config, Duid::from_bytes(vec![0, 3, 0, 1, 1]), q);
+        assert_eq!(cfg.servers.len(), 2);
+        assert_eq!(cfg.servers[0].addr, "[::1]:547".parse().unwrap());
+        assert_eq!(cfg.servers[1].source, Some("127.0.0.2".parse().unwrap()));
+        assert_eq!(cfg.connection.data_timeout, Duration::from_secs(30));
+        assert_eq!(cfg.connection.max_in_flight, 4);
+        assert_eq!(cfg.connection.limits.max_bindings_per_query, 7);
+        assert_eq!(cfg.retry.attempts, 3);
+    }
 
     #[test]
     fn server_addresses() {

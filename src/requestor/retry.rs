@@ -5,7 +5,8 @@
 //! timeouts, partial results, and QueryTerminated, after which the requestor
 //! "should wait at least a short interval" ([`RetryPolicy::terminated_delay`]).
 //! Final for that server (RFC 5007 s.4.3.3): NotAllowed, NotConfigured,
-//! UnknownQueryType and any other status; MalformedQuery is final too, and
+//! UnknownQueryType and any other status (UnspecFail aside, which is
+//! retried), and a server past our limits; MalformedQuery is final too, and
 //! flagged as our own bug.
 
 use super::assembly::Outcome;
@@ -81,6 +82,17 @@ impl RetryPolicy {
             {
                 terminated
             }
+            // A server past our limits would only do it again.
+            Outcome::Partial(
+                super::PartialReason::Protocol(e) | super::PartialReason::Aborted(e),
+            ) if matches!(
+                e,
+                super::ProtocolError::TooManyBindings { .. }
+                    | super::ProtocolError::TooManyBytes { .. }
+            ) =>
+            {
+                Disposition::Final
+            }
             Outcome::Partial(_) | Outcome::TransportFailure(_) => retry,
         }
     }
@@ -155,6 +167,21 @@ mod tests {
         assert_eq!(
             p.classify(&Outcome::TransportFailure(TransportError::Refused)),
             retry
+        );
+        assert_eq!(
+            p.classify(&Outcome::Partial(PartialReason::Protocol(
+                crate::requestor::ProtocolError::ClientLink
+            ))),
+            retry
+        );
+        let limit = crate::requestor::ProtocolError::TooManyBindings { limit: 5 };
+        assert_eq!(
+            p.classify(&Outcome::Partial(PartialReason::Protocol(limit.clone()))),
+            Disposition::Final
+        );
+        assert_eq!(
+            p.classify(&Outcome::Partial(PartialReason::Aborted(limit))),
+            Disposition::Final
         );
     }
 
