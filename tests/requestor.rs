@@ -1071,3 +1071,34 @@ async fn limits_cut_off_monsters_without_retry() {
     assert_eq!(report.queries[0].attempts, 1);
     assert!(!got.is_empty() && got.len() < 40, "{}", got.len());
 }
+
+/// A server that never reads: our writes block, and the data timeout ends
+/// them (RFC 5460 6.2) rather than waiting forever.
+#[tokio::test]
+async fn blocked_write_times_out() {
+    let (addr, _) = peer(|_, s| async move {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(s);
+    })
+    .await;
+    // 300 queries of 60 kB each, all in flight: far more than the socket
+    // buffers of both ends hold.
+    let big = QuerySpec::new(Query::ByRemoteId {
+        enterprise: 4491,
+        id: vec![0x5a; 60_000],
+    });
+    let queries = vec![big; 300];
+    let mut cfg = conn_cfg();
+    cfg.data_timeout = Duration::from_millis(500);
+    cfg.max_in_flight = 300;
+    let t0 = Instant::now();
+    let (report, _) = run_server(addr, &cfg, &queries, &quick_retry(1)).await;
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    assert_eq!(report.queries.len(), 300);
+    for q in &report.queries {
+        assert_eq!(
+            q.outcome,
+            Outcome::TransportFailure(TransportError::WriteTimeout)
+        );
+    }
+}

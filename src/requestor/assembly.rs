@@ -701,6 +701,13 @@ impl ReplyDemux {
         Ok(())
     }
 
+    /// Every query started so far has been written in full at `now`: the
+    /// data timeout counts from here (RFC 5460 s.6.3: the wait for replies
+    /// begins once the query is sent).
+    pub fn handle_sent(&mut self, now: Instant) {
+        self.touch(now);
+    }
+
     /// Number of queries that have not ended.
     pub fn outstanding(&self) -> usize {
         self.queries.len()

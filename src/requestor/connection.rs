@@ -265,7 +265,22 @@ pub async fn run_on<T: From<Delivery>>(
         let read_deadline = demux.poll_timeout();
         let write_deadline = write_progress.map(|t| t + cfg.data_timeout);
         tokio::select! {
+            // Writing first: it is cheap and must not starve behind a
+            // stream of replies; reading before the timers, so a deadline
+            // only fires when nothing is there to read.
             biased;
+            w = wr.write_buf(&mut out), if !out.is_empty() => {
+                let now = Instant::now();
+                match w {
+                    Ok(0) => demux.handle_transport_error(TransportError::Io("write returned 0".into()), now),
+                    Ok(_) if out.is_empty() => {
+                        write_progress = None;
+                        demux.handle_sent(now);
+                    }
+                    Ok(_) => write_progress = Some(now),
+                    Err(e) => demux.handle_transport_error(TransportError::Io(e.to_string()), now),
+                }
+            }
             frame = reader.next() => {
                 let now = Instant::now();
                 match frame {
@@ -287,19 +302,13 @@ pub async fn run_on<T: From<Delivery>>(
                     None => demux.handle_close(now),
                 }
             }
-            w = wr.write_buf(&mut out), if !out.is_empty() => {
-                let now = Instant::now();
-                match w {
-                    Ok(0) => demux.handle_transport_error(TransportError::Io("write returned 0".into()), now),
-                    Ok(_) => write_progress = (!out.is_empty()).then_some(now),
-                    Err(e) => demux.handle_transport_error(TransportError::Io(e.to_string()), now),
-                }
-            }
-            _ = sleep_until(read_deadline), if read_deadline.is_some() => {
-                demux.handle_timeout(Instant::now());
-            }
+            // While a write is pending, its own deadline governs (RFC 5460 6.2);
+            // the read timeout counts from when the queries were sent (6.3).
             _ = sleep_until(write_deadline), if write_deadline.is_some() => {
                 demux.handle_transport_error(TransportError::WriteTimeout, Instant::now());
+            }
+            _ = sleep_until(read_deadline), if read_deadline.is_some() && out.is_empty() => {
+                demux.handle_timeout(Instant::now());
             }
         }
 
