@@ -10,7 +10,7 @@ use pdrestore::proto::frame::FrameIter;
 use pdrestore::proto::{
     ClientMessage, DhcpOption, Duid, Message, MessageType, Query, QueryType, StatusCode,
 };
-use pdrestore::requestor::connection::{self, ConnectionConfig, Delivery, PlannedQuery};
+use pdrestore::requestor::connection::{self, Attempt, ConnectionConfig, Delivery, PlannedQuery};
 use pdrestore::requestor::fanout::{
     query_server, Fanout, FanoutConfig, QuerySpec, ServerConfig, ServerReport, Update,
 };
@@ -390,7 +390,7 @@ async fn kea_captures_replayed() {
             })
             .collect();
         let (tx, mut rx) = mpsc::channel::<Delivery>(100_000);
-        let report = connection::run(addr, &cfg, planned, 1, u64::MAX, &tx).await;
+        let report = connection::run(addr, &cfg, planned, Attempt::first(), &tx).await;
         drop(tx);
         let mut got = Vec::new();
         while let Some(d) = rx.recv().await {
@@ -1101,4 +1101,49 @@ async fn blocked_write_times_out() {
             Outcome::TransportFailure(TransportError::WriteTimeout)
         );
     }
+}
+
+/// A server that trickles a binding every 100 ms, forever, never trips the
+/// data timeout: the server deadline ends it, and no retry follows.
+#[tokio::test]
+async fn server_deadline_ends_a_trickle() {
+    let (response, _) = relay_b_stream();
+    let (addr, conns) = peer(move |_, mut s| {
+        let response = response.clone();
+        async move {
+            let q = read_frame(&mut s).await.unwrap();
+            let msgs = frames(&response);
+            let data = &msgs[1..msgs.len() - 1];
+            for m in std::iter::once(&msgs[0])
+                .chain(data.iter().cycle())
+                .take(1000)
+            {
+                if s.write_all(&framed(&[with_xid(m, xid_of(&q))]))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    })
+    .await;
+    let mut cfg = conn_cfg();
+    cfg.data_timeout = Duration::from_secs(1);
+    cfg.server_deadline = Some(Duration::from_millis(700));
+    let t0 = Instant::now();
+    let (report, got) = run_server(addr, &cfg, &relay_b(), &quick_retry(3)).await;
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(700) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    assert_eq!(
+        report.queries[0].outcome,
+        Outcome::Partial(PartialReason::Deadline)
+    );
+    assert_eq!(report.queries[0].disposition, Disposition::Final);
+    assert_eq!(conns.load(Ordering::SeqCst), 1);
+    assert!(got.len() >= 4, "{}", got.len());
 }

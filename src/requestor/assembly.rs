@@ -145,6 +145,8 @@ pub enum PartialReason {
     Closed,
     /// Nothing arrived for BULK_LQ_DATA_TIMEOUT (RFC 5460 s.6.3).
     DataTimeout,
+    /// The overall time allowed for the server ran out.
+    Deadline,
     /// LEASEQUERY-DONE carried an error status after data (RFC 5460 s.5.2.2);
     /// QueryTerminated is the usual one (s.5.5).
     DoneStatus(ServerStatus),
@@ -160,6 +162,7 @@ impl fmt::Display for PartialReason {
         match self {
             PartialReason::Closed => write!(f, "connection closed by the server"),
             PartialReason::DataTimeout => write!(f, "data timeout"),
+            PartialReason::Deadline => write!(f, "deadline for the server passed"),
             PartialReason::DoneStatus(s) => write!(f, "DONE with status {s}"),
             PartialReason::Protocol(e) => write!(f, "protocol error: {e}"),
             PartialReason::Aborted(e) => write!(f, "connection aborted: {e}"),
@@ -600,6 +603,8 @@ pub enum CloseReason {
     PeerClosed,
     /// BULK_LQ_DATA_TIMEOUT passed with nothing received (RFC 5460 s.6.3).
     DataTimeout,
+    /// The overall time allowed for the server ran out.
+    Deadline,
     /// The server broke the protocol.
     Protocol(ProtocolError),
     /// The transport failed.
@@ -863,6 +868,17 @@ impl ReplyDemux {
         self.close(
             CloseReason::Transport(err.clone()),
             Outcome::TransportFailure(err),
+            now,
+        );
+    }
+
+    /// The overall time allowed for this server has run out: every
+    /// outstanding query ends [`PartialReason::Deadline`] and the connection
+    /// is to be closed.
+    pub fn handle_deadline(&mut self, now: Instant) {
+        self.close(
+            CloseReason::Deadline,
+            Outcome::Partial(PartialReason::Deadline),
             now,
         );
     }

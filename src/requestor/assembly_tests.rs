@@ -784,3 +784,32 @@ fn binding_limits_cut_off_exactly() {
     ));
     assert!(matches!(d.close_reason(), Some(CloseReason::Protocol(_))));
 }
+
+#[test]
+fn deadline_ends_every_query() {
+    let t0 = Instant::now();
+    let mut d = demux(t0, &[1, 2]);
+    d.handle_frame(&reply(1, vec![cd(0, Some(1))]), t0);
+    d.handle_deadline(t0 + Duration::from_secs(1));
+    let ev = events(&mut d);
+    assert_eq!(prefixes(&ev, 1).len(), 1);
+    for x in [1, 2] {
+        assert_eq!(
+            outcome(&ev, x),
+            Some(Outcome::Partial(PartialReason::Deadline))
+        );
+    }
+    assert_eq!(d.close_reason(), Some(&CloseReason::Deadline));
+}
+
+#[test]
+fn read_timer_restarts_when_the_queries_are_sent() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let mut d = ReplyDemux::new(us(), s(10));
+    d.start_query(1, t0).unwrap();
+    d.handle_sent(t0 + s(7));
+    assert_eq!(d.poll_timeout(), Some(t0 + s(17)));
+    d.handle_timeout(t0 + s(12));
+    assert_eq!(d.close_reason(), None);
+}

@@ -60,6 +60,9 @@ pub struct QueryArgs {
     /// BULK_LQ_DATA_TIMEOUT: connect, blocked write, silent read (RFC 5460 5.6), e.g. 30s, 2m.
     #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// Overall time allowed for each server, every try and wait included (none by default).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub deadline: Option<Duration>,
     /// Retries per server after the first try (refused or failed connects, timeouts, partial results, QueryTerminated).
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub retries: u32,
@@ -136,6 +139,7 @@ impl QueryArgs {
         cfg.connection.data_timeout = self.timeout;
         cfg.connection.max_in_flight = self.max_in_flight as usize;
         cfg.connection.source = self.source;
+        cfg.connection.server_deadline = self.deadline;
         cfg.retry = RetryPolicy {
             attempts: self.retries.saturating_add(1),
             initial_delay: self.retry_delay,

@@ -67,6 +67,33 @@ pub struct ConnectionConfig {
     pub requestor: Duid,
     /// Resource bounds.
     pub limits: Limits,
+    /// Overall time for one server, every try and wait included; `None`
+    /// for no bound beyond the data timeout of each step.
+    pub server_deadline: Option<Duration>,
+}
+
+/// One try on one connection: its number, what is left of the server's
+/// binding budget, and the server's deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// 1 for the first try.
+    pub number: u32,
+    /// Bindings still accepted from the server
+    /// (what is left of [`Limits::max_bindings_per_server`]).
+    pub budget: u64,
+    /// When the server's time is up.
+    pub deadline: Option<Instant>,
+}
+
+impl Attempt {
+    /// The first try, with no budget or deadline.
+    pub fn first() -> Self {
+        Attempt {
+            number: 1,
+            budget: u64::MAX,
+            deadline: None,
+        }
+    }
 }
 
 impl ConnectionConfig {
@@ -78,6 +105,7 @@ impl ConnectionConfig {
             source: None,
             requestor,
             limits: Limits::default(),
+            server_deadline: None,
         }
     }
 }
@@ -167,40 +195,52 @@ fn unsent_outcome(close: Option<&CloseReason>) -> Outcome {
     match close {
         None | Some(CloseReason::PeerClosed) => Outcome::Partial(PartialReason::Closed),
         Some(CloseReason::DataTimeout) => Outcome::Partial(PartialReason::DataTimeout),
+        Some(CloseReason::Deadline) => Outcome::Partial(PartialReason::Deadline),
         Some(CloseReason::Protocol(e)) => Outcome::Partial(PartialReason::Aborted(e.clone())),
         Some(CloseReason::Transport(e)) => Outcome::TransportFailure(e.clone()),
     }
 }
 
 /// Connect to `server` and run `queries` on one connection; bindings go to
-/// `tx` (as `T::from(Delivery)`) as they arrive, tagged with `attempt`.
-/// At most `budget` bindings are accepted on the connection (what is left of
-/// [`Limits::max_bindings_per_server`]).
+/// `tx` (as `T::from(Delivery)`) as they arrive, tagged with the attempt
+/// number. At most `attempt.budget` bindings are accepted on the connection,
+/// and it is closed at `attempt.deadline`.
 /// Returns when every query has ended or the connection has failed; every
 /// query given gets exactly one result. Never panics on network input.
 pub async fn run<T: From<Delivery>>(
     server: SocketAddr,
     cfg: &ConnectionConfig,
     queries: Vec<PlannedQuery>,
-    attempt: u32,
-    budget: u64,
+    attempt: Attempt,
     tx: &mpsc::Sender<T>,
 ) -> ConnectionReport {
-    match connect(server, cfg.source, cfg.data_timeout).await {
-        Ok(stream) => run_on(stream, server, cfg, queries, attempt, budget, tx).await,
-        Err(e) => ConnectionReport {
-            results: queries
-                .into_iter()
-                .map(|q| QueryResult {
-                    index: q.index,
-                    xid: q.xid,
-                    outcome: Outcome::TransportFailure(e.clone()),
-                    stats: None,
-                })
-                .collect(),
-            close: Some(CloseReason::Transport(e)),
-            server_id: None,
-        },
+    let mut timeout = cfg.data_timeout;
+    if let Some(d) = attempt.deadline {
+        timeout = timeout.min(d.saturating_duration_since(Instant::now()));
+    }
+    match connect(server, cfg.source, timeout).await {
+        Ok(stream) => run_on(stream, server, cfg, queries, attempt, tx).await,
+        Err(e) => {
+            let close = match (&e, attempt.deadline) {
+                (TransportError::ConnectTimeout, Some(d)) if Instant::now() >= d => {
+                    CloseReason::Deadline
+                }
+                _ => CloseReason::Transport(e),
+            };
+            ConnectionReport {
+                results: queries
+                    .into_iter()
+                    .map(|q| QueryResult {
+                        index: q.index,
+                        xid: q.xid & 0x00ff_ffff,
+                        outcome: unsent_outcome(Some(&close)),
+                        stats: None,
+                    })
+                    .collect(),
+                close: Some(close),
+                server_id: None,
+            }
+        }
     }
 }
 
@@ -210,8 +250,7 @@ pub async fn run_on<T: From<Delivery>>(
     server: SocketAddr,
     cfg: &ConnectionConfig,
     queries: Vec<PlannedQuery>,
-    attempt: u32,
-    budget: u64,
+    attempt: Attempt,
     tx: &mpsc::Sender<T>,
 ) -> ConnectionReport {
     let (rd, mut wr) = stream.into_split();
@@ -219,7 +258,7 @@ pub async fn run_on<T: From<Delivery>>(
     let mut codec = FrameCodec::new();
     let mut out = BytesMut::new();
     let mut demux = ReplyDemux::new(cfg.requestor.clone(), cfg.data_timeout);
-    demux.set_limits(cfg.limits.max_bindings_per_query, budget);
+    demux.set_limits(cfg.limits.max_bindings_per_query, attempt.budget);
     let mut bytes_read: u64 = 0;
     let mut pending: VecDeque<PlannedQuery> = queries.into();
     let mut index_of: HashMap<u32, usize> = HashMap::new();
@@ -310,6 +349,9 @@ pub async fn run_on<T: From<Delivery>>(
             _ = sleep_until(read_deadline), if read_deadline.is_some() && out.is_empty() => {
                 demux.handle_timeout(Instant::now());
             }
+            _ = sleep_until(attempt.deadline), if attempt.deadline.is_some() => {
+                demux.handle_deadline(Instant::now());
+            }
         }
 
         while let Some(ev) = demux.poll_event() {
@@ -318,7 +360,7 @@ pub async fn run_on<T: From<Delivery>>(
                     let d = Delivery {
                         server,
                         query: index_of.get(&xid).copied().unwrap_or(usize::MAX),
-                        attempt,
+                        attempt: attempt.number,
                         xid,
                         received: at,
                         binding,

@@ -33,7 +33,9 @@
 //! ```
 
 use super::assembly::{Outcome, QueryStats};
-use super::connection::{self, ConnectionConfig, Delivery, PlannedQuery, DHCPV6_SERVER_PORT};
+use super::connection::{
+    self, Attempt, ConnectionConfig, Delivery, PlannedQuery, DHCPV6_SERVER_PORT,
+};
 use super::retry::{Disposition, RetryPolicy};
 use crate::proto::{Duid, LeasequeryBuilder, Query};
 use std::collections::HashSet;
@@ -336,6 +338,7 @@ pub async fn query_server<T: From<Delivery>>(
     tx: &mpsc::Sender<T>,
 ) -> ServerReport {
     let started = Instant::now();
+    let deadline = conn.server_deadline.map(|d| started + d);
     let mut reports: Vec<QueryReport> = (0..queries.len())
         .map(|index| QueryReport {
             index,
@@ -355,8 +358,11 @@ pub async fn query_server<T: From<Delivery>>(
     let mut wait = Duration::ZERO;
     while !todo.is_empty() {
         if connections > 0 {
-            let backoff = retry.delay(connections, fastrand::f64());
-            tokio::time::sleep(backoff.max(wait)).await;
+            let backoff = retry.delay(connections, fastrand::f64()).max(wait);
+            if deadline.is_some_and(|d| Instant::now() + backoff >= d) {
+                break; // No time for another try: the last outcomes stand.
+            }
+            tokio::time::sleep(backoff).await;
         }
         connections += 1;
         let attempt = connections;
@@ -381,7 +387,12 @@ pub async fn query_server<T: From<Delivery>>(
             .limits
             .max_bindings_per_server
             .saturating_sub(delivered);
-        let report = connection::run(server, conn, planned, attempt, budget, tx).await;
+        let attempt = Attempt {
+            number: attempt,
+            budget,
+            deadline,
+        };
+        let report = connection::run(server, conn, planned, attempt, tx).await;
         if server_id.is_none() {
             server_id = report.server_id;
         }

@@ -17,6 +17,6 @@ pub use assembly::{
     CloseReason, DropReason, Event, Outcome, PartialReason, ProtocolError, QueryAssembler,
     QueryStats, ReplyDemux, ServerStatus, StartError, TransportError, BULK_LQ_DATA_TIMEOUT,
 };
-pub use connection::{ConnectionConfig, Delivery, Limits};
+pub use connection::{Attempt, ConnectionConfig, Delivery, Limits};
 pub use fanout::{Fanout, FanoutConfig, QuerySpec, ServerConfig, ServerReport, Update};
 pub use retry::{Disposition, RetryPolicy};

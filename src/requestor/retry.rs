@@ -82,6 +82,8 @@ impl RetryPolicy {
             {
                 terminated
             }
+            // No time left.
+            Outcome::Partial(super::PartialReason::Deadline) => Disposition::Final,
             // A server past our limits would only do it again.
             Outcome::Partial(
                 super::PartialReason::Protocol(e) | super::PartialReason::Aborted(e),
