@@ -617,7 +617,7 @@ async fn stall_after_some_data_is_partial_with_what_came() {
     })
     .await;
     let mut cfg = conn_cfg();
-    cfg.data_timeout = Duration::from_millis(400);
+    cfg.data_timeout = Duration::from_millis(1000);
     let (report, got) = run_server(addr, &cfg, &relay_b(), &quick_retry(1)).await;
     assert_eq!(
         report.queries[0].outcome,
@@ -905,7 +905,7 @@ async fn good_server() -> SocketAddr {
 fn fanout_cfg(servers: &[SocketAddr]) -> FanoutConfig {
     let mut cfg = FanoutConfig::new(requestor(), relay_b());
     cfg.servers = servers.iter().map(|&a| ServerConfig::new(a)).collect();
-    cfg.connection.data_timeout = Duration::from_millis(800);
+    cfg.connection.data_timeout = Duration::from_secs(2);
     cfg.retry = quick_retry(2);
     cfg
 }
@@ -929,9 +929,10 @@ async fn two_servers_in_parallel() {
     }
 }
 
-/// Three servers: two good, one silent, one hostile (closes mid-stream every
-/// time). The good ones finish complete and unaffected, and long before the
-/// silent one's timeout has run out; bindings stream before the end.
+/// Four servers: two good, one silent, one hostile (a malformed DATA after
+/// ten good messages, every time). The good ones finish complete and
+/// unaffected, long before the silent one's timeout has run out; bindings
+/// stream before the end.
 #[tokio::test]
 async fn three_servers_with_bad_ones_do_not_spoil_the_good() {
     let good1 = good_server().await;
@@ -982,7 +983,7 @@ async fn three_servers_with_bad_ones_do_not_spoil_the_good() {
         let (r, at) = find(g);
         assert!(r.is_complete(), "{r}");
         assert!(
-            *at < Duration::from_millis(800),
+            *at < Duration::from_millis(1500),
             "not held up by the silent one: {at:?}"
         );
         let mine: Vec<Delivery> = got.iter().filter(|d| d.server == g).cloned().collect();
@@ -994,10 +995,7 @@ async fn three_servers_with_bad_ones_do_not_spoil_the_good() {
         r.queries[0].outcome,
         Outcome::Partial(PartialReason::DataTimeout)
     );
-    assert!(
-        *at >= Duration::from_millis(1600),
-        "two tries of 800 ms: {at:?}"
-    );
+    assert!(*at >= Duration::from_secs(4), "two tries of 2 s: {at:?}");
     let (r, _) = find(hostile);
     assert!(matches!(
         r.queries[0].outcome,
@@ -1005,8 +1003,8 @@ async fn three_servers_with_bad_ones_do_not_spoil_the_good() {
     ));
     assert_eq!(r.queries[0].attempts, 2);
     assert!(
-        first_binding.unwrap() < Duration::from_millis(800),
-        "streamed"
+        first_binding.unwrap() < Duration::from_millis(1500),
+        "streamed, not held back until the end"
     );
 }
 

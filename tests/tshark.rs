@@ -108,43 +108,54 @@ async fn tshark_finds_nothing_malformed() {
     let dir = std::env::temp_dir().join(format!("pdrestore-tshark-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = dir.join("query.pcapng");
+    // A probe port, captured too: connections to it show when tshark
+    // really sees packets ("Capturing on" comes a little before).
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let probe_addr = probe.local_addr().unwrap();
+    std::thread::spawn(move || for _ in probe.incoming() {});
     let filter = peers
         .iter()
+        .chain([&probe_addr])
         .map(|p| format!("tcp port {}", p.port()))
         .collect::<Vec<_>>()
         .join(" or ");
+    // -P -l: a summary line per packet on stdout, while writing the file.
     let mut capture = Command::new("tshark")
-        .args(["-i", "lo", "-q", "-f", &filter, "-w"])
+        .args(["-i", "lo", "-P", "-l", "-f", &filter, "-w"])
         .arg(&pcap)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("tshark starts");
-    // Wait until it captures; keep draining its stderr after.
     let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = capture.stderr.take().unwrap();
+    let stdout = capture.stdout.take().unwrap();
     std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("Capturing on") {
-                let _ = tx.send(());
-            }
+        for _ in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(());
         }
     });
-    let started = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)))
-        .await
-        .unwrap();
-    if started.is_err() {
+    let seen = tokio::task::spawn_blocking(move || {
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < Duration::from_secs(30) {
+            let _ = std::net::TcpStream::connect(probe_addr);
+            if rx.recv_timeout(Duration::from_millis(200)).is_ok() {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap();
+    if !seen {
         let _ = capture.kill();
         let _ = capture.wait();
         assert!(
             std::env::var_os("PDRESTORE_REQUIRE_TSHARK").is_none(),
-            "tshark did not start capturing on lo"
+            "tshark did not capture on lo"
         );
         eprintln!("tshark cannot capture on lo here (not root?): skipped");
         return;
     }
-    // "Capturing on" comes a little before packets are really seen.
-    tokio::time::sleep(Duration::from_secs(2)).await;
 
     for ((case, query), peer) in cases.iter().zip(&peers) {
         let mut args = vec![
