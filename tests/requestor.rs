@@ -457,7 +457,7 @@ async fn kea_pipelined_with_our_xids() {
     let mut cfg = conn_cfg();
     cfg.max_in_flight = 2;
     let (tx, mut rx) = mpsc::channel::<Delivery>(100_000);
-    let report = query_server(addr, &cfg, &queries, &quick_retry(1), &tx).await;
+    let report = query_server(addr, 0, &cfg, &queries, &quick_retry(1), &tx).await;
     drop(tx);
     let mut got = Vec::new();
     while let Some(d) = rx.recv().await {
@@ -499,7 +499,7 @@ async fn run_server(
     let (tx, mut rx) = mpsc::channel::<Delivery>(100_000);
     let h = {
         let (cfg, queries, retry) = (cfg.clone(), queries.to_vec(), retry.clone());
-        tokio::spawn(async move { query_server(addr, &cfg, &queries, &retry, &tx).await })
+        tokio::spawn(async move { query_server(addr, 0, &cfg, &queries, &retry, &tx).await })
     };
     let mut got = Vec::new();
     while let Some(d) = rx.recv().await {
@@ -923,6 +923,8 @@ async fn two_servers_in_parallel() {
     for s in [a, b] {
         let r = reports.iter().find(|r| r.server == s).unwrap();
         assert!(r.is_complete(), "{r}");
+        assert_eq!(r.server_index, usize::from(s == b), "configuration order");
+        assert!(got.iter().all(|d| (d.server == a) == (d.server_index == 0)));
         let mine: Vec<Delivery> = got.iter().filter(|d| d.server == s).cloned().collect();
         assert_eq!(mine.len(), 108);
         assert_eq!(union(&mine), want);
@@ -1144,4 +1146,135 @@ async fn server_deadline_ends_a_trickle() {
     assert_eq!(report.queries[0].disposition, Disposition::Final);
     assert_eq!(conns.load(Ordering::SeqCst), 1);
     assert!(got.len() >= 4, "{}", got.len());
+}
+
+/// All five query types on one connection, five in flight: the peer checks
+/// each LEASEQUERY (RFC 5007 4.1.2.1, RFC 5460 5.3) and answers all of them
+/// interleaved, message by message; each query gets exactly its own bindings.
+#[tokio::test]
+async fn five_query_types_in_flight_with_interleaved_replies() {
+    let specs = vec![
+        QuerySpec::new(Query::ByAddress("2001:db8:1::1003".parse().unwrap())),
+        QuerySpec::new(Query::ByClientId("00030001020000000003".parse().unwrap())),
+        QuerySpec::new(Query::ByRelayId(RELAY_B.parse().unwrap()))
+            .link("2001:db8:2::1".parse().unwrap()),
+        QuerySpec::new(Query::ByLinkAddress).link("2001:db8:1::1".parse().unwrap()),
+        QuerySpec::new(Query::ByRemoteId {
+            enterprise: 4491,
+            id: b"CM-000".to_vec(),
+        }),
+    ];
+    // Per query type, the bindings the peer returns: 1 + 2 + ... + 5 messages,
+    // taken from Kea's relay-B stream, each with its own prefix.
+    let (response, _) = relay_b_stream();
+    let kea_data: Vec<Vec<u8>> = frames(&response)[1..16].to_vec();
+    let (addr, _) = peer(move |_, mut s| {
+        let kea_data = kea_data.clone();
+        async move {
+            let mut queries = Vec::new();
+            for _ in 0..5 {
+                queries.push(read_frame(&mut s).await.unwrap());
+            }
+            let mut streams: Vec<Vec<Vec<u8>>> = Vec::new();
+            let mut next = 0;
+            for (i, q) in queries.iter().enumerate() {
+                let Ok(Message::Client(m)) = Message::decode(q) else {
+                    panic!("a LEASEQUERY")
+                };
+                assert_eq!(m.msg_type, MessageType::Leasequery);
+                assert!(m.options.contains(&DhcpOption::ClientId(requestor())));
+                let Some(DhcpOption::LqQuery(lq)) =
+                    m.option(pdrestore::proto::OptionCode::LqQuery).cloned()
+                else {
+                    panic!("LQ_QUERY")
+                };
+                let want = [
+                    QueryType::ByAddress,
+                    QueryType::ByClientId,
+                    QueryType::ByRelayId,
+                    QueryType::ByLinkAddress,
+                    QueryType::ByRemoteId,
+                ][i];
+                assert_eq!(lq.query_type, want, "sent in order");
+                let first = &lq.options[0];
+                match want {
+                    QueryType::ByAddress => assert!(matches!(first, DhcpOption::IaAddr(a)
+                        if a.address == "2001:db8:1::1003".parse::<Ipv6Addr>().unwrap())),
+                    QueryType::ByClientId => assert!(matches!(first, DhcpOption::ClientId(_))),
+                    QueryType::ByRelayId => {
+                        assert!(matches!(first, DhcpOption::RelayId(_)));
+                        assert_eq!(
+                            lq.link_address,
+                            "2001:db8:2::1".parse::<Ipv6Addr>().unwrap()
+                        );
+                    }
+                    QueryType::ByLinkAddress => {
+                        assert_eq!(
+                            lq.link_address,
+                            "2001:db8:1::1".parse::<Ipv6Addr>().unwrap()
+                        )
+                    }
+                    _ => assert_eq!(
+                        *first,
+                        DhcpOption::RemoteId {
+                            enterprise: 4491,
+                            id: b"CM-000".to_vec()
+                        }
+                    ),
+                }
+                // REPLY carrying the first binding, DATA for the rest, DONE.
+                let xid = xid_of(q);
+                let n = i + 1;
+                let own = &kea_data[next..next + n];
+                next += n;
+                let first_cd = Message::decode(&own[0]).unwrap().options()[0].clone();
+                let mut msgs = vec![reply_msg(xid, vec![first_cd])];
+                msgs.extend(own[1..].iter().map(|m| with_xid(m, xid)));
+                msgs.push(
+                    ClientMessage {
+                        msg_type: MessageType::LeasequeryDone,
+                        transaction_id: xid,
+                        options: vec![],
+                    }
+                    .to_bytes(),
+                );
+                streams.push(msgs);
+            }
+            // Interleave: one message of each stream in turn, last query first.
+            let mut out = Vec::new();
+            for k in 0.. {
+                let mut any = false;
+                for st in streams.iter().rev() {
+                    if let Some(m) = st.get(k) {
+                        out.push(m.clone());
+                        any = true;
+                    }
+                }
+                if !any {
+                    break;
+                }
+            }
+            s.write_all(&framed(&out)).await.unwrap();
+            linger(&mut s).await;
+        }
+    })
+    .await;
+    let mut cfg = conn_cfg();
+    cfg.max_in_flight = 5;
+    let (report, got) = run_server(addr, &cfg, &specs, &quick_retry(1)).await;
+    assert!(report.is_complete(), "{report}");
+    assert_eq!(report.connections, 1);
+    let mut seen = BTreeSet::new();
+    for (i, q) in report.queries.iter().enumerate() {
+        assert_eq!(q.outcome, Outcome::Complete);
+        let mine: Vec<&Delivery> = got.iter().filter(|d| d.query == i).collect();
+        assert_eq!(mine.len(), i + 1, "query {i}");
+        for d in mine {
+            assert!(
+                seen.insert(key(&d.binding)),
+                "each binding to one query only"
+            );
+        }
+    }
+    assert_eq!(seen.len(), 15);
 }

@@ -76,6 +76,8 @@ pub struct ConnectionConfig {
 /// binding budget, and the server's deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt {
+    /// Position of the server in the configuration (tags the deliveries).
+    pub server_index: usize,
     /// 1 for the first try.
     pub number: u32,
     /// Bindings still accepted from the server
@@ -86,9 +88,10 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    /// The first try, with no budget or deadline.
+    /// The first try to the first server, with no budget or deadline.
     pub fn first() -> Self {
         Attempt {
+            server_index: 0,
             number: 1,
             budget: u64::MAX,
             deadline: None,
@@ -127,6 +130,8 @@ pub struct PlannedQuery {
 pub struct Delivery {
     /// The server it came from.
     pub server: SocketAddr,
+    /// The server's position in the configuration.
+    pub server_index: usize,
     /// The caller's index of the query.
     pub query: usize,
     /// The try (1 for the first) on which it came.
@@ -359,6 +364,7 @@ pub async fn run_on<T: From<Delivery>>(
                 Event::Binding { xid, at, binding } => {
                     let d = Delivery {
                         server,
+                        server_index: attempt.server_index,
                         query: index_of.get(&xid).copied().unwrap_or(usize::MAX),
                         attempt: attempt.number,
                         xid,

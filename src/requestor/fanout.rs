@@ -197,6 +197,8 @@ pub struct QueryReport {
 pub struct ServerReport {
     /// The server.
     pub server: SocketAddr,
+    /// Its position in the configuration.
+    pub server_index: usize,
     /// Its DUID, from OPTION_SERVERID.
     pub server_id: Option<Duid>,
     /// One report per query, in query order.
@@ -282,7 +284,8 @@ impl Fanout {
         let tasks = cfg
             .servers
             .iter()
-            .map(|server| {
+            .enumerate()
+            .map(|(index, server)| {
                 let tx = tx.clone();
                 let server = server.clone();
                 let mut conn = cfg.connection.clone();
@@ -292,7 +295,8 @@ impl Fanout {
                 let queries = cfg.queries.clone();
                 let retry = cfg.retry.clone();
                 tokio::spawn(async move {
-                    let report = query_server(server.addr, &conn, &queries, &retry, &tx).await;
+                    let report =
+                        query_server(server.addr, index, &conn, &queries, &retry, &tx).await;
                     let _ = tx.send(Update::ServerDone(report)).await;
                 })
             })
@@ -328,10 +332,12 @@ impl Drop for Fanout {
     }
 }
 
-/// Run `queries` on one server with retries; bindings go to `tx` as they
-/// arrive. This is the body of each fan-out task.
+/// Run `queries` on one server (at `server_index` in the configuration)
+/// with retries; bindings go to `tx` as they arrive. This is the body of
+/// each fan-out task.
 pub async fn query_server<T: From<Delivery>>(
     server: SocketAddr,
+    server_index: usize,
     conn: &ConnectionConfig,
     queries: &[QuerySpec],
     retry: &RetryPolicy,
@@ -388,6 +394,7 @@ pub async fn query_server<T: From<Delivery>>(
             .max_bindings_per_server
             .saturating_sub(delivered);
         let attempt = Attempt {
+            server_index,
             number: attempt,
             budget,
             deadline,
@@ -419,6 +426,7 @@ pub async fn query_server<T: From<Delivery>>(
     }
     ServerReport {
         server,
+        server_index,
         server_id,
         queries: reports,
         connections,
