@@ -54,6 +54,9 @@ impl Default for Limits {
     }
 }
 
+/// Discarded messages warned about per connection; the rest go to debug.
+const MAX_DROP_WARNINGS: u32 = 10;
+
 /// Settings of one connection.
 #[derive(Debug, Clone)]
 pub struct ConnectionConfig {
@@ -272,6 +275,7 @@ pub async fn run_on<T: From<Delivery>>(
     // While bytes wait to be written: when the write last made progress.
     let mut write_progress: Option<Instant> = None;
     let max_in_flight = cfg.max_in_flight.max(1);
+    let mut drops_logged = 0u32;
 
     loop {
         // Send what the in-flight limit allows.
@@ -375,7 +379,14 @@ pub async fn run_on<T: From<Delivery>>(
                     let _ = tx.send(T::from(d)).await;
                 }
                 Event::Dropped { xid, reason } => {
-                    tracing::warn!(%server, xid = format_args!("0x{xid:06x}"), "{reason}");
+                    // A hostile server could send millions: warn about the
+                    // first few only; the count is in each query's stats.
+                    drops_logged += 1;
+                    if drops_logged <= MAX_DROP_WARNINGS {
+                        tracing::warn!(%server, xid = format_args!("0x{xid:06x}"), "{reason}");
+                    } else {
+                        tracing::debug!(%server, xid = format_args!("0x{xid:06x}"), "{reason}");
+                    }
                 }
                 Event::Finished {
                     xid,

@@ -241,6 +241,15 @@ impl fmt::Display for ServerReport {
         if let Some(id) = &self.server_id {
             write!(f, ", server-id {id}")?;
         }
+        let dropped: u64 = self
+            .queries
+            .iter()
+            .filter_map(|q| q.stats.as_ref())
+            .map(|s| s.dropped)
+            .sum();
+        if dropped > 0 {
+            write!(f, ", {dropped} discarded")?;
+        }
         for q in &self.queries {
             let tries = if q.attempts == 1 { "try" } else { "tries" };
             write!(
