@@ -207,3 +207,58 @@ fn bad_arguments_exit_64() {
         "--link only filters relay-id and remote-id"
     );
 }
+
+/// `query --json` prints bindings exactly as `decode --json` does for the
+/// same bytes, with `server` and `attempt` in place of `offset`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_has_the_shape_of_decode() {
+    let path = format!(
+        "{}/tests/data/kea/08_link_s1.response.bin",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let decoded = Command::new(env!("CARGO_BIN_EXE_pdrestore"))
+        .args(["decode", "--json", &path])
+        .output()
+        .unwrap();
+    let strip = |line: &str, keys: &[&str]| {
+        let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).unwrap();
+        for k in keys {
+            v.remove(*k);
+        }
+        serde_json::Value::Object(v).to_string()
+    };
+    let mut want: Vec<String> = String::from_utf8(decoded.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(r#""kind":"binding""#))
+        .map(|l| strip(l, &["offset", "xid"]))
+        .collect();
+    let s = kea_peer(kea("08_link_s1.response.bin"), None).await;
+    let mut a = args(&[s], &["--json"]);
+    // The peer answers whatever is asked: the query itself does not matter here.
+    let i = a.iter().position(|x| x == "--relay-id").unwrap();
+    a.splice(
+        i..i + 2,
+        ["--link-address".to_string(), "2001:db8:1::1".into()],
+    );
+    let out = pdrestore(a).await;
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    for l in &lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["server"], s.to_string());
+        assert_eq!(v["attempt"], 1);
+    }
+    let mut got: Vec<String> = lines
+        .iter()
+        .map(|l| strip(l, &["server", "attempt", "xid"]))
+        .collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got.len(), 208, "REPLY and 207 DATA, one binding each");
+    assert_eq!(got, want);
+}
