@@ -1278,3 +1278,29 @@ async fn five_query_types_in_flight_with_interleaved_replies() {
     }
     assert_eq!(seen.len(), 15);
 }
+
+/// The connection comes from the configured source address.
+#[tokio::test]
+async fn connects_from_the_source_address() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (response, _) = relay_b_stream();
+    let seen = tokio::spawn(async move {
+        let (mut s, from) = l.accept().await.unwrap();
+        let q = read_frame(&mut s).await.unwrap();
+        let out: Vec<Vec<u8>> = frames(&response)
+            .iter()
+            .map(|m| with_xid(m, xid_of(&q)))
+            .collect();
+        s.write_all(&framed(&out)).await.unwrap();
+        linger(&mut s).await;
+        from
+    });
+    let mut cfg = conn_cfg();
+    cfg.source = Some("127.0.0.2".parse().unwrap());
+    let (report, got) = run_server(addr, &cfg, &relay_b(), &quick_retry(1)).await;
+    assert!(report.is_complete(), "{report}");
+    assert_eq!(got.len(), 108);
+    let from = seen.await.unwrap();
+    assert_eq!(from.ip(), "127.0.0.2".parse::<std::net::IpAddr>().unwrap());
+}
