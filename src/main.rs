@@ -52,7 +52,7 @@ enum Command {
     /// Exit codes: 0 every server's answer was whole (its bindings, or none
     /// matching); 1 some server's answer was not (partial, timed out, refused, or a
     /// status such as NotConfigured), after the retries; 64 bad arguments;
-    /// 3 a server called our query malformed (MalformedQuery: a pdrestore bug);
+    /// 70 a server called our query malformed (MalformedQuery: a pdrestore bug);
     /// 74 standard output could not be written.
     Query(Box<pdrestore::requestor::cli::QueryArgs>),
 }

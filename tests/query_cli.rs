@@ -160,10 +160,10 @@ async fn table_and_exit_one_when_a_server_fails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_answers() {
-    // NotConfigured: final and not whole: exit 1. MalformedQuery: exit 3.
+    // NotConfigured: final and not whole: exit 1. MalformedQuery: exit 70.
     for (case, code) in [
         ("06_relayid_A_link_unconfigured", 1),
-        ("07_relayid_missing_option", 3),
+        ("07_relayid_missing_option", 70),
         ("05_relayid_unknown", 0),
     ] {
         let s = kea_peer(kea(&format!("{case}.response.bin")), None).await;

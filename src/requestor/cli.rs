@@ -19,8 +19,8 @@ pub const EXIT_COMPLETE: u8 = 0;
 pub const EXIT_INCOMPLETE: u8 = 1;
 /// Exit code: bad arguments (sysexits EX_USAGE, as for every subcommand).
 pub const EXIT_USAGE: u8 = 64;
-/// Exit code: a server said MalformedQuery, a bug of pdrestore.
-pub const EXIT_OUR_BUG: u8 = 3;
+/// Exit code: a server said MalformedQuery, a bug of pdrestore (sysexits EX_SOFTWARE, as elsewhere for internal errors).
+pub const EXIT_OUR_BUG: u8 = 70;
 /// Exit code: standard output could not be written.
 pub const EXIT_OUTPUT: u8 = 74;
 
