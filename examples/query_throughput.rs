@@ -12,7 +12,9 @@
 //! (CLIENTID, IAPREFIX, CLT_TIME, LQ_RELAY_DATA with INTERFACE_ID, REMOTE_ID
 //! and RELAY_ID). With `--server`, an external server (the lab server) is
 //! queried instead. pdrestore runs as a child with `--json` into /dev/null;
-//! its CPU time and peak RSS come from wait4(2).
+//! its CPU time comes from wait4(2), its peak RSS from VmHWM in
+//! /proc/PID/status, sampled every 10 ms (ru_maxrss would count pages shared
+//! with this process before exec).
 
 use pdrestore::proto::{ClientMessage, DhcpOption, Duid, IaPrefix, MessageType, RelayMessage};
 use std::net::{Ipv6Addr, SocketAddr};
@@ -178,6 +180,24 @@ fn main() {
         .spawn()
         .unwrap_or_else(|e| panic!("{}: {e} (build it first)", bin.display()));
     let pid = child.id() as libc::pid_t;
+    // Peak RSS from /proc: VmHWM starts afresh at exec, whereas wait4's
+    // ru_maxrss would count the pages the child shared with this process
+    // (and its reply buffer) before exec. Sampled until the child is gone.
+    let hwm = std::thread::spawn(move || {
+        let mut peak_kb = 0u64;
+        while let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            let Some(kb) = s
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            else {
+                break; // a zombie has no memory lines
+            };
+            peak_kb = peak_kb.max(kb);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        peak_kb
+    });
     let mut status = 0;
     // SAFETY: an all-zero rusage is valid; wait4 on our own child's pid.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -188,6 +208,7 @@ fn main() {
     if let Some(mut e) = child.stderr {
         let _ = std::io::Read::read_to_string(&mut e, &mut err);
     }
+    let peak_kb = hwm.join().unwrap();
     let cpu = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
     let (user, sys) = (cpu(ru.ru_utime), cpu(ru.ru_stime));
     let got: u64 = err
@@ -199,7 +220,7 @@ fn main() {
         "{got} bindings in {wall:.2}s wall: {:.0} bindings/s; pdrestore CPU {user:.2}s user + {sys:.2}s sys ({:.0} bindings per CPU second); peak RSS {:.1} MiB; exit {}",
         got as f64 / wall,
         got as f64 / (user + sys).max(1e-9),
-        ru.ru_maxrss as f64 / 1024.0,
+        peak_kb as f64 / 1024.0,
         libc::WEXITSTATUS(status)
     );
 }
