@@ -5,9 +5,12 @@
 //! - [`proto`]: the sans-IO protocol core: wire codec, bindings, framing.
 //! - [`transport`]: the tokio shell: framed TCP connections.
 //! - [`decode`]: `pdrestore decode`, reading captured byte streams.
+//! - [`server`]: `pdrestore lab-server`, the reference Bulk Leasequery server
+//!   for labs, demos, tests and benchmarks.
 
 #![warn(missing_docs)]
 
 pub mod decode;
 pub mod proto;
+pub mod server;
 pub mod transport;
