@@ -28,7 +28,7 @@ enum Command {
     },
     /// Serve bindings over Bulk Leasequery (RFC 5460): a lab and test server
     /// that can misbehave on purpose.
-    LabServer(pdrestore::server::cli::LabServerArgs),
+    LabServer(Box<pdrestore::server::cli::LabServerArgs>),
 }
 
 fn main() -> ExitCode {
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Command::Decode { file, json } => cmd_decode(&file, json),
-        Command::LabServer(args) => pdrestore::server::cli::run(args),
+        Command::LabServer(args) => pdrestore::server::cli::run(*args),
     }
 }
 

@@ -311,7 +311,7 @@ async fn shutdown_ends_queries_with_query_terminated() {
     let stop = tokio::spawn(s.shutdown());
     let msgs = c.collect(&[1, 2]).await;
     // Streaming query: DONE with QueryTerminated (RFC 5460 s.5.5, s.7.4).
-    let last1 = msgs.iter().filter(|m| m.xid == 1).last().unwrap();
+    let last1 = msgs.iter().rfind(|m| m.xid == 1).unwrap();
     assert_eq!(last1.msg_type, MessageType::LeasequeryDone);
     assert_eq!(last1.status, Some(StatusCode::QueryTerminated));
     assert!(bindings(&msgs).len() < 1999);

@@ -377,8 +377,7 @@ impl StoreBuilder {
     /// Finish: sort bindings by address, place them on links (`links` plus a
     /// /64 around every relay link-address outside them), build the indexes.
     pub fn build(mut self, links: &[Ipv6Net]) -> BindingStore {
-        self.entries
-            .sort_by(|a, b| (a.addr, a.plen, a.client).cmp(&(b.addr, b.plen, b.client)));
+        self.entries.sort_by_key(|e| (e.addr, e.plen, e.client));
         let mut link_table = LinkTable::new(links);
         let template_links: Vec<u32> = self
             .template_link

@@ -225,7 +225,7 @@ impl Iterator for Synth {
             relay.push(RelayLayer {
                 hop_count: 1,
                 link_address: Ipv6Addr::UNSPECIFIED,
-                peer_address: Ipv6Addr::from((0x2001_0db8_ffffu128 << 80) | u128::from(r) + 1),
+                peer_address: Ipv6Addr::from((0x2001_0db8_ffffu128 << 80) | (u128::from(r) + 1)),
                 interface_id: Some(b"uplink-1".to_vec()),
                 remote_id: None,
                 relay_id: None,
