@@ -200,6 +200,7 @@ impl LabServerArgs {
                 ..SynthConfig::default()
             })
             .map_err(|e| format!("--synthetic: {e}"))?;
+            b.reserve(usize::try_from(count).unwrap_or(usize::MAX).min(1 << 26));
             for r in synth {
                 b.push(&r).map_err(|e| format!("--synthetic: {e}"))?;
             }

@@ -160,15 +160,21 @@ pub(crate) struct Lists {
 }
 
 impl Lists {
-    fn from_vecs(vecs: Vec<Vec<u32>>) -> Self {
-        let mut starts = Vec::with_capacity(vecs.len() + 1);
-        let total: usize = vecs.iter().map(Vec::len).sum();
-        let mut items = Vec::with_capacity(total);
-        starts.push(0);
-        for v in vecs {
-            items.extend_from_slice(&v);
-            starts.push(items.len() as u32);
+    /// Two passes over `fill`, which calls `add(list, item)` for every item,
+    /// in the same order each time: count, then place. Items keep their order.
+    fn build(n: usize, fill: impl Fn(&mut dyn FnMut(u32, u32))) -> Self {
+        let mut starts = vec![0u32; n + 1];
+        fill(&mut |l, _| starts[l as usize + 1] += 1);
+        for i in 0..n {
+            starts[i + 1] += starts[i];
         }
+        let mut items = vec![0u32; starts[n] as usize];
+        let mut next: Vec<u32> = starts[..n].to_vec();
+        fill(&mut |l, item| {
+            let at = &mut next[l as usize];
+            items[*at as usize] = item;
+            *at += 1;
+        });
         Lists { starts, items }
     }
 
@@ -185,9 +191,10 @@ impl Lists {
 #[derive(Debug, Default)]
 pub struct StoreBuilder {
     entries: Vec<Entry>,
+    /// DUID octets of every record, in push order (deduplicated in `build`).
     duids: Vec<u8>,
+    /// Offset and length in `duids` of each record's DUID.
     client_spans: Vec<(u32, u8)>,
-    client_ids: HashMap<Box<[u8]>, u32>,
     templates: Vec<RelayTemplate>,
     template_ids: HashMap<Box<[u8]>, u32>,
     /// Innermost non-:: link-address of each template.
@@ -263,6 +270,12 @@ impl StoreBuilder {
         Self::default()
     }
 
+    /// Make room for `n` more records.
+    pub fn reserve(&mut self, n: usize) {
+        self.entries.reserve(n);
+        self.client_spans.reserve(n);
+    }
+
     /// Number of records pushed so far.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -291,17 +304,11 @@ impl StoreBuilder {
         if d.is_empty() || d.len() > crate::proto::duid::MAX_DUID_LEN {
             return Err(StoreError::BadDuid(d.len()));
         }
-        let client = match self.client_ids.get(d) {
-            Some(&c) => c,
-            None => {
-                let c = self.client_spans.len() as u32;
-                self.client_spans
-                    .push((self.duids.len() as u32, d.len() as u8));
-                self.duids.extend_from_slice(d);
-                self.client_ids.insert(d.into(), c);
-                c
-            }
-        };
+        // Provisional client number: one per record; `build` merges equal DUIDs.
+        let client = self.client_spans.len() as u32;
+        let off = u32::try_from(self.duids.len()).map_err(|_| StoreError::TooMany)?;
+        self.client_spans.push((off, d.len() as u8));
+        self.duids.extend_from_slice(d);
         let (relay, peer) = if r.relay.is_empty() {
             (NONE, 0)
         } else {
@@ -377,7 +384,41 @@ impl StoreBuilder {
     /// Finish: sort bindings by address, place them on links (`links` plus a
     /// /64 around every relay link-address outside them), build the indexes.
     pub fn build(mut self, links: &[Ipv6Net]) -> BindingStore {
-        self.entries.sort_by_key(|e| (e.addr, e.plen, e.client));
+        // Merge equal DUIDs: client numbers follow DUID order, so that a
+        // client is found by binary search and no hash map is kept.
+        let (duids, client_spans, remap) = {
+            let span =
+                |&(off, len): &(u32, u8)| &self.duids[off as usize..off as usize + len as usize];
+            let mut order: Vec<u32> = (0..self.client_spans.len() as u32).collect();
+            order.sort_unstable_by(|&a, &b| {
+                span(&self.client_spans[a as usize]).cmp(span(&self.client_spans[b as usize]))
+            });
+            let mut remap = vec![0u32; order.len()];
+            let mut duids = Vec::new();
+            let mut spans: Vec<(u32, u8)> = Vec::new();
+            let mut last: Option<&[u8]> = None;
+            for &p in &order {
+                let d = span(&self.client_spans[p as usize]);
+                if last != Some(d) {
+                    spans.push((duids.len() as u32, d.len() as u8));
+                    duids.extend_from_slice(d);
+                    last = Some(d);
+                }
+                remap[p as usize] = spans.len() as u32 - 1;
+            }
+            duids.shrink_to_fit();
+            spans.shrink_to_fit();
+            (duids, spans, remap)
+        };
+        self.duids = Vec::new();
+        self.client_spans = Vec::new();
+        for e in &mut self.entries {
+            e.client = remap[e.client as usize];
+        }
+        drop(remap);
+        self.entries
+            .sort_unstable_by_key(|e| (e.addr, e.plen, e.client));
+        self.entries.shrink_to_fit();
         let mut link_table = LinkTable::new(links);
         let template_links: Vec<u32> = self
             .template_link
@@ -394,51 +435,57 @@ impl StoreBuilder {
                 link_table.find(Ipv6Addr::from(e.addr)).unwrap_or(NONE)
             };
         }
-        let n_links = link_table.prefixes.len();
-        let mut by_link = vec![Vec::new(); n_links];
-        let mut by_client = vec![Vec::new(); self.client_spans.len()];
-        let mut by_relay_id = vec![Vec::new(); self.relay_id_keys.len()];
-        let mut by_remote_id = vec![Vec::new(); self.remote_id_keys.len()];
-        let mut addresses = Vec::new();
-        let mut prefixes = Vec::new();
-        for (i, e) in self.entries.iter().enumerate() {
-            let i = i as u32;
-            if e.link != NONE {
-                by_link[e.link as usize].push(i);
-            }
-            by_client[e.client as usize].push(i);
-            if e.relay != NONE {
-                for &k in &self.template_relay_ids[e.relay as usize] {
-                    by_relay_id[k as usize].push(i);
-                }
-                for &k in &self.template_remote_ids[e.relay as usize] {
-                    by_remote_id[k as usize].push(i);
+        let entries = &self.entries;
+        let by_link = Lists::build(link_table.prefixes.len(), |add| {
+            for (i, e) in entries.iter().enumerate() {
+                if e.link != NONE {
+                    add(e.link, i as u32);
                 }
             }
-            if e.is_address() {
-                addresses.push(i);
-            } else {
-                prefixes.push(i);
+        });
+        let by_client = Lists::build(client_spans.len(), |add| {
+            for (i, e) in entries.iter().enumerate() {
+                add(e.client, i as u32);
             }
-        }
-        let mut s = BindingStore {
+        });
+        let (rids, remids) = (&self.template_relay_ids, &self.template_remote_ids);
+        let by_relay_id = Lists::build(self.relay_id_keys.len(), |add| {
+            for (i, e) in entries.iter().enumerate() {
+                if e.relay != NONE {
+                    for &k in &rids[e.relay as usize] {
+                        add(k, i as u32);
+                    }
+                }
+            }
+        });
+        let by_remote_id = Lists::build(self.remote_id_keys.len(), |add| {
+            for (i, e) in entries.iter().enumerate() {
+                if e.relay != NONE {
+                    for &k in &remids[e.relay as usize] {
+                        add(k, i as u32);
+                    }
+                }
+            }
+        });
+        let kind = Lists::build(2, |add| {
+            for (i, e) in entries.iter().enumerate() {
+                add(u32::from(e.is_address()), i as u32);
+            }
+        });
+        BindingStore {
             entries: self.entries,
-            duids: self.duids,
-            client_spans: self.client_spans,
-            client_ids: self.client_ids,
+            duids,
+            client_spans,
             templates: self.templates,
             relay_id_keys: self.relay_id_keys,
             remote_id_keys: self.remote_id_keys,
             links: link_table,
-            by_link: Lists::from_vecs(by_link),
-            by_client: Lists::from_vecs(by_client),
-            by_relay_id: Lists::from_vecs(by_relay_id),
-            by_remote_id: Lists::from_vecs(by_remote_id),
-            addresses,
-            prefixes,
-        };
-        s.client_ids.shrink_to_fit();
-        s
+            by_link,
+            by_client,
+            by_relay_id,
+            by_remote_id,
+            by_kind: kind,
+        }
     }
 }
 
@@ -504,9 +551,10 @@ impl LinkTable {
 #[derive(Debug)]
 pub struct BindingStore {
     pub(crate) entries: Vec<Entry>,
+    /// Client DUIDs, deduplicated, in DUID order.
     duids: Vec<u8>,
+    /// Offset and length in `duids` of client number `c`.
     client_spans: Vec<(u32, u8)>,
-    client_ids: HashMap<Box<[u8]>, u32>,
     pub(crate) templates: Vec<RelayTemplate>,
     relay_id_keys: HashMap<Box<[u8]>, u32>,
     remote_id_keys: HashMap<Box<[u8]>, u32>,
@@ -515,10 +563,8 @@ pub struct BindingStore {
     pub(crate) by_client: Lists,
     pub(crate) by_relay_id: Lists,
     pub(crate) by_remote_id: Lists,
-    /// Address bindings, in address order.
-    addresses: Vec<u32>,
-    /// Prefix bindings, in address order.
-    prefixes: Vec<u32>,
+    /// List 0: prefix bindings, list 1: address bindings, in address order.
+    by_kind: Lists,
 }
 
 impl BindingStore {
@@ -558,8 +604,6 @@ impl BindingStore {
         self.entries.capacity() * size_of::<Entry>()
             + self.duids.capacity()
             + self.client_spans.capacity() * 8
-            + self.client_ids.capacity() * (size_of::<(Box<[u8]>, u32)>() + 1)
-            + self.client_ids.keys().map(|k| k.len()).sum::<usize>()
             + self
                 .templates
                 .iter()
@@ -570,8 +614,7 @@ impl BindingStore {
                 + self.by_client.starts.capacity()
                 + self.by_relay_id.items.capacity()
                 + self.by_remote_id.items.capacity()
-                + self.addresses.capacity()
-                + self.prefixes.capacity())
+                + self.by_kind.items.capacity())
     }
 
     /// The link (number) that contains `a`.
@@ -586,7 +629,17 @@ impl BindingStore {
     }
 
     pub(crate) fn client_of(&self, duid: &[u8]) -> Option<u32> {
-        self.client_ids.get(duid).copied()
+        let n = self.client_spans.len() as u32;
+        let (mut lo, mut hi) = (0u32, n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.duid(mid).cmp(duid) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
     }
 
     pub(crate) fn relay_id_list(&self, relay_id: &[u8]) -> &[u32] {
@@ -608,20 +661,17 @@ impl BindingStore {
     pub(crate) fn address_matches(&self, a: Ipv6Addr) -> Vec<u32> {
         let a = u128::from(a);
         let mut out = Vec::new();
-        let pos = self
-            .addresses
-            .partition_point(|&i| self.entries[i as usize].addr < a);
-        for &i in &self.addresses[pos..] {
+        let (addresses, prefixes) = (self.by_kind.get(1), self.by_kind.get(0));
+        let pos = addresses.partition_point(|&i| self.entries[i as usize].addr < a);
+        for &i in &addresses[pos..] {
             if self.entries[i as usize].addr != a {
                 break;
             }
             out.push(i);
         }
         // Prefixes are sorted by start; one holding `a` starts at or before it.
-        let end = self
-            .prefixes
-            .partition_point(|&i| self.entries[i as usize].addr <= a);
-        for &i in self.prefixes[..end].iter().rev().take(64) {
+        let end = prefixes.partition_point(|&i| self.entries[i as usize].addr <= a);
+        for &i in prefixes[..end].iter().rev().take(64) {
             let e = &self.entries[i as usize];
             if mask(a, e.plen) == mask(e.addr, e.plen) {
                 out.push(i);
