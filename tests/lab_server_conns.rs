@@ -368,6 +368,12 @@ async fn faults_cut_streams() {
     c.send_query(&query(1, relay(0))).await;
     assert_eq!(shape(&take(&mut c, 3).await), "RDD");
     assert!(c.try_recv(Duration::from_millis(500)).await.is_err());
+    // When the requestor closes its end, the stalled query is dropped and the
+    // server closes too (RFC 5460 s.7.4).
+    tokio::io::AsyncWriteExt::shutdown(&mut c.stream)
+        .await
+        .unwrap();
+    assert!(c.closed_within(Duration::from_secs(3)).await);
     s.shutdown().await.unwrap();
 
     // done-error and terminate-at: DONE with the status after K messages;

@@ -31,6 +31,8 @@ struct Shared {
     close: CancellationToken,
     /// Server shutdown: queries in flight end with QueryTerminated.
     shutdown: CancellationToken,
+    /// The requestor closed its end: stalled queries give up.
+    peer_gone: CancellationToken,
     peer: SocketAddr,
     index: u64,
 }
@@ -59,6 +61,7 @@ pub(crate) async fn run(
         writer: Mutex::new(write),
         close: CancellationToken::new(),
         shutdown: shutdown.clone(),
+        peer_gone: CancellationToken::new(),
         peer,
         index,
     });
@@ -92,6 +95,7 @@ pub(crate) async fn run(
                 let frame = match frame {
                     None => {
                         eof = true;
+                        shared.peer_gone.cancel();
                         if queries.is_empty() {
                             break "requestor closed".into();
                         }
@@ -120,10 +124,6 @@ pub(crate) async fn run(
             }
             _ = tokio::time::sleep_until(idle_deadline), if queries.is_empty() => {
                 break format!("idle for {}", humantime::format_duration(timeout));
-            }
-            // After the requestor closed, stalled queries get one data timeout.
-            _ = tokio::time::sleep_until(idle_deadline), if eof => {
-                break "requestor closed; queries still running after the data timeout".into();
             }
         }
     };
@@ -226,6 +226,7 @@ impl Stream<'_> {
     }
 
     /// Sleep, unless the connection closes or the server shuts down first.
+    /// `None` sleeps until then, or until the requestor closes its end.
     async fn sleep(&self, d: Option<Duration>) -> Result<(), Stop> {
         let sleep = async {
             match d {
@@ -233,8 +234,13 @@ impl Stream<'_> {
                 None => std::future::pending().await,
             }
         };
+        if d.is_none() && self.shared.peer_gone.is_cancelled() {
+            return Err(Stop::Closed);
+        }
         tokio::select! {
             _ = sleep => Ok(()),
+            // A stall ends when nobody is listening any more.
+            _ = self.shared.peer_gone.cancelled(), if d.is_none() => Err(Stop::Closed),
             _ = self.shared.close.cancelled() => Err(Stop::Closed),
             _ = self.shared.shutdown.cancelled() => Err(Stop::Shutdown),
         }
@@ -324,6 +330,7 @@ async fn answer(shared: Arc<Shared>, req: Request) -> QueryEnd {
     tracing::info!(
         peer = %shared.peer,
         conn = shared.index,
+        requestor = %req.client_id.as_deref().map(crate::proto::duid::hex).unwrap_or_default(),
         xid = format_args!("{:#08x}", req.xid),
         query = %req.query_type,
         status = %status,

@@ -241,7 +241,7 @@ pub async fn serve_many(
                     drop(stream);
                     continue;
                 };
-                tracing::info!(peer = %peer, conn = n, "connection accepted");
+                tracing::debug!(peer = %peer, conn = n, "connection accepted");
                 let (store, config, stop) = (store.clone(), config.clone(), stop.clone());
                 conns.spawn(async move {
                     conn::run(stream, peer, n, store, config, stop).await;
