@@ -461,12 +461,18 @@ async fn faults_delays_and_connection_targeting() {
     assert_eq!(bindings(&m).len(), 40);
     let t = Instant::now();
     c.send_query(&query(2, relay(0))).await;
-    c.collect(&[2]).await;
+    // The requestor closes its end at once: the query in flight still
+    // completes, then the server closes (RFC 5460 s.7.4).
+    tokio::io::AsyncWriteExt::shutdown(&mut c.stream)
+        .await
+        .unwrap();
+    assert_eq!(bindings(&c.collect(&[2]).await).len(), 40);
     assert!(
         t.elapsed() >= Duration::from_millis(400),
         "{:?}",
         t.elapsed()
     );
+    assert!(c.closed_within(Duration::from_secs(3)).await);
     s.shutdown().await.unwrap();
 
     // A fault on connection 0 leaves connection 1 alone.
