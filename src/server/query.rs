@@ -262,3 +262,61 @@ impl Request {
         Ok(req)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{LeasequeryBuilder, Query};
+    use proptest::prelude::*;
+
+    fn valid() -> Vec<u8> {
+        LeasequeryBuilder::new(
+            7,
+            "000100012a2b2c2d020000009901".parse().unwrap(),
+            Query::ByRemoteId {
+                enterprise: 4491,
+                id: b"CM-1".to_vec(),
+            },
+        )
+        .link_address("2001:db8:1::1".parse().unwrap())
+        .to_bytes()
+    }
+
+    proptest! {
+        /// Network input never panics the query reader: arbitrary bytes, and
+        /// valid queries with octets changed or cut.
+        #[test]
+        fn parse_never_panics(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+            cut in any::<usize>(),
+        ) {
+            let store = BindingStore::empty();
+            let cfg = ServerConfig::default();
+            let _ = Request::parse(&bytes, &store, &cfg);
+            let mut m = valid();
+            for (at, v) in flips {
+                let n = m.len();
+                m[at % n] = v;
+            }
+            m.truncate(cut % (m.len() + 1));
+            let _ = Request::parse(&m, &store, &cfg);
+        }
+    }
+
+    #[test]
+    fn reads_a_valid_query() {
+        let store = BindingStore::empty();
+        let r = Request::parse(&valid(), &store, &ServerConfig::default()).unwrap();
+        assert_eq!(r.xid, 7);
+        assert_eq!(r.query_type, QueryType::ByRemoteId);
+        assert!(r.wants_relay_data);
+        // Empty store: no link holds 2001:db8:1::1.
+        assert!(matches!(
+            r.outcome,
+            Outcome::Error(StatusCode::NotConfigured, _)
+        ));
+        assert!(Request::parse(&[12, 0, 0], &store, &ServerConfig::default()).is_err());
+        assert!(Request::parse(&[1, 0, 0, 1], &store, &ServerConfig::default()).is_err());
+    }
+}

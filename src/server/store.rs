@@ -8,7 +8,7 @@
 //! the same chain (only the innermost peer-address, the client's link-local
 //! address, is kept per binding), and indexes are flat lists of binding
 //! numbers. Replies are then encoded straight from the store (see
-//! [`super::encode`]); nothing per query is materialised.
+//! `server::encode`); nothing per query is materialised.
 //!
 //! # Links
 //! RFC 5460 s.7.2 speaks of "links that could contain" an address. Here a
