@@ -448,3 +448,39 @@ async fn kea_style_options_grouping_and_relay_data() {
     assert!(msgs[0].client_data_codes[0].contains(&47));
     s.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grouping_splits_large_clients() {
+    let now = unix_now();
+    let recs: Vec<LeaseRecord> = (0..100)
+        .map(|i| {
+            rec(
+                "00030001aa",
+                &format!("2001:db8:9000:{i:x}00::/56"),
+                vec![layer("2001:db8:1::1", "fe80::1", RELAY_A, "CM-A")],
+                now,
+            )
+        })
+        .collect();
+    let store = BindingStore::from_records(&recs, &[]).unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let s = server::spawn(
+        l,
+        Arc::new(store),
+        ServerConfig {
+            one_binding_per_client_data: false,
+            ..ServerConfig::default()
+        },
+    )
+    .unwrap();
+    let msgs = ask(
+        s.local_addr(),
+        query(1, Query::ByClientId("00030001aa".parse().unwrap())),
+    )
+    .await;
+    assert_eq!(shape(&msgs), "RDE");
+    assert_eq!(msgs[0].bindings.len(), 64);
+    assert_eq!(msgs[1].bindings.len(), 36);
+    assert_eq!(leases(&msgs).len(), 100);
+    s.shutdown().await.unwrap();
+}

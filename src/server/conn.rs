@@ -22,6 +22,11 @@ use tokio::task::JoinSet;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
+/// Longest wait, on shutdown, for queries to send their QueryTerminated
+/// (a requestor that does not read cannot hold the server for the whole
+/// data timeout).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// What one connection shares with its query tasks.
 struct Shared {
     store: Arc<BindingStore>,
@@ -129,7 +134,7 @@ pub(crate) async fn run(
     };
     if shutdown.is_cancelled() && !shared.close.is_cancelled() {
         // Let every query in flight send its QueryTerminated (RFC 5460 s.5.5, s.7.4).
-        let grace = tokio::time::sleep(timeout);
+        let grace = tokio::time::sleep(timeout.min(SHUTDOWN_GRACE));
         tokio::pin!(grace);
         loop {
             tokio::select! {
@@ -424,7 +429,6 @@ async fn stream_reply(
                 }
             }
             if first {
-                group.truncate(256);
                 return true;
             }
         }
@@ -446,92 +450,49 @@ async fn stream_reply(
         s.flush().await?;
         return Ok("no bindings".into());
     }
-    if !s.before_message().await? {
-        s.flush().await?;
-        return Ok("fault".into());
-    }
     if cfg.status_on_success {
         head.status = Some((StatusCode::Success, ok_status));
     }
-    fn spec(g: &[u32], relay_data: bool) -> ClientDataSpec<'_> {
-        ClientDataSpec {
-            bindings: g,
-            relay_data,
-        }
-    }
-    if encode::put_reply(
-        &mut s.buf,
-        &head,
-        store,
-        Some(spec(&group, relay_data)),
-        now,
-    )
-    .is_err()
-    {
-        group.truncate(1);
-        let _ = encode::put_reply(
-            &mut s.buf,
-            &head,
-            store,
-            Some(spec(&group, relay_data)),
-            now,
-        );
-    }
-    s.sent += 1;
-    *bindings += group.len() as u64;
     let per_message = s.faults.any_per_message();
-    if s.faults.duplicate {
-        if !s.before_message().await? {
-            s.flush().await?;
-            return Ok("fault".into());
-        }
-        let _ = encode::put_data(
-            &mut s.buf,
-            s.xid,
-            store,
-            Some(spec(&group, relay_data)),
-            now,
-        );
-        s.sent += 1;
-    }
+    let copies = if s.faults.duplicate { 2 } else { 1 };
     let mut since_clock = 0u32;
     loop {
-        if s.buf.len() >= s.batch || since_clock >= 1024 {
-            s.maybe_flush().await?;
-            now = unix_now();
-            since_clock = 0;
+        // One client's bindings (one binding unless grouping), in CLIENT_DATA
+        // options of at most 64 bindings, or one binding each when that would
+        // not fit a message.
+        for chunk in group.chunks(64) {
+            let whole = encode::message_fits(store, &head, chunk, relay_data);
+            let n_parts = if whole { 1 } else { chunk.len() };
+            for k in 0..n_parts {
+                let part = if whole { chunk } else { &chunk[k..k + 1] };
+                let cd = Some(ClientDataSpec {
+                    bindings: part,
+                    relay_data,
+                });
+                for _ in 0..copies {
+                    if (s.sent == 0 || per_message) && !s.before_message().await? {
+                        s.flush().await?;
+                        return Ok("fault".into());
+                    }
+                    let _ = if s.sent == 0 {
+                        encode::put_reply(&mut s.buf, &head, store, cd, now)
+                    } else {
+                        encode::put_data(&mut s.buf, s.xid, store, cd, now)
+                    };
+                    s.sent += 1;
+                }
+                *bindings += part.len() as u64;
+                since_clock += 1;
+                if s.buf.len() >= s.batch || since_clock >= 1024 {
+                    s.maybe_flush().await?;
+                    now = unix_now();
+                    since_clock = 0;
+                }
+            }
         }
-        since_clock += 1;
         if !next(&mut pos, now, &mut group) {
             break;
         }
-        let copies = if s.faults.duplicate { 2 } else { 1 };
-        for _ in 0..copies {
-            if per_message && !s.before_message().await? {
-                s.flush().await?;
-                return Ok("fault".into());
-            }
-            if encode::put_data(
-                &mut s.buf,
-                s.xid,
-                store,
-                Some(spec(&group, relay_data)),
-                now,
-            )
-            .is_err()
-            {
-                group.truncate(1);
-                let _ = encode::put_data(
-                    &mut s.buf,
-                    s.xid,
-                    store,
-                    Some(spec(&group, relay_data)),
-                    now,
-                );
-            }
-            s.sent += 1;
-        }
-        *bindings += group.len() as u64;
     }
     if per_message && !s.before_message().await? {
         s.flush().await?;

@@ -148,6 +148,49 @@ pub(crate) struct ReplyHead<'a> {
     pub client_link: Option<std::net::Ipv6Addr>,
 }
 
+/// Whether a REPLY (with `head`) or a DATA holding these bindings in one
+/// OPTION_CLIENT_DATA fits the 2-octet frame length.
+pub(crate) fn message_fits(
+    store: &BindingStore,
+    head: &ReplyHead<'_>,
+    bindings: &[u32],
+    relay_data: bool,
+) -> bool {
+    let Some(&first) = bindings.first() else {
+        return true;
+    };
+    let e = &store.entries[first as usize];
+    let leases: usize = bindings
+        .iter()
+        .map(|&i| {
+            if store.entries[i as usize].is_address() {
+                28
+            } else {
+                29
+            }
+        })
+        .sum();
+    let relay = if relay_data {
+        bindings
+            .iter()
+            .map(|&i| store.entries[i as usize].relay)
+            .filter(|&t| t != NONE)
+            .map(|t| store.templates[t as usize].bytes.len())
+            .max()
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let head_len = 4
+        + head.client_id.map_or(0, |c| 4 + c.len())
+        + 4
+        + head.server_id.len()
+        + head.status.map_or(0, |(_, m)| 6 + m.len().min(1000))
+        + head.client_link.map_or(0, |_| 20);
+    let total = head_len + 4 + 4 + store.duid(e.client).len() + leases + 8 + relay;
+    total <= usize::from(u16::MAX)
+}
+
 /// Append a LEASEQUERY-REPLY with the first client's data, if any.
 pub(crate) fn put_reply(
     buf: &mut BytesMut,
