@@ -461,7 +461,9 @@ async fn stream_reply(
         // options of at most 64 bindings, or one binding each when that would
         // not fit a message.
         for chunk in group.chunks(64) {
-            let whole = encode::message_fits(store, &head, chunk, relay_data);
+            // One binding always fits: relay data is capped at 60000 octets
+            // when stored, DUIDs at 130.
+            let whole = chunk.len() == 1 || encode::message_fits(store, &head, chunk, relay_data);
             let n_parts = if whole { 1 } else { chunk.len() };
             for k in 0..n_parts {
                 let part = if whole { chunk } else { &chunk[k..k + 1] };
