@@ -181,6 +181,19 @@ fn bad_input_is_named() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--relay-id"));
+    let faults = dir.join("faults.txt");
+    std::fs::write(&faults, "# faults\nclose-after=3\n\nstall-after=x\n").unwrap();
+    let out = Command::new(exe())
+        .args(["lab-server", "--listen", "127.0.0.1:0", "--fault-file"])
+        .arg(&faults)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(65));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:4:", faults.display())),
+        "stderr: {err}"
+    );
     let out = Command::new(exe())
         .args(["lab-server", "--fault", "explode=1"])
         .output()

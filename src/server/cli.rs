@@ -128,6 +128,27 @@ pub struct LabServerArgs {
     /// of pdrestore::server::faults).
     #[arg(long, value_name = "SPEC")]
     pub fault: Vec<Fault>,
+
+    /// Faults from a file: one `--fault` SPEC per line; blank lines and `#` comments skipped.
+    #[arg(long, value_name = "FILE")]
+    pub fault_file: Vec<PathBuf>,
+}
+
+/// Read a fault file: one fault per line (see [`Fault`]'s text form).
+pub fn read_fault_file(path: &std::path::Path) -> Result<Vec<Fault>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        out.push(
+            t.parse::<Fault>()
+                .map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?,
+        );
+    }
+    Ok(out)
 }
 
 impl LabServerArgs {
@@ -230,6 +251,16 @@ pub fn run(args: LabServerArgs) -> ExitCode {
                 return ExitCode::from(65);
             }
         };
+        let mut config = args.config();
+        for f in &args.fault_file {
+            match read_fault_file(f) {
+                Ok(v) => config.faults.extend(v),
+                Err(e) => {
+                    eprintln!("pdrestore lab-server: {e}");
+                    return ExitCode::from(65);
+                }
+            }
+        }
         let mut listeners = Vec::new();
         for a in &args.listen {
             match tokio::net::TcpListener::bind(a).await {
@@ -247,7 +278,7 @@ pub fn run(args: LabServerArgs) -> ExitCode {
             listen = ?args.listen,
             "lab server ready"
         );
-        match super::serve_many(listeners, store, args.config(), shutdown_signal()).await {
+        match super::serve_many(listeners, store, config, shutdown_signal()).await {
             Ok(()) => {
                 tracing::info!("lab server stopped");
                 ExitCode::SUCCESS

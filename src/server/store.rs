@@ -578,6 +578,21 @@ impl BindingStore {
         Ok(b.build(links))
     }
 
+    /// A store of bindings as a server sent them at Unix time `at` (see
+    /// [`LeaseRecord::from_binding`]): what a requestor decoded can be served
+    /// again with the same CLT_TIME and lifetimes as of `at`.
+    pub fn from_bindings(
+        bindings: &[Binding],
+        at: u64,
+        links: &[Ipv6Net],
+    ) -> Result<Self, StoreError> {
+        let mut b = StoreBuilder::new();
+        for x in bindings {
+            b.push(&LeaseRecord::from_binding(x, at))?;
+        }
+        Ok(b.build(links))
+    }
+
     /// An empty store.
     pub fn empty() -> Self {
         StoreBuilder::new().build(&[])
@@ -826,5 +841,12 @@ mod tests {
             .is_empty());
         // One template per distinct chain (peers excluded).
         assert_eq!(s.templates.len(), 3);
+        // What is served can be served again, unchanged.
+        let served: Vec<Binding> = (0..s.len()).map(|i| s.binding(i, 1010).unwrap()).collect();
+        let again = BindingStore::from_bindings(&served, 1010, &[]).unwrap();
+        let twice: Vec<Binding> = (0..again.len())
+            .map(|i| again.binding(i, 1010).unwrap())
+            .collect();
+        assert_eq!(served, twice);
     }
 }
