@@ -42,6 +42,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve bindings over Bulk Leasequery (RFC 5460): a lab and test server
+    /// that can misbehave on purpose.
+    LabServer(Box<pdrestore::server::cli::LabServerArgs>),
 }
 
 /// Exit status for command-line usage errors (sysexits EX_USAGE).
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Decode { file, json } => cmd_decode(&file, json),
         Command::Duid { config } => cmd_duid(&config),
+        Command::LabServer(args) => pdrestore::server::cli::run(*args),
         Command::CheckConfig { config } => cmd_check_config(&config),
     }
 }
