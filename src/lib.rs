@@ -12,6 +12,8 @@
 //! - [`routes`]: route tables (in-memory; netlink) and the diff between them.
 //! - [`requestor`]: Bulk Leasequery to several servers at once: reply
 //!   assembly (sans IO), connections, retries, fan-out.
+//! - [`server`]: `pdrestore lab-server`, the reference Bulk Leasequery server
+//!   for labs, demos, tests and benchmarks.
 
 #![warn(missing_docs)]
 
@@ -23,4 +25,5 @@ pub mod proto;
 pub mod recovery;
 pub mod requestor;
 pub mod routes;
+pub mod server;
 pub mod transport;

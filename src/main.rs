@@ -55,6 +55,9 @@ enum Command {
     /// 70 a server called our query malformed (MalformedQuery: a pdrestore bug);
     /// 74 standard output could not be written.
     Query(Box<pdrestore::requestor::cli::QueryArgs>),
+    /// Serve bindings over Bulk Leasequery (RFC 5460): a lab and test server
+    /// that can misbehave on purpose.
+    LabServer(Box<pdrestore::server::cli::LabServerArgs>),
 }
 
 /// Exit status for command-line usage errors (sysexits EX_USAGE).
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Command::Decode { file, json } => cmd_decode(&file, json),
         Command::Query(args) => pdrestore::requestor::cli::run(*args),
         Command::Duid { config } => cmd_duid(&config),
+        Command::LabServer(args) => pdrestore::server::cli::run(*args),
         Command::CheckConfig { config } => cmd_check_config(&config),
     }
 }
