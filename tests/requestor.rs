@@ -177,6 +177,7 @@ struct Lease {
     subnet: u64,
     state: u64,
     relay_ids: Vec<String>,
+    remote_ids: Vec<String>,
     valid: u32,
 }
 
@@ -219,6 +220,7 @@ fn leases() -> Vec<Lease> {
                 subnet: l["subnet-id"].as_u64().unwrap(),
                 state: l["state"].as_u64().unwrap(),
                 relay_ids: relay.iter().map(|r| opt(r, "relay-id")).collect(),
+                remote_ids: relay.iter().map(|r| opt(r, "remote-id")).collect(),
                 valid: l["valid-lft"].as_u64().unwrap() as u32,
             }
         })
@@ -244,7 +246,20 @@ enum Expect {
     Status(StatusCode),
 }
 
+/// When bindings that are not active (Kea `state` != 0) come back.
+#[derive(Clone, Copy)]
+enum Reclaimed {
+    /// Kea 3.3: for relay-id and remote-id queries, past the first page of 100.
+    KeaPage,
+    /// The lab server in Kea mode: for relay-id and remote-id queries, always.
+    Always,
+}
+
 fn expect(query: &[u8]) -> Expect {
+    expect_with(query, Reclaimed::KeaPage)
+}
+
+fn expect_with(query: &[u8], rule: Reclaimed) -> Expect {
     let Ok(Message::Client(m)) = Message::decode(query) else {
         panic!("a query")
     };
@@ -270,9 +285,35 @@ fn expect(query: &[u8]) -> Expect {
                 .iter()
                 .filter(|l| l.relay_ids.contains(&want) && on_link(l))
                 .collect();
-            let active = m.iter().filter(|l| l.state == 0).count();
-            m.into_iter()
-                .filter(|l| l.state == 0 || active > 100)
+            with_reclaimed(m, rule)
+        }
+        QueryType::ByRemoteId => {
+            let Some(DhcpOption::RemoteId { enterprise, id }) =
+                qopt(pdrestore::proto::OptionCode::RemoteId)
+            else {
+                return Expect::Status(StatusCode::MalformedQuery);
+            };
+            let mut body = enterprise.to_be_bytes().to_vec();
+            body.extend_from_slice(&id);
+            let want = hex(&body);
+            let m: Vec<&Lease> = all
+                .iter()
+                .filter(|l| l.remote_ids.contains(&want) && on_link(l))
+                .collect();
+            with_reclaimed(m, rule)
+        }
+        QueryType::ByAddress => {
+            let Some(DhcpOption::IaAddr(a)) = qopt(pdrestore::proto::OptionCode::IaAddr) else {
+                return Expect::Status(StatusCode::MalformedQuery);
+            };
+            all.iter()
+                .filter(|l| {
+                    l.state == 0
+                        && match l.key.0.parse::<ipnet::Ipv6Net>() {
+                            Ok(p) => p.contains(&a.address),
+                            Err(_) => l.key.0 == a.address.to_string(),
+                        }
+                })
                 .collect()
         }
         QueryType::ByLinkAddress => all
@@ -288,7 +329,6 @@ fn expect(query: &[u8]) -> Expect {
                 .collect()
         }
         QueryType::Unknown(_) => return Expect::Status(StatusCode::UnknownQueryType),
-        other => panic!("no capture for {other}"),
     };
     if selected.is_empty() {
         return Expect::NoBindings;
@@ -296,8 +336,21 @@ fn expect(query: &[u8]) -> Expect {
     Expect::Bindings(selected.iter().map(|l| l.key.clone()).collect())
 }
 
+fn with_reclaimed(m: Vec<&Lease>, rule: Reclaimed) -> Vec<&Lease> {
+    let active = m.iter().filter(|l| l.state == 0).count();
+    let all = match rule {
+        Reclaimed::KeaPage => active > 100,
+        Reclaimed::Always => true,
+    };
+    m.into_iter().filter(|l| l.state == 0 || all).collect()
+}
+
 fn check(query: &[u8], outcome: &Outcome, got: &[&Binding], what: &str) {
-    match expect(query) {
+    check_with(query, outcome, got, what, Reclaimed::KeaPage)
+}
+
+fn check_with(query: &[u8], outcome: &Outcome, got: &[&Binding], what: &str, rule: Reclaimed) {
+    match expect_with(query, rule) {
         Expect::Bindings(want) => {
             assert_eq!(*outcome, Outcome::Complete, "{what}");
             let set: BTreeSet<Key> = got.iter().map(|b| key(b)).collect();
@@ -1303,4 +1356,358 @@ async fn connects_from_the_source_address() {
     assert_eq!(got.len(), 108);
     let from = seen.await.unwrap();
     assert_eq!(from.ip(), "127.0.0.2".parse::<std::net::IpAddr>().unwrap());
+}
+
+// ------------------------------------------------------ the lab server
+
+use pdrestore::server::{self as lab, BindingStore, Fault, FaultAction, ServerConfig as LabConfig};
+
+/// The lab server, in process on 127.0.0.1, serving Kea's bindings.json
+/// (times moved to now) on Kea's two subnets, in Kea mode (STATUS_CODE
+/// Success in every REPLY, reclaimed leases served to relay-id and
+/// remote-id queries).
+async fn lab_server(faults: Vec<Fault>) -> lab::ServerHandle {
+    let path = format!(
+        "{}/tests/data/kea/bindings.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let now = lab::store::unix_now();
+    let records = lab::load::read_kea(std::path::Path::new(&path), now).unwrap();
+    let links = [
+        "2001:db8:1::/64".parse().unwrap(),
+        "2001:db8:2::/64".parse().unwrap(),
+    ];
+    let store = Arc::new(BindingStore::from_records(&records, &links).unwrap());
+    let mut cfg = LabConfig::default().kea_mode();
+    cfg.faults = faults;
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    lab::spawn(l, store, cfg).unwrap()
+}
+
+fn lab_specs() -> Vec<QuerySpec> {
+    vec![
+        QuerySpec::new(Query::ByAddress("2001:db8:1::1003".parse().unwrap())),
+        QuerySpec::new(Query::ByAddress("2001:db8:8000:300::1".parse().unwrap())),
+        QuerySpec::new(Query::ByClientId("00030001020000000003".parse().unwrap())),
+        QuerySpec::new(Query::ByRelayId(RELAY_A.parse().unwrap())),
+        QuerySpec::new(Query::ByRelayId(RELAY_B.parse().unwrap()))
+            .link("2001:db8:2::1".parse().unwrap()),
+        QuerySpec::new(Query::ByLinkAddress).link("2001:db8:1::1".parse().unwrap()),
+        QuerySpec::new(Query::ByLinkAddress).link("2001:db8:2::1".parse().unwrap()),
+        QuerySpec::new(Query::ByRemoteId {
+            enterprise: 4491,
+            id: b"CM-000".to_vec(),
+        }),
+        QuerySpec::new(Query::ByRelayId("00030001020000000099".parse().unwrap())),
+    ]
+}
+
+fn check_lab(specs: &[QuerySpec], report: &ServerReport, got: &[Delivery]) {
+    for (i, spec) in specs.iter().enumerate() {
+        let mine: Vec<&Binding> = got
+            .iter()
+            .filter(|d| d.query == i && d.server == report.server)
+            .map(|d| &d.binding)
+            .collect();
+        let q = spec.encode(1, &requestor());
+        check_with(
+            &q,
+            &report.queries[i].outcome,
+            &mine,
+            &format!("{} query {i} {:?}", report.server, spec.query),
+            Reclaimed::Always,
+        );
+    }
+}
+
+/// All five query types (nine queries), four in flight on one connection,
+/// replies interleaved by the lab server: each query gets exactly the
+/// bindings its semantics select from bindings.json.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_all_query_types_in_flight() {
+    let server = lab_server(vec![]).await;
+    let specs = lab_specs();
+    let mut cfg = conn_cfg();
+    cfg.max_in_flight = 4;
+    let (report, got) = run_server(server.local_addr(), &cfg, &specs, &quick_retry(1)).await;
+    assert!(report.is_complete(), "{report}");
+    assert_eq!(report.connections, 1);
+    check_lab(&specs, &report, &got);
+    assert_eq!(report.server_id, Some(lab::default_server_duid()));
+    server.shutdown().await.unwrap();
+}
+
+/// Two and three lab servers at once: each complete, each with the whole set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_two_and_three_servers_in_parallel() {
+    for n in [2, 3] {
+        let mut servers = Vec::new();
+        for _ in 0..n {
+            servers.push(lab_server(vec![]).await);
+        }
+        let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.local_addr()).collect();
+        let mut cfg = fanout_cfg(&addrs);
+        cfg.queries = lab_specs();
+        cfg.connection.max_in_flight = 2;
+        let (got, reports) = Fanout::spawn(cfg.clone()).collect().await;
+        assert_eq!(reports.len(), n);
+        for r in &reports {
+            assert!(r.is_complete(), "{r}");
+            assert_eq!(
+                r.server_index,
+                addrs.iter().position(|a| *a == r.server).unwrap()
+            );
+            check_lab(&cfg.queries, r, &got);
+        }
+        for s in servers {
+            s.shutdown().await.unwrap();
+        }
+    }
+}
+
+/// What a fault on the first connection does, and what the retry makes of it.
+struct FaultCase {
+    action: FaultAction,
+    only_first_connection: bool,
+    outcome: fn(&Outcome) -> bool,
+    connections: u32,
+}
+
+/// Every fault the lab server can inject, each on a lab server queried
+/// together with a healthy one: the documented outcome, retries where they
+/// belong, and the healthy server's answer complete and exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_faults_with_a_healthy_neighbour() {
+    use std::time::Duration as D;
+    let complete: fn(&Outcome) -> bool = |o| *o == Outcome::Complete;
+    let cases = vec![
+        (
+            "close-after",
+            FaultCase {
+                action: FaultAction::CloseAfter(5),
+                only_first_connection: true,
+                outcome: complete,
+                connections: 2,
+            },
+        ),
+        (
+            "stall-after",
+            FaultCase {
+                action: FaultAction::StallAfter(3),
+                only_first_connection: true,
+                outcome: complete,
+                connections: 2,
+            },
+        ),
+        (
+            "terminate in REPLY",
+            FaultCase {
+                action: FaultAction::DoneErrorAfter(0, StatusCode::QueryTerminated),
+                only_first_connection: true,
+                outcome: complete,
+                connections: 2,
+            },
+        ),
+        (
+            "terminate in DONE",
+            FaultCase {
+                action: FaultAction::DoneErrorAfter(7, StatusCode::QueryTerminated),
+                only_first_connection: true,
+                outcome: complete,
+                connections: 2,
+            },
+        ),
+        (
+            "malformed-at",
+            FaultCase {
+                action: FaultAction::MalformedAt(4),
+                only_first_connection: true,
+                outcome: complete,
+                connections: 2,
+            },
+        ),
+        (
+            "wrong-xid-done",
+            FaultCase {
+                action: FaultAction::WrongXidDone,
+                only_first_connection: true,
+                outcome: complete,
+                connections: 2,
+            },
+        ),
+        (
+            "client-link",
+            FaultCase {
+                action: FaultAction::ClientLink,
+                only_first_connection: true,
+                outcome: complete,
+                connections: 2,
+            },
+        ),
+        (
+            "empty-data-at",
+            FaultCase {
+                action: FaultAction::EmptyDataAt(2),
+                only_first_connection: false,
+                outcome: complete,
+                connections: 1,
+            },
+        ),
+        (
+            "delay-reply",
+            FaultCase {
+                action: FaultAction::DelayReply(D::from_millis(300)),
+                only_first_connection: false,
+                outcome: complete,
+                connections: 1,
+            },
+        ),
+        (
+            "delay-each",
+            FaultCase {
+                action: FaultAction::DelayEach(D::from_millis(2)),
+                only_first_connection: false,
+                outcome: complete,
+                connections: 1,
+            },
+        ),
+        (
+            "not-configured",
+            FaultCase {
+                action: FaultAction::DoneErrorAfter(0, StatusCode::NotConfigured),
+                only_first_connection: false,
+                outcome: |o| {
+                    matches!(
+                        o,
+                        Outcome::ServerStatus(ServerStatus {
+                            code: StatusCode::NotConfigured,
+                            ..
+                        })
+                    )
+                },
+                connections: 1,
+            },
+        ),
+        (
+            "error in DONE",
+            FaultCase {
+                action: FaultAction::DoneErrorAfter(7, StatusCode::NotAllowed),
+                only_first_connection: false,
+                outcome: |o| {
+                    matches!(
+                        o,
+                        Outcome::Partial(PartialReason::DoneStatus(ServerStatus {
+                            code: StatusCode::NotAllowed,
+                            ..
+                        }))
+                    )
+                },
+                connections: 1,
+            },
+        ),
+        (
+            "malformed every time",
+            FaultCase {
+                action: FaultAction::MalformedAt(4),
+                only_first_connection: false,
+                outcome: |o| {
+                    matches!(
+                        o,
+                        Outcome::Partial(PartialReason::Protocol(ProtocolError::Malformed(_)))
+                    )
+                },
+                connections: 2,
+            },
+        ),
+    ];
+    let spec = QuerySpec::new(Query::ByRelayId(RELAY_B.parse().unwrap()));
+    let q = spec.encode(1, &requestor());
+    let Expect::Bindings(want) = expect_with(&q, Reclaimed::Always) else {
+        panic!()
+    };
+    for (name, case) in cases {
+        let mut fault = Fault::always(case.action);
+        if case.only_first_connection {
+            fault = fault.on_connection(0);
+        }
+        let faulty = lab_server(vec![fault]).await;
+        let healthy = lab_server(vec![]).await;
+        let mut cfg = fanout_cfg(&[faulty.local_addr(), healthy.local_addr()]);
+        cfg.queries = vec![spec.clone()];
+        cfg.connection.data_timeout = Duration::from_millis(1000);
+        cfg.retry = quick_retry(2);
+        let (got, reports) = Fanout::spawn(cfg).collect().await;
+        let find = |a: SocketAddr| reports.iter().find(|r| r.server == a).unwrap();
+        let h = find(healthy.local_addr());
+        assert!(h.is_complete(), "{name}: healthy {h}");
+        assert_eq!(h.connections, 1, "{name}");
+        let hb: Vec<Delivery> = got
+            .iter()
+            .filter(|d| d.server == h.server)
+            .cloned()
+            .collect();
+        assert_eq!(union(&hb), want, "{name}: healthy set");
+        assert_eq!(hb.len(), want.len(), "{name}");
+        let f = find(faulty.local_addr());
+        assert!((case.outcome)(&f.queries[0].outcome), "{name}: {f}");
+        assert_eq!(f.connections, case.connections, "{name}: {f}");
+        if f.queries[0].outcome == Outcome::Complete {
+            let fb: Vec<Delivery> = got
+                .iter()
+                .filter(|d| d.server == f.server)
+                .cloned()
+                .collect();
+            assert_eq!(union(&fb), want, "{name}: union over tries");
+        }
+        if name == "empty-data-at" {
+            assert_eq!(f.queries[0].stats.as_ref().unwrap().dropped, 1);
+        }
+        faulty.shutdown().await.unwrap();
+        healthy.shutdown().await.unwrap();
+    }
+}
+
+/// Every binding twice: delivered twice (reconciliation merges them), complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_duplicate_bindings_are_delivered_as_sent() {
+    let server = lab_server(vec![Fault::always(FaultAction::DuplicateBindings)]).await;
+    let spec = QuerySpec::new(Query::ByRelayId(RELAY_B.parse().unwrap()));
+    let (report, got) = run_server(
+        server.local_addr(),
+        &conn_cfg(),
+        std::slice::from_ref(&spec),
+        &quick_retry(1),
+    )
+    .await;
+    assert!(report.is_complete(), "{report}");
+    let Expect::Bindings(want) = expect_with(&spec.encode(1, &requestor()), Reclaimed::Always)
+    else {
+        panic!()
+    };
+    assert_eq!(union(&got), want);
+    assert_eq!(got.len(), 2 * want.len());
+    server.shutdown().await.unwrap();
+}
+
+/// The lab server shuts down mid-stream: the query in flight ends with
+/// QueryTerminated (RFC 5460 5.5); the retry finds nobody listening.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_shutdown_mid_stream() {
+    let server = lab_server(vec![Fault::always(FaultAction::DelayEach(
+        Duration::from_millis(5),
+    ))])
+    .await;
+    let addr = server.local_addr();
+    let spec = QuerySpec::new(Query::ByRelayId(RELAY_B.parse().unwrap()));
+    let h =
+        tokio::spawn(async move { run_server(addr, &conn_cfg(), &[spec], &quick_retry(2)).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    server.shutdown().await.unwrap();
+    let (report, got) = h.await.unwrap();
+    assert!(!got.is_empty() && got.len() < 108, "{}", got.len());
+    assert_eq!(report.connections, 2);
+    assert_eq!(
+        report.queries[0].outcome,
+        Outcome::TransportFailure(TransportError::Refused)
+    );
 }

@@ -4,7 +4,8 @@
 //! Retried (RFC 5460 s.6.1, s.6.3, s.5.5): refused or failed connects,
 //! timeouts, partial results, and QueryTerminated, after which the requestor
 //! "should wait at least a short interval" ([`RetryPolicy::terminated_delay`]).
-//! Final for that server (RFC 5007 s.4.3.3): NotAllowed, NotConfigured,
+//! Final for that server (RFC 5007 s.4.3.3), in a REPLY or in a DONE after
+//! data (RFC 5460 s.5.2.2): NotAllowed, NotConfigured,
 //! UnknownQueryType and any other status (UnspecFail aside, which is
 //! retried), and a server past our limits; MalformedQuery is final too, and
 //! flagged as our own bug.
@@ -70,17 +71,16 @@ impl RetryPolicy {
         };
         match outcome {
             Outcome::Complete | Outcome::NoBindings => Disposition::Done,
-            Outcome::ServerStatus(s) => match s.code {
-                StatusCode::QueryTerminated => terminated,
-                StatusCode::MalformedQuery => Disposition::OurBug,
-                // UnspecFail says nothing final; everything else is an answer.
-                StatusCode::UnspecFail => retry,
-                _ => Disposition::Final,
-            },
-            Outcome::Partial(super::PartialReason::DoneStatus(s))
-                if s.code == StatusCode::QueryTerminated =>
-            {
-                terminated
+            // The same status means the same in a REPLY and, after data, in
+            // a DONE (RFC 5460 5.2.2): only the result differs.
+            Outcome::ServerStatus(s) | Outcome::Partial(super::PartialReason::DoneStatus(s)) => {
+                match s.code {
+                    StatusCode::QueryTerminated => terminated,
+                    StatusCode::MalformedQuery => Disposition::OurBug,
+                    // UnspecFail says nothing final; everything else is an answer.
+                    StatusCode::UnspecFail => retry,
+                    _ => Disposition::Final,
+                }
             }
             // No time left.
             Outcome::Partial(super::PartialReason::Deadline) => Disposition::Final,
@@ -161,6 +161,17 @@ mod tests {
             p.classify(&status(StatusCode::MalformedQuery)),
             Disposition::OurBug
         );
+        let done = |code| {
+            Outcome::Partial(PartialReason::DoneStatus(ServerStatus {
+                code,
+                message: String::new(),
+            }))
+        };
+        assert_eq!(
+            p.classify(&done(StatusCode::NotAllowed)),
+            Disposition::Final
+        );
+        assert_eq!(p.classify(&done(StatusCode::UnspecFail)), retry);
         assert_eq!(p.classify(&Outcome::Partial(PartialReason::Closed)), retry);
         assert_eq!(
             p.classify(&Outcome::Partial(PartialReason::DataTimeout)),
