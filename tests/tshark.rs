@@ -1,7 +1,8 @@
 //! An independent decoder's word on our wire format: `pdrestore query` runs
-//! against a scripted peer on 127.0.0.1 (replaying Kea's captured replies
-//! with our xids), tshark captures the exchange on loopback, and no frame
-//! may be malformed or carry an expert error.
+//! against scripted peers on 127.0.0.1 (replaying Kea's captured replies
+//! with our xids) and against the lab server (all five query types), tshark
+//! captures the exchanges on loopback, and no frame may be malformed or carry
+//! an expert error.
 //!
 //! Skipped when tshark is not installed, unless PDRESTORE_REQUIRE_TSHARK is
 //! set (CI installs the Debian package and sets it). Needs the right to
@@ -72,6 +73,26 @@ async fn kea_peer(response: Vec<u8>) -> SocketAddr {
 const BARE_DONE: &str = "count(dhcpv6.bulk_leasequery.msgtype) == 1 && \
     dhcpv6.bulk_leasequery.msgtype == 16 && dhcpv6.bulk_leasequery.size == 4";
 
+async fn lab_server() -> pdrestore::server::ServerHandle {
+    use pdrestore::server::{self as lab, BindingStore, Fault, FaultAction, ServerConfig};
+    let path = format!(
+        "{}/tests/data/kea/bindings.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let records = lab::load::read_kea(std::path::Path::new(&path), lab::store::unix_now()).unwrap();
+    let links = [
+        "2001:db8:1::/64".parse().unwrap(),
+        "2001:db8:2::/64".parse().unwrap(),
+    ];
+    let store = std::sync::Arc::new(BindingStore::from_records(&records, &links).unwrap());
+    let mut cfg = ServerConfig::default().kea_mode();
+    cfg.faults = vec![Fault::always(FaultAction::DelayEach(
+        Duration::from_millis(1),
+    ))];
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    lab::spawn(l, store, cfg).unwrap()
+}
+
 fn have_tshark() -> bool {
     Command::new("tshark")
         .arg("--version")
@@ -101,10 +122,28 @@ async fn tshark_finds_nothing_malformed() {
             vec!["--relay-id", "00030001020000000099"],
         ),
     ];
-    let mut peers = Vec::new();
-    for (case, _) in &cases {
-        peers.push(kea_peer(kea(&format!("{case}.response.bin"))).await);
+    // (what, server, query arguments, whether a DONE ends the answer)
+    let mut runs: Vec<(String, SocketAddr, Vec<&str>, bool)> = Vec::new();
+    for (case, query) in cases {
+        let peer = kea_peer(kea(&format!("{case}.response.bin"))).await;
+        runs.push((case.to_string(), peer, query, case != "05_relayid_unknown"));
     }
+    // The lab server with Kea's bindings, one query of each type. Each
+    // message is flushed on its own (delay-each), so a DONE has its own
+    // segment as with the Kea peers (see BARE_DONE).
+    let lab = lab_server().await;
+    for query in [
+        vec!["--relay-id", "0003000102005e000002"],
+        vec!["--link-address", "2001:db8:2::1"],
+        vec!["--remote-id", "4491:434d2d303030"],
+        vec!["--address", "2001:db8:1::1003"],
+        vec!["--client-id", "00030001020000000003"],
+    ] {
+        runs.push((format!("lab {query:?}"), lab.local_addr(), query, true));
+    }
+    let mut peers: Vec<SocketAddr> = runs.iter().map(|r| r.1).collect();
+    peers.sort();
+    peers.dedup();
     let dir = std::env::temp_dir().join(format!("pdrestore-tshark-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = dir.join("query.pcapng");
@@ -157,7 +196,7 @@ async fn tshark_finds_nothing_malformed() {
         return;
     }
 
-    for ((case, query), peer) in cases.iter().zip(&peers) {
+    for (case, peer, query, _) in &runs {
         let mut args = vec![
             "query".to_string(),
             "--server".into(),
@@ -223,7 +262,8 @@ async fn tshark_finds_nothing_malformed() {
     assert!(bad.trim().is_empty(), "tshark objects:\n{bad}");
     // The one known false alarm, and only where expected.
     let bare = read(&format!("_ws.malformed && {BARE_DONE}"), &[]);
-    assert_eq!(bare.lines().count(), 3, "{bare}");
+    let dones = runs.iter().filter(|r| r.3).count();
+    assert_eq!(bare.lines().count(), dones, "{bare}");
     // And it did decode the exchange: our queries and the replies.
     let types = read(
         "dhcpv6.bulk_leasequery",
@@ -235,9 +275,10 @@ async fn tshark_finds_nothing_malformed() {
         .filter(|t| !t.is_empty())
         .collect();
     let count = |t: &str| all.iter().filter(|x| **x == t).count();
-    assert_eq!(count("14"), cases.len(), "our LEASEQUERYs: {all:?}");
-    assert_eq!(count("15"), cases.len(), "the REPLYs");
-    assert!(count("17") > 100, "the DATA messages");
-    assert_eq!(count("16"), 3, "the DONEs");
+    assert_eq!(count("14"), runs.len(), "our LEASEQUERYs: {all:?}");
+    assert_eq!(count("15"), runs.len(), "the REPLYs");
+    assert!(count("17") > 200, "the DATA messages");
+    assert_eq!(count("16"), dones, "the DONEs");
+    lab.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
