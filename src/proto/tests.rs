@@ -1478,3 +1478,37 @@ fn relay_chain_without_relay_msg_is_one_layer() {
     assert_eq!(ids, vec![(1, &b"out"[..]), (0, &b"in"[..])]);
     assert_eq!(cd.bindings().count(), 0, "no IAADDR/IAPREFIX, no binding");
 }
+
+#[test]
+fn validated_mark_is_invisible() {
+    // A view from parse_validated equals the unchecked view of the same octets,
+    // and so do the options and CLIENT_DATA reached from each.
+    let b = kea_style_data();
+    let checked = MessageView::parse_validated(&b).unwrap();
+    let unchecked = MessageView::parse(&b).unwrap();
+    assert_eq!(checked, unchecked);
+    assert_eq!(checked.options(), unchecked.options());
+    assert!(client_data_options(&checked).eq(client_data_options(&unchecked)));
+    // Both give the same ClientData; the unchecked one is validated on the way.
+    let a = ClientData::parse(client_data_options(&checked).next().unwrap()).unwrap();
+    let u = ClientData::parse(client_data_options(&unchecked).next().unwrap()).unwrap();
+    assert_eq!((a.client_duid, a.clt_time), (u.client_duid, u.clt_time));
+    assert_eq!(a.relay, u.relay);
+    // A bad option deep inside is found by ClientData::parse on an unchecked view.
+    let mut bad_bytes = b.clone();
+    assert_eq!(bad_bytes[125..129], [0, 37, 0, 10]); // REMOTE_ID in the relay message
+    bad_bytes[128] = 200; // len 10 -> 200: overruns the relay message (ends at 155)
+    let unchecked = MessageView::parse(&bad_bytes).unwrap();
+    let cd = client_data_options(&unchecked).next().unwrap();
+    assert_eq!(
+        ClientData::parse(cd).unwrap_err(),
+        ClientDataError::Decode(err(
+            125,
+            Some(OptionCode::RemoteId),
+            ErrorKind::OptionOverrun {
+                len: 200,
+                available: 26
+            }
+        ))
+    );
+}
