@@ -181,6 +181,8 @@ struct Expected {
     leases: Vec<usize>,
 }
 
+type LeaseFilter = dyn Fn(&Lease) -> bool;
+
 fn expected(db: &Db, subnets: &BTreeMap<u32, ipnet::Ipv6Net>, q: &Query) -> Expected {
     let none = |status| Expected {
         status,
@@ -197,7 +199,8 @@ fn expected(db: &Db, subnets: &BTreeMap<u32, ipnet::Ipv6Net>, q: &Query) -> Expe
         }
     };
     let on_link = |l: &Lease| subnet.is_none() || subnet == Some(l.subnet_id);
-    let (matches, paged): (Box<dyn Fn(&Lease) -> bool>, bool) = match q.query_type {
+    // Which leases the query selects, and whether results are paged (see the module doc).
+    let (matches, paged): (Box<LeaseFilter>, bool) = match q.query_type {
         QueryType::ByRelayId => {
             let Some(DhcpOption::RelayId(id)) = query_option(OptionCode::RelayId) else {
                 return none(StatusCode::MalformedQuery);

@@ -17,7 +17,7 @@ use pdrestore::proto::binding::client_data_options;
 use pdrestore::proto::frame::{put_frame, FrameError, FrameIter, LENGTH_PREFIX};
 use pdrestore::proto::{
     ClientData, ClientDataError, ClientMessage, DhcpOption, Duid, IaAddr, IaPrefix, LqQuery,
-    Message, MessageType, MessageView, OptionCode, QueryType, RelayMessage, StatusCode,
+    Message, MessageType, MessageView, OptionCode, OptionView, QueryType, RelayMessage, StatusCode,
 };
 use proptest::prelude::*;
 use std::net::Ipv6Addr;
@@ -219,6 +219,35 @@ fn check_agreement(buf: &[u8]) -> Result<(), TestCaseError> {
             owned.as_ref().err(),
             view.as_ref().err()
         ),
+    }
+    check_unvalidated_client_data(buf)
+}
+
+/// On a message whose options were not validated, `ClientData::parse` is as
+/// strict as validation: it fails with the same decode error as
+/// `Options::validate` on that CLIENT_DATA (unless it found a duplicate
+/// CLIENTID, CLT_TIME or LQ_RELAY_DATA first), and never with a decode error
+/// when validation passes.
+fn check_unvalidated_client_data(buf: &[u8]) -> Result<(), TestCaseError> {
+    let Ok(v) = MessageView::parse(buf) else {
+        return Ok(());
+    };
+    for raw in v.options().iter() {
+        let Ok(raw) = raw else { break };
+        if raw.option_code() != OptionCode::ClientData {
+            continue;
+        }
+        let Ok(OptionView::ClientData(opts)) = raw.parse() else {
+            continue;
+        };
+        match (opts.validate(), ClientData::parse(opts)) {
+            (Ok(()), Err(ClientDataError::Decode(e))) => {
+                prop_assert!(false, "valid CLIENT_DATA, decode error {}", e)
+            }
+            (Err(want), Err(ClientDataError::Decode(got))) => prop_assert_eq!(want, got),
+            (Err(_), Err(ClientDataError::Duplicate { .. })) | (Ok(()), _) => {}
+            (Err(want), other) => prop_assert!(false, "{} but {:?}", want, other.err()),
+        }
     }
     Ok(())
 }
