@@ -14,8 +14,10 @@
 //!   SERVERID and STATUS_CODE), one binding per message, then one
 //!   LEASEQUERY-DATA per further binding, then an empty LEASEQUERY-DONE;
 //!   with no binding, a single REPLY and no DONE;
-//! - relay data: each layer's hop-count, link, peer, and option octets
-//!   (INTERFACE_ID, REMOTE_ID, RELAY_ID) against the stored relay-info;
+//! - relay data: each layer's hop-count, link, peer, interface-id, remote-id
+//!   and relay-id (fast path), and its option octets (owned path), against
+//!   the stored relay-info; LQ_RELAY_DATA's peer-address is the outermost
+//!   layer's peer;
 //! - lifetimes: Kea reduces them by the time since the client was last heard
 //!   from, so preferred + CLT_TIME and valid + CLT_TIME equal the stored ones;
 //! - every request and response frame re-encodes to the exact same octets.
@@ -37,7 +39,7 @@ use pdrestore::proto::binding::client_data_options;
 use pdrestore::proto::frame::{put_frame, FrameIter};
 use pdrestore::proto::{
     ClientData, DhcpOption, Duid, LeaseKind, Message, MessageType, MessageView, OptionCode,
-    QueryType, StatusCode,
+    OptionView, Options, QueryType, StatusCode,
 };
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -448,6 +450,15 @@ fn check_case(name: &str, db: &Db, subnets: &BTreeMap<u32, ipnet::Ipv6Net>) -> u
                 assert_eq!(layer.link_address, ri.link, "{ctx}");
                 assert_eq!(layer.peer_address, ri.peer, "{ctx}");
                 assert_eq!(layer.relay_id, ri.relay_id, "{ctx}: relay-id");
+                let stored = unhex(&ri.options);
+                let stored_if = Options::new(&stored, 0, 0)
+                    .find(OptionCode::InterfaceId)
+                    .unwrap()
+                    .map(|o| match o {
+                        OptionView::InterfaceId(d) => d.to_vec(),
+                        o => panic!("{o:?}"),
+                    });
+                assert_eq!(layer.interface_id, stored_if, "{ctx}: interface-id");
                 assert_eq!(
                     layer.remote_id,
                     ri.remote_id.as_deref().map(unhex),
