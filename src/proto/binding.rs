@@ -13,7 +13,7 @@
 use super::consts::OptionCode;
 use super::duid::{check_duid_len, hex, parse_hex, Duid};
 use super::error::DecodeError;
-use super::view::{be32, ipv6, MessageView, OptionView, Options};
+use super::view::{be32, field, ipv6, MessageView, OptionView, Options};
 use ipnet::Ipv6Net;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv6Addr;
@@ -131,7 +131,9 @@ pub struct ClientData<'a> {
     pub clt_time: u32,
     /// OPTION_LQ_RELAY_DATA, if sent.
     pub relay: Option<RelayChain<'a>>,
-    options: Options<'a>,
+    /// The part of the CLIENT_DATA from its first IAADDR/IAPREFIX to the end
+    /// of its last one (empty when it has none): all `bindings` walks.
+    leases: Options<'a>,
 }
 
 fn set_once<T>(
@@ -155,6 +157,8 @@ impl<'a> ClientData<'a> {
         let mut duid = None;
         let mut clt = None;
         let mut relay = None;
+        // Octets of the body from the first lease option to the end of the last.
+        let mut leases: Option<(usize, usize)> = None;
         for raw in options.iter() {
             let raw = raw?;
             // The whole option, nested ones included (free on options of a
@@ -174,6 +178,11 @@ impl<'a> ClientData<'a> {
                     };
                     set_once(&mut relay, chain, offset, OptionCode::LqRelayData)?
                 }
+                OptionCode::IaAddr | OptionCode::IaPrefix => {
+                    let start = raw.offset - offset;
+                    let end = start + field::OPTION_HEADER + raw.data.len();
+                    leases = Some((leases.map_or(start, |(s, _)| s), end));
+                }
                 _ => {}
             }
         }
@@ -183,16 +192,19 @@ impl<'a> ClientData<'a> {
             client_duid,
             clt_time,
             relay,
-            options,
+            leases: match leases {
+                Some((start, end)) => options.slice(start, end),
+                None => options.slice(0, 0),
+            },
         })
     }
 
     /// The bindings: one per IAADDR and IAPREFIX, in wire order.
     pub fn bindings(&self) -> impl Iterator<Item = BindingRef<'a>> + 'a {
         let (duid, clt, relay) = (self.client_duid, self.clt_time, self.relay);
-        let mut options = self.options.iter();
-        // Only IAADDR and IAPREFIX are parsed again; the rest was checked by
-        // `parse` and is skipped by its code.
+        let mut options = self.leases.iter();
+        // Only IAADDR and IAPREFIX are parsed again; the rest (between them)
+        // was checked by `parse` and is skipped by its code.
         std::iter::from_fn(move || {
             for raw in options.by_ref() {
                 let Ok(raw) = raw else { return None };

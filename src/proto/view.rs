@@ -118,6 +118,17 @@ impl<'a> Options<'a> {
         self.base
     }
 
+    /// The options in octets `start..end` of this sequence (which must fall on
+    /// option boundaries to be meaningful), at the same offset, depth and
+    /// validation state. Out-of-range bounds give an empty sequence.
+    pub(crate) fn slice(&self, start: usize, end: usize) -> Options<'a> {
+        Options {
+            buf: self.buf.get(start..end).unwrap_or_default(),
+            base: self.base + start,
+            ..*self
+        }
+    }
+
     /// Walk the options, yielding each one or the error that stops the walk.
     #[inline]
     pub fn iter(&self) -> OptionIter<'a> {
