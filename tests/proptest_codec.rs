@@ -254,7 +254,8 @@ fn check_unvalidated_client_data(buf: &[u8]) -> Result<(), TestCaseError> {
 
 /// For a message that decoded: every top-level CLIENT_DATA parses on the fast
 /// path exactly when the owned form has one CLIENTID and one CLT_TIME, and
-/// yields one binding per IAADDR/IAPREFIX, in order.
+/// yields one binding per IAADDR/IAPREFIX, in order, with the same lease and
+/// lifetimes.
 fn check_bindings(m: &Message, v: &MessageView<'_>) -> Result<(), TestCaseError> {
     let owned_cds: Vec<&Vec<DhcpOption>> = m
         .options()
@@ -273,17 +274,26 @@ fn check_bindings(m: &Message, v: &MessageView<'_>) -> Result<(), TestCaseError>
                 prop_assert_eq!(count(OptionCode::ClientId), 1);
                 prop_assert_eq!(count(OptionCode::CltTime), 1);
                 prop_assert!(count(OptionCode::LqRelayData) <= 1);
-                let want: Vec<String> = owned
+                let want: Vec<(String, u32, u32)> = owned
                     .iter()
                     .filter_map(|o| match o {
-                        DhcpOption::IaAddr(a) => Some(a.address.to_string()),
-                        DhcpOption::IaPrefix(p) => Some(p.prefix.to_string()),
+                        DhcpOption::IaAddr(a) => Some((
+                            a.address.to_string(),
+                            a.preferred_lifetime,
+                            a.valid_lifetime,
+                        )),
+                        DhcpOption::IaPrefix(p) => {
+                            Some((p.prefix.to_string(), p.preferred_lifetime, p.valid_lifetime))
+                        }
                         _ => None,
                     })
                     .collect();
-                let got: Vec<String> = cd
+                let got: Vec<(String, u32, u32)> = cd
                     .bindings()
-                    .map(|b| b.to_binding().lease.to_string())
+                    .map(|b| {
+                        let o = b.to_binding();
+                        (o.lease.to_string(), o.preferred_lifetime, o.valid_lifetime)
+                    })
                     .collect();
                 prop_assert_eq!(got, want);
             }

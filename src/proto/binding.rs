@@ -208,31 +208,22 @@ impl<'a> ClientData<'a> {
         std::iter::from_fn(move || {
             for raw in options.by_ref() {
                 let Ok(raw) = raw else { return None };
-                let view = match OptionCode::from(raw.code) {
-                    OptionCode::IaAddr | OptionCode::IaPrefix => raw.parse(),
-                    _ => continue,
-                };
-                let (lease, preferred_lifetime, valid_lifetime) = match view {
-                    Ok(OptionView::IaAddr {
-                        address,
-                        preferred_lifetime,
-                        valid_lifetime,
-                        ..
-                    }) => (
-                        LeaseKind::Address(address),
-                        preferred_lifetime,
-                        valid_lifetime,
+                // The same fields RawOption::parse reads, without building a view.
+                let d = raw.data;
+                let (lease, preferred_lifetime, valid_lifetime) = match OptionCode::from(raw.code) {
+                    OptionCode::IaAddr if d.len() >= 24 => (
+                        LeaseKind::Address(ipv6(&d[0..16])),
+                        be32(&d[16..20]),
+                        be32(&d[20..24]),
                     ),
-                    Ok(OptionView::IaPrefix {
-                        prefix,
-                        preferred_lifetime,
-                        valid_lifetime,
-                        ..
-                    }) => (
-                        LeaseKind::Prefix(prefix),
-                        preferred_lifetime,
-                        valid_lifetime,
-                    ),
+                    OptionCode::IaPrefix if d.len() >= 25 => {
+                        match Ipv6Net::new(ipv6(&d[9..25]), d[8]) {
+                            Ok(prefix) => {
+                                (LeaseKind::Prefix(prefix), be32(&d[0..4]), be32(&d[4..8]))
+                            }
+                            Err(_) => continue,
+                        }
+                    }
                     _ => continue,
                 };
                 return Some(BindingRef {
@@ -256,7 +247,8 @@ pub fn client_data_options<'a>(msg: &MessageView<'a>) -> impl Iterator<Item = Op
         for raw in options.by_ref() {
             let Ok(raw) = raw else { return None };
             if OptionCode::from(raw.code) == OptionCode::ClientData {
-                if let Ok(OptionView::ClientData(opts)) = raw.parse() {
+                // What RawOption::parse gives for CLIENT_DATA, without the view.
+                if let Ok(opts) = raw.nested(0) {
                     return Some(opts);
                 }
             }

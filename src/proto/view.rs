@@ -380,7 +380,7 @@ impl<'a> RawOption<'a> {
     }
 
     #[inline]
-    fn nested(&self, skip: usize) -> Result<Options<'a>> {
+    pub(crate) fn nested(&self, skip: usize) -> Result<Options<'a>> {
         let depth = self.depth + 1;
         if depth > MAX_NESTING {
             return Err(self.err(ErrorKind::TooDeep));
