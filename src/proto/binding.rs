@@ -11,9 +11,9 @@
 //! prints and `pdrestore lab-server --bindings` reads.
 
 use super::consts::OptionCode;
-use super::duid::{hex, parse_hex, Duid};
+use super::duid::{check_duid_len, hex, parse_hex, Duid};
 use super::error::DecodeError;
-use super::view::{MessageView, OptionView, Options};
+use super::view::{be32, field, ipv6, MessageView, OptionView, Options};
 use ipnet::Ipv6Net;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv6Addr;
@@ -131,7 +131,9 @@ pub struct ClientData<'a> {
     pub clt_time: u32,
     /// OPTION_LQ_RELAY_DATA, if sent.
     pub relay: Option<RelayChain<'a>>,
-    options: Options<'a>,
+    /// The part of the CLIENT_DATA from its first IAADDR/IAPREFIX to the end
+    /// of its last one (empty when it has none): all `bindings` walks.
+    leases: Options<'a>,
 }
 
 fn set_once<T>(
@@ -155,27 +157,33 @@ impl<'a> ClientData<'a> {
         let mut duid = None;
         let mut clt = None;
         let mut relay = None;
+        // Octets of the body from the first lease option to the end of the last.
+        let mut leases: Option<(usize, usize)> = None;
         for raw in options.iter() {
-            let view = raw?.parse()?;
-            match view {
-                OptionView::ClientId(d) => set_once(&mut duid, d, offset, OptionCode::ClientId)?,
-                OptionView::CltTime(t) => set_once(&mut clt, t, offset, OptionCode::CltTime)?,
-                OptionView::LqRelayData {
-                    peer_address,
-                    message,
-                } => {
-                    view.validate()?;
-                    set_once(
-                        &mut relay,
-                        RelayChain {
-                            peer_address,
-                            message,
-                        },
-                        offset,
-                        OptionCode::LqRelayData,
-                    )?
+            let raw = raw?;
+            // The whole option, nested ones included (free on options of a
+            // message that `MessageView::parse_validated` accepted).
+            raw.validate()?;
+            match OptionCode::from(raw.code) {
+                OptionCode::ClientId => {
+                    set_once(&mut duid, raw.data, offset, OptionCode::ClientId)?
                 }
-                other => other.validate()?,
+                OptionCode::CltTime => {
+                    set_once(&mut clt, be32(raw.data), offset, OptionCode::CltTime)?
+                }
+                OptionCode::LqRelayData => {
+                    let chain = RelayChain {
+                        peer_address: ipv6(raw.data),
+                        message: raw.lq_relay_message()?,
+                    };
+                    set_once(&mut relay, chain, offset, OptionCode::LqRelayData)?
+                }
+                OptionCode::IaAddr | OptionCode::IaPrefix => {
+                    let start = raw.offset - offset;
+                    let end = start + field::OPTION_HEADER + raw.data.len();
+                    leases = Some((leases.map_or(start, |(s, _)| s), end));
+                }
+                _ => {}
             }
         }
         let client_duid = duid.ok_or(ClientDataError::MissingClientId(offset))?;
@@ -184,54 +192,68 @@ impl<'a> ClientData<'a> {
             client_duid,
             clt_time,
             relay,
-            options,
+            leases: match leases {
+                Some((start, end)) => options.slice(start, end),
+                None => options.slice(0, 0),
+            },
         })
     }
 
     /// The bindings: one per IAADDR and IAPREFIX, in wire order.
     pub fn bindings(&self) -> impl Iterator<Item = BindingRef<'a>> + 'a {
         let (duid, clt, relay) = (self.client_duid, self.clt_time, self.relay);
-        self.options.valid().filter_map(move |o| {
-            let (lease, preferred_lifetime, valid_lifetime) = match o {
-                OptionView::IaAddr {
-                    address,
+        let mut options = self.leases.iter();
+        // Only IAADDR and IAPREFIX are parsed again; the rest (between them)
+        // was checked by `parse` and is skipped by its code.
+        std::iter::from_fn(move || {
+            for raw in options.by_ref() {
+                let Ok(raw) = raw else { return None };
+                // The same fields RawOption::parse reads, without building a view.
+                let d = raw.data;
+                let (lease, preferred_lifetime, valid_lifetime) = match OptionCode::from(raw.code) {
+                    OptionCode::IaAddr if d.len() >= 24 => (
+                        LeaseKind::Address(ipv6(&d[0..16])),
+                        be32(&d[16..20]),
+                        be32(&d[20..24]),
+                    ),
+                    OptionCode::IaPrefix if d.len() >= 25 => {
+                        match Ipv6Net::new(ipv6(&d[9..25]), d[8]) {
+                            Ok(prefix) => {
+                                (LeaseKind::Prefix(prefix), be32(&d[0..4]), be32(&d[4..8]))
+                            }
+                            Err(_) => continue,
+                        }
+                    }
+                    _ => continue,
+                };
+                return Some(BindingRef {
+                    client_duid: duid,
+                    lease,
                     preferred_lifetime,
                     valid_lifetime,
-                    ..
-                } => (
-                    LeaseKind::Address(address),
-                    preferred_lifetime,
-                    valid_lifetime,
-                ),
-                OptionView::IaPrefix {
-                    prefix,
-                    preferred_lifetime,
-                    valid_lifetime,
-                    ..
-                } => (
-                    LeaseKind::Prefix(prefix),
-                    preferred_lifetime,
-                    valid_lifetime,
-                ),
-                _ => return None,
-            };
-            Some(BindingRef {
-                client_duid: duid,
-                lease,
-                preferred_lifetime,
-                valid_lifetime,
-                clt_time: clt,
-                relay,
-            })
+                    clt_time: clt,
+                    relay,
+                });
+            }
+            None
         })
     }
 }
 
 /// The CLIENT_DATA options at the top level of a message, unchecked.
 pub fn client_data_options<'a>(msg: &MessageView<'a>) -> impl Iterator<Item = Options<'a>> + 'a {
-    msg.options().valid().filter_map(|o| match o {
-        OptionView::ClientData(opts) => Some(opts),
-        _ => None,
+    let mut options = msg.options().iter();
+    std::iter::from_fn(move || {
+        for raw in options.by_ref() {
+            let Ok(raw) = raw else { return None };
+            if OptionCode::from(raw.code) == OptionCode::ClientData {
+                // What RawOption::parse gives for CLIENT_DATA, without the view.
+                if let Ok(opts) = raw.nested(0) {
+                    return Some(opts);
+                }
+            }
+        }
+        None
     })
 }
 
@@ -341,19 +363,26 @@ impl<'a> Iterator for RelayLayers<'a> {
             remote_id: None,
             relay_id: None,
         };
-        for o in m.options().valid() {
-            match o {
-                OptionView::InterfaceId(d) => {
-                    layer.interface_id.get_or_insert(d);
+        // The chain was validated with its CLIENT_DATA: only the codes are
+        // needed here, and the same length checks as `RawOption::parse`.
+        for raw in m.options().iter() {
+            let Ok(raw) = raw else { break };
+            match OptionCode::from(raw.code) {
+                OptionCode::InterfaceId => {
+                    layer.interface_id.get_or_insert(raw.data);
                 }
-                OptionView::RemoteId { body, .. } => {
-                    layer.remote_id.get_or_insert(body);
+                OptionCode::RemoteId if raw.data.len() >= 4 => {
+                    layer.remote_id.get_or_insert(raw.data);
                 }
-                OptionView::RelayId(d) => {
-                    layer.relay_id.get_or_insert(d);
+                OptionCode::RelayId if check_duid_len(raw.data.len()).is_ok() => {
+                    layer.relay_id.get_or_insert(raw.data);
                 }
-                OptionView::RelayMsg(inner) if inner.is_relay() && self.next.is_none() => {
-                    self.next = Some(inner);
+                OptionCode::RelayMsg if self.next.is_none() => {
+                    if let Ok(OptionView::RelayMsg(inner)) = raw.parse() {
+                        if inner.is_relay() {
+                            self.next = Some(inner);
+                        }
+                    }
                 }
                 _ => {}
             }

@@ -22,6 +22,7 @@ macro_rules! code_enum {
         }
 
         impl From<$repr> for $name {
+            #[inline]
             fn from(value: $repr) -> Self {
                 match value {
                     $( $value => $name::$variant, )+
@@ -31,6 +32,7 @@ macro_rules! code_enum {
         }
 
         impl From<$name> for $repr {
+            #[inline]
             fn from(value: $name) -> Self {
                 match value {
                     $( $name::$variant => $value, )+
@@ -104,6 +106,7 @@ code_enum! {
 impl MessageType {
     /// True for the two relay message types, whose header is hop-count,
     /// link-address and peer-address instead of a transaction-id (RFC 8415 s.9).
+    #[inline]
     pub fn is_relay(self) -> bool {
         matches!(self, MessageType::RelayForw | MessageType::RelayRepl)
     }

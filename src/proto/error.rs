@@ -69,6 +69,7 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
+    #[cold]
     pub(crate) fn new(offset: usize, option: Option<OptionCode>, kind: ErrorKind) -> Self {
         DecodeError {
             offset,

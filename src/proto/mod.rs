@@ -20,6 +20,9 @@ pub mod message;
 pub mod query;
 pub mod view;
 
+#[cfg(test)]
+mod tests;
+
 pub use binding::{Binding, BindingRef, ClientData, ClientDataError, LeaseKind, RelayLayer};
 pub use consts::{MessageType, OptionCode, QueryType, StatusCode};
 pub use duid::Duid;

@@ -44,33 +44,68 @@ pub mod field {
     pub const OPTION_HEADER: usize = 4;
 }
 
+#[inline]
 pub(crate) fn ipv6(b: &[u8]) -> Ipv6Addr {
     let mut a = [0u8; 16];
     a.copy_from_slice(&b[..16]);
     Ipv6Addr::from(a)
 }
 
+#[inline]
 fn be16(b: &[u8]) -> u16 {
     u16::from_be_bytes([b[0], b[1]])
 }
 
-fn be32(b: &[u8]) -> u32 {
+#[inline]
+pub(crate) fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Whether options passed full validation. An octet rather than a `bool`: a
+/// `bool` would give the views a niche, and the compiler then copies them
+/// (and `Option`s of them) in odd-sized pieces that stall on store
+/// forwarding (about 10% of the fast path, measured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Checked(u8);
+
+impl Checked {
+    const NO: Checked = Checked(0);
+    const YES: Checked = Checked(1);
 }
 
 /// A sequence of options not yet walked: a byte slice, where it sits in the
 /// outermost buffer, and how deeply it is nested.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Options reached from a view made by [`MessageView::parse_validated`]
+/// remember that they were checked, so that validating them again (as
+/// [`crate::proto::ClientData::parse`] does) costs nothing. Equality ignores that mark.
+#[derive(Debug, Clone, Copy)]
 pub struct Options<'a> {
     buf: &'a [u8],
     base: usize,
     depth: usize,
+    /// Set only on options inside a message that passed full validation.
+    validated: Checked,
 }
+
+impl PartialEq for Options<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.buf, self.base, self.depth) == (other.buf, other.base, other.depth)
+    }
+}
+
+impl Eq for Options<'_> {}
 
 impl<'a> Options<'a> {
     /// Options in `buf`, which starts at absolute offset `base`, at nesting depth `depth`.
+    #[inline]
     pub fn new(buf: &'a [u8], base: usize, depth: usize) -> Self {
-        Options { buf, base, depth }
+        Options {
+            buf,
+            base,
+            depth,
+            validated: Checked::NO,
+        }
     }
 
     /// The raw octets of the option sequence.
@@ -83,7 +118,19 @@ impl<'a> Options<'a> {
         self.base
     }
 
+    /// The options in octets `start..end` of this sequence (which must fall on
+    /// option boundaries to be meaningful), at the same offset, depth and
+    /// validation state. Out-of-range bounds give an empty sequence.
+    pub(crate) fn slice(&self, start: usize, end: usize) -> Options<'a> {
+        Options {
+            buf: self.buf.get(start..end).unwrap_or_default(),
+            base: self.base + start,
+            ..*self
+        }
+    }
+
     /// Walk the options, yielding each one or the error that stops the walk.
+    #[inline]
     pub fn iter(&self) -> OptionIter<'a> {
         OptionIter {
             opts: *self,
@@ -94,8 +141,11 @@ impl<'a> Options<'a> {
 
     /// Check every option, recursively: lengths, fixed fields, nested messages.
     pub fn validate(&self) -> Result<()> {
+        if self.validated == Checked::YES {
+            return Ok(());
+        }
         for raw in self.iter() {
-            raw?.parse()?.validate()?;
+            raw?.validate()?;
         }
         Ok(())
     }
@@ -133,6 +183,7 @@ pub struct OptionIter<'a> {
 impl<'a> Iterator for OptionIter<'a> {
     type Item = Result<RawOption<'a>>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.done || self.pos >= self.opts.buf.len() {
             return None;
@@ -168,12 +219,14 @@ impl<'a> Iterator for OptionIter<'a> {
             data,
             offset,
             depth: self.opts.depth,
+            validated: self.opts.validated,
         }))
     }
 }
 
 /// One option whose header has been checked: code, body, and position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Made by [`Options::iter`]. Equality ignores whether it was validated.
+#[derive(Debug, Clone, Copy)]
 pub struct RawOption<'a> {
     /// The option-code.
     pub code: u16,
@@ -183,7 +236,18 @@ pub struct RawOption<'a> {
     pub offset: usize,
     /// Nesting depth of the sequence this option belongs to.
     pub depth: usize,
+    /// Inside a message that passed full validation.
+    validated: Checked,
 }
+
+impl PartialEq for RawOption<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.code, self.data, self.offset, self.depth)
+            == (other.code, other.data, other.offset, other.depth)
+    }
+}
+
+impl Eq for RawOption<'_> {}
 
 /// A typed, borrowed view of one option. Containers hold unwalked [`Options`]
 /// or a [`MessageView`]; their own fixed part has been checked.
@@ -277,14 +341,17 @@ impl<'a> RawOption<'a> {
     }
 
     /// Absolute offset of the option body.
+    #[inline]
     pub fn body_offset(&self) -> usize {
         self.offset + field::OPTION_HEADER
     }
 
+    #[cold]
     fn err(&self, kind: ErrorKind) -> DecodeError {
         DecodeError::new(self.offset, Some(self.code.into()), kind)
     }
 
+    #[inline]
     fn exact(&self, expected: usize) -> Result<()> {
         if self.data.len() != expected {
             return Err(self.err(ErrorKind::BadLength {
@@ -295,6 +362,7 @@ impl<'a> RawOption<'a> {
         Ok(())
     }
 
+    #[inline]
     fn at_least(&self, min: usize) -> Result<()> {
         if self.data.len() < min {
             return Err(self.err(ErrorKind::TooShort {
@@ -305,25 +373,117 @@ impl<'a> RawOption<'a> {
         Ok(())
     }
 
+    #[inline]
     fn duid(&self) -> Result<&'a [u8]> {
         check_duid_len(self.data.len()).map_err(|k| self.err(k))?;
         Ok(self.data)
     }
 
-    fn nested(&self, skip: usize) -> Result<Options<'a>> {
+    #[inline]
+    pub(crate) fn nested(&self, skip: usize) -> Result<Options<'a>> {
         let depth = self.depth + 1;
         if depth > MAX_NESTING {
             return Err(self.err(ErrorKind::TooDeep));
         }
-        Ok(Options::new(
-            &self.data[skip..],
-            self.body_offset() + skip,
+        Ok(Options {
+            buf: &self.data[skip..],
+            base: self.body_offset() + skip,
             depth,
-        ))
+            validated: self.validated,
+        })
+    }
+
+    fn multiple_of(&self, multiple: usize) -> Result<()> {
+        if self.data.len() % multiple != 0 {
+            return Err(self.err(ErrorKind::NotMultiple {
+                len: self.data.len(),
+                multiple,
+            }));
+        }
+        Ok(())
+    }
+
+    /// IAPREFIX prefix-length, checked; the body must have its 25 octets.
+    fn prefix_len(&self) -> Result<u8> {
+        let plen = self.data[8];
+        if plen > 128 {
+            return Err(DecodeError::new(
+                self.body_offset() + 8,
+                Some(self.code.into()),
+                ErrorKind::BadPrefixLength(plen),
+            ));
+        }
+        Ok(plen)
+    }
+
+    /// OPTION_RELAY_MSG: the message it holds, header checked.
+    fn relay_msg(&self) -> Result<MessageView<'a>> {
+        let opts = self.nested(0)?;
+        let m = MessageView::parse_at(self.data, opts.base, opts.depth)?;
+        Ok(m.mark_validated(opts.validated))
+    }
+
+    /// OPTION_LQ_RELAY_DATA: the relay message after the peer-address, header
+    /// checked and required to be RELAY-FORW or RELAY-REPL.
+    pub(crate) fn lq_relay_message(&self) -> Result<MessageView<'a>> {
+        self.at_least(16 + field::RELAY_OPTIONS)?;
+        let opts = self.nested(16)?;
+        let message = MessageView::parse_at(&self.data[16..], opts.base, opts.depth)?
+            .mark_validated(opts.validated);
+        if !message.msg_type().is_relay() {
+            return Err(DecodeError::new(
+                opts.base,
+                Some(self.code.into()),
+                ErrorKind::NotRelayMessage(message.msg_type().into()),
+            ));
+        }
+        Ok(message)
+    }
+
+    /// Check this option and everything nested in it, recursively. Accepts
+    /// and rejects exactly what [`RawOption::parse`] followed by
+    /// [`OptionView::validate`] does, with the same error, but builds no view
+    /// (the fast path of [`Options::validate`]).
+    pub fn validate(&self) -> Result<()> {
+        if self.validated == Checked::YES {
+            return Ok(());
+        }
+        match OptionCode::from(self.code) {
+            OptionCode::ClientId | OptionCode::ServerId | OptionCode::RelayId => {
+                self.duid()?;
+            }
+            OptionCode::IaAddr => {
+                self.at_least(24)?;
+                self.nested(24)?.validate()?;
+            }
+            OptionCode::IaPrefix => {
+                self.at_least(25)?;
+                self.prefix_len()?;
+                self.nested(25)?.validate()?;
+            }
+            OptionCode::Oro => self.multiple_of(2)?,
+            OptionCode::RelayMsg => self.relay_msg()?.options().validate()?,
+            OptionCode::StatusCode => self.at_least(2)?,
+            OptionCode::RemoteId => self.at_least(4)?,
+            OptionCode::LqQuery => {
+                self.at_least(17)?;
+                self.nested(17)?.validate()?;
+            }
+            OptionCode::ClientData => self.nested(0)?.validate()?,
+            OptionCode::CltTime => self.exact(4)?,
+            OptionCode::LqRelayData => self.lq_relay_message()?.options().validate()?,
+            OptionCode::LqClientLink => self.multiple_of(16)?,
+            OptionCode::InterfaceId
+            | OptionCode::IaNa
+            | OptionCode::IaPd
+            | OptionCode::Unknown(_) => {}
+        }
+        Ok(())
     }
 
     /// Check this option's fixed part and give its typed view. Nested options
     /// are not walked here (see [`OptionView::validate`]).
+    #[inline]
     pub fn parse(&self) -> Result<OptionView<'a>> {
         let d = self.data;
         Ok(match OptionCode::from(self.code) {
@@ -341,7 +501,7 @@ impl<'a> RawOption<'a> {
             }
             OptionCode::IaPrefix => {
                 self.at_least(25)?;
-                let plen = d[8];
+                let plen = self.prefix_len()?;
                 let prefix = Ipv6Net::new(ipv6(&d[9..25]), plen).map_err(|_| {
                     DecodeError::new(
                         self.body_offset() + 8,
@@ -357,18 +517,10 @@ impl<'a> RawOption<'a> {
                 }
             }
             OptionCode::Oro => {
-                if d.len() % 2 != 0 {
-                    return Err(self.err(ErrorKind::NotMultiple {
-                        len: d.len(),
-                        multiple: 2,
-                    }));
-                }
+                self.multiple_of(2)?;
                 OptionView::Oro(d)
             }
-            OptionCode::RelayMsg => {
-                let opts = self.nested(0)?;
-                OptionView::RelayMsg(MessageView::parse_at(d, opts.base, opts.depth)?)
-            }
+            OptionCode::RelayMsg => OptionView::RelayMsg(self.relay_msg()?),
             OptionCode::StatusCode => {
                 self.at_least(2)?;
                 OptionView::StatusCode {
@@ -398,29 +550,12 @@ impl<'a> RawOption<'a> {
                 self.exact(4)?;
                 OptionView::CltTime(be32(d))
             }
-            OptionCode::LqRelayData => {
-                self.at_least(16 + field::RELAY_OPTIONS)?;
-                let opts = self.nested(16)?;
-                let message = MessageView::parse_at(&d[16..], opts.base, opts.depth)?;
-                if !message.msg_type().is_relay() {
-                    return Err(DecodeError::new(
-                        opts.base,
-                        Some(self.code.into()),
-                        ErrorKind::NotRelayMessage(message.msg_type().into()),
-                    ));
-                }
-                OptionView::LqRelayData {
-                    peer_address: ipv6(&d[0..16]),
-                    message,
-                }
-            }
+            OptionCode::LqRelayData => OptionView::LqRelayData {
+                message: self.lq_relay_message()?,
+                peer_address: ipv6(&d[0..16]),
+            },
             OptionCode::LqClientLink => {
-                if d.len() % 16 != 0 {
-                    return Err(self.err(ErrorKind::NotMultiple {
-                        len: d.len(),
-                        multiple: 16,
-                    }));
-                }
+                self.multiple_of(16)?;
                 OptionView::LqClientLink(d)
             }
             OptionCode::IaNa | OptionCode::IaPd | OptionCode::Unknown(_) => OptionView::Unknown {
@@ -470,12 +605,23 @@ impl<'a> OptionView<'a> {
 }
 
 /// A borrowed view of one DHCPv6 message whose fixed header has been checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Equality ignores whether its options were validated.
+#[derive(Debug, Clone, Copy)]
 pub struct MessageView<'a> {
     buf: &'a [u8],
     base: usize,
     depth: usize,
+    /// Set only by [`MessageView::parse_validated`] (and on views nested in such a message).
+    validated: Checked,
 }
+
+impl PartialEq for MessageView<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.buf, self.base, self.depth) == (other.buf, other.base, other.depth)
+    }
+}
+
+impl Eq for MessageView<'_> {}
 
 impl<'a> MessageView<'a> {
     /// View a whole message (the body of one TCP frame); checks the fixed header only.
@@ -487,7 +633,15 @@ impl<'a> MessageView<'a> {
     pub fn parse_validated(buf: &'a [u8]) -> Result<Self> {
         let m = Self::parse(buf)?;
         m.options().validate()?;
-        Ok(m)
+        Ok(m.mark_validated(Checked::YES))
+    }
+
+    /// The same view, marked as validated or not (only ever set to
+    /// [`Checked::YES`] from a successful full validation).
+    /// successful full validation).
+    fn mark_validated(mut self, validated: Checked) -> Self {
+        self.validated = validated;
+        self
     }
 
     /// View a message that sits at absolute offset `base`, nested `depth` deep.
@@ -507,7 +661,12 @@ impl<'a> MessageView<'a> {
                 },
             ));
         }
-        Ok(MessageView { buf, base, depth })
+        Ok(MessageView {
+            buf,
+            base,
+            depth,
+            validated: Checked::NO,
+        })
     }
 
     /// The whole message.
@@ -516,11 +675,13 @@ impl<'a> MessageView<'a> {
     }
 
     /// The msg-type.
+    #[inline]
     pub fn msg_type(&self) -> MessageType {
         self.buf[field::MSG_TYPE].into()
     }
 
     /// True for RELAY-FORW and RELAY-REPL.
+    #[inline]
     pub fn is_relay(&self) -> bool {
         self.msg_type().is_relay()
     }
@@ -561,13 +722,19 @@ impl<'a> MessageView<'a> {
     }
 
     /// The options, unwalked.
+    #[inline]
     pub fn options(&self) -> Options<'a> {
         let start = if self.is_relay() {
             field::RELAY_OPTIONS
         } else {
             field::CLIENT_OPTIONS
         };
-        Options::new(&self.buf[start..], self.base + start, self.depth)
+        Options {
+            buf: &self.buf[start..],
+            base: self.base + start,
+            depth: self.depth,
+            validated: self.validated,
+        }
     }
 
     /// The first STATUS_CODE option of the message, if any (after validation).
