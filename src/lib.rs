@@ -4,13 +4,23 @@
 //! # Layout
 //! - [`proto`]: the sans-IO protocol core: wire codec, bindings, framing.
 //! - [`transport`]: the tokio shell: framed TCP connections.
+//! - [`config`]: the TOML configuration file.
 //! - [`decode`]: `pdrestore decode`, reading captured byte streams.
 //! - [`requestor`]: Bulk Leasequery to several servers at once: reply
 //!   assembly (sans IO), connections, retries, fan-out.
+//! - [`identity`]: the relay DUID: configured, or generated once and kept.
+//! - [`netns`]: private network namespaces for the demo, tests and benchmarks.
+//! - [`recovery`]: pure reconciliation of servers' bindings and route planning.
+//! - [`routes`]: route tables (in-memory; netlink) and the diff between them.
 
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod decode;
+pub mod identity;
+pub mod netns;
 pub mod proto;
+pub mod recovery;
 pub mod requestor;
+pub mod routes;
 pub mod transport;

@@ -15,6 +15,22 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Print the relay DUID (hex and colon-hex) and where it comes from.
+    ///
+    /// The DUID is the configured `relay_duid`, or the one stored in the state
+    /// directory, or a new one generated and stored now (RFC 5460 5.4.1). Set
+    /// it as the Relay-ID in the relay agent's configuration.
+    Duid {
+        /// Configuration file.
+        #[arg(long, short, default_value = pdrestore::config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Validate the configuration file and print the effective settings.
+    CheckConfig {
+        /// Configuration file.
+        #[arg(long, short, default_value = pdrestore::config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
     /// Decode a captured byte stream of framed DHCPv6 messages (RFC 5460 5.1 framing).
     ///
     /// Prints every message (type, xid, status) and every binding. Exit code 0
@@ -41,12 +57,66 @@ enum Command {
     Query(Box<pdrestore::requestor::cli::QueryArgs>),
 }
 
+/// Exit status for command-line usage errors (sysexits EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+/// Exit status for configuration errors (sysexits EX_CONFIG).
+const EXIT_CONFIG: u8 = 78;
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     init_logging();
     match cli.command {
         Command::Decode { file, json } => cmd_decode(&file, json),
         Command::Query(args) => pdrestore::requestor::cli::run(*args),
+        Command::Duid { config } => cmd_duid(&config),
+        Command::CheckConfig { config } => cmd_check_config(&config),
+    }
+}
+
+fn load_config(path: &std::path::Path) -> Result<pdrestore::config::Config, ExitCode> {
+    pdrestore::config::Config::load(path).map_err(|e| {
+        eprintln!("pdrestore: {e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn cmd_duid(path: &std::path::Path) -> ExitCode {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match pdrestore::identity::relay_duid(config.relay_duid.as_ref(), &config.state_directory) {
+        Ok((duid, source)) => {
+            println!("{}", duid.to_hex());
+            println!("{}", duid.to_colon_hex());
+            eprintln!("relay DUID {source}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("pdrestore: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn cmd_check_config(path: &std::path::Path) -> ExitCode {
+    match load_config(path) {
+        Ok(config) => {
+            print!("{}", config.to_toml());
+            eprintln!("{}: OK", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
     }
 }
 

@@ -39,7 +39,7 @@ impl std::fmt::Display for LeaseKind {
 }
 
 /// One relay layer of a binding's relay chain, outermost first.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RelayLayer {
     /// The relay message's hop-count.
     #[serde(default)]
@@ -61,7 +61,7 @@ pub struct RelayLayer {
 }
 
 /// An owned binding.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Binding {
     /// The client's DUID (OPTION_CLIENTID inside OPTION_CLIENT_DATA).
     pub client_duid: Duid,

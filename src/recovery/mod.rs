@@ -1,0 +1,5 @@
+//! Recovery logic that needs no IO: reconciling servers and planning routes.
+
+pub mod install;
+pub mod plan;
+pub mod reconcile;

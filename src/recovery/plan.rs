@@ -1,0 +1,615 @@
+//! Route planning (pure): one route per delegated prefix, toward the client
+//! router, out of the client-facing interface, with the lease's lifetime, and
+//! nothing a rogue server could abuse.
+//!
+//! Next hop: the peer-address of the relay layer that carries our own
+//! Relay-ID (RFC 5460 s.5.4.1) in the binding's relay chain (RFC 5007
+//! s.4.1.2.4: OPTION_LQ_RELAY_DATA); a single layer without RELAY_ID counts
+//! when it is the only one. That layer's peer-address is the address the
+//! client sent from, normally its link-local address. Outgoing interface:
+//! the layer's interface-id mapped through the configuration, else the
+//! interface of that name, else the local interface whose addresses cover the
+//! layer's link-address. Without relay data, the client's address (IA_NA) can
+//! serve as the gateway when configured.
+
+use super::reconcile::{client_address, Millis, Observed, Reconciled};
+use crate::proto::{Duid, LeaseKind, RelayLayer};
+use crate::routes::Route;
+use ipnet::Ipv6Net;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv6Addr;
+
+/// A local network interface, as route planning sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// Interface name.
+    pub name: String,
+    /// Kernel interface index.
+    pub index: u32,
+    /// Its IPv6 addresses with their prefix lengths.
+    pub addresses: Vec<Ipv6Net>,
+}
+
+/// What to do for a prefix whose binding carries no relay data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NextHopFallback {
+    /// Reject the prefix.
+    #[default]
+    None,
+    /// Use the client's most recent address (IA_NA) as the gateway, on the
+    /// interface whose prefix covers it.
+    ClientAddress,
+}
+
+/// Route settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanSettings {
+    /// Our Relay-ID.
+    pub relay_id: Duid,
+    /// Routing table (254 = main).
+    pub table: u32,
+    /// Protocol tag of our routes (16 = RTPROT_DHCP).
+    pub protocol: u8,
+    /// Route metric (priority).
+    pub metric: u32,
+    /// Delegation pools: only prefixes inside one of these are installed.
+    pub allowed_prefixes: Vec<Ipv6Net>,
+    /// Shortest prefix length accepted.
+    pub min_prefix_len: u8,
+    /// interface-id (as text) to interface name.
+    pub interface_map: BTreeMap<String, String>,
+    /// What to do without relay data.
+    pub fallback: NextHopFallback,
+}
+
+/// Why a prefix gets no route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// ::/0.
+    DefaultRoute,
+    /// Shorter than `min_prefix_len`.
+    TooShort {
+        /// Its length.
+        len: u8,
+        /// The minimum.
+        min: u8,
+    },
+    /// Not inside any of `allowed_prefixes`.
+    OutsidePools,
+    /// Covers or equals a prefix of one of the router's own interfaces.
+    CoversLocal {
+        /// The interface.
+        interface: String,
+        /// Its prefix.
+        local: Ipv6Net,
+    },
+    /// The relay chain has no layer with our Relay-ID (and is not a single layer).
+    NotOurRelay,
+    /// No relay data, and no usable fallback.
+    NoRelayData,
+    /// No local interface for the client.
+    NoInterface {
+        /// The layer's interface-id, as text where it is text.
+        interface_id: Option<String>,
+        /// The layer's link-address.
+        link_address: Ipv6Addr,
+    },
+    /// The next hop is neither link-local nor on-link, or is not a unicast peer.
+    BadNextHop {
+        /// The next hop.
+        next_hop: Ipv6Addr,
+        /// The interface it would go out of.
+        interface: String,
+    },
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejection::DefaultRoute => write!(f, "default route"),
+            Rejection::TooShort { len, min } => {
+                write!(f, "prefix length {len} is shorter than the minimum {min}")
+            }
+            Rejection::OutsidePools => write!(f, "outside the allowed prefixes"),
+            Rejection::CoversLocal { interface, local } => {
+                write!(f, "covers {local}, a prefix of local interface {interface}")
+            }
+            Rejection::NotOurRelay => write!(f, "relay chain does not carry our Relay-ID"),
+            Rejection::NoRelayData => write!(f, "no relay data and no next-hop fallback"),
+            Rejection::NoInterface {
+                interface_id,
+                link_address,
+            } => write!(
+                f,
+                "no local interface for interface-id {} / link-address {link_address}",
+                interface_id.as_deref().unwrap_or("(none)")
+            ),
+            Rejection::BadNextHop {
+                next_hop,
+                interface,
+            } => write!(
+                f,
+                "next hop {next_hop} is neither link-local nor on-link on {interface}"
+            ),
+        }
+    }
+}
+
+/// A prefix that gets no route, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The prefix.
+    pub prefix: Ipv6Net,
+    /// The client that holds it.
+    pub client: Duid,
+    /// The server that reported it.
+    pub server: u16,
+    /// Why.
+    pub reason: Rejection,
+}
+
+/// The desired routes and the rejections.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// One route per accepted prefix.
+    pub routes: BTreeMap<Ipv6Net, Route>,
+    /// Every prefix that was not accepted.
+    pub rejected: Vec<Rejected>,
+}
+
+fn is_link_local(a: &Ipv6Addr) -> bool {
+    (a.segments()[0] & 0xffc0) == 0xfe80
+}
+
+/// The relay layer that carries our Relay-ID, or the only layer when it has none.
+pub fn our_layer<'a>(relay: &'a [RelayLayer], ours: &Duid) -> Option<&'a RelayLayer> {
+    if let Some(l) = relay.iter().find(|l| l.relay_id.as_ref() == Some(ours)) {
+        return Some(l);
+    }
+    match relay {
+        [only] if only.relay_id.is_none() => Some(only),
+        _ => None,
+    }
+}
+
+impl PlanSettings {
+    /// Safety checks on the prefix itself.
+    pub fn check_prefix(
+        &self,
+        prefix: &Ipv6Net,
+        interfaces: &[Interface],
+    ) -> Result<(), Rejection> {
+        if prefix.prefix_len() == 0 {
+            return Err(Rejection::DefaultRoute);
+        }
+        if prefix.prefix_len() < self.min_prefix_len {
+            return Err(Rejection::TooShort {
+                len: prefix.prefix_len(),
+                min: self.min_prefix_len,
+            });
+        }
+        if !self.allowed_prefixes.iter().any(|p| p.contains(prefix)) {
+            return Err(Rejection::OutsidePools);
+        }
+        for i in interfaces {
+            for a in &i.addresses {
+                if prefix.contains(&a.trunc()) {
+                    return Err(Rejection::CoversLocal {
+                        interface: i.name.clone(),
+                        local: a.trunc(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn interface_for_layer<'a>(
+        &self,
+        layer: &RelayLayer,
+        interfaces: &'a [Interface],
+    ) -> Result<&'a Interface, Rejection> {
+        let id_text = layer
+            .interface_id
+            .as_ref()
+            .and_then(|b| std::str::from_utf8(b).ok().map(str::to_owned));
+        if let Some(t) = &id_text {
+            let name = self.interface_map.get(t).unwrap_or(t);
+            if let Some(i) = interfaces.iter().find(|i| &i.name == name) {
+                return Ok(i);
+            }
+        }
+        if !layer.link_address.is_unspecified() {
+            if let Some(i) = interfaces
+                .iter()
+                .find(|i| i.addresses.iter().any(|a| a.contains(&layer.link_address)))
+            {
+                return Ok(i);
+            }
+        }
+        Err(Rejection::NoInterface {
+            interface_id: id_text.or_else(|| {
+                layer
+                    .interface_id
+                    .as_ref()
+                    .map(|b| crate::proto::duid::hex(b))
+            }),
+            link_address: layer.link_address,
+        })
+    }
+
+    fn check_next_hop(&self, next_hop: Ipv6Addr, out: &Interface) -> Result<(), Rejection> {
+        let bad = || Rejection::BadNextHop {
+            next_hop,
+            interface: out.name.clone(),
+        };
+        if next_hop.is_unspecified() || next_hop.is_loopback() || next_hop.is_multicast() {
+            return Err(bad());
+        }
+        if out.addresses.iter().any(|a| a.addr() == next_hop) {
+            return Err(bad());
+        }
+        if is_link_local(&next_hop) || out.addresses.iter().any(|a| a.contains(&next_hop)) {
+            Ok(())
+        } else {
+            Err(bad())
+        }
+    }
+
+    /// The route for one winning prefix binding.
+    pub fn route_for(
+        &self,
+        obs: &Observed,
+        client_addr: Option<Ipv6Addr>,
+        interfaces: &[Interface],
+        now: Millis,
+    ) -> Result<Route, Rejection> {
+        let prefix = match obs.binding.lease {
+            LeaseKind::Prefix(p) => p,
+            LeaseKind::Address(a) => Ipv6Net::new(a, 128).expect("128 is a valid length"),
+        };
+        self.check_prefix(&prefix, interfaces)?;
+        let (gateway, out) = if obs.binding.relay.is_empty() {
+            match (self.fallback, client_addr) {
+                (NextHopFallback::ClientAddress, Some(addr)) => {
+                    let out = interfaces
+                        .iter()
+                        .find(|i| i.addresses.iter().any(|a| a.contains(&addr)))
+                        .ok_or(Rejection::NoInterface {
+                            interface_id: None,
+                            link_address: addr,
+                        })?;
+                    (addr, out)
+                }
+                _ => return Err(Rejection::NoRelayData),
+            }
+        } else {
+            let layer =
+                our_layer(&obs.binding.relay, &self.relay_id).ok_or(Rejection::NotOurRelay)?;
+            (
+                layer.peer_address,
+                self.interface_for_layer(layer, interfaces)?,
+            )
+        };
+        self.check_next_hop(gateway, out)?;
+        Ok(Route {
+            prefix: prefix.trunc(),
+            gateway,
+            interface: out.name.clone(),
+            ifindex: out.index,
+            table: self.table,
+            protocol: self.protocol,
+            metric: self.metric,
+            expires: Some(obs.remaining_valid(now)),
+        })
+    }
+
+    /// Plan every prefix of a reconciliation.
+    pub fn plan(&self, r: &Reconciled, interfaces: &[Interface], now: Millis) -> Plan {
+        let mut plan = Plan::default();
+        for (prefix, obs) in &r.prefixes {
+            let addr = client_address(r, &obs.binding.client_duid);
+            match self.route_for(obs, addr, interfaces, now) {
+                Ok(route) => {
+                    plan.routes.insert(route.prefix, route);
+                }
+                Err(reason) => plan.rejected.push(Rejected {
+                    prefix: *prefix,
+                    client: obs.binding.client_duid.clone(),
+                    server: obs.server,
+                    reason,
+                }),
+            }
+        }
+        plan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::reconcile::{reconcile, tests::pd};
+    use super::*;
+
+    const OURS: &str = "000200000009010203040506";
+
+    fn settings() -> PlanSettings {
+        PlanSettings {
+            relay_id: OURS.parse().unwrap(),
+            table: 254,
+            protocol: 16,
+            metric: 1024,
+            allowed_prefixes: vec!["2001:db8:8000::/40".parse().unwrap()],
+            min_prefix_len: 48,
+            interface_map: BTreeMap::from([("ge-0/0/1".to_string(), "veth-c1".to_string())]),
+            fallback: NextHopFallback::None,
+        }
+    }
+
+    fn interfaces() -> Vec<Interface> {
+        vec![
+            Interface {
+                name: "veth-c1".into(),
+                index: 5,
+                addresses: vec![
+                    "2001:db8:1::1/64".parse().unwrap(),
+                    "fe80::1/64".parse().unwrap(),
+                ],
+            },
+            Interface {
+                name: "veth-c2".into(),
+                index: 6,
+                addresses: vec!["2001:db8:2::1/64".parse().unwrap()],
+            },
+            Interface {
+                name: "port-0".into(),
+                index: 7,
+                addresses: vec!["2001:db8:3::1/64".parse().unwrap()],
+            },
+        ]
+    }
+
+    fn layer(link: &str, peer: &str, ifid: Option<&str>, relay_id: Option<&str>) -> RelayLayer {
+        RelayLayer {
+            hop_count: 0,
+            link_address: link.parse().unwrap(),
+            peer_address: peer.parse().unwrap(),
+            interface_id: ifid.map(|s| s.as_bytes().to_vec()),
+            remote_id: None,
+            relay_id: relay_id.map(|s| s.parse().unwrap()),
+        }
+    }
+
+    fn obs(prefix: &str, relay: Vec<RelayLayer>) -> Observed {
+        let mut o = pd(0, 1000, "01", prefix, 10, 3600);
+        o.binding.relay = relay;
+        o
+    }
+
+    fn route(o: &Observed) -> Result<Route, Rejection> {
+        settings().route_for(o, None, &interfaces(), 2000)
+    }
+
+    #[test]
+    fn one_hop_with_interface_id_mapping() {
+        let o = obs(
+            "2001:db8:8000:100::/56",
+            vec![layer(
+                "2001:db8:1::1",
+                "fe80::2",
+                Some("ge-0/0/1"),
+                Some(OURS),
+            )],
+        );
+        let r = route(&o).unwrap();
+        assert_eq!(
+            r.prefix,
+            "2001:db8:8000:100::/56".parse::<Ipv6Net>().unwrap()
+        );
+        assert_eq!(r.gateway, "fe80::2".parse::<Ipv6Addr>().unwrap());
+        assert_eq!((r.interface.as_str(), r.ifindex), ("veth-c1", 5));
+        assert_eq!((r.table, r.protocol, r.metric), (254, 16, 1024));
+        // Received at 1s with 3600s valid, planned at 2s: 3599s remain.
+        assert_eq!(r.expires, Some(3599));
+    }
+
+    #[test]
+    fn interface_id_as_interface_name_and_link_address_fallback() {
+        let o = obs(
+            "2001:db8:8000:100::/56",
+            vec![layer("::", "fe80::2", Some("port-0"), Some(OURS))],
+        );
+        assert_eq!(route(&o).unwrap().interface, "port-0");
+        let o = obs(
+            "2001:db8:8000:100::/56",
+            vec![layer("2001:db8:2::1", "fe80::2", Some("nope"), Some(OURS))],
+        );
+        assert_eq!(route(&o).unwrap().interface, "veth-c2");
+        let o = obs(
+            "2001:db8:8000:100::/56",
+            vec![layer("2001:db8:2::1", "fe80::2", None, Some(OURS))],
+        );
+        assert_eq!(route(&o).unwrap().interface, "veth-c2");
+        let o = obs(
+            "2001:db8:8000:100::/56",
+            vec![layer("2001:db8:9::1", "fe80::2", Some("nope"), Some(OURS))],
+        );
+        assert_eq!(
+            route(&o),
+            Err(Rejection::NoInterface {
+                interface_id: Some("nope".into()),
+                link_address: "2001:db8:9::1".parse().unwrap()
+            })
+        );
+    }
+
+    #[test]
+    fn two_hops_relay_id_in_inner_layer() {
+        let o = obs(
+            "2001:db8:8000:100::/56",
+            vec![
+                layer("::", "2001:db8:2::a", Some("uplink-1"), None),
+                layer("2001:db8:2::1", "fe80::c:1", Some("port-0"), Some(OURS)),
+            ],
+        );
+        let r = route(&o).unwrap();
+        assert_eq!(r.gateway, "fe80::c:1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(r.interface, "port-0");
+    }
+
+    #[test]
+    fn relay_id_in_outer_layer_of_two() {
+        let o = obs(
+            "2001:db8:8000:100::/56",
+            vec![
+                layer("2001:db8:2::1", "fe80::9", None, Some(OURS)),
+                layer(
+                    "2001:db8:77::1",
+                    "fe80::c:1",
+                    None,
+                    Some("0003000102005e000003"),
+                ),
+            ],
+        );
+        let r = route(&o).unwrap();
+        assert_eq!(r.gateway, "fe80::9".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(r.interface, "veth-c2");
+    }
+
+    #[test]
+    fn single_layer_without_relay_id_counts_but_foreign_relay_does_not() {
+        let o = obs(
+            "2001:db8:8000:100::/56",
+            vec![layer("2001:db8:1::1", "fe80::2", None, None)],
+        );
+        assert_eq!(route(&o).unwrap().interface, "veth-c1");
+        let o = obs(
+            "2001:db8:8000:100::/56",
+            vec![layer(
+                "2001:db8:1::1",
+                "fe80::2",
+                None,
+                Some("0003000102005e000003"),
+            )],
+        );
+        assert_eq!(route(&o), Err(Rejection::NotOurRelay));
+        let o = obs(
+            "2001:db8:8000:100::/56",
+            vec![
+                layer("::", "2001:db8:2::a", None, None),
+                layer("2001:db8:2::1", "fe80::2", None, None),
+            ],
+        );
+        assert_eq!(route(&o), Err(Rejection::NotOurRelay));
+    }
+
+    #[test]
+    fn ia_na_fallback() {
+        let mut s = settings();
+        let o = obs("2001:db8:8000:100::/56", vec![]);
+        let addr = Some("2001:db8:2::55".parse().unwrap());
+        assert_eq!(
+            s.route_for(&o, addr, &interfaces(), 2000),
+            Err(Rejection::NoRelayData)
+        );
+        s.fallback = NextHopFallback::ClientAddress;
+        let r = s.route_for(&o, addr, &interfaces(), 2000).unwrap();
+        assert_eq!(r.gateway, "2001:db8:2::55".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(r.interface, "veth-c2");
+        assert_eq!(
+            s.route_for(&o, None, &interfaces(), 2000),
+            Err(Rejection::NoRelayData)
+        );
+        // Through the whole plan: the client's IA_NA is found by reconciliation.
+        let mut na = pd(0, 1000, "01", "2001:db8::/64", 10, 3600);
+        na.binding.lease = LeaseKind::Address("2001:db8:2::55".parse().unwrap());
+        let rec = reconcile([o, na], 1000);
+        let plan = s.plan(&rec, &interfaces(), 1000);
+        assert_eq!(plan.routes.len(), 1);
+        assert!(plan.rejected.is_empty());
+    }
+
+    #[test]
+    fn safety_rejections() {
+        let l = || {
+            vec![layer(
+                "2001:db8:1::1",
+                "fe80::2",
+                Some("ge-0/0/1"),
+                Some(OURS),
+            )]
+        };
+        let mut s = settings();
+        assert_eq!(route(&obs("::/0", l())), Err(Rejection::DefaultRoute));
+        assert_eq!(
+            route(&obs("2001::/16", l())),
+            Err(Rejection::TooShort { len: 16, min: 48 })
+        );
+        assert_eq!(
+            route(&obs("2001:db9::/56", l())),
+            Err(Rejection::OutsidePools)
+        );
+        // A pool that contains a local prefix: a delegated prefix covering it is refused.
+        s.allowed_prefixes.push("2001:db8::/32".parse().unwrap());
+        s.min_prefix_len = 32;
+        assert_eq!(
+            s.route_for(&obs("2001:db8::/40", l()), None, &interfaces(), 2000),
+            Err(Rejection::CoversLocal {
+                interface: "veth-c1".into(),
+                local: "2001:db8:1::/64".parse().unwrap()
+            })
+        );
+        assert!(matches!(
+            s.route_for(&obs("2001:db8:1::/64", l()), None, &interfaces(), 2000),
+            Err(Rejection::CoversLocal { .. })
+        ));
+        // Next hops: off-link global, multicast, loopback, our own address.
+        for bad in ["2001:db8:99::1", "ff02::1", "::1", "2001:db8:1::1", "::"] {
+            let o = obs(
+                "2001:db8:8000:100::/56",
+                vec![layer("2001:db8:1::1", bad, Some("ge-0/0/1"), Some(OURS))],
+            );
+            assert!(
+                matches!(route(&o), Err(Rejection::BadNextHop { .. })),
+                "{bad}"
+            );
+        }
+        // An on-link global next hop is fine.
+        let o = obs(
+            "2001:db8:8000:100::/56",
+            vec![layer(
+                "2001:db8:1::1",
+                "2001:db8:1::99",
+                Some("ge-0/0/1"),
+                Some(OURS),
+            )],
+        );
+        assert_eq!(
+            route(&o).unwrap().gateway,
+            "2001:db8:1::99".parse::<Ipv6Addr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn plan_reports_every_rejection() {
+        let good = obs(
+            "2001:db8:8000:100::/56",
+            vec![layer(
+                "2001:db8:1::1",
+                "fe80::2",
+                Some("ge-0/0/1"),
+                Some(OURS),
+            )],
+        );
+        let mut bad = obs("::/0", vec![]);
+        bad.server = 1;
+        let rec = reconcile([good, bad], 1000);
+        let plan = settings().plan(&rec, &interfaces(), 1000);
+        assert_eq!(plan.routes.len(), 1);
+        assert_eq!(plan.rejected.len(), 1);
+        assert_eq!(plan.rejected[0].reason, Rejection::DefaultRoute);
+        assert_eq!(plan.rejected[0].server, 1);
+        assert_eq!(plan.rejected[0].reason.to_string(), "default route");
+    }
+}

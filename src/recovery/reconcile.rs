@@ -1,0 +1,411 @@
+//! Reconciling the bindings of several servers (RFC 5007 s.4.3.4, pointed to
+//! by RFC 5460 s.6.4). Pure and deterministic.
+//!
+//! Data that does not overlap is merged. When several bindings name the same
+//! delegated prefix, the one with the most recent client transaction wins:
+//! the largest `received - clt_time`, i.e. the smallest CLT_TIME as of when it
+//! was received. Ties are broken by the later expiry, then by the server's
+//! position in the configuration, then by client DUID, so the result never
+//! depends on the order in which servers or messages arrived. Every
+//! disagreement between servers about who holds a prefix is reported.
+//! Bindings whose valid lifetime is zero or has run out are dropped.
+
+use crate::proto::{Binding, Duid, LeaseKind};
+use ipnet::Ipv6Net;
+use std::cmp::Ordering;
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
+use std::net::Ipv6Addr;
+
+/// Milliseconds on the recovery's monotonic clock (0 = when it started).
+pub type Millis = u64;
+
+/// A binding as one server reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// Index of the server in the configuration.
+    pub server: u16,
+    /// When the message carrying it was received.
+    pub received: Millis,
+    /// The binding.
+    pub binding: Binding,
+}
+
+impl Observed {
+    /// When the server last heard from the client, on our clock (may be
+    /// negative when CLT_TIME goes back further than the recovery's start).
+    pub fn last_transaction(&self) -> i64 {
+        self.received as i64 - i64::from(self.binding.clt_time) * 1000
+    }
+
+    /// When the lease runs out, on our clock.
+    pub fn expires(&self) -> Millis {
+        self.received + u64::from(self.binding.valid_lifetime) * 1000
+    }
+
+    /// Remaining valid lifetime in whole seconds at `now` (0 when expired).
+    pub fn remaining_valid(&self, now: Millis) -> u32 {
+        (self.expires().saturating_sub(now) / 1000).min(u64::from(u32::MAX)) as u32
+    }
+
+    /// The total order that picks the winner: greater is better.
+    fn rank(&self, other: &Observed) -> Ordering {
+        self.last_transaction()
+            .cmp(&other.last_transaction())
+            .then(self.expires().cmp(&other.expires()))
+            // Earlier in the configuration wins a full tie.
+            .then(other.server.cmp(&self.server))
+            .then_with(|| other.binding.cmp(&self.binding))
+    }
+}
+
+/// Two servers disagree about who holds a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The prefix.
+    pub prefix: Ipv6Net,
+    /// The server and client of the binding that won.
+    pub winner: (u16, Duid),
+    /// The server and client of the binding that lost.
+    pub loser: (u16, Duid),
+}
+
+/// What reconciliation keeps.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reconciled {
+    /// The winning binding for each delegated prefix.
+    pub prefixes: BTreeMap<Ipv6Net, Observed>,
+    /// Each client's addresses (IA_NA), most recent first, for next-hop fallback.
+    pub addresses: BTreeMap<Duid, Vec<Observed>>,
+    /// Disagreements, sorted by prefix then servers.
+    pub conflicts: Vec<Conflict>,
+    /// Bindings dropped because their valid lifetime was zero or had run out.
+    pub expired: usize,
+}
+
+/// What an offered binding did to the result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// First binding for this prefix: it is now the best one.
+    New,
+    /// It beat the previous best for this prefix.
+    Replaced,
+    /// An earlier binding stays best.
+    Kept,
+    /// An address: kept for next-hop fallback.
+    Address,
+    /// Dropped: valid lifetime zero or run out.
+    Expired,
+}
+
+/// Incremental reconciliation: offer bindings as they arrive, in any order;
+/// the result is the same whatever the order.
+#[derive(Debug, Default)]
+pub struct Reconciler {
+    out: Reconciled,
+    /// Every distinct (server, client) that claimed a prefix, for prefixes
+    /// that more than one binding named.
+    claimants: BTreeMap<Ipv6Net, Vec<(u16, Duid)>>,
+}
+
+impl Reconciler {
+    /// An empty reconciler.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Take one binding into account. `now` is the current time on the same clock.
+    pub fn offer(&mut self, obs: Observed, now: Millis) -> Offer {
+        if obs.binding.valid_lifetime == 0 || obs.expires() <= now {
+            self.out.expired += 1;
+            return Offer::Expired;
+        }
+        match obs.binding.lease {
+            LeaseKind::Address(_) => {
+                let list = self
+                    .out
+                    .addresses
+                    .entry(obs.binding.client_duid.clone())
+                    .or_default();
+                if !list.contains(&obs) {
+                    list.push(obs);
+                    list.sort_by(|a, b| b.rank(a));
+                }
+                Offer::Address
+            }
+            LeaseKind::Prefix(prefix) => match self.out.prefixes.entry(prefix.trunc()) {
+                Entry::Vacant(v) => {
+                    v.insert(obs);
+                    Offer::New
+                }
+                Entry::Occupied(mut o) => {
+                    let prefix = *o.key();
+                    let best = o.get();
+                    let claimants = self
+                        .claimants
+                        .entry(prefix)
+                        .or_insert_with(|| vec![(best.server, best.binding.client_duid.clone())]);
+                    let claim = (obs.server, obs.binding.client_duid.clone());
+                    if !claimants.contains(&claim) {
+                        claimants.push(claim);
+                    }
+                    if obs.rank(best) == Ordering::Greater {
+                        o.insert(obs);
+                        Offer::Replaced
+                    } else {
+                        Offer::Kept
+                    }
+                }
+            },
+        }
+    }
+
+    /// The current best binding for a prefix.
+    pub fn best(&self, prefix: &Ipv6Net) -> Option<&Observed> {
+        self.out.prefixes.get(prefix)
+    }
+
+    /// The result. A conflict is reported for every (server, client) that
+    /// claimed a prefix for another client than the winner's.
+    pub fn finish(mut self) -> Reconciled {
+        let mut conflicts = Vec::new();
+        for (prefix, claims) in self.claimants {
+            let Some(win) = self.out.prefixes.get(&prefix) else {
+                continue;
+            };
+            for (server, client) in claims {
+                if client != win.binding.client_duid {
+                    conflicts.push(Conflict {
+                        prefix,
+                        winner: (win.server, win.binding.client_duid.clone()),
+                        loser: (server, client),
+                    });
+                }
+            }
+        }
+        conflicts.sort_by(|a, b| (a.prefix, &a.loser).cmp(&(b.prefix, &b.loser)));
+        self.out.conflicts = conflicts;
+        self.out
+    }
+}
+
+/// Reconcile a whole set of observed bindings at once.
+pub fn reconcile(all: impl IntoIterator<Item = Observed>, now: Millis) -> Reconciled {
+    let mut r = Reconciler::new();
+    for o in all {
+        r.offer(o, now);
+    }
+    r.finish()
+}
+
+/// The most recent address of a client, if any (next-hop fallback).
+pub fn client_address(r: &Reconciled, client: &Duid) -> Option<Ipv6Addr> {
+    r.addresses
+        .get(client)?
+        .iter()
+        .find_map(|o| match o.binding.lease {
+            LeaseKind::Address(a) => Some(a),
+            LeaseKind::Prefix(_) => None,
+        })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    pub(crate) fn pd(
+        server: u16,
+        received: Millis,
+        client: &str,
+        prefix: &str,
+        clt: u32,
+        valid: u32,
+    ) -> Observed {
+        Observed {
+            server,
+            received,
+            binding: Binding {
+                client_duid: client.parse().unwrap(),
+                lease: LeaseKind::Prefix(prefix.parse().unwrap()),
+                preferred_lifetime: valid / 2,
+                valid_lifetime: valid,
+                clt_time: clt,
+                relay: Vec::new(),
+            },
+        }
+    }
+
+    fn na(server: u16, received: Millis, client: &str, addr: &str, clt: u32) -> Observed {
+        let mut o = pd(server, received, client, "2001:db8::/64", clt, 3600);
+        o.binding.lease = LeaseKind::Address(addr.parse().unwrap());
+        o
+    }
+
+    #[test]
+    fn disjoint_data_is_merged() {
+        let r = reconcile(
+            [
+                pd(0, 1000, "01", "2001:db8:100::/56", 5, 3600),
+                pd(1, 1000, "02", "2001:db8:200::/56", 5, 3600),
+            ],
+            1000,
+        );
+        assert_eq!(r.prefixes.len(), 2);
+        assert!(r.conflicts.is_empty());
+    }
+
+    #[test]
+    fn most_recent_transaction_wins_across_receive_times() {
+        // Server 0 answered at t=10s with CLT 30 (last heard at -20s);
+        // server 1 answered at t=40s with CLT 55 (last heard at -15s): server 1 is newer.
+        let a = pd(0, 10_000, "01", "2001:db8:100::/56", 30, 3600);
+        let b = pd(1, 40_000, "02", "2001:db8:100::/56", 55, 3600);
+        let r = reconcile([a.clone(), b.clone()], 40_000);
+        let w = &r.prefixes[&"2001:db8:100::/56".parse().unwrap()];
+        assert_eq!(w.server, 1);
+        assert_eq!(
+            r.conflicts,
+            vec![Conflict {
+                prefix: "2001:db8:100::/56".parse().unwrap(),
+                winner: (1, "02".parse().unwrap()),
+                loser: (0, "01".parse().unwrap()),
+            }]
+        );
+        // A smaller CLT_TIME alone does not win if it was received much earlier.
+        let c = pd(0, 10_000, "01", "2001:db8:100::/56", 26, 3600); // last heard at -16s
+        let r = reconcile([c, b], 40_000);
+        assert_eq!(r.prefixes[&"2001:db8:100::/56".parse().unwrap()].server, 1);
+    }
+
+    #[test]
+    fn ties_are_deterministic() {
+        let a = pd(0, 1000, "01", "2001:db8:100::/56", 5, 3600);
+        let b = pd(1, 1000, "02", "2001:db8:100::/56", 5, 3600);
+        // Same transaction time: the later expiry wins.
+        let mut longer = b.clone();
+        longer.binding.valid_lifetime = 7200;
+        assert_eq!(
+            reconcile([a.clone(), longer.clone()], 1000)
+                .prefixes
+                .values()
+                .next()
+                .unwrap()
+                .server,
+            1
+        );
+        assert_eq!(
+            reconcile([longer, a.clone()], 1000)
+                .prefixes
+                .values()
+                .next()
+                .unwrap()
+                .server,
+            1
+        );
+        // Full tie: the server configured first wins, whatever the order.
+        assert_eq!(
+            reconcile([a.clone(), b.clone()], 1000)
+                .prefixes
+                .values()
+                .next()
+                .unwrap()
+                .server,
+            0
+        );
+        assert_eq!(
+            reconcile([b, a], 1000)
+                .prefixes
+                .values()
+                .next()
+                .unwrap()
+                .server,
+            0
+        );
+    }
+
+    #[test]
+    fn lifetimes() {
+        let zero = pd(0, 1000, "01", "2001:db8:100::/56", 5, 0);
+        let gone = pd(0, 1000, "02", "2001:db8:200::/56", 5, 10); // expires at 11s
+        let fine = pd(0, 1000, "03", "2001:db8:300::/56", 5, 3600);
+        let r = reconcile([zero, gone.clone(), fine.clone()], 11_000);
+        assert_eq!(r.expired, 2);
+        assert_eq!(r.prefixes.len(), 1);
+        assert_eq!(fine.remaining_valid(11_000), 3590);
+        assert_eq!(gone.remaining_valid(11_000), 0);
+    }
+
+    #[test]
+    fn same_client_on_two_servers_is_no_conflict() {
+        let a = pd(0, 1000, "01", "2001:db8:100::/56", 5, 3600);
+        let b = pd(1, 1000, "01", "2001:db8:100::/56", 9, 3600);
+        let r = reconcile([a, b], 1000);
+        assert!(r.conflicts.is_empty());
+        assert_eq!(r.prefixes.values().next().unwrap().server, 0);
+    }
+
+    #[test]
+    fn host_bits_are_cleared_in_the_key() {
+        let a = pd(0, 1000, "01", "2001:db8:100::1/56", 5, 3600);
+        let r = reconcile([a], 1000);
+        assert!(r
+            .prefixes
+            .contains_key(&"2001:db8:100::/56".parse().unwrap()));
+    }
+
+    #[test]
+    fn addresses_kept_most_recent_first() {
+        let r = reconcile(
+            [
+                na(0, 1000, "01", "2001:db8:1::10", 50),
+                na(1, 1000, "01", "2001:db8:1::11", 5),
+                pd(0, 1000, "01", "2001:db8:100::/56", 5, 3600),
+            ],
+            1000,
+        );
+        assert_eq!(
+            client_address(&r, &"01".parse().unwrap()),
+            Some("2001:db8:1::11".parse().unwrap())
+        );
+        assert_eq!(client_address(&r, &"02".parse().unwrap()), None);
+    }
+
+    fn arb_obs() -> impl Strategy<Value = Observed> {
+        (
+            0u16..3,
+            0u64..5000,
+            0u8..4,
+            0u8..6,
+            0u32..100,
+            prop_oneof![Just(0u32), 1u32..10, 1000u32..2000],
+        )
+            .prop_map(|(server, received, client, prefix, clt, valid)| {
+                pd(
+                    server,
+                    received,
+                    &format!("0{client}"),
+                    &format!("2001:db8:{prefix}00::/56"),
+                    clt,
+                    valid,
+                )
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn order_does_not_matter(obs in proptest::collection::vec(arb_obs(), 0..40), seed in any::<u64>()) {
+            let forward = reconcile(obs.clone(), 5000);
+            let mut shuffled = obs.clone();
+            // Deterministic shuffle from the seed.
+            let mut s = seed | 1;
+            for i in (1..shuffled.len()).rev() {
+                s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+                shuffled.swap(i, (s % (i as u64 + 1)) as usize);
+            }
+            let backward: Vec<_> = obs.into_iter().rev().collect();
+            prop_assert_eq!(&forward, &reconcile(shuffled, 5000));
+            prop_assert_eq!(&forward, &reconcile(backward, 5000));
+        }
+    }
+}

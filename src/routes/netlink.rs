@@ -1,0 +1,415 @@
+//! The kernel's IPv6 routing table through a batched rtnetlink socket.
+//!
+//! Route changes are packed many to a datagram (up to [`BATCH_BYTES`]),
+//! each with replace semantics (`NLM_F_CREATE | NLM_F_REPLACE`), and only the
+//! last request of a batch asks for an acknowledgement: the kernel handles
+//! the requests of a datagram in order and answers only the failed ones, so a
+//! batch costs one `sendmsg` and, when all goes well, one `recvmsg`. Deletes
+//! treat "already gone" (ESRCH) as success. The socket's buffers are enlarged
+//! so that the error answers of a whole batch always fit.
+//!
+//! The socket belongs to the network namespace of the thread that opens it.
+
+use super::super::recovery::plan::Interface;
+use super::{Change, Route, RouteError, RouteTable, TableError};
+use ipnet::Ipv6Net;
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
+    NLM_F_REPLACE, NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv6Addr};
+
+/// Largest datagram of route requests sent at once.
+pub const BATCH_BYTES: usize = 128 * 1024;
+
+/// USER_HZ: the kernel reports route expiry (RTA_CACHEINFO) in these ticks.
+const USER_HZ: u32 = 100;
+
+const ESRCH: i32 = 3;
+
+/// Routes in the kernel, through one netlink socket.
+pub struct NetlinkTable {
+    socket: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+    rx: Vec<u8>,
+}
+
+impl std::fmt::Debug for NetlinkTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetlinkTable")
+            .field("seq", &self.seq)
+            .finish()
+    }
+}
+
+fn errno_text(code: i32) -> String {
+    std::io::Error::from_raw_os_error(code.abs()).to_string()
+}
+
+fn io_err(what: &str, e: std::io::Error) -> TableError {
+    TableError(format!("netlink {what}: {e}"))
+}
+
+fn set_buf(socket: &Socket, opt: libc::c_int, force: libc::c_int, size: usize) {
+    use std::os::fd::AsRawFd;
+    let v = size as libc::c_int;
+    for o in [force, opt] {
+        // SAFETY: setsockopt with a valid fd, a pointer to a live c_int and its size.
+        let r = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                o,
+                &v as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            return;
+        }
+    }
+}
+
+fn route_message(r: &Route) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = AddressFamily::Inet6;
+    m.header.destination_prefix_length = r.prefix.prefix_len();
+    m.header.table = if r.table < 256 {
+        r.table as u8
+    } else {
+        RouteHeader::RT_TABLE_UNSPEC
+    };
+    m.header.protocol = RouteProtocol::from(r.protocol);
+    m.header.scope = RouteScope::Universe;
+    m.header.kind = RouteType::Unicast;
+    m.attributes = vec![
+        RouteAttribute::Table(r.table),
+        RouteAttribute::Destination(RouteAddress::Inet6(r.prefix.addr())),
+        RouteAttribute::Priority(r.metric),
+    ];
+    m
+}
+
+fn new_route_message(r: &Route) -> RouteMessage {
+    let mut m = route_message(r);
+    m.attributes
+        .push(RouteAttribute::Gateway(RouteAddress::Inet6(r.gateway)));
+    m.attributes.push(RouteAttribute::Oif(r.ifindex));
+    if let Some(e) = r.expires {
+        m.attributes.push(RouteAttribute::Expires(e));
+    }
+    m
+}
+
+impl NetlinkTable {
+    /// Open a route socket in the calling thread's network namespace.
+    pub fn open() -> Result<Self, TableError> {
+        let mut socket = Socket::new(NETLINK_ROUTE).map_err(|e| io_err("socket", e))?;
+        socket.bind_auto().map_err(|e| io_err("bind", e))?;
+        socket
+            .connect(&SocketAddr::new(0, 0))
+            .map_err(|e| io_err("connect", e))?;
+        // Errors of a failing batch must fit in the receive buffer; FORCE works as root.
+        set_buf(&socket, libc::SO_RCVBUF, libc::SO_RCVBUFFORCE, 8 << 20);
+        set_buf(
+            &socket,
+            libc::SO_SNDBUF,
+            libc::SO_SNDBUFFORCE,
+            4 * BATCH_BYTES,
+        );
+        let _ = socket.set_cap_ack(true);
+        let _ = socket.set_ext_ack(true);
+        Ok(NetlinkTable {
+            socket,
+            seq: 0,
+            buf: Vec::with_capacity(BATCH_BYTES + 4096),
+            rx: vec![0; 1 << 20],
+        })
+    }
+
+    fn push(&mut self, payload: RouteNetlinkMessage, flags: u16) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = flags;
+        header.sequence_number = self.seq;
+        let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(payload));
+        msg.finalize();
+        let start = self.buf.len();
+        self.buf.resize(start + msg.buffer_len(), 0);
+        msg.serialize(&mut self.buf[start..]);
+        self.seq
+    }
+
+    /// Receive until the message with sequence `last` is answered (ack,
+    /// error or end of dump), handing every message to `each`.
+    fn receive(
+        &mut self,
+        last: u32,
+        mut each: impl FnMut(NetlinkMessage<RouteNetlinkMessage>) -> Result<(), TableError>,
+    ) -> Result<(), TableError> {
+        loop {
+            let n = loop {
+                match self.socket.recv(&mut &mut self.rx[..], 0) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(io_err("recv", e)),
+                }
+            };
+            let mut off = 0;
+            while off + 16 <= n {
+                let len = u32::from_ne_bytes([
+                    self.rx[off],
+                    self.rx[off + 1],
+                    self.rx[off + 2],
+                    self.rx[off + 3],
+                ]) as usize;
+                if len < 16 || off + len > n {
+                    return Err(TableError(format!("netlink: bad message length {len}")));
+                }
+                let msg =
+                    NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.rx[off..off + len])
+                        .map_err(|e| TableError(format!("netlink: undecodable answer: {e}")))?;
+                off += (len + 3) & !3;
+                let seq = msg.header.sequence_number;
+                let done = match &msg.payload {
+                    NetlinkPayload::Done(_) => seq == last,
+                    NetlinkPayload::Error(_) => seq == last,
+                    _ => false,
+                };
+                each(msg)?;
+                if done {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Our routes: protocol `protocol` in table `table`.
+    pub fn list_owned_blocking(
+        &mut self,
+        table: u32,
+        protocol: u8,
+    ) -> Result<Vec<Route>, TableError> {
+        let mut m = RouteMessage::default();
+        m.header.address_family = AddressFamily::Inet6;
+        self.buf.clear();
+        let last = self.push(RouteNetlinkMessage::GetRoute(m), NLM_F_REQUEST | NLM_F_DUMP);
+        self.send_buf()?;
+        let names = self.interface_names()?;
+        let mut out = Vec::new();
+        self.receive(last, |msg| {
+            match msg.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) => {
+                    if let Some(route) = parse_route(&r, &names) {
+                        if route.table == table && route.protocol == protocol {
+                            out.push(route);
+                        }
+                    }
+                }
+                NetlinkPayload::Error(e) if e.code.is_some() => {
+                    return Err(TableError(format!(
+                        "netlink route dump: {}",
+                        errno_text(e.raw_code())
+                    )))
+                }
+                _ => {}
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn send_buf(&mut self) -> Result<(), TableError> {
+        let mut off = 0;
+        while off < self.buf.len() {
+            match self.socket.send(&self.buf[off..], 0) {
+                Ok(n) => off += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err("send", e)),
+            }
+        }
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Apply changes in batches; returns one error per failed change.
+    pub fn apply_blocking(&mut self, changes: &[Change]) -> Result<Vec<RouteError>, TableError> {
+        let mut errors = Vec::new();
+        let mut start = 0;
+        while start < changes.len() {
+            self.buf.clear();
+            let first_seq = self.seq.wrapping_add(1);
+            let mut end = start;
+            while end < changes.len() && self.buf.len() < BATCH_BYTES {
+                let last_of_batch = end + 1 == changes.len() || self.buf.len() + 256 >= BATCH_BYTES;
+                let ack = if last_of_batch { NLM_F_ACK } else { 0 };
+                match &changes[end] {
+                    Change::Add(r) | Change::Replace { new: r, .. } => self.push(
+                        RouteNetlinkMessage::NewRoute(new_route_message(r)),
+                        NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE | ack,
+                    ),
+                    Change::Remove(r) => self.push(
+                        RouteNetlinkMessage::DelRoute(route_message(r)),
+                        NLM_F_REQUEST | ack,
+                    ),
+                };
+                end += 1;
+                if last_of_batch {
+                    break;
+                }
+            }
+            let last = self.seq;
+            self.send_buf()?;
+            let batch = &changes[start..end];
+            self.receive(last, |msg| {
+                if let NetlinkPayload::Error(e) = &msg.payload {
+                    if let Some(code) = e.code {
+                        let idx = msg.header.sequence_number.wrapping_sub(first_seq) as usize;
+                        if let Some(c) = batch.get(idx) {
+                            let code = code.get().abs();
+                            if matches!(c, Change::Remove(_)) && code == ESRCH {
+                                return Ok(());
+                            }
+                            errors.push(RouteError {
+                                op: match c {
+                                    Change::Add(_) => "add",
+                                    Change::Replace { .. } => "replace",
+                                    Change::Remove(_) => "remove",
+                                },
+                                prefix: c.route().prefix,
+                                message: errno_text(code),
+                            });
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+            start = end;
+        }
+        Ok(errors)
+    }
+
+    fn interface_names(&mut self) -> Result<BTreeMap<u32, String>, TableError> {
+        Ok(self
+            .interfaces()?
+            .into_iter()
+            .map(|i| (i.index, i.name))
+            .collect())
+    }
+
+    /// The interfaces of this namespace with their IPv6 addresses.
+    pub fn interfaces(&mut self) -> Result<Vec<Interface>, TableError> {
+        // A second socket keeps this independent of a dump in progress on the main one.
+        let mut t = NetlinkTable {
+            socket: {
+                let mut s = Socket::new(NETLINK_ROUTE).map_err(|e| io_err("socket", e))?;
+                s.bind_auto().map_err(|e| io_err("bind", e))?;
+                s.connect(&SocketAddr::new(0, 0))
+                    .map_err(|e| io_err("connect", e))?;
+                s
+            },
+            seq: 0,
+            buf: Vec::new(),
+            rx: vec![0; 256 * 1024],
+        };
+        let last = t.push(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_REQUEST | NLM_F_DUMP,
+        );
+        t.send_buf()?;
+        let mut ifs: BTreeMap<u32, Interface> = BTreeMap::new();
+        t.receive(last, |msg| {
+            if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) = msg.payload {
+                let name = l.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n.clone()),
+                    _ => None,
+                });
+                if let Some(name) = name {
+                    ifs.insert(
+                        l.header.index,
+                        Interface {
+                            name,
+                            index: l.header.index,
+                            addresses: Vec::new(),
+                        },
+                    );
+                }
+            }
+            Ok(())
+        })?;
+        let mut am = AddressMessage::default();
+        am.header.family = AddressFamily::Inet6;
+        let last = t.push(
+            RouteNetlinkMessage::GetAddress(am),
+            NLM_F_REQUEST | NLM_F_DUMP,
+        );
+        t.send_buf()?;
+        t.receive(last, |msg| {
+            if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a)) = msg.payload {
+                let addr = a.attributes.iter().find_map(|x| match x {
+                    AddressAttribute::Address(IpAddr::V6(v)) => Some(*v),
+                    _ => None,
+                });
+                if let (Some(addr), Some(i)) = (addr, ifs.get_mut(&a.header.index)) {
+                    if let Ok(net) = Ipv6Net::new(addr, a.header.prefix_len) {
+                        i.addresses.push(net);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(ifs.into_values().collect())
+    }
+}
+
+fn parse_route(r: &RouteMessage, names: &BTreeMap<u32, String>) -> Option<Route> {
+    if r.header.address_family != AddressFamily::Inet6 {
+        return None;
+    }
+    let mut dst = Ipv6Addr::UNSPECIFIED;
+    let mut gateway = None;
+    let mut oif = 0;
+    let mut metric = 0;
+    let mut table = u32::from(r.header.table);
+    let mut expires = None;
+    for a in &r.attributes {
+        match a {
+            RouteAttribute::Destination(RouteAddress::Inet6(d)) => dst = *d,
+            RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gateway = Some(*g),
+            RouteAttribute::Oif(i) => oif = *i,
+            RouteAttribute::Priority(p) => metric = *p,
+            RouteAttribute::Table(t) => table = *t,
+            RouteAttribute::CacheInfo(c) if c.expires > 0 => expires = Some(c.expires / USER_HZ),
+            _ => {}
+        }
+    }
+    Some(Route {
+        prefix: Ipv6Net::new(dst, r.header.destination_prefix_length).ok()?,
+        gateway: gateway?,
+        interface: names.get(&oif).cloned().unwrap_or_default(),
+        ifindex: oif,
+        table,
+        protocol: r.header.protocol.into(),
+        metric,
+        expires,
+    })
+}
+
+impl RouteTable for NetlinkTable {
+    async fn list_owned(&mut self, table: u32, protocol: u8) -> Result<Vec<Route>, TableError> {
+        self.list_owned_blocking(table, protocol)
+    }
+
+    async fn apply(&mut self, changes: &[Change]) -> Result<Vec<RouteError>, TableError> {
+        self.apply_blocking(changes)
+    }
+}

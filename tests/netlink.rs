@@ -1,0 +1,146 @@
+//! The netlink route table in a private network namespace: batched adds,
+//! replace, remove, per-route errors, listing only our routes.
+//! Needs root (ip netns); never touches the host's routes.
+
+use pdrestore::netns::{can_create, NetNs};
+use pdrestore::routes::{diff, Change, NetlinkTable, Route, RouteTable};
+use std::collections::BTreeMap;
+
+fn setup() -> Option<NetNs> {
+    if !can_create() {
+        eprintln!("skipped: creating network namespaces needs root");
+        return None;
+    }
+    let ns = NetNs::create("pdr-nl").expect("create netns");
+    ns.ip([
+        "link", "add", "veth-c1", "type", "veth", "peer", "name", "veth-p1",
+    ])
+    .unwrap();
+    ns.ip(["link", "set", "veth-c1", "up"]).unwrap();
+    ns.ip(["link", "set", "veth-p1", "up"]).unwrap();
+    ns.ip([
+        "-6",
+        "addr",
+        "add",
+        "2001:db8:1::1/64",
+        "dev",
+        "veth-c1",
+        "nodad",
+    ])
+    .unwrap();
+    Some(ns)
+}
+
+fn route(prefix: &str, gw: &str, ifindex: u32, expires: Option<u32>) -> Route {
+    Route {
+        prefix: prefix.parse().unwrap(),
+        gateway: gw.parse().unwrap(),
+        interface: "veth-c1".into(),
+        ifindex,
+        table: 254,
+        protocol: 16,
+        metric: 1024,
+        expires,
+    }
+}
+
+#[test]
+fn batched_install_list_replace_remove() {
+    let Some(ns) = setup() else { return };
+    ns.ip([
+        "-6",
+        "route",
+        "add",
+        "2001:db8:f000::/48",
+        "via",
+        "fe80::99",
+        "dev",
+        "veth-c1",
+        "proto",
+        "static",
+    ])
+    .unwrap();
+    let (listed, errors, after) = ns
+        .run(|| async {
+            let mut t = NetlinkTable::open().unwrap();
+            let ifs = t.interfaces().unwrap();
+            let c1 = ifs
+                .iter()
+                .find(|i| i.name == "veth-c1")
+                .expect("veth-c1 listed");
+            assert!(c1.addresses.contains(&"2001:db8:1::1/64".parse().unwrap()));
+            let idx = c1.index;
+            // 3000 routes: several datagrams; one route out of a missing interface.
+            let mut want: BTreeMap<_, _> = (0..3000u32)
+                .map(|i| {
+                    let r = route(
+                        &format!("2001:db8:8{:03x}:{:x}00::/56", i / 256, i % 256),
+                        &format!("fe80::{:x}", i + 2),
+                        idx,
+                        Some(600),
+                    );
+                    (r.prefix, r)
+                })
+                .collect();
+            let bad = route("2001:db8:9000::/56", "fe80::2", 9999, Some(600));
+            want.insert(bad.prefix, bad);
+            let owned = t.list_owned(254, 16).await.unwrap();
+            assert!(owned.is_empty(), "the static route is not ours");
+            let d = diff(&owned, &want, true, 30);
+            assert_eq!(d.changes.len(), 3001);
+            let errors = t.apply(&d.changes).await.unwrap();
+            let listed = t.list_owned(254, 16).await.unwrap();
+            // Replace one (new next hop), remove one, remove one that is already gone.
+            let mut moved = listed[0].clone();
+            moved.gateway = "fe80::abcd".parse().unwrap();
+            let gone = route("2001:db8:7777::/56", "fe80::2", idx, None);
+            let more = t
+                .apply(&[
+                    Change::Replace {
+                        old: listed[0].clone(),
+                        new: moved,
+                    },
+                    Change::Remove(listed[1].clone()),
+                    Change::Remove(gone),
+                ])
+                .await
+                .unwrap();
+            assert!(more.is_empty(), "{more:?}");
+            let after = t.list_owned(254, 16).await.unwrap();
+            (listed, errors, after)
+        })
+        .unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].prefix.to_string(), "2001:db8:9000::/56");
+    assert_eq!(errors[0].op, "add");
+    assert!(
+        errors[0].message.contains("No such device"),
+        "{}",
+        errors[0].message
+    );
+    assert_eq!(listed.len(), 3000);
+    for r in &listed {
+        assert_eq!(
+            (r.table, r.protocol, r.metric, r.interface.as_str()),
+            (254, 16, 1024, "veth-c1")
+        );
+        let e = r.expires.expect("expiry set");
+        assert!((590..=600).contains(&e), "expires {e}");
+    }
+    assert_eq!(after.len(), 2999);
+    assert!(after.iter().any(|r| r.gateway.to_string() == "fe80::abcd"));
+    // The kernel's own view, through iproute2.
+    let shown = ns.ip(["-6", "route", "show", "proto", "16"]).unwrap();
+    assert_eq!(shown.lines().count(), 2999);
+    let first = shown.lines().find(|l| l.contains("fe80::abcd")).unwrap();
+    assert!(
+        first.contains("dev veth-c1") && first.contains("metric 1024") && first.contains("expires"),
+        "{first}"
+    );
+    // The hand-made static route is untouched.
+    let stat = ns.ip(["-6", "route", "show", "proto", "static"]).unwrap();
+    assert!(
+        stat.contains("2001:db8:f000::/48 via fe80::99 dev veth-c1"),
+        "{stat}"
+    );
+}
