@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`proto`]: the sans-IO protocol core: wire codec, bindings, framing.
 //! - [`transport`]: the tokio shell: framed TCP connections.
+//! - [`agent`]: `pdrestore recover`, the main job, end to end.
 //! - [`config`]: the TOML configuration file.
 //! - [`decode`]: `pdrestore decode`, reading captured byte streams.
 //! - [`requestor`]: Bulk Leasequery to several servers at once: reply
@@ -15,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod config;
 pub mod decode;
 pub mod identity;

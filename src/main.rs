@@ -15,6 +15,24 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Restore the delegated-prefix routes: query every server, reconcile, install.
+    ///
+    /// Exit status: 0 every server answered and every planned route is in
+    /// place; 1 partial (a server failed or a route did, but something was
+    /// restored); 2 nothing restored; 64 usage error; 70 internal error (route
+    /// table unusable); 78 configuration error. SIGTERM/SIGINT stop cleanly:
+    /// what was received is installed, nothing is pruned, a rerun converges.
+    Recover {
+        /// Configuration file.
+        #[arg(long, short, default_value = pdrestore::config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// Plan and print the changes; touch nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the summary as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the relay DUID (hex and colon-hex) and where it comes from.
     ///
     /// The DUID is the configured `relay_duid`, or the one stored in the state
@@ -79,6 +97,11 @@ fn main() -> ExitCode {
         Command::Decode { file, json } => cmd_decode(&file, json),
         Command::Query(args) => pdrestore::requestor::cli::run(*args),
         Command::Duid { config } => cmd_duid(&config),
+        Command::Recover {
+            config,
+            dry_run,
+            json,
+        } => cmd_recover(&config, dry_run, json),
         Command::CheckConfig { config } => cmd_check_config(&config),
     }
 }
@@ -167,4 +190,70 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn cmd_recover(path: &std::path::Path, dry_run: bool, json: bool) -> ExitCode {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let relay = match pdrestore::identity::relay_duid(
+        config.relay_duid.as_ref(),
+        &config.state_directory,
+    ) {
+        Ok((d, _)) => d,
+        Err(e) => {
+            eprintln!("pdrestore: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pdrestore: cannot start the runtime: {e}");
+            return ExitCode::from(70);
+        }
+    };
+    let result = rt.block_on(async {
+        let mut table = pdrestore::routes::NetlinkTable::open()?;
+        let interfaces = table.interfaces()?;
+        let opts = pdrestore::agent::RecoverOptions {
+            dry_run,
+            ..Default::default()
+        };
+        pdrestore::agent::recover(&config, &relay, table, interfaces, &opts, stop_signal()).await
+    });
+    match result {
+        Ok((summary, _)) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&summary).expect("summary serialises")
+                );
+            } else {
+                print!("{}", summary.to_text());
+            }
+            ExitCode::from(summary.exit_code)
+        }
+        Err(e) => {
+            eprintln!("pdrestore: {e}");
+            ExitCode::from(70)
+        }
+    }
 }
