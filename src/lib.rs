@@ -13,6 +13,8 @@
 //! - [`netns`]: private network namespaces for the demo, tests and benchmarks.
 //! - [`recovery`]: pure reconciliation of servers' bindings and route planning.
 //! - [`routes`]: route tables (in-memory; netlink) and the diff between them.
+//! - [`server`]: `pdrestore lab-server`, the reference Bulk Leasequery server
+//!   for labs, demos, tests and benchmarks.
 
 #![warn(missing_docs)]
 
@@ -25,4 +27,5 @@ pub mod proto;
 pub mod recovery;
 pub mod requestor;
 pub mod routes;
+pub mod server;
 pub mod transport;

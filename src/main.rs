@@ -73,6 +73,9 @@ enum Command {
     /// 3 a server called our query malformed (MalformedQuery: a pdrestore bug);
     /// 74 standard output could not be written.
     Query(Box<pdrestore::requestor::cli::QueryArgs>),
+    /// Serve bindings over Bulk Leasequery (RFC 5460): a lab and test server
+    /// that can misbehave on purpose.
+    LabServer(Box<pdrestore::server::cli::LabServerArgs>),
 }
 
 /// Exit status for command-line usage errors (sysexits EX_USAGE).
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
             dry_run,
             json,
         } => cmd_recover(&config, dry_run, json),
+        Command::LabServer(args) => pdrestore::server::cli::run(*args),
         Command::CheckConfig { config } => cmd_check_config(&config),
     }
 }

@@ -1,0 +1,516 @@
+//! One Bulk Leasequery connection: read queries, answer them in parallel,
+//! time out idle and blocked connections (RFC 5460 s.7.1-7.4).
+
+use super::encode::{self, ClientDataSpec, ReplyHead};
+use super::faults::QueryFaults;
+use super::query::{Outcome, Request, Selection};
+use super::store::{unix_now, BindingStore};
+use super::ServerConfig;
+use crate::proto::StatusCode;
+use crate::transport::FrameCodec;
+use bytes::BytesMut;
+use futures::StreamExt;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+use tokio::task::JoinSet;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+/// Longest wait, on shutdown, for queries to send their QueryTerminated
+/// (a requestor that does not read cannot hold the server for the whole
+/// data timeout).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// What one connection shares with its query tasks.
+struct Shared {
+    store: Arc<BindingStore>,
+    config: Arc<ServerConfig>,
+    writer: Mutex<OwnedWriteHalf>,
+    /// Cancelled to close the connection at once (write error or timeout, close fault).
+    close: CancellationToken,
+    /// Server shutdown: queries in flight end with QueryTerminated.
+    shutdown: CancellationToken,
+    /// The requestor closed its end: stalled queries give up.
+    peer_gone: CancellationToken,
+    peer: SocketAddr,
+    index: u64,
+}
+
+/// How a query task ended.
+struct QueryEnd {
+    xid: u32,
+    bindings: u64,
+}
+
+/// Serve one accepted connection until it closes.
+pub(crate) async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    index: u64,
+    store: Arc<BindingStore>,
+    config: Arc<ServerConfig>,
+    shutdown: CancellationToken,
+) {
+    let started = Instant::now();
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    let shared = Arc::new(Shared {
+        store,
+        config: config.clone(),
+        writer: Mutex::new(write),
+        close: CancellationToken::new(),
+        shutdown: shutdown.clone(),
+        peer_gone: CancellationToken::new(),
+        peer,
+        index,
+    });
+    let mut reader = FramedRead::new(read, FrameCodec::new());
+    let mut queries: JoinSet<QueryEnd> = JoinSet::new();
+    let mut in_flight: HashSet<u32> = HashSet::new();
+    let max_parallel = config.max_parallel_queries.max(1);
+    let timeout = config.data_timeout;
+    let mut idle_deadline = tokio::time::Instant::now() + timeout;
+    let mut eof = false;
+    let mut n_queries = 0u64;
+    let mut n_bindings = 0u64;
+    let reason: String = loop {
+        tokio::select! {
+            biased;
+            _ = shared.close.cancelled() => break "closed by server".into(),
+            _ = shutdown.cancelled() => break "server shutting down".into(),
+            Some(done) = queries.join_next(), if !queries.is_empty() => {
+                if let Ok(end) = done {
+                    in_flight.remove(&end.xid);
+                    n_bindings += end.bindings;
+                }
+                if queries.is_empty() {
+                    if eof {
+                        break "requestor closed".into();
+                    }
+                    idle_deadline = tokio::time::Instant::now() + timeout;
+                }
+            }
+            frame = reader.next(), if !eof && queries.len() < max_parallel => {
+                let frame = match frame {
+                    None => {
+                        eof = true;
+                        shared.peer_gone.cancel();
+                        if queries.is_empty() {
+                            break "requestor closed".into();
+                        }
+                        continue;
+                    }
+                    Some(Err(e)) => break format!("framing error: {e}"),
+                    Some(Ok(f)) => f,
+                };
+                idle_deadline = tokio::time::Instant::now() + timeout;
+                let req = match Request::parse(&frame, &shared.store, &shared.config) {
+                    Ok(r) => r,
+                    Err(v) => break format!("protocol violation: {}", v.0),
+                };
+                if let Outcome::Discard(why) = req.outcome {
+                    tracing::warn!(peer = %peer, xid = format_args!("{:#08x}", req.xid), "query discarded: {why}");
+                    continue;
+                }
+                // A query reusing the xid of one in flight is dropped (as Kea
+                // does): a reply could not be told apart from the running one's.
+                if !in_flight.insert(req.xid) {
+                    tracing::warn!(peer = %peer, xid = format_args!("{:#08x}", req.xid), "query refused: xid already in flight");
+                    continue;
+                }
+                n_queries += 1;
+                queries.spawn(answer(shared.clone(), req));
+            }
+            _ = tokio::time::sleep_until(idle_deadline), if queries.is_empty() => {
+                break format!("idle for {}", humantime::format_duration(timeout));
+            }
+        }
+    };
+    if shutdown.is_cancelled() && !shared.close.is_cancelled() {
+        // Let every query in flight send its QueryTerminated (RFC 5460 s.5.5, s.7.4).
+        let grace = tokio::time::sleep(timeout.min(SHUTDOWN_GRACE));
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                r = queries.join_next() => match r {
+                    Some(Ok(end)) => n_bindings += end.bindings,
+                    Some(Err(_)) => {}
+                    None => break,
+                },
+                _ = &mut grace => break,
+                _ = shared.close.cancelled() => break,
+            }
+        }
+    }
+    queries.abort_all();
+    while let Some(r) = queries.join_next().await {
+        if let Ok(end) = r {
+            n_bindings += end.bindings;
+        }
+    }
+    if !shared.close.is_cancelled() {
+        let mut w = shared.writer.lock().await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), w.shutdown()).await;
+    }
+    tracing::info!(
+        peer = %peer,
+        conn = index,
+        queries = n_queries,
+        bindings = n_bindings,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "connection closed: {reason}"
+    );
+}
+
+/// Why streaming stopped early.
+enum Stop {
+    /// The connection is gone (write error, timeout, close fault).
+    Closed,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// Streams the replies of one query into the connection.
+struct Stream<'a> {
+    shared: &'a Shared,
+    buf: BytesMut,
+    batch: usize,
+    xid: u32,
+    /// The requestor's CLIENTID, echoed in a REPLY.
+    client_id: Option<&'a [u8]>,
+    /// Messages sent (queued) so far.
+    sent: u64,
+    faults: QueryFaults,
+}
+
+impl Stream<'_> {
+    /// Write the buffer out, waiting at most the data timeout (RFC 5460 s.7.2).
+    async fn flush(&mut self) -> Result<(), Stop> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let sh = self.shared;
+        let write = async {
+            let mut w = sh.writer.lock().await;
+            w.write_all(&self.buf).await
+        };
+        let result = tokio::select! {
+            r = tokio::time::timeout(sh.config.data_timeout, write) => r,
+            _ = sh.close.cancelled() => return Err(Stop::Closed),
+        };
+        self.buf.clear();
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %sh.peer, "write failed: {e}");
+                sh.close.cancel();
+                Err(Stop::Closed)
+            }
+            Err(_) => {
+                tracing::warn!(peer = %sh.peer, conn = sh.index, "write blocked for the data timeout; closing");
+                sh.close.cancel();
+                Err(Stop::Closed)
+            }
+        }
+    }
+
+    async fn maybe_flush(&mut self) -> Result<(), Stop> {
+        if self.buf.len() >= self.batch {
+            self.flush().await?;
+        }
+        if self.shared.shutdown.is_cancelled() {
+            return Err(Stop::Shutdown);
+        }
+        Ok(())
+    }
+
+    /// Sleep, unless the connection closes or the server shuts down first.
+    /// `None` sleeps until then, or until the requestor closes its end.
+    async fn sleep(&self, d: Option<Duration>) -> Result<(), Stop> {
+        let sleep = async {
+            match d {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        if d.is_none() && self.shared.peer_gone.is_cancelled() {
+            return Err(Stop::Closed);
+        }
+        tokio::select! {
+            _ = sleep => Ok(()),
+            // A stall ends when nobody is listening any more.
+            _ = self.shared.peer_gone.cancelled(), if d.is_none() => Err(Stop::Closed),
+            _ = self.shared.close.cancelled() => Err(Stop::Closed),
+            _ = self.shared.shutdown.cancelled() => Err(Stop::Shutdown),
+        }
+    }
+
+    /// Fault checks before message number `self.sent`. `Ok(false)` ends the query.
+    async fn before_message(&mut self) -> Result<bool, Stop> {
+        let f = self.faults;
+        let k = self.sent;
+        if let Some(d) = f.delay_each {
+            self.flush().await?;
+            self.sleep(Some(d)).await?;
+        }
+        if f.malformed_at == Some(k) {
+            encode::put_malformed(&mut self.buf, self.xid);
+        }
+        if f.empty_data_at == Some(k) {
+            let _ = encode::put_data(&mut self.buf, self.xid, &self.shared.store, None, 0);
+        }
+        if f.stall_after == Some(k) {
+            self.flush().await?;
+            self.sleep(None).await?;
+        }
+        if f.close_after == Some(k) {
+            self.flush().await?;
+            self.shared.close.cancel();
+            return Err(Stop::Closed);
+        }
+        if let Some((at, status)) = f.done_error_after {
+            if at == k {
+                self.end_with(status, "error injected by the lab server");
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// End the query with an error status: a REPLY when nothing was sent yet,
+    /// else a DONE (RFC 5460 s.5.2.2, s.7.2).
+    fn end_with(&mut self, status: StatusCode, text: &str) {
+        let sh = self.shared;
+        if self.sent == 0 {
+            let head = ReplyHead {
+                xid: self.xid,
+                client_id: self.client_id,
+                server_id: sh.config.server_duid.as_bytes(),
+                status: Some((status, text)),
+                client_link: None,
+            };
+            let _ = encode::put_reply(&mut self.buf, &head, &sh.store, None, 0);
+        } else {
+            encode::put_done(&mut self.buf, self.xid, Some((status, text)));
+        }
+        self.sent += 1;
+    }
+}
+
+/// Answer one query; returns how many bindings went out.
+async fn answer(shared: Arc<Shared>, req: Request) -> QueryEnd {
+    let started = Instant::now();
+    let faults =
+        QueryFaults::for_query(&shared.config.faults, shared.index, req.xid, req.query_type);
+    let mut s = Stream {
+        shared: &shared,
+        buf: BytesMut::with_capacity(shared.config.write_batch.min(1 << 20) + 4096),
+        batch: if faults.delay_each.is_some() {
+            1
+        } else {
+            shared.config.write_batch.max(1)
+        },
+        xid: req.xid,
+        client_id: req.client_id.as_deref(),
+        sent: 0,
+        faults,
+    };
+    let mut bindings = 0u64;
+    let result = stream_reply(&mut s, &req, &mut bindings).await;
+    let status = match &result {
+        Ok(st) => st.to_string(),
+        Err(Stop::Shutdown) => {
+            s.end_with(StatusCode::QueryTerminated, "server shutting down");
+            let _ = s.flush().await;
+            "QueryTerminated (shutdown)".to_string()
+        }
+        Err(Stop::Closed) => "connection closed".to_string(),
+    };
+    tracing::info!(
+        peer = %shared.peer,
+        conn = shared.index,
+        requestor = %req.client_id.as_deref().map(crate::proto::duid::hex).unwrap_or_default(),
+        xid = format_args!("{:#08x}", req.xid),
+        query = %req.query_type,
+        status = %status,
+        bindings,
+        messages = s.sent,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "query answered"
+    );
+    QueryEnd {
+        xid: req.xid,
+        bindings,
+    }
+}
+
+/// The whole reply stream; returns the status it ended with.
+async fn stream_reply(
+    s: &mut Stream<'_>,
+    req: &Request,
+    bindings: &mut u64,
+) -> Result<String, Stop> {
+    let sh = s.shared;
+    let cfg = &*sh.config;
+    let store = &*sh.store;
+    if let Some(d) = s.faults.delay_reply {
+        s.sleep(Some(d)).await?;
+    }
+    if sh.shutdown.is_cancelled() {
+        return Err(Stop::Shutdown);
+    }
+    let client_id = req.client_id.as_deref();
+    let mut head = ReplyHead {
+        xid: req.xid,
+        client_id,
+        server_id: cfg.server_duid.as_bytes(),
+        status: None,
+        client_link: s
+            .faults
+            .client_link
+            .then_some(std::net::Ipv6Addr::UNSPECIFIED),
+    };
+    let sel: &Selection = match &req.outcome {
+        Outcome::Error(code, text) => {
+            if !s.before_message().await? {
+                s.flush().await?;
+                return Ok("fault".into());
+            }
+            head.status = Some((*code, text));
+            let _ = encode::put_reply(&mut s.buf, &head, store, None, 0);
+            s.sent += 1;
+            s.flush().await?;
+            return Ok(code.to_string());
+        }
+        Outcome::Discard(_) => return Ok("discarded".into()),
+        Outcome::Bindings(sel) => sel,
+    };
+    let relay_data = match cfg.relay_data {
+        super::RelayData::Always => true,
+        super::RelayData::WhenRequested => req.wants_relay_data,
+    };
+    let list = sel.list(store);
+    let grouped = !cfg.one_binding_per_client_data;
+    let mut group: Vec<u32> = Vec::new();
+    let mut now = unix_now();
+    let mut pos = 0usize;
+    // Next client data to send: the binding (or the client's group) at or after `pos`.
+    let next = |pos: &mut usize, now: u64, group: &mut Vec<u32>| -> bool {
+        while *pos < list.len() {
+            let i = list[*pos];
+            *pos += 1;
+            if !sel.serves(store, i, now) {
+                continue;
+            }
+            group.clear();
+            if !grouped {
+                group.push(i);
+                return true;
+            }
+            // Grouped: send the client's served bindings of this selection
+            // together, when meeting the first of them.
+            let c = store.entries[i as usize].client;
+            let mut first = true;
+            for &j in store.by_client.get(c) {
+                if j != i && list.binary_search(&j).is_ok() && sel.serves(store, j, now) {
+                    if j < i {
+                        first = false;
+                        break;
+                    }
+                    group.push(j);
+                } else if j == i {
+                    group.push(i);
+                }
+            }
+            if first {
+                return true;
+            }
+        }
+        false
+    };
+    let ok_status = "active lease(s) found";
+    if !next(&mut pos, now, &mut group) {
+        // Nothing found: a REPLY without CLIENT_DATA and without DONE
+        // (RFC 5460 s.7.2); STATUS_CODE Success only in Kea mode.
+        if !s.before_message().await? {
+            s.flush().await?;
+            return Ok("fault".into());
+        }
+        if cfg.status_on_success {
+            head.status = Some((StatusCode::Success, "no active leases"));
+        }
+        let _ = encode::put_reply(&mut s.buf, &head, store, None, now);
+        s.sent += 1;
+        s.flush().await?;
+        return Ok("no bindings".into());
+    }
+    if cfg.status_on_success {
+        head.status = Some((StatusCode::Success, ok_status));
+    }
+    let per_message = s.faults.any_per_message();
+    let copies = if s.faults.duplicate { 2 } else { 1 };
+    let mut since_clock = 0u32;
+    loop {
+        // One client's bindings (one binding unless grouping), in CLIENT_DATA
+        // options of at most 64 bindings, or one binding each when that would
+        // not fit a message.
+        for chunk in group.chunks(64) {
+            // One binding always fits: relay data is capped at 60000 octets
+            // when stored, DUIDs at 130.
+            let whole = chunk.len() == 1 || encode::message_fits(store, &head, chunk, relay_data);
+            let n_parts = if whole { 1 } else { chunk.len() };
+            for k in 0..n_parts {
+                let part = if whole { chunk } else { &chunk[k..k + 1] };
+                let cd = Some(ClientDataSpec {
+                    bindings: part,
+                    relay_data,
+                });
+                for _ in 0..copies {
+                    if (s.sent == 0 || per_message) && !s.before_message().await? {
+                        s.flush().await?;
+                        return Ok("fault".into());
+                    }
+                    let _ = if s.sent == 0 {
+                        encode::put_reply(&mut s.buf, &head, store, cd, now)
+                    } else {
+                        encode::put_data(&mut s.buf, s.xid, store, cd, now)
+                    };
+                    s.sent += 1;
+                }
+                *bindings += part.len() as u64;
+                since_clock += 1;
+                if s.buf.len() >= s.batch || since_clock >= 1024 {
+                    s.maybe_flush().await?;
+                    now = unix_now();
+                    since_clock = 0;
+                }
+            }
+        }
+        if !next(&mut pos, now, &mut group) {
+            break;
+        }
+    }
+    if per_message && !s.before_message().await? {
+        s.flush().await?;
+        return Ok("fault".into());
+    }
+    if sh.shutdown.is_cancelled() {
+        s.flush().await?;
+        return Err(Stop::Shutdown);
+    }
+    let done_xid = if s.faults.wrong_xid_done {
+        (s.xid + 1) & 0x00ff_ffff
+    } else {
+        s.xid
+    };
+    encode::put_done(&mut s.buf, done_xid, None);
+    s.sent += 1;
+    s.flush().await?;
+    Ok("Success".into())
+}
