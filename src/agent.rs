@@ -17,6 +17,7 @@ use crate::recovery::reconcile::Observed;
 use crate::requestor::fanout::{self, Fanout, FanoutConfig, QuerySpec, ServerReport, Update};
 use crate::requestor::retry::RetryPolicy;
 use crate::routes::{RouteTable, TableError};
+use futures::FutureExt;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -287,14 +288,29 @@ pub async fn recover<T: RouteTable>(
     let now_ms = |t: Instant| ms(t.saturating_duration_since(start));
     tokio::pin!(stop);
     loop {
-        let update = tokio::select! {
-            u = fan.recv() => u,
-            _ = &mut stop => {
+        // Take what is already there; when the channel runs dry, push the
+        // queued routes to the kernel before waiting (low latency when the
+        // servers are slow, full batches when they are fast).
+        let update = match fan.recv().now_or_never() {
+            Some(u) if received % 1024 != 0 || (&mut stop).now_or_never().is_none() => u,
+            Some(_) => {
                 interrupted = true;
-                tracing::warn!("stopping: installing what was received, pruning nothing");
                 None
             }
+            None => {
+                installer.flush(now_ms(Instant::now())).await?;
+                tokio::select! {
+                    u = fan.recv() => u,
+                    _ = &mut stop => {
+                        interrupted = true;
+                        None
+                    }
+                }
+            }
         };
+        if interrupted {
+            tracing::warn!("stopping: installing what was received, pruning nothing");
+        }
         let Some(update) = update else { break };
         match update {
             Update::Binding(d) => {
@@ -523,6 +539,13 @@ impl Summary {
                 s,
                 "    {}: {} (client {}) wins over {} (client {})",
                 c.prefix, c.winner_server, c.winner_client, c.loser_server, c.loser_client
+            );
+        }
+        if self.conflicts.len() > 10 {
+            let _ = writeln!(
+                s,
+                "    ... {} more conflicts (see --json)",
+                self.conflicts.len() - 10
             );
         }
         if self.expired > 0 {

@@ -6,6 +6,7 @@
 //! - [`transport`]: the tokio shell: framed TCP connections.
 //! - [`agent`]: `pdrestore recover`, the main job, end to end.
 //! - [`config`]: the TOML configuration file.
+//! - [`demo`]: `pdrestore demo`, the embedded default in a private namespace.
 //! - [`decode`]: `pdrestore decode`, reading captured byte streams.
 //! - [`requestor`]: Bulk Leasequery to several servers at once: reply
 //!   assembly (sans IO), connections, retries, fan-out.
@@ -21,6 +22,7 @@
 pub mod agent;
 pub mod config;
 pub mod decode;
+pub mod demo;
 pub mod identity;
 pub mod netns;
 pub mod proto;

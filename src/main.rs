@@ -15,6 +15,27 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the whole job on an embedded default, in a private network namespace.
+    ///
+    /// Starts two lab servers in-process with synthetic bindings that partly
+    /// disagree, creates a private network namespace with veth client links
+    /// (as root with `ip netns`, otherwise in an unprivileged user+network
+    /// namespace), runs the real recovery into it, prints the kernel routes
+    /// and the summary, and cleans up. The host's routes are never touched.
+    Demo {
+        /// Bindings per server.
+        #[arg(long, default_value_t = 2000)]
+        bindings: u64,
+        /// Client-facing links (veth pairs).
+        #[arg(long, default_value_t = 4)]
+        links: u32,
+        /// Routes to print (0 = all).
+        #[arg(long, default_value_t = 12)]
+        show: usize,
+        /// Internal: already inside a private network namespace.
+        #[arg(long, hide = true)]
+        in_private_netns: bool,
+    },
     /// Restore the delegated-prefix routes: query every server, reconcile, install.
     ///
     /// Exit status: 0 every server answered and every planned route is in
@@ -95,11 +116,29 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_logging();
+    // The demo prints its own story; its servers' logs would drown it.
+    init_logging(if matches!(cli.command, Command::Demo { .. }) {
+        "warn"
+    } else {
+        "info"
+    });
     match cli.command {
         Command::Decode { file, json } => cmd_decode(&file, json),
         Command::Query(args) => pdrestore::requestor::cli::run(*args),
         Command::Duid { config } => cmd_duid(&config),
+        Command::Demo {
+            bindings,
+            links,
+            show,
+            in_private_netns,
+        } => cmd_demo(
+            pdrestore::demo::DemoOptions {
+                bindings,
+                links,
+                show,
+            },
+            in_private_netns,
+        ),
         Command::Recover {
             config,
             dry_run,
@@ -186,10 +225,10 @@ fn cmd_decode(file: &std::path::Path, json: bool) -> ExitCode {
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` (tracing-subscriber syntax) sets the level, `info` by default.
-fn init_logging() {
+/// Logs go to stderr; `RUST_LOG` (tracing-subscriber syntax) sets the level, `default` otherwise.
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -257,6 +296,51 @@ fn cmd_recover(path: &std::path::Path, dry_run: bool, json: bool) -> ExitCode {
         }
         Err(e) => {
             eprintln!("pdrestore: {e}");
+            ExitCode::from(70)
+        }
+    }
+}
+
+fn cmd_demo(opts: pdrestore::demo::DemoOptions, in_private_netns: bool) -> ExitCode {
+    let result = if in_private_netns {
+        pdrestore::demo::run_in_current_namespace(&opts)
+    } else if pdrestore::netns::can_create() {
+        pdrestore::demo::run_as_root(&opts)
+    } else {
+        // Not root: run again inside an unprivileged user + network namespace.
+        let exe = match std::env::current_exe() {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("pdrestore demo: cannot find my own executable: {e}");
+                return ExitCode::from(70);
+            }
+        };
+        let status = std::process::Command::new("unshare")
+            .args(["--user", "--map-root-user", "--net", "--"])
+            .arg(exe)
+            .args([
+                "demo",
+                "--in-private-netns",
+                "--bindings",
+                &opts.bindings.to_string(),
+                "--links",
+                &opts.links.to_string(),
+                "--show",
+                &opts.show.to_string(),
+            ])
+            .status();
+        return match status {
+            Ok(s) => ExitCode::from(s.code().unwrap_or(70).clamp(0, 255) as u8),
+            Err(e) => {
+                eprintln!("pdrestore demo: not root, and unshare(1) failed: {e}; run as root or enable unprivileged user namespaces");
+                ExitCode::from(70)
+            }
+        };
+    };
+    match result {
+        Ok(summary) => ExitCode::from(summary.exit_code),
+        Err(e) => {
+            eprintln!("pdrestore demo: {e}");
             ExitCode::from(70)
         }
     }
