@@ -15,6 +15,15 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Write the man pages and shell completions generated from this command line.
+    ///
+    /// Writes DIR/man/pdrestore.8 (and one page per subcommand) and
+    /// DIR/completions/{pdrestore.bash,_pdrestore,pdrestore.fish}.
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Output directory (the repository keeps them under docs/).
+        dir: PathBuf,
+    },
     /// Run the whole job on an embedded default, in a private network namespace.
     ///
     /// Starts two lab servers in-process with synthetic bindings that partly
@@ -126,6 +135,7 @@ fn main() -> ExitCode {
         Command::Decode { file, json } => cmd_decode(&file, json),
         Command::Query(args) => pdrestore::requestor::cli::run(*args),
         Command::Duid { config } => cmd_duid(&config),
+        Command::GenerateDocs { dir } => cmd_generate_docs(&dir),
         Command::Demo {
             bindings,
             links,
@@ -342,6 +352,46 @@ fn cmd_demo(opts: pdrestore::demo::DemoOptions, in_private_netns: bool) -> ExitC
         Err(e) => {
             eprintln!("pdrestore demo: {e}");
             ExitCode::from(70)
+        }
+    }
+}
+
+fn cmd_generate_docs(dir: &std::path::Path) -> ExitCode {
+    use clap::CommandFactory;
+    fn write_man(cmd: &clap::Command, name: &str, dir: &std::path::Path) -> std::io::Result<()> {
+        let cmd = cmd.clone().name(name.to_string());
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd.clone())
+            .section("8")
+            .render(&mut buf)?;
+        std::fs::write(dir.join(format!("{name}.8")), buf)?;
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
+            write_man(sub, &format!("{name}-{}", sub.get_name()), dir)?;
+        }
+        Ok(())
+    }
+    let result = (|| -> std::io::Result<()> {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let man = dir.join("man");
+        let comp = dir.join("completions");
+        std::fs::create_dir_all(&man)?;
+        std::fs::create_dir_all(&comp)?;
+        write_man(&cmd, "pdrestore", &man)?;
+        use clap_complete::{generate_to, Shell};
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            generate_to(shell, &mut cmd, "pdrestore", &comp)?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pdrestore generate-docs: {}: {e}", dir.display());
+            ExitCode::from(74)
         }
     }
 }
