@@ -123,6 +123,21 @@ pub struct ConflictSummary {
     pub loser_client: String,
 }
 
+/// One change a dry run would make.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeSummary {
+    /// add, replace or remove.
+    pub op: String,
+    /// Destination.
+    pub prefix: String,
+    /// Next hop (the new one for a replace).
+    pub via: String,
+    /// Interface.
+    pub dev: String,
+    /// Remaining lifetime, seconds.
+    pub expires: Option<u32>,
+}
+
 /// Route counts.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RouteSummary {
@@ -144,6 +159,9 @@ pub struct RouteSummary {
     pub pruned: bool,
     /// Table operations performed.
     pub operations: usize,
+    /// Dry run only: what would change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ChangeSummary>,
 }
 
 /// What `recover` did: printed as text or as one JSON object.
@@ -435,6 +453,24 @@ fn summarise(
             .collect(),
         pruned: r.pruned,
         operations: r.operations,
+        changes: r
+            .dry_run_changes
+            .iter()
+            .map(|c| {
+                let (op, route) = match c {
+                    crate::routes::Change::Add(x) => ("add", x),
+                    crate::routes::Change::Replace { new, .. } => ("replace", new),
+                    crate::routes::Change::Remove(x) => ("remove", x),
+                };
+                ChangeSummary {
+                    op: op.into(),
+                    prefix: route.prefix.to_string(),
+                    via: route.gateway.to_string(),
+                    dev: route.interface.clone(),
+                    expires: route.expires,
+                }
+            })
+            .collect(),
     };
     let conflicts = r
         .conflicts
@@ -509,6 +545,20 @@ impl Summary {
             r.rejected.len(),
             r.failed.len()
         );
+        for c in r.changes.iter().take(50) {
+            let _ = writeln!(
+                s,
+                "    would {} {} via {} dev {}",
+                c.op, c.prefix, c.via, c.dev
+            );
+        }
+        if r.changes.len() > 50 {
+            let _ = writeln!(
+                s,
+                "    ... {} more changes (see --json)",
+                r.changes.len() - 50
+            );
+        }
         for x in r.rejected.iter().take(20) {
             let _ = writeln!(
                 s,

@@ -104,6 +104,15 @@ fn lab() -> Option<NetNs> {
 
 /// Serve `sets` (one server each; `None` = a closed port) and recover into the namespace.
 fn run(ns: &NetNs, sets: Vec<Option<Vec<Binding>>>, extra: &'static str) -> Summary {
+    run_with(ns, sets, extra, false)
+}
+
+fn run_with(
+    ns: &NetNs,
+    sets: Vec<Option<Vec<Binding>>>,
+    extra: &'static str,
+    dry_run: bool,
+) -> Summary {
     ns.run(move || async move {
         let mut handles = Vec::new();
         let mut addrs = Vec::new();
@@ -132,7 +141,10 @@ fn run(ns: &NetNs, sets: Vec<Option<Vec<Binding>>>, extra: &'static str) -> Summ
             &relay,
             table,
             ifs,
-            &RecoverOptions::default(),
+            &RecoverOptions {
+                dry_run,
+                ..RecoverOptions::default()
+            },
             std::future::pending(),
         )
         .await
@@ -338,4 +350,45 @@ fn json_summary_names_everything() {
     ] {
         assert!(j.get(key).is_some(), "{key}");
     }
+}
+
+#[test]
+fn dry_run_prints_the_diff_and_touches_nothing() {
+    let Some(ns) = lab() else { return };
+    let s = run_with(&ns, vec![Some(bindings())], "", true);
+    assert!(s.dry_run);
+    assert_eq!(s.routes.added, 3);
+    let changes: Vec<(String, String, String, String)> = s
+        .routes
+        .changes
+        .iter()
+        .map(|c| (c.op.clone(), c.prefix.clone(), c.via.clone(), c.dev.clone()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (
+                "add".into(),
+                "2001:db8:8000:100::/56".into(),
+                "fe80::1".into(),
+                "cust0".into()
+            ),
+            (
+                "add".into(),
+                "2001:db8:8000:200::/56".into(),
+                "fe80::2".into(),
+                "cust0".into()
+            ),
+            (
+                "add".into(),
+                "2001:db8:8000:300::/56".into(),
+                "fe80::3".into(),
+                "cust1".into()
+            ),
+        ]
+    );
+    assert!(s
+        .to_text()
+        .contains("would add 2001:db8:8000:300::/56 via fe80::3 dev cust1"));
+    assert!(routes(&ns).is_empty(), "nothing installed");
 }
