@@ -4,7 +4,9 @@
 //! # Layout
 //! - [`proto`]: the sans-IO protocol core: wire codec, bindings, framing.
 //! - [`transport`]: the tokio shell: framed TCP connections.
+//! - [`agent`]: `pdrestore recover`, the main job, end to end.
 //! - [`config`]: the TOML configuration file.
+//! - [`demo`]: `pdrestore demo`, the embedded default in a private namespace.
 //! - [`decode`]: `pdrestore decode`, reading captured byte streams.
 //! - [`identity`]: the relay DUID: configured, or generated once and kept.
 //! - [`netns`]: private network namespaces for the demo, tests and benchmarks.
@@ -17,8 +19,10 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod config;
 pub mod decode;
+pub mod demo;
 pub mod identity;
 pub mod netns;
 pub mod proto;

@@ -15,6 +15,54 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Write the man pages and shell completions generated from this command line.
+    ///
+    /// Writes DIR/man/pdrestore.8 (and one page per subcommand) and
+    /// DIR/completions/{pdrestore.bash,_pdrestore,pdrestore.fish}.
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Output directory (the repository keeps them under docs/).
+        dir: PathBuf,
+    },
+    /// Run the whole job on an embedded default, in a private network namespace.
+    ///
+    /// Starts two lab servers in-process with synthetic bindings that partly
+    /// disagree, creates a private network namespace with veth client links
+    /// (as root with `ip netns`, otherwise in an unprivileged user+network
+    /// namespace), runs the real recovery into it, prints the kernel routes
+    /// and the summary, and cleans up. The host's routes are never touched.
+    Demo {
+        /// Bindings per server.
+        #[arg(long, default_value_t = 2000)]
+        bindings: u64,
+        /// Client-facing links (veth pairs).
+        #[arg(long, default_value_t = 4)]
+        links: u32,
+        /// Routes to print (0 = all).
+        #[arg(long, default_value_t = 12)]
+        show: usize,
+        /// Internal: already inside a private network namespace.
+        #[arg(long, hide = true)]
+        in_private_netns: bool,
+    },
+    /// Restore the delegated-prefix routes: query every server, reconcile, install.
+    ///
+    /// Exit status: 0 every server answered and every planned route is in
+    /// place; 1 partial (a server failed or a route did, but something was
+    /// restored); 2 nothing restored; 64 usage error; 70 internal error (route
+    /// table unusable); 78 configuration error. SIGTERM/SIGINT stop cleanly:
+    /// what was received is installed, nothing is pruned, a rerun converges.
+    Recover {
+        /// Configuration file.
+        #[arg(long, short, default_value = pdrestore::config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// Plan and print the changes; touch nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the summary as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the relay DUID (hex and colon-hex) and where it comes from.
     ///
     /// The DUID is the configured `relay_duid`, or the one stored in the state
@@ -77,11 +125,35 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_logging();
+    // The demo prints its own story; its servers' logs would drown it.
+    init_logging(if matches!(cli.command, Command::Demo { .. }) {
+        "warn"
+    } else {
+        "info"
+    });
     match cli.command {
         Command::Decode { file, json } => cmd_decode(&file, json),
         Command::Query(args) => pdrestore::requestor::cli::run(*args),
         Command::Duid { config } => cmd_duid(&config),
+        Command::GenerateDocs { dir } => cmd_generate_docs(&dir),
+        Command::Demo {
+            bindings,
+            links,
+            show,
+            in_private_netns,
+        } => cmd_demo(
+            pdrestore::demo::DemoOptions {
+                bindings,
+                links,
+                show,
+            },
+            in_private_netns,
+        ),
+        Command::Recover {
+            config,
+            dry_run,
+            json,
+        } => cmd_recover(&config, dry_run, json),
         Command::LabServer(args) => pdrestore::server::cli::run(*args),
         Command::CheckConfig { config } => cmd_check_config(&config),
     }
@@ -163,12 +235,163 @@ fn cmd_decode(file: &std::path::Path, json: bool) -> ExitCode {
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` (tracing-subscriber syntax) sets the level, `info` by default.
-fn init_logging() {
+/// Logs go to stderr; `RUST_LOG` (tracing-subscriber syntax) sets the level, `default` otherwise.
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn cmd_recover(path: &std::path::Path, dry_run: bool, json: bool) -> ExitCode {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let relay = match pdrestore::identity::relay_duid(
+        config.relay_duid.as_ref(),
+        &config.state_directory,
+    ) {
+        Ok((d, _)) => d,
+        Err(e) => {
+            eprintln!("pdrestore: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pdrestore: cannot start the runtime: {e}");
+            return ExitCode::from(70);
+        }
+    };
+    let result = rt.block_on(async {
+        let mut table = pdrestore::routes::NetlinkTable::open()?;
+        let interfaces = table.interfaces()?;
+        let opts = pdrestore::agent::RecoverOptions {
+            dry_run,
+            ..Default::default()
+        };
+        pdrestore::agent::recover(&config, &relay, table, interfaces, &opts, stop_signal()).await
+    });
+    match result {
+        Ok((summary, _)) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&summary).expect("summary serialises")
+                );
+            } else {
+                print!("{}", summary.to_text());
+            }
+            ExitCode::from(summary.exit_code)
+        }
+        Err(e) => {
+            eprintln!("pdrestore: {e}");
+            ExitCode::from(70)
+        }
+    }
+}
+
+fn cmd_demo(opts: pdrestore::demo::DemoOptions, in_private_netns: bool) -> ExitCode {
+    let result = if in_private_netns {
+        pdrestore::demo::run_in_current_namespace(&opts)
+    } else if pdrestore::netns::can_create() {
+        pdrestore::demo::run_as_root(&opts)
+    } else {
+        // Not root: run again inside an unprivileged user + network namespace.
+        let exe = match std::env::current_exe() {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("pdrestore demo: cannot find my own executable: {e}");
+                return ExitCode::from(70);
+            }
+        };
+        let status = std::process::Command::new("unshare")
+            .args(["--user", "--map-root-user", "--net", "--"])
+            .arg(exe)
+            .args([
+                "demo",
+                "--in-private-netns",
+                "--bindings",
+                &opts.bindings.to_string(),
+                "--links",
+                &opts.links.to_string(),
+                "--show",
+                &opts.show.to_string(),
+            ])
+            .status();
+        return match status {
+            Ok(s) => ExitCode::from(s.code().unwrap_or(70).clamp(0, 255) as u8),
+            Err(e) => {
+                eprintln!("pdrestore demo: not root, and unshare(1) failed: {e}; run as root or enable unprivileged user namespaces");
+                ExitCode::from(70)
+            }
+        };
+    };
+    match result {
+        Ok(summary) => ExitCode::from(summary.exit_code),
+        Err(e) => {
+            eprintln!("pdrestore demo: {e}");
+            ExitCode::from(70)
+        }
+    }
+}
+
+fn cmd_generate_docs(dir: &std::path::Path) -> ExitCode {
+    use clap::CommandFactory;
+    fn write_man(cmd: &clap::Command, name: &str, dir: &std::path::Path) -> std::io::Result<()> {
+        let cmd = cmd.clone().name(name.to_string());
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd.clone())
+            .section("8")
+            .render(&mut buf)?;
+        std::fs::write(dir.join(format!("{name}.8")), buf)?;
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
+            write_man(sub, &format!("{name}-{}", sub.get_name()), dir)?;
+        }
+        Ok(())
+    }
+    let result = (|| -> std::io::Result<()> {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let man = dir.join("man");
+        let comp = dir.join("completions");
+        std::fs::create_dir_all(&man)?;
+        std::fs::create_dir_all(&comp)?;
+        write_man(&cmd, "pdrestore", &man)?;
+        use clap_complete::{generate_to, Shell};
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            generate_to(shell, &mut cmd, "pdrestore", &comp)?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pdrestore generate-docs: {}: {e}", dir.display());
+            ExitCode::from(74)
+        }
+    }
 }

@@ -177,3 +177,46 @@ fn check_config_and_duid() {
         "garbage\n"
     );
 }
+
+#[test]
+fn generated_man_pages_and_completions_are_current() {
+    // docs/man and docs/completions are generated from the CLI definition;
+    // regenerate with `cargo run -- generate-docs docs` when the CLI changes.
+    let dir = tempfile::tempdir().unwrap();
+    let out = pdrestore()
+        .arg("generate-docs")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    for sub in ["man", "completions"] {
+        let mut fresh: Vec<_> = std::fs::read_dir(dir.path().join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        fresh.sort();
+        let mut committed: Vec<_> = std::fs::read_dir(repo.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        committed.sort();
+        assert_eq!(
+            fresh, committed,
+            "docs/{sub} file list is stale: run `cargo run -- generate-docs docs`"
+        );
+        for name in fresh {
+            let a = std::fs::read(dir.path().join(sub).join(&name)).unwrap();
+            let b = std::fs::read(repo.join(sub).join(&name)).unwrap();
+            assert!(
+                a == b,
+                "docs/{sub}/{} is stale: run `cargo run -- generate-docs docs`",
+                name.to_string_lossy()
+            );
+        }
+    }
+}

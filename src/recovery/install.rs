@@ -51,6 +51,8 @@ pub struct InstallReport {
     pub operations: usize,
     /// Whether pruning ran.
     pub pruned: bool,
+    /// In a dry run, the changes that would have been made, in order.
+    pub dry_run_changes: Vec<Change>,
 }
 
 /// Streams bindings into a route table. See the module documentation.
@@ -67,6 +69,7 @@ pub struct Installer<T: RouteTable> {
     first_route_at: Option<Millis>,
     operations: usize,
     dry_run: bool,
+    dry_run_changes: Vec<Change>,
 }
 
 fn same(a: &Route, b: &Route) -> bool {
@@ -103,6 +106,7 @@ impl<T: RouteTable> Installer<T> {
             first_route_at: None,
             operations: 0,
             dry_run,
+            dry_run_changes: Vec::new(),
         })
     }
 
@@ -171,6 +175,7 @@ impl<T: RouteTable> Installer<T> {
         let changes = std::mem::take(&mut self.pending);
         self.operations += changes.len();
         if self.dry_run {
+            self.dry_run_changes.extend(changes);
             return Ok(());
         }
         self.first_route_at.get_or_insert(now);
@@ -250,6 +255,7 @@ impl<T: RouteTable> Installer<T> {
             first_route_at: self.first_route_at,
             operations: self.operations,
             pruned: prune,
+            dry_run_changes: std::mem::take(&mut self.dry_run_changes),
             ..Default::default()
         };
         for (k, r) in &self.current {
@@ -473,6 +479,11 @@ mod tests {
             }
             let (report, _, table) = i.finish(1000, true).await.unwrap();
             assert_eq!(report.added, 5);
+            assert_eq!(report.dry_run_changes.len(), 5);
+            assert!(report
+                .dry_run_changes
+                .iter()
+                .all(|c| matches!(c, Change::Add(_))));
             assert_eq!(table.routes().count(), 0);
             assert_eq!(table.applies, 0);
         });

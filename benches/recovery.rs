@@ -1,0 +1,281 @@
+//! End-to-end recovery benchmark (issue 7): two lab servers each holding the
+//! same N delegated-prefix bindings for our relay (with differing CLT_TIMEs),
+//! `pdrestore recover` into a private namespace, then in the same run the same
+//! routes installed by (a) pdrestore's netlink batch path alone and (b)
+//! `ip -6 -batch`.
+//!
+//! Run: `cargo bench --bench recovery -- [N ...]` (default 100000 1000000). Needs root.
+
+use pdrestore::demo::{link_commands, link_ifname};
+use pdrestore::netns::{can_create, NetNs};
+use pdrestore::proto::LeaseKind;
+use pdrestore::routes::{Change, NetlinkTable, Route, RouteTable};
+use pdrestore::server::synth::{Synth, SynthConfig};
+use pdrestore::server::{self, BindingStore, LeaseRecord, ServerConfig};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const LINKS: u32 = 4;
+const RELAY: &str = "00:03:00:01:02:00:5e:00:00:02";
+
+fn records(n: u64, now: u64) -> Vec<LeaseRecord> {
+    Synth::new(SynthConfig {
+        count: n,
+        seed: 99,
+        relay_id: RELAY.parse().unwrap(),
+        links: LINKS,
+        pool: "2001:db8:8000::/33".parse().unwrap(),
+        delegated_len: 56,
+        ia_na_share: 0.0,
+        now,
+        ..SynthConfig::default()
+    })
+    .unwrap()
+    .collect()
+}
+
+fn lab() -> NetNs {
+    let ns = NetNs::create("pdr-bench-rec").unwrap();
+    for c in link_commands(LINKS) {
+        ns.ip(&c).unwrap();
+    }
+    ns
+}
+
+/// The routes the recovery should end with: prefix via the client's link-local, out of its link.
+fn expected_routes(recs: &[LeaseRecord], ifindex: &dyn Fn(&str) -> u32) -> Vec<Route> {
+    recs.iter()
+        .filter_map(|r| {
+            let LeaseKind::Prefix(p) = r.lease else {
+                return None;
+            };
+            let l = r.relay.last()?;
+            let j: u32 = std::str::from_utf8(l.interface_id.as_ref()?)
+                .ok()?
+                .strip_prefix("ge-0/0/")?
+                .parse()
+                .ok()?;
+            let name = link_ifname(j);
+            Some(Route {
+                prefix: p,
+                gateway: l.peer_address,
+                ifindex: ifindex(&name),
+                interface: name,
+                table: 254,
+                protocol: 16,
+                metric: 1024,
+                expires: Some(86000),
+            })
+        })
+        .collect()
+}
+
+struct Usage {
+    wall: Duration,
+    max_rss_kib: i64,
+    cpu: Duration,
+}
+
+// The child is reaped with wait4 (for its rusage), not Child::wait.
+#[allow(clippy::zombie_processes)]
+fn run_measured(cmd: &mut std::process::Command) -> (Usage, String) {
+    let start = Instant::now();
+    let child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our child; pointers are to live locals.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    assert_eq!(r, pid);
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (
+        Usage {
+            wall: start.elapsed(),
+            max_rss_kib: ru.ru_maxrss,
+            cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        },
+        out,
+    )
+}
+
+fn bench(n: u64) {
+    let now = server::store::unix_now();
+    let a = records(n, now);
+    // Server B: same bindings; every other one last heard from later than on A.
+    let b: Vec<LeaseRecord> = a
+        .iter()
+        .enumerate()
+        .map(|(k, r)| {
+            let mut r = r.clone();
+            if k % 2 == 0 {
+                r.cltt = r.cltt.saturating_sub(600);
+            } else {
+                r.cltt = (r.cltt + 60).min(now);
+            }
+            r
+        })
+        .collect();
+    let ns = lab();
+    // Servers inside the namespace, on their own thread, until told to stop.
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let ns_path = format!("/var/run/netns/{}", ns.name());
+    let (sa, sb) = (
+        Arc::new(BindingStore::from_records(&a, &[]).unwrap()),
+        Arc::new(BindingStore::from_records(&b, &[]).unwrap()),
+    );
+    let servers = std::thread::spawn(move || {
+        let f = std::fs::File::open(&ns_path).unwrap();
+        // SAFETY: valid namespace fd; affects only this thread.
+        assert_eq!(
+            unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) },
+            0
+        );
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut hs = Vec::new();
+            for (port, store) in [(547, sa), (548, sb)] {
+                let l = tokio::net::TcpListener::bind(("::1", port)).await.unwrap();
+                hs.push(server::spawn(l, store, ServerConfig::default()).unwrap());
+            }
+            ready_tx.send(()).unwrap();
+            tokio::task::spawn_blocking(move || stop_rx.recv())
+                .await
+                .unwrap()
+                .ok();
+            for h in hs {
+                let _ = h.shutdown().await;
+            }
+        });
+    });
+    ready_rx.recv().unwrap();
+    let dir = std::env::temp_dir().join(format!("pdr-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("pdrestore.toml");
+    let mut t = format!("relay_duid = \"{RELAY}\"\nstate_directory = {:?}\n", dir);
+    t.push_str(
+        "[[server]]\naddress = \"::1\"\nport = 547\n[[server]]\naddress = \"::1\"\nport = 548\n",
+    );
+    t.push_str("[routes]\nallowed_prefixes = [\"2001:db8:8000::/33\"]\n[routes.interfaces]\n");
+    for j in 0..LINKS {
+        writeln!(t, "\"ge-0/0/{j}\" = \"{}\"", link_ifname(j)).unwrap();
+    }
+    std::fs::write(&cfg, t).unwrap();
+    let (usage, out) = run_measured(
+        std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns.name(),
+                env!("CARGO_BIN_EXE_pdrestore"),
+                "recover",
+                "--json",
+                "-c",
+            ])
+            .arg(&cfg)
+            .env("RUST_LOG", "warn"),
+    );
+    stop_tx.send(()).unwrap();
+    servers.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let j: serde_json::Value = serde_json::from_str(out.trim()).expect("recover --json");
+    let installed = j["routes"]["added"].as_u64().unwrap();
+    let duration = Duration::from_millis(j["duration_ms"].as_u64().unwrap());
+    let first_binding = j["first_binding_ms"].as_u64().unwrap_or(0);
+    let first_route = j["first_route_ms"].as_u64().unwrap_or(0);
+    let counted = ns
+        .ip(["-6", "route", "show", "proto", "16"])
+        .unwrap()
+        .lines()
+        .count();
+    drop(ns);
+
+    // Baseline (a): the same routes through the netlink batch path alone.
+    let ns = lab();
+    let recs = a.clone();
+    let netlink = ns
+        .run(move || async move {
+            let mut t = NetlinkTable::open().unwrap();
+            let ifs = t.interfaces().unwrap();
+            let idx = |name: &str| ifs.iter().find(|i| i.name == name).unwrap().index;
+            let changes: Vec<Change> = expected_routes(&recs, &idx)
+                .into_iter()
+                .map(Change::Add)
+                .collect();
+            let start = Instant::now();
+            let errors = t.apply(&changes).await.unwrap();
+            assert!(errors.is_empty());
+            start.elapsed()
+        })
+        .unwrap();
+    drop(ns);
+
+    // Baseline (b): ip -6 -batch of the same routes.
+    let ns = lab();
+    let mut cmds = String::new();
+    for r in expected_routes(&a, &|_| 0) {
+        writeln!(
+            cmds,
+            "route replace {} via {} dev {} proto 16 metric 1024 expires 86000",
+            r.prefix, r.gateway, r.interface
+        )
+        .unwrap();
+    }
+    let start = Instant::now();
+    ns.ip_batch(&cmds).unwrap();
+    let ipbatch = start.elapsed();
+    drop(ns);
+
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    println!("--- {n} bindings per server, 2 servers ---");
+    println!("recover: {installed} routes added ({counted} in the kernel), total {:.3}s (process wall {:.3}s), {:.0} routes/s", duration.as_secs_f64(), usage.wall.as_secs_f64(), rate(duration));
+    println!("  first binding after {first_binding} ms, first route after {first_route} ms ({} ms later)", first_route.saturating_sub(first_binding));
+    println!(
+        "  pdrestore peak RSS {:.1} MiB ({:.0} bytes per binding received), CPU {:.3}s",
+        usage.max_rss_kib as f64 / 1024.0,
+        usage.max_rss_kib as f64 * 1024.0 / (2 * n) as f64,
+        usage.cpu.as_secs_f64()
+    );
+    println!(
+        "baseline (a) netlink batch alone: {:.3}s, {:.0} routes/s",
+        netlink.as_secs_f64(),
+        rate(netlink)
+    );
+    println!(
+        "baseline (b) ip -6 -batch:        {:.3}s, {:.0} routes/s",
+        ipbatch.as_secs_f64(),
+        rate(ipbatch)
+    );
+    println!(
+        "ratios: recover / netlink = {:.2} (target <= 1.25); ip -batch / recover = {:.2} (target >= 3)",
+        duration.as_secs_f64() / netlink.as_secs_f64(),
+        ipbatch.as_secs_f64() / duration.as_secs_f64()
+    );
+}
+
+fn main() {
+    if !can_create() {
+        eprintln!("recovery benchmark skipped: needs root to create network namespaces");
+        return;
+    }
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    for n in if args.is_empty() {
+        vec![100_000, 1_000_000]
+    } else {
+        args
+    } {
+        bench(n);
+    }
+}

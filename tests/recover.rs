@@ -1,0 +1,394 @@
+//! End to end: lab servers and the recovery inside a private network
+//! namespace (veth client links), checked against the kernel's table with
+//! `ip -6 route`. Needs root (ip netns); never touches the host's routes.
+
+use pdrestore::agent::{recover, RecoverOptions, Summary};
+use pdrestore::config::Config;
+use pdrestore::demo::link_commands;
+use pdrestore::netns::{can_create, NetNs};
+use pdrestore::proto::{Binding, Duid, LeaseKind, RelayLayer};
+use pdrestore::routes::NetlinkTable;
+use pdrestore::server::{self, BindingStore, ServerConfig};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+const RELAY: &str = "000200000009010203040506";
+
+fn layer(link: &str, peer: &str, ifid: &str, relay_id: Option<&str>) -> RelayLayer {
+    RelayLayer {
+        hop_count: 0,
+        link_address: link.parse().unwrap(),
+        peer_address: peer.parse().unwrap(),
+        interface_id: Some(ifid.as_bytes().to_vec()),
+        remote_id: None,
+        relay_id: relay_id.map(|r| r.parse().unwrap()),
+    }
+}
+
+fn pd(client: &str, prefix: &str, clt: u32, relay: Vec<RelayLayer>) -> Binding {
+    Binding {
+        client_duid: client.parse().unwrap(),
+        lease: LeaseKind::Prefix(prefix.parse().unwrap()),
+        preferred_lifetime: 1800,
+        valid_lifetime: 3600,
+        clt_time: clt,
+        relay,
+    }
+}
+
+/// The bindings of the lab: two prefixes on link 0 (one hop), one behind two
+/// relays whose inner layer carries our Relay-ID (link 1), one address.
+fn bindings() -> Vec<Binding> {
+    let mut na = pd(
+        "0003000100000000000a",
+        "2001:db8:8000::/56",
+        5,
+        vec![layer("2001:db8:0:2::1", "fe80::a", "ge-0/0/1", Some(RELAY))],
+    );
+    na.lease = LeaseKind::Address("2001:db8:0:2::55".parse().unwrap());
+    vec![
+        pd(
+            "00030001000000000001",
+            "2001:db8:8000:100::/56",
+            5,
+            vec![layer("2001:db8:0:1::1", "fe80::1", "ge-0/0/0", Some(RELAY))],
+        ),
+        pd(
+            "00030001000000000002",
+            "2001:db8:8000:200::/56",
+            9,
+            vec![layer("2001:db8:0:1::1", "fe80::2", "ge-0/0/0", Some(RELAY))],
+        ),
+        pd(
+            "00030001000000000003",
+            "2001:db8:8000:300::/56",
+            3,
+            vec![
+                RelayLayer {
+                    hop_count: 1,
+                    ..layer("::", "2001:db8:ffff::9", "uplink-1", None)
+                },
+                layer("2001:db8:0:2::1", "fe80::3", "ge-0/0/1", Some(RELAY)),
+            ],
+        ),
+        na,
+    ]
+}
+
+fn config(servers: &[SocketAddr], extra: &str) -> Config {
+    let mut t = format!("relay_duid = \"{RELAY}\"\nstate_directory = \"/nonexistent\"\ndata_timeout = \"5s\"\nretries = 1\nretry_initial_delay = \"50ms\"\n{extra}");
+    for s in servers {
+        t.push_str(&format!(
+            "[[server]]\naddress = \"{}\"\nport = {}\n",
+            s.ip(),
+            s.port()
+        ));
+    }
+    t.push_str(
+        "[routes]\ntable = 100\nmetric = 512\nallowed_prefixes = [\"2001:db8:8000::/40\"]\n[routes.interfaces]\n\"ge-0/0/0\" = \"cust0\"\n\"ge-0/0/1\" = \"cust1\"\n",
+    );
+    Config::parse(&t, std::path::Path::new("test.toml")).unwrap()
+}
+
+fn lab() -> Option<NetNs> {
+    if !can_create() {
+        eprintln!("skipped: network namespaces need root");
+        return None;
+    }
+    let ns = NetNs::create("pdr-recover").unwrap();
+    for c in link_commands(2) {
+        ns.ip(&c).unwrap();
+    }
+    Some(ns)
+}
+
+/// Serve `sets` (one server each; `None` = a closed port) and recover into the namespace.
+fn run(ns: &NetNs, sets: Vec<Option<Vec<Binding>>>, extra: &'static str) -> Summary {
+    run_with(ns, sets, extra, false)
+}
+
+fn run_with(
+    ns: &NetNs,
+    sets: Vec<Option<Vec<Binding>>>,
+    extra: &'static str,
+    dry_run: bool,
+) -> Summary {
+    ns.run(move || async move {
+        let mut handles = Vec::new();
+        let mut addrs = Vec::new();
+        for set in sets {
+            let l = tokio::net::TcpListener::bind("[::1]:0").await.unwrap();
+            match set {
+                Some(b) => {
+                    let store =
+                        BindingStore::from_bindings(&b, server::store::unix_now(), &[]).unwrap();
+                    let h = server::spawn(l, Arc::new(store), ServerConfig::default()).unwrap();
+                    addrs.push(h.local_addr());
+                    handles.push(h);
+                }
+                None => {
+                    addrs.push(l.local_addr().unwrap());
+                    drop(l); // nothing listens there
+                }
+            }
+        }
+        let cfg = config(&addrs, extra);
+        let mut table = NetlinkTable::open().unwrap();
+        let ifs = table.interfaces().unwrap();
+        let relay: Duid = RELAY.parse().unwrap();
+        let (summary, _) = recover(
+            &cfg,
+            &relay,
+            table,
+            ifs,
+            &RecoverOptions {
+                dry_run,
+                ..RecoverOptions::default()
+            },
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+        for h in handles {
+            h.shutdown().await.unwrap();
+        }
+        summary
+    })
+    .unwrap()
+}
+
+fn routes(ns: &NetNs) -> Vec<String> {
+    let text = match ns.ip(["-6", "route", "show", "table", "100"]) {
+        Ok(t) => t,
+        // The kernel only makes table 100 with its first route.
+        Err(e) if e.to_string().contains("FIB table does not exist") => String::new(),
+        Err(e) => panic!("{e}"),
+    };
+    text.lines()
+        .map(|l| {
+            // "expires 3599sec": keep the field, round the value for comparison.
+            let mut w: Vec<String> = l.split_whitespace().map(str::to_owned).collect();
+            if let Some(i) = w.iter().position(|x| x == "expires") {
+                let secs: u32 = w[i + 1].trim_end_matches("sec").parse().unwrap();
+                assert!((3590..=3600).contains(&secs), "{l}");
+                w[i + 1] = "~3600sec".into();
+            }
+            w.join(" ")
+        })
+        .collect()
+}
+
+#[test]
+fn recovery_installs_exact_routes_reruns_clean_and_prunes() {
+    let Some(ns) = lab() else { return };
+    ns.ip([
+        "-6",
+        "route",
+        "add",
+        "2001:db8:8000:9900::/56",
+        "via",
+        "fe80::99",
+        "dev",
+        "cust0",
+        "table",
+        "100",
+        "proto",
+        "static",
+    ])
+    .unwrap();
+    let s = run(&ns, vec![Some(bindings())], "");
+    assert_eq!(s.exit_code, 0, "{}", s.to_text());
+    assert_eq!(
+        (
+            s.routes.planned,
+            s.routes.added,
+            s.routes.replaced,
+            s.routes.removed
+        ),
+        (3, 3, 0, 0)
+    );
+    assert!(s.routes.rejected.is_empty() && s.routes.failed.is_empty());
+    assert_eq!(s.bindings, 4);
+    assert_eq!(
+        routes(&ns),
+        [
+            "2001:db8:8000:100::/56 via fe80::1 dev cust0 proto dhcp metric 512 expires ~3600sec pref medium",
+            "2001:db8:8000:200::/56 via fe80::2 dev cust0 proto dhcp metric 512 expires ~3600sec pref medium",
+            "2001:db8:8000:300::/56 via fe80::3 dev cust1 proto dhcp metric 512 expires ~3600sec pref medium",
+            "2001:db8:8000:9900::/56 via fe80::99 dev cust0 proto static metric 1024 pref medium",
+        ]
+    );
+    // The same bindings again: nothing changes.
+    let s = run(&ns, vec![Some(bindings())], "");
+    assert_eq!(
+        (
+            s.routes.added,
+            s.routes.replaced,
+            s.routes.removed,
+            s.routes.unchanged
+        ),
+        (0, 0, 0, 3),
+        "{}",
+        s.to_text()
+    );
+    assert_eq!(s.routes.operations, 0);
+    // One binding withdrawn: its route is pruned; the static route stays.
+    let mut fewer = bindings();
+    fewer.remove(1);
+    let s = run(&ns, vec![Some(fewer)], "");
+    assert_eq!(
+        (s.routes.removed, s.routes.unchanged),
+        (1, 2),
+        "{}",
+        s.to_text()
+    );
+    let r = routes(&ns);
+    assert_eq!(r.len(), 3);
+    assert!(!r.iter().any(|l| l.starts_with("2001:db8:8000:200::/56")));
+    assert!(r.iter().any(|l| l.contains("proto static")));
+}
+
+#[test]
+fn a_failing_server_never_takes_routes_away() {
+    let Some(ns) = lab() else { return };
+    let s = run(&ns, vec![Some(bindings())], "");
+    assert_eq!(s.routes.added, 3);
+    // Now the second server is down and the first one lost a binding: no prune.
+    let mut fewer = bindings();
+    fewer.remove(1);
+    let s = run(&ns, vec![Some(fewer), None], "");
+    assert_eq!(s.exit_code, 1, "partial: {}", s.to_text());
+    assert_eq!(s.outcome, "partial");
+    assert!(!s.servers[1].complete);
+    assert_eq!(s.servers[0].status, "complete");
+    assert!(!s.routes.pruned);
+    assert_eq!(s.routes.removed, 0);
+    assert_eq!(routes(&ns).len(), 3, "nothing lost");
+    // Every server down: nothing restored, exit 2.
+    let fresh = lab().unwrap();
+    let s = run(&fresh, vec![None, None], "");
+    assert_eq!((s.exit_code, s.outcome.as_str()), (2, "failed"));
+    assert!(routes(&fresh).is_empty());
+}
+
+#[test]
+fn json_summary_names_everything() {
+    let Some(ns) = lab() else { return };
+    let mut rogue = bindings();
+    rogue.push(pd(
+        "000300010000000000ff",
+        "::/0",
+        1,
+        vec![layer(
+            "2001:db8:0:1::1",
+            "fe80::66",
+            "ge-0/0/0",
+            Some(RELAY),
+        )],
+    ));
+    rogue.push(pd(
+        "000300010000000000fe",
+        "2001:db8:8000:400::/56",
+        1,
+        vec![layer(
+            "2001:db8:0:1::1",
+            "2001:db8:77::1",
+            "ge-0/0/0",
+            Some(RELAY),
+        )],
+    ));
+    // Server 2 says 2001:db8:8000:100::/56 went to another client more recently.
+    let other = vec![pd(
+        "000300010000000000ee",
+        "2001:db8:8000:100::/56",
+        1,
+        vec![layer(
+            "2001:db8:0:1::1",
+            "fe80::ee",
+            "ge-0/0/0",
+            Some(RELAY),
+        )],
+    )];
+    let s = run(&ns, vec![Some(rogue), Some(other)], "");
+    let j = serde_json::to_value(&s).unwrap();
+    assert_eq!(j["outcome"], "complete");
+    assert_eq!(j["exit_code"], 0);
+    assert_eq!(j["relay_duid"], RELAY);
+    assert_eq!(j["servers"].as_array().unwrap().len(), 2);
+    assert_eq!(j["servers"][0]["bindings"], 6);
+    assert_eq!(j["servers"][1]["bindings"], 1);
+    assert_eq!(j["routes"]["added"], 3);
+    let rejected = j["routes"]["rejected"].as_array().unwrap();
+    let reasons: Vec<(&str, &str)> = rejected
+        .iter()
+        .map(|r| (r["prefix"].as_str().unwrap(), r["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("::/0", "default route"),
+            (
+                "2001:db8:8000:400::/56",
+                "next hop 2001:db8:77::1 is neither link-local nor on-link on cust0"
+            ),
+        ]
+    );
+    let c = &j["conflicts"][0];
+    assert_eq!(c["prefix"], "2001:db8:8000:100::/56");
+    assert_eq!(c["winner_client"], "000300010000000000ee");
+    assert_eq!(c["loser_client"], "00030001000000000001");
+    assert!(routes(&ns)
+        .iter()
+        .any(|l| l.starts_with("2001:db8:8000:100::/56 via fe80::ee")));
+    for key in [
+        "first_binding_ms",
+        "first_route_ms",
+        "duration_ms",
+        "bindings",
+        "expired",
+        "dry_run",
+    ] {
+        assert!(j.get(key).is_some(), "{key}");
+    }
+}
+
+#[test]
+fn dry_run_prints_the_diff_and_touches_nothing() {
+    let Some(ns) = lab() else { return };
+    let s = run_with(&ns, vec![Some(bindings())], "", true);
+    assert!(s.dry_run);
+    assert_eq!(s.routes.added, 3);
+    let changes: Vec<(String, String, String, String)> = s
+        .routes
+        .changes
+        .iter()
+        .map(|c| (c.op.clone(), c.prefix.clone(), c.via.clone(), c.dev.clone()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (
+                "add".into(),
+                "2001:db8:8000:100::/56".into(),
+                "fe80::1".into(),
+                "cust0".into()
+            ),
+            (
+                "add".into(),
+                "2001:db8:8000:200::/56".into(),
+                "fe80::2".into(),
+                "cust0".into()
+            ),
+            (
+                "add".into(),
+                "2001:db8:8000:300::/56".into(),
+                "fe80::3".into(),
+                "cust1".into()
+            ),
+        ]
+    );
+    assert!(s
+        .to_text()
+        .contains("would add 2001:db8:8000:300::/56 via fe80::3 dev cust1"));
+    assert!(routes(&ns).is_empty(), "nothing installed");
+}
