@@ -24,6 +24,10 @@
 //!   message is used.
 //! - A DATA without OPTION_CLIENT_DATA is discarded (RFC 5460 s.6.3).
 //! - OPTION_LQ_CLIENT_LINK in a bulk reply is a protocol error (RFC 5460 s.6.3).
+//! - A binding whose relay chain (OPTION_LQ_RELAY_DATA, RFC 5007 s.4.1.2.4)
+//!   has more layers than the configured limit is a protocol error: no relay
+//!   that follows RFC 8415 s.19.1.1 forwards past HOP_COUNT_LIMIT (32), so
+//!   such a chain only comes from a broken or hostile server.
 //! - A DATA or DONE whose transaction-id matches no outstanding query closes
 //!   the connection (RFC 5460 s.6.3).
 //! - A DONE with an error status after a successful REPLY makes the result
@@ -107,6 +111,16 @@ pub enum ProtocolError {
     TooManyBytes {
         /// The limit.
         limit: u64,
+    },
+    /// A binding's relay chain is deeper than we accept: RFC 8415 s.19.1.1
+    /// relays never forward past HOP_COUNT_LIMIT (32, s.7.6), so the server
+    /// is broken or hostile and is cut off.
+    #[error("relay chain of {depth} layers, deeper than the limit of {limit} (RFC 8415 HOP_COUNT_LIMIT)")]
+    RelayChainTooDeep {
+        /// Layers in the chain.
+        depth: usize,
+        /// The limit.
+        limit: usize,
     },
     /// A DATA or DONE whose transaction-id matches no outstanding query (RFC 5460 s.6.3).
     #[error("{msg_type} with transaction-id 0x{xid:06x} that matches no outstanding query (RFC 5460 6.3)")]
@@ -322,6 +336,7 @@ pub struct QueryAssembler {
     stats: QueryStats,
     events: VecDeque<Event>,
     max_bindings: u64,
+    max_relay_depth: usize,
 }
 
 /// What the options of one reply message hold, gathered in one walk.
@@ -374,7 +389,16 @@ impl QueryAssembler {
             },
             events: VecDeque::new(),
             max_bindings: u64::MAX,
+            max_relay_depth: usize::MAX,
         }
+    }
+
+    /// Accept relay chains of at most `max` layers (no limit by default): a
+    /// binding with a deeper chain ends the query with
+    /// [`ProtocolError::RelayChainTooDeep`] (the bindings before it in the
+    /// message are delivered, it and the rest are not).
+    pub fn set_max_relay_depth(&mut self, max: usize) {
+        self.max_relay_depth = max;
     }
 
     /// Accept at most `max` bindings for this query: a message that brings
@@ -456,11 +480,18 @@ impl QueryAssembler {
                                 limit: self.max_bindings,
                             });
                         }
+                        let binding = b.to_binding();
+                        if binding.relay.len() > self.max_relay_depth {
+                            return Err(ProtocolError::RelayChainTooDeep {
+                                depth: binding.relay.len(),
+                                limit: self.max_relay_depth,
+                            });
+                        }
                         self.stats.bindings += 1;
                         self.events.push_back(Event::Binding {
                             xid: self.xid,
                             at: now,
-                            binding: b.to_binding(),
+                            binding,
                         });
                     }
                 }
@@ -642,6 +673,7 @@ pub struct ReplyDemux {
     closed: Option<CloseReason>,
     max_per_query: u64,
     max_total: u64,
+    max_relay_depth: usize,
     delivered: u64,
 }
 
@@ -658,6 +690,7 @@ impl ReplyDemux {
             closed: None,
             max_per_query: u64::MAX,
             max_total: u64::MAX,
+            max_relay_depth: usize::MAX,
             delivered: 0,
         }
     }
@@ -668,6 +701,13 @@ impl ReplyDemux {
     pub fn set_limits(&mut self, per_query: u64, total: u64) {
         self.max_per_query = per_query;
         self.max_total = total;
+    }
+
+    /// Accept relay chains of at most `max` layers (no limit by default);
+    /// a deeper one ends its query with [`ProtocolError::RelayChainTooDeep`]
+    /// and closes the connection (see [`QueryAssembler::set_max_relay_depth`]).
+    pub fn set_max_relay_depth(&mut self, max: usize) {
+        self.max_relay_depth = max;
     }
 
     /// Bindings delivered on this connection so far.
@@ -841,6 +881,7 @@ impl ReplyDemux {
         let before = q.stats().bindings;
         let left = self.max_total.saturating_sub(self.delivered);
         q.set_max_bindings(self.max_per_query.min(before.saturating_add(left)));
+        q.set_max_relay_depth(self.max_relay_depth);
         let res = q.handle_message(msg, now);
         self.delivered += q.stats().bindings - before;
         self.drain(xid);

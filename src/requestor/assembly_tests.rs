@@ -813,3 +813,86 @@ fn read_timer_restarts_when_the_queries_are_sent() {
     d.handle_timeout(t0 + s(12));
     assert_eq!(d.close_reason(), None);
 }
+
+/// CLIENT_DATA for client `n` whose relay chain has `depth` layers.
+fn cd_relayed(n: u8, depth: usize) -> DhcpOption {
+    let mut inner: Option<crate::proto::RelayMessage> = None;
+    for hop in 0..depth {
+        let mut options = vec![DhcpOption::InterfaceId(vec![b'i', hop as u8])];
+        if let Some(m) = inner.take() {
+            options.push(DhcpOption::RelayMsg(Box::new(
+                crate::proto::Message::Relay(m),
+            )));
+        }
+        inner = Some(crate::proto::RelayMessage {
+            msg_type: MessageType::RelayForw,
+            hop_count: hop as u8,
+            link_address: Ipv6Addr::UNSPECIFIED,
+            peer_address: Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, hop as u16 + 1),
+            options,
+        });
+    }
+    let DhcpOption::ClientData(mut o) = cd(n, Some(1)) else {
+        unreachable!()
+    };
+    if let Some(message) = inner {
+        o.push(DhcpOption::LqRelayData {
+            peer_address: message.peer_address,
+            message,
+        });
+    }
+    DhcpOption::ClientData(o)
+}
+
+#[test]
+fn relay_chains_deeper_than_the_limit_cut_the_server_off() {
+    let t0 = Instant::now();
+    let mut d = demux(t0, &[7, 8]);
+    d.set_max_relay_depth(32);
+    // 32 layers (RFC 8415 HOP_COUNT_LIMIT) pass, with every layer kept.
+    d.handle_frame(&reply(7, vec![cd_relayed(0, 32)]), t0);
+    let ev = events(&mut d);
+    match &ev[..] {
+        [Event::Binding { binding, .. }] => assert_eq!(binding.relay.len(), 32),
+        other => panic!("{other:?}"),
+    }
+    // 33 layers: the binding before it in the message is delivered, it is
+    // not, and the connection is closed under the other query too.
+    d.handle_frame(
+        &data(
+            7,
+            vec![cd_relayed(1, 1), cd_relayed(2, 33), cd_relayed(3, 1)],
+        ),
+        t0,
+    );
+    let ev = events(&mut d);
+    assert_eq!(prefixes(&ev, 7), vec![LeaseKind::Prefix(prefix(1))]);
+    let e = ProtocolError::RelayChainTooDeep {
+        depth: 33,
+        limit: 32,
+    };
+    assert_eq!(
+        outcome(&ev, 7),
+        Some(Outcome::Partial(PartialReason::Protocol(e.clone())))
+    );
+    assert_eq!(
+        outcome(&ev, 8),
+        Some(Outcome::Partial(PartialReason::Aborted(e.clone())))
+    );
+    assert_eq!(d.close_reason(), Some(&CloseReason::Protocol(e.clone())));
+    assert_eq!(
+        e.to_string(),
+        "relay chain of 33 layers, deeper than the limit of 32 (RFC 8415 HOP_COUNT_LIMIT)"
+    );
+    // Not retried: the server would only send it again.
+    assert_eq!(
+        crate::requestor::RetryPolicy::default()
+            .classify(&Outcome::Partial(PartialReason::Protocol(e))),
+        crate::requestor::Disposition::Final
+    );
+    // Without a limit (the sans-IO default) the codec's own nesting cap is
+    // the only bound.
+    let mut d = demux(t0, &[9]);
+    d.handle_frame(&reply(9, vec![cd_relayed(0, 40)]), t0);
+    assert_eq!(prefixes(&events(&mut d), 9).len(), 1);
+}

@@ -41,15 +41,20 @@ pub struct Limits {
     pub max_bindings_per_server: u64,
     /// Most octets read from one connection.
     pub max_bytes_per_connection: u64,
+    /// Deepest relay chain accepted in a binding (RFC 8415 s.7.6
+    /// HOP_COUNT_LIMIT is 32); a deeper one cuts the server off.
+    pub max_relay_depth: u8,
 }
 
 impl Default for Limits {
-    /// 4 M bindings per query, 8 M per server, 4 GiB per connection.
+    /// 4 M bindings per query, 8 M per server, 4 GiB per connection, relay
+    /// chains of 32 layers.
     fn default() -> Self {
         Limits {
             max_bindings_per_query: 4_000_000,
             max_bindings_per_server: 8_000_000,
             max_bytes_per_connection: 4 << 30,
+            max_relay_depth: 32,
         }
     }
 }
@@ -267,6 +272,7 @@ pub async fn run_on<T: From<Delivery>>(
     let mut out = BytesMut::new();
     let mut demux = ReplyDemux::new(cfg.requestor.clone(), cfg.data_timeout);
     demux.set_limits(cfg.limits.max_bindings_per_query, attempt.budget);
+    demux.set_max_relay_depth(cfg.limits.max_relay_depth.into());
     let mut bytes_read: u64 = 0;
     let mut pending: VecDeque<PlannedQuery> = queries.into();
     let mut index_of: HashMap<u32, usize> = HashMap::new();

@@ -164,6 +164,7 @@ impl FanoutConfig {
             max_bindings_per_query: config.limits.max_bindings_per_query,
             max_bindings_per_server: config.limits.max_bindings_per_server,
             max_bytes_per_connection: config.limits.max_bytes_per_connection,
+            max_relay_depth: config.limits.max_relay_depth,
         };
         cfg.retry = RetryPolicy {
             attempts: config.retries.saturating_add(1),
@@ -463,6 +464,7 @@ mod tests {
         assert_eq!(cfg.connection.data_timeout, Duration::from_secs(30));
         assert_eq!(cfg.connection.max_in_flight, 4);
         assert_eq!(cfg.connection.limits.max_bindings_per_query, 7);
+        assert_eq!(cfg.connection.limits.max_relay_depth, 32);
         assert_eq!(cfg.retry.attempts, 3);
     }
 

@@ -91,6 +91,7 @@ impl RetryPolicy {
                 e,
                 super::ProtocolError::TooManyBindings { .. }
                     | super::ProtocolError::TooManyBytes { .. }
+                    | super::ProtocolError::RelayChainTooDeep { .. }
             ) =>
             {
                 Disposition::Final
