@@ -1,7 +1,7 @@
 //! The RFC 5460 s.5.1 framing as a tokio-util codec.
 
-use bytes::{Bytes, BytesMut};
-use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+use bytes::{Buf, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
 
 /// Errors of [`FrameCodec`].
 #[derive(Debug, thiserror::Error)]
@@ -9,6 +9,15 @@ pub enum FrameCodecError {
     /// A frame whose message-size is zero (a DHCPv6 message is never empty).
     #[error("zero-length frame")]
     EmptyFrame,
+    /// The stream ended inside a frame (RFC 5460 s.5.1): a cut connection,
+    /// not a short valid answer.
+    #[error("stream ends inside a frame: {needed} octets announced, {available} there")]
+    Truncated {
+        /// Octets the frame needs, length prefix included.
+        needed: usize,
+        /// Octets received of it.
+        available: usize,
+    },
     /// A message too large for the 2-octet length.
     #[error("message of {0} octets does not fit a frame (max 65535)")]
     TooLarge(usize),
@@ -20,28 +29,18 @@ pub enum FrameCodecError {
 /// Splits a TCP byte stream into DHCPv6 messages, and frames outgoing ones:
 /// a 2-octet big-endian message-size, then the message (RFC 5460 s.5.1).
 ///
-/// Built on [`LengthDelimitedCodec`] with a u16 length field; a zero-length
-/// frame is an error.
-#[derive(Debug)]
+/// A zero-length frame is an error ([`FrameCodecError::EmptyFrame`]); so is
+/// a stream that ends inside a frame ([`FrameCodecError::Truncated`]), which
+/// must never look like a clean close.
+#[derive(Debug, Default)]
 pub struct FrameCodec {
-    inner: LengthDelimitedCodec,
-}
-
-impl Default for FrameCodec {
-    fn default() -> Self {
-        Self::new()
-    }
+    _private: (),
 }
 
 impl FrameCodec {
     /// A codec for Bulk Leasequery framing.
     pub fn new() -> Self {
-        FrameCodec {
-            inner: LengthDelimitedCodec::builder()
-                .length_field_type::<u16>()
-                .max_frame_length(u16::MAX as usize)
-                .new_codec(),
-        }
+        FrameCodec { _private: () }
     }
 }
 
@@ -50,9 +49,35 @@ impl Decoder for FrameCodec {
     type Error = FrameCodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, FrameCodecError> {
-        match self.inner.decode(src)? {
-            Some(f) if f.is_empty() => Err(FrameCodecError::EmptyFrame),
-            other => Ok(other),
+        let Some(head) = src.get(..2) else {
+            return Ok(None);
+        };
+        let len = u16::from_be_bytes([head[0], head[1]]) as usize;
+        if len == 0 {
+            src.advance(2);
+            return Err(FrameCodecError::EmptyFrame);
+        }
+        if src.len() < 2 + len {
+            src.reserve(2 + len - src.len());
+            return Ok(None);
+        }
+        src.advance(2);
+        Ok(Some(src.split_to(len)))
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, FrameCodecError> {
+        match self.decode(src)? {
+            Some(f) => Ok(Some(f)),
+            None if src.is_empty() => Ok(None),
+            None => {
+                let needed = match src.get(..2) {
+                    Some(h) => 2 + u16::from_be_bytes([h[0], h[1]]) as usize,
+                    None => 2,
+                };
+                let available = src.len();
+                src.clear();
+                Err(FrameCodecError::Truncated { needed, available })
+            }
         }
     }
 }
@@ -67,8 +92,7 @@ impl Encoder<Bytes> for FrameCodec {
         if item.len() > u16::MAX as usize {
             return Err(FrameCodecError::TooLarge(item.len()));
         }
-        self.inner.encode(item, dst)?;
-        Ok(())
+        self.encode(&item[..], dst)
     }
 }
 
@@ -108,6 +132,19 @@ mod tests {
             }
             assert_eq!(got, vec![vec![15, 0, 1], vec![16]], "split at {split}");
         }
+    }
+
+    #[test]
+    fn a_stream_cut_inside_a_frame_is_an_error() {
+        for cut in [&[0u8][..], &[0, 3], &[0, 3, 15, 0]] {
+            let mut codec = FrameCodec::new();
+            let mut buf = BytesMut::from(cut);
+            assert!(codec.decode(&mut buf).unwrap().is_none());
+            let e = codec.decode_eof(&mut buf).unwrap_err();
+            assert!(matches!(e, FrameCodecError::Truncated { .. }), "{e}");
+        }
+        let mut buf = BytesMut::new();
+        assert!(FrameCodec::new().decode_eof(&mut buf).unwrap().is_none());
     }
 
     #[test]
