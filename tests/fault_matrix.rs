@@ -1,0 +1,727 @@
+//! The fault matrix (issue 8, docs/reliability.md): one test per row, each
+//! running the whole recovery (`pdrestore::agent::recover`, or the real
+//! binary where a process boundary matters) against lab servers inside a
+//! private network namespace with veth client links, and checking the
+//! summary and the kernel's table (`ip -6 route`).
+//!
+//! In every row with a failing server, a healthy server runs alongside and
+//! its routes must all be installed (one bad server never spoils the
+//! others), and a stale `proto dhcp` route must survive (no pruning unless
+//! every server answered completely).
+//!
+//! Needs root (ip netns); skipped with a message otherwise. Never touches
+//! the host's routes: everything runs inside the namespaces it creates, on
+//! their loopback and veth links.
+
+use pdrestore::agent::{recover, RecoverOptions, Summary};
+use pdrestore::config::Config;
+use pdrestore::demo::link_commands;
+use pdrestore::netns::{can_create, NetNs};
+use pdrestore::proto::{
+    Binding, ClientMessage, DhcpOption, Duid, IaPrefix, LeaseKind, MessageType, MessageView,
+    OptionView, RelayLayer, RelayMessage,
+};
+use pdrestore::routes::NetlinkTable;
+use pdrestore::server::{self, BindingStore, Fault, ServerConfig};
+use std::collections::BTreeSet;
+use std::net::{Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const RELAY: &str = "000200000009010203040506";
+const POOL: &str = "2001:db8:8000::/40";
+/// A route no server backs: removed when every server answered completely,
+/// kept otherwise.
+const STALE: &str = "2001:db8:8000:f00::/56";
+
+fn layer(link: &str, peer: &str, ifid: &str, relay_id: Option<&str>) -> RelayLayer {
+    RelayLayer {
+        hop_count: 0,
+        link_address: link.parse().unwrap(),
+        peer_address: peer.parse().unwrap(),
+        interface_id: Some(ifid.as_bytes().to_vec()),
+        remote_id: None,
+        relay_id: relay_id.map(|r| r.parse().unwrap()),
+    }
+}
+
+fn pd(client: &str, prefix: &str, clt: u32, relay: Vec<RelayLayer>) -> Binding {
+    Binding {
+        client_duid: client.parse().unwrap(),
+        lease: LeaseKind::Prefix(prefix.parse().unwrap()),
+        preferred_lifetime: 1800,
+        valid_lifetime: 3600,
+        clt_time: clt,
+        relay,
+    }
+}
+
+fn on(link: u8, peer: &str) -> Vec<RelayLayer> {
+    vec![layer(
+        &format!("2001:db8:0:{}::1", link + 1),
+        peer,
+        &format!("ge-0/0/{link}"),
+        Some(RELAY),
+    )]
+}
+
+/// The healthy server's bindings: three prefixes and one address.
+fn good() -> Vec<Binding> {
+    let mut na = pd(
+        "0003000100000000000a",
+        "2001:db8:8000::/56",
+        5,
+        on(1, "fe80::a"),
+    );
+    na.lease = LeaseKind::Address("2001:db8:0:2::55".parse().unwrap());
+    vec![
+        pd(
+            "00030001000000000001",
+            "2001:db8:8000:100::/56",
+            5,
+            on(0, "fe80::1"),
+        ),
+        pd(
+            "00030001000000000002",
+            "2001:db8:8000:200::/56",
+            9,
+            on(0, "fe80::2"),
+        ),
+        pd(
+            "00030001000000000003",
+            "2001:db8:8000:300::/56",
+            3,
+            on(1, "fe80::3"),
+        ),
+        na,
+    ]
+}
+
+const GOOD: [&str; 3] = [
+    "2001:db8:8000:100::/56",
+    "2001:db8:8000:200::/56",
+    "2001:db8:8000:300::/56",
+];
+
+/// The faulty server's own bindings: three other prefixes, one per message.
+fn other() -> Vec<Binding> {
+    vec![
+        pd(
+            "000300010000000000a1",
+            "2001:db8:8000:a00::/56",
+            4,
+            on(0, "fe80::a1"),
+        ),
+        pd(
+            "000300010000000000a2",
+            "2001:db8:8000:b00::/56",
+            4,
+            on(1, "fe80::a2"),
+        ),
+        pd(
+            "000300010000000000a3",
+            "2001:db8:8000:c00::/56",
+            4,
+            on(0, "fe80::a3"),
+        ),
+    ]
+}
+
+const OTHER: [&str; 3] = [
+    "2001:db8:8000:a00::/56",
+    "2001:db8:8000:b00::/56",
+    "2001:db8:8000:c00::/56",
+];
+
+/// One server of a row.
+enum Srv {
+    /// A lab server with these bindings and faults.
+    Lab(Vec<Binding>, &'static [&'static str]),
+    /// Nothing listens on the port.
+    Closed,
+    /// Answers every query with a REPLY, then LEASEQUERY-DATA forever.
+    Endless,
+}
+
+/// A namespace with the client links cust0, cust1 (and more when asked),
+/// and the stale route.
+fn lab(links: u32) -> Option<NetNs> {
+    if !can_create() {
+        eprintln!("skipped: network namespaces need root");
+        return None;
+    }
+    let ns = NetNs::create("pdr-fault").unwrap();
+    for c in link_commands(links) {
+        ns.ip(&c).unwrap();
+    }
+    ns.ip([
+        "-6", "route", "add", STALE, "via", "fe80::f", "dev", "cust0", "table", "100", "proto",
+        "dhcp",
+    ])
+    .unwrap();
+    Some(ns)
+}
+
+fn config_text(servers: &[SocketAddr], top: &str, pools: &[&str], tail: &str) -> String {
+    let timeout = if top.contains("data_timeout") {
+        ""
+    } else {
+        "data_timeout = \"2s\"\n"
+    };
+    let mut t = format!(
+        "relay_duid = \"{RELAY}\"\nstate_directory = \"/nonexistent\"\n{timeout}retries = 1\nretry_initial_delay = \"50ms\"\n{top}\n"
+    );
+    for s in servers {
+        t.push_str(&format!(
+            "[[server]]\naddress = \"{}\"\nport = {}\n",
+            s.ip(),
+            s.port()
+        ));
+    }
+    let pools: Vec<String> = pools.iter().map(|p| format!("{p:?}")).collect();
+    t.push_str(&format!(
+        "[routes]\ntable = 100\nmetric = 512\nallowed_prefixes = [{}]\n[routes.interfaces]\n\"ge-0/0/0\" = \"cust0\"\n\"ge-0/0/1\" = \"cust1\"\n\"ge-0/0/2\" = \"cust2\"\n{tail}\n",
+        pools.join(", ")
+    ));
+    t
+}
+
+/// Serve `servers` on the namespace's loopback and recover into it.
+fn run(ns: &NetNs, servers: Vec<Srv>, top: &'static str, tail: &'static str) -> Summary {
+    run_pools(ns, servers, top, &[POOL], tail)
+}
+
+fn run_pools(
+    ns: &NetNs,
+    servers: Vec<Srv>,
+    top: &'static str,
+    pools: &[&str],
+    tail: &'static str,
+) -> Summary {
+    let pools: Vec<String> = pools.iter().map(|p| p.to_string()).collect();
+    ns.run(move || async move {
+        let mut handles = Vec::new();
+        let mut addrs = Vec::new();
+        for (n, srv) in servers.into_iter().enumerate() {
+            let l = TcpListener::bind("[::1]:0").await.unwrap();
+            addrs.push(l.local_addr().unwrap());
+            match srv {
+                Srv::Lab(b, faults) => {
+                    let store =
+                        BindingStore::from_bindings(&b, server::store::unix_now(), &[]).unwrap();
+                    let cfg = ServerConfig {
+                        server_duid: Duid::new_en(32473, format!("lab-{n}").as_bytes()),
+                        faults: faults.iter().map(|f| f.parse::<Fault>().unwrap()).collect(),
+                        ..ServerConfig::default()
+                    };
+                    handles.push(server::spawn(l, Arc::new(store), cfg).unwrap());
+                }
+                Srv::Closed => drop(l),
+                Srv::Endless => {
+                    tokio::spawn(endless(l));
+                }
+            }
+        }
+        let pools: Vec<&str> = pools.iter().map(String::as_str).collect();
+        let text = config_text(&addrs, top, &pools, tail);
+        let cfg = Config::parse(&text, std::path::Path::new("fault.toml")).unwrap();
+        let mut table = NetlinkTable::open().unwrap();
+        let ifs = table.interfaces().unwrap();
+        let relay: Duid = RELAY.parse().unwrap();
+        let (summary, _) = recover(
+            &cfg,
+            &relay,
+            table,
+            ifs,
+            &RecoverOptions::default(),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+        for h in handles {
+            h.shutdown().await.unwrap();
+        }
+        summary
+    })
+    .unwrap()
+}
+
+/// A rogue server: REPLY with one CLIENT_DATA, then DATA messages without
+/// end, until the requestor goes away.
+async fn endless(l: TcpListener) {
+    while let Ok((mut s, _)) = l.accept().await {
+        tokio::spawn(async move {
+            let mut len = [0u8; 2];
+            if s.read_exact(&mut len).await.is_err() {
+                return;
+            }
+            let mut q = vec![0u8; u16::from_be_bytes(len) as usize];
+            if s.read_exact(&mut q).await.is_err() {
+                return;
+            }
+            let v = MessageView::parse_validated(&q).unwrap();
+            let xid = v.transaction_id();
+            let us = v
+                .options()
+                .valid()
+                .find_map(|o| match o {
+                    OptionView::ClientId(d) => Some(Duid::from_bytes(d)),
+                    _ => None,
+                })
+                .unwrap();
+            let cd = |n: u32| {
+                let relay = RelayMessage {
+                    msg_type: MessageType::RelayForw,
+                    hop_count: 0,
+                    link_address: "2001:db8:0:1::1".parse().unwrap(),
+                    peer_address: "fe80::e".parse().unwrap(),
+                    options: vec![
+                        DhcpOption::InterfaceId(b"ge-0/0/0".to_vec()),
+                        DhcpOption::RelayId(RELAY.parse().unwrap()),
+                    ],
+                };
+                DhcpOption::ClientData(vec![
+                    DhcpOption::ClientId(Duid::from_bytes(vec![0, 3, 0, 1, 0xee, n as u8])),
+                    DhcpOption::IaPrefix(IaPrefix {
+                        preferred_lifetime: 1800,
+                        valid_lifetime: 3600,
+                        prefix: format!("2001:db8:8000:e{:02x}::/56", n % 4)
+                            .parse()
+                            .unwrap(),
+                        options: vec![],
+                    }),
+                    DhcpOption::CltTime(1),
+                    DhcpOption::LqRelayData {
+                        peer_address: relay.peer_address,
+                        message: relay,
+                    },
+                ])
+            };
+            let frame = |t: MessageType, options: Vec<DhcpOption>, out: &mut Vec<u8>| {
+                let m = ClientMessage {
+                    msg_type: t,
+                    transaction_id: xid,
+                    options,
+                }
+                .to_bytes();
+                out.extend_from_slice(&(m.len() as u16).to_be_bytes());
+                out.extend_from_slice(&m);
+            };
+            let mut out = Vec::new();
+            frame(
+                MessageType::LeasequeryReply,
+                vec![
+                    DhcpOption::ClientId(us),
+                    DhcpOption::ServerId(Duid::new_en(32473, b"endless")),
+                    cd(0),
+                ],
+                &mut out,
+            );
+            let mut n = 1;
+            loop {
+                for _ in 0..64 {
+                    frame(MessageType::LeasequeryData, vec![cd(n)], &mut out);
+                    n += 1;
+                }
+                if s.write_all(&out).await.is_err() {
+                    return;
+                }
+                out.clear();
+            }
+        });
+    }
+}
+
+/// The table's routes, `expires NNNsec` normalised to `expires ~`.
+fn routes(ns: &NetNs) -> Vec<String> {
+    let text = match ns.ip(["-6", "route", "show", "table", "100"]) {
+        Ok(t) => t,
+        Err(e) if e.to_string().contains("FIB table does not exist") => String::new(),
+        Err(e) => panic!("{e}"),
+    };
+    text.lines()
+        .map(|l| {
+            let mut w: Vec<String> = l.split_whitespace().map(str::to_owned).collect();
+            if let Some(i) = w.iter().position(|x| x == "expires") {
+                w[i + 1] = "~".into();
+            }
+            w.join(" ")
+        })
+        .collect()
+}
+
+/// The destinations of our (`proto dhcp`) routes; panics on a duplicate.
+fn ours(ns: &NetNs) -> BTreeSet<String> {
+    let mut set = BTreeSet::new();
+    for l in routes(ns) {
+        if l.contains(" proto dhcp ") {
+            let p = l.split_whitespace().next().unwrap().to_string();
+            assert!(set.insert(p), "duplicate route: {l}");
+        }
+    }
+    set
+}
+
+fn set<'a>(groups: &[&[&'a str]]) -> BTreeSet<String> {
+    groups
+        .iter()
+        .flat_map(|g| g.iter().map(|s| s.to_string()))
+        .collect()
+}
+
+/// A run where server 0 failed and server 1 (healthy) did not: partial,
+/// exit 1, no prune, the healthy server's routes all there, the stale one kept.
+fn assert_partial_others_kept(s: &Summary) {
+    assert_eq!(
+        (s.outcome.as_str(), s.exit_code),
+        ("partial", 1),
+        "{}",
+        s.to_text()
+    );
+    assert!(!s.servers[0].complete);
+    assert_eq!(s.servers[1].status, "complete", "{}", s.to_text());
+    assert_eq!(s.servers[1].bindings, 4);
+    assert!(!s.routes.pruned, "no prune while a server failed");
+    assert_eq!(s.routes.removed, 0);
+    assert!(s.routes.failed.is_empty(), "{:?}", s.routes.failed);
+}
+
+/// Row: connection refused. Retried, then reported; the other server's
+/// routes are installed and nothing is pruned.
+#[test]
+fn connection_refused() {
+    let Some(ns) = lab(2) else { return };
+    let s = run(&ns, vec![Srv::Closed, Srv::Lab(good(), &[])], "", "");
+    assert_partial_others_kept(&s);
+    assert_eq!(s.servers[0].status, "transport failure: connection refused");
+    assert_eq!(s.servers[0].connections, 2, "first try and one retry");
+    assert_eq!(s.servers[0].bindings, 0);
+    assert_eq!(ours(&ns), set(&[&GOOD, &[STALE]]));
+}
+
+/// Row: accept then silence. BULK_LQ_DATA_TIMEOUT (RFC 5460 s.5.6, s.6.3)
+/// ends the wait; retried once; reported.
+#[test]
+fn accept_then_silence_is_a_data_timeout() {
+    let Some(ns) = lab(2) else { return };
+    let t0 = Instant::now();
+    let s = run(
+        &ns,
+        vec![Srv::Lab(other(), &["stall-after=0"]), Srv::Lab(good(), &[])],
+        "data_timeout = \"1s\"",
+        "",
+    );
+    assert_partial_others_kept(&s);
+    assert_eq!(s.servers[0].status, "partial: data timeout");
+    assert_eq!(s.servers[0].queries[0].attempts, 2);
+    assert_eq!(s.servers[0].bindings, 0);
+    assert!(t0.elapsed() >= Duration::from_secs(2), "two data timeouts");
+    assert!(t0.elapsed() < Duration::from_secs(10), "bounded");
+    assert_eq!(ours(&ns), set(&[&GOOD, &[STALE]]));
+}
+
+/// Row: close mid-stream. The partial answer is retried; when the retry
+/// completes, the server counts as complete (and pruning may run); when
+/// every try is cut, what arrived is installed but marked partial, the
+/// server is reported, and nothing is pruned.
+#[test]
+fn close_mid_stream_is_kept_apart_retried_and_reported() {
+    let Some(ns) = lab(2) else { return };
+    // Cut once: the retry completes.
+    let s = run(
+        &ns,
+        vec![
+            Srv::Lab(other(), &["close-after=2,conn=0"]),
+            Srv::Lab(good(), &[]),
+        ],
+        "",
+        "",
+    );
+    assert_eq!(
+        (s.outcome.as_str(), s.exit_code),
+        ("complete", 0),
+        "{}",
+        s.to_text()
+    );
+    assert_eq!(s.servers[0].status, "complete");
+    assert_eq!(s.servers[0].queries[0].attempts, 2);
+    assert_eq!(s.servers[0].connections, 2);
+    assert_eq!(
+        s.servers[0].bindings,
+        2 + 3,
+        "the cut try's two, then all three"
+    );
+    assert!(s.routes.pruned);
+    assert_eq!(s.routes.removed, 1, "the stale route");
+    assert_eq!(ours(&ns), set(&[&GOOD, &OTHER]));
+
+    // Cut every time: partial, reported, used, no prune.
+    let Some(ns) = lab(2) else { return };
+    let s = run(
+        &ns,
+        vec![Srv::Lab(other(), &["close-after=2"]), Srv::Lab(good(), &[])],
+        "",
+        "",
+    );
+    assert_partial_others_kept(&s);
+    assert_eq!(
+        s.servers[0].status,
+        "partial: connection closed by the server"
+    );
+    assert_eq!(s.servers[0].queries[0].attempts, 2);
+    assert_eq!(s.servers[0].bindings, 4, "two per try");
+    let got = ours(&ns);
+    assert_eq!(got.len(), 3 + 2 + 1, "{got:?}");
+    assert!(got.contains(STALE));
+    assert_eq!(
+        got.intersection(&set(&[&OTHER])).count(),
+        2,
+        "what the cut stream delivered is installed"
+    );
+}
+
+/// Row: LEASEQUERY-DONE with an error status after data (RFC 5460 s.5.2.2):
+/// partial. UnspecFail is retried; NotAllowed is final.
+#[test]
+fn done_with_an_error_status() {
+    let Some(ns) = lab(2) else { return };
+    let s = run(
+        &ns,
+        vec![
+            Srv::Lab(other(), &["done-error=2:1"]),
+            Srv::Lab(good(), &[]),
+        ],
+        "",
+        "",
+    );
+    assert_partial_others_kept(&s);
+    assert!(
+        s.servers[0]
+            .status
+            .starts_with("partial: DONE with status UnspecFail"),
+        "{}",
+        s.servers[0].status
+    );
+    assert_eq!(s.servers[0].queries[0].attempts, 2, "UnspecFail is retried");
+    assert_eq!(ours(&ns).len(), 3 + 2 + 1);
+
+    let Some(ns) = lab(2) else { return };
+    let s = run(
+        &ns,
+        vec![
+            Srv::Lab(other(), &["done-error=2:10"]),
+            Srv::Lab(good(), &[]),
+        ],
+        "",
+        "",
+    );
+    assert_partial_others_kept(&s);
+    assert!(
+        s.servers[0]
+            .status
+            .starts_with("partial: DONE with status NotAllowed"),
+        "{}",
+        s.servers[0].status
+    );
+    assert_eq!(s.servers[0].queries[0].attempts, 1, "NotAllowed is final");
+}
+
+/// Row: QueryTerminated (RFC 5460 s.5.5), then success on the retry, which
+/// waits the terminated delay first.
+#[test]
+fn query_terminated_then_success_on_retry() {
+    let Some(ns) = lab(2) else { return };
+    let s = run(
+        &ns,
+        vec![
+            Srv::Lab(other(), &["terminate-at=2,conn=0"]),
+            Srv::Lab(good(), &[]),
+        ],
+        "",
+        "",
+    );
+    assert_eq!(
+        (s.outcome.as_str(), s.exit_code),
+        ("complete", 0),
+        "{}",
+        s.to_text()
+    );
+    assert_eq!(s.servers[0].status, "complete");
+    assert_eq!(s.servers[0].queries[0].attempts, 2);
+    assert!(
+        s.servers[0].duration_ms >= 5000,
+        "waited after QueryTerminated: {} ms",
+        s.servers[0].duration_ms
+    );
+    assert!(s.routes.pruned);
+    assert_eq!(ours(&ns), set(&[&GOOD, &OTHER]));
+}
+
+/// Row: a frame that does not decode. A protocol error closes the
+/// connection (the stream can no longer be trusted); retried; reported.
+#[test]
+fn malformed_frame() {
+    let Some(ns) = lab(2) else { return };
+    let s = run(
+        &ns,
+        vec![
+            Srv::Lab(other(), &["malformed-at=2"]),
+            Srv::Lab(good(), &[]),
+        ],
+        "",
+        "",
+    );
+    assert_partial_others_kept(&s);
+    assert!(
+        s.servers[0]
+            .status
+            .starts_with("partial: protocol error: malformed message"),
+        "{}",
+        s.servers[0].status
+    );
+    assert_eq!(s.servers[0].queries[0].attempts, 2);
+    assert_eq!(
+        s.servers[0].bindings, 4,
+        "the two before the bad frame, twice"
+    );
+    assert_eq!(ours(&ns).len(), 3 + 2 + 1);
+}
+
+/// Row: LEASEQUERY-DONE with a transaction-id no query has: the connection
+/// is closed, as RFC 5460 s.6.3 requires.
+#[test]
+fn done_with_an_unknown_xid_closes_the_connection() {
+    let Some(ns) = lab(2) else { return };
+    let s = run(
+        &ns,
+        vec![
+            Srv::Lab(other(), &["wrong-xid-done"]),
+            Srv::Lab(good(), &[]),
+        ],
+        "",
+        "",
+    );
+    assert_partial_others_kept(&s);
+    let st = &s.servers[0].status;
+    assert!(
+        st.starts_with("partial: connection aborted: LEASEQUERY-DONE(16) with transaction-id")
+            && st.ends_with("matches no outstanding query (RFC 5460 6.3)"),
+        "{st}"
+    );
+    assert_eq!(s.servers[0].queries[0].attempts, 2);
+    assert_eq!(ours(&ns), set(&[&GOOD, &OTHER, &[STALE]]));
+}
+
+/// Row: LEASEQUERY-DATA without OPTION_CLIENT_DATA is discarded (RFC 5460
+/// s.6.3); the rest of the stream counts and the answer is complete.
+#[test]
+fn data_without_client_data_is_discarded() {
+    let Some(ns) = lab(2) else { return };
+    let s = run(
+        &ns,
+        vec![
+            Srv::Lab(other(), &["empty-data-at=2"]),
+            Srv::Lab(good(), &[]),
+        ],
+        "",
+        "",
+    );
+    assert_eq!(
+        (s.outcome.as_str(), s.exit_code),
+        ("complete", 0),
+        "{}",
+        s.to_text()
+    );
+    assert_eq!(s.servers[0].status, "complete");
+    assert_eq!(s.servers[0].bindings, 3);
+    assert_eq!(s.servers[0].queries[0].attempts, 1);
+    assert_eq!(ours(&ns), set(&[&GOOD, &OTHER]));
+}
+
+/// Row: OPTION_LQ_CLIENT_LINK in a bulk reply (RFC 5460 s.6.3: MUST NOT):
+/// a protocol error; nothing of that reply is used.
+#[test]
+fn lq_client_link_is_a_protocol_error() {
+    let Some(ns) = lab(2) else { return };
+    let s = run(
+        &ns,
+        vec![Srv::Lab(other(), &["client-link"]), Srv::Lab(good(), &[])],
+        "",
+        "",
+    );
+    assert_partial_others_kept(&s);
+    assert_eq!(
+        s.servers[0].status,
+        "partial: protocol error: OPTION_LQ_CLIENT_LINK in a bulk reply (RFC 5460 6.3)"
+    );
+    assert_eq!(s.servers[0].bindings, 0);
+    assert_eq!(ours(&ns), set(&[&GOOD, &[STALE]]));
+}
+
+/// Row: every binding sent twice. One route each, no conflict, no duplicate.
+#[test]
+fn duplicate_bindings_give_one_route_each() {
+    let Some(ns) = lab(2) else { return };
+    let s = run(&ns, vec![Srv::Lab(good(), &["duplicate-bindings"])], "", "");
+    assert_eq!(
+        (s.outcome.as_str(), s.exit_code),
+        ("complete", 0),
+        "{}",
+        s.to_text()
+    );
+    assert_eq!(s.bindings, 8, "4 bindings, each twice");
+    assert_eq!(s.routes.planned, 3);
+    assert_eq!(s.routes.added, 3);
+    assert!(s.conflicts.is_empty());
+    assert_eq!(
+        ours(&ns),
+        set(&[&GOOD]),
+        "the stale one pruned, no duplicate"
+    );
+}
+
+/// Row: two servers disagreeing about a prefix. The most recent client
+/// transaction wins (RFC 5007 s.4.3.4), whatever the server order; the
+/// conflict is reported.
+#[test]
+fn two_servers_disagreeing() {
+    let old = || {
+        vec![pd(
+            "000300010000000000b1",
+            "2001:db8:8000:100::/56",
+            500,
+            on(0, "fe80::b1"),
+        )]
+    };
+    let new = || {
+        vec![pd(
+            "000300010000000000b2",
+            "2001:db8:8000:100::/56",
+            5,
+            on(1, "fe80::b2"),
+        )]
+    };
+    for order in [0, 1] {
+        let Some(ns) = lab(2) else { return };
+        let servers = if order == 0 {
+            vec![Srv::Lab(old(), &[]), Srv::Lab(new(), &[])]
+        } else {
+            vec![Srv::Lab(new(), &[]), Srv::Lab(old(), &[])]
+        };
+        let s = run(&ns, servers, "", "");
+        assert_eq!(s.exit_code, 0, "{}", s.to_text());
+        assert_eq!(s.conflicts.len(), 1);
+        let c = &s.conflicts[0];
+        assert_eq!(c.prefix, "2001:db8:8000:100::/56");
+        assert_eq!(c.winner_client, "000300010000000000b2");
+        assert_eq!(c.loser_client, "000300010000000000b1");
+        let r = routes(&ns);
+        assert_eq!(
+            r,
+            ["2001:db8:8000:100::/56 via fe80::b2 dev cust1 proto dhcp metric 512 expires ~ pref medium"],
+            "order {order}"
+        );
+    }
+}
