@@ -143,6 +143,9 @@ enum Srv {
     Closed,
     /// Answers every query with a REPLY, then LEASEQUERY-DATA forever.
     Endless,
+    /// Answers every query with a REPLY whose one binding has a relay chain
+    /// of this many layers (more than the lab server will encode), then DONE.
+    Deep(usize),
 }
 
 /// A namespace with the client links cust0, cust1 (and more when asked),
@@ -220,7 +223,10 @@ fn run_pools(
                 }
                 Srv::Closed => drop(l),
                 Srv::Endless => {
-                    tokio::spawn(endless(l));
+                    tokio::spawn(rogue(l, None));
+                }
+                Srv::Deep(depth) => {
+                    tokio::spawn(rogue(l, Some(depth)));
                 }
             }
         }
@@ -248,9 +254,38 @@ fn run_pools(
     .unwrap()
 }
 
-/// A rogue server: REPLY with one CLIENT_DATA, then DATA messages without
-/// end, until the requestor goes away.
-async fn endless(l: TcpListener) {
+/// A relay chain of `depth` layers, outermost first, ending in our relay
+/// (RELAY_ID, interface-id ge-0/0/0) next to the client fe80::d.
+fn deep_chain(depth: usize) -> RelayMessage {
+    let mut m = RelayMessage {
+        msg_type: MessageType::RelayForw,
+        hop_count: 0,
+        link_address: "2001:db8:0:1::1".parse().unwrap(),
+        peer_address: "fe80::d".parse().unwrap(),
+        options: vec![
+            DhcpOption::InterfaceId(b"ge-0/0/0".to_vec()),
+            DhcpOption::RelayId(RELAY.parse().unwrap()),
+        ],
+    };
+    for hop in 1..depth {
+        m = RelayMessage {
+            msg_type: MessageType::RelayForw,
+            hop_count: hop as u8,
+            link_address: Ipv6Addr::UNSPECIFIED,
+            peer_address: format!("2001:db8:ffff::{hop:x}").parse().unwrap(),
+            options: vec![
+                DhcpOption::InterfaceId(b"uplink".to_vec()),
+                DhcpOption::RelayMsg(Box::new(pdrestore::proto::Message::Relay(m))),
+            ],
+        };
+    }
+    m
+}
+
+/// A rogue server. With `deep` None: REPLY with one CLIENT_DATA, then DATA
+/// messages without end, until the requestor goes away. With `Some(depth)`:
+/// REPLY with one binding whose relay chain has `depth` layers, then DONE.
+async fn rogue(l: TcpListener, deep: Option<usize>) {
     while let Ok((mut s, _)) = l.accept().await {
         tokio::spawn(async move {
             let mut len = [0u8; 2];
@@ -272,7 +307,7 @@ async fn endless(l: TcpListener) {
                 })
                 .unwrap();
             let cd = |n: u32| {
-                let relay = RelayMessage {
+                let relay = deep.map(deep_chain).unwrap_or_else(|| RelayMessage {
                     msg_type: MessageType::RelayForw,
                     hop_count: 0,
                     link_address: "2001:db8:0:1::1".parse().unwrap(),
@@ -281,15 +316,13 @@ async fn endless(l: TcpListener) {
                         DhcpOption::InterfaceId(b"ge-0/0/0".to_vec()),
                         DhcpOption::RelayId(RELAY.parse().unwrap()),
                     ],
-                };
+                });
                 DhcpOption::ClientData(vec![
                     DhcpOption::ClientId(Duid::from_bytes(vec![0, 3, 0, 1, 0xee, n as u8])),
                     DhcpOption::IaPrefix(IaPrefix {
                         preferred_lifetime: 1800,
                         valid_lifetime: 3600,
-                        prefix: format!("2001:db8:8000:e{:02x}::/56", n % 4)
-                            .parse()
-                            .unwrap(),
+                        prefix: format!("2001:db8:8000:e{}00::/56", n % 4).parse().unwrap(),
                         options: vec![],
                     }),
                     DhcpOption::CltTime(1),
@@ -319,6 +352,12 @@ async fn endless(l: TcpListener) {
                 ],
                 &mut out,
             );
+            if deep.is_some() {
+                frame(MessageType::LeasequeryDone, vec![], &mut out);
+                let _ = s.write_all(&out).await;
+                let _ = s.read(&mut [0u8; 1]).await;
+                return;
+            }
             let mut n = 1;
             loop {
                 for _ in 0..64 {
@@ -724,4 +763,234 @@ fn two_servers_disagreeing() {
             "order {order}"
         );
     }
+}
+
+/// Row: a rogue server offering ::/0, a /16, a prefix outside the pools, one
+/// covering the router's own link prefixes, one through a non-link-local
+/// next hop. Every one is refused with
+/// its reason, nothing is installed from it, and the healthy server's
+/// routes are.
+#[test]
+fn rogue_server_offers_are_refused_with_reasons() {
+    let Some(ns) = lab(2) else { return };
+    let rogue = vec![
+        pd("000300010000000000c1", "::/0", 1, on(0, "fe80::c1")),
+        pd("000300010000000000c2", "2001::/16", 1, on(0, "fe80::c2")),
+        pd(
+            "000300010000000000c3",
+            "2001:db8:9000::/48",
+            1,
+            on(0, "fe80::c3"),
+        ),
+        pd(
+            "000300010000000000c4",
+            "2001:db8::/48",
+            1,
+            on(0, "fe80::c4"),
+        ),
+        pd(
+            "000300010000000000c5",
+            "2001:db8:8000:400::/56",
+            1,
+            on(0, "2001:db8:77::1"),
+        ),
+    ];
+    // The second pool holds the router's own link prefixes, so that only
+    // the covering check stands between them and a route.
+    let s = run_pools(
+        &ns,
+        vec![Srv::Lab(rogue, &[]), Srv::Lab(good(), &[])],
+        "",
+        &[POOL, "2001:db8::/48"],
+        "",
+    );
+    assert_eq!(s.exit_code, 0, "{}", s.to_text());
+    let rogue_addr = s.servers[0].server.clone();
+    let mut reasons: Vec<(String, String)> = s
+        .routes
+        .rejected
+        .iter()
+        .map(|r| {
+            assert_eq!(r.server, rogue_addr);
+            (r.prefix.clone(), r.reason.clone())
+        })
+        .collect();
+    reasons.sort();
+    let covers = &reasons
+        .iter()
+        .find(|(p, _)| p == "2001:db8::/48")
+        .expect("the covering prefix is refused")
+        .1;
+    assert!(
+        covers.starts_with("covers 2001:db8:0:")
+            && covers.contains("a prefix of local interface cust"),
+        "{covers}"
+    );
+    let expect: Vec<(&str, &str)> = vec![
+        (
+            "2001::/16",
+            "prefix length 16 is shorter than the minimum 48",
+        ),
+        (
+            "2001:db8:8000:400::/56",
+            "next hop 2001:db8:77::1 is neither link-local nor on-link on cust0",
+        ),
+        ("2001:db8:9000::/48", "outside the allowed prefixes"),
+        ("2001:db8::/48", covers),
+        ("::/0", "default route"),
+    ];
+    let got: Vec<(&str, &str)> = reasons
+        .iter()
+        .map(|(p, r)| (p.as_str(), r.as_str()))
+        .collect();
+    assert_eq!(got, expect);
+    assert_eq!(s.routes.planned, 3);
+    assert_eq!(ours(&ns), set(&[&GOOD]), "nothing from the rogue server");
+    assert!(s
+        .to_text()
+        .contains("rejected ::/0 (client 000300010000000000c1"));
+}
+
+/// Row: a server that streams forever is cut off by the configured limits
+/// (bindings per query, octets per connection) with a clear error and is
+/// not retried; what it sent up to the limit is used, nothing is pruned,
+/// and the healthy server's routes are installed.
+#[test]
+fn endless_stream_is_cut_off_by_the_limits() {
+    let endless: [&str; 4] = [
+        "2001:db8:8000:e000::/56",
+        "2001:db8:8000:e100::/56",
+        "2001:db8:8000:e200::/56",
+        "2001:db8:8000:e300::/56",
+    ];
+    let Some(ns) = lab(2) else { return };
+    let t0 = Instant::now();
+    let s = run(
+        &ns,
+        vec![Srv::Endless, Srv::Lab(good(), &[])],
+        "",
+        "[limits]\nmax_bindings_per_query = 500",
+    );
+    assert_partial_others_kept(&s);
+    assert_eq!(
+        s.servers[0].status,
+        "partial: protocol error: more than 500 bindings (limit)"
+    );
+    assert_eq!(s.servers[0].bindings, 500, "exactly the limit");
+    assert_eq!(s.servers[0].connections, 1, "not retried");
+    assert_eq!(ours(&ns), set(&[&GOOD, &endless, &[STALE]]));
+
+    let Some(ns) = lab(2) else { return };
+    let s = run(
+        &ns,
+        vec![Srv::Endless, Srv::Lab(good(), &[])],
+        "",
+        "[limits]\nmax_bytes_per_connection = 100000",
+    );
+    assert_partial_others_kept(&s);
+    assert_eq!(
+        s.servers[0].status,
+        "partial: connection aborted: more than 100000 octets on one connection (limit)"
+    );
+    assert_eq!(s.servers[0].connections, 1, "not retried");
+    assert!(s.servers[0].bindings > 0 && s.servers[0].bindings < 1000);
+    assert!(t0.elapsed() < Duration::from_secs(20), "bounded");
+}
+
+/// A relay chain of `depth` layers: relays outside ours, then ours
+/// (RELAY_ID, interface-id ge-0/0/0) next to the client fe80::d.
+fn deep(prefix: &str, depth: usize) -> Binding {
+    let mut layers: Vec<RelayLayer> = (0..depth - 1)
+        .map(|i| RelayLayer {
+            hop_count: (depth - 1 - i) as u8,
+            ..layer("::", &format!("2001:db8:ffff::{:x}", i + 1), "uplink", None)
+        })
+        .collect();
+    layers.push(layer("2001:db8:0:1::1", "fe80::d", "ge-0/0/0", Some(RELAY)));
+    pd("000300010000000000dd", prefix, 1, layers)
+}
+
+/// Row: enormous relay chains. A binding whose chain is deeper than
+/// `max_relay_depth` (default 32, RFC 8415 HOP_COUNT_LIMIT) cuts its server
+/// off with a clear error, not retried; 32 layers are fine.
+#[test]
+fn relay_chain_deeper_than_the_hop_limit_cuts_the_server_off() {
+    let Some(ns) = lab(2) else { return };
+    let s = run(&ns, vec![Srv::Deep(40), Srv::Lab(good(), &[])], "", "");
+    assert_partial_others_kept(&s);
+    assert_eq!(
+        s.servers[0].status,
+        "partial: protocol error: relay chain of 40 layers, deeper than the limit of 32 (RFC 8415 HOP_COUNT_LIMIT)"
+    );
+    assert_eq!(s.servers[0].connections, 1, "not retried");
+    assert_eq!(s.servers[0].bindings, 0);
+    assert_eq!(ours(&ns), set(&[&GOOD, &[STALE]]));
+
+    // 32 layers (as many as the lab server encodes): accepted, routed
+    // through our (innermost) layer.
+    let Some(ns) = lab(2) else { return };
+    let s = run(
+        &ns,
+        vec![
+            Srv::Lab(vec![deep("2001:db8:8000:d00::/56", 32)], &[]),
+            Srv::Lab(good(), &[]),
+        ],
+        "",
+        "",
+    );
+    assert_eq!(s.exit_code, 0, "{}", s.to_text());
+    assert!(routes(&ns).contains(
+        &"2001:db8:8000:d00::/56 via fe80::d dev cust0 proto dhcp metric 512 expires ~ pref medium"
+            .to_string()
+    ));
+
+    // A lower configured limit is enforced too.
+    let Some(ns) = lab(2) else { return };
+    let s = run(
+        &ns,
+        vec![
+            Srv::Lab(vec![deep("2001:db8:8000:d00::/56", 3)], &[]),
+            Srv::Lab(good(), &[]),
+        ],
+        "",
+        "[limits]\nmax_relay_depth = 2",
+    );
+    assert_partial_others_kept(&s);
+    assert!(s.servers[0]
+        .status
+        .contains("relay chain of 3 layers, deeper than the limit of 2"));
+}
+
+/// Row: the kernel refuses one route (its next hop is on a link that is
+/// down: "Nexthop device is not up", a real netlink error from the kernel,
+/// not a simulated one). That route is reported as failed, every other
+/// route is installed, the outcome is partial (exit 1).
+#[test]
+fn netlink_error_on_one_route() {
+    let Some(ns) = lab(3) else { return };
+    ns.ip(["link", "set", "cust2", "down"]).unwrap();
+    let mut b = good();
+    b.push(pd(
+        "000300010000000000f2",
+        "2001:db8:8000:700::/56",
+        1,
+        on(2, "fe80::f2"),
+    ));
+    let s = run(&ns, vec![Srv::Lab(b, &[])], "", "");
+    assert_eq!(
+        (s.outcome.as_str(), s.exit_code),
+        ("partial", 1),
+        "{}",
+        s.to_text()
+    );
+    assert_eq!(s.routes.planned, 4);
+    assert_eq!(s.routes.failed.len(), 1, "{:?}", s.routes.failed);
+    let f = &s.routes.failed[0];
+    assert_eq!(
+        (f.prefix.as_str(), f.op.as_str()),
+        ("2001:db8:8000:700::/56", "add")
+    );
+    assert!(!f.error.is_empty());
+    eprintln!("kernel said: {}", f.error);
+    assert_eq!(ours(&ns), set(&[&GOOD]), "every other route is in place");
 }
