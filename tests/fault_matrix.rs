@@ -403,7 +403,7 @@ fn ours(ns: &NetNs) -> BTreeSet<String> {
     set
 }
 
-fn set<'a>(groups: &[&[&'a str]]) -> BTreeSet<String> {
+fn set(groups: &[&[&str]]) -> BTreeSet<String> {
     groups
         .iter()
         .flat_map(|g| g.iter().map(|s| s.to_string()))
