@@ -885,6 +885,21 @@ fn endless_stream_is_cut_off_by_the_limits() {
         &ns,
         vec![Srv::Endless, Srv::Lab(good(), &[])],
         "",
+        "[limits]\nmax_bindings_per_server = 300",
+    );
+    assert_partial_others_kept(&s);
+    assert_eq!(
+        s.servers[0].status,
+        "partial: protocol error: more than 300 bindings (limit)"
+    );
+    assert_eq!(s.servers[0].bindings, 300);
+    assert_eq!(s.servers[0].connections, 1, "not retried");
+
+    let Some(ns) = lab(2) else { return };
+    let s = run(
+        &ns,
+        vec![Srv::Endless, Srv::Lab(good(), &[])],
+        "",
         "[limits]\nmax_bytes_per_connection = 100000",
     );
     assert_partial_others_kept(&s);
