@@ -5,6 +5,7 @@
 #
 #   fuzz/run.sh SECONDS [TARGET...]     # default: every target
 #   JOBS=2 fuzz/run.sh 600              # two targets at a time
+#   FUZZ_ARGS=-max_len=4096 fuzz/run.sh 600 reply_assembly   # extra libFuzzer flags
 #
 # Each run's last libFuzzer status line (with its execution count) is
 # printed and its full log kept in fuzz/logs/<target>.log. A crash stops the
@@ -19,14 +20,14 @@ targets=${*:-"decode_message relay_chain frame_chunks reply_assembly"}
 jobs=${JOBS:-1}
 export RUSTC_BOOTSTRAP=1
 python3 fuzz/make_corpus.py >/dev/null
-cargo fuzz build -O $targets >/dev/null 2>&1 || cargo fuzz build -O
+cargo fuzz build -O >/dev/null 2>&1 || cargo fuzz build -O
 mkdir -p fuzz/logs
 
 one() {
     t=$1
     mkdir -p "fuzz/corpus/$t"
     if cargo fuzz run -O "$t" "fuzz/corpus/$t" -- -max_total_time="$secs" \
-        -print_final_stats=1 >"fuzz/logs/$t.log" 2>&1; then
+        -print_final_stats=1 ${FUZZ_ARGS:-} >"fuzz/logs/$t.log" 2>&1; then
         runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "fuzz/logs/$t.log" | grep -o '[0-9]*$' || true)
         echo "$t: ok, ${runs:-?} executions in ${secs}s; $(grep -E '^#[0-9]+' "fuzz/logs/$t.log" | tail -1)"
     else
