@@ -5,6 +5,7 @@
 //! `ip -6 -batch`.
 //!
 //! Run: `cargo bench --bench recovery -- [N ...]` (default 100000 1000000). Needs root.
+//! `PDR_PROFILE=/tmp/perf.data` records a perf profile of the `pdrestore recover` process.
 
 use pdrestore::demo::{link_commands, link_ifname};
 use pdrestore::netns::{can_create, NetNs};
@@ -170,20 +171,16 @@ fn bench(n: u64) {
         writeln!(t, "\"ge-0/0/{j}\" = \"{}\"", link_ifname(j)).unwrap();
     }
     std::fs::write(&cfg, t).unwrap();
-    let (usage, out) = run_measured(
-        std::process::Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns.name(),
-                env!("CARGO_BIN_EXE_pdrestore"),
-                "recover",
-                "--json",
-                "-c",
-            ])
-            .arg(&cfg)
-            .env("RUST_LOG", "warn"),
-    );
+    // PDR_PROFILE=FILE records a perf profile of pdrestore into FILE.
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", ns.name()]);
+    if let Ok(file) = std::env::var("PDR_PROFILE") {
+        cmd.args(["perf", "record", "-g", "-q", "-o", &file, "--"]);
+    }
+    cmd.args([env!("CARGO_BIN_EXE_pdrestore"), "recover", "--json", "-c"])
+        .arg(&cfg)
+        .env("RUST_LOG", "warn");
+    let (usage, out) = run_measured(&mut cmd);
     stop_tx.send(()).unwrap();
     servers.join().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
