@@ -217,7 +217,8 @@ pub fn fanout_config(config: &Config, relay: &Duid) -> FanoutConfig {
         .map(|l| QuerySpec::new(Query::ByRelayId(relay.clone())).link(*l))
         .collect();
     let mut f = FanoutConfig::from_config(config, requestor, queries);
-    f.channel_capacity = 4096;
+    // Batches of up to 512 bindings: a few in flight keep the installer busy without buffering the stream.
+    f.channel_capacity = 16;
     f
 }
 

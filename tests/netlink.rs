@@ -144,3 +144,52 @@ fn batched_install_list_replace_remove() {
         "{stat}"
     );
 }
+
+#[test]
+fn pipelined_submit_reports_failures_by_sync() {
+    let Some(ns) = setup() else { return };
+    let (failures, listed) = ns
+        .run(|| async {
+            let mut t = NetlinkTable::open().unwrap();
+            let idx = t
+                .interfaces()
+                .unwrap()
+                .into_iter()
+                .find(|i| i.name == "veth-c1")
+                .unwrap()
+                .index;
+            let mut failures = Vec::new();
+            for b in 0..5u32 {
+                let mut batch: Vec<Change> = (0..256u32)
+                    .map(|i| {
+                        Change::Add(route(
+                            &format!("2001:db8:8{b:03x}:{i:x}00::/56"),
+                            "fe80::2",
+                            idx,
+                            Some(600),
+                        ))
+                    })
+                    .collect();
+                if b == 2 {
+                    batch.push(Change::Add(route(
+                        "2001:db8:9000::/56",
+                        "fe80::2",
+                        9999,
+                        None,
+                    )));
+                }
+                failures.extend(t.submit(batch).await.unwrap());
+            }
+            failures.extend(t.sync().await.unwrap());
+            let listed = t.list_owned(254, 16).await.unwrap();
+            (failures, listed)
+        })
+        .unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(
+        failures[0].0.route().prefix.to_string(),
+        "2001:db8:9000::/56"
+    );
+    assert!(failures[0].1.message.contains("No such device"));
+    assert_eq!(listed.len(), 5 * 256);
+}

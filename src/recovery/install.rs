@@ -65,7 +65,7 @@ pub struct Installer<T: RouteTable> {
     current: BTreeMap<RouteKey, Route>,
     pending: Vec<Change>,
     batch: usize,
-    failed: Vec<RouteError>,
+    failed: BTreeMap<RouteKey, crate::routes::Failure>,
     first_route_at: Option<Millis>,
     operations: usize,
     dry_run: bool,
@@ -102,7 +102,7 @@ impl<T: RouteTable> Installer<T> {
             initial,
             pending: Vec::new(),
             batch: DEFAULT_BATCH,
-            failed: Vec::new(),
+            failed: BTreeMap::new(),
             first_route_at: None,
             operations: 0,
             dry_run,
@@ -179,40 +179,33 @@ impl<T: RouteTable> Installer<T> {
             return Ok(());
         }
         self.first_route_at.get_or_insert(now);
-        let errors = self.table.apply(&changes).await?;
-        if !self.failed.is_empty() {
-            // A retry that went through clears the earlier failure.
-            let bad: std::collections::BTreeSet<_> = errors.iter().map(|e| e.prefix).collect();
-            let ok: std::collections::BTreeSet<_> = changes
-                .iter()
-                .map(|c| c.route().prefix)
-                .filter(|p| !bad.contains(p))
-                .collect();
-            self.failed.retain(|f| !ok.contains(&f.prefix));
-        }
-        for e in &errors {
-            // The kernel did not take it: forget it so that the end state is true.
-            if let Some(c) = changes.iter().find(|c| c.route().prefix == e.prefix) {
-                let key = c.route().key();
-                match c {
-                    Change::Add(_) => {
+        let failures = self.table.submit(changes).await?;
+        self.note_failures(failures);
+        Ok(())
+    }
+
+    /// The table refused these: keep the books true (what is in the kernel)
+    /// and remember the latest error per route.
+    fn note_failures(&mut self, failures: Vec<crate::routes::Failure>) {
+        for (c, e) in failures {
+            let key = c.route().key();
+            match &c {
+                Change::Add(r) => {
+                    if self.current.get(&key) == Some(r) {
                         self.current.remove(&key);
                     }
-                    Change::Replace { old, .. } => {
+                }
+                Change::Replace { old, new } => {
+                    if self.current.get(&key) == Some(new) {
                         self.current.insert(key, old.clone());
                     }
-                    Change::Remove(r) => {
-                        self.current.insert(key, r.clone());
-                    }
+                }
+                Change::Remove(r) => {
+                    self.current.entry(key).or_insert_with(|| r.clone());
                 }
             }
+            self.failed.insert(key, (c, e));
         }
-        for e in errors {
-            // One entry per route: a retry at the end replaces the first failure.
-            self.failed.retain(|f| f.prefix != e.prefix);
-            self.failed.push(e);
-        }
-        Ok(())
     }
 
     /// Plan the reconciled whole, apply what is left, and report.
@@ -245,10 +238,25 @@ impl<T: RouteTable> Installer<T> {
             self.pending.push(Change::Remove(r));
         }
         self.flush(now).await?;
+        if !self.dry_run {
+            let late = self.table.sync().await?;
+            self.note_failures(late);
+        }
+        // A failure counts when its route is still not as wanted: a later
+        // try that went through clears it.
+        let current = &self.current;
+        let failed: Vec<RouteError> = std::mem::take(&mut self.failed)
+            .into_iter()
+            .filter(|(k, (c, _))| match c {
+                Change::Remove(_) => current.contains_key(k),
+                Change::Add(r) | Change::Replace { new: r, .. } => current.get(k) != Some(r),
+            })
+            .map(|(_, (_, e))| e)
+            .collect();
 
         let mut report = InstallReport {
             rejected: plan.rejected,
-            failed: std::mem::take(&mut self.failed),
+            failed,
             conflicts: reconciled.conflicts.clone(),
             expired: reconciled.expired,
             planned: want.len(),
