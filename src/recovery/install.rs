@@ -12,8 +12,8 @@
 //! removal of our routes that no binding backs any more: nothing already
 //! installed is lost because a server failed.
 
-use super::plan::{Interface, Plan, PlanSettings, Rejected};
-use super::reconcile::{Conflict, Millis, Observed, Offer, Reconciled, Reconciler};
+use super::plan::{Interface, PlanSettings, Rejected};
+use super::reconcile::{client_address, Conflict, Millis, Observed, Offer, Reconciled, Reconciler};
 use crate::proto::LeaseKind;
 use crate::routes::{Change, Route, RouteError, RouteKey, RouteTable, TableError};
 use std::collections::BTreeMap;
@@ -139,8 +139,26 @@ impl<T: RouteTable> Installer<T> {
         }
     }
 
+    /// Keep only what planning needs: the relay layer with our Relay-ID
+    /// (planning takes a lone layer as ours), without its Remote-ID. A
+    /// chain without our layer is kept whole, so that it is rejected for
+    /// the right reason.
+    fn compact(&self, obs: &mut Observed) {
+        let relay = &mut obs.binding.relay;
+        if let Some(i) = relay
+            .iter()
+            .position(|l| l.relay_id.as_ref() == Some(&self.settings.relay_id))
+        {
+            let mut ours = relay.swap_remove(i);
+            ours.relay_id = None;
+            ours.remote_id = None;
+            *relay = vec![ours];
+        }
+    }
+
     /// Take one binding; routes go out when a batch is full.
-    pub async fn offer(&mut self, obs: Observed, now: Millis) -> Result<(), TableError> {
+    pub async fn offer(&mut self, mut obs: Observed, now: Millis) -> Result<(), TableError> {
+        self.compact(&mut obs);
         let prefix = match obs.binding.lease {
             LeaseKind::Prefix(p) => p.trunc(),
             LeaseKind::Address(_) => {
@@ -218,18 +236,42 @@ impl<T: RouteTable> Installer<T> {
     ) -> Result<(InstallReport, Reconciled, T), TableError> {
         self.flush(now).await?;
         let reconciled = std::mem::take(&mut self.reconciler).finish();
-        let plan: Plan = self.settings.plan(&reconciled, &self.interfaces, now);
-        let want: BTreeMap<RouteKey, Route> =
-            plan.routes.values().map(|r| (r.key(), r.clone())).collect();
-        for r in want.values() {
-            self.queue(r.clone());
+        // Plan every winner once more (most routes are already queued and
+        // come out unchanged); prefixes that needed the client's address are
+        // planned for the first time here. The planned keys come out in
+        // order, so a sorted Vec answers "is it wanted" without a second map.
+        let mut wanted: Vec<RouteKey> = Vec::with_capacity(reconciled.prefixes.len());
+        let mut rejected = Vec::new();
+        for (prefix, obs) in &reconciled.prefixes {
+            let addr = if obs.binding.relay.is_empty() {
+                client_address(&reconciled, &obs.binding.client_duid)
+            } else {
+                None
+            };
+            match self.settings.route_for(obs, addr, &self.interfaces, now) {
+                Ok(route) => {
+                    wanted.push(route.key());
+                    self.queue(route);
+                }
+                Err(reason) => rejected.push(Rejected {
+                    prefix: *prefix,
+                    client: obs.binding.client_duid.clone(),
+                    server: obs.server,
+                    reason,
+                }),
+            }
+            if self.pending.len() >= self.batch {
+                self.flush(now).await?;
+            }
         }
+        wanted.sort_unstable();
+        let want = |k: &RouteKey| wanted.binary_search(k).is_ok();
         // Routes this run put in for prefixes that ended up rejected come out
         // again; routes that were there before are left to pruning.
         let stray: Vec<Route> = self
             .current
             .iter()
-            .filter(|(k, _)| !want.contains_key(k))
+            .filter(|(k, _)| !want(k))
             .filter(|(k, _)| prune || !self.initial.contains_key(k))
             .map(|(_, r)| r.clone())
             .collect();
@@ -255,11 +297,11 @@ impl<T: RouteTable> Installer<T> {
             .collect();
 
         let mut report = InstallReport {
-            rejected: plan.rejected,
+            rejected,
             failed,
             conflicts: reconciled.conflicts.clone(),
             expired: reconciled.expired,
-            planned: want.len(),
+            planned: wanted.len(),
             first_route_at: self.first_route_at,
             operations: self.operations,
             pruned: prune,
