@@ -84,6 +84,32 @@ fn run_measured(cmd: &mut std::process::Command) -> (Usage, String) {
     let start = Instant::now();
     let child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
     let pid = child.id() as libc::pid_t;
+    // Peak RSS of pdrestore itself: VmHWM of its own address space, sampled
+    // every 5 ms once `ip netns exec` has exec'd it. (ru_maxrss would count
+    // this benchmark's memory: the child starts as a vfork of it.)
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak_kib = 0i64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                if comm.trim() == "pdrestore" {
+                    let status =
+                        std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                    if let Some(v) = status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("VmHWM:"))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+                    {
+                        peak_kib = peak_kib.max(v);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak_kib
+        })
+    };
     let mut stdout = child.stdout.unwrap();
     let mut out = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
@@ -93,11 +119,13 @@ fn run_measured(cmd: &mut std::process::Command) -> (Usage, String) {
     // SAFETY: pid is our child; pointers are to live locals.
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
     assert_eq!(r, pid);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let max_rss_kib = sampler.join().unwrap();
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     (
         Usage {
             wall: start.elapsed(),
-            max_rss_kib: ru.ru_maxrss,
+            max_rss_kib,
             cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
         },
         out,

@@ -389,7 +389,10 @@ pub(crate) mod tests {
             let r = reconcile(order.iter().map(|o| (*o).clone()), 1000);
             let losers: Vec<(u16, Duid)> = r.conflicts.iter().map(|x| x.loser.clone()).collect();
             assert_eq!(losers, want);
-            assert!(r.conflicts.iter().all(|x| x.winner == (2, "02".parse().unwrap())));
+            assert!(r
+                .conflicts
+                .iter()
+                .all(|x| x.winner == (2, "02".parse().unwrap())));
         }
     }
 
