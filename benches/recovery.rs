@@ -62,7 +62,7 @@ fn expected_routes(recs: &[LeaseRecord], ifindex: &dyn Fn(&str) -> u32) -> Vec<R
                 prefix: p,
                 gateway: l.peer_address,
                 ifindex: ifindex(&name),
-                interface: name,
+                interface: name.into(),
                 table: 254,
                 protocol: 16,
                 metric: 1024,
@@ -231,7 +231,7 @@ fn bench(n: u64) {
         .run(move || async move {
             let mut t = NetlinkTable::open().unwrap();
             let ifs = t.interfaces().unwrap();
-            let idx = |name: &str| ifs.iter().find(|i| i.name == name).unwrap().index;
+            let idx = |name: &str| ifs.iter().find(|i| &*i.name == name).unwrap().index;
             let changes: Vec<Change> = expected_routes(&recs, &idx)
                 .into_iter()
                 .map(Change::Add)

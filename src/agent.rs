@@ -446,7 +446,7 @@ fn summarise(
                     op: op.into(),
                     prefix: route.prefix.to_string(),
                     via: route.gateway.to_string(),
-                    dev: route.interface.clone(),
+                    dev: route.interface.to_string(),
                     expires: route.expires,
                 }
             })

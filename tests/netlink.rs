@@ -66,7 +66,7 @@ fn batched_install_list_replace_remove() {
             let ifs = t.interfaces().unwrap();
             let c1 = ifs
                 .iter()
-                .find(|i| i.name == "veth-c1")
+                .find(|i| &*i.name == "veth-c1")
                 .expect("veth-c1 listed");
             assert!(c1.addresses.contains(&"2001:db8:1::1/64".parse().unwrap()));
             let idx = c1.index;
@@ -121,7 +121,7 @@ fn batched_install_list_replace_remove() {
     assert_eq!(listed.len(), 3000);
     for r in &listed {
         assert_eq!(
-            (r.table, r.protocol, r.metric, r.interface.as_str()),
+            (r.table, r.protocol, r.metric, &*r.interface),
             (254, 16, 1024, "veth-c1")
         );
         let e = r.expires.expect("expiry set");
@@ -155,7 +155,7 @@ fn pipelined_submit_reports_failures_by_sync() {
                 .interfaces()
                 .unwrap()
                 .into_iter()
-                .find(|i| i.name == "veth-c1")
+                .find(|i| &*i.name == "veth-c1")
                 .unwrap()
                 .index;
             let mut failures = Vec::new();

@@ -16,7 +16,7 @@ use super::plan::{Interface, PlanSettings, Rejected};
 use super::reconcile::{client_address, Conflict, Millis, Observed, Offer, Reconciled, Reconciler};
 use crate::proto::LeaseKind;
 use crate::routes::{Change, Route, RouteError, RouteKey, RouteTable, TableError};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Changes are sent to the table in batches of this many.
 pub const DEFAULT_BATCH: usize = 2048;
@@ -61,8 +61,10 @@ pub struct Installer<T: RouteTable> {
     settings: PlanSettings,
     interfaces: Vec<Interface>,
     reconciler: Reconciler,
-    initial: BTreeMap<RouteKey, Route>,
-    current: BTreeMap<RouteKey, Route>,
+    /// Our routes as listed at the start.
+    initial: HashMap<RouteKey, Route>,
+    /// Our routes as they are now (as far as the table has told us).
+    current: HashMap<RouteKey, Route>,
     pending: Vec<Change>,
     batch: usize,
     failed: BTreeMap<RouteKey, crate::routes::Failure>,
@@ -92,7 +94,7 @@ impl<T: RouteTable> Installer<T> {
         dry_run: bool,
     ) -> Result<Self, TableError> {
         let owned = table.list_owned(settings.table, settings.protocol).await?;
-        let initial: BTreeMap<RouteKey, Route> = owned.into_iter().map(|r| (r.key(), r)).collect();
+        let initial: HashMap<RouteKey, Route> = owned.into_iter().map(|r| (r.key(), r)).collect();
         Ok(Installer {
             table,
             settings,
@@ -268,13 +270,14 @@ impl<T: RouteTable> Installer<T> {
         let want = |k: &RouteKey| wanted.binary_search(k).is_ok();
         // Routes this run put in for prefixes that ended up rejected come out
         // again; routes that were there before are left to pruning.
-        let stray: Vec<Route> = self
+        let mut stray: Vec<Route> = self
             .current
             .iter()
             .filter(|(k, _)| !want(k))
             .filter(|(k, _)| prune || !self.initial.contains_key(k))
             .map(|(_, r)| r.clone())
             .collect();
+        stray.sort_unstable_by_key(Route::key);
         for r in stray {
             self.current.remove(&r.key());
             self.pending.push(Change::Remove(r));

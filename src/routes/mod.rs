@@ -23,8 +23,8 @@ pub struct Route {
     pub prefix: Ipv6Net,
     /// Next hop.
     pub gateway: Ipv6Addr,
-    /// Outgoing interface name.
-    pub interface: String,
+    /// Outgoing interface name (shared: cloning a route does not copy it).
+    pub interface: std::sync::Arc<str>,
     /// Outgoing interface index.
     pub ifindex: u32,
     /// Routing table.
@@ -209,7 +209,7 @@ mod tests {
         Route {
             prefix: prefix.parse().unwrap(),
             gateway: gw.parse().unwrap(),
-            interface: format!("if{ifindex}"),
+            interface: format!("if{ifindex}").into(),
             ifindex,
             table: 254,
             protocol: 16,

@@ -315,7 +315,7 @@ impl NetlinkTable {
         Ok(errors)
     }
 
-    fn interface_names(&mut self) -> Result<BTreeMap<u32, String>, TableError> {
+    fn interface_names(&mut self) -> Result<BTreeMap<u32, std::sync::Arc<str>>, TableError> {
         Ok(self
             .interfaces()?
             .into_iter()
@@ -355,7 +355,7 @@ impl NetlinkTable {
                     ifs.insert(
                         l.header.index,
                         Interface {
-                            name,
+                            name: name.into(),
                             index: l.header.index,
                             addresses: Vec::new(),
                         },
@@ -389,7 +389,7 @@ impl NetlinkTable {
     }
 }
 
-fn parse_route(r: &RouteMessage, names: &BTreeMap<u32, String>) -> Option<Route> {
+fn parse_route(r: &RouteMessage, names: &BTreeMap<u32, std::sync::Arc<str>>) -> Option<Route> {
     if r.header.address_family != AddressFamily::Inet6 {
         return None;
     }
