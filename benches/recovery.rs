@@ -5,6 +5,7 @@
 //! `ip -6 -batch`.
 //!
 //! Run: `cargo bench --bench recovery -- [N ...]` (default 100000 1000000). Needs root.
+//! `PDR_PROFILE=/tmp/perf.data` records a perf profile of the `pdrestore recover` process.
 
 use pdrestore::demo::{link_commands, link_ifname};
 use pdrestore::netns::{can_create, NetNs};
@@ -61,7 +62,7 @@ fn expected_routes(recs: &[LeaseRecord], ifindex: &dyn Fn(&str) -> u32) -> Vec<R
                 prefix: p,
                 gateway: l.peer_address,
                 ifindex: ifindex(&name),
-                interface: name,
+                interface: name.into(),
                 table: 254,
                 protocol: 16,
                 metric: 1024,
@@ -83,6 +84,32 @@ fn run_measured(cmd: &mut std::process::Command) -> (Usage, String) {
     let start = Instant::now();
     let child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
     let pid = child.id() as libc::pid_t;
+    // Peak RSS of pdrestore itself: VmHWM of its own address space, sampled
+    // every 5 ms once `ip netns exec` has exec'd it. (ru_maxrss would count
+    // this benchmark's memory: the child starts as a vfork of it.)
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak_kib = 0i64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                if comm.trim() == "pdrestore" {
+                    let status =
+                        std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                    if let Some(v) = status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("VmHWM:"))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+                    {
+                        peak_kib = peak_kib.max(v);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak_kib
+        })
+    };
     let mut stdout = child.stdout.unwrap();
     let mut out = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
@@ -92,11 +119,13 @@ fn run_measured(cmd: &mut std::process::Command) -> (Usage, String) {
     // SAFETY: pid is our child; pointers are to live locals.
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
     assert_eq!(r, pid);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let max_rss_kib = sampler.join().unwrap();
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     (
         Usage {
             wall: start.elapsed(),
-            max_rss_kib: ru.ru_maxrss,
+            max_rss_kib,
             cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
         },
         out,
@@ -170,20 +199,16 @@ fn bench(n: u64) {
         writeln!(t, "\"ge-0/0/{j}\" = \"{}\"", link_ifname(j)).unwrap();
     }
     std::fs::write(&cfg, t).unwrap();
-    let (usage, out) = run_measured(
-        std::process::Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns.name(),
-                env!("CARGO_BIN_EXE_pdrestore"),
-                "recover",
-                "--json",
-                "-c",
-            ])
-            .arg(&cfg)
-            .env("RUST_LOG", "warn"),
-    );
+    // PDR_PROFILE=FILE records a perf profile of pdrestore into FILE.
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", ns.name()]);
+    if let Ok(file) = std::env::var("PDR_PROFILE") {
+        cmd.args(["perf", "record", "-g", "-q", "-o", &file, "--"]);
+    }
+    cmd.args([env!("CARGO_BIN_EXE_pdrestore"), "recover", "--json", "-c"])
+        .arg(&cfg)
+        .env("RUST_LOG", "warn");
+    let (usage, out) = run_measured(&mut cmd);
     stop_tx.send(()).unwrap();
     servers.join().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
@@ -206,7 +231,7 @@ fn bench(n: u64) {
         .run(move || async move {
             let mut t = NetlinkTable::open().unwrap();
             let ifs = t.interfaces().unwrap();
-            let idx = |name: &str| ifs.iter().find(|i| i.name == name).unwrap().index;
+            let idx = |name: &str| ifs.iter().find(|i| &*i.name == name).unwrap().index;
             let changes: Vec<Change> = expected_routes(&recs, &idx)
                 .into_iter()
                 .map(Change::Add)

@@ -74,7 +74,7 @@ fn netlink(n: u32) -> Duration {
                 .interfaces()
                 .unwrap()
                 .into_iter()
-                .find(|i| i.name == "veth-c1")
+                .find(|i| &*i.name == "veth-c1")
                 .unwrap()
                 .index;
             let changes: Vec<Change> = routes(n, idx).into_iter().map(Change::Add).collect();

@@ -217,7 +217,8 @@ pub fn fanout_config(config: &Config, relay: &Duid) -> FanoutConfig {
         .map(|l| QuerySpec::new(Query::ByRelayId(relay.clone())).link(*l))
         .collect();
     let mut f = FanoutConfig::from_config(config, requestor, queries);
-    f.channel_capacity = 4096;
+    // Batches of up to 512 bindings: a few in flight keep the installer busy without buffering the stream.
+    f.channel_capacity = 16;
     f
 }
 
@@ -277,6 +278,7 @@ pub async fn recover<T: RouteTable>(
     let mut received: u64 = 0;
     let mut first_binding = None;
     let mut last_progress = start;
+    let mut next_progress: u64 = 65536;
     let mut interrupted = false;
     let now_ms = |t: Instant| ms(t.saturating_duration_since(start));
     tokio::pin!(stop);
@@ -285,7 +287,7 @@ pub async fn recover<T: RouteTable>(
         // queued routes to the kernel before waiting (low latency when the
         // servers are slow, full batches when they are fast).
         let update = match fan.recv().now_or_never() {
-            Some(u) if received % 1024 != 0 || (&mut stop).now_or_never().is_none() => u,
+            Some(u) if (&mut stop).now_or_never().is_none() => u,
             Some(_) => {
                 interrupted = true;
                 None
@@ -306,22 +308,25 @@ pub async fn recover<T: RouteTable>(
         }
         let Some(update) = update else { break };
         match update {
-            Update::Binding(d) => {
-                received += 1;
-                first_binding.get_or_insert_with(|| now_ms(d.received));
-                let server = u16::try_from(d.server_index).unwrap_or(u16::MAX);
-                let t = now_ms(d.received);
-                installer
-                    .offer(
-                        Observed {
-                            server,
-                            received: t,
-                            binding: d.binding,
-                        },
-                        t,
-                    )
-                    .await?;
-                if received % 4096 == 0 {
+            Update::Bindings(batch) => {
+                for d in batch {
+                    received += 1;
+                    let t = now_ms(d.received);
+                    first_binding.get_or_insert(t);
+                    let server = u16::try_from(d.server_index).unwrap_or(u16::MAX);
+                    installer
+                        .offer(
+                            Observed {
+                                server,
+                                received: t,
+                                binding: d.binding,
+                            },
+                            t,
+                        )
+                        .await?;
+                }
+                if received >= next_progress {
+                    next_progress = received + 65536;
                     let now = Instant::now();
                     if now.duration_since(last_progress) >= opts.progress_every {
                         last_progress = now;
@@ -441,7 +446,7 @@ fn summarise(
                     op: op.into(),
                     prefix: route.prefix.to_string(),
                     via: route.gateway.to_string(),
-                    dev: route.interface.clone(),
+                    dev: route.interface.to_string(),
                     expires: route.expires,
                 }
             })

@@ -66,7 +66,7 @@ fn batched_install_list_replace_remove() {
             let ifs = t.interfaces().unwrap();
             let c1 = ifs
                 .iter()
-                .find(|i| i.name == "veth-c1")
+                .find(|i| &*i.name == "veth-c1")
                 .expect("veth-c1 listed");
             assert!(c1.addresses.contains(&"2001:db8:1::1/64".parse().unwrap()));
             let idx = c1.index;
@@ -121,7 +121,7 @@ fn batched_install_list_replace_remove() {
     assert_eq!(listed.len(), 3000);
     for r in &listed {
         assert_eq!(
-            (r.table, r.protocol, r.metric, r.interface.as_str()),
+            (r.table, r.protocol, r.metric, &*r.interface),
             (254, 16, 1024, "veth-c1")
         );
         let e = r.expires.expect("expiry set");
@@ -143,4 +143,53 @@ fn batched_install_list_replace_remove() {
         stat.contains("2001:db8:f000::/48 via fe80::99 dev veth-c1"),
         "{stat}"
     );
+}
+
+#[test]
+fn pipelined_submit_reports_failures_by_sync() {
+    let Some(ns) = setup() else { return };
+    let (failures, listed) = ns
+        .run(|| async {
+            let mut t = NetlinkTable::open().unwrap();
+            let idx = t
+                .interfaces()
+                .unwrap()
+                .into_iter()
+                .find(|i| &*i.name == "veth-c1")
+                .unwrap()
+                .index;
+            let mut failures = Vec::new();
+            for b in 0..5u32 {
+                let mut batch: Vec<Change> = (0..256u32)
+                    .map(|i| {
+                        Change::Add(route(
+                            &format!("2001:db8:8{b:03x}:{i:x}00::/56"),
+                            "fe80::2",
+                            idx,
+                            Some(600),
+                        ))
+                    })
+                    .collect();
+                if b == 2 {
+                    batch.push(Change::Add(route(
+                        "2001:db8:9000::/56",
+                        "fe80::2",
+                        9999,
+                        None,
+                    )));
+                }
+                failures.extend(t.submit(batch).await.unwrap());
+            }
+            failures.extend(t.sync().await.unwrap());
+            let listed = t.list_owned(254, 16).await.unwrap();
+            (failures, listed)
+        })
+        .unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(
+        failures[0].0.route().prefix.to_string(),
+        "2001:db8:9000::/56"
+    );
+    assert!(failures[0].1.message.contains("No such device"));
+    assert_eq!(listed.len(), 5 * 256);
 }

@@ -442,12 +442,12 @@ async fn kea_captures_replayed() {
                 message: m.clone(),
             })
             .collect();
-        let (tx, mut rx) = mpsc::channel::<Delivery>(100_000);
+        let (tx, mut rx) = mpsc::channel::<Vec<Delivery>>(100_000);
         let report = connection::run(addr, &cfg, planned, Attempt::first(), &tx).await;
         drop(tx);
         let mut got = Vec::new();
-        while let Some(d) = rx.recv().await {
-            got.push(d);
+        while let Some(v) = rx.recv().await {
+            got.extend(v);
         }
         assert_eq!(report.results.len(), n, "{case}");
         assert_eq!(report.close, None, "{case}: the connection stayed clean");
@@ -509,12 +509,12 @@ async fn kea_pipelined_with_our_xids() {
     ];
     let mut cfg = conn_cfg();
     cfg.max_in_flight = 2;
-    let (tx, mut rx) = mpsc::channel::<Delivery>(100_000);
+    let (tx, mut rx) = mpsc::channel::<Vec<Delivery>>(100_000);
     let report = query_server(addr, 0, &cfg, &queries, &quick_retry(1), &tx).await;
     drop(tx);
     let mut got = Vec::new();
-    while let Some(d) = rx.recv().await {
-        got.push(d);
+    while let Some(v) = rx.recv().await {
+        got.extend(v);
     }
     assert!(report.is_complete(), "{report}");
     assert_eq!(conns.load(Ordering::SeqCst), 1);
@@ -549,14 +549,14 @@ async fn run_server(
     queries: &[QuerySpec],
     retry: &RetryPolicy,
 ) -> (ServerReport, Vec<Delivery>) {
-    let (tx, mut rx) = mpsc::channel::<Delivery>(100_000);
+    let (tx, mut rx) = mpsc::channel::<Vec<Delivery>>(100_000);
     let h = {
         let (cfg, queries, retry) = (cfg.clone(), queries.to_vec(), retry.clone());
         tokio::spawn(async move { query_server(addr, 0, &cfg, &queries, &retry, &tx).await })
     };
     let mut got = Vec::new();
-    while let Some(d) = rx.recv().await {
-        got.push(d);
+    while let Some(v) = rx.recv().await {
+        got.extend(v);
     }
     (h.await.unwrap(), got)
 }
@@ -1021,9 +1021,9 @@ async fn three_servers_with_bad_ones_do_not_spoil_the_good() {
     let mut first_binding = None;
     while let Some(u) = fanout.recv().await {
         match u {
-            Update::Binding(d) => {
+            Update::Bindings(v) => {
                 first_binding.get_or_insert(t0.elapsed());
-                got.push(d)
+                got.extend(v)
             }
             Update::ServerDone(r) => done.push((r, t0.elapsed())),
         }

@@ -12,11 +12,11 @@
 //! removal of our routes that no binding backs any more: nothing already
 //! installed is lost because a server failed.
 
-use super::plan::{Interface, Plan, PlanSettings, Rejected};
-use super::reconcile::{Conflict, Millis, Observed, Offer, Reconciled, Reconciler};
+use super::plan::{Interface, PlanSettings, Rejected};
+use super::reconcile::{client_address, Conflict, Millis, Observed, Offer, Reconciled, Reconciler};
 use crate::proto::LeaseKind;
 use crate::routes::{Change, Route, RouteError, RouteKey, RouteTable, TableError};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Changes are sent to the table in batches of this many.
 pub const DEFAULT_BATCH: usize = 2048;
@@ -61,11 +61,13 @@ pub struct Installer<T: RouteTable> {
     settings: PlanSettings,
     interfaces: Vec<Interface>,
     reconciler: Reconciler,
-    initial: BTreeMap<RouteKey, Route>,
-    current: BTreeMap<RouteKey, Route>,
+    /// Our routes as listed at the start.
+    initial: HashMap<RouteKey, Route>,
+    /// Our routes as they are now (as far as the table has told us).
+    current: HashMap<RouteKey, Route>,
     pending: Vec<Change>,
     batch: usize,
-    failed: Vec<RouteError>,
+    failed: BTreeMap<RouteKey, crate::routes::Failure>,
     first_route_at: Option<Millis>,
     operations: usize,
     dry_run: bool,
@@ -92,7 +94,7 @@ impl<T: RouteTable> Installer<T> {
         dry_run: bool,
     ) -> Result<Self, TableError> {
         let owned = table.list_owned(settings.table, settings.protocol).await?;
-        let initial: BTreeMap<RouteKey, Route> = owned.into_iter().map(|r| (r.key(), r)).collect();
+        let initial: HashMap<RouteKey, Route> = owned.into_iter().map(|r| (r.key(), r)).collect();
         Ok(Installer {
             table,
             settings,
@@ -102,7 +104,7 @@ impl<T: RouteTable> Installer<T> {
             initial,
             pending: Vec::new(),
             batch: DEFAULT_BATCH,
-            failed: Vec::new(),
+            failed: BTreeMap::new(),
             first_route_at: None,
             operations: 0,
             dry_run,
@@ -139,8 +141,26 @@ impl<T: RouteTable> Installer<T> {
         }
     }
 
+    /// Keep only what planning needs: the relay layer with our Relay-ID
+    /// (planning takes a lone layer as ours), without its Remote-ID. A
+    /// chain without our layer is kept whole, so that it is rejected for
+    /// the right reason.
+    fn compact(&self, obs: &mut Observed) {
+        let relay = &mut obs.binding.relay;
+        if let Some(i) = relay
+            .iter()
+            .position(|l| l.relay_id.as_ref() == Some(&self.settings.relay_id))
+        {
+            let mut ours = relay.swap_remove(i);
+            ours.relay_id = None;
+            ours.remote_id = None;
+            *relay = vec![ours];
+        }
+    }
+
     /// Take one binding; routes go out when a batch is full.
-    pub async fn offer(&mut self, obs: Observed, now: Millis) -> Result<(), TableError> {
+    pub async fn offer(&mut self, mut obs: Observed, now: Millis) -> Result<(), TableError> {
+        self.compact(&mut obs);
         let prefix = match obs.binding.lease {
             LeaseKind::Prefix(p) => p.trunc(),
             LeaseKind::Address(_) => {
@@ -179,40 +199,33 @@ impl<T: RouteTable> Installer<T> {
             return Ok(());
         }
         self.first_route_at.get_or_insert(now);
-        let errors = self.table.apply(&changes).await?;
-        if !self.failed.is_empty() {
-            // A retry that went through clears the earlier failure.
-            let bad: std::collections::BTreeSet<_> = errors.iter().map(|e| e.prefix).collect();
-            let ok: std::collections::BTreeSet<_> = changes
-                .iter()
-                .map(|c| c.route().prefix)
-                .filter(|p| !bad.contains(p))
-                .collect();
-            self.failed.retain(|f| !ok.contains(&f.prefix));
-        }
-        for e in &errors {
-            // The kernel did not take it: forget it so that the end state is true.
-            if let Some(c) = changes.iter().find(|c| c.route().prefix == e.prefix) {
-                let key = c.route().key();
-                match c {
-                    Change::Add(_) => {
+        let failures = self.table.submit(changes).await?;
+        self.note_failures(failures);
+        Ok(())
+    }
+
+    /// The table refused these: keep the books true (what is in the kernel)
+    /// and remember the latest error per route.
+    fn note_failures(&mut self, failures: Vec<crate::routes::Failure>) {
+        for (c, e) in failures {
+            let key = c.route().key();
+            match &c {
+                Change::Add(r) => {
+                    if self.current.get(&key) == Some(r) {
                         self.current.remove(&key);
                     }
-                    Change::Replace { old, .. } => {
+                }
+                Change::Replace { old, new } => {
+                    if self.current.get(&key) == Some(new) {
                         self.current.insert(key, old.clone());
                     }
-                    Change::Remove(r) => {
-                        self.current.insert(key, r.clone());
-                    }
+                }
+                Change::Remove(r) => {
+                    self.current.entry(key).or_insert_with(|| r.clone());
                 }
             }
+            self.failed.insert(key, (c, e));
         }
-        for e in errors {
-            // One entry per route: a retry at the end replaces the first failure.
-            self.failed.retain(|f| f.prefix != e.prefix);
-            self.failed.push(e);
-        }
-        Ok(())
     }
 
     /// Plan the reconciled whole, apply what is left, and report.
@@ -225,33 +238,73 @@ impl<T: RouteTable> Installer<T> {
     ) -> Result<(InstallReport, Reconciled, T), TableError> {
         self.flush(now).await?;
         let reconciled = std::mem::take(&mut self.reconciler).finish();
-        let plan: Plan = self.settings.plan(&reconciled, &self.interfaces, now);
-        let want: BTreeMap<RouteKey, Route> =
-            plan.routes.values().map(|r| (r.key(), r.clone())).collect();
-        for r in want.values() {
-            self.queue(r.clone());
+        // Plan every winner once more (most routes are already queued and
+        // come out unchanged); prefixes that needed the client's address are
+        // planned for the first time here. The planned keys come out in
+        // order, so a sorted Vec answers "is it wanted" without a second map.
+        let mut wanted: Vec<RouteKey> = Vec::with_capacity(reconciled.prefixes.len());
+        let mut rejected = Vec::new();
+        for (prefix, obs) in &reconciled.prefixes {
+            let addr = if obs.binding.relay.is_empty() {
+                client_address(&reconciled, &obs.binding.client_duid)
+            } else {
+                None
+            };
+            match self.settings.route_for(obs, addr, &self.interfaces, now) {
+                Ok(route) => {
+                    wanted.push(route.key());
+                    self.queue(route);
+                }
+                Err(reason) => rejected.push(Rejected {
+                    prefix: *prefix,
+                    client: obs.binding.client_duid.clone(),
+                    server: obs.server,
+                    reason,
+                }),
+            }
+            if self.pending.len() >= self.batch {
+                self.flush(now).await?;
+            }
         }
+        wanted.sort_unstable();
+        let want = |k: &RouteKey| wanted.binary_search(k).is_ok();
         // Routes this run put in for prefixes that ended up rejected come out
         // again; routes that were there before are left to pruning.
-        let stray: Vec<Route> = self
+        let mut stray: Vec<Route> = self
             .current
             .iter()
-            .filter(|(k, _)| !want.contains_key(k))
+            .filter(|(k, _)| !want(k))
             .filter(|(k, _)| prune || !self.initial.contains_key(k))
             .map(|(_, r)| r.clone())
             .collect();
+        stray.sort_unstable_by_key(Route::key);
         for r in stray {
             self.current.remove(&r.key());
             self.pending.push(Change::Remove(r));
         }
         self.flush(now).await?;
+        if !self.dry_run {
+            let late = self.table.sync().await?;
+            self.note_failures(late);
+        }
+        // A failure counts when its route is still not as wanted: a later
+        // try that went through clears it.
+        let current = &self.current;
+        let failed: Vec<RouteError> = std::mem::take(&mut self.failed)
+            .into_iter()
+            .filter(|(k, (c, _))| match c {
+                Change::Remove(_) => current.contains_key(k),
+                Change::Add(r) | Change::Replace { new: r, .. } => current.get(k) != Some(r),
+            })
+            .map(|(_, (_, e))| e)
+            .collect();
 
         let mut report = InstallReport {
-            rejected: plan.rejected,
-            failed: std::mem::take(&mut self.failed),
+            rejected,
+            failed,
             conflicts: reconciled.conflicts.clone(),
             expired: reconciled.expired,
-            planned: want.len(),
+            planned: wanted.len(),
             first_route_at: self.first_route_at,
             operations: self.operations,
             pruned: prune,

@@ -23,8 +23,8 @@ use std::net::Ipv6Addr;
 /// A local network interface, as route planning sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interface {
-    /// Interface name.
-    pub name: String,
+    /// Interface name (shared with the routes that use it).
+    pub name: std::sync::Arc<str>,
     /// Kernel interface index.
     pub index: u32,
     /// Its IPv6 addresses with their prefix lengths.
@@ -197,7 +197,7 @@ impl PlanSettings {
             for a in &i.addresses {
                 if prefix.contains(&a.trunc()) {
                     return Err(Rejection::CoversLocal {
-                        interface: i.name.clone(),
+                        interface: i.name.to_string(),
                         local: a.trunc(),
                     });
                 }
@@ -211,13 +211,13 @@ impl PlanSettings {
         layer: &RelayLayer,
         interfaces: &'a [Interface],
     ) -> Result<&'a Interface, Rejection> {
-        let id_text = layer
+        let id_text: Option<&str> = layer
             .interface_id
             .as_ref()
-            .and_then(|b| std::str::from_utf8(b).ok().map(str::to_owned));
-        if let Some(t) = &id_text {
-            let name = self.interface_map.get(t).unwrap_or(t);
-            if let Some(i) = interfaces.iter().find(|i| &i.name == name) {
+            .and_then(|b| std::str::from_utf8(b).ok());
+        if let Some(t) = id_text {
+            let name = self.interface_map.get(t).map(String::as_str).unwrap_or(t);
+            if let Some(i) = interfaces.iter().find(|i| &*i.name == name) {
                 return Ok(i);
             }
         }
@@ -230,7 +230,7 @@ impl PlanSettings {
             }
         }
         Err(Rejection::NoInterface {
-            interface_id: id_text.or_else(|| {
+            interface_id: id_text.map(str::to_owned).or_else(|| {
                 layer
                     .interface_id
                     .as_ref()
@@ -243,7 +243,7 @@ impl PlanSettings {
     fn check_next_hop(&self, next_hop: Ipv6Addr, out: &Interface) -> Result<(), Rejection> {
         let bad = || Rejection::BadNextHop {
             next_hop,
-            interface: out.name.clone(),
+            interface: out.name.to_string(),
         };
         if next_hop.is_unspecified() || next_hop.is_loopback() || next_hop.is_multicast() {
             return Err(bad());
@@ -408,7 +408,7 @@ mod tests {
             "2001:db8:8000:100::/56".parse::<Ipv6Net>().unwrap()
         );
         assert_eq!(r.gateway, "fe80::2".parse::<Ipv6Addr>().unwrap());
-        assert_eq!((r.interface.as_str(), r.ifindex), ("veth-c1", 5));
+        assert_eq!((&*r.interface, r.ifindex), ("veth-c1", 5));
         assert_eq!((r.table, r.protocol, r.metric), (254, 16, 1024));
         // Received at 1s with 3600s valid, planned at 2s: 3599s remain.
         assert_eq!(r.expires, Some(3599));
@@ -420,17 +420,17 @@ mod tests {
             "2001:db8:8000:100::/56",
             vec![layer("::", "fe80::2", Some("port-0"), Some(OURS))],
         );
-        assert_eq!(route(&o).unwrap().interface, "port-0");
+        assert_eq!(&*route(&o).unwrap().interface, "port-0");
         let o = obs(
             "2001:db8:8000:100::/56",
             vec![layer("2001:db8:2::1", "fe80::2", Some("nope"), Some(OURS))],
         );
-        assert_eq!(route(&o).unwrap().interface, "veth-c2");
+        assert_eq!(&*route(&o).unwrap().interface, "veth-c2");
         let o = obs(
             "2001:db8:8000:100::/56",
             vec![layer("2001:db8:2::1", "fe80::2", None, Some(OURS))],
         );
-        assert_eq!(route(&o).unwrap().interface, "veth-c2");
+        assert_eq!(&*route(&o).unwrap().interface, "veth-c2");
         let o = obs(
             "2001:db8:8000:100::/56",
             vec![layer("2001:db8:9::1", "fe80::2", Some("nope"), Some(OURS))],
@@ -455,7 +455,7 @@ mod tests {
         );
         let r = route(&o).unwrap();
         assert_eq!(r.gateway, "fe80::c:1".parse::<Ipv6Addr>().unwrap());
-        assert_eq!(r.interface, "port-0");
+        assert_eq!(&*r.interface, "port-0");
     }
 
     #[test]
@@ -474,7 +474,7 @@ mod tests {
         );
         let r = route(&o).unwrap();
         assert_eq!(r.gateway, "fe80::9".parse::<Ipv6Addr>().unwrap());
-        assert_eq!(r.interface, "veth-c2");
+        assert_eq!(&*r.interface, "veth-c2");
     }
 
     #[test]
@@ -483,7 +483,7 @@ mod tests {
             "2001:db8:8000:100::/56",
             vec![layer("2001:db8:1::1", "fe80::2", None, None)],
         );
-        assert_eq!(route(&o).unwrap().interface, "veth-c1");
+        assert_eq!(&*route(&o).unwrap().interface, "veth-c1");
         let o = obs(
             "2001:db8:8000:100::/56",
             vec![layer(
@@ -516,7 +516,7 @@ mod tests {
         s.fallback = NextHopFallback::ClientAddress;
         let r = s.route_for(&o, addr, &interfaces(), 2000).unwrap();
         assert_eq!(r.gateway, "2001:db8:2::55".parse::<Ipv6Addr>().unwrap());
-        assert_eq!(r.interface, "veth-c2");
+        assert_eq!(&*r.interface, "veth-c2");
         assert_eq!(
             s.route_for(&o, None, &interfaces(), 2000),
             Err(Rejection::NoRelayData)

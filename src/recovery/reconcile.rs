@@ -103,9 +103,41 @@ pub enum Offer {
 #[derive(Debug, Default)]
 pub struct Reconciler {
     out: Reconciled,
-    /// Every distinct (server, client) that claimed a prefix, for prefixes
-    /// that more than one binding named.
-    claimants: BTreeMap<Ipv6Net, Vec<(u16, Duid)>>,
+    /// Who claimed a prefix, for prefixes that more than one binding named.
+    claimants: BTreeMap<Ipv6Net, Claims>,
+}
+
+/// The claims on one prefix, compact while every claim names the same client
+/// (the common case: several servers agree).
+#[derive(Debug)]
+enum Claims {
+    /// Every claim named the best binding's client; bit `s` = server `s` claimed it.
+    Agree(u64),
+    /// Every distinct (server, client) that claimed the prefix.
+    Contested(Vec<(u16, Duid)>),
+}
+
+impl Claims {
+    fn add(&mut self, server: u16, client: &Duid, agreed_client: &Duid) {
+        if let Claims::Agree(mask) = self {
+            if client == agreed_client && server < 64 {
+                *mask |= 1 << server;
+                return;
+            }
+            let mask = *mask;
+            *self = Claims::Contested(
+                (0..64u16)
+                    .filter(|s| mask & (1 << s) != 0)
+                    .map(|s| (s, agreed_client.clone()))
+                    .collect(),
+            );
+        }
+        if let Claims::Contested(list) = self {
+            if !list.iter().any(|(s, c)| *s == server && c == client) {
+                list.push((server, client.clone()));
+            }
+        }
+    }
 }
 
 impl Reconciler {
@@ -141,14 +173,21 @@ impl Reconciler {
                 Entry::Occupied(mut o) => {
                     let prefix = *o.key();
                     let best = o.get();
-                    let claimants = self
-                        .claimants
-                        .entry(prefix)
-                        .or_insert_with(|| vec![(best.server, best.binding.client_duid.clone())]);
-                    let claim = (obs.server, obs.binding.client_duid.clone());
-                    if !claimants.contains(&claim) {
-                        claimants.push(claim);
-                    }
+                    // While all claims agree, best's client is the agreed one.
+                    let claims = self.claimants.entry(prefix).or_insert_with(|| {
+                        let mut c = Claims::Agree(0);
+                        c.add(
+                            best.server,
+                            &best.binding.client_duid,
+                            &best.binding.client_duid,
+                        );
+                        c
+                    });
+                    claims.add(
+                        obs.server,
+                        &obs.binding.client_duid,
+                        &best.binding.client_duid,
+                    );
                     if obs.rank(best) == Ordering::Greater {
                         o.insert(obs);
                         Offer::Replaced
@@ -173,7 +212,11 @@ impl Reconciler {
             let Some(win) = self.out.prefixes.get(&prefix) else {
                 continue;
             };
-            for (server, client) in claims {
+            // A prefix still in agreement has no conflict.
+            let Claims::Contested(list) = claims else {
+                continue;
+            };
+            for (server, client) in list {
                 if client != win.binding.client_duid {
                     conflicts.push(Conflict {
                         prefix,
@@ -334,6 +377,23 @@ pub(crate) mod tests {
         assert_eq!(r.prefixes.len(), 1);
         assert_eq!(fine.remaining_valid(11_000), 3590);
         assert_eq!(gone.remaining_valid(11_000), 0);
+    }
+
+    #[test]
+    fn two_agreeing_servers_against_a_third_are_both_reported() {
+        let a = pd(0, 1000, "01", "2001:db8:100::/56", 9, 3600);
+        let b = pd(1, 1000, "01", "2001:db8:100::/56", 8, 3600);
+        let c = pd(2, 1000, "02", "2001:db8:100::/56", 1, 3600);
+        let want: Vec<(u16, Duid)> = vec![(0, "01".parse().unwrap()), (1, "01".parse().unwrap())];
+        for order in [[&a, &b, &c], [&c, &a, &b], [&b, &c, &a]] {
+            let r = reconcile(order.iter().map(|o| (*o).clone()), 1000);
+            let losers: Vec<(u16, Duid)> = r.conflicts.iter().map(|x| x.loser.clone()).collect();
+            assert_eq!(losers, want);
+            assert!(r
+                .conflicts
+                .iter()
+                .all(|x| x.winner == (2, "02".parse().unwrap())));
+        }
     }
 
     #[test]

@@ -218,20 +218,22 @@ pub fn run(args: QueryArgs) -> ExitCode {
         let mut reports = Vec::new();
         while let Some(u) = fanout.recv().await {
             match u {
-                Update::Binding(d) => {
-                    let line = if args.json {
-                        serde_json::to_string(&JsonBinding {
-                            kind: "binding",
-                            server: d.server.to_string(),
-                            xid: d.xid,
-                            attempt: d.attempt,
-                            binding: &d.binding,
-                        })
-                        .unwrap_or_default()
-                    } else {
-                        text_row(&d)
-                    };
-                    out_ok &= writeln!(out, "{line}").is_ok();
+                Update::Bindings(v) => {
+                    for d in v {
+                        let line = if args.json {
+                            serde_json::to_string(&JsonBinding {
+                                kind: "binding",
+                                server: d.server.to_string(),
+                                xid: d.xid,
+                                attempt: d.attempt,
+                                binding: &d.binding,
+                            })
+                            .unwrap_or_default()
+                        } else {
+                            text_row(&d)
+                        };
+                        out_ok &= writeln!(out, "{line}").is_ok();
+                    }
                 }
                 Update::ServerDone(r) => {
                     out_ok &= out.flush().is_ok();

@@ -19,6 +19,7 @@ use super::assembly::{
 use crate::proto::{Binding, Duid};
 use crate::transport::{FrameCodec, FrameCodecError};
 use bytes::BytesMut;
+use futures::FutureExt;
 use futures::StreamExt;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -215,12 +216,12 @@ fn unsent_outcome(close: Option<&CloseReason>) -> Outcome {
 }
 
 /// Connect to `server` and run `queries` on one connection; bindings go to
-/// `tx` (as `T::from(Delivery)`) as they arrive, tagged with the attempt
+/// `tx` (as `T::from(Vec<Delivery>)`, one batch per read burst) as they arrive, tagged with the attempt
 /// number. At most `attempt.budget` bindings are accepted on the connection,
 /// and it is closed at `attempt.deadline`.
 /// Returns when every query has ended or the connection has failed; every
 /// query given gets exactly one result. Never panics on network input.
-pub async fn run<T: From<Delivery>>(
+pub async fn run<T: From<Vec<Delivery>>>(
     server: SocketAddr,
     cfg: &ConnectionConfig,
     queries: Vec<PlannedQuery>,
@@ -258,7 +259,7 @@ pub async fn run<T: From<Delivery>>(
 }
 
 /// [`run`] on a connected stream (`server` only tags the deliveries).
-pub async fn run_on<T: From<Delivery>>(
+pub async fn run_on<T: From<Vec<Delivery>>>(
     stream: TcpStream,
     server: SocketAddr,
     cfg: &ConnectionConfig,
@@ -337,23 +338,44 @@ pub async fn run_on<T: From<Delivery>>(
             }
             frame = reader.next() => {
                 let now = Instant::now();
-                match frame {
-                    Some(Ok(f)) => {
-                        bytes_read += 2 + f.len() as u64;
-                        if bytes_read > cfg.limits.max_bytes_per_connection {
-                            demux.abort(
-                                ProtocolError::TooManyBytes {
-                                    limit: cfg.limits.max_bytes_per_connection,
-                                },
-                                now,
-                            );
-                        } else {
-                            demux.handle_frame(&f, now);
+                let mut frame = Some(frame);
+                // Take every frame this read brought (up to a bound), so that
+                // their bindings travel as one batch.
+                let mut taken = 0;
+                while let Some(f) = frame.take() {
+                    taken += 1;
+                    let go_on = match f {
+                        Some(Ok(f)) => {
+                            bytes_read += 2 + f.len() as u64;
+                            if bytes_read > cfg.limits.max_bytes_per_connection {
+                                demux.abort(
+                                    ProtocolError::TooManyBytes {
+                                        limit: cfg.limits.max_bytes_per_connection,
+                                    },
+                                    now,
+                                );
+                                false
+                            } else {
+                                demux.handle_frame(&f, now);
+                                true
+                            }
                         }
+                        Some(Err(FrameCodecError::EmptyFrame)) => {
+                            demux.handle_frame(&[], now);
+                            true
+                        }
+                        Some(Err(e)) => {
+                            demux.handle_transport_error(TransportError::Io(e.to_string()), now);
+                            false
+                        }
+                        None => {
+                            demux.handle_close(now);
+                            false
+                        }
+                    };
+                    if go_on && taken < MAX_FRAMES_PER_BURST && demux.close_reason().is_none() {
+                        frame = reader.next().now_or_never();
                     }
-                    Some(Err(FrameCodecError::EmptyFrame)) => demux.handle_frame(&[], now),
-                    Some(Err(e)) => demux.handle_transport_error(TransportError::Io(e.to_string()), now),
-                    None => demux.handle_close(now),
                 }
             }
             // While a write is pending, its own deadline governs (RFC 5460 6.2);
@@ -369,10 +391,11 @@ pub async fn run_on<T: From<Delivery>>(
             }
         }
 
+        let mut batch = Vec::new();
         while let Some(ev) = demux.poll_event() {
             match ev {
                 Event::Binding { xid, at, binding } => {
-                    let d = Delivery {
+                    batch.push(Delivery {
                         server,
                         server_index: attempt.server_index,
                         query: index_of.get(&xid).copied().unwrap_or(usize::MAX),
@@ -380,9 +403,7 @@ pub async fn run_on<T: From<Delivery>>(
                         xid,
                         received: at,
                         binding,
-                    };
-                    // A receiver that went away stops nothing here.
-                    let _ = tx.send(T::from(d)).await;
+                    });
                 }
                 Event::Dropped { xid, reason } => {
                     // A hostile server could send millions: warn about the
@@ -411,6 +432,10 @@ pub async fn run_on<T: From<Delivery>>(
                 }
             }
         }
+        if !batch.is_empty() {
+            // A receiver that went away stops nothing here.
+            let _ = tx.send(T::from(batch)).await;
+        }
     }
 
     let close = demux.close_reason().cloned();
@@ -430,6 +455,9 @@ pub async fn run_on<T: From<Delivery>>(
         server_id,
     }
 }
+
+/// Frames handled in one go before the loop looks at timers and writes again.
+const MAX_FRAMES_PER_BURST: usize = 512;
 
 async fn sleep_until(t: Option<Instant>) {
     match t {

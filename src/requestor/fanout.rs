@@ -2,7 +2,7 @@
 //! server, each with its own connection, timeouts and retries, all feeding
 //! one channel of [`Update`]s.
 //!
-//! Bindings arrive as [`Update::Binding`] as soon as they are decoded, tagged
+//! Bindings arrive in [`Update::Bindings`] batches as soon as they are decoded, tagged
 //! with the server, the query, the try and the receive time, so later stages
 //! can start before the slowest server finishes. Each server ends with one
 //! [`Update::ServerDone`] carrying its [`ServerReport`]; the channel closes
@@ -25,7 +25,7 @@
 //! let mut fanout = Fanout::spawn(cfg);
 //! while let Some(update) = fanout.recv().await {
 //!     match update {
-//!         Update::Binding(d) => println!("{} from {}", d.binding.lease, d.server),
+//!         Update::Bindings(v) => for d in v { println!("{} from {}", d.binding.lease, d.server) },
 //!         Update::ServerDone(r) => println!("{}: complete={}", r.server, r.is_complete()),
 //!     }
 //! }
@@ -268,15 +268,17 @@ impl fmt::Display for ServerReport {
 /// What the fan-out delivers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Update {
-    /// A binding, as soon as it was decoded.
-    Binding(Delivery),
+    /// Bindings, as soon as they were decoded: every binding of the
+    /// messages that one read from the connection brought (one channel
+    /// message per burst, not per binding).
+    Bindings(Vec<Delivery>),
     /// A server is finished; no binding from it follows.
     ServerDone(ServerReport),
 }
 
-impl From<Delivery> for Update {
-    fn from(d: Delivery) -> Self {
-        Update::Binding(d)
+impl From<Vec<Delivery>> for Update {
+    fn from(d: Vec<Delivery>) -> Self {
+        Update::Bindings(d)
     }
 }
 
@@ -326,7 +328,7 @@ impl Fanout {
         let mut reports = Vec::new();
         while let Some(u) = self.recv().await {
             match u {
-                Update::Binding(d) => bindings.push(d),
+                Update::Bindings(v) => bindings.extend(v),
                 Update::ServerDone(r) => reports.push(r),
             }
         }
@@ -345,7 +347,7 @@ impl Drop for Fanout {
 /// Run `queries` on one server (at `server_index` in the configuration)
 /// with retries; bindings go to `tx` as they arrive. This is the body of
 /// each fan-out task.
-pub async fn query_server<T: From<Delivery>>(
+pub async fn query_server<T: From<Vec<Delivery>>>(
     server: SocketAddr,
     server_index: usize,
     conn: &ConnectionConfig,

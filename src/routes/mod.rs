@@ -23,8 +23,8 @@ pub struct Route {
     pub prefix: Ipv6Net,
     /// Next hop.
     pub gateway: Ipv6Addr,
-    /// Outgoing interface name.
-    pub interface: String,
+    /// Outgoing interface name (shared: cloning a route does not copy it).
+    pub interface: std::sync::Arc<str>,
     /// Outgoing interface index.
     pub ifindex: u32,
     /// Routing table.
@@ -165,6 +165,40 @@ pub trait RouteTable {
     /// Apply changes; one route's failure does not stop the others. Returns
     /// the errors, one per failed change.
     async fn apply(&mut self, changes: &[Change]) -> Result<Vec<RouteError>, TableError>;
+
+    /// Hand changes over; a table may apply them in the background while the
+    /// caller goes on. Returns the failures known so far, from this or
+    /// earlier submissions. The default applies them at once.
+    async fn submit(&mut self, changes: Vec<Change>) -> Result<Vec<Failure>, TableError> {
+        let errors = self.apply(&changes).await?;
+        Ok(pair_failures(&changes, errors))
+    }
+
+    /// Wait until everything submitted is applied; the failures not yet returned.
+    async fn sync(&mut self) -> Result<Vec<Failure>, TableError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A change the table refused, and why.
+pub type Failure = (Change, RouteError);
+
+/// Match errors to the changes they are about (by destination and operation).
+pub fn pair_failures(changes: &[Change], errors: Vec<RouteError>) -> Vec<Failure> {
+    errors
+        .into_iter()
+        .filter_map(|e| {
+            let c = changes.iter().rev().find(|c| {
+                let op = match c {
+                    Change::Add(_) => "add",
+                    Change::Replace { .. } => "replace",
+                    Change::Remove(_) => "remove",
+                };
+                c.route().prefix == e.prefix && op == e.op
+            })?;
+            Some((c.clone(), e))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -175,7 +209,7 @@ mod tests {
         Route {
             prefix: prefix.parse().unwrap(),
             gateway: gw.parse().unwrap(),
-            interface: format!("if{ifindex}"),
+            interface: format!("if{ifindex}").into(),
             ifindex,
             table: 254,
             protocol: 16,

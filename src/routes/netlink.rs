@@ -36,12 +36,28 @@ const USER_HZ: u32 = 100;
 const ESRCH: i32 = 3;
 
 /// Routes in the kernel, through one netlink socket.
+///
+/// [`RouteTable::submit`] hands batches to a worker thread with a socket of
+/// its own (in the same network namespace), so that the kernel installs one
+/// batch while the caller prepares the next; [`RouteTable::sync`] waits for it.
 pub struct NetlinkTable {
     socket: Socket,
     seq: u32,
     buf: Vec<u8>,
     rx: Vec<u8>,
+    worker: Option<Worker>,
 }
+
+/// The background installer of [`NetlinkTable::submit`].
+struct Worker {
+    tx: std::sync::mpsc::SyncSender<Vec<Change>>,
+    results: std::sync::mpsc::Receiver<Result<Vec<super::Failure>, TableError>>,
+    in_flight: usize,
+    handle: std::thread::JoinHandle<()>,
+}
+
+/// Batches queued to the worker before `submit` waits.
+const PIPELINE_DEPTH: usize = 2;
 
 impl std::fmt::Debug for NetlinkTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -133,6 +149,7 @@ impl NetlinkTable {
             seq: 0,
             buf: Vec::with_capacity(BATCH_BYTES + 4096),
             rx: vec![0; 1 << 20],
+            worker: None,
         })
     }
 
@@ -298,7 +315,7 @@ impl NetlinkTable {
         Ok(errors)
     }
 
-    fn interface_names(&mut self) -> Result<BTreeMap<u32, String>, TableError> {
+    fn interface_names(&mut self) -> Result<BTreeMap<u32, std::sync::Arc<str>>, TableError> {
         Ok(self
             .interfaces()?
             .into_iter()
@@ -320,6 +337,7 @@ impl NetlinkTable {
             seq: 0,
             buf: Vec::new(),
             rx: vec![0; 256 * 1024],
+            worker: None,
         };
         let last = t.push(
             RouteNetlinkMessage::GetLink(LinkMessage::default()),
@@ -337,7 +355,7 @@ impl NetlinkTable {
                     ifs.insert(
                         l.header.index,
                         Interface {
-                            name,
+                            name: name.into(),
                             index: l.header.index,
                             addresses: Vec::new(),
                         },
@@ -371,7 +389,7 @@ impl NetlinkTable {
     }
 }
 
-fn parse_route(r: &RouteMessage, names: &BTreeMap<u32, String>) -> Option<Route> {
+fn parse_route(r: &RouteMessage, names: &BTreeMap<u32, std::sync::Arc<str>>) -> Option<Route> {
     if r.header.address_family != AddressFamily::Inet6 {
         return None;
     }
@@ -404,12 +422,91 @@ fn parse_route(r: &RouteMessage, names: &BTreeMap<u32, String>) -> Option<Route>
     })
 }
 
+impl NetlinkTable {
+    fn worker(&mut self) -> Result<&mut Worker, TableError> {
+        if self.worker.is_none() {
+            // The thread starts in this thread's network namespace.
+            let mut table = NetlinkTable::open()?;
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Change>>(PIPELINE_DEPTH);
+            let (rtx, results) = std::sync::mpsc::channel();
+            let handle = std::thread::Builder::new()
+                .name("pdrestore-netlink".into())
+                .spawn(move || {
+                    for batch in rx {
+                        let r = table
+                            .apply_blocking(&batch)
+                            .map(|errors| super::pair_failures(&batch, errors));
+                        if rtx.send(r).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .map_err(|e| TableError(format!("starting the netlink thread: {e}")))?;
+            self.worker = Some(Worker {
+                tx,
+                results,
+                in_flight: 0,
+                handle,
+            });
+        }
+        Ok(self.worker.as_mut().expect("just made"))
+    }
+
+    fn collect(w: &mut Worker, wait_all: bool) -> Result<Vec<super::Failure>, TableError> {
+        let mut out = Vec::new();
+        while w.in_flight > 0 {
+            let r = if wait_all {
+                w.results
+                    .recv()
+                    .map_err(|_| TableError("the netlink thread died".into()))?
+            } else {
+                match w.results.try_recv() {
+                    Ok(r) => r,
+                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                    Err(_) => return Err(TableError("the netlink thread died".into())),
+                }
+            };
+            w.in_flight -= 1;
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for NetlinkTable {
+    fn drop(&mut self) {
+        if let Some(w) = self.worker.take() {
+            drop(w.tx);
+            let _ = w.handle.join();
+        }
+    }
+}
+
 impl RouteTable for NetlinkTable {
     async fn list_owned(&mut self, table: u32, protocol: u8) -> Result<Vec<Route>, TableError> {
+        if let Some(w) = self.worker.as_mut() {
+            // Keep what is listed true: nothing still in the pipeline.
+            Self::collect(w, true)?;
+        }
         self.list_owned_blocking(table, protocol)
     }
 
     async fn apply(&mut self, changes: &[Change]) -> Result<Vec<RouteError>, TableError> {
         self.apply_blocking(changes)
+    }
+
+    async fn submit(&mut self, changes: Vec<Change>) -> Result<Vec<super::Failure>, TableError> {
+        let w = self.worker()?;
+        w.tx.send(changes)
+            .map_err(|_| TableError("the netlink thread died".into()))?;
+        w.in_flight += 1;
+        Self::collect(w, false)
+    }
+
+    async fn sync(&mut self) -> Result<Vec<super::Failure>, TableError> {
+        match self.worker.as_mut() {
+            Some(w) => Self::collect(w, true),
+            None => Ok(Vec::new()),
+        }
     }
 }
