@@ -110,16 +110,17 @@ pub struct RoutesConfig {
 }
 
 /// Resource bounds (against servers that stream forever or send monsters).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Most bindings accepted from one query.
     pub max_bindings_per_query: u64,
-    /// Most bindings accepted from one server.
+    /// Most bindings accepted from one server, all queries and tries together.
     pub max_bindings_per_server: u64,
     /// Most octets read from one connection.
     pub max_bytes_per_connection: u64,
-    /// Deepest relay chain accepted (RFC 8415 HOP_COUNT_LIMIT is 32).
+    /// Deepest relay chain accepted in a binding (RFC 8415 s.7.6
+    /// HOP_COUNT_LIMIT is 32); a deeper one cuts the server off.
     pub max_relay_depth: u8,
 }
 

@@ -32,33 +32,9 @@ use tokio_util::codec::{Encoder, FramedRead};
 /// The DHCPv6 server port, where Bulk Leasequery listens by default (RFC 5460 s.5.6).
 pub const DHCPV6_SERVER_PORT: u16 = 547;
 
-/// Resource bounds against servers that stream forever or send monsters
-/// (the `[limits]` of the configuration file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Most bindings accepted from one query.
-    pub max_bindings_per_query: u64,
-    /// Most bindings accepted from one server, all queries and tries together.
-    pub max_bindings_per_server: u64,
-    /// Most octets read from one connection.
-    pub max_bytes_per_connection: u64,
-    /// Deepest relay chain accepted in a binding (RFC 8415 s.7.6
-    /// HOP_COUNT_LIMIT is 32); a deeper one cuts the server off.
-    pub max_relay_depth: u8,
-}
-
-impl Default for Limits {
-    /// 4 M bindings per query, 8 M per server, 4 GiB per connection, relay
-    /// chains of 32 layers.
-    fn default() -> Self {
-        Limits {
-            max_bindings_per_query: 4_000_000,
-            max_bindings_per_server: 8_000_000,
-            max_bytes_per_connection: 4 << 30,
-            max_relay_depth: 32,
-        }
-    }
-}
+/// Resource bounds against servers that stream forever or send monsters:
+/// the `[limits]` of the configuration file.
+pub use crate::config::Limits;
 
 /// Discarded messages warned about per connection; the rest go to debug.
 const MAX_DROP_WARNINGS: u32 = 10;

@@ -160,12 +160,7 @@ impl FanoutConfig {
             .collect();
         cfg.connection.data_timeout = config.data_timeout;
         cfg.connection.max_in_flight = config.max_in_flight as usize;
-        cfg.connection.limits = super::connection::Limits {
-            max_bindings_per_query: config.limits.max_bindings_per_query,
-            max_bindings_per_server: config.limits.max_bindings_per_server,
-            max_bytes_per_connection: config.limits.max_bytes_per_connection,
-            max_relay_depth: config.limits.max_relay_depth,
-        };
+        cfg.connection.limits = config.limits;
         cfg.retry = RetryPolicy {
             attempts: config.retries.saturating_add(1),
             initial_delay: config.retry_initial_delay,
