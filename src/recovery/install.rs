@@ -16,6 +16,7 @@ use super::plan::{Interface, PlanSettings, Rejected};
 use super::reconcile::{client_address, Conflict, Millis, Observed, Offer, Reconciled, Reconciler};
 use crate::proto::LeaseKind;
 use crate::routes::{Change, Route, RouteError, RouteKey, RouteTable, TableError};
+use ipnet::Ipv6Net;
 use std::collections::{BTreeMap, HashMap};
 
 /// Changes are sent to the table in batches of this many.
@@ -65,6 +66,9 @@ pub struct Installer<T: RouteTable> {
     initial: HashMap<RouteKey, Route>,
     /// Our routes as they are now (as far as the table has told us).
     current: HashMap<RouteKey, Route>,
+    /// Prefixes whose best binding has no route planned yet: no relay data
+    /// (needs the client's address, known only at the end) or rejected.
+    unsettled: std::collections::HashSet<Ipv6Net>,
     pending: Vec<Change>,
     batch: usize,
     failed: BTreeMap<RouteKey, crate::routes::Failure>,
@@ -102,6 +106,7 @@ impl<T: RouteTable> Installer<T> {
             reconciler: Reconciler::new(),
             current: initial.clone(),
             initial,
+            unsettled: std::collections::HashSet::new(),
             pending: Vec::new(),
             batch: DEFAULT_BATCH,
             failed: BTreeMap::new(),
@@ -174,10 +179,22 @@ impl<T: RouteTable> Installer<T> {
         ) {
             let best = self.reconciler.best(&prefix).expect("just offered");
             // Bindings without relay data may need the client's address,
-            // which can arrive later: those wait for finish().
-            if !best.binding.relay.is_empty() {
-                if let Ok(route) = self.settings.route_for(best, None, &self.interfaces, now) {
+            // which can arrive later: those wait for finish(), as do
+            // rejected ones (so that the reason is reported once, at the end).
+            let planned = if best.binding.relay.is_empty() {
+                None
+            } else {
+                self.settings
+                    .route_for(best, None, &self.interfaces, now)
+                    .ok()
+            };
+            match planned {
+                Some(route) => {
+                    self.unsettled.remove(&prefix);
                     self.queue(route);
+                }
+                None => {
+                    self.unsettled.insert(prefix);
                 }
             }
         }
@@ -238,36 +255,52 @@ impl<T: RouteTable> Installer<T> {
     ) -> Result<(InstallReport, Reconciled, T), TableError> {
         self.flush(now).await?;
         let reconciled = std::mem::take(&mut self.reconciler).finish();
-        // Plan every winner once more (most routes are already queued and
-        // come out unchanged); prefixes that needed the client's address are
-        // planned for the first time here. The planned keys come out in
-        // order, so a sorted Vec answers "is it wanted" without a second map.
-        let mut wanted: Vec<RouteKey> = Vec::with_capacity(reconciled.prefixes.len());
+        // Routes planned while streaming stand. Plan what is left: prefixes
+        // without relay data (now that every client address is known), the
+        // rejected ones (for their reason), and the ones whose route the
+        // table refused (one more try).
+        let mut left: Vec<Ipv6Net> = std::mem::take(&mut self.unsettled).into_iter().collect();
+        left.extend(self.failed.iter().filter_map(|(k, (c, _))| match c {
+            Change::Remove(_) => None,
+            _ => Some(k.prefix),
+        }));
+        left.sort_unstable();
+        left.dedup();
         let mut rejected = Vec::new();
-        for (prefix, obs) in &reconciled.prefixes {
+        let mut rejected_set = std::collections::HashSet::new();
+        for prefix in left {
+            let Some(obs) = reconciled.prefixes.get(&prefix) else {
+                continue;
+            };
             let addr = if obs.binding.relay.is_empty() {
                 client_address(&reconciled, &obs.binding.client_duid)
             } else {
                 None
             };
             match self.settings.route_for(obs, addr, &self.interfaces, now) {
-                Ok(route) => {
-                    wanted.push(route.key());
-                    self.queue(route);
+                Ok(route) => self.queue(route),
+                Err(reason) => {
+                    rejected_set.insert(prefix);
+                    rejected.push(Rejected {
+                        prefix,
+                        client: obs.binding.client_duid.clone(),
+                        server: obs.server,
+                        reason,
+                    })
                 }
-                Err(reason) => rejected.push(Rejected {
-                    prefix: *prefix,
-                    client: obs.binding.client_duid.clone(),
-                    server: obs.server,
-                    reason,
-                }),
             }
             if self.pending.len() >= self.batch {
                 self.flush(now).await?;
             }
         }
-        wanted.sort_unstable();
-        let want = |k: &RouteKey| wanted.binary_search(k).is_ok();
+        let (table, metric) = (self.settings.table, self.settings.metric);
+        let want = |k: &RouteKey| {
+            k.table == table
+                && k.metric == metric
+                && reconciled.prefixes.contains_key(&k.prefix)
+                && !rejected_set.contains(&k.prefix)
+        };
+        let planned = reconciled.prefixes.len() - rejected.len();
         // Routes this run put in for prefixes that ended up rejected come out
         // again; routes that were there before are left to pruning.
         let mut stray: Vec<Route> = self
@@ -304,7 +337,7 @@ impl<T: RouteTable> Installer<T> {
             failed,
             conflicts: reconciled.conflicts.clone(),
             expired: reconciled.expired,
-            planned: wanted.len(),
+            planned,
             first_route_at: self.first_route_at,
             operations: self.operations,
             pruned: prune,
