@@ -222,12 +222,7 @@ pub fn fanout_config(config: &Config, relay: &Duid) -> FanoutConfig {
     f
 }
 
-fn server_summary(
-    r: &ServerReport,
-    links: &[std::net::Ipv6Addr],
-    start: Instant,
-    end: Instant,
-) -> ServerSummary {
+fn server_summary(r: &ServerReport, links: &[std::net::Ipv6Addr]) -> ServerSummary {
     let queries: Vec<QuerySummary> = r
         .queries
         .iter()
@@ -247,7 +242,6 @@ fn server_summary(
         .find(|q| !q.complete)
         .map(|q| q.outcome.clone())
         .unwrap_or_else(|| "complete".into());
-    let _ = (start, end);
     ServerSummary {
         server: r.server.to_string(),
         server_id: r.server_id.as_ref().map(|d| d.to_hex()),
@@ -360,7 +354,7 @@ pub async fn recover<T: RouteTable>(
         .iter()
         .zip(&reports)
         .map(|(s, r)| match r {
-            Some(r) => server_summary(r, &config.links, start, end),
+            Some(r) => server_summary(r, &config.links),
             None => ServerSummary {
                 server: s.socket_addr().to_string(),
                 server_id: None,

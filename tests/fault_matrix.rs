@@ -13,6 +13,7 @@
 //! the host's routes: everything runs inside the namespaces it creates, on
 //! their loopback and veth links.
 
+mod route_lab;
 use pdrestore::agent::{recover, RecoverOptions, Summary};
 use pdrestore::config::Config;
 use pdrestore::demo::link_commands;
@@ -23,6 +24,7 @@ use pdrestore::proto::{
 };
 use pdrestore::routes::NetlinkTable;
 use pdrestore::server::{self, BindingStore, Fault, ServerConfig};
+use route_lab::{layer, pd, table_lines, RELAY};
 use std::collections::BTreeSet;
 use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -30,33 +32,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-const RELAY: &str = "000200000009010203040506";
 const POOL: &str = "2001:db8:8000::/40";
 /// A route no server backs: removed when every server answered completely,
 /// kept otherwise.
 const STALE: &str = "2001:db8:8000:f00::/56";
-
-fn layer(link: &str, peer: &str, ifid: &str, relay_id: Option<&str>) -> RelayLayer {
-    RelayLayer {
-        hop_count: 0,
-        link_address: link.parse().unwrap(),
-        peer_address: peer.parse().unwrap(),
-        interface_id: Some(ifid.as_bytes().to_vec()),
-        remote_id: None,
-        relay_id: relay_id.map(|r| r.parse().unwrap()),
-    }
-}
-
-fn pd(client: &str, prefix: &str, clt: u32, relay: Vec<RelayLayer>) -> Binding {
-    Binding {
-        client_duid: client.parse().unwrap(),
-        lease: LeaseKind::Prefix(prefix.parse().unwrap()),
-        preferred_lifetime: 1800,
-        valid_lifetime: 3600,
-        clt_time: clt,
-        relay,
-    }
-}
 
 fn on(link: u8, peer: &str) -> Vec<RelayLayer> {
     vec![layer(
@@ -375,12 +354,8 @@ async fn rogue(l: TcpListener, deep: Option<usize>) {
 
 /// The table's routes, `expires NNNsec` normalised to `expires ~`.
 fn routes(ns: &NetNs) -> Vec<String> {
-    let text = match ns.ip(["-6", "route", "show", "table", "100"]) {
-        Ok(t) => t,
-        Err(e) if e.to_string().contains("FIB table does not exist") => String::new(),
-        Err(e) => panic!("{e}"),
-    };
-    text.lines()
+    table_lines(ns, 100)
+        .iter()
         .map(|l| {
             let mut w: Vec<String> = l.split_whitespace().map(str::to_owned).collect();
             if let Some(i) = w.iter().position(|x| x == "expires") {

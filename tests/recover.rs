@@ -2,6 +2,7 @@
 //! namespace (veth client links), checked against the kernel's table with
 //! `ip -6 route`. Needs root (ip netns); never touches the host's routes.
 
+mod route_lab;
 use pdrestore::agent::{recover, RecoverOptions, Summary};
 use pdrestore::config::Config;
 use pdrestore::demo::link_commands;
@@ -9,32 +10,9 @@ use pdrestore::netns::{can_create, NetNs};
 use pdrestore::proto::{Binding, Duid, LeaseKind, RelayLayer};
 use pdrestore::routes::NetlinkTable;
 use pdrestore::server::{self, BindingStore, ServerConfig};
+use route_lab::{layer, pd, table_lines, RELAY};
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-const RELAY: &str = "000200000009010203040506";
-
-fn layer(link: &str, peer: &str, ifid: &str, relay_id: Option<&str>) -> RelayLayer {
-    RelayLayer {
-        hop_count: 0,
-        link_address: link.parse().unwrap(),
-        peer_address: peer.parse().unwrap(),
-        interface_id: Some(ifid.as_bytes().to_vec()),
-        remote_id: None,
-        relay_id: relay_id.map(|r| r.parse().unwrap()),
-    }
-}
-
-fn pd(client: &str, prefix: &str, clt: u32, relay: Vec<RelayLayer>) -> Binding {
-    Binding {
-        client_duid: client.parse().unwrap(),
-        lease: LeaseKind::Prefix(prefix.parse().unwrap()),
-        preferred_lifetime: 1800,
-        valid_lifetime: 3600,
-        clt_time: clt,
-        relay,
-    }
-}
 
 /// The bindings of the lab: two prefixes on link 0 (one hop), one behind two
 /// relays whose inner layer carries our Relay-ID (link 1), one address.
@@ -158,13 +136,8 @@ fn run_with(
 }
 
 fn routes(ns: &NetNs) -> Vec<String> {
-    let text = match ns.ip(["-6", "route", "show", "table", "100"]) {
-        Ok(t) => t,
-        // The kernel only makes table 100 with its first route.
-        Err(e) if e.to_string().contains("FIB table does not exist") => String::new(),
-        Err(e) => panic!("{e}"),
-    };
-    text.lines()
+    table_lines(ns, 100)
+        .iter()
         .map(|l| {
             // "expires 3599sec": keep the field, round the value for comparison.
             let mut w: Vec<String> = l.split_whitespace().map(str::to_owned).collect();
