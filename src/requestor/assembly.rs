@@ -37,7 +37,7 @@
 //!   error closes the connection: the stream can no longer be trusted, and
 //!   the other queries in flight end [`PartialReason::Aborted`].
 
-use crate::proto::binding::ClientData;
+use crate::proto::binding::{BindingRef, ClientData};
 use crate::proto::{Binding, ClientDataError, DecodeError, Duid, MessageType, MessageView};
 use crate::proto::{OptionView, StatusCode};
 use std::collections::{BTreeMap, VecDeque};
@@ -284,9 +284,39 @@ pub struct QueryStats {
     pub server_id: Option<Duid>,
 }
 
-/// What a state machine has to tell.
+/// Turns each binding, borrowed from the message it arrived in, into what
+/// the consumer wants, on the task that reads the connection: the owned
+/// [`Binding`] by default ([`OwnedBindings`]), or a compact form that
+/// costs no allocation (the recovery's).
+pub trait BindingMapper: Clone + Send + 'static {
+    /// What a binding becomes.
+    type Item: Send + 'static;
+
+    /// The binding `b`, or, when its relay chain (OPTION_LQ_RELAY_DATA) has
+    /// more than `max_relay_depth` layers, the number of layers.
+    fn map(&mut self, b: &BindingRef<'_>, max_relay_depth: usize) -> Result<Self::Item, usize>;
+}
+
+/// The default [`BindingMapper`]: the owned [`Binding`], every field kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OwnedBindings;
+
+impl BindingMapper for OwnedBindings {
+    type Item = Binding;
+
+    fn map(&mut self, b: &BindingRef<'_>, max_relay_depth: usize) -> Result<Binding, usize> {
+        let binding = b.to_binding();
+        if binding.relay.len() > max_relay_depth {
+            return Err(binding.relay.len());
+        }
+        Ok(binding)
+    }
+}
+
+/// What a state machine has to tell. `T` is what bindings are delivered
+/// as (see [`BindingMapper`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub enum Event<T = Binding> {
     /// A binding arrived.
     Binding {
         /// Transaction-id of the query.
@@ -294,7 +324,7 @@ pub enum Event {
         /// When the message holding it was handled.
         at: Instant,
         /// The binding.
-        binding: Binding,
+        binding: T,
     },
     /// Something was discarded; the query goes on.
     Dropped {
@@ -329,14 +359,15 @@ enum State {
 /// what happened with [`QueryAssembler::poll_event`]. Time is only recorded,
 /// never read: the data timeout is run by the caller (see [`ReplyDemux`]).
 #[derive(Debug)]
-pub struct QueryAssembler {
+pub struct QueryAssembler<M: BindingMapper = OwnedBindings> {
     xid: u32,
     requestor: Duid,
     state: State,
     stats: QueryStats,
-    events: VecDeque<Event>,
+    events: VecDeque<Event<M::Item>>,
     max_bindings: u64,
     max_relay_depth: usize,
+    mapper: M,
 }
 
 /// What the options of one reply message hold, gathered in one walk.
@@ -372,8 +403,15 @@ fn scan<'a>(msg: &MessageView<'a>) -> Scan<'a> {
 
 impl QueryAssembler {
     /// A query with transaction-id `xid` (low 24 bits), sent at `now` with
-    /// OPTION_CLIENTID `requestor`.
+    /// OPTION_CLIENTID `requestor`, delivering owned [`Binding`]s.
     pub fn new(xid: u32, requestor: Duid, now: Instant) -> Self {
+        Self::with_mapper(xid, requestor, now, OwnedBindings)
+    }
+}
+
+impl<M: BindingMapper> QueryAssembler<M> {
+    /// [`QueryAssembler::new`] delivering bindings as `mapper` makes them.
+    pub fn with_mapper(xid: u32, requestor: Duid, now: Instant, mapper: M) -> Self {
         QueryAssembler {
             xid: xid & 0x00ff_ffff,
             requestor,
@@ -390,6 +428,7 @@ impl QueryAssembler {
             events: VecDeque::new(),
             max_bindings: u64::MAX,
             max_relay_depth: usize::MAX,
+            mapper,
         }
     }
 
@@ -437,7 +476,7 @@ impl QueryAssembler {
     }
 
     /// The next event, oldest first.
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<Event<M::Item>> {
         self.events.pop_front()
     }
 
@@ -480,13 +519,13 @@ impl QueryAssembler {
                                 limit: self.max_bindings,
                             });
                         }
-                        let binding = b.to_binding();
-                        if binding.relay.len() > self.max_relay_depth {
-                            return Err(ProtocolError::RelayChainTooDeep {
-                                depth: binding.relay.len(),
-                                limit: self.max_relay_depth,
-                            });
-                        }
+                        let binding =
+                            self.mapper.map(&b, self.max_relay_depth).map_err(|depth| {
+                                ProtocolError::RelayChainTooDeep {
+                                    depth,
+                                    limit: self.max_relay_depth,
+                                }
+                            })?;
                         self.stats.bindings += 1;
                         self.events.push_back(Event::Binding {
                             xid: self.xid,
@@ -664,12 +703,13 @@ pub enum StartError {
 /// [`ReplyDemux::poll_event`] and check [`ReplyDemux::close_reason`]: once it
 /// is set, close the socket; every query has then ended.
 #[derive(Debug)]
-pub struct ReplyDemux {
+pub struct ReplyDemux<M: BindingMapper = OwnedBindings> {
+    mapper: M,
     requestor: Duid,
     data_timeout: Duration,
-    queries: BTreeMap<u32, QueryAssembler>,
+    queries: BTreeMap<u32, QueryAssembler<M>>,
     last_activity: Option<Instant>,
-    events: VecDeque<Event>,
+    events: VecDeque<Event<M::Item>>,
     closed: Option<CloseReason>,
     max_per_query: u64,
     max_total: u64,
@@ -679,9 +719,18 @@ pub struct ReplyDemux {
 
 impl ReplyDemux {
     /// A connection whose queries carry OPTION_CLIENTID `requestor`, with
-    /// BULK_LQ_DATA_TIMEOUT `data_timeout`.
+    /// BULK_LQ_DATA_TIMEOUT `data_timeout`, delivering owned [`Binding`]s.
     pub fn new(requestor: Duid, data_timeout: Duration) -> Self {
+        Self::with_mapper(requestor, data_timeout, OwnedBindings)
+    }
+}
+
+impl<M: BindingMapper> ReplyDemux<M> {
+    /// [`ReplyDemux::new`] delivering bindings as `mapper` makes them (each
+    /// query gets a clone of it).
+    pub fn with_mapper(requestor: Duid, data_timeout: Duration, mapper: M) -> Self {
         ReplyDemux {
+            mapper,
             requestor,
             data_timeout,
             queries: BTreeMap::new(),
@@ -740,8 +789,8 @@ impl ReplyDemux {
         if self.queries.contains_key(&xid) {
             return Err(StartError::DuplicateXid(xid));
         }
-        self.queries
-            .insert(xid, QueryAssembler::new(xid, self.requestor.clone(), now));
+        let q = QueryAssembler::with_mapper(xid, self.requestor.clone(), now, self.mapper.clone());
+        self.queries.insert(xid, q);
         self.touch(now);
         Ok(())
     }
@@ -769,7 +818,7 @@ impl ReplyDemux {
     }
 
     /// The next event, oldest first.
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<Event<M::Item>> {
         self.events.pop_front()
     }
 

@@ -13,8 +13,8 @@
 //! Bindings go to a channel as soon as each message is handled.
 
 use super::assembly::{
-    CloseReason, Event, Outcome, PartialReason, ProtocolError, QueryStats, ReplyDemux,
-    TransportError, BULK_LQ_DATA_TIMEOUT,
+    BindingMapper, CloseReason, Event, Outcome, OwnedBindings, PartialReason, ProtocolError,
+    QueryStats, ReplyDemux, TransportError, BULK_LQ_DATA_TIMEOUT,
 };
 use crate::proto::{Binding, Duid};
 use crate::transport::{FrameCodec, FrameCodecError};
@@ -110,9 +110,10 @@ pub struct PlannedQuery {
     pub message: Vec<u8>,
 }
 
-/// A binding as delivered: which server, which query and try, when.
+/// A binding as delivered: which server, which query and try, when. `T`
+/// is what the binding was made into (see [`BindingMapper`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
+pub struct Delivery<T = Binding> {
     /// The server it came from.
     pub server: SocketAddr,
     /// The server's position in the configuration.
@@ -126,7 +127,7 @@ pub struct Delivery {
     /// When its message was handled.
     pub received: Instant,
     /// The binding.
-    pub binding: Binding,
+    pub binding: T,
 }
 
 /// How one query fared on one connection.
@@ -204,12 +205,24 @@ pub async fn run<T: From<Vec<Delivery>>>(
     attempt: Attempt,
     tx: &mpsc::Sender<T>,
 ) -> ConnectionReport {
+    run_with(server, cfg, queries, attempt, tx, OwnedBindings).await
+}
+
+/// [`run`], delivering bindings as `mapper` makes them.
+pub async fn run_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
+    server: SocketAddr,
+    cfg: &ConnectionConfig,
+    queries: Vec<PlannedQuery>,
+    attempt: Attempt,
+    tx: &mpsc::Sender<T>,
+    mapper: M,
+) -> ConnectionReport {
     let mut timeout = cfg.data_timeout;
     if let Some(d) = attempt.deadline {
         timeout = timeout.min(d.saturating_duration_since(Instant::now()));
     }
     match connect(server, cfg.source, timeout).await {
-        Ok(stream) => run_on(stream, server, cfg, queries, attempt, tx).await,
+        Ok(stream) => run_on_with(stream, server, cfg, queries, attempt, tx, mapper).await,
         Err(e) => {
             let close = match (&e, attempt.deadline) {
                 (TransportError::ConnectTimeout, Some(d)) if Instant::now() >= d => {
@@ -243,11 +256,24 @@ pub async fn run_on<T: From<Vec<Delivery>>>(
     attempt: Attempt,
     tx: &mpsc::Sender<T>,
 ) -> ConnectionReport {
+    run_on_with(stream, server, cfg, queries, attempt, tx, OwnedBindings).await
+}
+
+/// [`run_on`], delivering bindings as `mapper` makes them.
+pub async fn run_on_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
+    stream: TcpStream,
+    server: SocketAddr,
+    cfg: &ConnectionConfig,
+    queries: Vec<PlannedQuery>,
+    attempt: Attempt,
+    tx: &mpsc::Sender<T>,
+    mapper: M,
+) -> ConnectionReport {
     let (rd, mut wr) = stream.into_split();
     let mut reader = FramedRead::new(rd, FrameCodec::new());
     let mut codec = FrameCodec::new();
     let mut out = BytesMut::new();
-    let mut demux = ReplyDemux::new(cfg.requestor.clone(), cfg.data_timeout);
+    let mut demux = ReplyDemux::with_mapper(cfg.requestor.clone(), cfg.data_timeout, mapper);
     demux.set_limits(cfg.limits.max_bindings_per_query, attempt.budget);
     demux.set_max_relay_depth(cfg.limits.max_relay_depth.into());
     let mut bytes_read: u64 = 0;

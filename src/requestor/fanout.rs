@@ -32,7 +32,7 @@
 //! # }
 //! ```
 
-use super::assembly::{Outcome, QueryStats};
+use super::assembly::{BindingMapper, Outcome, OwnedBindings, QueryStats};
 use super::connection::{
     self, Attempt, ConnectionConfig, Delivery, PlannedQuery, DHCPV6_SERVER_PORT,
 };
@@ -260,33 +260,41 @@ impl fmt::Display for ServerReport {
     }
 }
 
-/// What the fan-out delivers.
+/// What the fan-out delivers. `T` is what bindings are made into (see
+/// [`BindingMapper`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Update {
+pub enum Update<T = crate::proto::Binding> {
     /// Bindings, as soon as they were decoded: every binding of the
     /// messages that one read from the connection brought (one channel
     /// message per burst, not per binding).
-    Bindings(Vec<Delivery>),
+    Bindings(Vec<Delivery<T>>),
     /// A server is finished; no binding from it follows.
     ServerDone(ServerReport),
 }
 
-impl From<Vec<Delivery>> for Update {
-    fn from(d: Vec<Delivery>) -> Self {
+impl<T> From<Vec<Delivery<T>>> for Update<T> {
+    fn from(d: Vec<Delivery<T>>) -> Self {
         Update::Bindings(d)
     }
 }
 
 /// A running fan-out: receive its [`Update`]s.
 #[derive(Debug)]
-pub struct Fanout {
-    rx: mpsc::Receiver<Update>,
+pub struct Fanout<T = crate::proto::Binding> {
+    rx: mpsc::Receiver<Update<T>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Fanout {
     /// Start one task per server on the current tokio runtime.
     pub fn spawn(cfg: FanoutConfig) -> Fanout {
+        Fanout::spawn_with(cfg, OwnedBindings)
+    }
+}
+
+impl<T: Send + 'static> Fanout<T> {
+    /// [`Fanout::spawn`], each connection making bindings with a clone of `mapper`.
+    pub fn spawn_with<M: BindingMapper<Item = T>>(cfg: FanoutConfig, mapper: M) -> Fanout<T> {
         let (tx, rx) = mpsc::channel(cfg.channel_capacity.max(1));
         let tasks = cfg
             .servers
@@ -301,9 +309,11 @@ impl Fanout {
                 }
                 let queries = cfg.queries.clone();
                 let retry = cfg.retry.clone();
+                let mapper = mapper.clone();
                 tokio::spawn(async move {
                     let report =
-                        query_server(server.addr, index, &conn, &queries, &retry, &tx).await;
+                        query_server_with(server.addr, index, &conn, &queries, &retry, &tx, mapper)
+                            .await;
                     let _ = tx.send(Update::ServerDone(report)).await;
                 })
             })
@@ -312,13 +322,13 @@ impl Fanout {
     }
 
     /// The next update; `None` once every server is finished.
-    pub async fn recv(&mut self) -> Option<Update> {
+    pub async fn recv(&mut self) -> Option<Update<T>> {
         self.rx.recv().await
     }
 
     /// Wait for everything: every binding delivered, and every server's
     /// report, both in order of arrival.
-    pub async fn collect(mut self) -> (Vec<Delivery>, Vec<ServerReport>) {
+    pub async fn collect(mut self) -> (Vec<Delivery<T>>, Vec<ServerReport>) {
         let mut bindings = Vec::new();
         let mut reports = Vec::new();
         while let Some(u) = self.recv().await {
@@ -331,7 +341,7 @@ impl Fanout {
     }
 }
 
-impl Drop for Fanout {
+impl<T> Drop for Fanout<T> {
     fn drop(&mut self) {
         for t in &self.tasks {
             t.abort();
@@ -349,6 +359,28 @@ pub async fn query_server<T: From<Vec<Delivery>>>(
     queries: &[QuerySpec],
     retry: &RetryPolicy,
     tx: &mpsc::Sender<T>,
+) -> ServerReport {
+    query_server_with(
+        server,
+        server_index,
+        conn,
+        queries,
+        retry,
+        tx,
+        OwnedBindings,
+    )
+    .await
+}
+
+/// [`query_server`], delivering bindings as `mapper` makes them.
+pub async fn query_server_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
+    server: SocketAddr,
+    server_index: usize,
+    conn: &ConnectionConfig,
+    queries: &[QuerySpec],
+    retry: &RetryPolicy,
+    tx: &mpsc::Sender<T>,
+    mapper: M,
 ) -> ServerReport {
     let started = Instant::now();
     let deadline = conn.server_deadline.map(|d| started + d);
@@ -406,7 +438,7 @@ pub async fn query_server<T: From<Vec<Delivery>>>(
             budget,
             deadline,
         };
-        let report = connection::run(server, conn, planned, attempt, tx).await;
+        let report = connection::run_with(server, conn, planned, attempt, tx, mapper.clone()).await;
         if server_id.is_none() {
             server_id = report.server_id;
         }
