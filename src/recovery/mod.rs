@@ -1,5 +1,6 @@
 //! Recovery logic that needs no IO: reconciling servers and planning routes.
 
+pub mod claim;
 pub mod install;
 pub mod plan;
 pub mod reconcile;

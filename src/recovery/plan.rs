@@ -240,7 +240,9 @@ impl PlanSettings {
         })
     }
 
-    fn check_next_hop(&self, next_hop: Ipv6Addr, out: &Interface) -> Result<(), Rejection> {
+    /// The next hop must be a unicast neighbour on `out`: link-local, or inside one
+    /// of its prefixes, and not one of its own addresses.
+    pub fn check_next_hop(&self, next_hop: Ipv6Addr, out: &Interface) -> Result<(), Rejection> {
         let bad = || Rejection::BadNextHop {
             next_hop,
             interface: out.name.to_string(),
