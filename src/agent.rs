@@ -13,7 +13,6 @@ use crate::config::Config;
 use crate::proto::{Duid, Query};
 use crate::recovery::install::{InstallReport, Installer};
 use crate::recovery::plan::Interface;
-use crate::recovery::reconcile::Observed;
 use crate::requestor::fanout::{Fanout, FanoutConfig, QuerySpec, ServerReport, Update};
 use crate::routes::{RouteTable, TableError};
 use futures::FutureExt;
@@ -267,7 +266,8 @@ pub async fn recover<T: RouteTable>(
     let start = Instant::now();
     let settings = config.plan_settings(relay.clone());
     let mut installer = Installer::start(table, settings, interfaces.clone(), opts.dry_run).await?;
-    let mut fan = Fanout::spawn(fanout_config(config, relay));
+    // Bindings become compact claims, their routes planned, on the connection tasks.
+    let mut fan = Fanout::spawn_with(fanout_config(config, relay), installer.mapper());
     let mut reports: Vec<Option<ServerReport>> = vec![None; config.servers.len()];
     let mut received: u64 = 0;
     let mut first_binding = None;
@@ -308,16 +308,7 @@ pub async fn recover<T: RouteTable>(
                     let t = now_ms(d.received);
                     first_binding.get_or_insert(t);
                     let server = u16::try_from(d.server_index).unwrap_or(u16::MAX);
-                    installer
-                        .offer(
-                            Observed {
-                                server,
-                                received: t,
-                                binding: d.binding,
-                            },
-                            t,
-                        )
-                        .await?;
+                    installer.offer_claim(server, t, d.binding, t).await?;
                 }
                 if received >= next_progress {
                     next_progress = received + 65536;
@@ -347,7 +338,7 @@ pub async fn recover<T: RouteTable>(
             .all(|r| r.as_ref().is_some_and(|r| r.is_complete()));
     let prune = config.routes.prune && all_complete;
     let end_ms = now_ms(Instant::now());
-    let (report, _, table) = installer.finish(end_ms, prune).await?;
+    let (report, table) = installer.finish(end_ms, prune).await?;
     let end = Instant::now();
     let servers: Vec<ServerSummary> = config
         .servers

@@ -1,23 +1,43 @@
 //! Installing routes while the bindings stream in.
 //!
 //! The [`Installer`] takes each binding as it arrives (from any server, in
-//! any order), reconciles it at once, and when it becomes the best binding
-//! for its prefix plans its route and queues an add or replace (replace
-//! semantics make a later, better binding simply overwrite the route). Queued
-//! changes go to the table in batches, so routes reach the kernel while the
-//! servers are still streaming. [`Installer::finish`] then plans the
-//! reconciled whole once more and applies what is left: prefixes that need
-//! the client's address (next-hop fallback), routes whose binding lost to a
-//! rejected one, and (only when every server answered completely) the
-//! removal of our routes that no binding backs any more: nothing already
-//! installed is lost because a server failed.
+//! any order), reconciles it at once (RFC 5007 s.4.3.4, as
+//! [`super::reconcile`] does: the most recent client transaction wins), and
+//! when it becomes the best binding for its prefix queues an add or replace
+//! of its route (replace semantics make a later, better binding simply
+//! overwrite the route). Queued changes go to the table in batches, so routes
+//! reach the kernel while the servers are still streaming.
+//! [`Installer::finish`] then settles what streaming left open: prefixes
+//! whose binding carries no relay data (the client's address may serve as
+//! next hop, known only at the end), refused prefixes (reported with their
+//! reason, and a route this run installed for them taken out again), routes
+//! the table refused (one more try), and, only when every server answered
+//! completely, the removal of our routes that no binding backs any more:
+//! nothing already installed is lost because a server failed.
+//!
+//! # Storage
+//! Bindings arrive as [`Claim`]s, made on the connection tasks with the route
+//! already planned in the common case. Each delegated prefix gets one fixed-size
+//! slot in a vector (prefix, rank of the best claim, its server and client,
+//! the route as planned and as put in the table, and the servers that agree
+//! on it), found through a hash index of slot numbers; client DUIDs live in
+//! one arena. About 100 octets per prefix in all, and no allocation per
+//! binding. Only the rare cases keep more: whole bindings that must be planned at
+//! the end, the claims on prefixes that servers dispute, and addresses kept
+//! for the next-hop fallback.
 
+use super::claim::{Claim, ClaimMapper, Path, Planner};
 use super::plan::{Interface, PlanSettings, Rejected};
-use super::reconcile::{client_address, Conflict, Millis, Observed, Offer, Reconciled, Reconciler};
-use crate::proto::LeaseKind;
-use crate::routes::{Change, Route, RouteError, RouteKey, RouteTable, TableError};
+use super::reconcile::{add_address, latest_address, Conflict, Millis, Observed};
+use crate::proto::{Duid, LeaseKind};
+use crate::routes::{Change, Failure, Route, RouteError, RouteKey, RouteTable, TableError};
+use hashbrown::{DefaultHashBuilder, HashTable};
 use ipnet::Ipv6Net;
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::BuildHasher;
+use std::net::Ipv6Addr;
+use std::sync::Arc;
 
 /// Changes are sent to the table in batches of this many.
 pub const DEFAULT_BATCH: usize = 2048;
@@ -56,26 +76,62 @@ pub struct InstallReport {
     pub dry_run_changes: Vec<Change>,
 }
 
-/// Streams bindings into a route table. See the module documentation.
-pub struct Installer<T: RouteTable> {
-    table: T,
-    settings: PlanSettings,
-    interfaces: Vec<Interface>,
-    reconciler: Reconciler,
-    /// Our routes as listed at the start.
-    initial: HashMap<RouteKey, Route>,
-    /// Our routes as they are now (as far as the table has told us).
-    current: HashMap<RouteKey, Route>,
-    /// Prefixes whose best binding has no route planned yet: no relay data
-    /// (needs the client's address, known only at the end) or rejected.
-    unsettled: std::collections::HashSet<Ipv6Net>,
-    pending: Vec<Change>,
-    batch: usize,
-    failed: BTreeMap<RouteKey, crate::routes::Failure>,
-    first_route_at: Option<Millis>,
-    operations: usize,
-    dry_run: bool,
-    dry_run_changes: Vec<Change>,
+/// What is in the table for a slot's prefix, as far as this run knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    /// Untouched by this run: the route listed at the start, if any.
+    Untouched,
+    /// The slot's route (`gateway`, `iface`, `k_expires`).
+    Ours,
+    /// The table refused the slot's route: unknown.
+    Failed,
+}
+
+/// One delegated prefix.
+#[derive(Debug, Clone)]
+struct Slot {
+    /// The prefix's address (host bits clear), high and low halves.
+    addr: [u64; 2],
+    /// Rank of the best claim: when the client was last heard from, and
+    /// when the lease runs out (ms on the recovery clock).
+    last_tx: i64,
+    expires: u64,
+    /// While every claim names the best claim's client: bit s = server s
+    /// made one. Once they differ, the claims are in `Installer::contested`.
+    agree: u64,
+    /// The route: as planned for the best claim when it is `via`, and as
+    /// put in the table when `kernel` is `Ours`.
+    gateway: [u64; 2],
+    /// Position of the best claim's client DUID in the arena.
+    client: u32,
+    /// The route's interface: position in the planner's interfaces.
+    iface: u32,
+    /// The route's lifetime as put in the table, seconds.
+    k_expires: u32,
+    /// Server of the best claim.
+    server: u16,
+    /// Prefix length.
+    len: u8,
+    /// The best claim's route was planned on arrival; otherwise the whole
+    /// binding is in `Installer::whole`.
+    via: bool,
+    kernel: Kernel,
+    contested: bool,
+}
+
+fn split(a: Ipv6Addr) -> [u64; 2] {
+    let v = u128::from(a);
+    [(v >> 64) as u64, v as u64]
+}
+
+fn join(a: [u64; 2]) -> Ipv6Addr {
+    Ipv6Addr::from((u128::from(a[0]) << 64) | u128::from(a[1]))
+}
+
+impl Slot {
+    fn prefix(&self) -> Ipv6Net {
+        Ipv6Net::new(join(self.addr), self.len).expect("length checked on arrival")
+    }
 }
 
 fn same(a: &Route, b: &Route) -> bool {
@@ -86,6 +142,57 @@ fn same(a: &Route, b: &Route) -> bool {
             (Some(x), Some(y)) => x.abs_diff(y) <= EXPIRY_SLACK,
             _ => false,
         }
+}
+
+fn remaining(expires: Millis, now: Millis) -> u32 {
+    (expires.saturating_sub(now) / 1000).min(u64::from(u32::MAX)) as u32
+}
+
+/// Client DUIDs, one after the other, each preceded by its length.
+#[derive(Debug, Default)]
+struct Arena(Vec<u8>);
+
+impl Arena {
+    fn push(&mut self, d: &[u8]) -> u32 {
+        let at = self.0.len();
+        self.0.push(d.len() as u8);
+        self.0.extend_from_slice(d);
+        u32::try_from(at).unwrap_or(u32::MAX)
+    }
+
+    fn get(&self, at: u32) -> &[u8] {
+        let at = at as usize;
+        let len = usize::from(self.0[at]);
+        &self.0[at + 1..at + 1 + len]
+    }
+}
+
+/// Streams bindings into a route table. See the module documentation.
+pub struct Installer<T: RouteTable> {
+    table: T,
+    planner: Arc<Planner>,
+    slots: Vec<Slot>,
+    index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+    arena: Arena,
+    /// The best claim of slots that are not `via`, whole.
+    whole: HashMap<u32, Observed>,
+    /// Every (server, client) that claimed a disputed prefix.
+    contested: HashMap<u32, Vec<(u16, Duid)>>,
+    /// Addresses (IA_NA), most recent first, for the next-hop fallback.
+    addresses: BTreeMap<Duid, Vec<Observed>>,
+    expired: usize,
+    /// Our routes as listed at the start.
+    initial: HashMap<RouteKey, Route>,
+    /// Routes of `initial` this run removed.
+    removed: HashSet<RouteKey>,
+    pending: Vec<Change>,
+    batch: usize,
+    failed: BTreeMap<RouteKey, Failure>,
+    first_route_at: Option<Millis>,
+    operations: usize,
+    dry_run: bool,
+    dry_run_changes: Vec<Change>,
 }
 
 impl<T: RouteTable> Installer<T> {
@@ -101,12 +208,17 @@ impl<T: RouteTable> Installer<T> {
         let initial: HashMap<RouteKey, Route> = owned.into_iter().map(|r| (r.key(), r)).collect();
         Ok(Installer {
             table,
-            settings,
-            interfaces,
-            reconciler: Reconciler::new(),
-            current: initial.clone(),
+            planner: Arc::new(Planner::new(settings, interfaces)),
+            slots: Vec::new(),
+            index: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+            arena: Arena::default(),
+            whole: HashMap::new(),
+            contested: HashMap::new(),
+            addresses: BTreeMap::new(),
+            expired: 0,
             initial,
-            unsettled: std::collections::HashSet::new(),
+            removed: HashSet::new(),
             pending: Vec::new(),
             batch: DEFAULT_BATCH,
             failed: BTreeMap::new(),
@@ -128,80 +240,279 @@ impl<T: RouteTable> Installer<T> {
         &self.table
     }
 
-    fn queue(&mut self, route: Route) {
-        let key = route.key();
-        match self.current.get(&key) {
-            Some(old) if same(old, &route) => {}
-            Some(old) => {
-                self.pending.push(Change::Replace {
+    /// The mapper that makes [`Claim`]s for this installer on the
+    /// connection tasks (see [`crate::requestor::Fanout::spawn_with`]).
+    pub fn mapper(&self) -> ClaimMapper {
+        ClaimMapper(self.planner.clone())
+    }
+
+    fn settings(&self) -> &PlanSettings {
+        self.planner.settings()
+    }
+
+    fn key_of(&self, prefix: Ipv6Net) -> RouteKey {
+        RouteKey {
+            table: self.settings().table,
+            prefix,
+            metric: self.settings().metric,
+        }
+    }
+
+    fn route(&self, prefix: Ipv6Net, gateway: Ipv6Addr, iface: u32, expires: u32) -> Route {
+        let s = self.planner.settings();
+        let i = &self.planner.interfaces()[iface as usize];
+        Route {
+            prefix,
+            gateway,
+            interface: i.name.clone(),
+            ifindex: i.index,
+            table: s.table,
+            protocol: s.protocol,
+            metric: s.metric,
+            expires: Some(expires),
+        }
+    }
+
+    /// The route in the table for slot `i` when it is `Ours`.
+    fn slot_route(&self, i: u32) -> Route {
+        let s = &self.slots[i as usize];
+        self.route(s.prefix(), join(s.gateway), s.iface, s.k_expires)
+    }
+
+    fn find(&self, addr: [u64; 2], len: u8) -> (u64, Option<u32>) {
+        let hash = self.hasher.hash_one((addr, len));
+        let slots = &self.slots;
+        let found = self
+            .index
+            .find(hash, |&i| {
+                let s = &slots[i as usize];
+                s.addr == addr && s.len == len
+            })
+            .copied();
+        (hash, found)
+    }
+
+    /// Slot `i`'s route becomes `gateway` out of `iface`, with the lifetime
+    /// of its best claim: queue the change unless the table has it already.
+    fn route_to(&mut self, i: u32, gateway: Ipv6Addr, iface: u32, now: Millis) {
+        let s = &self.slots[i as usize];
+        let prefix = s.prefix();
+        let new = self.route(prefix, gateway, iface, remaining(s.expires, now));
+        let key = new.key();
+        let change = match s.kernel {
+            Kernel::Ours => {
+                let old = self.slot_route(i);
+                if same(&old, &new) {
+                    return;
+                }
+                Some(Change::Replace { old, new })
+            }
+            Kernel::Untouched | Kernel::Failed => match self.initial.get(&key) {
+                Some(old) if s.kernel == Kernel::Untouched && same(old, &new) => {
+                    // Already in the table as wanted: nothing to send.
+                    let k_expires = old.expires.unwrap_or(0);
+                    let s = &mut self.slots[i as usize];
+                    s.kernel = Kernel::Ours;
+                    s.gateway = split(gateway);
+                    s.iface = iface;
+                    s.k_expires = k_expires;
+                    return;
+                }
+                Some(old) => Some(Change::Replace {
                     old: old.clone(),
-                    new: route.clone(),
-                });
-                self.current.insert(key, route);
-            }
-            None => {
-                self.pending.push(Change::Add(route.clone()));
-                self.current.insert(key, route);
-            }
-        }
-    }
-
-    /// Keep only what planning needs: the relay layer with our Relay-ID
-    /// (planning takes a lone layer as ours), without its Remote-ID. A
-    /// chain without our layer is kept whole, so that it is rejected for
-    /// the right reason.
-    fn compact(&self, obs: &mut Observed) {
-        let relay = &mut obs.binding.relay;
-        if let Some(i) = relay
-            .iter()
-            .position(|l| l.relay_id.as_ref() == Some(&self.settings.relay_id))
-        {
-            let mut ours = relay.swap_remove(i);
-            ours.relay_id = None;
-            ours.remote_id = None;
-            *relay = vec![ours];
-        }
-    }
-
-    /// Take one binding; routes go out when a batch is full.
-    pub async fn offer(&mut self, mut obs: Observed, now: Millis) -> Result<(), TableError> {
-        self.compact(&mut obs);
-        let prefix = match obs.binding.lease {
-            LeaseKind::Prefix(p) => p.trunc(),
-            LeaseKind::Address(_) => {
-                self.reconciler.offer(obs, now);
-                return Ok(());
-            }
+                    new,
+                }),
+                None => Some(Change::Add(new)),
+            },
         };
-        if matches!(
-            self.reconciler.offer(obs, now),
-            Offer::New | Offer::Replaced
-        ) {
-            let best = self.reconciler.best(&prefix).expect("just offered");
-            // Bindings without relay data may need the client's address,
-            // which can arrive later: those wait for finish(), as do
-            // rejected ones (so that the reason is reported once, at the end).
-            let planned = if best.binding.relay.is_empty() {
-                None
-            } else {
-                self.settings
-                    .route_for(best, None, &self.interfaces, now)
-                    .ok()
-            };
-            match planned {
-                Some(route) => {
-                    self.unsettled.remove(&prefix);
-                    self.queue(route);
-                }
-                None => {
-                    self.unsettled.insert(prefix);
-                }
-            }
-        }
+        let k_expires = change.as_ref().and_then(|c| c.route().expires).unwrap_or(0);
+        let s = &mut self.slots[i as usize];
+        s.kernel = Kernel::Ours;
+        s.gateway = split(gateway);
+        s.iface = iface;
+        s.k_expires = k_expires;
+        self.pending.extend(change);
+    }
+
+    /// Take one binding as reported by server `obs.server`; routes go out
+    /// when a batch is full.
+    pub async fn offer(&mut self, obs: Observed, now: Millis) -> Result<(), TableError> {
+        let claim = self.planner.claim_owned(obs.binding);
+        self.offer_claim(obs.server, obs.received, claim, now).await
+    }
+
+    /// Take one claim from `server` (its position in the configuration),
+    /// received at `received`; routes go out when a batch is full.
+    pub async fn offer_claim(
+        &mut self,
+        server: u16,
+        received: Millis,
+        claim: Claim,
+        now: Millis,
+    ) -> Result<(), TableError> {
+        self.take(server, received, claim, now);
         if self.pending.len() >= self.batch {
             self.flush(now).await?;
         }
         Ok(())
+    }
+
+    fn take(&mut self, server: u16, received: Millis, claim: Claim, now: Millis) {
+        let expires = received.saturating_add(u64::from(claim.valid_lifetime) * 1000);
+        if claim.valid_lifetime == 0 || expires <= now {
+            self.expired += 1;
+            return;
+        }
+        let last_tx = received as i64 - i64::from(claim.clt_time) * 1000;
+        let prefix = match claim.lease {
+            LeaseKind::Prefix(p) => p.trunc(),
+            LeaseKind::Address(_) => {
+                if let Path::Whole(b) = claim.path {
+                    add_address(
+                        &mut self.addresses,
+                        Observed {
+                            server,
+                            received,
+                            binding: *b,
+                        },
+                    );
+                }
+                return;
+            }
+        };
+        let (addr, len) = (split(prefix.addr()), prefix.prefix_len());
+        let client = claim.client.as_bytes();
+        let (hash, found) = self.find(addr, len);
+        let Some(i) = found else {
+            let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 prefixes");
+            let at = self.arena.push(client);
+            let (via, gateway, iface) = match &claim.path {
+                Path::Via { gateway, iface } => (true, *gateway, *iface),
+                Path::Whole(_) => (false, Ipv6Addr::UNSPECIFIED, 0),
+            };
+            self.slots.push(Slot {
+                addr,
+                last_tx,
+                expires,
+                agree: if server < 64 { 1 << server } else { 0 },
+                gateway: [0; 2],
+                client: at,
+                iface: 0,
+                k_expires: 0,
+                server,
+                len,
+                via,
+                kernel: Kernel::Untouched,
+                contested: server >= 64,
+            });
+            if server >= 64 {
+                self.contested
+                    .insert(i, vec![(server, Duid::from_bytes(client))]);
+            }
+            let (slots, hasher) = (&self.slots, &self.hasher);
+            self.index.insert_unique(hash, i, |&j| {
+                let s = &slots[j as usize];
+                hasher.hash_one((s.addr, s.len))
+            });
+            match claim.path {
+                Path::Via { .. } => self.route_to(i, gateway, iface, now),
+                Path::Whole(b) => {
+                    self.whole.insert(
+                        i,
+                        Observed {
+                            server,
+                            received,
+                            binding: *b,
+                        },
+                    );
+                }
+            }
+            return;
+        };
+        // Who claims it (for the conflicts report).
+        let s = &mut self.slots[i as usize];
+        let best_client = self.arena.get(s.client);
+        let same_client = best_client == client;
+        if !s.contested && same_client && server < 64 {
+            s.agree |= 1 << server;
+        } else {
+            let list = self.contested.entry(i).or_default();
+            if !s.contested {
+                s.contested = true;
+                let agreed = Duid::from_bytes(best_client);
+                list.extend(
+                    (0..64u16)
+                        .filter(|b| s.agree & (1 << b) != 0)
+                        .map(|b| (b, agreed.clone())),
+                );
+            }
+            if !list
+                .iter()
+                .any(|(sv, c)| *sv == server && c.as_bytes() == client)
+            {
+                list.push((server, Duid::from_bytes(client)));
+            }
+        }
+        if self.better(i, server, last_tx, expires, &claim) != Ordering::Greater {
+            return;
+        }
+        let at = if same_client {
+            self.slots[i as usize].client
+        } else {
+            self.arena.push(client)
+        };
+        let s = &mut self.slots[i as usize];
+        s.last_tx = last_tx;
+        s.expires = expires;
+        s.server = server;
+        s.client = at;
+        match claim.path {
+            Path::Via { gateway, iface } => {
+                s.via = true;
+                self.whole.remove(&i);
+                self.route_to(i, gateway, iface, now);
+            }
+            Path::Whole(b) => {
+                // Its route (or refusal) is decided at the end; a route
+                // already in the table stays until then.
+                s.via = false;
+                self.whole.insert(
+                    i,
+                    Observed {
+                        server,
+                        received,
+                        binding: *b,
+                    },
+                );
+            }
+        }
+    }
+
+    /// How a new claim ranks against slot `i`'s best: greater is better.
+    /// The same order as [`super::reconcile`]: the more recent client
+    /// transaction, then the later expiry, then the server earlier in the
+    /// configuration, then the smaller client DUID; past that (one server
+    /// naming the same client twice, with the same times), the route's next
+    /// hop and interface, then the whole binding, so that the winner never
+    /// depends on the order of arrival.
+    fn better(&self, i: u32, server: u16, last_tx: i64, expires: u64, c: &Claim) -> Ordering {
+        let s = &self.slots[i as usize];
+        last_tx
+            .cmp(&s.last_tx)
+            .then(expires.cmp(&s.expires))
+            .then(s.server.cmp(&server))
+            .then_with(|| self.arena.get(s.client).cmp(c.client.as_bytes()))
+            .then_with(|| match (&c.path, s.via) {
+                (Path::Via { gateway, iface }, true) => {
+                    (join(s.gateway), s.iface).cmp(&(*gateway, *iface))
+                }
+                (Path::Via { .. }, false) => Ordering::Greater,
+                (Path::Whole(_), true) => Ordering::Less,
+                (Path::Whole(b), false) => match self.whole.get(&i) {
+                    Some(o) => o.binding.cmp(b),
+                    None => Ordering::Less,
+                },
+            })
     }
 
     /// Send queued changes to the table now.
@@ -221,100 +532,135 @@ impl<T: RouteTable> Installer<T> {
         Ok(())
     }
 
-    /// The table refused these: keep the books true (what is in the kernel)
+    /// The table refused these: keep the books true (what is in the table)
     /// and remember the latest error per route.
-    fn note_failures(&mut self, failures: Vec<crate::routes::Failure>) {
+    fn note_failures(&mut self, failures: Vec<Failure>) {
         for (c, e) in failures {
             let key = c.route().key();
             match &c {
-                Change::Add(r) => {
-                    if self.current.get(&key) == Some(r) {
-                        self.current.remove(&key);
+                Change::Add(r) | Change::Replace { new: r, .. } => {
+                    let (addr, len) = (split(r.prefix.addr()), r.prefix.prefix_len());
+                    if let (_, Some(i)) = self.find(addr, len) {
+                        // Only when it is still the latest route sent for the prefix.
+                        if self.slots[i as usize].kernel == Kernel::Ours && self.slot_route(i) == *r
+                        {
+                            self.slots[i as usize].kernel = Kernel::Failed;
+                        }
                     }
                 }
-                Change::Replace { old, new } => {
-                    if self.current.get(&key) == Some(new) {
-                        self.current.insert(key, old.clone());
-                    }
-                }
-                Change::Remove(r) => {
-                    self.current.entry(key).or_insert_with(|| r.clone());
+                Change::Remove(_) => {
+                    self.removed.remove(&key);
                 }
             }
             self.failed.insert(key, (c, e));
         }
     }
 
-    /// Plan the reconciled whole, apply what is left, and report.
+    /// Settle what streaming left open, apply it, and report.
     /// `prune` removes our routes that no binding backs; pass it only when
     /// every server answered completely.
     pub async fn finish(
         mut self,
         now: Millis,
         prune: bool,
-    ) -> Result<(InstallReport, Reconciled, T), TableError> {
+    ) -> Result<(InstallReport, T), TableError> {
         self.flush(now).await?;
-        let reconciled = std::mem::take(&mut self.reconciler).finish();
-        // Routes planned while streaming stand. Plan what is left: prefixes
-        // without relay data (now that every client address is known), the
-        // rejected ones (for their reason), and the ones whose route the
-        // table refused (one more try).
-        let mut left: Vec<Ipv6Net> = std::mem::take(&mut self.unsettled).into_iter().collect();
-        left.extend(self.failed.iter().filter_map(|(k, (c, _))| match c {
-            Change::Remove(_) => None,
-            _ => Some(k.prefix),
-        }));
-        left.sort_unstable();
-        left.dedup();
+        if !self.dry_run {
+            let late = self.table.sync().await?;
+            self.note_failures(late);
+        }
+        // Routes planned while streaming stand. Settle the rest: prefixes
+        // kept whole (now that every client address is known), and the
+        // ones whose route the table refused (one more try).
+        let mut left: Vec<u32> = self.whole.keys().copied().collect();
+        left.extend(
+            self.slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.via && s.kernel == Kernel::Failed)
+                .map(|(i, _)| i as u32),
+        );
+        left.sort_unstable_by_key(|&i| self.slots[i as usize].prefix());
         let mut rejected = Vec::new();
-        let mut rejected_set = std::collections::HashSet::new();
-        for prefix in left {
-            let Some(obs) = reconciled.prefixes.get(&prefix) else {
-                continue;
-            };
-            let addr = if obs.binding.relay.is_empty() {
-                client_address(&reconciled, &obs.binding.client_duid)
-            } else {
-                None
-            };
-            match self.settings.route_for(obs, addr, &self.interfaces, now) {
-                Ok(route) => self.queue(route),
-                Err(reason) => {
-                    rejected_set.insert(prefix);
-                    rejected.push(Rejected {
-                        prefix,
-                        client: obs.binding.client_duid.clone(),
-                        server: obs.server,
-                        reason,
-                    })
+        let mut refused: HashSet<u32> = HashSet::new();
+        for i in left {
+            let s = &self.slots[i as usize];
+            if s.via {
+                let (gateway, iface) = (join(s.gateway), s.iface);
+                self.route_to(i, gateway, iface, now);
+            } else if let Some(obs) = self.whole.get(&i) {
+                let addr = if obs.binding.relay.is_empty() {
+                    latest_address(&self.addresses, &obs.binding.client_duid)
+                } else {
+                    None
+                };
+                let interfaces = self.planner.interfaces();
+                match self.settings().route_for(obs, addr, interfaces, now) {
+                    Ok(route) => {
+                        let iface = interfaces
+                            .iter()
+                            .position(|x| x.index == route.ifindex)
+                            .unwrap_or(0) as u32;
+                        self.route_to(i, route.gateway, iface, now);
+                    }
+                    Err(reason) => {
+                        refused.insert(i);
+                        rejected.push(Rejected {
+                            prefix: s.prefix(),
+                            client: obs.binding.client_duid.clone(),
+                            server: obs.server,
+                            reason,
+                        });
+                    }
                 }
             }
             if self.pending.len() >= self.batch {
                 self.flush(now).await?;
             }
         }
-        let (table, metric) = (self.settings.table, self.settings.metric);
-        let want = |k: &RouteKey| {
-            k.table == table
-                && k.metric == metric
-                && reconciled.prefixes.contains_key(&k.prefix)
-                && !rejected_set.contains(&k.prefix)
-        };
-        let planned = reconciled.prefixes.len() - rejected.len();
-        // Routes this run put in for prefixes that ended up rejected come out
-        // again; routes that were there before are left to pruning.
-        let mut stray: Vec<Route> = self
-            .current
-            .iter()
-            .filter(|(k, _)| !want(k))
-            .filter(|(k, _)| prune || !self.initial.contains_key(k))
-            .map(|(_, r)| r.clone())
-            .collect();
-        stray.sort_unstable_by_key(Route::key);
-        for r in stray {
-            self.current.remove(&r.key());
-            self.pending.push(Change::Remove(r));
+        // Routes this run put in for prefixes that ended up refused come
+        // out again; routes that were there before are left to pruning.
+        let mut stray: Vec<Route> = Vec::new();
+        for &i in &refused {
+            let s = &self.slots[i as usize];
+            let key = self.key_of(s.prefix());
+            let before = self.initial.get(&key);
+            if !(prune || before.is_none()) {
+                continue;
+            }
+            match (s.kernel, before) {
+                (Kernel::Ours | Kernel::Failed, _) => stray.push(self.slot_route(i)),
+                (Kernel::Untouched, Some(r)) => stray.push(r.clone()),
+                (Kernel::Untouched, None) => continue,
+            }
+            self.slots[i as usize].kernel = Kernel::Untouched;
+            if before.is_some() {
+                self.removed.insert(key);
+            }
         }
+        if prune {
+            // Our routes that no binding backs (or in another table or metric).
+            let (table, metric) = (self.settings().table, self.settings().metric);
+            let unbacked: Vec<RouteKey> = self
+                .initial
+                .keys()
+                .filter(|k| {
+                    k.table != table
+                        || k.metric != metric
+                        || self
+                            .find(split(k.prefix.addr()), k.prefix.prefix_len())
+                            .1
+                            .is_none()
+                })
+                .copied()
+                .collect();
+            for k in unbacked {
+                stray.push(self.initial[&k].clone());
+                self.removed.insert(k);
+            }
+        }
+        stray.sort_unstable_by_key(Route::key);
+        self.pending.extend(stray.into_iter().map(Change::Remove));
         self.flush(now).await?;
         if !self.dry_run {
             let late = self.table.sync().await?;
@@ -322,41 +668,94 @@ impl<T: RouteTable> Installer<T> {
         }
         // A failure counts when its route is still not as wanted: a later
         // try that went through clears it.
-        let current = &self.current;
-        let failed: Vec<RouteError> = std::mem::take(&mut self.failed)
+        let failed_map = std::mem::take(&mut self.failed);
+        let failed: Vec<RouteError> = failed_map
             .into_iter()
-            .filter(|(k, (c, _))| match c {
-                Change::Remove(_) => current.contains_key(k),
-                Change::Add(r) | Change::Replace { new: r, .. } => current.get(k) != Some(r),
+            .filter(|(_, (c, _))| match c {
+                Change::Remove(_) => true,
+                Change::Add(r) | Change::Replace { new: r, .. } => {
+                    match self.find(split(r.prefix.addr()), r.prefix.prefix_len()).1 {
+                        Some(i) => {
+                            self.slots[i as usize].kernel != Kernel::Ours
+                                || refused.contains(&i)
+                                || self.slot_route(i) != *r
+                        }
+                        None => true,
+                    }
+                }
             })
             .map(|(_, (_, e))| e)
             .collect();
 
         let mut report = InstallReport {
+            conflicts: self.conflicts(),
+            expired: self.expired,
+            planned: self.slots.len() - rejected.len(),
             rejected,
             failed,
-            conflicts: reconciled.conflicts.clone(),
-            expired: reconciled.expired,
-            planned,
             first_route_at: self.first_route_at,
             operations: self.operations,
             pruned: prune,
             dry_run_changes: std::mem::take(&mut self.dry_run_changes),
             ..Default::default()
         };
-        for (k, r) in &self.current {
-            match self.initial.get(k) {
-                None => report.added += 1,
-                Some(old) if same(old, r) => report.unchanged += 1,
-                Some(_) => report.replaced += 1,
+        // Net effect against the routes listed at the start.
+        let mut seen = 0usize;
+        for (i, s) in self.slots.iter().enumerate() {
+            let key = self.key_of(s.prefix());
+            let before = self.initial.get(&key);
+            if before.is_some() {
+                seen += 1;
+            }
+            match (s.kernel, before) {
+                (Kernel::Ours, None) => report.added += 1,
+                (Kernel::Ours, Some(old)) if same(old, &self.slot_route(i as u32)) => {
+                    report.unchanged += 1
+                }
+                (Kernel::Ours, Some(_)) => report.replaced += 1,
+                (_, Some(_)) if !self.removed.contains(&key) => report.unchanged += 1,
+                _ => {}
             }
         }
-        report.removed = self
-            .initial
-            .keys()
-            .filter(|k| !self.current.contains_key(k))
-            .count();
-        Ok((report, reconciled, self.table))
+        // Listed routes no slot stands for, left in place.
+        report.unchanged += self.initial.len()
+            - seen
+            - self
+                .removed
+                .iter()
+                .filter(|k| {
+                    let (table, metric) = (self.settings().table, self.settings().metric);
+                    k.table != table
+                        || k.metric != metric
+                        || self
+                            .find(split(k.prefix.addr()), k.prefix.prefix_len())
+                            .1
+                            .is_none()
+                })
+                .count();
+        report.removed = self.removed.len();
+        Ok((report, self.table))
+    }
+
+    /// Every (server, client) that claimed a prefix for another client
+    /// than the winner's, sorted by prefix then loser.
+    fn conflicts(&self) -> Vec<Conflict> {
+        let mut out = Vec::new();
+        for (&i, list) in &self.contested {
+            let s = &self.slots[i as usize];
+            let winner = self.arena.get(s.client);
+            for (server, client) in list {
+                if client.as_bytes() != winner {
+                    out.push(Conflict {
+                        prefix: s.prefix(),
+                        winner: (s.server, Duid::from_bytes(winner)),
+                        loser: (*server, client.clone()),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| (a.prefix, &a.loser).cmp(&(b.prefix, &b.loser)));
+        out
     }
 }
 
@@ -367,6 +766,8 @@ mod tests {
     use super::*;
     use crate::proto::RelayLayer;
     use crate::routes::MemoryTable;
+    use proptest::prelude::*;
+    use std::net::Ipv6Addr;
 
     const OURS: &str = "000200000009010203040506";
 
@@ -438,7 +839,7 @@ mod tests {
         for o in all {
             i.offer(o, 1000).await.unwrap();
         }
-        let (report, _, table) = i.finish(1000, prune).await.unwrap();
+        let (report, table) = i.finish(1000, prune).await.unwrap();
         (report, table)
     }
 
@@ -457,7 +858,7 @@ mod tests {
             // Two batches of 10 are in before the stream ends.
             assert_eq!(i.table().routes().count(), 20);
             assert_eq!(i.table().applies, 2);
-            let (report, _, table) = i.finish(2000, true).await.unwrap();
+            let (report, table) = i.finish(2000, true).await.unwrap();
             assert_eq!(table.routes().count(), 25);
             assert_eq!(report.added, 25);
             assert_eq!(report.first_route_at, Some(1009));
@@ -563,7 +964,7 @@ mod tests {
             for n in 0..5 {
                 i.offer(obs(0, n, "fe80::1", 5), 1000).await.unwrap();
             }
-            let (report, _, table) = i.finish(1000, true).await.unwrap();
+            let (report, table) = i.finish(1000, true).await.unwrap();
             assert_eq!(report.added, 5);
             assert_eq!(report.dry_run_changes.len(), 5);
             assert!(report
@@ -596,5 +997,81 @@ mod tests {
                 "2001:db8:1::77"
             );
         });
+    }
+
+    /// Bindings from several servers in a given order, as the reference
+    /// reconciliation and planning see them, and as the installer does.
+    fn arb_observed() -> impl Strategy<Value = Vec<Observed>> {
+        // (server, prefix number) pairs are unique: one server names a prefix once.
+        let one = (
+            0u16..3,
+            0u32..12,
+            0u32..3,                                      // client
+            0u32..4,                                      // clt_time
+            prop_oneof![Just(0u32), Just(5), Just(3600)], // valid lifetime
+            0u32..4,                                      // relay shape
+            0u64..3,                                      // received (s)
+        );
+        prop::collection::vec(one, 0..40).prop_map(|v| {
+            let mut seen = std::collections::HashSet::new();
+            v.into_iter()
+                .filter(|(s, n, ..)| seen.insert((*s, *n)))
+                .map(|(server, n, client, clt, valid, shape, recv)| {
+                    let mut o = obs(server, n, "fe80::1", clt * 10);
+                    o.received = 1000 + recv * 1000;
+                    o.binding.valid_lifetime = valid;
+                    o.binding.client_duid = Duid::from_bytes(vec![0, 3, client as u8]);
+                    match shape {
+                        0 => {}
+                        1 => o.binding.relay[0].peer_address = "fe80::2".parse().unwrap(),
+                        2 => o.binding.relay[0].peer_address = "2001:db8:99::1".parse().unwrap(),
+                        _ => o.binding.relay.clear(),
+                    }
+                    if n == 11 {
+                        o.binding.lease = LeaseKind::Prefix("2001:db8:9000::/56".parse().unwrap());
+                    }
+                    o
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// The installer's routes, refusals, conflicts and expiries are
+        /// those of the reference: reconcile everything, then plan.
+        #[test]
+        fn installer_matches_reconcile_then_plan(all in arb_observed(), batch in 1usize..8) {
+            let now = 2500;
+            let reference = super::super::reconcile::reconcile(all.clone(), now);
+            let plan = settings().plan(&reference, &interfaces(), now);
+            let (report, table) = block_on(async {
+                let mut i = Installer::start(MemoryTable::new(), settings(), interfaces(), false)
+                    .await
+                    .unwrap()
+                    .with_batch(batch);
+                for o in all {
+                    i.offer(o, now).await.unwrap();
+                }
+                i.finish(now, true).await.unwrap()
+            });
+            let got: BTreeMap<Ipv6Net, (Ipv6Addr, u32)> = table
+                .routes()
+                .map(|r| (r.prefix, (r.gateway, r.ifindex)))
+                .collect();
+            let want: BTreeMap<Ipv6Net, (Ipv6Addr, u32)> = plan
+                .routes
+                .values()
+                .map(|r| (r.prefix, (r.gateway, r.ifindex)))
+                .collect();
+            prop_assert_eq!(got, want);
+            let mut rejected = report.rejected.clone();
+            rejected.sort_by_key(|r| r.prefix);
+            prop_assert_eq!(rejected, plan.rejected);
+            prop_assert_eq!(report.conflicts, reference.conflicts);
+            prop_assert_eq!(report.expired, reference.expired);
+            prop_assert_eq!(report.planned, plan.routes.len());
+            prop_assert_eq!(report.added, plan.routes.len());
+        }
     }
 }

@@ -154,15 +154,7 @@ impl Reconciler {
         }
         match obs.binding.lease {
             LeaseKind::Address(_) => {
-                let list = self
-                    .out
-                    .addresses
-                    .entry(obs.binding.client_duid.clone())
-                    .or_default();
-                if !list.contains(&obs) {
-                    list.push(obs);
-                    list.sort_by(|a, b| b.rank(a));
-                }
+                add_address(&mut self.out.addresses, obs);
                 Offer::Address
             }
             LeaseKind::Prefix(prefix) => match self.out.prefixes.entry(prefix.trunc()) {
@@ -241,9 +233,28 @@ pub fn reconcile(all: impl IntoIterator<Item = Observed>, now: Millis) -> Reconc
     r.finish()
 }
 
+/// Keep an address binding (IA_NA) in a client's list, most recent first.
+pub fn add_address(addresses: &mut BTreeMap<Duid, Vec<Observed>>, obs: Observed) {
+    let list = addresses
+        .entry(obs.binding.client_duid.clone())
+        .or_default();
+    if !list.contains(&obs) {
+        list.push(obs);
+        list.sort_by(|a, b| b.rank(a));
+    }
+}
+
 /// The most recent address of a client, if any (next-hop fallback).
 pub fn client_address(r: &Reconciled, client: &Duid) -> Option<Ipv6Addr> {
-    r.addresses
+    latest_address(&r.addresses, client)
+}
+
+/// The most recent address of `client` in `addresses` (see [`add_address`]).
+pub fn latest_address(
+    addresses: &BTreeMap<Duid, Vec<Observed>>,
+    client: &Duid,
+) -> Option<Ipv6Addr> {
+    addresses
         .get(client)?
         .iter()
         .find_map(|o| match o.binding.lease {
