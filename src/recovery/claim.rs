@@ -19,8 +19,8 @@ use super::plan::{Interface, PlanSettings};
 use crate::proto::binding::{BindingRef, RelayLayerRef};
 use crate::proto::{Binding, LeaseKind, RelayLayer};
 use crate::requestor::BindingMapper;
+use hashbrown::HashMap;
 use ipnet::Ipv6Net;
-use std::collections::HashMap;
 use std::net::Ipv6Addr;
 use std::sync::Arc;
 
@@ -108,6 +108,23 @@ pub struct Planner {
     /// interface-id octets to interface position (`None`: the configuration
     /// maps it to an interface that does not exist).
     by_id: HashMap<Vec<u8>, Option<u32>>,
+    /// The delegation pools, as (network, length).
+    pools: Vec<(u128, u8)>,
+    /// Every local prefix, as (network, length, interface position), in
+    /// the order of the interfaces.
+    locals: Vec<(u128, u8, u32)>,
+}
+
+fn mask(len: u8) -> u128 {
+    match len {
+        0 => 0,
+        l => !0u128 << (128 - u32::from(l.min(128))),
+    }
+}
+
+/// `(net, len)` holds the prefix `addr`/`plen` (whose host bits may be set).
+fn holds(net: u128, len: u8, addr: u128, plen: u8) -> bool {
+    len <= plen && addr & mask(len) == net
 }
 
 impl Planner {
@@ -128,10 +145,24 @@ impl Planner {
         for (id, name) in &settings.interface_map {
             by_id.insert(id.as_bytes().to_vec(), pos(name));
         }
+        let net = |n: &Ipv6Net| (u128::from(n.trunc().addr()), n.prefix_len());
+        let pools = settings.allowed_prefixes.iter().map(net).collect();
+        let locals = interfaces
+            .iter()
+            .enumerate()
+            .flat_map(|(p, i)| {
+                i.addresses.iter().map(move |a| {
+                    let (n, l) = net(a);
+                    (n, l, p as u32)
+                })
+            })
+            .collect();
         Planner {
             settings,
             interfaces,
             by_id,
+            pools,
+            locals,
         }
     }
 
@@ -155,10 +186,24 @@ impl Planner {
         if link.is_unspecified() {
             return None;
         }
-        self.interfaces
+        let link = u128::from(link);
+        self.locals
             .iter()
-            .position(|i| i.addresses.iter().any(|a| a.contains(&link)))
-            .map(|p| p as u32)
+            .find(|&&(n, l, _)| holds(n, l, link, 128))
+            .map(|&(_, _, p)| p)
+    }
+
+    /// [`PlanSettings::check_prefix`], yes or no, on precomputed networks.
+    fn prefix_ok(&self, prefix: &Ipv6Net) -> bool {
+        let (addr, len) = (u128::from(prefix.addr()), prefix.prefix_len());
+        len != 0
+            && len >= self.settings.min_prefix_len
+            && self.pools.iter().any(|&(n, l)| holds(n, l, addr, len))
+            // It must not cover (or equal) a local prefix.
+            && !self
+                .locals
+                .iter()
+                .any(|&(n, l, _)| holds(addr & mask(len), len, n, l))
     }
 
     /// The route of `prefix` through the layer with this interface-id,
@@ -170,7 +215,9 @@ impl Planner {
         link: Ipv6Addr,
         peer: Ipv6Addr,
     ) -> Option<Path> {
-        self.settings.check_prefix(prefix, &self.interfaces).ok()?;
+        if !self.prefix_ok(prefix) {
+            return None;
+        }
         let iface = self.interface_for(interface_id, link)?;
         let out = &self.interfaces[iface as usize];
         self.settings.check_next_hop(peer, out).ok()?;

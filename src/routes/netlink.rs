@@ -19,9 +19,7 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
-};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use std::collections::BTreeMap;
@@ -95,35 +93,59 @@ fn set_buf(socket: &Socket, opt: libc::c_int, force: libc::c_int, size: usize) {
     }
 }
 
-fn route_message(r: &Route) -> RouteMessage {
-    let mut m = RouteMessage::default();
-    m.header.address_family = AddressFamily::Inet6;
-    m.header.destination_prefix_length = r.prefix.prefix_len();
-    m.header.table = if r.table < 256 {
-        r.table as u8
-    } else {
-        RouteHeader::RT_TABLE_UNSPEC
-    };
-    m.header.protocol = RouteProtocol::from(r.protocol);
-    m.header.scope = RouteScope::Universe;
-    m.header.kind = RouteType::Unicast;
-    m.attributes = vec![
-        RouteAttribute::Table(r.table),
-        RouteAttribute::Destination(RouteAddress::Inet6(r.prefix.addr())),
-        RouteAttribute::Priority(r.metric),
-    ];
-    m
+/// rtnetlink message types and route attributes (linux/rtnetlink.h).
+const RTM_NEWROUTE: u16 = 24;
+const RTM_DELROUTE: u16 = 25;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_PRIORITY: u16 = 6;
+const RTA_TABLE: u16 = 15;
+const RTA_EXPIRES: u16 = 23;
+
+fn put_attr(buf: &mut Vec<u8>, kind: u16, value: &[u8]) {
+    // Values here are 4 or 16 octets: already aligned to 4.
+    buf.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
+    buf.extend_from_slice(&kind.to_ne_bytes());
+    buf.extend_from_slice(value);
 }
 
-fn new_route_message(r: &Route) -> RouteMessage {
-    let mut m = route_message(r);
-    m.attributes
-        .push(RouteAttribute::Gateway(RouteAddress::Inet6(r.gateway)));
-    m.attributes.push(RouteAttribute::Oif(r.ifindex));
-    if let Some(e) = r.expires {
-        m.attributes.push(RouteAttribute::Expires(e));
+/// Append one RTM_NEWROUTE (`new`) or RTM_DELROUTE request for `r` to
+/// `buf`: the bytes `route_message` / `new_route_message` serialise to,
+/// written directly (a route is sent per request; this is the hot loop of
+/// the installation).
+fn encode_route(buf: &mut Vec<u8>, r: &Route, new: bool, flags: u16, seq: u32) {
+    let start = buf.len();
+    buf.extend_from_slice(&0u32.to_ne_bytes()); // length, patched below
+    let kind = if new { RTM_NEWROUTE } else { RTM_DELROUTE };
+    buf.extend_from_slice(&kind.to_ne_bytes());
+    buf.extend_from_slice(&flags.to_ne_bytes());
+    buf.extend_from_slice(&seq.to_ne_bytes());
+    buf.extend_from_slice(&0u32.to_ne_bytes()); // port id
+    let table = if r.table < 256 { r.table as u8 } else { 0 };
+    buf.extend_from_slice(&[
+        libc::AF_INET6 as u8,
+        r.prefix.prefix_len(),
+        0, // src_len
+        0, // tos
+        table,
+        r.protocol,
+        0, // RT_SCOPE_UNIVERSE
+        1, // RTN_UNICAST
+    ]);
+    buf.extend_from_slice(&0u32.to_ne_bytes()); // rtm_flags
+    put_attr(buf, RTA_TABLE, &r.table.to_ne_bytes());
+    put_attr(buf, RTA_DST, &r.prefix.addr().octets());
+    put_attr(buf, RTA_PRIORITY, &r.metric.to_ne_bytes());
+    if new {
+        put_attr(buf, RTA_GATEWAY, &r.gateway.octets());
+        put_attr(buf, RTA_OIF, &r.ifindex.to_ne_bytes());
+        if let Some(e) = r.expires {
+            put_attr(buf, RTA_EXPIRES, &e.to_ne_bytes());
+        }
     }
-    m
+    let len = (buf.len() - start) as u32;
+    buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
 }
 
 impl NetlinkTable {
@@ -269,15 +291,18 @@ impl NetlinkTable {
             while end < changes.len() && self.buf.len() < BATCH_BYTES {
                 let last_of_batch = end + 1 == changes.len() || self.buf.len() + 256 >= BATCH_BYTES;
                 let ack = if last_of_batch { NLM_F_ACK } else { 0 };
+                self.seq = self.seq.wrapping_add(1);
                 match &changes[end] {
-                    Change::Add(r) | Change::Replace { new: r, .. } => self.push(
-                        RouteNetlinkMessage::NewRoute(new_route_message(r)),
+                    Change::Add(r) | Change::Replace { new: r, .. } => encode_route(
+                        &mut self.buf,
+                        r,
+                        true,
                         NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE | ack,
+                        self.seq,
                     ),
-                    Change::Remove(r) => self.push(
-                        RouteNetlinkMessage::DelRoute(route_message(r)),
-                        NLM_F_REQUEST | ack,
-                    ),
+                    Change::Remove(r) => {
+                        encode_route(&mut self.buf, r, false, NLM_F_REQUEST | ack, self.seq)
+                    }
                 };
                 end += 1;
                 if last_of_batch {
@@ -507,6 +532,86 @@ impl RouteTable for NetlinkTable {
         match self.worker.as_mut() {
             Some(w) => Self::collect(w, true),
             None => Ok(Vec::new()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_route::route::{RouteHeader, RouteProtocol, RouteScope, RouteType};
+
+    fn route_message(r: &Route) -> RouteMessage {
+        let mut m = RouteMessage::default();
+        m.header.address_family = AddressFamily::Inet6;
+        m.header.destination_prefix_length = r.prefix.prefix_len();
+        m.header.table = if r.table < 256 {
+            r.table as u8
+        } else {
+            RouteHeader::RT_TABLE_UNSPEC
+        };
+        m.header.protocol = RouteProtocol::from(r.protocol);
+        m.header.scope = RouteScope::Universe;
+        m.header.kind = RouteType::Unicast;
+        m.attributes = vec![
+            RouteAttribute::Table(r.table),
+            RouteAttribute::Destination(RouteAddress::Inet6(r.prefix.addr())),
+            RouteAttribute::Priority(r.metric),
+        ];
+        m
+    }
+
+    fn new_route_message(r: &Route) -> RouteMessage {
+        let mut m = route_message(r);
+        m.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet6(r.gateway)));
+        m.attributes.push(RouteAttribute::Oif(r.ifindex));
+        if let Some(e) = r.expires {
+            m.attributes.push(RouteAttribute::Expires(e));
+        }
+        m
+    }
+
+    /// The direct encoder writes what netlink-packet-route would.
+    #[test]
+    fn encode_route_matches_netlink_packet_route() {
+        let mut r = Route {
+            prefix: "2001:db8:8000:100::/56".parse().unwrap(),
+            gateway: "fe80::2".parse().unwrap(),
+            interface: "veth-c1".into(),
+            ifindex: 7,
+            table: 254,
+            protocol: 16,
+            metric: 1024,
+            expires: Some(3600),
+        };
+        for (table, expires) in [(254, Some(3600)), (1000, None), (5, Some(0))] {
+            r.table = table;
+            r.expires = expires;
+            for (new, flags) in [
+                (
+                    true,
+                    NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE | NLM_F_ACK,
+                ),
+                (true, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE),
+                (false, NLM_F_REQUEST | NLM_F_ACK),
+            ] {
+                let payload = if new {
+                    RouteNetlinkMessage::NewRoute(new_route_message(&r))
+                } else {
+                    RouteNetlinkMessage::DelRoute(route_message(&r))
+                };
+                let mut header = NetlinkHeader::default();
+                header.flags = flags;
+                header.sequence_number = 42;
+                let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(payload));
+                msg.finalize();
+                let mut want = vec![0; msg.buffer_len()];
+                msg.serialize(&mut want);
+                let mut got = vec![0xaa; 3];
+                encode_route(&mut got, &r, new, flags, 42);
+                assert_eq!(&got[3..], &want[..], "table {table}, new {new}");
+            }
         }
     }
 }
