@@ -5,6 +5,7 @@
 //! `ip -6 -batch`.
 //!
 //! Run: `cargo bench --bench recovery -- [N ...]` (default 100000 1000000). Needs root.
+//! Each size runs `PDR_ROUNDS` rounds (default 3); every round and the medians are printed.
 //! `PDR_PROFILE=/tmp/perf.data` records a perf profile of the `pdrestore recover` process.
 
 use pdrestore::demo::{link_commands, link_ifname};
@@ -132,7 +133,25 @@ fn run_measured(cmd: &mut std::process::Command) -> (Usage, String) {
     )
 }
 
-fn bench(n: u64) {
+/// One round's figures.
+struct Round {
+    installed: u64,
+    counted: usize,
+    duration: Duration,
+    usage: Usage,
+    first_binding: u64,
+    first_route: u64,
+    last_done: u64,
+    netlink: Duration,
+    ipbatch: Duration,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn bench(n: u64, rounds: usize) {
     let now = server::store::unix_now();
     let a = records(n, now);
     // Server B: same bindings; every other one last heard from later than on A.
@@ -149,14 +168,48 @@ fn bench(n: u64) {
             r
         })
         .collect();
+    println!("--- {n} bindings per server, 2 servers, {rounds} round(s) ---");
+    let mut all = Vec::new();
+    for k in 1..=rounds {
+        let r = round(&a, &b);
+        print_round(k, n, &r);
+        all.push(r);
+    }
+    let rate = |d: f64| n as f64 / d;
+    let rec = median(all.iter().map(|r| r.duration.as_secs_f64()).collect());
+    let nl = median(all.iter().map(|r| r.netlink.as_secs_f64()).collect());
+    let ip = median(all.iter().map(|r| r.ipbatch.as_secs_f64()).collect());
+    let rss = median(all.iter().map(|r| r.usage.max_rss_kib as f64).collect());
+    println!("medians over {rounds} round(s):");
+    println!(
+        "  recover {rec:.3}s ({:.0} routes/s), netlink batch alone {nl:.3}s ({:.0}/s), ip -6 -batch {ip:.3}s ({:.0}/s), peak RSS {:.1} MiB ({:.0} B per binding received)",
+        rate(rec),
+        rate(nl),
+        rate(ip),
+        rss / 1024.0,
+        rss * 1024.0 / (2 * n) as f64
+    );
+    println!(
+        "  ratios: recover / netlink = {:.2} (target <= 1.25); ip -batch / recover = {:.2} (target >= 3)",
+        rec / nl,
+        ip / rec
+    );
+    let worst = all
+        .iter()
+        .map(|r| r.duration.as_secs_f64() / r.netlink.as_secs_f64())
+        .fold(0f64, f64::max);
+    println!("  worst round: recover / netlink = {worst:.2}");
+}
+
+fn round(a: &[LeaseRecord], b: &[LeaseRecord]) -> Round {
     let ns = lab();
     // Servers inside the namespace, on their own thread, until told to stop.
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
     let ns_path = format!("/var/run/netns/{}", ns.name());
     let (sa, sb) = (
-        Arc::new(BindingStore::from_records(&a, &[]).unwrap()),
-        Arc::new(BindingStore::from_records(&b, &[]).unwrap()),
+        Arc::new(BindingStore::from_records(a, &[]).unwrap()),
+        Arc::new(BindingStore::from_records(b, &[]).unwrap()),
     );
     let servers = std::thread::spawn(move || {
         let f = std::fs::File::open(&ns_path).unwrap();
@@ -217,6 +270,14 @@ fn bench(n: u64) {
     let duration = Duration::from_millis(j["duration_ms"].as_u64().unwrap());
     let first_binding = j["first_binding_ms"].as_u64().unwrap_or(0);
     let first_route = j["first_route_ms"].as_u64().unwrap_or(0);
+    // When the last server's stream ended (its LEASEQUERY-DONE), on the same clock.
+    let last_done = j["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["duration_ms"].as_u64())
+        .max()
+        .unwrap_or(0);
     let counted = ns
         .ip(["-6", "route", "show", "proto", "16"])
         .unwrap()
@@ -226,7 +287,7 @@ fn bench(n: u64) {
 
     // Baseline (a): the same routes through the netlink batch path alone.
     let ns = lab();
-    let recs = a.clone();
+    let recs = a.to_vec();
     let netlink = ns
         .run(move || async move {
             let mut t = NetlinkTable::open().unwrap();
@@ -247,7 +308,7 @@ fn bench(n: u64) {
     // Baseline (b): ip -6 -batch of the same routes.
     let ns = lab();
     let mut cmds = String::new();
-    for r in expected_routes(&a, &|_| 0) {
+    for r in expected_routes(a, &|_| 0) {
         writeln!(
             cmds,
             "route replace {} via {} dev {} proto 16 metric 1024 expires 86000",
@@ -260,30 +321,54 @@ fn bench(n: u64) {
     let ipbatch = start.elapsed();
     drop(ns);
 
+    Round {
+        installed,
+        counted,
+        duration,
+        usage,
+        first_binding,
+        first_route,
+        last_done,
+        netlink,
+        ipbatch,
+    }
+}
+
+fn print_round(k: usize, n: u64, r: &Round) {
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
-    println!("--- {n} bindings per server, 2 servers ---");
-    println!("recover: {installed} routes added ({counted} in the kernel), total {:.3}s (process wall {:.3}s), {:.0} routes/s", duration.as_secs_f64(), usage.wall.as_secs_f64(), rate(duration));
-    println!("  first binding after {first_binding} ms, first route after {first_route} ms ({} ms later)", first_route.saturating_sub(first_binding));
+    println!("round {k}:");
+    println!("  recover: {} routes added ({} in the kernel), total {:.3}s (process wall {:.3}s), {:.0} routes/s", r.installed, r.counted, r.duration.as_secs_f64(), r.usage.wall.as_secs_f64(), rate(r.duration));
     println!(
-        "  pdrestore peak RSS {:.1} MiB ({:.0} bytes per binding received), CPU {:.3}s",
-        usage.max_rss_kib as f64 / 1024.0,
-        usage.max_rss_kib as f64 * 1024.0 / (2 * n) as f64,
-        usage.cpu.as_secs_f64()
+        "    first binding after {} ms, first route after {} ms ({} ms later)",
+        r.first_binding,
+        r.first_route,
+        r.first_route.saturating_sub(r.first_binding)
     );
     println!(
-        "baseline (a) netlink batch alone: {:.3}s, {:.0} routes/s",
-        netlink.as_secs_f64(),
-        rate(netlink)
+        "    last LEASEQUERY-DONE after {} ms; every route in place {} ms later",
+        r.last_done,
+        (r.duration.as_millis() as u64).saturating_sub(r.last_done)
     );
     println!(
-        "baseline (b) ip -6 -batch:        {:.3}s, {:.0} routes/s",
-        ipbatch.as_secs_f64(),
-        rate(ipbatch)
+        "    pdrestore peak RSS {:.1} MiB ({:.0} bytes per binding received), CPU {:.3}s",
+        r.usage.max_rss_kib as f64 / 1024.0,
+        r.usage.max_rss_kib as f64 * 1024.0 / (2 * n) as f64,
+        r.usage.cpu.as_secs_f64()
     );
     println!(
-        "ratios: recover / netlink = {:.2} (target <= 1.25); ip -batch / recover = {:.2} (target >= 3)",
-        duration.as_secs_f64() / netlink.as_secs_f64(),
-        ipbatch.as_secs_f64() / duration.as_secs_f64()
+        "  baseline (a) netlink batch alone: {:.3}s, {:.0} routes/s",
+        r.netlink.as_secs_f64(),
+        rate(r.netlink)
+    );
+    println!(
+        "  baseline (b) ip -6 -batch:        {:.3}s, {:.0} routes/s",
+        r.ipbatch.as_secs_f64(),
+        rate(r.ipbatch)
+    );
+    println!(
+        "  ratios: recover / netlink = {:.2}; ip -batch / recover = {:.2}",
+        r.duration.as_secs_f64() / r.netlink.as_secs_f64(),
+        r.ipbatch.as_secs_f64() / r.duration.as_secs_f64()
     );
 }
 
@@ -296,11 +381,18 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
+    // PDR_ROUNDS: rounds per size (default 3); the kernel's own speed varies
+    // from run to run, so medians are printed as well as every round.
+    let rounds = std::env::var("PDR_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3usize)
+        .max(1);
     for n in if args.is_empty() {
         vec![100_000, 1_000_000]
     } else {
         args
     } {
-        bench(n);
+        bench(n, rounds);
     }
 }
