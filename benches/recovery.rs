@@ -6,7 +6,8 @@
 //!
 //! Run: `cargo bench --bench recovery -- [N ...]` (default 100000 1000000). Needs root.
 //! Each size runs `PDR_ROUNDS` rounds (default 3); every round and the medians are printed.
-//! `PDR_PROFILE=/tmp/perf.data` records a perf profile of the `pdrestore recover` process.
+//! `PDR_PROFILE=/tmp/perf.data` records a perf profile of the `pdrestore recover` process,
+//! `PDR_PROFILE_RERUN=FILE` one of the second run.
 
 use pdrestore::demo::{link_commands, link_ifname};
 use pdrestore::netns::{can_create, NetNs};
@@ -144,6 +145,15 @@ struct Round {
     last_done: u64,
     netlink: Duration,
     ipbatch: Duration,
+    rerun: Rerun,
+}
+
+/// The second recovery, over routes already in place.
+struct Rerun {
+    duration: Duration,
+    unchanged: u64,
+    operations: u64,
+    usage: Usage,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -262,9 +272,28 @@ fn round(a: &[LeaseRecord], b: &[LeaseRecord]) -> Round {
         .arg(&cfg)
         .env("RUST_LOG", "warn");
     let (usage, out) = run_measured(&mut cmd);
+    // A second run over the routes the first put in: what an operator's
+    // on-demand run costs when nothing changed.
+    let mut again = std::process::Command::new("ip");
+    again.args(["netns", "exec", ns.name()]);
+    if let Ok(file) = std::env::var("PDR_PROFILE_RERUN") {
+        again.args(["perf", "record", "-g", "-q", "-o", &file, "--"]);
+    }
+    again
+        .args([env!("CARGO_BIN_EXE_pdrestore"), "recover", "--json", "-c"])
+        .arg(&cfg)
+        .env("RUST_LOG", "warn");
+    let (rerun_usage, rerun_out) = run_measured(&mut again);
     stop_tx.send(()).unwrap();
     servers.join().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+    let j2: serde_json::Value = serde_json::from_str(rerun_out.trim()).expect("recover --json");
+    let rerun = Rerun {
+        duration: Duration::from_millis(j2["duration_ms"].as_u64().unwrap()),
+        unchanged: j2["routes"]["unchanged"].as_u64().unwrap(),
+        operations: j2["routes"]["operations"].as_u64().unwrap(),
+        usage: rerun_usage,
+    };
     let j: serde_json::Value = serde_json::from_str(out.trim()).expect("recover --json");
     let installed = j["routes"]["added"].as_u64().unwrap();
     let duration = Duration::from_millis(j["duration_ms"].as_u64().unwrap());
@@ -331,6 +360,7 @@ fn round(a: &[LeaseRecord], b: &[LeaseRecord]) -> Round {
         last_done,
         netlink,
         ipbatch,
+        rerun,
     }
 }
 
@@ -354,6 +384,14 @@ fn print_round(k: usize, n: u64, r: &Round) {
         r.usage.max_rss_kib as f64 / 1024.0,
         r.usage.max_rss_kib as f64 * 1024.0 / (2 * n) as f64,
         r.usage.cpu.as_secs_f64()
+    );
+    println!(
+        "  rerun over the installed routes: {:.3}s, {} unchanged, {} changes, peak RSS {:.1} MiB, CPU {:.3}s",
+        r.rerun.duration.as_secs_f64(),
+        r.rerun.unchanged,
+        r.rerun.operations,
+        r.rerun.usage.max_rss_kib as f64 / 1024.0,
+        r.rerun.usage.cpu.as_secs_f64()
     );
     println!(
         "  baseline (a) netlink batch alone: {:.3}s, {:.0} routes/s",
