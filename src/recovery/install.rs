@@ -19,12 +19,14 @@
 //! Bindings arrive as [`Claim`]s, made on the connection tasks with the route
 //! already planned in the common case. Each delegated prefix gets one fixed-size
 //! slot in a vector (prefix, rank of the best claim, its server and client,
-//! the route as planned and as put in the table, and the servers that agree
-//! on it), found through a hash index of slot numbers; client DUIDs live in
-//! one arena. About 100 octets per prefix in all, and no allocation per
-//! binding. Only the rare cases keep more: whole bindings that must be planned at
-//! the end, the claims on prefixes that servers dispute, and addresses kept
-//! for the next-hop fallback.
+//! the route as planned and as in the table, and the servers that agree on
+//! it), found through a hash index of slot numbers; client DUIDs live in one
+//! arena. Our routes listed at the start go into the same slots, so a
+//! binding finds the route it may leave alone in the same lookup. About 100
+//! octets per prefix in all, and no allocation per binding. Only the rare
+//! cases keep more: whole bindings that must be planned at the end, the
+//! claims on prefixes that servers dispute, addresses kept for the next-hop
+//! fallback, and listed routes this run replaced (to report, or restore).
 
 use super::claim::{Claim, ClaimMapper, Path, Planner};
 use super::plan::{Interface, PlanSettings, Rejected};
@@ -79,15 +81,18 @@ pub struct InstallReport {
 /// What is in the table for a slot's prefix, as far as this run knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kernel {
-    /// Untouched by this run: the route listed at the start, if any.
+    /// No route of ours.
     Untouched,
-    /// The slot's route (`gateway`, `iface`, `k_expires`).
+    /// The route listed at the start (`gateway`, `iface`, `k_expires`), untouched.
+    Listed,
+    /// The route this run put in (`gateway`, `iface`, `k_expires`).
     Ours,
     /// The table refused the slot's route: unknown.
     Failed,
 }
 
-/// One delegated prefix.
+/// One delegated prefix: a binding names it, or one of our routes was
+/// listed for it at the start, or both.
 #[derive(Debug, Clone)]
 struct Slot {
     /// The prefix's address (host bits clear), high and low halves.
@@ -99,25 +104,32 @@ struct Slot {
     /// While every claim names the best claim's client: bit s = server s
     /// made one. Once they differ, the claims are in `Installer::contested`.
     agree: u64,
-    /// The route: as planned for the best claim when it is `via`, and as
-    /// put in the table when `kernel` is `Ours`.
+    /// The route: as planned for the best claim when it is `via`, as in
+    /// the table when `kernel` is `Listed` or `Ours`.
     gateway: [u64; 2],
     /// Position of the best claim's client DUID in the arena.
     client: u32,
     /// The route's interface: position in the planner's interfaces.
     iface: u32,
-    /// The route's lifetime as put in the table, seconds.
-    k_expires: u32,
+    /// The route's lifetime in the table, seconds (`None`: no expiry).
+    k_expires: Option<u32>,
     /// Server of the best claim.
     server: u16,
     /// Prefix length.
     len: u8,
+    /// A binding names the prefix (the rank, client and server are set).
+    bound: bool,
     /// The best claim's route was planned on arrival; otherwise the whole
     /// binding is in `Installer::whole`.
     via: bool,
+    /// One of our routes was listed for the prefix at the start.
+    listed: bool,
     kernel: Kernel,
     contested: bool,
 }
+
+/// A route as a slot holds it: next hop, interface position, lifetime.
+type SlotRoute = ([u64; 2], u32, Option<u32>);
 
 fn split(a: Ipv6Addr) -> [u64; 2] {
     let v = u128::from(a);
@@ -132,16 +144,28 @@ impl Slot {
     fn prefix(&self) -> Ipv6Net {
         Ipv6Net::new(join(self.addr), self.len).expect("length checked on arrival")
     }
+
+    fn route(&self) -> SlotRoute {
+        (self.gateway, self.iface, self.k_expires)
+    }
 }
 
-fn same(a: &Route, b: &Route) -> bool {
-    a.gateway == b.gateway
-        && a.ifindex == b.ifindex
-        && match (a.expires, b.expires) {
-            (None, None) => true,
-            (Some(x), Some(y)) => x.abs_diff(y) <= EXPIRY_SLACK,
-            _ => false,
-        }
+/// Lifetimes within [`EXPIRY_SLACK`] seconds count as equal.
+fn same_expiry(a: Option<u32>, b: Option<u32>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => x.abs_diff(y) <= EXPIRY_SLACK,
+        _ => false,
+    }
+}
+
+fn same(a: SlotRoute, b: SlotRoute) -> bool {
+    a.0 == b.0 && a.1 == b.1 && same_expiry(a.2, b.2)
+}
+
+#[cfg(test)]
+fn same_route(a: &Route, b: &Route) -> bool {
+    a.gateway == b.gateway && a.ifindex == b.ifindex && same_expiry(a.expires, b.expires)
 }
 
 fn remaining(expires: Millis, now: Millis) -> u32 {
@@ -162,8 +186,10 @@ impl Arena {
 
     fn get(&self, at: u32) -> &[u8] {
         let at = at as usize;
-        let len = usize::from(self.0[at]);
-        &self.0[at + 1..at + 1 + len]
+        match self.0.get(at) {
+            Some(&len) => &self.0[at + 1..at + 1 + usize::from(len)],
+            None => &[],
+        }
     }
 }
 
@@ -175,16 +201,19 @@ pub struct Installer<T: RouteTable> {
     index: HashTable<u32>,
     hasher: DefaultHashBuilder,
     arena: Arena,
-    /// The best claim of slots that are not `via`, whole.
+    /// The best claim of bound slots that are not `via`, whole.
     whole: HashMap<u32, Observed>,
     /// Every (server, client) that claimed a disputed prefix.
     contested: HashMap<u32, Vec<(u16, Duid)>>,
     /// Addresses (IA_NA), most recent first, for the next-hop fallback.
     addresses: BTreeMap<Duid, Vec<Observed>>,
     expired: usize,
-    /// Our routes as listed at the start.
-    initial: HashMap<RouteKey, Route>,
-    /// Routes of `initial` this run removed.
+    /// The listed route of slots whose route this run changed.
+    listed_before: HashMap<u32, SlotRoute>,
+    /// Routes of ours listed at the start that no slot can hold: another
+    /// metric (or table), or an interface that has gone.
+    foreign: Vec<Route>,
+    /// Listed routes this run removed.
     removed: HashSet<RouteKey>,
     pending: Vec<Change>,
     batch: usize,
@@ -205,19 +234,19 @@ impl<T: RouteTable> Installer<T> {
         dry_run: bool,
     ) -> Result<Self, TableError> {
         let owned = table.list_owned(settings.table, settings.protocol).await?;
-        let initial: HashMap<RouteKey, Route> = owned.into_iter().map(|r| (r.key(), r)).collect();
-        Ok(Installer {
+        let mut me = Installer {
             table,
             planner: Arc::new(Planner::new(settings, interfaces)),
-            slots: Vec::new(),
-            index: HashTable::new(),
+            slots: Vec::with_capacity(owned.len()),
+            index: HashTable::with_capacity(owned.len()),
             hasher: DefaultHashBuilder::default(),
             arena: Arena::default(),
             whole: HashMap::new(),
             contested: HashMap::new(),
             addresses: BTreeMap::new(),
             expired: 0,
-            initial,
+            listed_before: HashMap::new(),
+            foreign: Vec::new(),
             removed: HashSet::new(),
             pending: Vec::new(),
             batch: DEFAULT_BATCH,
@@ -226,7 +255,35 @@ impl<T: RouteTable> Installer<T> {
             operations: 0,
             dry_run,
             dry_run_changes: Vec::new(),
-        })
+        };
+        for r in owned {
+            me.add_listed(r);
+        }
+        Ok(me)
+    }
+
+    /// A route of ours found in the table at the start.
+    fn add_listed(&mut self, r: Route) {
+        let iface = self
+            .planner
+            .interfaces()
+            .iter()
+            .position(|i| i.index == r.ifindex);
+        let ours = r.table == self.settings().table && r.metric == self.settings().metric;
+        let (addr, len) = (split(r.prefix.addr()), r.prefix.prefix_len());
+        let (hash, found) = self.find(addr, len);
+        match (iface, ours, found) {
+            (Some(iface), true, None) => {
+                let i = self.new_slot(addr, len, hash);
+                let s = &mut self.slots[i as usize];
+                s.listed = true;
+                s.kernel = Kernel::Listed;
+                s.gateway = split(r.gateway);
+                s.iface = iface as u32;
+                s.k_expires = r.expires;
+            }
+            _ => self.foreign.push(r),
+        }
     }
 
     /// Set the batch size.
@@ -258,25 +315,25 @@ impl<T: RouteTable> Installer<T> {
         }
     }
 
-    fn route(&self, prefix: Ipv6Net, gateway: Ipv6Addr, iface: u32, expires: u32) -> Route {
+    fn route(&self, prefix: Ipv6Net, r: SlotRoute) -> Route {
         let s = self.planner.settings();
-        let i = &self.planner.interfaces()[iface as usize];
+        let i = &self.planner.interfaces()[r.1 as usize];
         Route {
             prefix,
-            gateway,
+            gateway: join(r.0),
             interface: i.name.clone(),
             ifindex: i.index,
             table: s.table,
             protocol: s.protocol,
             metric: s.metric,
-            expires: Some(expires),
+            expires: r.2,
         }
     }
 
-    /// The route in the table for slot `i` when it is `Ours`.
+    /// The route in the table for slot `i` (when `Listed` or `Ours`).
     fn slot_route(&self, i: u32) -> Route {
         let s = &self.slots[i as usize];
-        self.route(s.prefix(), join(s.gateway), s.iface, s.k_expires)
+        self.route(s.prefix(), s.route())
     }
 
     fn find(&self, addr: [u64; 2], len: u8) -> (u64, Option<u32>) {
@@ -292,46 +349,63 @@ impl<T: RouteTable> Installer<T> {
         (hash, found)
     }
 
+    fn find_prefix(&self, p: &Ipv6Net) -> Option<u32> {
+        self.find(split(p.addr()), p.prefix_len()).1
+    }
+
+    /// A new, empty slot for the prefix `addr`/`len` whose hash is `hash`.
+    fn new_slot(&mut self, addr: [u64; 2], len: u8, hash: u64) -> u32 {
+        let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 prefixes");
+        self.slots.push(Slot {
+            addr,
+            last_tx: 0,
+            expires: 0,
+            agree: 0,
+            gateway: [0; 2],
+            client: 0,
+            iface: 0,
+            k_expires: None,
+            server: 0,
+            len,
+            bound: false,
+            via: false,
+            listed: false,
+            kernel: Kernel::Untouched,
+            contested: false,
+        });
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(hash, i, |&j| {
+            let s = &slots[j as usize];
+            hasher.hash_one((s.addr, s.len))
+        });
+        i
+    }
+
     /// Slot `i`'s route becomes `gateway` out of `iface`, with the lifetime
     /// of its best claim: queue the change unless the table has it already.
     fn route_to(&mut self, i: u32, gateway: Ipv6Addr, iface: u32, now: Millis) {
         let s = &self.slots[i as usize];
-        let prefix = s.prefix();
-        let new = self.route(prefix, gateway, iface, remaining(s.expires, now));
-        let key = new.key();
+        let new: SlotRoute = (split(gateway), iface, Some(remaining(s.expires, now)));
         let change = match s.kernel {
-            Kernel::Ours => {
+            Kernel::Listed | Kernel::Ours if same(s.route(), new) => return,
+            Kernel::Listed | Kernel::Ours | Kernel::Failed
+                if s.listed || s.kernel == Kernel::Ours =>
+            {
                 let old = self.slot_route(i);
-                if same(&old, &new) {
-                    return;
+                if s.kernel == Kernel::Listed {
+                    self.listed_before.insert(i, s.route());
                 }
-                Some(Change::Replace { old, new })
+                Change::Replace {
+                    old,
+                    new: self.route(s.prefix(), new),
+                }
             }
-            Kernel::Untouched | Kernel::Failed => match self.initial.get(&key) {
-                Some(old) if s.kernel == Kernel::Untouched && same(old, &new) => {
-                    // Already in the table as wanted: nothing to send.
-                    let k_expires = old.expires.unwrap_or(0);
-                    let s = &mut self.slots[i as usize];
-                    s.kernel = Kernel::Ours;
-                    s.gateway = split(gateway);
-                    s.iface = iface;
-                    s.k_expires = k_expires;
-                    return;
-                }
-                Some(old) => Some(Change::Replace {
-                    old: old.clone(),
-                    new,
-                }),
-                None => Some(Change::Add(new)),
-            },
+            _ => Change::Add(self.route(s.prefix(), new)),
         };
-        let k_expires = change.as_ref().and_then(|c| c.route().expires).unwrap_or(0);
         let s = &mut self.slots[i as usize];
         s.kernel = Kernel::Ours;
-        s.gateway = split(gateway);
-        s.iface = iface;
-        s.k_expires = k_expires;
-        self.pending.extend(change);
+        (s.gateway, s.iface, s.k_expires) = new;
+        self.pending.push(change);
     }
 
     /// Take one binding as reported by server `obs.server`; routes go out
@@ -382,55 +456,26 @@ impl<T: RouteTable> Installer<T> {
         };
         let (addr, len) = (split(prefix.addr()), prefix.prefix_len());
         let client = claim.client.as_bytes();
-        let (hash, found) = self.find(addr, len);
-        let Some(i) = found else {
-            let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 prefixes");
-            let at = self.arena.push(client);
-            let (via, gateway, iface) = match &claim.path {
-                Path::Via { gateway, iface } => (true, *gateway, *iface),
-                Path::Whole(_) => (false, Ipv6Addr::UNSPECIFIED, 0),
-            };
-            self.slots.push(Slot {
-                addr,
-                last_tx,
-                expires,
-                agree: if server < 64 { 1 << server } else { 0 },
-                gateway: [0; 2],
-                client: at,
-                iface: 0,
-                k_expires: 0,
-                server,
-                len,
-                via,
-                kernel: Kernel::Untouched,
-                contested: server >= 64,
-            });
-            if server >= 64 {
+        let i = match self.find(addr, len) {
+            (_, Some(i)) => i,
+            (hash, None) => self.new_slot(addr, len, hash),
+        };
+        let s = &mut self.slots[i as usize];
+        if !s.bound {
+            // The first claim on the prefix.
+            s.bound = true;
+            if server < 64 {
+                s.agree = 1 << server;
+            } else {
+                s.contested = true;
                 self.contested
                     .insert(i, vec![(server, Duid::from_bytes(client))]);
             }
-            let (slots, hasher) = (&self.slots, &self.hasher);
-            self.index.insert_unique(hash, i, |&j| {
-                let s = &slots[j as usize];
-                hasher.hash_one((s.addr, s.len))
-            });
-            match claim.path {
-                Path::Via { .. } => self.route_to(i, gateway, iface, now),
-                Path::Whole(b) => {
-                    self.whole.insert(
-                        i,
-                        Observed {
-                            server,
-                            received,
-                            binding: *b,
-                        },
-                    );
-                }
-            }
+            let at = self.arena.push(client);
+            self.set_best(i, server, received, last_tx, expires, at, claim, now);
             return;
-        };
+        }
         // Who claims it (for the conflicts report).
-        let s = &mut self.slots[i as usize];
         let best_client = self.arena.get(s.client);
         let same_client = best_client == client;
         if !s.contested && same_client && server < 64 {
@@ -461,11 +506,29 @@ impl<T: RouteTable> Installer<T> {
         } else {
             self.arena.push(client)
         };
+        self.set_best(i, server, received, last_tx, expires, at, claim, now);
+    }
+
+    /// The claim becomes slot `i`'s best: its route is queued now, or,
+    /// when it was kept whole, decided at the end (a route already in the
+    /// table stays until then).
+    #[allow(clippy::too_many_arguments)]
+    fn set_best(
+        &mut self,
+        i: u32,
+        server: u16,
+        received: Millis,
+        last_tx: i64,
+        expires: u64,
+        client_at: u32,
+        claim: Claim,
+        now: Millis,
+    ) {
         let s = &mut self.slots[i as usize];
         s.last_tx = last_tx;
         s.expires = expires;
         s.server = server;
-        s.client = at;
+        s.client = client_at;
         match claim.path {
             Path::Via { gateway, iface } => {
                 s.via = true;
@@ -473,8 +536,6 @@ impl<T: RouteTable> Installer<T> {
                 self.route_to(i, gateway, iface, now);
             }
             Path::Whole(b) => {
-                // Its route (or refusal) is decided at the end; a route
-                // already in the table stays until then.
                 s.via = false;
                 self.whole.insert(
                     i,
@@ -537,11 +598,11 @@ impl<T: RouteTable> Installer<T> {
     fn note_failures(&mut self, failures: Vec<Failure>) {
         for (c, e) in failures {
             let key = c.route().key();
+            let slot = self.find_prefix(&key.prefix);
             match &c {
                 Change::Add(r) | Change::Replace { new: r, .. } => {
-                    let (addr, len) = (split(r.prefix.addr()), r.prefix.prefix_len());
-                    if let (_, Some(i)) = self.find(addr, len) {
-                        // Only when it is still the latest route sent for the prefix.
+                    // Only when it is still the latest route sent for the prefix.
+                    if let Some(i) = slot {
                         if self.slots[i as usize].kernel == Kernel::Ours && self.slot_route(i) == *r
                         {
                             self.slots[i as usize].kernel = Kernel::Failed;
@@ -549,7 +610,14 @@ impl<T: RouteTable> Installer<T> {
                     }
                 }
                 Change::Remove(_) => {
-                    self.removed.remove(&key);
+                    // Still there.
+                    if self.removed.remove(&key) {
+                        if let Some(i) = slot {
+                            if self.slots[i as usize].listed {
+                                self.slots[i as usize].kernel = Kernel::Listed;
+                            }
+                        }
+                    }
                 }
             }
             self.failed.insert(key, (c, e));
@@ -619,44 +687,49 @@ impl<T: RouteTable> Installer<T> {
             }
         }
         // Routes this run put in for prefixes that ended up refused come
-        // out again; routes that were there before are left to pruning.
+        // out again; routes that were there before are left to pruning, as
+        // are routes no binding names.
         let mut stray: Vec<Route> = Vec::new();
-        for &i in &refused {
+        for i in 0..self.slots.len() as u32 {
             let s = &self.slots[i as usize];
-            let key = self.key_of(s.prefix());
-            let before = self.initial.get(&key);
-            if !(prune || before.is_none()) {
+            let unwanted = !s.bound || refused.contains(&i);
+            if !unwanted || s.kernel == Kernel::Untouched {
                 continue;
             }
-            match (s.kernel, before) {
-                (Kernel::Ours | Kernel::Failed, _) => stray.push(self.slot_route(i)),
-                (Kernel::Untouched, Some(r)) => stray.push(r.clone()),
-                (Kernel::Untouched, None) => continue,
+            if s.listed && !prune {
+                // Left to pruning: as it was listed, if this run changed it.
+                if let (Kernel::Ours | Kernel::Failed, Some(&before)) =
+                    (s.kernel, self.listed_before.get(&i))
+                {
+                    let (old, new) = (self.slot_route(i), self.route(s.prefix(), before));
+                    self.pending.push(Change::Replace { old, new });
+                    let s = &mut self.slots[i as usize];
+                    (s.gateway, s.iface, s.k_expires) = before;
+                    s.kernel = Kernel::Listed;
+                }
+                continue;
+            }
+            stray.push(self.slot_route(i));
+            if s.listed {
+                self.removed.insert(self.key_of(s.prefix()));
             }
             self.slots[i as usize].kernel = Kernel::Untouched;
-            if before.is_some() {
-                self.removed.insert(key);
-            }
         }
         if prune {
-            // Our routes that no binding backs (or in another table or metric).
-            let (table, metric) = (self.settings().table, self.settings().metric);
-            let unbacked: Vec<RouteKey> = self
-                .initial
-                .keys()
-                .filter(|k| {
-                    k.table != table
-                        || k.metric != metric
-                        || self
-                            .find(split(k.prefix.addr()), k.prefix.prefix_len())
-                            .1
-                            .is_none()
-                })
-                .copied()
-                .collect();
-            for k in unbacked {
-                stray.push(self.initial[&k].clone());
+            // Listed routes in another metric or table, or out of an
+            // interface that has gone, unless they now hold a route of ours.
+            for r in std::mem::take(&mut self.foreign) {
+                let k = r.key();
+                let held = k == self.key_of(k.prefix)
+                    && self
+                        .find_prefix(&k.prefix)
+                        .is_some_and(|i| self.slots[i as usize].kernel != Kernel::Untouched);
+                if held {
+                    self.foreign.push(r);
+                    continue;
+                }
                 self.removed.insert(k);
+                stray.push(r);
             }
         }
         stray.sort_unstable_by_key(Route::key);
@@ -674,7 +747,7 @@ impl<T: RouteTable> Installer<T> {
             .filter(|(_, (c, _))| match c {
                 Change::Remove(_) => true,
                 Change::Add(r) | Change::Replace { new: r, .. } => {
-                    match self.find(split(r.prefix.addr()), r.prefix.prefix_len()).1 {
+                    match self.find_prefix(&r.prefix) {
                         Some(i) => {
                             self.slots[i as usize].kernel != Kernel::Ours
                                 || refused.contains(&i)
@@ -687,10 +760,11 @@ impl<T: RouteTable> Installer<T> {
             .map(|(_, (_, e))| e)
             .collect();
 
+        let bound = self.slots.iter().filter(|s| s.bound).count();
         let mut report = InstallReport {
             conflicts: self.conflicts(),
             expired: self.expired,
-            planned: self.slots.len() - rejected.len(),
+            planned: bound - rejected.len(),
             rejected,
             failed,
             first_route_at: self.first_route_at,
@@ -700,39 +774,19 @@ impl<T: RouteTable> Installer<T> {
             ..Default::default()
         };
         // Net effect against the routes listed at the start.
-        let mut seen = 0usize;
         for (i, s) in self.slots.iter().enumerate() {
-            let key = self.key_of(s.prefix());
-            let before = self.initial.get(&key);
-            if before.is_some() {
-                seen += 1;
-            }
-            match (s.kernel, before) {
-                (Kernel::Ours, None) => report.added += 1,
-                (Kernel::Ours, Some(old)) if same(old, &self.slot_route(i as u32)) => {
-                    report.unchanged += 1
-                }
-                (Kernel::Ours, Some(_)) => report.replaced += 1,
-                (_, Some(_)) if !self.removed.contains(&key) => report.unchanged += 1,
+            match (s.kernel, s.listed) {
+                (Kernel::Ours, false) => report.added += 1,
+                (Kernel::Ours, true) => match self.listed_before.get(&(i as u32)) {
+                    Some(&before) if !same(before, s.route()) => report.replaced += 1,
+                    _ => report.unchanged += 1,
+                },
+                // A listed route left as it was (or whose replacement failed).
+                (Kernel::Listed | Kernel::Failed, true) => report.unchanged += 1,
                 _ => {}
             }
         }
-        // Listed routes no slot stands for, left in place.
-        report.unchanged += self.initial.len()
-            - seen
-            - self
-                .removed
-                .iter()
-                .filter(|k| {
-                    let (table, metric) = (self.settings().table, self.settings().metric);
-                    k.table != table
-                        || k.metric != metric
-                        || self
-                            .find(split(k.prefix.addr()), k.prefix.prefix_len())
-                            .1
-                            .is_none()
-                })
-                .count();
+        report.unchanged += self.foreign.len();
         report.removed = self.removed.len();
         Ok((report, self.table))
     }
@@ -1036,8 +1090,80 @@ mod tests {
         })
     }
 
+    async fn run_at(
+        table: MemoryTable,
+        all: Vec<Observed>,
+        prune: bool,
+        batch: usize,
+        now: Millis,
+    ) -> (InstallReport, MemoryTable) {
+        let mut i = Installer::start(table, settings(), interfaces(), false)
+            .await
+            .unwrap()
+            .with_batch(batch);
+        for o in all {
+            i.offer(o, now).await.unwrap();
+        }
+        i.finish(now, prune).await.unwrap()
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
+        /// A second run over the routes of a first one ends with the
+        /// table and the counts that `routes::diff` gives for the
+        /// reference plan of the second run's bindings.
+        #[test]
+        fn second_run_matches_the_diff(
+            first in arb_observed(),
+            second in arb_observed(),
+            prune: bool,
+            batch in 1usize..8,
+        ) {
+            let now = 2500;
+            let (_, t1) = block_on(run_at(MemoryTable::new(), first, true, batch, now));
+            let installed: Vec<Route> = t1.routes().cloned().collect();
+            let reference = super::super::reconcile::reconcile(second.clone(), now);
+            let plan = settings().plan(&reference, &interfaces(), now);
+            let d = crate::routes::diff(&installed, &plan.routes, prune, EXPIRY_SLACK);
+            let (report, t2) = block_on(run_at(t1, second, prune, batch, now));
+            let mut want: BTreeMap<RouteKey, Route> =
+                installed.iter().map(|r| (r.key(), r.clone())).collect();
+            let mut counts = (0, 0, 0);
+            for c in &d.changes {
+                match c {
+                    Change::Add(r) => {
+                        counts.0 += 1;
+                        want.insert(r.key(), r.clone());
+                    }
+                    Change::Replace { new, .. } => {
+                        counts.1 += 1;
+                        want.insert(new.key(), new.clone());
+                    }
+                    Change::Remove(r) => {
+                        counts.2 += 1;
+                        want.remove(&r.key());
+                    }
+                }
+            }
+            // Lifetimes within EXPIRY_SLACK count as the same (both sides use that rule).
+            let got: BTreeMap<RouteKey, Route> = t2.routes().map(|r| (r.key(), r.clone())).collect();
+            prop_assert_eq!(got.len(), want.len());
+            for (k, w) in &want {
+                let g = got.get(k);
+                prop_assert!(g.is_some_and(|g| same_route(g, w)), "{:?}: got {:?}, want {:?}", k, g, w);
+            }
+            let left_alone = if prune {
+                0
+            } else {
+                installed.iter().filter(|r| !plan.routes.contains_key(&r.prefix)).count()
+            };
+            prop_assert_eq!(
+                (report.added, report.replaced, report.removed, report.unchanged),
+                (counts.0, counts.1, counts.2, d.unchanged + left_alone)
+            );
+        }
+
+
         /// The installer's routes, refusals, conflicts and expiries are
         /// those of the reference: reconcile everything, then plan.
         #[test]
