@@ -172,24 +172,31 @@ fn remaining(expires: Millis, now: Millis) -> u32 {
     (expires.saturating_sub(now) / 1000).min(u64::from(u32::MAX)) as u32
 }
 
-/// Client DUIDs, one after the other, each preceded by its length.
+/// Client DUIDs, one after the other, each preceded by its length (two
+/// octets: an option body can be that long, even if a DUID should not).
 #[derive(Debug, Default)]
 struct Arena(Vec<u8>);
 
 impl Arena {
     fn push(&mut self, d: &[u8]) -> u32 {
         let at = self.0.len();
-        self.0.push(d.len() as u8);
+        let d = &d[..d.len().min(usize::from(u16::MAX))];
+        self.0.extend_from_slice(&(d.len() as u16).to_ne_bytes());
         self.0.extend_from_slice(d);
         u32::try_from(at).unwrap_or(u32::MAX)
     }
 
     fn get(&self, at: u32) -> &[u8] {
         let at = at as usize;
-        match self.0.get(at) {
-            Some(&len) => &self.0[at + 1..at + 1 + usize::from(len)],
-            None => &[],
-        }
+        let Some(&[a, b]) = self
+            .0
+            .get(at..at + 2)
+            .and_then(|s| <&[u8; 2]>::try_from(s).ok())
+        else {
+            return &[];
+        };
+        let len = usize::from(u16::from_ne_bytes([a, b]));
+        self.0.get(at + 2..at + 2 + len).unwrap_or(&[])
     }
 }
 
@@ -1005,6 +1012,23 @@ mod tests {
             assert_eq!(report.failed[0].message, "No such device");
             assert_eq!(report.added, 2);
             assert_eq!(table.routes().count(), 2);
+        });
+    }
+
+    #[test]
+    fn long_client_duids_are_kept_whole() {
+        block_on(async {
+            // Longer than the inline form, and than one length octet.
+            let mut a = obs(0, 1, "fe80::1", 5);
+            a.binding.client_duid = Duid::from_bytes(vec![7; 300]);
+            let mut b = obs(1, 1, "fe80::2", 50);
+            b.binding.client_duid = Duid::from_bytes(vec![8; 200]);
+            let (report, table) = run(MemoryTable::new(), vec![a, b], true, 1).await;
+            assert_eq!(table.routes().count(), 1);
+            assert_eq!(report.conflicts.len(), 1);
+            let c = &report.conflicts[0];
+            assert_eq!(c.winner, (0, Duid::from_bytes(vec![7; 300])));
+            assert_eq!(c.loser, (1, Duid::from_bytes(vec![8; 200])));
         });
     }
 
