@@ -11,6 +11,10 @@
 //! - `fast_path_to_binding`: the same, plus BindingRef::to_binding (owned
 //!   bindings, as `pdrestore decode` builds them).
 //! - `owned_decode`: FrameIter + Message::decode (owned option trees).
+//! - `fast_path_to_claim`: the fast path, plus `Planner::claim`: the compact
+//!   form `pdrestore recover` works with, the route planned (98 delegated
+//!   prefixes of relay B, through interface ge-0/0/3; its 10 addresses are
+//!   kept whole, as recovery keeps them).
 //!
 //! Run: `cargo bench --bench codec` (add `-- --measurement-time 5` to shorten).
 
@@ -18,6 +22,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pdrestore::proto::binding::client_data_options;
 use pdrestore::proto::frame::FrameIter;
 use pdrestore::proto::{ClientData, LeaseKind, Message, MessageType, MessageView};
+use pdrestore::recovery::claim::{Path, Planner};
+use pdrestore::recovery::plan::{Interface, NextHopFallback, PlanSettings};
 use std::hint::black_box;
 
 fn stream() -> Vec<u8> {
@@ -84,6 +90,49 @@ fn fast_path_to_binding(buf: &[u8]) -> usize {
     n
 }
 
+/// The planner of a relay with Kea's relay B identity and its client link.
+fn planner() -> Planner {
+    let settings = PlanSettings {
+        relay_id: "0003000102005e000002".parse().unwrap(),
+        table: 254,
+        protocol: 16,
+        metric: 1024,
+        allowed_prefixes: vec!["2001:db8::/32".parse().unwrap()],
+        min_prefix_len: 48,
+        interface_map: Default::default(),
+        fallback: NextHopFallback::None,
+    };
+    let interfaces = vec![
+        Interface {
+            name: "ge-0/0/1".into(),
+            index: 2,
+            addresses: vec!["2001:db8:1::1/64".parse().unwrap()],
+        },
+        Interface {
+            name: "ge-0/0/3".into(),
+            index: 3,
+            addresses: vec!["2001:db8:2::1/64".parse().unwrap()],
+        },
+    ];
+    Planner::new(settings, interfaces)
+}
+
+/// The fast path into recovery's claims; returns how many have a planned route.
+fn fast_path_to_claim(buf: &[u8], planner: &Planner) -> usize {
+    let mut via = 0;
+    for frame in FrameIter::new(buf) {
+        let msg = MessageView::parse_validated(frame.unwrap().message).unwrap();
+        for cd in client_data_options(&msg) {
+            let cd = ClientData::parse(cd).unwrap();
+            for b in cd.bindings() {
+                let claim = black_box(planner.claim(&b, 32).unwrap());
+                via += usize::from(matches!(claim.path, Path::Via { .. }));
+            }
+        }
+    }
+    via
+}
+
 fn owned_decode(buf: &[u8]) -> usize {
     let mut n = 0;
     for frame in FrameIter::new(buf) {
@@ -105,11 +154,21 @@ fn codec(c: &mut Criterion) {
         "108 bindings, one layer each"
     );
 
+    let planner = planner();
+    assert_eq!(
+        fast_path_to_claim(&buf, &planner),
+        98,
+        "every delegated prefix of relay B gets its route planned"
+    );
+
     let mut g = c.benchmark_group("02_relayid_B");
     g.throughput(Throughput::Elements(data));
     g.bench_function("fast_path", |b| b.iter(|| fast_path(black_box(&buf))));
     g.bench_function("fast_path_to_binding", |b| {
         b.iter(|| fast_path_to_binding(black_box(&buf)))
+    });
+    g.bench_function("fast_path_to_claim", |b| {
+        b.iter(|| fast_path_to_claim(black_box(&buf), &planner))
     });
     g.bench_function("owned_decode", |b| b.iter(|| owned_decode(black_box(&buf))));
     g.finish();
