@@ -137,6 +137,7 @@ fn run_measured(cmd: &mut std::process::Command) -> (Usage, String) {
 /// One round's figures.
 struct Round {
     installed: u64,
+    operations: u64,
     counted: usize,
     duration: Duration,
     usage: Usage,
@@ -296,6 +297,7 @@ fn round(a: &[LeaseRecord], b: &[LeaseRecord]) -> Round {
     };
     let j: serde_json::Value = serde_json::from_str(out.trim()).expect("recover --json");
     let installed = j["routes"]["added"].as_u64().unwrap();
+    let operations = j["routes"]["operations"].as_u64().unwrap();
     let duration = Duration::from_millis(j["duration_ms"].as_u64().unwrap());
     let first_binding = j["first_binding_ms"].as_u64().unwrap_or(0);
     let first_route = j["first_route_ms"].as_u64().unwrap_or(0);
@@ -352,6 +354,7 @@ fn round(a: &[LeaseRecord], b: &[LeaseRecord]) -> Round {
 
     Round {
         installed,
+        operations,
         counted,
         duration,
         usage,
@@ -367,7 +370,7 @@ fn round(a: &[LeaseRecord], b: &[LeaseRecord]) -> Round {
 fn print_round(k: usize, n: u64, r: &Round) {
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     println!("round {k}:");
-    println!("  recover: {} routes added ({} in the kernel), total {:.3}s (process wall {:.3}s), {:.0} routes/s", r.installed, r.counted, r.duration.as_secs_f64(), r.usage.wall.as_secs_f64(), rate(r.duration));
+    println!("  recover: {} routes added ({} in the kernel, {} route operations), total {:.3}s (process wall {:.3}s), {:.0} routes/s", r.installed, r.counted, r.operations, r.duration.as_secs_f64(), r.usage.wall.as_secs_f64(), rate(r.duration));
     println!(
         "    first binding after {} ms, first route after {} ms ({} ms later)",
         r.first_binding,
