@@ -200,6 +200,90 @@ impl Arena {
     }
 }
 
+/// The slot of the prefix `addr`/`len`, if any, and the prefix's hash.
+fn find(
+    slots: &[Slot],
+    index: &HashTable<u32>,
+    hasher: &DefaultHashBuilder,
+    addr: [u64; 2],
+    len: u8,
+) -> (u64, Option<u32>) {
+    let hash = hasher.hash_one((addr, len));
+    let found = index
+        .find(hash, |&i| {
+            let s = &slots[i as usize];
+            s.addr == addr && s.len == len
+        })
+        .copied();
+    (hash, found)
+}
+
+/// A new, empty slot for the prefix `addr`/`len` whose hash is `hash`.
+fn new_slot(
+    slots: &mut Vec<Slot>,
+    index: &mut HashTable<u32>,
+    hasher: &DefaultHashBuilder,
+    addr: [u64; 2],
+    len: u8,
+    hash: u64,
+) -> u32 {
+    let i = u32::try_from(slots.len()).expect("fewer than 2^32 prefixes");
+    slots.push(Slot {
+        addr,
+        last_tx: 0,
+        expires: 0,
+        agree: 0,
+        gateway: [0; 2],
+        client: 0,
+        iface: 0,
+        k_expires: None,
+        server: 0,
+        len,
+        bound: false,
+        via: false,
+        listed: false,
+        kernel: Kernel::Untouched,
+        contested: false,
+    });
+    index.insert_unique(hash, i, |&j| {
+        let s = &slots[j as usize];
+        hasher.hash_one((s.addr, s.len))
+    });
+    i
+}
+
+/// A route of ours found in the table at the start: into its slot, or
+/// among the foreign ones when no slot can hold it (another metric or
+/// table, an interface that has gone).
+fn add_listed(
+    slots: &mut Vec<Slot>,
+    index: &mut HashTable<u32>,
+    hasher: &DefaultHashBuilder,
+    planner: &Planner,
+    foreign: &mut Vec<Route>,
+    r: Route,
+) {
+    let iface = planner
+        .interfaces()
+        .iter()
+        .position(|i| i.index == r.ifindex);
+    let ours = r.table == planner.settings().table && r.metric == planner.settings().metric;
+    let (addr, len) = (split(r.prefix.addr()), r.prefix.prefix_len());
+    let (hash, found) = find(slots, index, hasher, addr, len);
+    match (iface, ours, found) {
+        (Some(iface), true, None) => {
+            let i = new_slot(slots, index, hasher, addr, len, hash);
+            let s = &mut slots[i as usize];
+            s.listed = true;
+            s.kernel = Kernel::Listed;
+            s.gateway = split(r.gateway);
+            s.iface = iface as u32;
+            s.k_expires = r.expires;
+        }
+        _ => foreign.push(r),
+    }
+}
+
 /// Streams bindings into a route table. See the module documentation.
 pub struct Installer<T: RouteTable> {
     table: T,
@@ -235,17 +319,17 @@ impl<T: RouteTable> Installer<T> {
     /// Read the routes we own from `table` and get ready. With `dry_run`
     /// nothing is ever applied; the report says what would change.
     pub async fn start(
-        mut table: T,
+        table: T,
         settings: PlanSettings,
         interfaces: Vec<Interface>,
         dry_run: bool,
     ) -> Result<Self, TableError> {
-        let owned = table.list_owned(settings.table, settings.protocol).await?;
+        let (table_id, protocol) = (settings.table, settings.protocol);
         let mut me = Installer {
             table,
             planner: Arc::new(Planner::new(settings, interfaces)),
-            slots: Vec::with_capacity(owned.len()),
-            index: HashTable::with_capacity(owned.len()),
+            slots: Vec::new(),
+            index: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
             arena: Arena::default(),
             whole: HashMap::new(),
@@ -263,34 +347,15 @@ impl<T: RouteTable> Installer<T> {
             dry_run,
             dry_run_changes: Vec::new(),
         };
-        for r in owned {
-            me.add_listed(r);
-        }
+        // Each route of ours goes into its slot as the dump is read.
+        let (slots, index, hasher) = (&mut me.slots, &mut me.index, &me.hasher);
+        let (planner, foreign) = (&me.planner, &mut me.foreign);
+        me.table
+            .list_owned_each(table_id, protocol, &mut |r| {
+                add_listed(slots, index, hasher, planner, foreign, r)
+            })
+            .await?;
         Ok(me)
-    }
-
-    /// A route of ours found in the table at the start.
-    fn add_listed(&mut self, r: Route) {
-        let iface = self
-            .planner
-            .interfaces()
-            .iter()
-            .position(|i| i.index == r.ifindex);
-        let ours = r.table == self.settings().table && r.metric == self.settings().metric;
-        let (addr, len) = (split(r.prefix.addr()), r.prefix.prefix_len());
-        let (hash, found) = self.find(addr, len);
-        match (iface, ours, found) {
-            (Some(iface), true, None) => {
-                let i = self.new_slot(addr, len, hash);
-                let s = &mut self.slots[i as usize];
-                s.listed = true;
-                s.kernel = Kernel::Listed;
-                s.gateway = split(r.gateway);
-                s.iface = iface as u32;
-                s.k_expires = r.expires;
-            }
-            _ => self.foreign.push(r),
-        }
     }
 
     /// Set the batch size.
@@ -344,48 +409,22 @@ impl<T: RouteTable> Installer<T> {
     }
 
     fn find(&self, addr: [u64; 2], len: u8) -> (u64, Option<u32>) {
-        let hash = self.hasher.hash_one((addr, len));
-        let slots = &self.slots;
-        let found = self
-            .index
-            .find(hash, |&i| {
-                let s = &slots[i as usize];
-                s.addr == addr && s.len == len
-            })
-            .copied();
-        (hash, found)
+        find(&self.slots, &self.index, &self.hasher, addr, len)
     }
 
     fn find_prefix(&self, p: &Ipv6Net) -> Option<u32> {
         self.find(split(p.addr()), p.prefix_len()).1
     }
 
-    /// A new, empty slot for the prefix `addr`/`len` whose hash is `hash`.
     fn new_slot(&mut self, addr: [u64; 2], len: u8, hash: u64) -> u32 {
-        let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 prefixes");
-        self.slots.push(Slot {
+        new_slot(
+            &mut self.slots,
+            &mut self.index,
+            &self.hasher,
             addr,
-            last_tx: 0,
-            expires: 0,
-            agree: 0,
-            gateway: [0; 2],
-            client: 0,
-            iface: 0,
-            k_expires: None,
-            server: 0,
             len,
-            bound: false,
-            via: false,
-            listed: false,
-            kernel: Kernel::Untouched,
-            contested: false,
-        });
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index.insert_unique(hash, i, |&j| {
-            let s = &slots[j as usize];
-            hasher.hash_one((s.addr, s.len))
-        });
-        i
+            hash,
+        )
     }
 
     /// Slot `i`'s route becomes `gateway` out of `iface`, with the lifetime

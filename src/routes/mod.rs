@@ -162,6 +162,20 @@ pub trait RouteTable {
     /// The routes we own: our protocol tag, in our table.
     async fn list_owned(&mut self, table: u32, protocol: u8) -> Result<Vec<Route>, TableError>;
 
+    /// [`RouteTable::list_owned`], one route at a time, without gathering
+    /// them (a router may hold a million). The default gathers them first.
+    async fn list_owned_each(
+        &mut self,
+        table: u32,
+        protocol: u8,
+        each: &mut (dyn FnMut(Route) + Send),
+    ) -> Result<(), TableError> {
+        for r in self.list_owned(table, protocol).await? {
+            each(r);
+        }
+        Ok(())
+    }
+
     /// Apply changes; one route's failure does not stop the others. Returns
     /// the errors, one per failed change.
     async fn apply(&mut self, changes: &[Change]) -> Result<Vec<RouteError>, TableError>;

@@ -19,7 +19,7 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use netlink_packet_route::route::RouteMessage;
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use std::collections::BTreeMap;
@@ -232,38 +232,89 @@ impl NetlinkTable {
         }
     }
 
-    /// Our routes: protocol `protocol` in table `table`.
-    pub fn list_owned_blocking(
+    /// Receive until the message with sequence `last` is answered (done or
+    /// error), handing each message's type, sequence number and body (after
+    /// the 16-octet header) to `each`, undecoded.
+    fn receive_raw(
+        &mut self,
+        last: u32,
+        mut each: impl FnMut(u16, u32, &[u8]) -> Result<(), TableError>,
+    ) -> Result<(), TableError> {
+        loop {
+            let n = loop {
+                match self.socket.recv(&mut &mut self.rx[..], 0) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(io_err("recv", e)),
+                }
+            };
+            let mut off = 0;
+            while off + 16 <= n {
+                let b = &self.rx[off..n];
+                let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+                if len < 16 || len > b.len() {
+                    return Err(TableError(format!("netlink: bad message length {len}")));
+                }
+                let kind = u16::from_ne_bytes([b[4], b[5]]);
+                let seq = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
+                each(kind, seq, &b[16..len])?;
+                off += (len + 3) & !3;
+                if seq == last && (kind == NLMSG_DONE || kind == NLMSG_ERROR) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Our routes, protocol `protocol` in table `table`, each handed to
+    /// `each` as the dump is read (parsed in place: a big table is never
+    /// held twice).
+    pub fn list_owned_each_blocking(
         &mut self,
         table: u32,
         protocol: u8,
-    ) -> Result<Vec<Route>, TableError> {
+        each: &mut dyn FnMut(Route),
+    ) -> Result<(), TableError> {
         let mut m = RouteMessage::default();
         m.header.address_family = AddressFamily::Inet6;
         self.buf.clear();
         let last = self.push(RouteNetlinkMessage::GetRoute(m), NLM_F_REQUEST | NLM_F_DUMP);
         self.send_buf()?;
         let names = self.interface_names()?;
-        let mut out = Vec::new();
-        self.receive(last, |msg| {
-            match msg.payload {
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(r)) => {
-                    if let Some(route) = parse_route(&r, &names) {
+        self.receive_raw(last, |kind, _, body| {
+            match kind {
+                RTM_NEWROUTE => {
+                    if let Some(route) = parse_route_bytes(body, &names) {
                         if route.table == table && route.protocol == protocol {
-                            out.push(route);
+                            each(route);
                         }
                     }
                 }
-                NetlinkPayload::Error(e) if e.code.is_some() => {
-                    return Err(TableError(format!(
-                        "netlink route dump: {}",
-                        errno_text(e.raw_code())
-                    )))
+                NLMSG_ERROR => {
+                    let code = body
+                        .get(..4)
+                        .map_or(0, |c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]));
+                    if code != 0 {
+                        return Err(TableError(format!(
+                            "netlink route dump: {}",
+                            errno_text(code)
+                        )));
+                    }
                 }
                 _ => {}
             }
             Ok(())
-        })?;
+        })
+    }
+
+    /// Our routes: protocol `protocol` in table `table`.
+    pub fn list_owned_blocking(
+        &mut self,
+        table: u32,
+        protocol: u8,
+    ) -> Result<Vec<Route>, TableError> {
+        let mut out = Vec::new();
+        self.list_owned_each_blocking(table, protocol, &mut |r| out.push(r))?;
         Ok(out)
     }
 
@@ -414,34 +465,55 @@ impl NetlinkTable {
     }
 }
 
-fn parse_route(r: &RouteMessage, names: &BTreeMap<u32, std::sync::Arc<str>>) -> Option<Route> {
-    if r.header.address_family != AddressFamily::Inet6 {
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const RTA_CACHEINFO: u16 = 12;
+
+/// One IPv6 route of an RTM_NEWROUTE body (rtmsg and attributes), read in
+/// place (a test checks it against netlink-packet-route's decoding): destination, gateway (none: not a route of ours), output
+/// interface, metric, table, and the expiry of RTA_CACHEINFO.
+fn parse_route_bytes(body: &[u8], names: &BTreeMap<u32, std::sync::Arc<str>>) -> Option<Route> {
+    let hdr = body.get(..12)?;
+    if u16::from(hdr[0]) != libc::AF_INET6 as u16 {
         return None;
     }
+    let (dst_len, mut table, protocol) = (hdr[1], u32::from(hdr[4]), hdr[5]);
     let mut dst = Ipv6Addr::UNSPECIFIED;
     let mut gateway = None;
-    let mut oif = 0;
-    let mut metric = 0;
-    let mut table = u32::from(r.header.table);
-    let mut expires = None;
-    for a in &r.attributes {
-        match a {
-            RouteAttribute::Destination(RouteAddress::Inet6(d)) => dst = *d,
-            RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gateway = Some(*g),
-            RouteAttribute::Oif(i) => oif = *i,
-            RouteAttribute::Priority(p) => metric = *p,
-            RouteAttribute::Table(t) => table = *t,
-            RouteAttribute::CacheInfo(c) if c.expires > 0 => expires = Some(c.expires / USER_HZ),
+    let (mut oif, mut metric, mut expires) = (0, 0, None);
+    let addr = |v: &[u8]| <[u8; 16]>::try_from(v).ok().map(Ipv6Addr::from);
+    let word = |v: &[u8]| <[u8; 4]>::try_from(v).ok().map(u32::from_ne_bytes);
+    let mut rest = &body[12..];
+    while rest.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([rest[0], rest[1]]));
+        let kind = u16::from_ne_bytes([rest[2], rest[3]]) & 0x3fff;
+        if len < 4 || len > rest.len() {
+            return None;
+        }
+        let v = &rest[4..len];
+        match kind {
+            RTA_DST => dst = addr(v)?,
+            RTA_GATEWAY => gateway = Some(addr(v)?),
+            RTA_OIF => oif = word(v)?,
+            RTA_PRIORITY => metric = word(v)?,
+            RTA_TABLE => table = word(v)?,
+            RTA_CACHEINFO => {
+                let e = word(v.get(8..12)?)?;
+                if e > 0 {
+                    expires = Some(e / USER_HZ);
+                }
+            }
             _ => {}
         }
+        rest = &rest[((len + 3) & !3).min(rest.len())..];
     }
     Some(Route {
-        prefix: Ipv6Net::new(dst, r.header.destination_prefix_length).ok()?,
+        prefix: Ipv6Net::new(dst, dst_len).ok()?,
         gateway: gateway?,
         interface: names.get(&oif).cloned().unwrap_or_default(),
         ifindex: oif,
         table,
-        protocol: r.header.protocol.into(),
+        protocol,
         metric,
         expires,
     })
@@ -516,6 +588,18 @@ impl RouteTable for NetlinkTable {
         self.list_owned_blocking(table, protocol)
     }
 
+    async fn list_owned_each(
+        &mut self,
+        table: u32,
+        protocol: u8,
+        each: &mut (dyn FnMut(Route) + Send),
+    ) -> Result<(), TableError> {
+        if let Some(w) = self.worker.as_mut() {
+            Self::collect(w, true)?;
+        }
+        self.list_owned_each_blocking(table, protocol, each)
+    }
+
     async fn apply(&mut self, changes: &[Change]) -> Result<Vec<RouteError>, TableError> {
         self.apply_blocking(changes)
     }
@@ -539,7 +623,46 @@ impl RouteTable for NetlinkTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netlink_packet_route::route::{RouteHeader, RouteProtocol, RouteScope, RouteType};
+    use netlink_packet_route::route::{
+        RouteAddress, RouteAttribute, RouteHeader, RouteProtocol, RouteScope, RouteType,
+    };
+
+    /// The reading of a route by netlink-packet-route's decoding, as
+    /// `parse_route_bytes` must match it.
+    fn parse_route(r: &RouteMessage, names: &BTreeMap<u32, std::sync::Arc<str>>) -> Option<Route> {
+        if r.header.address_family != AddressFamily::Inet6 {
+            return None;
+        }
+        let mut dst = Ipv6Addr::UNSPECIFIED;
+        let mut gateway = None;
+        let mut oif = 0;
+        let mut metric = 0;
+        let mut table = u32::from(r.header.table);
+        let mut expires = None;
+        for a in &r.attributes {
+            match a {
+                RouteAttribute::Destination(RouteAddress::Inet6(d)) => dst = *d,
+                RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gateway = Some(*g),
+                RouteAttribute::Oif(i) => oif = *i,
+                RouteAttribute::Priority(p) => metric = *p,
+                RouteAttribute::Table(t) => table = *t,
+                RouteAttribute::CacheInfo(c) if c.expires > 0 => {
+                    expires = Some(c.expires / USER_HZ)
+                }
+                _ => {}
+            }
+        }
+        Some(Route {
+            prefix: Ipv6Net::new(dst, r.header.destination_prefix_length).ok()?,
+            gateway: gateway?,
+            interface: names.get(&oif).cloned().unwrap_or_default(),
+            ifindex: oif,
+            table,
+            protocol: r.header.protocol.into(),
+            metric,
+            expires,
+        })
+    }
 
     fn route_message(r: &Route) -> RouteMessage {
         let mut m = RouteMessage::default();
@@ -570,6 +693,72 @@ mod tests {
             m.attributes.push(RouteAttribute::Expires(e));
         }
         m
+    }
+
+    /// Routes read in place are what netlink-packet-route's decoding of the
+    /// same bytes gives.
+    #[test]
+    fn parse_route_bytes_matches_netlink_packet_route() {
+        use netlink_packet_route::route::RouteMetric;
+        let names: BTreeMap<u32, std::sync::Arc<str>> = [(7, "veth-c1".into())].into();
+        let base = Route {
+            prefix: "2001:db8:8000:100::/56".parse().unwrap(),
+            gateway: "fe80::2".parse().unwrap(),
+            interface: "veth-c1".into(),
+            ifindex: 7,
+            table: 254,
+            protocol: 16,
+            metric: 1024,
+            expires: None,
+        };
+        for (table, ticks, gateway) in [
+            (254u32, 0u32, true),
+            (1000, 360_000, true),
+            (254, 99, true),
+            (254, 0, false),
+        ] {
+            let mut r = base.clone();
+            r.table = table;
+            let mut m = new_route_message(&r);
+            m.attributes.retain(|a| {
+                !matches!(a, RouteAttribute::Expires(_))
+                    && (gateway || !matches!(a, RouteAttribute::Gateway(_)))
+            });
+            m.attributes
+                .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(1400)]));
+            let mut header = NetlinkHeader::default();
+            header.sequence_number = 1;
+            let mut msg = NetlinkMessage::new(
+                header,
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)),
+            );
+            msg.finalize();
+            let mut bytes = vec![0; msg.buffer_len()];
+            msg.serialize(&mut bytes);
+            // RTA_CACHEINFO (struct rta_cacheinfo: expires is the third word).
+            let mut ci = [0u8; 32];
+            ci[8..12].copy_from_slice(&ticks.to_ne_bytes());
+            bytes.extend_from_slice(&36u16.to_ne_bytes());
+            bytes.extend_from_slice(&RTA_CACHEINFO.to_ne_bytes());
+            bytes.extend_from_slice(&ci);
+            let len = bytes.len() as u32;
+            bytes[..4].copy_from_slice(&len.to_ne_bytes());
+            let decoded = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&bytes).unwrap();
+            let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)) = decoded.payload
+            else {
+                panic!("not a route")
+            };
+            let want = parse_route(&m, &names);
+            assert_eq!(want.is_some(), gateway);
+            assert_eq!(parse_route_bytes(&bytes[16..], &names), want, "{m:?}");
+            // Another family is not ours.
+            bytes[16] = libc::AF_INET as u8;
+            assert_eq!(parse_route_bytes(&bytes[16..], &names), None);
+        }
+        // Truncated bodies are refused, never a panic.
+        assert_eq!(parse_route_bytes(&[10, 56, 0], &names), None);
+        let short_attr = [10, 56, 0, 0, 254, 16, 0, 1, 0, 0, 0, 0, 20, 0, 1, 0, 0];
+        assert_eq!(parse_route_bytes(&short_attr, &names), None);
     }
 
     /// The direct encoder writes what netlink-packet-route would.
