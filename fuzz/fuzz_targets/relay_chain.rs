@@ -9,7 +9,10 @@
 //!   `MAX_NESTING`;
 //! - the reply assembly with `max_relay_depth` 32 (RFC 8415 HOP_COUNT_LIMIT)
 //!   delivers the binding when the chain has at most 32 layers, and cuts the
-//!   connection off with `RelayChainTooDeep` otherwise.
+//!   connection off with `RelayChainTooDeep` otherwise;
+//! - recovery's claim of the borrowed binding (`Planner::claim`: the route
+//!   planned on the connection task) equals the claim of the owned binding,
+//!   or is refused for the same depth.
 
 #![no_main]
 
@@ -18,6 +21,8 @@ use pdrestore::proto::binding::client_data_options;
 use pdrestore::proto::{
     ClientData, DhcpOption, Duid, Message, MessageView, RelayLayer, RelayMessage, MAX_NESTING,
 };
+use pdrestore::recovery::claim::Planner;
+use pdrestore::recovery::plan::{Interface, NextHopFallback, PlanSettings};
 use pdrestore::requestor::{CloseReason, Event, Outcome, PartialReason, ProtocolError, ReplyDemux};
 use std::time::{Duration, Instant};
 
@@ -104,6 +109,28 @@ fn owned_layers(m: &Message) -> Vec<RelayLayer> {
     out
 }
 
+/// A relay whose Relay-ID is short enough for the fuzzer to find, with one
+/// client link.
+fn planner() -> Planner {
+    Planner::new(
+        PlanSettings {
+            relay_id: Duid::from_bytes(vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 9]),
+            table: 254,
+            protocol: 16,
+            metric: 1024,
+            allowed_prefixes: vec!["2001:db8::/32".parse().unwrap()],
+            min_prefix_len: 48,
+            interface_map: [("port-1".to_string(), "ge-0/0/1".to_string())].into(),
+            fallback: NextHopFallback::None,
+        },
+        vec![Interface {
+            name: "ge-0/0/1".into(),
+            index: 2,
+            addresses: vec!["2001:db8:1::1/64".parse().unwrap()],
+        }],
+    )
+}
+
 fuzz_target!(|data: &[u8]| {
     if data.len() > 60_000 {
         return;
@@ -130,6 +157,17 @@ fuzz_target!(|data: &[u8]| {
         &owned_layers(&owned),
         "zero-copy and owned walks differ"
     );
+
+    // Recovery's compact claim: the same from the borrowed and the owned binding.
+    let planner = planner();
+    for cd in client_data_options(&view) {
+        for b in ClientData::parse(cd).unwrap().bindings() {
+            match planner.claim(&b, 32) {
+                Ok(c) => assert_eq!(c, planner.claim_owned(b.to_binding())),
+                Err(depth) => assert!(depth > 32 && depth == layers.len(), "{depth}"),
+            }
+        }
+    }
 
     // The same message through the reply assembly, with the RFC 8415 limit.
     let t0 = Instant::now();
