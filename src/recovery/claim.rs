@@ -326,52 +326,30 @@ impl BindingMapper for ClaimMapper {
 
 #[cfg(test)]
 mod tests {
-    use super::super::plan::NextHopFallback;
+    use super::super::plan::tests::OURS;
     use super::super::reconcile::Observed;
     use super::*;
     use crate::proto::Duid;
     use proptest::prelude::*;
-    use std::collections::BTreeMap;
 
-    const OURS: &str = "000200000009010203040506";
-
+    /// The planning tests' settings, and an id mapped to an interface that does not exist.
     fn settings() -> PlanSettings {
-        PlanSettings {
-            relay_id: OURS.parse().unwrap(),
-            table: 254,
-            protocol: 16,
-            metric: 1024,
-            allowed_prefixes: vec!["2001:db8:8000::/40".parse().unwrap()],
-            min_prefix_len: 48,
-            interface_map: BTreeMap::from([
-                ("ge-0/0/1".to_string(), "veth-c1".to_string()),
-                ("ge-0/0/9".to_string(), "gone".to_string()),
-            ]),
-            fallback: NextHopFallback::None,
-        }
+        let mut s = super::super::plan::tests::settings();
+        s.interface_map
+            .insert("ge-0/0/9".to_string(), "gone".to_string());
+        s
     }
 
+    /// The planning tests' links, and one named like that id, holding a
+    /// prefix inside the pool.
     fn interfaces() -> Vec<Interface> {
-        vec![
-            Interface {
-                name: "veth-c1".into(),
-                index: 5,
-                addresses: vec![
-                    "2001:db8:1::1/64".parse().unwrap(),
-                    "fe80::1/64".parse().unwrap(),
-                ],
-            },
-            Interface {
-                name: "veth-c2".into(),
-                index: 6,
-                addresses: vec!["2001:db8:2::1/64".parse().unwrap()],
-            },
-            Interface {
-                name: "ge-0/0/9".into(),
-                index: 7,
-                addresses: vec!["2001:db8:8000:ff00::1/64".parse().unwrap()],
-            },
-        ]
+        let mut i = super::super::plan::tests::interfaces();
+        i.push(Interface {
+            name: "ge-0/0/9".into(),
+            index: 8,
+            addresses: vec!["2001:db8:8000:ff00::1/64".parse().unwrap()],
+        });
+        i
     }
 
     fn arb_layer() -> impl Strategy<Value = RelayLayer> {

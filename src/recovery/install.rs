@@ -869,19 +869,15 @@ mod tests {
     use proptest::prelude::*;
     use std::net::Ipv6Addr;
 
-    const OURS: &str = "000200000009010203040506";
+    use super::super::plan::tests::OURS;
 
+    /// The planning tests' settings, without the interface-id mapping, with
+    /// the next-hop fallback.
     fn settings() -> PlanSettings {
-        PlanSettings {
-            relay_id: OURS.parse().unwrap(),
-            table: 254,
-            protocol: 16,
-            metric: 1024,
-            allowed_prefixes: vec!["2001:db8:8000::/40".parse().unwrap()],
-            min_prefix_len: 48,
-            interface_map: BTreeMap::new(),
-            fallback: NextHopFallback::ClientAddress,
-        }
+        let mut s = super::super::plan::tests::settings();
+        s.interface_map.clear();
+        s.fallback = NextHopFallback::ClientAddress;
+        s
     }
 
     fn interfaces() -> Vec<Interface> {
@@ -932,15 +928,7 @@ mod tests {
         prune: bool,
         batch: usize,
     ) -> (InstallReport, MemoryTable) {
-        let mut i = Installer::start(table, settings(), interfaces(), false)
-            .await
-            .unwrap()
-            .with_batch(batch);
-        for o in all {
-            i.offer(o, 1000).await.unwrap();
-        }
-        let (report, table) = i.finish(1000, prune).await.unwrap();
-        (report, table)
+        run_at(table, all, prune, batch, 1000).await
     }
 
     #[test]

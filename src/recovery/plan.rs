@@ -330,13 +330,15 @@ impl PlanSettings {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::reconcile::{reconcile, tests::pd};
     use super::*;
 
-    const OURS: &str = "000200000009010203040506";
+    /// Our Relay-ID in the test fixtures.
+    pub(crate) const OURS: &str = "000200000009010203040506";
 
-    fn settings() -> PlanSettings {
+    /// Settings of the planning tests: one pool, one interface-id mapping.
+    pub(crate) fn settings() -> PlanSettings {
         PlanSettings {
             relay_id: OURS.parse().unwrap(),
             table: 254,
@@ -349,7 +351,8 @@ mod tests {
         }
     }
 
-    fn interfaces() -> Vec<Interface> {
+    /// Three client links; veth-c1 also has fe80::1.
+    pub(crate) fn interfaces() -> Vec<Interface> {
         vec![
             Interface {
                 name: "veth-c1".into(),
