@@ -189,52 +189,22 @@ impl NetlinkTable {
     }
 
     /// Receive until the message with sequence `last` is answered (ack,
-    /// error or end of dump), handing every message to `each`.
+    /// error or end of dump), handing every message to `each`, decoded.
     fn receive(
         &mut self,
         last: u32,
         mut each: impl FnMut(NetlinkMessage<RouteNetlinkMessage>) -> Result<(), TableError>,
     ) -> Result<(), TableError> {
-        loop {
-            let n = loop {
-                match self.socket.recv(&mut &mut self.rx[..], 0) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(io_err("recv", e)),
-                }
-            };
-            let mut off = 0;
-            while off + 16 <= n {
-                let len = u32::from_ne_bytes([
-                    self.rx[off],
-                    self.rx[off + 1],
-                    self.rx[off + 2],
-                    self.rx[off + 3],
-                ]) as usize;
-                if len < 16 || off + len > n {
-                    return Err(TableError(format!("netlink: bad message length {len}")));
-                }
-                let msg =
-                    NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.rx[off..off + len])
-                        .map_err(|e| TableError(format!("netlink: undecodable answer: {e}")))?;
-                off += (len + 3) & !3;
-                let seq = msg.header.sequence_number;
-                let done = match &msg.payload {
-                    NetlinkPayload::Done(_) => seq == last,
-                    NetlinkPayload::Error(_) => seq == last,
-                    _ => false,
-                };
-                each(msg)?;
-                if done {
-                    return Ok(());
-                }
-            }
-        }
+        self.receive_raw(last, |_, _, msg| {
+            let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg)
+                .map_err(|e| TableError(format!("netlink: undecodable answer: {e}")))?;
+            each(msg)
+        })
     }
 
     /// Receive until the message with sequence `last` is answered (done or
-    /// error), handing each message's type, sequence number and body (after
-    /// the 16-octet header) to `each`, undecoded.
+    /// error), handing each message's type, sequence number and bytes
+    /// (header included) to `each`, undecoded.
     fn receive_raw(
         &mut self,
         last: u32,
@@ -257,7 +227,7 @@ impl NetlinkTable {
                 }
                 let kind = u16::from_ne_bytes([b[4], b[5]]);
                 let seq = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
-                each(kind, seq, &b[16..len])?;
+                each(kind, seq, &b[..len])?;
                 off += (len + 3) & !3;
                 if seq == last && (kind == NLMSG_DONE || kind == NLMSG_ERROR) {
                     return Ok(());
@@ -281,7 +251,8 @@ impl NetlinkTable {
         let last = self.push(RouteNetlinkMessage::GetRoute(m), NLM_F_REQUEST | NLM_F_DUMP);
         self.send_buf()?;
         let names = self.interface_names()?;
-        self.receive_raw(last, |kind, _, body| {
+        self.receive_raw(last, |kind, _, msg| {
+            let body = &msg[16..];
             match kind {
                 RTM_NEWROUTE => {
                     if let Some(route) = parse_route_bytes(body, &names) {
