@@ -152,11 +152,7 @@ impl Slot {
 
 /// Lifetimes within [`EXPIRY_SLACK`] seconds count as equal.
 fn same_expiry(a: Option<u32>, b: Option<u32>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(x), Some(y)) => x.abs_diff(y) <= EXPIRY_SLACK,
-        _ => false,
-    }
+    crate::routes::same_lifetime(a, b, EXPIRY_SLACK)
 }
 
 fn same(a: SlotRoute, b: SlotRoute) -> bool {

@@ -9,6 +9,11 @@
 //! depends on the order in which servers or messages arrived. Every
 //! disagreement between servers about who holds a prefix is reported.
 //! Bindings whose valid lifetime is zero or has run out are dropped.
+//!
+//! This is the reference, on whole bindings: [`super::install::Installer`]
+//! applies the same order incrementally to compact claims while they
+//! stream in, and property tests hold it to what [`reconcile`] followed by
+//! [`super::plan::PlanSettings::plan`] gives.
 
 use crate::proto::{Binding, Duid, LeaseKind};
 use ipnet::Ipv6Net;

@@ -93,6 +93,16 @@ pub struct Diff {
     pub unchanged: usize,
 }
 
+/// Two remaining lifetimes count as the same when both are absent, or both
+/// present and at most `slack` seconds apart (they count down in step).
+pub fn same_lifetime(a: Option<u32>, b: Option<u32>, slack: u32) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => x.abs_diff(y) <= slack,
+        _ => false,
+    }
+}
+
 /// Compute the changes that turn `installed` (our routes only) into `desired`.
 ///
 /// A route counts as unchanged when next hop and interface are equal and the
@@ -113,11 +123,7 @@ pub fn diff(
             None => out.changes.push(Change::Add((*w).clone())),
             Some(h) => {
                 let same_path = h.gateway == w.gateway && h.ifindex == w.ifindex;
-                let same_life = match (h.expires, w.expires) {
-                    (None, None) => true,
-                    (Some(a), Some(b)) => a.abs_diff(b) <= expiry_slack,
-                    _ => false,
-                };
+                let same_life = same_lifetime(h.expires, w.expires, expiry_slack);
                 if same_path && same_life {
                     out.unchanged += 1;
                 } else {
