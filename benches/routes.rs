@@ -57,7 +57,12 @@ fn count_ours(ns: &NetNs) -> usize {
     ns.run(|| async {
         NetlinkTable::open()
             .unwrap()
-            .list_owned(254, 16)
+            .list_owned(&pdrestore::routes::Ownership::new(
+                254,
+                16,
+                &["2001:db8::/32".parse().unwrap()],
+                48,
+            ))
             .await
             .unwrap()
             .len()

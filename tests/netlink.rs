@@ -3,7 +3,7 @@
 //! Needs root (ip netns); never touches the host's routes.
 
 use pdrestore::netns::{can_create, NetNs};
-use pdrestore::routes::{diff, Change, NetlinkTable, Route, RouteTable};
+use pdrestore::routes::{diff, errno, Change, NetlinkTable, Ownership, Route, RouteOp, RouteTable};
 use std::collections::BTreeMap;
 
 fn setup() -> Option<NetNs> {
@@ -29,6 +29,11 @@ fn setup() -> Option<NetNs> {
     ])
     .unwrap();
     Some(ns)
+}
+
+/// Protocol 16 in the main table, inside 2001:db8::/32, /48 or longer.
+fn owner() -> Ownership {
+    Ownership::new(254, 16, &["2001:db8::/32".parse().unwrap()], 48)
 }
 
 fn route(prefix: &str, gw: &str, ifindex: u32, expires: Option<u32>) -> Route {
@@ -84,12 +89,12 @@ fn batched_install_list_replace_remove() {
                 .collect();
             let bad = route("2001:db8:9000::/56", "fe80::2", 9999, Some(600));
             want.insert(bad.prefix, bad);
-            let owned = t.list_owned(254, 16).await.unwrap();
+            let owned = t.list_owned(&owner()).await.unwrap();
             assert!(owned.is_empty(), "the static route is not ours");
             let d = diff(&owned, &want, true, 30);
             assert_eq!(d.changes.len(), 3001);
             let errors = t.apply(&d.changes).await.unwrap();
-            let listed = t.list_owned(254, 16).await.unwrap();
+            let listed = t.list_owned(&owner()).await.unwrap();
             // Replace one (new next hop), remove one, remove one that is already gone.
             let mut moved = listed[0].clone();
             moved.gateway = "fe80::abcd".parse().unwrap();
@@ -106,13 +111,14 @@ fn batched_install_list_replace_remove() {
                 .await
                 .unwrap();
             assert!(more.is_empty(), "{more:?}");
-            let after = t.list_owned(254, 16).await.unwrap();
+            let after = t.list_owned(&owner()).await.unwrap();
             (listed, errors, after)
         })
         .unwrap();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].prefix.to_string(), "2001:db8:9000::/56");
-    assert_eq!(errors[0].op, "add");
+    assert_eq!(errors[0].op, RouteOp::Add);
+    assert_eq!(errors[0].errno, Some(errno::ENODEV));
     assert!(
         errors[0].message.contains("No such device"),
         "{}",
@@ -181,7 +187,7 @@ fn pipelined_submit_reports_failures_by_sync() {
                 failures.extend(t.submit(batch).await.unwrap());
             }
             failures.extend(t.sync().await.unwrap());
-            let listed = t.list_owned(254, 16).await.unwrap();
+            let listed = t.list_owned(&owner()).await.unwrap();
             (failures, listed)
         })
         .unwrap();
@@ -192,4 +198,88 @@ fn pipelined_submit_reports_failures_by_sync() {
     );
     assert!(failures[0].1.message.contains("No such device"));
     assert_eq!(listed.len(), 5 * 256);
+}
+
+/// The kernel keeps ownership for us: an add over another's route fails
+/// with EEXIST and leaves it, a remove of ours at the same key takes
+/// nothing of another's; the listing shows every route of the table.
+#[test]
+fn adds_are_exclusive_and_removes_take_only_our_route() {
+    let Some(ns) = setup() else { return };
+    for args in [
+        &[
+            "-6",
+            "route",
+            "add",
+            "2001:db8:8000:100::/56",
+            "via",
+            "fe80::99",
+            "dev",
+            "veth-c1",
+            "proto",
+            "static",
+        ][..],
+        &[
+            "-6",
+            "route",
+            "add",
+            "blackhole",
+            "2001:db8:8000:200::/56",
+            "proto",
+            "static",
+        ][..],
+    ] {
+        ns.ip(args).unwrap();
+    }
+    let (errors, removed, listed, access) = ns
+        .run(|| async {
+            let mut t = NetlinkTable::open().unwrap();
+            let access = t.check_write_access();
+            let idx = t
+                .interfaces()
+                .unwrap()
+                .into_iter()
+                .find(|i| &*i.name == "veth-c1")
+                .unwrap()
+                .index;
+            let ours = route("2001:db8:8000:100::/56", "fe80::2", idx, Some(600));
+            let errors = t.apply(&[Change::Add(ours.clone())]).await.unwrap();
+            // As if it were ours: the kernel matches protocol and next hop.
+            let mut theirs = ours.clone();
+            theirs.gateway = "fe80::99".parse().unwrap();
+            let removed = t
+                .apply(&[Change::Remove(ours), Change::Remove(theirs)])
+                .await
+                .unwrap();
+            let mut listed = Vec::new();
+            t.list_table(254, &mut |r| listed.push(r)).await.unwrap();
+            (errors, removed, listed, access)
+        })
+        .unwrap();
+    assert!(access.is_ok(), "{access:?}");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].errno, Some(errno::EEXIST));
+    assert_eq!(errors[0].code(), "EEXIST");
+    assert!(removed.is_empty(), "{removed:?}");
+    let shown = ns.ip(["-6", "route", "show", "proto", "static"]).unwrap();
+    assert!(
+        shown.contains("2001:db8:8000:100::/56 via fe80::99 dev veth-c1"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("blackhole 2001:db8:8000:200::/56"),
+        "{shown}"
+    );
+    let stat = listed
+        .iter()
+        .find(|r| r.prefix.to_string() == "2001:db8:8000:100::/56")
+        .unwrap();
+    assert_eq!((stat.protocol, stat.kind), (4, 1));
+    assert!(!owner().owns(stat), "another protocol");
+    let hole = listed
+        .iter()
+        .find(|r| r.prefix.to_string() == "2001:db8:8000:200::/56")
+        .unwrap();
+    assert_eq!((hole.kind, hole.gateway), (6, None));
+    assert!(hole.as_route().is_none());
 }

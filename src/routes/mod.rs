@@ -16,6 +16,17 @@ pub mod netlink;
 pub use memory::MemoryTable;
 pub use netlink::NetlinkTable;
 
+/// A local network interface, as route planning sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// Interface name (shared with the routes that use it).
+    pub name: std::sync::Arc<str>,
+    /// Kernel interface index.
+    pub index: u32,
+    /// Its IPv6 addresses with their prefix lengths.
+    pub addresses: Vec<Ipv6Net>,
+}
+
 /// One IPv6 route as pdrestore installs it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Route {
@@ -145,45 +156,360 @@ pub fn diff(
     out
 }
 
+/// A table operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteOp {
+    /// Install a route that is not there (create-exclusive).
+    Add,
+    /// Overwrite a route of ours.
+    Replace,
+    /// Remove a route of ours.
+    Remove,
+}
+
+impl RouteOp {
+    /// `add`, `replace` or `remove`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteOp::Add => "add",
+            RouteOp::Replace => "replace",
+            RouteOp::Remove => "remove",
+        }
+    }
+}
+
+impl std::fmt::Display for RouteOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Change {
+    /// The operation.
+    pub fn op(&self) -> RouteOp {
+        match self {
+            Change::Add(_) => RouteOp::Add,
+            Change::Replace { .. } => RouteOp::Replace,
+            Change::Remove(_) => RouteOp::Remove,
+        }
+    }
+}
+
+/// `errno` values the kernel's route code answers with, by name.
+pub mod errno {
+    /// Operation not permitted (no CAP_NET_ADMIN).
+    pub const EPERM: i32 = 1;
+    /// No such file or directory.
+    pub const ENOENT: i32 = 2;
+    /// No such process (the route to delete is gone).
+    pub const ESRCH: i32 = 3;
+    /// Out of memory.
+    pub const ENOMEM: i32 = 12;
+    /// Permission denied.
+    pub const EACCES: i32 = 13;
+    /// File exists (a route already holds the table, prefix and metric).
+    pub const EEXIST: i32 = 17;
+    /// No such device (the interface is gone).
+    pub const ENODEV: i32 = 19;
+    /// Invalid argument.
+    pub const EINVAL: i32 = 22;
+    /// No buffer space.
+    pub const ENOBUFS: i32 = 105;
+    /// Operation not supported.
+    pub const EOPNOTSUPP: i32 = 95;
+    /// Network is down (the interface is not up).
+    pub const ENETDOWN: i32 = 100;
+    /// Network is unreachable (the next hop is not on the interface).
+    pub const ENETUNREACH: i32 = 101;
+    /// No route to host.
+    pub const EHOSTUNREACH: i32 = 113;
+
+    /// The symbolic name of `code` (`EEXIST`), or `E<code>` for others:
+    /// the stable machine-readable form of a route failure.
+    pub fn name(code: i32) -> String {
+        let n = match code.abs() {
+            EPERM => "EPERM",
+            ENOENT => "ENOENT",
+            ESRCH => "ESRCH",
+            ENOMEM => "ENOMEM",
+            EACCES => "EACCES",
+            EEXIST => "EEXIST",
+            ENODEV => "ENODEV",
+            EINVAL => "EINVAL",
+            ENOBUFS => "ENOBUFS",
+            EOPNOTSUPP => "EOPNOTSUPP",
+            ENETDOWN => "ENETDOWN",
+            ENETUNREACH => "ENETUNREACH",
+            EHOSTUNREACH => "EHOSTUNREACH",
+            other => return format!("E{other}"),
+        };
+        n.to_string()
+    }
+
+    /// The system's text for `code` ("File exists").
+    pub fn text(code: i32) -> String {
+        let t = std::io::Error::from_raw_os_error(code.abs()).to_string();
+        match t.rfind(" (os error ") {
+            Some(at) => t[..at].to_string(),
+            None => t,
+        }
+    }
+}
+
 /// Why one route could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{op} {prefix}: {message}")]
 pub struct RouteError {
-    /// add, replace or remove.
-    pub op: &'static str,
+    /// The operation refused.
+    pub op: RouteOp,
     /// The route's destination.
     pub prefix: Ipv6Net,
-    /// What the table said (e.g. the kernel's errno text).
+    /// The kernel's errno, when the kernel refused it.
+    pub errno: Option<i32>,
+    /// What the table said (the errno's text).
     pub message: String,
 }
 
-/// A failure of the table as a whole (listing, socket).
+impl RouteError {
+    /// The failure of `op` on `prefix` with the kernel's `errno`.
+    pub fn from_errno(op: RouteOp, prefix: Ipv6Net, code: i32) -> Self {
+        RouteError {
+            op,
+            prefix,
+            errno: Some(code.abs()),
+            message: errno::text(code),
+        }
+    }
+
+    /// The stable machine-readable code: the errno's name, or `error`.
+    pub fn code(&self) -> String {
+        self.errno.map_or_else(|| "error".into(), errno::name)
+    }
+}
+
+/// A failure of the table as a whole (listing, socket), with its cause.
 #[derive(Debug, thiserror::Error)]
-#[error("route table: {0}")]
-pub struct TableError(pub String);
+pub enum TableError {
+    /// A socket call failed.
+    #[error("route table: netlink {what}: {source}")]
+    Io {
+        /// What was attempted (`socket`, `send`, `recv`).
+        what: &'static str,
+        /// The error, with its errno.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel refused a request about the table as a whole.
+    #[error("route table: {what}: {}", errno::text(*.errno))]
+    Kernel {
+        /// The request (`route dump`, `permission check`).
+        what: &'static str,
+        /// The kernel's errno.
+        errno: i32,
+    },
+    /// The kernel's answer did not decode.
+    #[error("route table: netlink: {0}")]
+    Malformed(String),
+    /// The thread that applies batches is gone.
+    #[error("route table: the netlink thread died")]
+    WorkerGone,
+    /// The thread that applies batches could not start.
+    #[error("route table: starting the netlink thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+impl TableError {
+    /// The kernel said we may not change routes (no CAP_NET_ADMIN).
+    pub fn is_permission_denied(&self) -> bool {
+        match self {
+            TableError::Io { source, .. } => source.kind() == std::io::ErrorKind::PermissionDenied,
+            TableError::Kernel { errno: e, .. } => *e == errno::EPERM || *e == errno::EACCES,
+            _ => false,
+        }
+    }
+}
+
+/// rtm_type of a unicast route (RTN_UNICAST).
+pub const RTN_UNICAST: u8 = 1;
+
+/// A route as the kernel's table holds it: ours or anyone's, of any kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRoute {
+    /// Destination.
+    pub prefix: Ipv6Net,
+    /// Routing table.
+    pub table: u32,
+    /// Protocol tag (rtm_protocol).
+    pub protocol: u8,
+    /// Metric.
+    pub metric: u32,
+    /// Route type (rtm_type: 1 unicast, 6 blackhole, 7 unreachable, ...).
+    pub kind: u8,
+    /// Next hop, if the route has a single one.
+    pub gateway: Option<Ipv6Addr>,
+    /// Several next hops (RTA_MULTIPATH).
+    pub multipath: bool,
+    /// Outgoing interface index (0: none).
+    pub ifindex: u32,
+    /// Outgoing interface name ("" when unknown).
+    pub interface: std::sync::Arc<str>,
+    /// Seconds until the kernel removes it, if it expires.
+    pub expires: Option<u32>,
+}
+
+impl TableRoute {
+    /// The kernel's identity of the route.
+    pub fn key(&self) -> RouteKey {
+        RouteKey {
+            table: self.table,
+            prefix: self.prefix,
+            metric: self.metric,
+        }
+    }
+
+    /// As a [`Route`] of the shape pdrestore installs: unicast through one
+    /// next hop out of one interface. `None` for any other shape.
+    pub fn as_route(&self) -> Option<Route> {
+        if self.kind != RTN_UNICAST || self.multipath || self.ifindex == 0 {
+            return None;
+        }
+        Some(Route {
+            prefix: self.prefix,
+            gateway: self.gateway?,
+            interface: self.interface.clone(),
+            ifindex: self.ifindex,
+            table: self.table,
+            protocol: self.protocol,
+            metric: self.metric,
+            expires: self.expires,
+        })
+    }
+}
+
+impl From<&Route> for TableRoute {
+    fn from(r: &Route) -> Self {
+        TableRoute {
+            prefix: r.prefix,
+            table: r.table,
+            protocol: r.protocol,
+            metric: r.metric,
+            kind: RTN_UNICAST,
+            gateway: Some(r.gateway),
+            multipath: false,
+            ifindex: r.ifindex,
+            interface: r.interface.clone(),
+            expires: r.expires,
+        }
+    }
+}
+
+/// The one ownership rule: what counts as pdrestore's route.
+///
+/// A route is ours only when it is in our table, carries our protocol tag,
+/// has the shape pdrestore installs (unicast, one next hop, one interface),
+/// and its destination lies inside one of the delegation pools with a
+/// length from `min_prefix_len` to 128. Nothing else is ever replaced or
+/// removed, whatever the prune setting: not the router's own `proto dhcp`
+/// default route, not a static route an operator put on a customer prefix,
+/// not a route with our tag outside the pools. `recover`, `follow` and the
+/// dry run all ask this type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ownership {
+    table: u32,
+    protocol: u8,
+    min_prefix_len: u8,
+    /// The pools as (network, length).
+    pools: Vec<(u128, u8)>,
+}
+
+/// The network mask of a prefix length.
+pub(crate) fn mask(len: u8) -> u128 {
+    match len {
+        0 => 0,
+        l => !0u128 << (128 - u32::from(l.min(128))),
+    }
+}
+
+impl Ownership {
+    /// Routes of `protocol` in `table` inside `pools`, `min_prefix_len` or longer.
+    pub fn new(table: u32, protocol: u8, pools: &[Ipv6Net], min_prefix_len: u8) -> Self {
+        Ownership {
+            table,
+            protocol,
+            min_prefix_len,
+            pools: pools
+                .iter()
+                .map(|p| (u128::from(p.trunc().addr()), p.prefix_len()))
+                .collect(),
+        }
+    }
+
+    /// Our table.
+    pub fn table(&self) -> u32 {
+        self.table
+    }
+
+    /// Our protocol tag.
+    pub fn protocol(&self) -> u8 {
+        self.protocol
+    }
+
+    /// `prefix` (host bits ignored) lies inside a pool.
+    pub fn in_pools(&self, prefix: &Ipv6Net) -> bool {
+        let (addr, len) = (u128::from(prefix.addr()), prefix.prefix_len());
+        self.pools
+            .iter()
+            .any(|&(n, l)| l <= len && addr & mask(l) == n)
+    }
+
+    /// A route to `prefix` could be ours: inside a pool, and no shorter than
+    /// `min_prefix_len` (nor `/0`).
+    pub fn covers(&self, prefix: &Ipv6Net) -> bool {
+        prefix.prefix_len() != 0
+            && prefix.prefix_len() >= self.min_prefix_len
+            && self.in_pools(prefix)
+    }
+
+    /// The route is ours (see the type's documentation).
+    pub fn owns(&self, r: &TableRoute) -> bool {
+        r.table == self.table
+            && r.protocol == self.protocol
+            && r.kind == RTN_UNICAST
+            && r.gateway.is_some()
+            && !r.multipath
+            && self.covers(&r.prefix)
+    }
+}
 
 /// Where routes go: the kernel through netlink, or memory.
 #[allow(async_fn_in_trait)]
 pub trait RouteTable {
-    /// The routes we own: our protocol tag, in our table.
-    async fn list_owned(&mut self, table: u32, protocol: u8) -> Result<Vec<Route>, TableError>;
-
-    /// [`RouteTable::list_owned`], one route at a time, without gathering
-    /// them (a router may hold a million). The default gathers them first.
-    async fn list_owned_each(
+    /// Every IPv6 route of `table`, ours or not, handed to `each` one at a
+    /// time as it is read (a router may hold a million).
+    async fn list_table(
         &mut self,
         table: u32,
-        protocol: u8,
-        each: &mut (dyn FnMut(Route) + Send),
-    ) -> Result<(), TableError> {
-        for r in self.list_owned(table, protocol).await? {
-            each(r);
-        }
-        Ok(())
+        each: &mut (dyn FnMut(TableRoute) + Send),
+    ) -> Result<(), TableError>;
+
+    /// The routes `owner` owns (see [`Ownership`]), gathered.
+    async fn list_owned(&mut self, owner: &Ownership) -> Result<Vec<Route>, TableError> {
+        let mut out = Vec::new();
+        self.list_table(owner.table(), &mut |r| {
+            if owner.owns(&r) {
+                out.extend(r.as_route());
+            }
+        })
+        .await?;
+        Ok(out)
     }
 
     /// Apply changes; one route's failure does not stop the others. Returns
-    /// the errors, one per failed change.
+    /// the errors, one per failed change. An add is create-exclusive: it
+    /// fails with EEXIST where any route holds the table, prefix and metric.
+    /// A remove names the route's protocol, next hop and interface, so it
+    /// never takes another route of the same key.
     async fn apply(&mut self, changes: &[Change]) -> Result<Vec<RouteError>, TableError>;
 
     /// Hand changes over; a table may apply them in the background while the
@@ -208,14 +534,10 @@ pub fn pair_failures(changes: &[Change], errors: Vec<RouteError>) -> Vec<Failure
     errors
         .into_iter()
         .filter_map(|e| {
-            let c = changes.iter().rev().find(|c| {
-                let op = match c {
-                    Change::Add(_) => "add",
-                    Change::Replace { .. } => "replace",
-                    Change::Remove(_) => "remove",
-                };
-                c.route().prefix == e.prefix && op == e.op
-            })?;
+            let c = changes
+                .iter()
+                .rev()
+                .find(|c| c.route().prefix == e.prefix && c.op() == e.op)?;
             Some((c.clone(), e))
         })
         .collect()
@@ -293,13 +615,14 @@ mod tests {
             r("2001:db8:1::/56", "fe80::1", 5, Some(100)),
             r("2001:db8:2::/56", "fe80::2", 9, Some(100)),
         ]);
-        let owned = t.list_owned(254, 16).await.unwrap();
+        let owner = Ownership::new(254, 16, &["2001:db8::/32".parse().unwrap()], 48);
+        let owned = t.list_owned(&owner).await.unwrap();
         assert!(owned.is_empty());
         let d = diff(&owned, &want, true, 30);
         let errors = t.apply(&d.changes).await.unwrap();
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].to_string(), "add 2001:db8:2::/56: No such device");
-        let owned = t.list_owned(254, 16).await.unwrap();
+        let owned = t.list_owned(&owner).await.unwrap();
         assert_eq!(owned, vec![r("2001:db8:1::/56", "fe80::1", 5, Some(100))]);
         // Rerun: nothing to do but the failed route; the foreign route is never touched.
         let d = diff(&owned, &want, true, 30);

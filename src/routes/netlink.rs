@@ -1,24 +1,32 @@
 //! The kernel's IPv6 routing table through a batched rtnetlink socket.
 //!
-//! Route changes are packed many to a datagram (up to [`BATCH_BYTES`]),
-//! each with replace semantics (`NLM_F_CREATE | NLM_F_REPLACE`), and only the
-//! last request of a batch asks for an acknowledgement: the kernel handles
-//! the requests of a datagram in order and answers only the failed ones, so a
-//! batch costs one `sendmsg` and, when all goes well, one `recvmsg`. Deletes
-//! treat "already gone" (ESRCH) as success. The socket's buffers are enlarged
-//! so that the error answers of a whole batch always fit.
+//! Route changes are packed many to a datagram (up to [`BATCH_BYTES`]), and
+//! only the last request of a batch asks for an acknowledgement: the kernel
+//! handles the requests of a datagram in order and answers only the failed
+//! ones, so a batch costs one `sendmsg` and, when all goes well, one
+//! `recvmsg`. The socket's buffers are enlarged so that the error answers of
+//! a whole batch always fit.
+//!
+//! Ownership is kept in the requests themselves, as a routing daemon must
+//! (the kernel's `NLM_F_REPLACE` replaces whatever route holds the table,
+//! prefix and metric, whoever put it there): an add is create-exclusive
+//! (`NLM_F_CREATE | NLM_F_EXCL`), so it fails with EEXIST instead of
+//! overwriting another's route; only a route known to be ours is replaced
+//! (`NLM_F_CREATE | NLM_F_REPLACE`); a delete names the route's protocol,
+//! next hop and interface, which the kernel matches (`ip6_route_del`), so it
+//! never takes another route of the same key, and "already gone" (ESRCH)
+//! counts as success.
 //!
 //! The socket belongs to the network namespace of the thread that opens it.
 
-use super::super::recovery::plan::Interface;
-use super::{Change, Route, RouteError, RouteTable, TableError};
+use super::{errno, Change, Interface, Route, RouteError, RouteTable, TableError, TableRoute};
 use ipnet::Ipv6Net;
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
     NLM_F_REPLACE, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::RouteMessage;
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -31,7 +39,16 @@ pub const BATCH_BYTES: usize = 128 * 1024;
 /// USER_HZ: the kernel reports route expiry (RTA_CACHEINFO) in these ticks.
 const USER_HZ: u32 = 100;
 
-const ESRCH: i32 = 3;
+/// A network interface of this namespace, as the link dump gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// Its name.
+    pub name: std::sync::Arc<str>,
+    /// Its kernel index.
+    pub index: u32,
+    /// Administratively up (IFF_UP): routes out of it can be installed.
+    pub up: bool,
+}
 
 /// Routes in the kernel, through one netlink socket.
 ///
@@ -65,12 +82,8 @@ impl std::fmt::Debug for NetlinkTable {
     }
 }
 
-fn errno_text(code: i32) -> String {
-    std::io::Error::from_raw_os_error(code.abs()).to_string()
-}
-
-fn io_err(what: &str, e: std::io::Error) -> TableError {
-    TableError(format!("netlink {what}: {e}"))
+fn io_err(what: &'static str, source: std::io::Error) -> TableError {
+    TableError::Io { what, source }
 }
 
 fn set_buf(socket: &Socket, opt: libc::c_int, force: libc::c_int, size: usize) {
@@ -137,9 +150,11 @@ fn encode_route(buf: &mut Vec<u8>, r: &Route, new: bool, flags: u16, seq: u32) {
     put_attr(buf, RTA_TABLE, &r.table.to_ne_bytes());
     put_attr(buf, RTA_DST, &r.prefix.addr().octets());
     put_attr(buf, RTA_PRIORITY, &r.metric.to_ne_bytes());
+    // A delete names the next hop and interface too (and the protocol in
+    // the header): the kernel then takes only this very route.
+    put_attr(buf, RTA_GATEWAY, &r.gateway.octets());
+    put_attr(buf, RTA_OIF, &r.ifindex.to_ne_bytes());
     if new {
-        put_attr(buf, RTA_GATEWAY, &r.gateway.octets());
-        put_attr(buf, RTA_OIF, &r.ifindex.to_ne_bytes());
         if let Some(e) = r.expires {
             put_attr(buf, RTA_EXPIRES, &e.to_ne_bytes());
         }
@@ -197,7 +212,7 @@ impl NetlinkTable {
     ) -> Result<(), TableError> {
         self.receive_raw(last, |_, _, msg| {
             let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg)
-                .map_err(|e| TableError(format!("netlink: undecodable answer: {e}")))?;
+                .map_err(|e| TableError::Malformed(format!("undecodable answer: {e}")))?;
             each(msg)
         })
     }
@@ -223,7 +238,7 @@ impl NetlinkTable {
                 let b = &self.rx[off..n];
                 let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
                 if len < 16 || len > b.len() {
-                    return Err(TableError(format!("netlink: bad message length {len}")));
+                    return Err(TableError::Malformed(format!("bad message length {len}")));
                 }
                 let kind = u16::from_ne_bytes([b[4], b[5]]);
                 let seq = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
@@ -236,14 +251,12 @@ impl NetlinkTable {
         }
     }
 
-    /// Our routes, protocol `protocol` in table `table`, each handed to
-    /// `each` as the dump is read (parsed in place: a big table is never
-    /// held twice).
-    pub fn list_owned_each_blocking(
+    /// Every IPv6 route of `table`, each handed to `each` as the dump is
+    /// read (parsed in place: a big table is never held twice).
+    pub fn list_table_blocking(
         &mut self,
         table: u32,
-        protocol: u8,
-        each: &mut dyn FnMut(Route),
+        each: &mut dyn FnMut(TableRoute),
     ) -> Result<(), TableError> {
         let mut m = RouteMessage::default();
         m.header.address_family = AddressFamily::Inet6;
@@ -256,7 +269,7 @@ impl NetlinkTable {
             match kind {
                 RTM_NEWROUTE => {
                     if let Some(route) = parse_route_bytes(body, &names) {
-                        if route.table == table && route.protocol == protocol {
+                        if route.table == table {
                             each(route);
                         }
                     }
@@ -266,10 +279,10 @@ impl NetlinkTable {
                         .get(..4)
                         .map_or(0, |c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]));
                     if code != 0 {
-                        return Err(TableError(format!(
-                            "netlink route dump: {}",
-                            errno_text(code)
-                        )));
+                        return Err(TableError::Kernel {
+                            what: "route dump",
+                            errno: code.abs(),
+                        });
                     }
                 }
                 _ => {}
@@ -278,15 +291,46 @@ impl NetlinkTable {
         })
     }
 
-    /// Our routes: protocol `protocol` in table `table`.
-    pub fn list_owned_blocking(
-        &mut self,
-        table: u32,
-        protocol: u8,
-    ) -> Result<Vec<Route>, TableError> {
-        let mut out = Vec::new();
-        self.list_owned_each_blocking(table, protocol, &mut |r| out.push(r))?;
-        Ok(out)
+    /// Check that this socket may change routes (CAP_NET_ADMIN in the
+    /// namespace), without changing any: a delete from a table that
+    /// cannot exist (4294967294) of a route no one has (`100::/64`, the
+    /// discard-only prefix of RFC 6666, at metric 2^32-1). The kernel
+    /// checks the capability before anything else, so EPERM means no
+    /// permission, and any other answer (ESRCH) means yes.
+    pub fn check_write_access(&mut self) -> Result<(), TableError> {
+        let probe = Route {
+            prefix: "100::/64".parse().expect("a valid prefix"),
+            gateway: "fe80::1".parse().expect("a valid address"),
+            interface: "".into(),
+            ifindex: 0,
+            table: 0xffff_fffe,
+            protocol: 0,
+            metric: u32::MAX,
+            expires: None,
+        };
+        self.buf.clear();
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        // Without the interface (0): RTA_OIF 0 would name no device.
+        encode_route(&mut self.buf, &probe, false, NLM_F_REQUEST | NLM_F_ACK, seq);
+        self.send_buf()?;
+        let mut answer = 0;
+        self.receive_raw(seq, |kind, _, msg| {
+            if kind == NLMSG_ERROR {
+                answer = msg
+                    .get(16..20)
+                    .map_or(0, |c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+                    .abs();
+            }
+            Ok(())
+        })?;
+        match answer {
+            errno::EPERM | errno::EACCES => Err(TableError::Kernel {
+                what: "changing routes",
+                errno: answer,
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn send_buf(&mut self) -> Result<(), TableError> {
@@ -314,18 +358,14 @@ impl NetlinkTable {
                 let last_of_batch = end + 1 == changes.len() || self.buf.len() + 256 >= BATCH_BYTES;
                 let ack = if last_of_batch { NLM_F_ACK } else { 0 };
                 self.seq = self.seq.wrapping_add(1);
-                match &changes[end] {
-                    Change::Add(r) | Change::Replace { new: r, .. } => encode_route(
-                        &mut self.buf,
-                        r,
-                        true,
-                        NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE | ack,
-                        self.seq,
-                    ),
-                    Change::Remove(r) => {
-                        encode_route(&mut self.buf, r, false, NLM_F_REQUEST | ack, self.seq)
-                    }
+                let (r, new, flags) = match &changes[end] {
+                    // Create-exclusive: never over another's route.
+                    Change::Add(r) => (r, true, NLM_F_CREATE | NLM_F_EXCL),
+                    // Only routes known to be ours are replaced.
+                    Change::Replace { new: r, .. } => (r, true, NLM_F_CREATE | NLM_F_REPLACE),
+                    Change::Remove(r) => (r, false, 0),
                 };
+                encode_route(&mut self.buf, r, new, NLM_F_REQUEST | flags | ack, self.seq);
                 end += 1;
                 if last_of_batch {
                     break;
@@ -340,18 +380,10 @@ impl NetlinkTable {
                         let idx = msg.header.sequence_number.wrapping_sub(first_seq) as usize;
                         if let Some(c) = batch.get(idx) {
                             let code = code.get().abs();
-                            if matches!(c, Change::Remove(_)) && code == ESRCH {
+                            if matches!(c, Change::Remove(_)) && code == errno::ESRCH {
                                 return Ok(());
                             }
-                            errors.push(RouteError {
-                                op: match c {
-                                    Change::Add(_) => "add",
-                                    Change::Replace { .. } => "replace",
-                                    Change::Remove(_) => "remove",
-                                },
-                                prefix: c.route().prefix,
-                                message: errno_text(code),
-                            });
+                            errors.push(RouteError::from_errno(c.op(), c.route().prefix, code));
                         }
                     }
                 }
@@ -364,34 +396,36 @@ impl NetlinkTable {
 
     fn interface_names(&mut self) -> Result<BTreeMap<u32, std::sync::Arc<str>>, TableError> {
         Ok(self
-            .interfaces()?
+            .links()?
             .into_iter()
-            .map(|i| (i.index, i.name))
+            .map(|l| (l.index, l.name))
             .collect())
     }
 
-    /// The interfaces of this namespace with their IPv6 addresses.
-    pub fn interfaces(&mut self) -> Result<Vec<Interface>, TableError> {
-        // A second socket keeps this independent of a dump in progress on the main one.
-        let mut t = NetlinkTable {
-            socket: {
-                let mut s = Socket::new(NETLINK_ROUTE).map_err(|e| io_err("socket", e))?;
-                s.bind_auto().map_err(|e| io_err("bind", e))?;
-                s.connect(&SocketAddr::new(0, 0))
-                    .map_err(|e| io_err("connect", e))?;
-                s
-            },
+    /// A second socket, independent of a dump in progress on this one.
+    fn side_socket() -> Result<NetlinkTable, TableError> {
+        let mut s = Socket::new(NETLINK_ROUTE).map_err(|e| io_err("socket", e))?;
+        s.bind_auto().map_err(|e| io_err("bind", e))?;
+        s.connect(&SocketAddr::new(0, 0))
+            .map_err(|e| io_err("connect", e))?;
+        Ok(NetlinkTable {
+            socket: s,
             seq: 0,
             buf: Vec::new(),
             rx: vec![0; 256 * 1024],
             worker: None,
-        };
+        })
+    }
+
+    /// The links of this namespace, with whether each is up (IFF_UP).
+    pub fn links(&mut self) -> Result<Vec<Link>, TableError> {
+        let mut t = Self::side_socket()?;
         let last = t.push(
             RouteNetlinkMessage::GetLink(LinkMessage::default()),
             NLM_F_REQUEST | NLM_F_DUMP,
         );
         t.send_buf()?;
-        let mut ifs: BTreeMap<u32, Interface> = BTreeMap::new();
+        let mut out = Vec::new();
         t.receive(last, |msg| {
             if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) = msg.payload {
                 let name = l.attributes.iter().find_map(|a| match a {
@@ -399,18 +433,35 @@ impl NetlinkTable {
                     _ => None,
                 });
                 if let Some(name) = name {
-                    ifs.insert(
-                        l.header.index,
-                        Interface {
-                            name: name.into(),
-                            index: l.header.index,
-                            addresses: Vec::new(),
-                        },
-                    );
+                    out.push(Link {
+                        name: name.into(),
+                        index: l.header.index,
+                        up: l.header.flags.contains(LinkFlags::Up),
+                    });
                 }
             }
             Ok(())
         })?;
+        Ok(out)
+    }
+
+    /// The interfaces of this namespace with their IPv6 addresses.
+    pub fn interfaces(&mut self) -> Result<Vec<Interface>, TableError> {
+        let mut ifs: BTreeMap<u32, Interface> = self
+            .links()?
+            .into_iter()
+            .map(|l| {
+                (
+                    l.index,
+                    Interface {
+                        name: l.name,
+                        index: l.index,
+                        addresses: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        let mut t = Self::side_socket()?;
         let mut am = AddressMessage::default();
         am.header.family = AddressFamily::Inet6;
         let last = t.push(
@@ -439,35 +490,42 @@ impl NetlinkTable {
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const RTA_CACHEINFO: u16 = 12;
+const RTA_MULTIPATH: u16 = 9;
 
 /// One IPv6 route of an RTM_NEWROUTE body (rtmsg and attributes), read in
-/// place (a test checks it against netlink-packet-route's decoding): destination, gateway (none: not a route of ours), output
+/// place (a test checks it against netlink-packet-route's decoding): type,
+/// protocol, destination, gateway, several next hops or one, output
 /// interface, metric, table, and the expiry of RTA_CACHEINFO.
-fn parse_route_bytes(body: &[u8], names: &BTreeMap<u32, std::sync::Arc<str>>) -> Option<Route> {
+fn parse_route_bytes(
+    body: &[u8],
+    names: &BTreeMap<u32, std::sync::Arc<str>>,
+) -> Option<TableRoute> {
     let hdr = body.get(..12)?;
     if u16::from(hdr[0]) != libc::AF_INET6 as u16 {
         return None;
     }
-    let (dst_len, mut table, protocol) = (hdr[1], u32::from(hdr[4]), hdr[5]);
+    let (dst_len, mut table, protocol, kind) = (hdr[1], u32::from(hdr[4]), hdr[5], hdr[7]);
     let mut dst = Ipv6Addr::UNSPECIFIED;
     let mut gateway = None;
+    let mut multipath = false;
     let (mut oif, mut metric, mut expires) = (0, 0, None);
     let addr = |v: &[u8]| <[u8; 16]>::try_from(v).ok().map(Ipv6Addr::from);
     let word = |v: &[u8]| <[u8; 4]>::try_from(v).ok().map(u32::from_ne_bytes);
     let mut rest = &body[12..];
     while rest.len() >= 4 {
         let len = usize::from(u16::from_ne_bytes([rest[0], rest[1]]));
-        let kind = u16::from_ne_bytes([rest[2], rest[3]]) & 0x3fff;
+        let attr = u16::from_ne_bytes([rest[2], rest[3]]) & 0x3fff;
         if len < 4 || len > rest.len() {
             return None;
         }
         let v = &rest[4..len];
-        match kind {
+        match attr {
             RTA_DST => dst = addr(v)?,
             RTA_GATEWAY => gateway = Some(addr(v)?),
             RTA_OIF => oif = word(v)?,
             RTA_PRIORITY => metric = word(v)?,
             RTA_TABLE => table = word(v)?,
+            RTA_MULTIPATH => multipath = true,
             RTA_CACHEINFO => {
                 let e = word(v.get(8..12)?)?;
                 if e > 0 {
@@ -478,14 +536,16 @@ fn parse_route_bytes(body: &[u8], names: &BTreeMap<u32, std::sync::Arc<str>>) ->
         }
         rest = &rest[((len + 3) & !3).min(rest.len())..];
     }
-    Some(Route {
+    Some(TableRoute {
         prefix: Ipv6Net::new(dst, dst_len).ok()?,
-        gateway: gateway?,
-        interface: names.get(&oif).cloned().unwrap_or_default(),
-        ifindex: oif,
         table,
         protocol,
         metric,
+        kind,
+        gateway,
+        multipath,
+        ifindex: oif,
+        interface: names.get(&oif).cloned().unwrap_or_default(),
         expires,
     })
 }
@@ -509,7 +569,7 @@ impl NetlinkTable {
                         }
                     }
                 })
-                .map_err(|e| TableError(format!("starting the netlink thread: {e}")))?;
+                .map_err(TableError::Thread)?;
             self.worker = Some(Worker {
                 tx,
                 results,
@@ -524,14 +584,12 @@ impl NetlinkTable {
         let mut out = Vec::new();
         while w.in_flight > 0 {
             let r = if wait_all {
-                w.results
-                    .recv()
-                    .map_err(|_| TableError("the netlink thread died".into()))?
+                w.results.recv().map_err(|_| TableError::WorkerGone)?
             } else {
                 match w.results.try_recv() {
                     Ok(r) => r,
                     Err(std::sync::mpsc::TryRecvError::Empty) => break,
-                    Err(_) => return Err(TableError("the netlink thread died".into())),
+                    Err(_) => return Err(TableError::WorkerGone),
                 }
             };
             w.in_flight -= 1;
@@ -551,24 +609,16 @@ impl Drop for NetlinkTable {
 }
 
 impl RouteTable for NetlinkTable {
-    async fn list_owned(&mut self, table: u32, protocol: u8) -> Result<Vec<Route>, TableError> {
+    async fn list_table(
+        &mut self,
+        table: u32,
+        each: &mut (dyn FnMut(TableRoute) + Send),
+    ) -> Result<(), TableError> {
         if let Some(w) = self.worker.as_mut() {
             // Keep what is listed true: nothing still in the pipeline.
             Self::collect(w, true)?;
         }
-        self.list_owned_blocking(table, protocol)
-    }
-
-    async fn list_owned_each(
-        &mut self,
-        table: u32,
-        protocol: u8,
-        each: &mut (dyn FnMut(Route) + Send),
-    ) -> Result<(), TableError> {
-        if let Some(w) = self.worker.as_mut() {
-            Self::collect(w, true)?;
-        }
-        self.list_owned_each_blocking(table, protocol, each)
+        self.list_table_blocking(table, each)
     }
 
     async fn apply(&mut self, changes: &[Change]) -> Result<Vec<RouteError>, TableError> {
@@ -577,8 +627,7 @@ impl RouteTable for NetlinkTable {
 
     async fn submit(&mut self, changes: Vec<Change>) -> Result<Vec<super::Failure>, TableError> {
         let w = self.worker()?;
-        w.tx.send(changes)
-            .map_err(|_| TableError("the netlink thread died".into()))?;
+        w.tx.send(changes).map_err(|_| TableError::WorkerGone)?;
         w.in_flight += 1;
         Self::collect(w, false)
     }
@@ -600,12 +649,16 @@ mod tests {
 
     /// The reading of a route by netlink-packet-route's decoding, as
     /// `parse_route_bytes` must match it.
-    fn parse_route(r: &RouteMessage, names: &BTreeMap<u32, std::sync::Arc<str>>) -> Option<Route> {
+    fn parse_route(
+        r: &RouteMessage,
+        names: &BTreeMap<u32, std::sync::Arc<str>>,
+    ) -> Option<TableRoute> {
         if r.header.address_family != AddressFamily::Inet6 {
             return None;
         }
         let mut dst = Ipv6Addr::UNSPECIFIED;
         let mut gateway = None;
+        let mut multipath = false;
         let mut oif = 0;
         let mut metric = 0;
         let mut table = u32::from(r.header.table);
@@ -614,6 +667,7 @@ mod tests {
             match a {
                 RouteAttribute::Destination(RouteAddress::Inet6(d)) => dst = *d,
                 RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gateway = Some(*g),
+                RouteAttribute::MultiPath(_) => multipath = true,
                 RouteAttribute::Oif(i) => oif = *i,
                 RouteAttribute::Priority(p) => metric = *p,
                 RouteAttribute::Table(t) => table = *t,
@@ -623,14 +677,16 @@ mod tests {
                 _ => {}
             }
         }
-        Some(Route {
+        Some(TableRoute {
             prefix: Ipv6Net::new(dst, r.header.destination_prefix_length).ok()?,
-            gateway: gateway?,
-            interface: names.get(&oif).cloned().unwrap_or_default(),
-            ifindex: oif,
             table,
             protocol: r.header.protocol.into(),
             metric,
+            kind: u8::from(r.header.kind),
+            gateway,
+            multipath,
+            ifindex: oif,
+            interface: names.get(&oif).cloned().unwrap_or_default(),
             expires,
         })
     }
@@ -651,15 +707,14 @@ mod tests {
             RouteAttribute::Table(r.table),
             RouteAttribute::Destination(RouteAddress::Inet6(r.prefix.addr())),
             RouteAttribute::Priority(r.metric),
+            RouteAttribute::Gateway(RouteAddress::Inet6(r.gateway)),
+            RouteAttribute::Oif(r.ifindex),
         ];
         m
     }
 
     fn new_route_message(r: &Route) -> RouteMessage {
         let mut m = route_message(r);
-        m.attributes
-            .push(RouteAttribute::Gateway(RouteAddress::Inet6(r.gateway)));
-        m.attributes.push(RouteAttribute::Oif(r.ifindex));
         if let Some(e) = r.expires {
             m.attributes.push(RouteAttribute::Expires(e));
         }
@@ -720,7 +775,8 @@ mod tests {
                 panic!("not a route")
             };
             let want = parse_route(&m, &names);
-            assert_eq!(want.is_some(), gateway);
+            assert_eq!(want.as_ref().unwrap().gateway.is_some(), gateway);
+            assert_eq!(want.as_ref().unwrap().as_route().is_some(), gateway);
             assert_eq!(parse_route_bytes(&bytes[16..], &names), want, "{m:?}");
             // Another family is not ours.
             bytes[16] = libc::AF_INET as u8;
@@ -753,7 +809,7 @@ mod tests {
                     true,
                     NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE | NLM_F_ACK,
                 ),
-                (true, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE),
+                (true, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL),
                 (false, NLM_F_REQUEST | NLM_F_ACK),
             ] {
                 let payload = if new {
