@@ -179,9 +179,9 @@ impl Planner {
     /// The interface for a layer, as `PlanSettings::route_for` picks it.
     fn interface_for(&self, interface_id: Option<&[u8]>, link: Ipv6Addr) -> Option<u32> {
         if let Some(found) = interface_id.and_then(|id| self.by_id.get(id)) {
-            if found.is_some() {
-                return *found;
-            }
+            // `None`: mapped to an interface that does not exist; the
+            // binding is kept whole and refused for it at the end.
+            return *found;
         }
         if link.is_unspecified() {
             return None;

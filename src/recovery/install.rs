@@ -32,7 +32,10 @@ use super::claim::{Claim, ClaimMapper, Path, Planner};
 use super::plan::{Interface, PlanSettings, Rejected};
 use super::reconcile::{add_address, latest_address, Conflict, Millis, Observed};
 use crate::proto::{Duid, LeaseKind};
-use crate::routes::{Change, Failure, Route, RouteError, RouteKey, RouteTable, TableError};
+use crate::routes::{
+    errno, Change, Failure, Ownership, Route, RouteError, RouteKey, RouteTable, TableError,
+    TableRoute,
+};
 use hashbrown::{DefaultHashBuilder, HashTable};
 use ipnet::Ipv6Net;
 use std::cmp::Ordering;
@@ -76,6 +79,134 @@ pub struct InstallReport {
     pub pruned: bool,
     /// In a dry run, the changes that would have been made, in order.
     pub dry_run_changes: Vec<Change>,
+    /// Prefixes a binding names whose key (table, prefix, metric) holds a
+    /// route that is not ours: left alone.
+    pub foreign_conflicts: Vec<ForeignConflict>,
+    /// Our routes removed (or, in a dry run, that would be), as they were.
+    pub removals: Vec<Route>,
+    /// Our routes whose next hop or interface changed: (before, after).
+    /// Routes whose lifetime alone changed are counted in `replaced` only.
+    pub moved: Vec<(Route, Route)>,
+    /// What became of pruning.
+    pub prune: PruneReport,
+}
+
+/// A route that is not pdrestore's, as listed at the start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignRoute {
+    /// Its protocol tag (`None`: not known, the kernel refused our add).
+    pub protocol: Option<u8>,
+    /// Its next hop, if it has one.
+    pub gateway: Option<Ipv6Addr>,
+    /// Its interface, if it has one.
+    pub interface: Option<Arc<str>>,
+    /// Its route type (rtm_type), when known.
+    pub kind: Option<u8>,
+}
+
+/// A binding whose route would take the key of a route that is not ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignConflict {
+    /// The prefix.
+    pub prefix: Ipv6Net,
+    /// The client the winning binding names.
+    pub client: Duid,
+    /// The server of the winning binding.
+    pub server: u16,
+    /// The route in the way.
+    pub foreign: ForeignRoute,
+}
+
+/// How far pruning may go (the prune rail): a share of our routes listed
+/// at the start, or a number of routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PruneLimit {
+    /// At most this share of our routes, in hundredths of a percent
+    /// (`"10%"` is 1000).
+    Share(u32),
+    /// At most this many routes.
+    Count(u64),
+}
+
+impl PruneLimit {
+    /// Removing `remove` of our `ours` routes stays within the limit.
+    pub fn allows(&self, remove: usize, ours: usize) -> bool {
+        match *self {
+            PruneLimit::Share(h) => (remove as u128) * 10_000 <= (ours as u128) * u128::from(h),
+            PruneLimit::Count(n) => remove as u64 <= n,
+        }
+    }
+}
+
+impl std::fmt::Display for PruneLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            PruneLimit::Share(h) if h % 100 == 0 => write!(f, "{}%", h / 100),
+            PruneLimit::Share(h) => write!(f, "{}.{:02}%", h / 100, h % 100),
+            PruneLimit::Count(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Why pruning does not run this time although it is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PruneSkip {
+    /// A server's answer was not whole.
+    IncompleteAnswer,
+    /// The run was stopped by a signal.
+    Interrupted,
+}
+
+/// What the caller allows of pruning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PruneRule {
+    /// Pruning is off (`prune = false`).
+    Off,
+    /// Not this time.
+    Skip(PruneSkip),
+    /// Remove our routes no binding backs, within `limit` unless `force`.
+    Allowed {
+        /// The rail.
+        limit: PruneLimit,
+        /// Past the rail for this run (`recover --force-prune`).
+        force: bool,
+    },
+}
+
+/// What became of pruning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PruneState {
+    /// Off in the configuration.
+    #[default]
+    Off,
+    /// Configured, but not this time.
+    Skipped(PruneSkip),
+    /// Refused by the rail: nothing was removed.
+    Refused(PruneRefusal),
+    /// Ran (possibly removing nothing).
+    Done,
+}
+
+/// Why the rail refused a prune.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PruneRefusal {
+    /// Every server answered with no binding at all.
+    EmptyAnswer,
+    /// It would remove more of our routes than the limit allows.
+    OverLimit,
+}
+
+/// Pruning, as it went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PruneReport {
+    /// What happened.
+    pub state: PruneState,
+    /// Our routes listed at the start.
+    pub ours: usize,
+    /// Our routes no binding backs: what pruning removed, or would have.
+    pub candidates: usize,
+    /// The rail, when pruning was allowed.
+    pub limit: Option<PruneLimit>,
 }
 
 /// What is in the table for a slot's prefix, as far as this run knows.
@@ -89,6 +220,10 @@ enum Kernel {
     Ours,
     /// The table refused the slot's route: unknown.
     Failed,
+    /// A route that is not ours holds the prefix at our table and metric
+    /// (another protocol, or a shape we never install): never touched; a
+    /// binding for the prefix is reported as a conflict with it.
+    Foreign,
 }
 
 /// One delegated prefix: a binding names it, or one of our routes was
@@ -248,35 +383,81 @@ fn new_slot(
     i
 }
 
-/// A route of ours found in the table at the start: into its slot, or
-/// among the foreign ones when no slot can hold it (another metric or
-/// table, an interface that has gone).
-fn add_listed(
-    slots: &mut Vec<Slot>,
-    index: &mut HashTable<u32>,
-    hasher: &DefaultHashBuilder,
-    planner: &Planner,
-    foreign: &mut Vec<Route>,
-    r: Route,
-) {
-    let iface = planner
-        .interfaces()
-        .iter()
-        .position(|i| i.index == r.ifindex);
-    let ours = r.table == planner.settings().table && r.metric == planner.settings().metric;
-    let (addr, len) = (split(r.prefix.addr()), r.prefix.prefix_len());
-    let (hash, found) = find(slots, index, hasher, addr, len);
-    match (iface, ours, found) {
-        (Some(iface), true, None) => {
-            let i = new_slot(slots, index, hasher, addr, len, hash);
-            let s = &mut slots[i as usize];
-            s.listed = true;
-            s.kernel = Kernel::Listed;
-            s.gateway = split(r.gateway);
-            s.iface = iface as u32;
-            s.k_expires = r.expires;
+/// A route found in our table at the start, as the one ownership rule
+/// ([`Ownership`]) sees it: ours goes into its slot (or among the stale
+/// ones when no slot can hold it: another metric, an interface that has
+/// gone); another's at our metric on a prefix a binding could name makes
+/// its slot [`Kernel::Foreign`]; every other route is none of our business.
+struct Listing<'a> {
+    slots: &'a mut Vec<Slot>,
+    index: &'a mut HashTable<u32>,
+    hasher: &'a DefaultHashBuilder,
+    planner: &'a Planner,
+    owner: &'a Ownership,
+    stale: &'a mut Vec<Route>,
+    foreign: &'a mut HashMap<u32, ForeignRoute>,
+    owned: &'a mut usize,
+}
+
+impl Listing<'_> {
+    fn slot(&mut self, prefix: Ipv6Net) -> (u32, bool) {
+        let (addr, len) = (split(prefix.addr()), prefix.prefix_len());
+        match find(self.slots, self.index, self.hasher, addr, len) {
+            (_, Some(i)) => (i, false),
+            (hash, None) => (
+                new_slot(self.slots, self.index, self.hasher, addr, len, hash),
+                true,
+            ),
         }
-        _ => foreign.push(r),
+    }
+
+    fn add(&mut self, t: TableRoute) {
+        let metric = self.planner.settings().metric;
+        if self.owner.owns(&t) {
+            let Some(r) = t.as_route() else { return };
+            *self.owned += 1;
+            let iface = self
+                .planner
+                .interfaces()
+                .iter()
+                .position(|i| i.index == r.ifindex);
+            match iface {
+                Some(iface) if r.metric == metric => {
+                    let (i, new) = self.slot(r.prefix);
+                    let s = &mut self.slots[i as usize];
+                    if !new {
+                        // Another route already holds the key (an ECMP
+                        // sibling of someone else's): leave both alone.
+                        *self.owned -= 1;
+                        return;
+                    }
+                    s.listed = true;
+                    s.kernel = Kernel::Listed;
+                    s.gateway = split(r.gateway);
+                    s.iface = iface as u32;
+                    s.k_expires = r.expires;
+                }
+                _ => self.stale.push(r),
+            }
+        } else if t.metric == metric && self.owner.covers(&t.prefix) {
+            let (i, _) = self.slot(t.prefix.trunc());
+            let s = &mut self.slots[i as usize];
+            if s.listed {
+                // Our route shares the key with another's: touch neither.
+                s.listed = false;
+                *self.owned -= 1;
+            }
+            s.kernel = Kernel::Foreign;
+            self.foreign.insert(
+                i,
+                ForeignRoute {
+                    protocol: Some(t.protocol),
+                    gateway: t.gateway,
+                    interface: (!t.interface.is_empty()).then_some(t.interface),
+                    kind: Some(t.kind),
+                },
+            );
+        }
     }
 }
 
@@ -298,8 +479,16 @@ pub struct Installer<T: RouteTable> {
     /// The listed route of slots whose route this run changed.
     listed_before: HashMap<u32, SlotRoute>,
     /// Routes of ours listed at the start that no slot can hold: another
-    /// metric (or table), or an interface that has gone.
-    foreign: Vec<Route>,
+    /// metric, or an interface that has gone.
+    stale: Vec<Route>,
+    /// Routes that are not ours at our key, by slot.
+    foreign: HashMap<u32, ForeignRoute>,
+    /// The ownership rule.
+    owner: Ownership,
+    /// Our routes listed at the start.
+    owned: usize,
+    /// Claims offered (expired ones too).
+    claims: u64,
     /// Listed routes this run removed.
     removed: HashSet<RouteKey>,
     pending: Vec<Change>,
@@ -320,7 +509,8 @@ impl<T: RouteTable> Installer<T> {
         interfaces: Vec<Interface>,
         dry_run: bool,
     ) -> Result<Self, TableError> {
-        let (table_id, protocol) = (settings.table, settings.protocol);
+        let table_id = settings.table;
+        let owner = settings.ownership();
         let mut me = Installer {
             table,
             planner: Arc::new(Planner::new(settings, interfaces)),
@@ -333,7 +523,11 @@ impl<T: RouteTable> Installer<T> {
             addresses: BTreeMap::new(),
             expired: 0,
             listed_before: HashMap::new(),
-            foreign: Vec::new(),
+            stale: Vec::new(),
+            foreign: HashMap::new(),
+            owner,
+            owned: 0,
+            claims: 0,
             removed: HashSet::new(),
             pending: Vec::new(),
             batch: DEFAULT_BATCH,
@@ -343,13 +537,19 @@ impl<T: RouteTable> Installer<T> {
             dry_run,
             dry_run_changes: Vec::new(),
         };
-        // Each route of ours goes into its slot as the dump is read.
-        let (slots, index, hasher) = (&mut me.slots, &mut me.index, &me.hasher);
-        let (planner, foreign) = (&me.planner, &mut me.foreign);
+        // Each route goes into its slot as the dump is read.
+        let mut listing = Listing {
+            slots: &mut me.slots,
+            index: &mut me.index,
+            hasher: &me.hasher,
+            planner: &me.planner,
+            owner: &me.owner,
+            stale: &mut me.stale,
+            foreign: &mut me.foreign,
+            owned: &mut me.owned,
+        };
         me.table
-            .list_owned_each(table_id, protocol, &mut |r| {
-                add_listed(slots, index, hasher, planner, foreign, r)
-            })
+            .list_table(table_id, &mut |r| listing.add(r))
             .await?;
         Ok(me)
     }
@@ -427,6 +627,10 @@ impl<T: RouteTable> Installer<T> {
     /// of its best claim: queue the change unless the table has it already.
     fn route_to(&mut self, i: u32, gateway: Ipv6Addr, iface: u32, now: Millis) {
         let s = &self.slots[i as usize];
+        if s.kernel == Kernel::Foreign {
+            // Never over a route that is not ours (reported at the end).
+            return;
+        }
         let new: SlotRoute = (split(gateway), iface, Some(remaining(s.expires, now)));
         let change = match s.kernel {
             Kernel::Listed | Kernel::Ours if same(s.route(), new) => return,
@@ -474,6 +678,7 @@ impl<T: RouteTable> Installer<T> {
     }
 
     fn take(&mut self, server: u16, received: Millis, claim: Claim, now: Millis) {
+        self.claims += 1;
         let expires = received.saturating_add(u64::from(claim.valid_lifetime) * 1000);
         if claim.valid_lifetime == 0 || expires <= now {
             self.expired += 1;
@@ -647,6 +852,18 @@ impl<T: RouteTable> Installer<T> {
                     if let Some(i) = slot {
                         if self.slots[i as usize].kernel == Kernel::Ours && self.slot_route(i) == *r
                         {
+                            if matches!(c, Change::Add(_)) && e.errno == Some(errno::EEXIST) {
+                                // Someone else's route took the key after the
+                                // listing: it stays, as one listed would.
+                                self.slots[i as usize].kernel = Kernel::Foreign;
+                                self.foreign.entry(i).or_insert(ForeignRoute {
+                                    protocol: None,
+                                    gateway: None,
+                                    interface: None,
+                                    kind: None,
+                                });
+                                continue;
+                            }
                             self.slots[i as usize].kernel = Kernel::Failed;
                         }
                     }
@@ -666,13 +883,15 @@ impl<T: RouteTable> Installer<T> {
         }
     }
 
-    /// Settle what streaming left open, apply it, and report.
-    /// `prune` removes our routes that no binding backs; pass it only when
-    /// every server answered completely.
+    /// Settle what streaming left open, apply it, and report. `prune`
+    /// says whether our routes that no binding backs may be removed, and
+    /// within which rail: the caller allows it only when every server
+    /// answered completely, and the rail refuses an empty answer and a
+    /// removal past its limit (unless forced).
     pub async fn finish(
         mut self,
         now: Millis,
-        prune: bool,
+        prune: PruneRule,
     ) -> Result<(InstallReport, T), TableError> {
         self.flush(now).await?;
         if !self.dry_run {
@@ -729,17 +948,52 @@ impl<T: RouteTable> Installer<T> {
             }
         }
         // Routes this run put in for prefixes that ended up refused come
-        // out again; routes that were there before are left to pruning, as
-        // are routes no binding names.
+        // out again. Listed routes no binding backs, and stale ones, are
+        // the prune's candidates.
         let mut stray: Vec<Route> = Vec::new();
+        let mut candidates: Vec<u32> = Vec::new();
         for i in 0..self.slots.len() as u32 {
             let s = &self.slots[i as usize];
             let unwanted = !s.bound || refused.contains(&i);
-            if !unwanted || s.kernel == Kernel::Untouched {
+            if !unwanted || matches!(s.kernel, Kernel::Untouched | Kernel::Foreign) {
                 continue;
             }
-            if s.listed && !prune {
-                // Left to pruning: as it was listed, if this run changed it.
+            if s.listed {
+                candidates.push(i);
+                continue;
+            }
+            stray.push(self.slot_route(i));
+            self.slots[i as usize].kernel = Kernel::Untouched;
+        }
+        // Stale routes of ours, unless their key now holds a route of ours.
+        let stale: Vec<Route> = std::mem::take(&mut self.stale);
+        let (held, stale_out): (Vec<Route>, Vec<Route>) = stale.into_iter().partition(|r| {
+            let k = r.key();
+            k == self.key_of(k.prefix)
+                && self
+                    .find_prefix(&k.prefix)
+                    .is_some_and(|i| self.slots[i as usize].kernel != Kernel::Untouched)
+        });
+        self.stale = held;
+        let prune_report = self.prune_decision(prune, candidates.len() + stale_out.len());
+        let mut removals = Vec::new();
+        if prune_report.state == PruneState::Done {
+            for &i in &candidates {
+                let r = self.slot_route(i);
+                self.removed.insert(r.key());
+                removals.push(r.clone());
+                stray.push(r);
+                self.slots[i as usize].kernel = Kernel::Untouched;
+            }
+            for r in stale_out {
+                self.removed.insert(r.key());
+                removals.push(r.clone());
+                stray.push(r);
+            }
+        } else {
+            for &i in &candidates {
+                // Left in place: as it was listed, if this run changed it.
+                let s = &self.slots[i as usize];
                 if let (Kernel::Ours | Kernel::Failed, Some(&before)) =
                     (s.kernel, self.listed_before.get(&i))
                 {
@@ -749,30 +1003,17 @@ impl<T: RouteTable> Installer<T> {
                     (s.gateway, s.iface, s.k_expires) = before;
                     s.kernel = Kernel::Listed;
                 }
-                continue;
             }
-            stray.push(self.slot_route(i));
-            if s.listed {
-                self.removed.insert(self.key_of(s.prefix()));
-            }
-            self.slots[i as usize].kernel = Kernel::Untouched;
+            self.stale.extend(stale_out);
         }
-        if prune {
-            // Listed routes in another metric or table, or out of an
-            // interface that has gone, unless they now hold a route of ours.
-            for r in std::mem::take(&mut self.foreign) {
-                let k = r.key();
-                let held = k == self.key_of(k.prefix)
-                    && self
-                        .find_prefix(&k.prefix)
-                        .is_some_and(|i| self.slots[i as usize].kernel != Kernel::Untouched);
-                if held {
-                    self.foreign.push(r);
-                    continue;
-                }
-                self.removed.insert(k);
-                stray.push(r);
-            }
+        for r in &removals {
+            tracing::info!(
+                prefix = %r.prefix,
+                via = %r.gateway,
+                dev = %r.interface,
+                dry_run = self.dry_run,
+                "removing our route: no binding backs it"
+            );
         }
         stray.sort_unstable_by_key(Route::key);
         self.pending.extend(stray.into_iter().map(Change::Remove));
@@ -801,18 +1042,21 @@ impl<T: RouteTable> Installer<T> {
             })
             .map(|(_, (_, e))| e)
             .collect();
-
+        let foreign_conflicts = self.foreign_conflicts(&refused);
         let bound = self.slots.iter().filter(|s| s.bound).count();
         let mut report = InstallReport {
             conflicts: self.conflicts(),
             expired: self.expired,
-            planned: bound - rejected.len(),
+            planned: bound - rejected.len() - foreign_conflicts.len(),
             rejected,
             failed,
             first_route_at: self.first_route_at,
             operations: self.operations,
-            pruned: prune,
+            pruned: prune_report.state == PruneState::Done,
             dry_run_changes: std::mem::take(&mut self.dry_run_changes),
+            foreign_conflicts,
+            removals,
+            prune: prune_report,
             ..Default::default()
         };
         // Net effect against the routes listed at the start.
@@ -820,7 +1064,13 @@ impl<T: RouteTable> Installer<T> {
             match (s.kernel, s.listed) {
                 (Kernel::Ours, false) => report.added += 1,
                 (Kernel::Ours, true) => match self.listed_before.get(&(i as u32)) {
-                    Some(&before) if !same(before, s.route()) => report.replaced += 1,
+                    Some(&before) if !same(before, s.route()) => {
+                        report.replaced += 1;
+                        if (before.0, before.1) != (s.gateway, s.iface) {
+                            let old = self.route(s.prefix(), before);
+                            report.moved.push((old, self.route(s.prefix(), s.route())));
+                        }
+                    }
                     _ => report.unchanged += 1,
                 },
                 // A listed route left as it was (or whose replacement failed).
@@ -828,9 +1078,79 @@ impl<T: RouteTable> Installer<T> {
                 _ => {}
             }
         }
-        report.unchanged += self.foreign.len();
+        report.moved.sort_by_key(|(old, _)| old.prefix);
+        for (old, new) in &report.moved {
+            tracing::info!(
+                prefix = %new.prefix,
+                old_via = %old.gateway,
+                old_dev = %old.interface,
+                via = %new.gateway,
+                dev = %new.interface,
+                dry_run = self.dry_run,
+                "replacing our route: the client moved"
+            );
+        }
+        for c in &report.foreign_conflicts {
+            tracing::warn!(
+                prefix = %c.prefix,
+                protocol = ?c.foreign.protocol,
+                via = ?c.foreign.gateway,
+                "leaving a route that is not ours in place of a delegated prefix's"
+            );
+        }
+        report.unchanged += self.stale.len();
         report.removed = self.removed.len();
         Ok((report, self.table))
+    }
+
+    /// Apply the rail to a prune that would remove `candidates` routes.
+    fn prune_decision(&self, rule: PruneRule, candidates: usize) -> PruneReport {
+        let mut r = PruneReport {
+            state: PruneState::Done,
+            ours: self.owned,
+            candidates,
+            limit: None,
+        };
+        match rule {
+            PruneRule::Off => r.state = PruneState::Off,
+            PruneRule::Skip(why) => r.state = PruneState::Skipped(why),
+            PruneRule::Allowed { limit, force } => {
+                r.limit = Some(limit);
+                if candidates > 0 && !force {
+                    if self.claims == 0 {
+                        r.state = PruneState::Refused(PruneRefusal::EmptyAnswer);
+                    } else if !limit.allows(candidates, self.owned) {
+                        r.state = PruneState::Refused(PruneRefusal::OverLimit);
+                    }
+                }
+            }
+        }
+        r
+    }
+
+    /// Bound prefixes whose route would take a foreign route's key, with the
+    /// winning claim's client and server, sorted by prefix. Refused
+    /// prefixes are reported as refused instead.
+    fn foreign_conflicts(&self, refused: &HashSet<u32>) -> Vec<ForeignConflict> {
+        let mut out: Vec<ForeignConflict> = self
+            .foreign
+            .iter()
+            .filter(|(i, _)| {
+                let s = &self.slots[**i as usize];
+                s.bound && s.kernel == Kernel::Foreign && !refused.contains(i)
+            })
+            .map(|(&i, f)| {
+                let s = &self.slots[i as usize];
+                ForeignConflict {
+                    prefix: s.prefix(),
+                    client: Duid::from_bytes(self.arena.get(s.client)),
+                    server: s.server,
+                    foreign: f.clone(),
+                }
+            })
+            .collect();
+        out.sort_by_key(|c| c.prefix);
+        out
     }
 
     /// Every (server, client) that claimed a prefix for another client
@@ -911,6 +1231,18 @@ mod tests {
         o
     }
 
+    /// Pruning as the reference `routes::diff` does it: all or nothing.
+    fn rule(prune: bool) -> PruneRule {
+        if prune {
+            PruneRule::Allowed {
+                limit: PruneLimit::Share(10_000),
+                force: true,
+            }
+        } else {
+            PruneRule::Off
+        }
+    }
+
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
             .build()
@@ -942,7 +1274,7 @@ mod tests {
             // Two batches of 10 are in before the stream ends.
             assert_eq!(i.table().routes().count(), 20);
             assert_eq!(i.table().applies, 2);
-            let (report, table) = i.finish(2000, true).await.unwrap();
+            let (report, table) = i.finish(2000, rule(true)).await.unwrap();
             assert_eq!(table.routes().count(), 25);
             assert_eq!(report.added, 25);
             assert_eq!(report.first_route_at, Some(1009));
@@ -992,6 +1324,220 @@ mod tests {
             assert_eq!(report.rejected.len(), 1);
             assert_eq!(report.conflicts.len(), 1);
             assert_eq!(report.added, 0);
+        });
+    }
+
+    /// A route for prefix number `n` of `obs`, out of veth-c1.
+    fn kroute(n: u32, gw: &str, protocol: u8) -> Route {
+        Route {
+            prefix: format!("2001:db8:80{:02x}:{:x}00::/56", n / 256, n % 256)
+                .parse()
+                .unwrap(),
+            gateway: gw.parse().unwrap(),
+            interface: "veth-c1".into(),
+            ifindex: 5,
+            table: 254,
+            protocol,
+            metric: 1024,
+            expires: Some(3000),
+        }
+    }
+
+    async fn run_rule(
+        table: MemoryTable,
+        all: Vec<Observed>,
+        rule: PruneRule,
+    ) -> (InstallReport, MemoryTable) {
+        let mut i = Installer::start(table, settings(), interfaces(), false)
+            .await
+            .unwrap();
+        for o in all {
+            i.offer(o, 1000).await.unwrap();
+        }
+        i.finish(1000, rule).await.unwrap()
+    }
+
+    const RAIL: PruneRule = PruneRule::Allowed {
+        limit: PruneLimit::Share(1000),
+        force: false,
+    };
+
+    #[test]
+    fn a_route_that_is_not_ours_is_never_replaced_nor_removed() {
+        block_on(async {
+            let mut t = MemoryTable::new();
+            // An operator's static route on a delegated prefix, at our metric.
+            let stat = kroute(1, "fe80::99", 4);
+            t.insert(stat.clone());
+            // Our protocol, but outside the pools: not ours either.
+            let mut outside = kroute(2, "fe80::98", 16);
+            outside.prefix = "2001:db8:ffff::/48".parse().unwrap();
+            t.insert(outside.clone());
+            // Our protocol and pool, but shorter than min_prefix_len.
+            let mut short = kroute(3, "fe80::97", 16);
+            short.prefix = "2001:db8:8000::/44".parse().unwrap();
+            t.insert(short.clone());
+            let (report, table) = run_rule(
+                t,
+                vec![obs(0, 1, "fe80::1", 5), obs(0, 4, "fe80::4", 5)],
+                PruneRule::Allowed {
+                    limit: PruneLimit::Share(10_000),
+                    force: true,
+                },
+            )
+            .await;
+            let all: Vec<&Route> = table.routes().collect();
+            assert!(all.contains(&&stat), "{all:?}");
+            assert!(all.contains(&&outside));
+            assert!(all.contains(&&short));
+            assert_eq!(report.added, 1, "only the free prefix");
+            assert_eq!(report.removed, 0);
+            assert_eq!(report.planned, 1);
+            assert_eq!(report.foreign_conflicts.len(), 1);
+            let c = &report.foreign_conflicts[0];
+            assert_eq!(c.prefix, stat.prefix);
+            assert_eq!(c.foreign.protocol, Some(4));
+            assert_eq!(c.foreign.gateway, Some(stat.gateway));
+            assert_eq!(c.foreign.interface.as_deref(), Some("veth-c1"));
+            assert_eq!(report.prune.ours, 0);
+        });
+    }
+
+    /// A table that hides routes of protocol 99 from the listing: someone
+    /// else's route that appears after pdrestore listed the table.
+    struct Racing(MemoryTable);
+
+    impl RouteTable for Racing {
+        async fn list_table(
+            &mut self,
+            table: u32,
+            each: &mut (dyn FnMut(TableRoute) + Send),
+        ) -> Result<(), TableError> {
+            self.0
+                .list_table(table, &mut |r| {
+                    if r.protocol != 99 {
+                        each(r)
+                    }
+                })
+                .await
+        }
+
+        async fn apply(&mut self, changes: &[Change]) -> Result<Vec<RouteError>, TableError> {
+            self.0.apply(changes).await
+        }
+    }
+
+    #[test]
+    fn an_add_refused_with_eexist_is_a_foreign_conflict_not_a_failure() {
+        block_on(async {
+            let mut t = MemoryTable::new();
+            let late = kroute(1, "fe80::99", 99);
+            t.insert(late.clone());
+            let mut i = Installer::start(Racing(t), settings(), interfaces(), false)
+                .await
+                .unwrap();
+            i.offer(obs(0, 1, "fe80::1", 5), 1000).await.unwrap();
+            let (report, table) = i.finish(1000, RAIL).await.unwrap();
+            assert!(report.failed.is_empty(), "{:?}", report.failed);
+            assert_eq!(report.added, 0);
+            assert_eq!(report.foreign_conflicts.len(), 1);
+            assert_eq!(report.foreign_conflicts[0].foreign.protocol, None);
+            assert_eq!(table.0.routes().collect::<Vec<_>>(), vec![&late]);
+        });
+    }
+
+    #[test]
+    fn the_prune_rail_refuses_an_empty_or_collapsed_answer() {
+        block_on(async {
+            let mut t = MemoryTable::new();
+            for n in 0..100 {
+                t.insert(kroute(n, "fe80::1", 16));
+            }
+            // Every server answered, with nothing at all.
+            let (report, kept) = run_rule(t.clone(), vec![], RAIL).await;
+            assert_eq!(
+                report.prune.state,
+                PruneState::Refused(PruneRefusal::EmptyAnswer)
+            );
+            assert_eq!((report.prune.ours, report.prune.candidates), (100, 100));
+            assert_eq!((report.removed, kept.routes().count()), (0, 100));
+            assert!(!report.pruned);
+            assert!(report.removals.is_empty());
+            // 5 of 100: a removal of 95% is over the 10% rail.
+            let five: Vec<Observed> = (0..5).map(|n| obs(0, n, "fe80::1", 5)).collect();
+            let (report, kept) = run_rule(t.clone(), five.clone(), RAIL).await;
+            assert_eq!(
+                report.prune.state,
+                PruneState::Refused(PruneRefusal::OverLimit)
+            );
+            assert_eq!(report.prune.candidates, 95);
+            assert_eq!((report.removed, kept.routes().count()), (0, 100));
+            // A count limit, or force: pruned, and every removal listed.
+            let (report, pruned) = run_rule(
+                t.clone(),
+                five.clone(),
+                PruneRule::Allowed {
+                    limit: PruneLimit::Count(95),
+                    force: false,
+                },
+            )
+            .await;
+            assert_eq!(report.prune.state, PruneState::Done);
+            assert_eq!((report.removed, pruned.routes().count()), (95, 5));
+            assert_eq!(report.removals.len(), 95);
+            assert_eq!(report.removals[0], kroute(5, "fe80::1", 16));
+            let (report, pruned) = run_rule(
+                t.clone(),
+                vec![],
+                PruneRule::Allowed {
+                    limit: PruneLimit::Share(1000),
+                    force: true,
+                },
+            )
+            .await;
+            assert_eq!(report.prune.state, PruneState::Done);
+            assert_eq!((report.removed, pruned.routes().count()), (100, 0));
+            // 95 of 100 answered: 5% is within the rail.
+            let most: Vec<Observed> = (0..95).map(|n| obs(0, n, "fe80::1", 5)).collect();
+            let (report, pruned) = run_rule(t.clone(), most, RAIL).await;
+            assert_eq!(report.prune.state, PruneState::Done);
+            assert_eq!((report.removed, pruned.routes().count()), (5, 95));
+            // Skipped and off: the same as before, nothing removed.
+            let (report, kept) = run_rule(
+                t.clone(),
+                five.clone(),
+                PruneRule::Skip(PruneSkip::IncompleteAnswer),
+            )
+            .await;
+            assert_eq!(
+                report.prune.state,
+                PruneState::Skipped(PruneSkip::IncompleteAnswer)
+            );
+            assert_eq!(kept.routes().count(), 100);
+            let (report, kept) = run_rule(t, five, PruneRule::Off).await;
+            assert_eq!(report.prune.state, PruneState::Off);
+            assert_eq!(kept.routes().count(), 100);
+        });
+    }
+
+    #[test]
+    fn a_client_that_moved_is_listed_with_its_old_and_new_next_hop() {
+        block_on(async {
+            let mut t = MemoryTable::new();
+            t.insert(kroute(1, "fe80::1", 16));
+            t.insert(kroute(2, "fe80::2", 16));
+            let (report, _) = run_rule(
+                t,
+                vec![obs(0, 1, "fe80::11", 5), obs(0, 2, "fe80::2", 5)],
+                RAIL,
+            )
+            .await;
+            // Both replaced (the lifetimes changed too); one moved.
+            assert_eq!(report.replaced, 2);
+            assert_eq!(report.moved.len(), 1);
+            let (old, new) = &report.moved[0];
+            assert_eq!(old.gateway.to_string(), "fe80::1");
+            assert_eq!(new.gateway.to_string(), "fe80::11");
         });
     }
 
@@ -1065,7 +1611,7 @@ mod tests {
             for n in 0..5 {
                 i.offer(obs(0, n, "fe80::1", 5), 1000).await.unwrap();
             }
-            let (report, table) = i.finish(1000, true).await.unwrap();
+            let (report, table) = i.finish(1000, rule(true)).await.unwrap();
             assert_eq!(report.added, 5);
             assert_eq!(report.dry_run_changes.len(), 5);
             assert!(report
@@ -1151,7 +1697,7 @@ mod tests {
         for o in all {
             i.offer(o, now).await.unwrap();
         }
-        i.finish(now, prune).await.unwrap()
+        i.finish(now, rule(prune)).await.unwrap()
     }
 
     proptest! {
@@ -1226,7 +1772,7 @@ mod tests {
                 for o in all {
                     i.offer(o, now).await.unwrap();
                 }
-                i.finish(now, true).await.unwrap()
+                i.finish(now, rule(true)).await.unwrap()
             });
             let got: BTreeMap<Ipv6Net, (Ipv6Addr, u32)> = table
                 .routes()

@@ -20,16 +20,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv6Addr;
 
-/// A local network interface, as route planning sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interface {
-    /// Interface name (shared with the routes that use it).
-    pub name: std::sync::Arc<str>,
-    /// Kernel interface index.
-    pub index: u32,
-    /// Its IPv6 addresses with their prefix lengths.
-    pub addresses: Vec<Ipv6Net>,
-}
+pub use crate::routes::Interface;
 
 /// What to do for a prefix whose binding carries no relay data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -89,6 +80,14 @@ pub enum Rejection {
     NotOurRelay,
     /// No relay data, and no usable fallback.
     NoRelayData,
+    /// The interface-id maps (`[routes.interfaces]`) to an interface that
+    /// does not exist on this machine.
+    MissingInterface {
+        /// The layer's interface-id, as the configuration writes it.
+        interface_id: String,
+        /// The interface it maps to.
+        name: String,
+    },
     /// No local interface for the client.
     NoInterface {
         /// The layer's interface-id, as text where it is text.
@@ -105,6 +104,32 @@ pub enum Rejection {
     },
 }
 
+impl Rejection {
+    /// The stable machine-readable code of the reason (`outside-pools`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::DefaultRoute => "default-route",
+            Rejection::TooShort { .. } => "too-short",
+            Rejection::OutsidePools => "outside-pools",
+            Rejection::CoversLocal { .. } => "covers-local",
+            Rejection::NotOurRelay => "not-our-relay",
+            Rejection::NoRelayData => "no-relay-data",
+            Rejection::MissingInterface { .. } => "missing-interface",
+            Rejection::NoInterface { .. } => "no-interface",
+            Rejection::BadNextHop { .. } => "bad-next-hop",
+        }
+    }
+
+    /// The prefix could not be routed for want of a local interface: the
+    /// run is not complete (an interface may come up later).
+    pub fn is_missing_interface(&self) -> bool {
+        matches!(
+            self,
+            Rejection::MissingInterface { .. } | Rejection::NoInterface { .. }
+        )
+    }
+}
+
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -118,6 +143,10 @@ impl fmt::Display for Rejection {
             }
             Rejection::NotOurRelay => write!(f, "relay chain does not carry our Relay-ID"),
             Rejection::NoRelayData => write!(f, "no relay data and no next-hop fallback"),
+            Rejection::MissingInterface { interface_id, name } => write!(
+                f,
+                "interface-id {interface_id} maps to interface {name}, which does not exist"
+            ),
             Rejection::NoInterface {
                 interface_id,
                 link_address,
@@ -175,6 +204,17 @@ pub fn our_layer<'a>(relay: &'a [RelayLayer], ours: &Duid) -> Option<&'a RelayLa
 }
 
 impl PlanSettings {
+    /// The ownership rule of these settings: our table, protocol, pools
+    /// and shortest prefix.
+    pub fn ownership(&self) -> crate::routes::Ownership {
+        crate::routes::Ownership::new(
+            self.table,
+            self.protocol,
+            &self.allowed_prefixes,
+            self.min_prefix_len,
+        )
+    }
+
     /// Safety checks on the prefix itself.
     pub fn check_prefix(
         &self,
@@ -216,8 +256,17 @@ impl PlanSettings {
             .as_ref()
             .and_then(|b| std::str::from_utf8(b).ok());
         if let Some(t) = id_text {
-            let name = self.interface_map.get(t).map(String::as_str).unwrap_or(t);
-            if let Some(i) = interfaces.iter().find(|i| &*i.name == name) {
+            if let Some(name) = self.interface_map.get(t) {
+                // The map is the operator's word: no guessing past it.
+                return interfaces
+                    .iter()
+                    .find(|i| *i.name == **name)
+                    .ok_or_else(|| Rejection::MissingInterface {
+                        interface_id: t.to_string(),
+                        name: name.clone(),
+                    });
+            }
+            if let Some(i) = interfaces.iter().find(|i| &*i.name == t) {
                 return Ok(i);
             }
         }
@@ -447,6 +496,40 @@ pub(crate) mod tests {
                 link_address: "2001:db8:9::1".parse().unwrap()
             })
         );
+    }
+
+    #[test]
+    fn a_mapped_interface_that_is_missing_is_refused_not_guessed() {
+        let mut s = settings();
+        s.interface_map
+            .insert("ge-0/0/9".to_string(), "vlan900".to_string());
+        // The link-address would match veth-c2, but the map says vlan900.
+        let o = obs(
+            "2001:db8:8000:100::/56",
+            vec![layer(
+                "2001:db8:2::1",
+                "fe80::2",
+                Some("ge-0/0/9"),
+                Some(OURS),
+            )],
+        );
+        let r = s.route_for(&o, None, &interfaces(), 2000);
+        assert_eq!(
+            r,
+            Err(Rejection::MissingInterface {
+                interface_id: "ge-0/0/9".into(),
+                name: "vlan900".into()
+            })
+        );
+        let e = r.unwrap_err();
+        assert_eq!(e.code(), "missing-interface");
+        assert!(e.is_missing_interface());
+        assert_eq!(
+            e.to_string(),
+            "interface-id ge-0/0/9 maps to interface vlan900, which does not exist"
+        );
+        assert_eq!(Rejection::OutsidePools.code(), "outside-pools");
+        assert!(!Rejection::OutsidePools.is_missing_interface());
     }
 
     #[test]
