@@ -5,6 +5,7 @@
 //! values are errors that name the file, line and column.
 
 use crate::proto::Duid;
+use crate::recovery::install::PruneLimit;
 use crate::recovery::plan::{NextHopFallback, PlanSettings};
 use ipnet::Ipv6Net;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -16,26 +17,45 @@ use std::time::Duration;
 /// Where the configuration is read from when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/pdrestore/pdrestore.toml";
 
+/// pdrestore's own route protocol number (rtm_protocol), the default of
+/// `routes.protocol`: unassigned in iproute2's `rt_protos` and in the
+/// kernel's `RTPROT_*` list, unlike 16 (RTPROT_DHCP), which systemd-networkd,
+/// dhcpcd and NetworkManager put on the routes they learn by DHCP.
+/// `/etc/iproute2/rt_protos.d/pdrestore.conf` names it `pdrestore`.
+pub const DEFAULT_PROTOCOL: u8 = 57;
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Our Relay-ID (RFC 5460 s.5.4.1), hex or colon-hex. When absent, one is
     /// generated once and kept in `state_directory`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "config_duid")]
     pub relay_duid: Option<Duid>,
     /// Our CLIENTID in queries (RFC 5007 s.4.3.1); default: the relay DUID.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "config_duid")]
     pub requestor_duid: Option<Duid>,
     /// Where the generated relay DUID is kept.
     #[serde(default = "default_state_directory")]
     pub state_directory: PathBuf,
     /// Links to query (QUERY_BY_RELAY_ID link-address); `::` means all links.
-    #[serde(default = "default_links")]
+    #[serde(default = "default_links", deserialize_with = "non_empty")]
     pub links: Vec<Ipv6Addr>,
-    /// BULK_LQ_DATA_TIMEOUT (RFC 5460 s.5.6): connect, blocked write, silent read.
+    /// BULK_LQ_DATA_TIMEOUT (RFC 5460 s.5.6): blocked write, silent read.
     #[serde(default = "default_data_timeout", with = "duration")]
     pub data_timeout: Duration,
+    /// Longest wait for one TCP connect (a black-holed server costs this per try).
+    #[serde(default = "default_connect_timeout", with = "duration")]
+    pub connect_timeout: Duration,
+    /// From the start of a run: while it lasts, failed connects are retried
+    /// (with backoff) without counting against `retries`, so a server that
+    /// is not reachable yet at boot is waited for.
+    #[serde(default = "default_startup_deadline", with = "duration_or_zero")]
+    pub startup_deadline: Duration,
+    /// Longest wait, before installing, for the interfaces that
+    /// `[routes.interfaces]` names to exist and be up (0: no wait).
+    #[serde(default = "default_interface_wait", with = "duration_or_zero")]
+    pub interface_wait: Duration,
     /// Attempts per server after the first one.
     #[serde(default = "default_retries")]
     pub retries: u32,
@@ -86,24 +106,29 @@ pub struct RoutesConfig {
     /// Routing table: a number or `main` (254).
     #[serde(default = "default_table", deserialize_with = "table")]
     pub table: u32,
-    /// Protocol tag of our routes (16 = RTPROT_DHCP); how we recognise ours.
+    /// Protocol tag of our routes ([`DEFAULT_PROTOCOL`]); part of how we
+    /// recognise ours (see [`crate::routes::Ownership`]).
     #[serde(default = "default_protocol", deserialize_with = "protocol")]
     pub protocol: u8,
     /// Route metric.
     #[serde(default = "default_metric")]
     pub metric: u32,
     /// The delegation pools: only prefixes inside these are installed.
-    #[serde(deserialize_with = "non_empty")]
+    #[serde(deserialize_with = "pools")]
     pub allowed_prefixes: Vec<Ipv6Net>,
     /// Shortest delegated prefix accepted.
     #[serde(default = "default_min_len", deserialize_with = "prefix_len")]
     pub min_prefix_len: u8,
     /// interface-id (as the relay sends it) to local interface name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "interface_map")]
     pub interfaces: BTreeMap<String, String>,
     /// Remove our routes that no binding backs any more.
     #[serde(default = "yes")]
     pub prune: bool,
+    /// The prune rail: refuse a prune that would remove more of our routes
+    /// than this share (`"10%"`) or number (`500`).
+    #[serde(default = "default_prune_limit", with = "prune_limit")]
+    pub prune_limit: PruneLimit,
     /// Without relay data: `none` (reject) or `client-address` (the client's IA_NA as gateway).
     #[serde(default)]
     pub next_hop_fallback: NextHopFallback,
@@ -121,6 +146,7 @@ pub struct Limits {
     pub max_bytes_per_connection: u64,
     /// Deepest relay chain accepted in a binding (RFC 8415 s.7.6
     /// HOP_COUNT_LIMIT is 32); a deeper one cuts the server off.
+    #[serde(deserialize_with = "positive_u8")]
     pub max_relay_depth: u8,
 }
 
@@ -144,6 +170,18 @@ fn default_links() -> Vec<Ipv6Addr> {
 fn default_data_timeout() -> Duration {
     Duration::from_secs(300)
 }
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_startup_deadline() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_interface_wait() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_prune_limit() -> PruneLimit {
+    PruneLimit::Share(1000)
+}
 fn default_retries() -> u32 {
     3
 }
@@ -163,7 +201,7 @@ fn default_table() -> u32 {
     254
 }
 fn default_protocol() -> u8 {
-    16
+    DEFAULT_PROTOCOL
 }
 fn default_metric() -> u32 {
     1024
@@ -197,6 +235,153 @@ mod duration {
     }
 }
 
+mod duration_or_zero {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        super::duration::serialize(d, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!("invalid duration {s:?}: {e} (try \"30s\", \"0s\")"))
+        })
+    }
+}
+
+mod prune_limit {
+    use super::PruneLimit;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(l: &PruneLimit, s: S) -> Result<S::Ok, S::Error> {
+        match l {
+            PruneLimit::Count(n) => s.serialize_u64(*n),
+            share => s.serialize_str(&share.to_string()),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PruneLimit, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum L {
+            N(u64),
+            S(String),
+        }
+        let bad = |s: &str| {
+            serde::de::Error::custom(format!(
+                "invalid prune_limit {s:?}: a share of our routes (\"10%\") or a number of routes (500)"
+            ))
+        };
+        match L::deserialize(d)? {
+            L::N(n) => Ok(PruneLimit::Count(n)),
+            L::S(s) => {
+                let Some(num) = s.trim().strip_suffix('%') else {
+                    return Err(bad(&s));
+                };
+                let v: f64 = num.trim().parse().map_err(|_| bad(&s))?;
+                if !(0.0..=100.0).contains(&v) {
+                    return Err(serde::de::Error::custom(format!(
+                        "prune_limit {s:?} is not a share from 0% to 100%"
+                    )));
+                }
+                Ok(PruneLimit::Share((v * 100.0).round() as u32))
+            }
+        }
+    }
+}
+
+fn positive_u8<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    let v = u8::deserialize(d)?;
+    if v == 0 {
+        return Err(serde::de::Error::custom("must be at least 1"));
+    }
+    Ok(v)
+}
+
+/// A DUID as the configuration may give it: 3 to 130 octets (RFC 8415
+/// s.11.1: a 2-octet type, then at most 128 octets).
+fn config_duid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duid>, D::Error> {
+    let v = Duid::deserialize(d)?;
+    if v.len() < 3 {
+        return Err(serde::de::Error::custom(format!(
+            "a DUID of {} octet(s) is too short: a DUID is a 2-octet type and at least one octet more (RFC 8415 11.1)",
+            v.len()
+        )));
+    }
+    Ok(Some(v))
+}
+
+/// Pools: not empty (the rest is checked in `Config::check`, where an
+/// element's own position is known).
+fn pools<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Ipv6Net>, D::Error> {
+    non_empty(d)
+}
+
+/// A pool the configuration may hold: no host bits, nothing as broad as
+/// `::/0` or broader than a /16 (wider than any registry's allocation to
+/// an ISP).
+fn check_pool(p: &Ipv6Net) -> Result<(), String> {
+    if p.prefix_len() < MIN_POOL_LEN {
+        return Err(format!(
+            "pool {p} is broader than /{MIN_POOL_LEN}: a server could make pdrestore route almost anything"
+        ));
+    }
+    if p.trunc() != *p {
+        return Err(format!(
+            "pool {p} has host bits set (did you mean {}?)",
+            p.trunc()
+        ));
+    }
+    Ok(())
+}
+
+/// The shortest pool accepted (`::/0` and anything broader than this are refused).
+pub const MIN_POOL_LEN: u8 = 16;
+
+/// The longest interface name Linux takes (IFNAMSIZ less the final NUL).
+pub const MAX_IFNAME: usize = 15;
+
+/// A valid Linux interface name: 1 to 15 octets, not `.` or `..`, no `/`,
+/// `:` or white space (the kernel's `dev_valid_name`).
+pub fn check_ifname(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("an interface name cannot be empty".into());
+    }
+    if name.len() > MAX_IFNAME {
+        return Err(format!(
+            "interface name {name:?} is {} octets long; Linux allows at most {MAX_IFNAME}",
+            name.len()
+        ));
+    }
+    if name == "."
+        || name == ".."
+        || name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
+        return Err(format!("{name:?} is not a valid interface name"));
+    }
+    Ok(())
+}
+
+fn interface_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    struct Name(String);
+    impl<'de> Deserialize<'de> for Name {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let n = String::deserialize(d)?;
+            check_ifname(&n).map_err(serde::de::Error::custom)?;
+            Ok(Name(n))
+        }
+    }
+    let m = BTreeMap::<String, Name>::deserialize(d)?;
+    if m.contains_key("") {
+        return Err(serde::de::Error::custom("an interface-id cannot be empty"));
+    }
+    Ok(m.into_iter().map(|(k, v)| (k, v.0)).collect())
+}
+
 fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     let v = u32::deserialize(d)?;
     if v == 0 {
@@ -226,7 +411,7 @@ fn protocol<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
     // 0-4 are the kernel's own (unspec, redirect, kernel, boot, static).
     if v <= 4 {
         return Err(serde::de::Error::custom(
-            "protocol 0-4 belong to the kernel and static routes; use 16 (dhcp) or a private value",
+            "protocol 0-4 belong to the kernel and static routes; keep the default (57, pdrestore) or use another value of your own",
         ));
     }
     Ok(v)
@@ -294,18 +479,120 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// One step of the path to a value in the file.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Key(&'static str),
+    Index(usize),
+}
+
+/// The offset in `text` of the value at `path` (of its key when the value
+/// has no span of its own).
+fn locate(text: &str, path: &[Step]) -> Option<usize> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut item = doc.as_item();
+    let mut key_at = None;
+    for step in path {
+        item = match *step {
+            Step::Key(k) => {
+                key_at = item
+                    .as_table_like()
+                    .and_then(|t| t.get_key_value(k))
+                    .and_then(|(k, _)| k.span());
+                item.get(k)?
+            }
+            Step::Index(i) => item.get(i)?,
+        };
+    }
+    item.span().or(key_at).map(|r| r.start)
+}
+
 impl Config {
     /// Parse configuration text; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        toml::from_str::<Config>(text).map_err(|e| {
-            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        let invalid = |offset: Option<usize>, message: String| {
+            let (line, column) = offset.map(|o| line_col(text, o)).unwrap_or((1, 1));
             ConfigError::Invalid {
                 path: path.to_owned(),
                 line,
                 column,
-                message: e.message().trim().to_string(),
+                message,
             }
-        })
+        };
+        let config = toml::from_str::<Config>(text)
+            .map_err(|e| invalid(e.span().map(|s| s.start), e.message().trim().to_string()))?;
+        config
+            .check()
+            .map_err(|(at, message)| invalid(locate(text, &at), message))?;
+        Ok(config)
+    }
+
+    /// What one value alone cannot say: checks across keys, with the path
+    /// of the value to blame.
+    fn check(&self) -> Result<(), (Vec<Step>, String)> {
+        for (i, p) in self.routes.allowed_prefixes.iter().enumerate() {
+            check_pool(p).map_err(|m| {
+                (
+                    vec![
+                        Step::Key("routes"),
+                        Step::Key("allowed_prefixes"),
+                        Step::Index(i),
+                    ],
+                    m,
+                )
+            })?;
+        }
+        for (i, s) in self.servers.iter().enumerate() {
+            let at = |k| vec![Step::Key("server"), Step::Index(i), Step::Key(k)];
+            if let Some(j) = self.servers[..i]
+                .iter()
+                .position(|o| o.socket_addr() == s.socket_addr())
+            {
+                return Err((
+                    at("address"),
+                    format!(
+                        "server {} is configured twice (also server {} of the file)",
+                        s.socket_addr(),
+                        j + 1
+                    ),
+                ));
+            }
+            if let Some(src) = s.source {
+                if src.is_ipv4() != s.address.is_ipv4() {
+                    return Err((
+                        at("source"),
+                        format!(
+                            "source {src} cannot reach server {}: one is IPv4, the other IPv6",
+                            s.address
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Warnings, with file:line:column, for every `[routes.interfaces]`
+    /// target not in `present` (the interfaces of this machine): not an
+    /// error, since a configuration may be checked on another machine, but
+    /// `recover` waits for them (`interface_wait`) and fails what needs them.
+    pub fn interface_warnings(&self, text: &str, path: &Path, present: &[&str]) -> Vec<String> {
+        let mut out = Vec::new();
+        for (id, name) in &self.routes.interfaces {
+            if present.contains(&name.as_str()) {
+                continue;
+            }
+            let at = toml_edit::ImDocument::parse(text).ok().and_then(|doc| {
+                let item = doc.get("routes")?.get("interfaces")?.get(id.as_str())?;
+                item.span().map(|r| r.start)
+            });
+            let (line, column) = at.map(|o| line_col(text, o)).unwrap_or((1, 1));
+            out.push(format!(
+                "{}:{line}:{column}: warning: interface-id {id:?} maps to interface {name:?}, which does not exist on this machine",
+                path.display()
+            ));
+        }
+        out
     }
 
     /// Read and parse a configuration file.
@@ -448,8 +735,13 @@ max_relay_depth = 8
         assert_eq!(c.servers[0].port, 547);
         assert_eq!(
             (c.routes.table, c.routes.protocol, c.routes.metric),
-            (254, 16, 1024)
+            (254, DEFAULT_PROTOCOL, 1024)
         );
+        assert_eq!(DEFAULT_PROTOCOL, 57);
+        assert_eq!(c.connect_timeout, Duration::from_secs(5));
+        assert_eq!(c.startup_deadline, Duration::from_secs(300));
+        assert_eq!(c.interface_wait, Duration::from_secs(30));
+        assert_eq!(c.routes.prune_limit, PruneLimit::Share(1000));
         assert_eq!(c.routes.min_prefix_len, 48);
         assert!(c.routes.prune);
         assert_eq!(c.routes.next_hop_fallback, NextHopFallback::None);
@@ -529,6 +821,101 @@ max_relay_depth = 8
         assert!(e.starts_with("test.toml:3:8:"), "{e}");
         let e = err("[[server]\n");
         assert!(e.starts_with("test.toml:1:"), "{e}");
+    }
+
+    /// Every mistake of the safety issue's list is refused with its line and column.
+    #[test]
+    fn mistakes_are_refused_where_they_are() {
+        let base =
+            "[[server]]\naddress = \"::1\"\n[routes]\nallowed_prefixes = [\"2001:db8::/32\"]\n";
+        let e = err(&format!("links = []\n{base}"));
+        assert!(e.starts_with("test.toml:1:9: must not be empty"), "{e}");
+        let e = err("[[server]]\naddress = \"::1\"\n[routes]\nallowed_prefixes = [\"2001:db8::/32\", \"::/0\"]\n");
+        assert!(
+            e.starts_with("test.toml:4:38: pool ::/0 is broader than /16"),
+            "{e}"
+        );
+        let e = err("[[server]]\naddress = \"::1\"\n[routes]\nallowed_prefixes = [\"2000::/3\"]\n");
+        assert!(
+            e.starts_with("test.toml:4:21: pool 2000::/3 is broader"),
+            "{e}"
+        );
+        let e = err("[[server]]\naddress = \"::1\"\n[routes]\nallowed_prefixes = [\"2001:db8:8000::1/40\"]\n");
+        assert!(
+            e.starts_with("test.toml:4:21: pool 2001:db8:8000::1/40 has host bits set (did you mean 2001:db8:8000::/40?)"),
+            "{e}"
+        );
+        let e = err(&format!("relay_duid = \"01\"\n{base}"));
+        assert!(
+            e.starts_with("test.toml:1:14: a DUID of 1 octet(s) is too short"),
+            "{e}"
+        );
+        let e = err(&format!("requestor_duid = \"00:03\"\n{base}"));
+        assert!(e.starts_with("test.toml:1:18: a DUID of 2 octet(s)"), "{e}");
+        let e = err(&format!(
+            "{base}[routes.interfaces]\n\"ge-0/0/1\" = \"a-very-long-ifname\"\n"
+        ));
+        assert!(
+            e.starts_with("test.toml:6:14: interface name \"a-very-long-ifname\" is 18 octets long; Linux allows at most 15"),
+            "{e}"
+        );
+        let e = err(&format!("{base}[routes.interfaces]\n\"x\" = \"eth/1\"\n"));
+        assert!(
+            e.starts_with("test.toml:6:7: \"eth/1\" is not a valid interface name"),
+            "{e}"
+        );
+        let e = err(&format!("{base}[limits]\nmax_relay_depth = 0\n"));
+        assert!(e.starts_with("test.toml:6:19: must be at least 1"), "{e}");
+        let e = err("[[server]]\naddress = \"2001:db8::547\"\n[[server]]\naddress = \"2001:db8::547\"\nport = 547\n[routes]\nallowed_prefixes = [\"2001:db8::/32\"]\n");
+        assert!(
+            e.starts_with("test.toml:4:11: server [2001:db8::547]:547 is configured twice (also server 1 of the file)"),
+            "{e}"
+        );
+        let e = err("[[server]]\naddress = \"2001:db8::547\"\nsource = \"192.0.2.1\"\n[routes]\nallowed_prefixes = [\"2001:db8::/32\"]\n");
+        assert!(
+            e.starts_with("test.toml:3:10: source 192.0.2.1 cannot reach server 2001:db8::547: one is IPv4, the other IPv6"),
+            "{e}"
+        );
+        let e = err(&format!("{base}prune_limit = \"ten\"\n"));
+        assert!(
+            e.starts_with("test.toml:5:15: invalid prune_limit \"ten\""),
+            "{e}"
+        );
+        let e = err(&format!("{base}prune_limit = \"150%\"\n"));
+        assert!(
+            e.starts_with("test.toml:5:15: prune_limit \"150%\" is not a share"),
+            "{e}"
+        );
+        let e = err(&format!("connect_timeout = \"0s\"\n{base}"));
+        assert!(
+            e.starts_with("test.toml:1:19: duration must be greater than zero"),
+            "{e}"
+        );
+        // Zero is allowed where it means "do not wait".
+        let c = parse(&format!(
+            "startup_deadline = \"0s\"\ninterface_wait = \"0s\"\n{base}prune_limit = 500\n"
+        ))
+        .unwrap();
+        assert_eq!(c.startup_deadline, Duration::ZERO);
+        assert_eq!(c.interface_wait, Duration::ZERO);
+        assert_eq!(c.routes.prune_limit, PruneLimit::Count(500));
+        let c = parse(&format!("{base}prune_limit = \"2.5%\"\n")).unwrap();
+        assert_eq!(c.routes.prune_limit, PruneLimit::Share(250));
+        assert_eq!(parse(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn missing_interfaces_are_warnings_with_their_position() {
+        let text = "[[server]]\naddress = \"::1\"\n[routes]\nallowed_prefixes = [\"2001:db8::/32\"]\n[routes.interfaces]\n\"ge-0/0/1\" = \"eth1\"\n\"ge-0/0/2\" = \"eth9\"\n";
+        let c = parse(text).unwrap();
+        let w = c.interface_warnings(text, Path::new("test.toml"), &["lo", "eth1"]);
+        assert_eq!(
+            w,
+            vec!["test.toml:7:14: warning: interface-id \"ge-0/0/2\" maps to interface \"eth9\", which does not exist on this machine".to_string()]
+        );
+        assert!(c
+            .interface_warnings(text, Path::new("test.toml"), &["eth1", "eth9"])
+            .is_empty());
     }
 
     #[test]
