@@ -390,6 +390,7 @@ fn quick_retry(attempts: u32) -> RetryPolicy {
         max_delay: Duration::from_millis(100),
         jitter: 0.5,
         terminated_delay: Duration::from_millis(200),
+        startup_patience: Duration::ZERO,
     }
 }
 

@@ -209,6 +209,49 @@ impl Outcome {
     }
 }
 
+impl Outcome {
+    /// A stable machine-readable code for the outcome: `complete`,
+    /// `no-bindings`, `status-<name>` (`status-not-allowed`), `closed`,
+    /// `data-timeout`, `deadline`, `done-status-<name>`, `protocol-error`,
+    /// `aborted`, `connection-refused`, `connect-timeout`, `connect-failed`,
+    /// `write-timeout`, `io-error`.
+    pub fn code(&self) -> String {
+        fn kebab(s: &ServerStatus) -> String {
+            let name = match s.code.name() {
+                Some(n) => n.to_string(),
+                None => format!("code{}", u16::from(s.code)),
+            };
+            let mut out = String::new();
+            for (i, c) in name.chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    out.push('-');
+                }
+                out.push(c.to_ascii_lowercase());
+            }
+            out
+        }
+        match self {
+            Outcome::Complete => "complete".into(),
+            Outcome::NoBindings => "no-bindings".into(),
+            Outcome::ServerStatus(s) => format!("status-{}", kebab(s)),
+            Outcome::Partial(PartialReason::Closed) => "closed".into(),
+            Outcome::Partial(PartialReason::DataTimeout) => "data-timeout".into(),
+            Outcome::Partial(PartialReason::Deadline) => "deadline".into(),
+            Outcome::Partial(PartialReason::DoneStatus(s)) => format!("done-status-{}", kebab(s)),
+            Outcome::Partial(PartialReason::Protocol(_)) => "protocol-error".into(),
+            Outcome::Partial(PartialReason::Aborted(_)) => "aborted".into(),
+            Outcome::TransportFailure(e) => match e {
+                TransportError::Refused => "connection-refused",
+                TransportError::ConnectTimeout => "connect-timeout",
+                TransportError::Connect(_) => "connect-failed",
+                TransportError::WriteTimeout => "write-timeout",
+                TransportError::Io(_) => "io-error",
+            }
+            .into(),
+        }
+    }
+}
+
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

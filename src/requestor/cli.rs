@@ -4,6 +4,7 @@
 use super::connection::Delivery;
 use super::fanout::{parse_server_addr, Fanout, FanoutConfig, QuerySpec, ServerConfig, Update};
 use super::retry::RetryPolicy;
+use crate::config::Config;
 use crate::proto::duid::parse_hex;
 use crate::proto::{Binding, Duid, Query};
 use clap::{ArgGroup, Args};
@@ -26,12 +27,17 @@ pub const EXIT_OUTPUT: u8 = 74;
 
 /// Arguments of `pdrestore query`.
 #[derive(Args, Debug, Clone)]
-#[command(group(ArgGroup::new("what").required(true).multiple(false).args(
+#[command(group(ArgGroup::new("what").required(false).multiple(false).args(
     ["relay_id", "link_address", "remote_id", "client_id", "address"]
 )))]
 pub struct QueryArgs {
+    /// Take the servers, the DUIDs, timeouts, retries and limits from this
+    /// configuration file (options given here win); without a query
+    /// option, ask QUERY_BY_RELAY_ID for the relay DUID it names.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// A server: `ADDR`, `ADDR:PORT` or `[ADDR]:PORT` (port 547 by default); repeat for several, all queried at once.
-    #[arg(long = "server", value_name = "ADDR[:PORT]", required = true, value_parser = parse_server_addr)]
+    #[arg(long = "server", value_name = "ADDR[:PORT]", required_unless_present = "config", value_parser = parse_server_addr)]
     pub servers: Vec<SocketAddr>,
     /// QUERY_BY_RELAY_ID: bindings recorded with this relay DUID (hex or colon-hex).
     #[arg(long, value_name = "HEX")]
@@ -57,21 +63,24 @@ pub struct QueryArgs {
     /// Local address to connect from.
     #[arg(long, value_name = "ADDR")]
     pub source: Option<IpAddr>,
-    /// BULK_LQ_DATA_TIMEOUT: connect, blocked write, silent read (RFC 5460 5.6), e.g. 30s, 2m.
-    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = humantime::parse_duration)]
-    pub timeout: Duration,
+    /// BULK_LQ_DATA_TIMEOUT: blocked write, silent read (RFC 5460 5.6), e.g. 30s, 2m [default: 300s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Longest wait for each TCP connect [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Option<Duration>,
     /// Overall time allowed for each server, every try and wait included (none by default).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub deadline: Option<Duration>,
-    /// Retries per server after the first try (refused or failed connects, timeouts, partial results, QueryTerminated).
-    #[arg(long, value_name = "N", default_value_t = 3)]
-    pub retries: u32,
-    /// Wait before the first retry; it doubles each time (with jitter), up to 60 s.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
-    pub retry_delay: Duration,
-    /// Queries outstanding at once on one connection (RFC 5460 6.5).
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub max_in_flight: u32,
+    /// Retries per server after the first try (refused or failed connects, timeouts, partial results, QueryTerminated) [default: 3].
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Wait before the first retry; it doubles each time (with jitter), up to 60 s [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub retry_delay: Option<Duration>,
+    /// Queries outstanding at once on one connection (RFC 5460 6.5) [default: 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_in_flight: Option<u32>,
     /// One JSON object per binding and line, as `decode --json` prints them, plus `server`.
     #[arg(long)]
     pub json: bool,
@@ -101,8 +110,9 @@ pub fn random_duid() -> Duid {
 }
 
 impl QueryArgs {
-    /// The query these arguments ask for.
-    pub fn spec(&self) -> Result<QuerySpec, String> {
+    /// The query these arguments ask for; `relay` is the relay DUID of the
+    /// configuration, asked for when no query is given.
+    pub fn spec_or(&self, relay: Option<&Duid>) -> Result<QuerySpec, String> {
         let (query, link) = if let Some(d) = &self.relay_id {
             (Query::ByRelayId(d.clone()), self.link)
         } else if let Some((enterprise, id)) = &self.remote_id {
@@ -116,13 +126,24 @@ impl QueryArgs {
         } else if self.link.is_some() {
             return Err("--link filters --relay-id and --remote-id only".into());
         } else if let Some(a) = self.link_address {
+            if a.is_unspecified() {
+                return Err(
+                    "--link-address :: names no link: QUERY_BY_LINK_ADDRESS needs an address of the link (RFC 5460 5.3); for every link use --relay-id"
+                        .into(),
+                );
+            }
             (Query::ByLinkAddress, Some(a))
         } else if let Some(d) = &self.client_id {
             (Query::ByClientId(d.clone()), None)
         } else if let Some(a) = self.address {
             (Query::ByAddress(a), None)
+        } else if let Some(d) = relay {
+            (Query::ByRelayId(d.clone()), None)
         } else {
-            return Err("one query is needed".into());
+            return Err(
+                "one query is needed: --relay-id, --link-address, --remote-id, --client-id or --address"
+                    .into(),
+            );
         };
         let mut spec = QuerySpec::new(query);
         if let Some(l) = link {
@@ -131,20 +152,68 @@ impl QueryArgs {
         Ok(spec)
     }
 
+    /// The query these arguments ask for.
+    pub fn spec(&self) -> Result<QuerySpec, String> {
+        self.spec_or(None)
+    }
+
     /// The fan-out these arguments ask for.
     pub fn fanout_config(&self) -> Result<FanoutConfig, String> {
-        let requestor = self.requestor_duid.clone().unwrap_or_else(random_duid);
-        let mut cfg = FanoutConfig::new(requestor, vec![self.spec()?]);
-        cfg.servers = self.servers.iter().map(|&a| ServerConfig::new(a)).collect();
-        cfg.connection.data_timeout = self.timeout;
-        cfg.connection.max_in_flight = self.max_in_flight as usize;
-        cfg.connection.source = self.source;
-        cfg.connection.server_deadline = self.deadline;
-        cfg.retry = RetryPolicy {
-            attempts: self.retries.saturating_add(1),
-            initial_delay: self.retry_delay,
-            ..RetryPolicy::default()
+        self.fanout_config_with(None)
+    }
+
+    /// The fan-out these arguments ask for, on top of `config` when given
+    /// (its servers, DUIDs, timeouts, retries, queries in flight and limits;
+    /// what the arguments give wins).
+    pub fn fanout_config_with(&self, config: Option<&Config>) -> Result<FanoutConfig, String> {
+        let relay = match config {
+            Some(c) => crate::identity::lookup(c.relay_duid.as_ref(), &c.state_directory)
+                .map_err(|e| e.to_string())?
+                .map(|(d, _)| d),
+            None => None,
         };
+        let requestor = self
+            .requestor_duid
+            .clone()
+            .or_else(|| config.and_then(|c| c.requestor_duid.clone()))
+            .or_else(|| relay.clone())
+            .unwrap_or_else(random_duid);
+        let spec = self.spec_or(relay.as_ref())?;
+        let mut cfg = match config {
+            Some(c) => FanoutConfig::from_config(c, requestor, vec![spec]),
+            None => FanoutConfig::new(requestor, vec![spec]),
+        };
+        if !self.servers.is_empty() {
+            cfg.servers = self.servers.iter().map(|&a| ServerConfig::new(a)).collect();
+        }
+        if let Some(t) = self.timeout {
+            cfg.connection.data_timeout = t;
+        }
+        if let Some(t) = self.connect_timeout {
+            cfg.connection.connect_timeout = t;
+        }
+        if let Some(n) = self.max_in_flight {
+            cfg.connection.max_in_flight = n as usize;
+        }
+        if self.source.is_some() {
+            cfg.connection.source = self.source;
+        }
+        cfg.connection.server_deadline = self.deadline;
+        if config.is_none() {
+            cfg.retry = RetryPolicy {
+                attempts: 4,
+                initial_delay: Duration::from_secs(1),
+                ..RetryPolicy::default()
+            };
+        }
+        // A diagnostic query does not wait for servers to come up.
+        cfg.retry.startup_patience = Duration::ZERO;
+        if let Some(r) = self.retries {
+            cfg.retry.attempts = r.saturating_add(1);
+        }
+        if let Some(d) = self.retry_delay {
+            cfg.retry.initial_delay = d;
+        }
         Ok(cfg)
     }
 }
@@ -184,9 +253,22 @@ fn text_row(d: &Delivery) -> String {
     s
 }
 
+/// Exit code: the configuration file is not valid (sysexits EX_CONFIG).
+pub const EXIT_CONFIG: u8 = 78;
+
 /// Run `pdrestore query`. See the subcommand's help for the exit codes.
 pub fn run(args: QueryArgs) -> ExitCode {
-    let cfg = match args.fanout_config() {
+    let config = match &args.config {
+        Some(p) => match Config::load(p) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("pdrestore query: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        None => None,
+    };
+    let cfg = match args.fanout_config_with(config.as_ref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("pdrestore query: {e}");
@@ -290,7 +372,8 @@ mod tests {
 
     #[test]
     fn exactly_one_query() {
-        assert!(parse(&["--server", "::1"]).is_err(), "none");
+        // No query: refused (without --config there is no relay DUID to ask for).
+        assert!(parse(&["--server", "::1"]).unwrap().spec().is_err(), "none");
         assert!(parse(&[
             "--server",
             "::1",
@@ -315,7 +398,7 @@ mod tests {
         .unwrap();
         assert_eq!(q.servers.len(), 2);
         assert_eq!(q.servers[1].port(), 547);
-        assert_eq!(q.timeout, Duration::from_secs(30));
+        assert_eq!(q.timeout, Some(Duration::from_secs(30)));
         let s = q.spec().unwrap();
         assert_eq!(
             s.query,

@@ -36,14 +36,21 @@ pub const DHCPV6_SERVER_PORT: u16 = 547;
 /// the `[limits]` of the configuration file.
 pub use crate::config::Limits;
 
+/// The connect timeout unless configured: a live server answers a SYN in
+/// milliseconds, and a black-holed one must not hold a try for the whole
+/// data timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Discarded messages warned about per connection; the rest go to debug.
 const MAX_DROP_WARNINGS: u32 = 10;
 
 /// Settings of one connection.
 #[derive(Debug, Clone)]
 pub struct ConnectionConfig {
-    /// BULK_LQ_DATA_TIMEOUT: connect, blocked write, silent read (RFC 5460 s.5.6).
+    /// BULK_LQ_DATA_TIMEOUT: blocked write, silent read (RFC 5460 s.5.6).
     pub data_timeout: Duration,
+    /// Longest wait for the TCP connect.
+    pub connect_timeout: Duration,
     /// Queries outstanding at once on the connection (RFC 5460 s.6.5); 0 counts as 1.
     pub max_in_flight: usize,
     /// Local address to connect from (port chosen by the system).
@@ -85,10 +92,12 @@ impl Attempt {
 }
 
 impl ConnectionConfig {
-    /// Defaults: 300 s data timeout, one query in flight, no source address.
+    /// Defaults: 300 s data timeout, 5 s connect timeout, one query in
+    /// flight, no source address.
     pub fn new(requestor: Duid) -> Self {
         ConnectionConfig {
             data_timeout: BULK_LQ_DATA_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_in_flight: 1,
             source: None,
             requestor,
@@ -217,7 +226,7 @@ pub async fn run_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
     tx: &mpsc::Sender<T>,
     mapper: M,
 ) -> ConnectionReport {
-    let mut timeout = cfg.data_timeout;
+    let mut timeout = cfg.connect_timeout;
     if let Some(d) = attempt.deadline {
         timeout = timeout.min(d.saturating_duration_since(Instant::now()));
     }

@@ -159,12 +159,14 @@ impl FanoutConfig {
             })
             .collect();
         cfg.connection.data_timeout = config.data_timeout;
+        cfg.connection.connect_timeout = config.connect_timeout;
         cfg.connection.max_in_flight = config.max_in_flight as usize;
         cfg.connection.limits = config.limits;
         cfg.retry = RetryPolicy {
             attempts: config.retries.saturating_add(1),
             initial_delay: config.retry_initial_delay,
             max_delay: config.retry_max_delay,
+            startup_patience: config.startup_deadline,
             ..RetryPolicy::default()
         };
         cfg
@@ -401,6 +403,8 @@ pub async fn query_server_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>
     let mut connections = 0u32;
     let mut used_xids: HashSet<u32> = HashSet::new();
     let mut wait = Duration::ZERO;
+    // Tries that count against the policy's attempts, per query.
+    let mut counted: Vec<u32> = vec![0; queries.len()];
     while !todo.is_empty() {
         if connections > 0 {
             let backoff = retry.delay(connections, fastrand::f64()).max(wait);
@@ -449,12 +453,15 @@ pub async fn query_server_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>
                 continue;
             };
             q.attempts += 1;
+            if !retry.within_patience(&r.outcome, started.elapsed()) {
+                counted[r.index] += 1;
+            }
             q.bindings += r.stats.as_ref().map_or(0, |s| s.bindings);
             q.disposition = retry.classify(&r.outcome);
             q.outcome = r.outcome;
             q.stats = r.stats;
             if let Disposition::Retry { min_delay } = q.disposition {
-                if retry.may_retry(q.attempts) {
+                if retry.may_retry(counted[r.index]) {
                     next.push(r.index);
                     wait = wait.max(min_delay);
                 }

@@ -44,6 +44,10 @@ pub struct RetryPolicy {
     pub jitter: f64,
     /// Least wait after QueryTerminated (RFC 5460 s.5.5).
     pub terminated_delay: Duration,
+    /// From the server's first try: while it lasts, a try that could not
+    /// connect at all does not count against `attempts` (a server that is
+    /// not reachable yet while the router boots is waited for).
+    pub startup_patience: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -56,6 +60,7 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(60),
             jitter: 0.5,
             terminated_delay: Duration::from_secs(5),
+            startup_patience: Duration::ZERO,
         }
     }
 }
@@ -112,6 +117,25 @@ impl RetryPolicy {
             .min(self.max_delay);
         let jitter = self.jitter.clamp(0.0, 1.0) * unit.clamp(0.0, 1.0);
         base.mul_f64(1.0 - jitter)
+    }
+
+    /// True when the try ended before a connection was made (refused,
+    /// timed out, unreachable): the server never saw the query.
+    pub fn is_connect_failure(outcome: &Outcome) -> bool {
+        matches!(
+            outcome,
+            Outcome::TransportFailure(
+                super::TransportError::Refused
+                    | super::TransportError::ConnectTimeout
+                    | super::TransportError::Connect(_)
+            )
+        )
+    }
+
+    /// True when a try that ended with `outcome`, `elapsed` after the
+    /// server's first try started, is not counted against `attempts`.
+    pub fn within_patience(&self, outcome: &Outcome, elapsed: Duration) -> bool {
+        elapsed < self.startup_patience && Self::is_connect_failure(outcome)
     }
 
     /// True when a try numbered `attempt` (1 for the first) may be followed by another.
@@ -207,6 +231,7 @@ mod tests {
             max_delay: Duration::from_millis(1000),
             jitter: 0.5,
             terminated_delay: Duration::ZERO,
+            startup_patience: Duration::ZERO,
         };
         let ms = |n| Duration::from_millis(n);
         assert_eq!(p.delay(1, 0.0), ms(100));
@@ -221,5 +246,27 @@ mod tests {
         assert!(!p.may_retry(10));
         let once = RetryPolicy { attempts: 0, ..p };
         assert!(!once.may_retry(1), "0 tries means 1");
+    }
+
+    #[test]
+    fn only_connect_failures_within_the_patience_are_free() {
+        let p = RetryPolicy {
+            startup_patience: Duration::from_secs(300),
+            ..RetryPolicy::default()
+        };
+        let refused = Outcome::TransportFailure(super::super::TransportError::Refused);
+        let timeout = Outcome::TransportFailure(super::super::TransportError::ConnectTimeout);
+        let unreachable = Outcome::TransportFailure(super::super::TransportError::Connect(
+            "Network is unreachable".into(),
+        ));
+        let data = Outcome::Partial(PartialReason::DataTimeout);
+        for o in [&refused, &timeout, &unreachable] {
+            assert!(p.within_patience(o, Duration::from_secs(10)), "{o}");
+            assert!(!p.within_patience(o, Duration::from_secs(300)), "{o}");
+        }
+        // Once a server answered, its failures count as always.
+        assert!(!p.within_patience(&data, Duration::from_secs(10)));
+        assert!(!p.within_patience(&Outcome::Complete, Duration::ZERO));
+        assert!(!RetryPolicy::default().within_patience(&refused, Duration::ZERO));
     }
 }
