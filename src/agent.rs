@@ -11,20 +11,25 @@
 
 use crate::config::Config;
 use crate::proto::{Duid, Query};
-use crate::recovery::install::{InstallReport, Installer};
+use crate::recovery::install::{
+    InstallReport, Installer, PruneRefusal, PruneReport, PruneRule, PruneSkip, PruneState,
+};
 use crate::recovery::plan::Interface;
 use crate::requestor::fanout::{Fanout, FanoutConfig, QuerySpec, ServerReport, Update};
-use crate::routes::{RouteTable, TableError};
+use crate::routes::{NetlinkTable, Route, RouteTable, TableError};
 use futures::FutureExt;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
 /// Exit status: every server answered and every planned route is in place.
 pub const EXIT_OK: u8 = 0;
-/// Exit status: something was restored, but a server failed or a route did.
+/// Exit status: something was restored, but a server failed, a route did,
+/// an interface was missing, or the prune rail refused a prune.
 pub const EXIT_PARTIAL: u8 = 1;
 /// Exit status: nothing was restored and something failed.
 pub const EXIT_NOTHING: u8 = 2;
+/// Exit status: no permission to change routes (sysexits EX_NOPERM).
+pub const EXIT_NOPERM: u8 = 77;
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -33,6 +38,10 @@ pub struct RecoverOptions {
     pub dry_run: bool,
     /// Interval of progress lines in the log.
     pub progress_every: Duration,
+    /// Prune past the rail (`recover --force-prune`): an empty answer or a
+    /// removal over `prune_limit` is pruned all the same. Incomplete answers
+    /// still prune nothing.
+    pub force_prune: bool,
 }
 
 impl Default for RecoverOptions {
@@ -40,6 +49,7 @@ impl Default for RecoverOptions {
         RecoverOptions {
             dry_run: false,
             progress_every: Duration::from_secs(5),
+            force_prune: false,
         }
     }
 }
@@ -51,6 +61,8 @@ pub struct QuerySummary {
     pub link: String,
     /// How it ended.
     pub outcome: String,
+    /// How it ended, as a stable code (`complete`, `connection-refused`, ...).
+    pub outcome_code: String,
     /// Whether the answer is whole.
     pub complete: bool,
     /// Tries made.
@@ -72,6 +84,8 @@ pub struct ServerSummary {
     pub bindings: u64,
     /// Short status: `complete`, or the first query's problem.
     pub status: String,
+    /// The status as a stable code (see [`QuerySummary::outcome_code`]).
+    pub status_code: String,
     /// Milliseconds from start to its last answer.
     pub duration_ms: u64,
     /// Connections made.
@@ -91,6 +105,8 @@ pub struct RejectedSummary {
     pub server: String,
     /// Why it got no route.
     pub reason: String,
+    /// Why, as a stable code (`outside-pools`, `no-interface`, ...).
+    pub reason_code: String,
 }
 
 /// A route the table refused.
@@ -102,6 +118,8 @@ pub struct FailedSummary {
     pub op: String,
     /// The error.
     pub error: String,
+    /// The error as a stable code: the kernel's errno name (`ENODEV`).
+    pub error_code: String,
 }
 
 /// A disagreement between servers.
@@ -117,6 +135,61 @@ pub struct ConflictSummary {
     pub loser_server: String,
     /// Client it names.
     pub loser_client: String,
+    /// Always `servers-disagree`.
+    pub code: &'static str,
+}
+
+/// A prefix whose key (table, prefix, metric) holds a route that is not
+/// ours: the route is left in place and the prefix gets none of ours.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForeignConflictSummary {
+    /// The prefix.
+    pub prefix: String,
+    /// The client the winning binding names.
+    pub client: String,
+    /// The server of the winning binding.
+    pub server: String,
+    /// The other route's protocol tag (`null`: unknown).
+    pub protocol: Option<u8>,
+    /// The other route's next hop, if any.
+    pub via: Option<String>,
+    /// The other route's interface, if any.
+    pub dev: Option<String>,
+    /// Always `foreign-route`.
+    pub code: &'static str,
+}
+
+/// One of our routes whose next hop or interface changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct MovedSummary {
+    /// Destination.
+    pub prefix: String,
+    /// Next hop before.
+    pub old_via: String,
+    /// Interface before.
+    pub old_dev: String,
+    /// Next hop now.
+    pub via: String,
+    /// Interface now.
+    pub dev: String,
+}
+
+/// What became of pruning.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PruneSummary {
+    /// `done`, `off`, `skipped` or `refused`.
+    pub state: &'static str,
+    /// Why it did not run, as a stable code (`prune-off`,
+    /// `incomplete-answer`, `interrupted`, `empty-answer`, `over-limit`).
+    pub reason_code: Option<&'static str>,
+    /// Why it did not run, in words.
+    pub reason: Option<String>,
+    /// Our routes listed at the start.
+    pub ours: usize,
+    /// Our routes no binding backs (removed, or that a prune would remove).
+    pub candidates: usize,
+    /// The rail (`prune_limit`).
+    pub limit: Option<String>,
 }
 
 /// One change a dry run would make.
@@ -158,6 +231,14 @@ pub struct RouteSummary {
     /// Dry run only: what would change.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<ChangeSummary>,
+    /// Prefixes left to a route that is not ours.
+    pub foreign_conflicts: Vec<ForeignConflictSummary>,
+    /// Our routes removed (dry run: that would be), as they were.
+    pub removed_routes: Vec<ChangeSummary>,
+    /// Our routes whose next hop or interface changed.
+    pub moved_routes: Vec<MovedSummary>,
+    /// Pruning.
+    pub prune: PruneSummary,
 }
 
 /// What `recover` did: printed as text or as one JSON object.
@@ -179,6 +260,10 @@ pub struct Summary {
     pub routes: RouteSummary,
     /// Servers' disagreements.
     pub conflicts: Vec<ConflictSummary>,
+    /// Interfaces `[routes.interfaces]` names that did not exist.
+    pub missing_interfaces: Vec<String>,
+    /// Things the operator should know (e.g. the dry run's relay DUID).
+    pub notes: Vec<String>,
     /// Milliseconds from start to the first binding.
     pub first_binding_ms: Option<u64>,
     /// Milliseconds from start to the first route in the table.
@@ -197,6 +282,19 @@ pub enum RecoverError {
     /// The route table failed as a whole.
     #[error(transparent)]
     Table(#[from] TableError),
+    /// We may not change routes: found before any server is asked.
+    #[error("changing routes needs CAP_NET_ADMIN ({0}): run as root, or through pdrestore.service, which grants it; `pdrestore recover --dry-run` needs no privilege")]
+    NoPermission(TableError),
+}
+
+impl RecoverError {
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RecoverError::NoPermission(_) => EXIT_NOPERM,
+            RecoverError::Table(_) => 70,
+        }
+    }
 }
 
 fn ms(d: Duration) -> u64 {
@@ -231,26 +329,104 @@ fn server_summary(r: &ServerReport, links: &[std::net::Ipv6Addr]) -> ServerSumma
                 .map(|l| l.to_string())
                 .unwrap_or_default(),
             outcome: q.outcome.to_string(),
+            outcome_code: q.outcome.code(),
             complete: q.outcome.is_complete(),
             attempts: q.attempts,
             bindings: q.bindings,
         })
         .collect();
-    let status = queries
+    let (status, status_code) = queries
         .iter()
         .find(|q| !q.complete)
-        .map(|q| q.outcome.clone())
-        .unwrap_or_else(|| "complete".into());
+        .map(|q| (q.outcome.clone(), q.outcome_code.clone()))
+        .unwrap_or_else(|| ("complete".into(), "complete".into()));
     ServerSummary {
         server: r.server.to_string(),
         server_id: r.server_id.as_ref().map(|d| d.to_hex()),
         complete: r.is_complete(),
         bindings: r.bindings(),
         status,
+        status_code,
         duration_ms: ms(r.duration),
         connections: r.connections,
         queries,
     }
+}
+
+/// The interfaces `[routes.interfaces]` names, in order, once each.
+fn mapped_interfaces(config: &Config) -> Vec<String> {
+    let mut v: Vec<String> = config.routes.interfaces.values().cloned().collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Wait, at most `config.interface_wait`, until every interface that
+/// `[routes.interfaces]` names exists and is up; returns those that still
+/// do not (or are down). Routes out of an interface that is not there
+/// cannot be installed, and a VLAN or bond often comes up a few seconds
+/// after pdrestore starts at boot.
+pub async fn wait_for_interfaces(
+    table: &mut NetlinkTable,
+    config: &Config,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<Vec<String>, TableError> {
+    let wanted = mapped_interfaces(config);
+    let until = Instant::now() + config.interface_wait;
+    tokio::pin!(stop);
+    let mut told = false;
+    loop {
+        let links = table.links()?;
+        let missing: Vec<String> = wanted
+            .iter()
+            .filter(|w| !links.iter().any(|l| *l.name == ***w && l.up))
+            .cloned()
+            .collect();
+        if missing.is_empty() || Instant::now() >= until {
+            return Ok(missing);
+        }
+        if !told {
+            told = true;
+            tracing::info!(
+                missing = missing.join(" "),
+                wait = %humantime::format_duration(config.interface_wait),
+                "waiting for interfaces to exist and be up"
+            );
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = &mut stop => return Ok(missing),
+        }
+    }
+}
+
+/// `pdrestore recover` in the calling thread's network namespace: open the
+/// kernel's table, make sure we may change it (before asking any server),
+/// wait for the interfaces the configuration names, then [`recover`].
+pub async fn run(
+    config: &Config,
+    relay: &Duid,
+    opts: &RecoverOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<Summary, RecoverError> {
+    let stop = stop.shared();
+    let mut table = NetlinkTable::open()?;
+    if !opts.dry_run {
+        table.check_write_access().map_err(|e| {
+            if e.is_permission_denied() {
+                RecoverError::NoPermission(e)
+            } else {
+                RecoverError::Table(e)
+            }
+        })?;
+    }
+    let missing = wait_for_interfaces(&mut table, config, stop.clone()).await?;
+    for m in &missing {
+        tracing::warn!(interface = %m, "interface named in [routes.interfaces] is missing or down");
+    }
+    let interfaces = table.interfaces()?;
+    let (summary, _) = recover(config, relay, table, interfaces, opts, stop).await?;
+    Ok(summary)
 }
 
 /// Run the recovery into `table`, whose interfaces are `interfaces`.
@@ -265,10 +441,15 @@ pub async fn recover<T: RouteTable>(
 ) -> Result<(Summary, T), RecoverError> {
     let start = Instant::now();
     let settings = config.plan_settings(relay.clone());
+    let missing_interfaces: Vec<String> = mapped_interfaces(config)
+        .into_iter()
+        .filter(|m| !interfaces.iter().any(|i| *i.name == **m))
+        .collect();
     let mut installer = Installer::start(table, settings, interfaces.clone(), opts.dry_run).await?;
     // Bindings become compact claims, their routes planned, on the connection tasks.
     let mut fan = Fanout::spawn_with(fanout_config(config, relay), installer.mapper());
     let mut reports: Vec<Option<ServerReport>> = vec![None; config.servers.len()];
+    let mut per_server: Vec<u64> = vec![0; config.servers.len()];
     let mut received: u64 = 0;
     let mut first_binding = None;
     let mut last_progress = start;
@@ -305,6 +486,9 @@ pub async fn recover<T: RouteTable>(
             Update::Bindings(batch) => {
                 for d in batch {
                     received += 1;
+                    if let Some(n) = per_server.get_mut(d.server_index) {
+                        *n += 1;
+                    }
                     let t = now_ms(d.received);
                     first_binding.get_or_insert(t);
                     let server = u16::try_from(d.server_index).unwrap_or(u16::MAX);
@@ -325,18 +509,32 @@ pub async fn recover<T: RouteTable>(
                 }
             }
             Update::ServerDone(r) => {
-                tracing::info!("{r}");
+                if r.is_complete() {
+                    tracing::info!("{r}");
+                } else {
+                    tracing::warn!("{r}");
+                }
                 if let Some(slot) = reports.get_mut(r.server_index) {
                     *slot = Some(r);
                 }
             }
         }
     }
-    let all_complete = !interrupted
-        && reports
-            .iter()
-            .all(|r| r.as_ref().is_some_and(|r| r.is_complete()));
-    let prune = config.routes.prune && all_complete;
+    let all_complete = reports
+        .iter()
+        .all(|r| r.as_ref().is_some_and(|r| r.is_complete()));
+    let prune = if !config.routes.prune {
+        PruneRule::Off
+    } else if interrupted {
+        PruneRule::Skip(PruneSkip::Interrupted)
+    } else if !all_complete {
+        PruneRule::Skip(PruneSkip::IncompleteAnswer)
+    } else {
+        PruneRule::Allowed {
+            limit: config.routes.prune_limit,
+            force: opts.force_prune,
+        }
+    };
     let end_ms = now_ms(Instant::now());
     let (report, table) = installer.finish(end_ms, prune).await?;
     let end = Instant::now();
@@ -344,21 +542,23 @@ pub async fn recover<T: RouteTable>(
         .servers
         .iter()
         .zip(&reports)
-        .map(|(s, r)| match r {
+        .zip(&per_server)
+        .map(|((s, r), &got)| match r {
             Some(r) => server_summary(r, &config.links),
             None => ServerSummary {
                 server: s.socket_addr().to_string(),
                 server_id: None,
                 complete: false,
-                bindings: 0,
+                bindings: got,
                 status: "interrupted".into(),
+                status_code: "interrupted".into(),
                 duration_ms: ms(end - start),
                 connections: 0,
                 queries: Vec::new(),
             },
         })
         .collect();
-    let summary = summarise(
+    let mut summary = summarise(
         relay,
         opts.dry_run,
         interrupted,
@@ -369,7 +569,66 @@ pub async fn recover<T: RouteTable>(
         ms(end - start),
         config,
     );
+    summary.missing_interfaces = missing_interfaces;
+    summary.settle_outcome();
     Ok((summary, table))
+}
+
+fn change_summary(op: &str, route: &Route) -> ChangeSummary {
+    ChangeSummary {
+        op: op.into(),
+        prefix: route.prefix.to_string(),
+        via: route.gateway.to_string(),
+        dev: route.interface.to_string(),
+        expires: route.expires,
+    }
+}
+
+fn prune_summary(p: &PruneReport) -> PruneSummary {
+    let (state, code, reason) = match p.state {
+        PruneState::Done => ("done", None, None),
+        PruneState::Off => (
+            "off",
+            Some("prune-off"),
+            Some("prune is off in the configuration".to_string()),
+        ),
+        PruneState::Skipped(PruneSkip::IncompleteAnswer) => (
+            "skipped",
+            Some("incomplete-answer"),
+            Some("not every server answered completely".to_string()),
+        ),
+        PruneState::Skipped(PruneSkip::Interrupted) => (
+            "skipped",
+            Some("interrupted"),
+            Some("the run was interrupted".to_string()),
+        ),
+        PruneState::Refused(PruneRefusal::EmptyAnswer) => (
+            "refused",
+            Some("empty-answer"),
+            Some(format!(
+                "every server answered with no binding at all, which would remove all {} of our routes: check relay_duid, links and the servers' leases (recover --force-prune removes them)",
+                p.candidates
+            )),
+        ),
+        PruneState::Refused(PruneRefusal::OverLimit) => (
+            "refused",
+            Some("over-limit"),
+            Some(format!(
+                "it would remove {} of our {} routes, more than prune_limit {} allows (recover --force-prune removes them)",
+                p.candidates,
+                p.ours,
+                p.limit.map(|l| l.to_string()).unwrap_or_default()
+            )),
+        ),
+    };
+    PruneSummary {
+        state,
+        reason_code: code,
+        reason,
+        ours: p.ours,
+        candidates: p.candidates,
+        limit: p.limit.map(|l| l.to_string()),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -405,6 +664,7 @@ fn summarise(
                 client: x.client.to_hex(),
                 server: name(x.server),
                 reason: x.reason.to_string(),
+                reason_code: x.reason.code().to_string(),
             })
             .collect(),
         failed: r
@@ -414,6 +674,7 @@ fn summarise(
                 prefix: f.prefix.to_string(),
                 op: f.op.to_string(),
                 error: f.message.clone(),
+                error_code: f.code(),
             })
             .collect(),
         pruned: r.pruned,
@@ -421,21 +682,38 @@ fn summarise(
         changes: r
             .dry_run_changes
             .iter()
-            .map(|c| {
-                let (op, route) = match c {
-                    crate::routes::Change::Add(x) => ("add", x),
-                    crate::routes::Change::Replace { new, .. } => ("replace", new),
-                    crate::routes::Change::Remove(x) => ("remove", x),
-                };
-                ChangeSummary {
-                    op: op.into(),
-                    prefix: route.prefix.to_string(),
-                    via: route.gateway.to_string(),
-                    dev: route.interface.to_string(),
-                    expires: route.expires,
-                }
+            .map(|c| change_summary(c.op().as_str(), c.route()))
+            .collect(),
+        foreign_conflicts: r
+            .foreign_conflicts
+            .iter()
+            .map(|c| ForeignConflictSummary {
+                prefix: c.prefix.to_string(),
+                client: c.client.to_hex(),
+                server: name(c.server),
+                protocol: c.foreign.protocol,
+                via: c.foreign.gateway.map(|g| g.to_string()),
+                dev: c.foreign.interface.as_ref().map(|d| d.to_string()),
+                code: "foreign-route",
             })
             .collect(),
+        removed_routes: r
+            .removals
+            .iter()
+            .map(|x| change_summary("remove", x))
+            .collect(),
+        moved_routes: r
+            .moved
+            .iter()
+            .map(|(old, new)| MovedSummary {
+                prefix: new.prefix.to_string(),
+                old_via: old.gateway.to_string(),
+                old_dev: old.interface.to_string(),
+                via: new.gateway.to_string(),
+                dev: new.interface.to_string(),
+            })
+            .collect(),
+        prune: prune_summary(&r.prune),
     };
     let conflicts = r
         .conflicts
@@ -446,17 +724,9 @@ fn summarise(
             winner_client: c.winner.1.to_hex(),
             loser_server: name(c.loser.0),
             loser_client: c.loser.1.to_hex(),
+            code: "servers-disagree",
         })
         .collect();
-    let servers_ok = !interrupted && servers.iter().all(|s| s.complete);
-    let in_place = r.planned.saturating_sub(r.failed.len());
-    let (outcome, exit_code) = if servers_ok && r.failed.is_empty() {
-        ("complete", EXIT_OK)
-    } else if in_place == 0 {
-        ("failed", EXIT_NOTHING)
-    } else {
-        ("partial", EXIT_PARTIAL)
-    };
     Summary {
         relay_duid: relay.to_hex(),
         dry_run,
@@ -466,15 +736,45 @@ fn summarise(
         expired: r.expired,
         routes,
         conflicts,
+        missing_interfaces: Vec::new(),
+        notes: Vec::new(),
         first_binding_ms,
         first_route_ms: r.first_route_at,
         duration_ms,
-        outcome: outcome.into(),
-        exit_code,
+        outcome: String::new(),
+        exit_code: EXIT_OK,
     }
 }
 
 impl Summary {
+    /// Set `outcome` and `exit_code` from the rest: `complete` (0) when
+    /// every server answered whole, every planned route is in place, no
+    /// prefix was refused for a missing interface and the prune rail
+    /// refused nothing; `failed` (2) when nothing is in place and a server, a route
+    /// or an interface failed; `partial` (1) otherwise.
+    pub fn settle_outcome(&mut self) {
+        let r = &self.routes;
+        let servers_ok = !self.interrupted && self.servers.iter().all(|s| s.complete);
+        // Prefixes refused for want of an interface may be routed once it
+        // is up: not complete. A missing interface nothing needed is only
+        // reported.
+        let no_interface = r
+            .rejected
+            .iter()
+            .any(|x| matches!(x.reason_code.as_str(), "no-interface" | "missing-interface"));
+        let refused = r.prune.state == "refused";
+        let in_place = r.planned.saturating_sub(r.failed.len());
+        let (outcome, code) = if servers_ok && r.failed.is_empty() && !no_interface && !refused {
+            ("complete", EXIT_OK)
+        } else if in_place == 0 && (!servers_ok || !r.failed.is_empty() || no_interface) {
+            ("failed", EXIT_NOTHING)
+        } else {
+            ("partial", EXIT_PARTIAL)
+        };
+        self.outcome = outcome.into();
+        self.exit_code = code;
+    }
+
     /// The human-readable summary.
     pub fn to_text(&self) -> String {
         use std::fmt::Write;
@@ -487,6 +787,9 @@ impl Summary {
             self.outcome,
             self.duration_ms as f64 / 1000.0
         );
+        for n in &self.notes {
+            let _ = writeln!(s, "  note: {n}");
+        }
         for v in &self.servers {
             let _ = writeln!(
                 s,
@@ -500,16 +803,23 @@ impl Summary {
         let r = &self.routes;
         let _ = writeln!(
             s,
-            "  routes: {} planned, {} added, {} replaced, {} unchanged, {} removed{}, {} rejected, {} failed",
+            "  routes: {} planned, {} added, {} replaced, {} unchanged, {} removed{}, {} rejected, {} failed, {} foreign",
             r.planned,
             r.added,
             r.replaced,
             r.unchanged,
             r.removed,
-            if r.pruned { "" } else { " (prune off)" },
+            if r.pruned { "" } else { " (no prune)" },
             r.rejected.len(),
-            r.failed.len()
+            r.failed.len(),
+            r.foreign_conflicts.len()
         );
+        if let Some(why) = &r.prune.reason {
+            let _ = writeln!(s, "  prune {}: {why}", r.prune.state);
+        }
+        for m in &self.missing_interfaces {
+            let _ = writeln!(s, "  missing interface: {m} (named in [routes.interfaces])");
+        }
         for c in r.changes.iter().take(50) {
             let _ = writeln!(
                 s,
@@ -522,6 +832,55 @@ impl Summary {
                 s,
                 "    ... {} more changes (see --json)",
                 r.changes.len() - 50
+            );
+        }
+        if !self.dry_run {
+            for c in r.removed_routes.iter().take(20) {
+                let _ = writeln!(s, "    removed {} via {} dev {}", c.prefix, c.via, c.dev);
+            }
+            if r.removed_routes.len() > 20 {
+                let _ = writeln!(
+                    s,
+                    "    ... {} more removed (see --json)",
+                    r.removed_routes.len() - 20
+                );
+            }
+        }
+        for m in r.moved_routes.iter().take(20) {
+            let _ = writeln!(
+                s,
+                "    moved {} from {} dev {} to {} dev {}",
+                m.prefix, m.old_via, m.old_dev, m.via, m.dev
+            );
+        }
+        if r.moved_routes.len() > 20 {
+            let _ = writeln!(
+                s,
+                "    ... {} more moved (see --json)",
+                r.moved_routes.len() - 20
+            );
+        }
+        for c in r.foreign_conflicts.iter().take(20) {
+            let proto = c.protocol.map_or("?".to_string(), |p| p.to_string());
+            let _ = writeln!(
+                s,
+                "    foreign {}: a route of protocol {proto}{}{} holds it; left in place",
+                c.prefix,
+                c.via
+                    .as_ref()
+                    .map(|v| format!(" via {v}"))
+                    .unwrap_or_default(),
+                c.dev
+                    .as_ref()
+                    .map(|d| format!(" dev {d}"))
+                    .unwrap_or_default(),
+            );
+        }
+        if r.foreign_conflicts.len() > 20 {
+            let _ = writeln!(
+                s,
+                "    ... {} more foreign (see --json)",
+                r.foreign_conflicts.len() - 20
             );
         }
         for x in r.rejected.iter().take(20) {

@@ -210,7 +210,7 @@ pub async fn run_inside(opts: &DemoOptions) -> Result<Summary, DemoError> {
     )
     .await
     .map_err(|e| DemoError::Other(e.to_string()))?;
-    let _ = table.list_owned(254, 16).await;
+    let _ = table.sync().await;
     for h in handles {
         let _ = h.shutdown().await;
     }
@@ -220,7 +220,8 @@ pub async fn run_inside(opts: &DemoOptions) -> Result<Summary, DemoError> {
 fn print_result(summary: &Summary, routes: &str, show: usize) {
     let lines: Vec<&str> = routes.lines().collect();
     println!(
-        "== kernel routes with protocol 16 in the demo namespace ({} routes) ==",
+        "== kernel routes with protocol {} (pdrestore) in the demo namespace ({} routes) ==",
+        crate::config::DEFAULT_PROTOCOL,
         lines.len()
     );
     let n = if show == 0 {
@@ -248,7 +249,8 @@ pub fn run_as_root(opts: &DemoOptions) -> Result<Summary, DemoError> {
     }
     let o = opts.clone();
     let summary = ns.run(move || async move { run_inside(&o).await })??;
-    let routes = ns.ip(["-6", "route", "show", "proto", "16"])?;
+    let proto = crate::config::DEFAULT_PROTOCOL.to_string();
+    let routes = ns.ip(["-6", "route", "show", "proto", &proto])?;
     print_result(&summary, &routes, opts.show);
     Ok(summary)
 }
@@ -264,8 +266,9 @@ pub fn run_in_current_namespace(opts: &DemoOptions) -> Result<Summary, DemoError
         .build()
         .map_err(|e| DemoError::Other(e.to_string()))?;
     let summary = rt.block_on(run_inside(opts))?;
+    let proto = crate::config::DEFAULT_PROTOCOL.to_string();
     let routes =
-        String::from_utf8_lossy(&ip(["-6", "route", "show", "proto", "16"])?.stdout).into_owned();
+        String::from_utf8_lossy(&ip(["-6", "route", "show", "proto", &proto])?.stdout).into_owned();
     print_result(&summary, &routes, opts.show);
     Ok(summary)
 }

@@ -75,8 +75,23 @@ pub fn relay_duid(
     configured: Option<&Duid>,
     state_dir: &Path,
 ) -> Result<(Duid, DuidSource), IdentityError> {
+    if let Some(found) = lookup(configured, state_dir)? {
+        return Ok(found);
+    }
+    let path = state_dir.join(DUID_FILE);
+    let d = generate();
+    store(&path, &d)?;
+    Ok((d, DuidSource::Generated(path)))
+}
+
+/// The relay DUID when it is configured or stored, without creating
+/// anything (`check-config`, `recover --dry-run`); `None` before the first run.
+pub fn lookup(
+    configured: Option<&Duid>,
+    state_dir: &Path,
+) -> Result<Option<(Duid, DuidSource)>, IdentityError> {
     if let Some(d) = configured {
-        return Ok((d.clone(), DuidSource::Configured));
+        return Ok(Some((d.clone(), DuidSource::Configured)));
     }
     let path = state_dir.join(DUID_FILE);
     match std::fs::read_to_string(&path) {
@@ -85,13 +100,9 @@ pub fn relay_duid(
                 path: path.clone(),
                 why,
             })?;
-            Ok((d, DuidSource::Stored(path)))
+            Ok(Some((d, DuidSource::Stored(path))))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let d = generate();
-            store(&path, &d)?;
-            Ok((d, DuidSource::Generated(path)))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(IdentityError::Read { path, source }),
     }
 }

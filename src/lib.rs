@@ -5,6 +5,8 @@
 //! - [`proto`]: the sans-IO protocol core: wire codec, bindings, framing.
 //! - [`transport`]: the tokio shell: framed TCP connections.
 //! - [`agent`]: `pdrestore recover`, the main job, end to end.
+//! - [`cli`]: the command line (clap), shared by the binary and [`docs`].
+//! - [`docs`]: the generated man pages, completions and configuration reference.
 //! - [`config`]: the TOML configuration file.
 //! - [`demo`]: `pdrestore demo`, the embedded default in a private namespace.
 //! - [`decode`]: `pdrestore decode`, reading captured byte streams.
@@ -20,9 +22,11 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod demo;
+pub mod docs;
 pub mod identity;
 pub mod netns;
 pub mod proto;

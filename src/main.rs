@@ -1,112 +1,9 @@
 //! The `pdrestore` command line.
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use pdrestore::cli::{Cli, Command};
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// Restore IPv6 delegated-prefix routes on a DHCPv6 relay with Bulk Leasequery (RFC 5460).
-#[derive(Parser, Debug)]
-#[command(name = "pdrestore", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Write the man pages and shell completions generated from this command line.
-    ///
-    /// Writes DIR/man/pdrestore.8 (and one page per subcommand) and
-    /// DIR/completions/{pdrestore.bash,_pdrestore,pdrestore.fish}.
-    #[command(hide = true)]
-    GenerateDocs {
-        /// Output directory (the repository keeps them under docs/).
-        dir: PathBuf,
-    },
-    /// Run the whole job on an embedded default, in a private network namespace.
-    ///
-    /// Starts two lab servers in-process with synthetic bindings that partly
-    /// disagree, creates a private network namespace with veth client links
-    /// (as root with `ip netns`, otherwise in an unprivileged user+network
-    /// namespace), runs the real recovery into it, prints the kernel routes
-    /// and the summary, and cleans up. The host's routes are never touched.
-    Demo {
-        /// Bindings per server.
-        #[arg(long, default_value_t = 2000)]
-        bindings: u64,
-        /// Client-facing links (veth pairs).
-        #[arg(long, default_value_t = 4)]
-        links: u32,
-        /// Routes to print (0 = all).
-        #[arg(long, default_value_t = 12)]
-        show: usize,
-        /// Internal: already inside a private network namespace.
-        #[arg(long, hide = true)]
-        in_private_netns: bool,
-    },
-    /// Restore the delegated-prefix routes: query every server, reconcile, install.
-    ///
-    /// Exit status: 0 every server answered and every planned route is in
-    /// place; 1 partial (a server failed or a route did, but something was
-    /// restored); 2 nothing restored; 64 usage error; 70 internal error (route
-    /// table unusable); 78 configuration error. SIGTERM/SIGINT stop cleanly:
-    /// what was received is installed, nothing is pruned, a rerun converges.
-    Recover {
-        /// Configuration file.
-        #[arg(long, short, default_value = pdrestore::config::DEFAULT_PATH)]
-        config: PathBuf,
-        /// Plan and print the changes; touch nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Print the summary as one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print the relay DUID (hex and colon-hex) and where it comes from.
-    ///
-    /// The DUID is the configured `relay_duid`, or the one stored in the state
-    /// directory, or a new one generated and stored now (RFC 5460 5.4.1). Set
-    /// it as the Relay-ID in the relay agent's configuration.
-    Duid {
-        /// Configuration file.
-        #[arg(long, short, default_value = pdrestore::config::DEFAULT_PATH)]
-        config: PathBuf,
-    },
-    /// Validate the configuration file and print the effective settings.
-    CheckConfig {
-        /// Configuration file.
-        #[arg(long, short, default_value = pdrestore::config::DEFAULT_PATH)]
-        config: PathBuf,
-    },
-    /// Decode a captured byte stream of framed DHCPv6 messages (RFC 5460 5.1 framing).
-    ///
-    /// Prints every message (type, xid, status) and every binding. Exit code 0
-    /// when everything decoded, 1 when some frame or option was malformed.
-    Decode {
-        /// The capture file (e.g. a Kea `*.response.bin`); `-` reads standard input.
-        file: PathBuf,
-        /// One JSON object per line instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Ask DHCPv6 servers for their bindings with Bulk Leasequery (RFC 5460), all servers at once.
-    ///
-    /// Exactly one query: --relay-id, --link-address, --remote-id, --client-id or
-    /// --address. Bindings are printed as they arrive (a table, or one JSON object
-    /// per line with --json); a summary per server (bindings, outcome, duration)
-    /// goes to stderr at the end.
-    ///
-    /// Exit codes: 0 every server's answer was whole (its bindings, or none
-    /// matching); 1 some server's answer was not (partial, timed out, refused, or a
-    /// status such as NotConfigured), after the retries; 64 bad arguments;
-    /// 70 a server called our query malformed (MalformedQuery: a pdrestore bug);
-    /// 74 standard output could not be written.
-    Query(Box<pdrestore::requestor::cli::QueryArgs>),
-    /// Serve bindings over Bulk Leasequery (RFC 5460): a lab and test server
-    /// that can misbehave on purpose.
-    LabServer(Box<pdrestore::server::cli::LabServerArgs>),
-}
 
 /// Exit status for command-line usage errors (sysexits EX_USAGE).
 const EXIT_USAGE: u8 = 64;
@@ -135,25 +32,21 @@ fn main() -> ExitCode {
         Command::Decode { file, json } => cmd_decode(&file, json),
         Command::Query(args) => pdrestore::requestor::cli::run(*args),
         Command::Duid { config } => cmd_duid(&config),
-        Command::GenerateDocs { dir } => cmd_generate_docs(&dir),
         Command::Demo {
             bindings,
             links,
             show,
-            in_private_netns,
-        } => cmd_demo(
-            pdrestore::demo::DemoOptions {
-                bindings,
-                links,
-                show,
-            },
-            in_private_netns,
-        ),
+        } => cmd_demo(pdrestore::demo::DemoOptions {
+            bindings,
+            links,
+            show,
+        }),
         Command::Recover {
             config,
             dry_run,
             json,
-        } => cmd_recover(&config, dry_run, json),
+            force_prune,
+        } => cmd_recover(&config, dry_run, json, force_prune),
         Command::LabServer(args) => pdrestore::server::cli::run(*args),
         Command::CheckConfig { config } => cmd_check_config(&config),
     }
@@ -186,14 +79,57 @@ fn cmd_duid(path: &std::path::Path) -> ExitCode {
 }
 
 fn cmd_check_config(path: &std::path::Path) -> ExitCode {
-    match load_config(path) {
-        Ok(config) => {
-            print!("{}", config.to_toml());
-            eprintln!("{}: OK", path.display());
-            ExitCode::SUCCESS
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("pdrestore: {}: {e}", path.display());
+            return ExitCode::from(EXIT_CONFIG);
         }
-        Err(code) => code,
+    };
+    let config = match pdrestore::config::Config::parse(&text, path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pdrestore: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    print!("{}", config.to_toml());
+    // The effective identities, without creating anything.
+    match pdrestore::identity::lookup(config.relay_duid.as_ref(), &config.state_directory) {
+        Ok(Some((relay, source))) => {
+            println!("# relay DUID: {} ({source})", relay.to_hex());
+            let requestor = config.requestor_duid.clone().unwrap_or(relay);
+            println!("# requestor DUID: {}", requestor.to_hex());
+        }
+        Ok(None) => {
+            println!(
+                "# relay DUID: none yet; the first `pdrestore recover` (or `pdrestore duid`) generates one in {}",
+                config.state_directory.display()
+            );
+            match &config.requestor_duid {
+                Some(d) => println!("# requestor DUID: {}", d.to_hex()),
+                None => println!("# requestor DUID: the relay DUID"),
+            }
+        }
+        Err(e) => {
+            eprintln!("pdrestore: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
     }
+    if !config.routes.interfaces.is_empty() {
+        let links = pdrestore::routes::NetlinkTable::open().and_then(|mut t| t.links());
+        match links {
+            Ok(links) => {
+                let names: Vec<&str> = links.iter().map(|l| &*l.name).collect();
+                for w in config.interface_warnings(&text, path, &names) {
+                    eprintln!("{w}");
+                }
+            }
+            Err(e) => eprintln!("pdrestore: cannot list this machine's interfaces: {e}"),
+        }
+    }
+    eprintln!("{}: OK", path.display());
+    ExitCode::SUCCESS
 }
 
 fn cmd_decode(file: &std::path::Path, json: bool) -> ExitCode {
@@ -235,13 +171,18 @@ fn cmd_decode(file: &std::path::Path, json: bool) -> ExitCode {
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` (tracing-subscriber syntax) sets the level, `default` otherwise.
+/// Logs go to stderr; `RUST_LOG` (tracing-subscriber syntax) sets the
+/// level, `default` otherwise. Colour only on a terminal, and never with
+/// `NO_COLOR` set (no escape codes in journald).
 fn init_logging(default: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .init();
 }
 
@@ -258,16 +199,29 @@ async fn stop_signal() {
     }
 }
 
-fn cmd_recover(path: &std::path::Path, dry_run: bool, json: bool) -> ExitCode {
+fn cmd_recover(path: &std::path::Path, dry_run: bool, json: bool, force_prune: bool) -> ExitCode {
     let config = match load_config(path) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let relay = match pdrestore::identity::relay_duid(
-        config.relay_duid.as_ref(),
-        &config.state_directory,
-    ) {
-        Ok((d, _)) => d,
+    let mut notes = Vec::new();
+    // A dry run creates nothing, not even the relay DUID.
+    let relay = if dry_run {
+        pdrestore::identity::lookup(config.relay_duid.as_ref(), &config.state_directory).map(|found| {
+            found.map(|(d, _)| d).unwrap_or_else(|| {
+                notes.push(format!(
+                    "no relay DUID is configured or stored in {} yet: this dry run asked with a temporary one, which no server knows",
+                    config.state_directory.display()
+                ));
+                pdrestore::identity::generate()
+            })
+        })
+    } else {
+        pdrestore::identity::relay_duid(config.relay_duid.as_ref(), &config.state_directory)
+            .map(|(d, _)| d)
+    };
+    let relay = match relay {
+        Ok(d) => d,
         Err(e) => {
             eprintln!("pdrestore: {e}");
             return ExitCode::from(EXIT_CONFIG);
@@ -283,17 +237,15 @@ fn cmd_recover(path: &std::path::Path, dry_run: bool, json: bool) -> ExitCode {
             return ExitCode::from(70);
         }
     };
-    let result = rt.block_on(async {
-        let mut table = pdrestore::routes::NetlinkTable::open()?;
-        let interfaces = table.interfaces()?;
-        let opts = pdrestore::agent::RecoverOptions {
-            dry_run,
-            ..Default::default()
-        };
-        pdrestore::agent::recover(&config, &relay, table, interfaces, &opts, stop_signal()).await
-    });
+    let opts = pdrestore::agent::RecoverOptions {
+        dry_run,
+        force_prune,
+        ..Default::default()
+    };
+    let result = rt.block_on(pdrestore::agent::run(&config, &relay, &opts, stop_signal()));
     match result {
-        Ok((summary, _)) => {
+        Ok(mut summary) => {
+            summary.notes.extend(notes);
             if json {
                 println!(
                     "{}",
@@ -306,13 +258,16 @@ fn cmd_recover(path: &std::path::Path, dry_run: bool, json: bool) -> ExitCode {
         }
         Err(e) => {
             eprintln!("pdrestore: {e}");
-            ExitCode::from(70)
+            ExitCode::from(e.exit_code())
         }
     }
 }
 
-fn cmd_demo(opts: pdrestore::demo::DemoOptions, in_private_netns: bool) -> ExitCode {
-    let result = if in_private_netns {
+/// Set by the demo for its own second run inside a user + network namespace.
+const DEMO_INSIDE: &str = "PDRESTORE_DEMO_IN_PRIVATE_NETNS";
+
+fn cmd_demo(opts: pdrestore::demo::DemoOptions) -> ExitCode {
+    let result = if std::env::var_os(DEMO_INSIDE).is_some() {
         pdrestore::demo::run_in_current_namespace(&opts)
     } else if pdrestore::netns::can_create() {
         pdrestore::demo::run_as_root(&opts)
@@ -328,9 +283,9 @@ fn cmd_demo(opts: pdrestore::demo::DemoOptions, in_private_netns: bool) -> ExitC
         let status = std::process::Command::new("unshare")
             .args(["--user", "--map-root-user", "--net", "--"])
             .arg(exe)
+            .env(DEMO_INSIDE, "1")
             .args([
                 "demo",
-                "--in-private-netns",
                 "--bindings",
                 &opts.bindings.to_string(),
                 "--links",
@@ -352,46 +307,6 @@ fn cmd_demo(opts: pdrestore::demo::DemoOptions, in_private_netns: bool) -> ExitC
         Err(e) => {
             eprintln!("pdrestore demo: {e}");
             ExitCode::from(70)
-        }
-    }
-}
-
-fn cmd_generate_docs(dir: &std::path::Path) -> ExitCode {
-    use clap::CommandFactory;
-    fn write_man(cmd: &clap::Command, name: &str, dir: &std::path::Path) -> std::io::Result<()> {
-        let cmd = cmd.clone().name(name.to_string());
-        let mut buf = Vec::new();
-        clap_mangen::Man::new(cmd.clone())
-            .section("8")
-            .render(&mut buf)?;
-        std::fs::write(dir.join(format!("{name}.8")), buf)?;
-        for sub in cmd
-            .get_subcommands()
-            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
-        {
-            write_man(sub, &format!("{name}-{}", sub.get_name()), dir)?;
-        }
-        Ok(())
-    }
-    let result = (|| -> std::io::Result<()> {
-        let mut cmd = Cli::command();
-        cmd.build();
-        let man = dir.join("man");
-        let comp = dir.join("completions");
-        std::fs::create_dir_all(&man)?;
-        std::fs::create_dir_all(&comp)?;
-        write_man(&cmd, "pdrestore", &man)?;
-        use clap_complete::{generate_to, Shell};
-        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-            generate_to(shell, &mut cmd, "pdrestore", &comp)?;
-        }
-        Ok(())
-    })();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("pdrestore generate-docs: {}: {e}", dir.display());
-            ExitCode::from(74)
         }
     }
 }

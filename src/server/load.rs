@@ -17,8 +17,10 @@
 //!
 //! A line may add `"reclaimed": true` (see [`super::store`]). Blank lines,
 //! lines starting with `#`, and lines whose `kind` is not `binding` (the
-//! message lines of `decode --json`) are skipped, so a whole `decode --json`
-//! output can be served as is.
+//! message lines of `decode --json`) are skipped, and the fields that say
+//! where a record came from (`offset`, `xid`, and `query --json`'s `server`
+//! and `attempt`) are ignored, so a whole `decode --json` or `query --json`
+//! output, a real server's answer among them, can be served as is.
 
 use super::store::LeaseRecord;
 use crate::proto::duid::parse_hex;
@@ -49,6 +51,16 @@ struct Line {
     offset: Option<serde_json::Value>,
     #[serde(default)]
     xid: Option<serde_json::Value>,
+    /// `query --json`: the server that answered, and the try.
+    #[serde(default)]
+    server: Option<serde_json::Value>,
+    #[serde(default)]
+    attempt: Option<serde_json::Value>,
+    /// `decode --json` of a capture: the TCP connection and direction.
+    #[serde(default)]
+    connection: Option<serde_json::Value>,
+    #[serde(default)]
+    direction: Option<serde_json::Value>,
     client_duid: Duid,
     #[serde(default)]
     address: Option<Ipv6Addr>,
@@ -105,7 +117,15 @@ pub fn parse_json_lines(text: &str, start: u64, file: &str) -> Result<Vec<LeaseR
             Some(_) => continue,
         }
         let l: Line = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
-        let _ = (&l.kind, &l.offset, &l.xid);
+        let _ = (
+            &l.kind,
+            &l.offset,
+            &l.xid,
+            &l.server,
+            &l.attempt,
+            &l.connection,
+            &l.direction,
+        );
         let lease = match (l.address, l.prefix) {
             (Some(a), None) => LeaseKind::Address(a),
             (None, Some(p)) => LeaseKind::Prefix(p),

@@ -1,0 +1,104 @@
+//! The `pdrestore` command line (clap), shared by the binary and by the
+//! generation of the man pages and shell completions (see [`crate::docs`]).
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Restore IPv6 delegated-prefix routes on a DHCPv6 relay with Bulk Leasequery (RFC 5460).
+#[derive(Parser, Debug)]
+#[command(name = "pdrestore", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the whole job on an embedded default, in a private network namespace.
+    ///
+    /// Starts two lab servers in-process with synthetic bindings that partly
+    /// disagree, creates a private network namespace with veth client links
+    /// (as root with `ip netns`, otherwise in an unprivileged user+network
+    /// namespace), runs the real recovery into it, prints the kernel routes
+    /// and the summary, and cleans up. The host's routes are never touched.
+    Demo {
+        /// Bindings per server.
+        #[arg(long, default_value_t = 2000)]
+        bindings: u64,
+        /// Client-facing links (veth pairs).
+        #[arg(long, default_value_t = 4)]
+        links: u32,
+        /// Routes to print (0 = all).
+        #[arg(long, default_value_t = 12)]
+        show: usize,
+    },
+    /// Restore the delegated-prefix routes: query every server, reconcile, install.
+    ///
+    /// Exit status: 0 every server answered and every planned route is in
+    /// place; 1 partial (a server failed, a route did, an interface was
+    /// missing, or the prune rail refused a prune, but something was
+    /// restored); 2 nothing restored; 64 usage error; 70 internal error (route
+    /// table unusable); 77 no permission to change routes (CAP_NET_ADMIN);
+    /// 78 configuration error. SIGTERM/SIGINT stop cleanly: what was received
+    /// is installed, nothing is pruned, a rerun converges.
+    Recover {
+        /// Configuration file.
+        #[arg(long, short, default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// Plan and print the changes; touch nothing (not even the state directory).
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the summary as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Prune past the rail for this run: remove our unbacked routes even
+        /// when every server answered empty or the removal exceeds prune_limit.
+        #[arg(long)]
+        force_prune: bool,
+    },
+    /// Print the relay DUID (hex and colon-hex) and where it comes from.
+    ///
+    /// The DUID is the configured `relay_duid`, or the one stored in the state
+    /// directory, or a new one generated and stored now (RFC 5460 5.4.1). Set
+    /// it as the Relay-ID in the relay agent's configuration.
+    Duid {
+        /// Configuration file.
+        #[arg(long, short, default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Validate the configuration file and print the effective settings.
+    CheckConfig {
+        /// Configuration file.
+        #[arg(long, short, default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Decode a captured byte stream of framed DHCPv6 messages (RFC 5460 5.1 framing).
+    ///
+    /// Prints every message (type, xid, status) and every binding. Exit code 0
+    /// when everything decoded, 1 when some frame or option was malformed.
+    Decode {
+        /// The capture file (e.g. a Kea `*.response.bin`); `-` reads standard input.
+        file: PathBuf,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask DHCPv6 servers for their bindings with Bulk Leasequery (RFC 5460), all servers at once.
+    ///
+    /// Exactly one query: --relay-id, --link-address, --remote-id, --client-id or
+    /// --address. Bindings are printed as they arrive (a table, or one JSON object
+    /// per line with --json); a summary per server (bindings, outcome, duration)
+    /// goes to stderr at the end.
+    ///
+    /// Exit codes: 0 every server's answer was whole (its bindings, or none
+    /// matching); 1 some server's answer was not (partial, timed out, refused, or a
+    /// status such as NotConfigured), after the retries; 64 bad arguments;
+    /// 70 a server called our query malformed (MalformedQuery: a pdrestore bug);
+    /// 74 standard output could not be written.
+    Query(Box<crate::requestor::cli::QueryArgs>),
+    /// Serve bindings over Bulk Leasequery (RFC 5460): a lab and test server
+    /// that can misbehave on purpose.
+    LabServer(Box<crate::server::cli::LabServerArgs>),
+}
