@@ -179,21 +179,14 @@ fn check_config_and_duid() {
 }
 
 #[test]
-fn generated_man_pages_and_completions_are_current() {
-    // docs/man and docs/completions are generated from the CLI definition;
-    // regenerate with `cargo run -- generate-docs docs` when the CLI changes.
+fn generated_man_pages_completions_and_configuration_reference_are_current() {
+    // docs/man, docs/completions and docs/configuration.md are generated from
+    // the CLI definition and src/docs.rs; regenerate them with
+    // `cargo run --example generate_docs -- docs` when either changes.
     let dir = tempfile::tempdir().unwrap();
-    let out = pdrestore()
-        .arg("generate-docs")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pdrestore::docs::generate(dir.path()).unwrap();
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let stale = "run `cargo run --example generate_docs -- docs`";
     for sub in ["man", "completions"] {
         let mut fresh: Vec<_> = std::fs::read_dir(dir.path().join(sub))
             .unwrap()
@@ -205,18 +198,57 @@ fn generated_man_pages_and_completions_are_current() {
             .map(|e| e.unwrap().file_name())
             .collect();
         committed.sort();
-        assert_eq!(
-            fresh, committed,
-            "docs/{sub} file list is stale: run `cargo run -- generate-docs docs`"
-        );
+        assert_eq!(fresh, committed, "docs/{sub} file list is stale: {stale}");
         for name in fresh {
             let a = std::fs::read(dir.path().join(sub).join(&name)).unwrap();
             let b = std::fs::read(repo.join(sub).join(&name)).unwrap();
             assert!(
                 a == b,
-                "docs/{sub}/{} is stale: run `cargo run -- generate-docs docs`",
+                "docs/{sub}/{} is stale: {stale}",
                 name.to_string_lossy()
             );
         }
+    }
+    let a = std::fs::read(dir.path().join("configuration.md")).unwrap();
+    let b = std::fs::read(repo.join("configuration.md")).unwrap();
+    assert!(a == b, "docs/configuration.md is stale: {stale}");
+}
+
+#[test]
+fn man_pages_have_the_operator_sections_and_completions_no_hidden_commands() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let page = |n: &str| std::fs::read_to_string(repo.join("man").join(n)).unwrap();
+    for name in ["pdrestore.8", "pdrestore-recover.8", "pdrestore-query.8"] {
+        let p = page(name);
+        for sec in [
+            ".SH \"EXIT STATUS\"",
+            ".SH ENVIRONMENT",
+            ".SH FILES",
+            ".SH EXAMPLES",
+        ] {
+            assert!(p.contains(sec), "{name} lacks {sec}");
+        }
+        assert!(p.contains("RUST_LOG") && p.contains("NO_COLOR"), "{name}");
+    }
+    assert!(page("pdrestore-recover.8").contains("77"));
+    let toml5 = page("pdrestore.toml.5");
+    assert!(toml5.starts_with(".ie") || toml5.contains(".TH pdrestore.toml 5"));
+    for key in [
+        "prune_limit",
+        "connect_timeout",
+        "startup_deadline",
+        "interface_wait",
+        "allowed_prefixes",
+    ] {
+        assert!(toml5.contains(key), "pdrestore.toml(5) lacks {key}");
+    }
+    for f in ["pdrestore.bash", "_pdrestore", "pdrestore.fish"] {
+        let c = std::fs::read_to_string(repo.join("completions").join(f)).unwrap();
+        assert!(!c.contains("generate-docs"), "{f} offers a hidden command");
+        assert!(
+            !c.contains("in-private-netns"),
+            "{f} offers a hidden option"
+        );
+        assert!(c.contains("force-prune"), "{f}");
     }
 }

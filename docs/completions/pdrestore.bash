@@ -28,9 +28,6 @@ _pdrestore() {
             pdrestore,duid)
                 cmd="pdrestore__subcmd__duid"
                 ;;
-            pdrestore,generate-docs)
-                cmd="pdrestore__subcmd__generate__subcmd__docs"
-                ;;
             pdrestore,help)
                 cmd="pdrestore__subcmd__help"
                 ;;
@@ -55,9 +52,6 @@ _pdrestore() {
             pdrestore__subcmd__help,duid)
                 cmd="pdrestore__subcmd__help__subcmd__duid"
                 ;;
-            pdrestore__subcmd__help,generate-docs)
-                cmd="pdrestore__subcmd__help__subcmd__generate__subcmd__docs"
-                ;;
             pdrestore__subcmd__help,help)
                 cmd="pdrestore__subcmd__help__subcmd__help"
                 ;;
@@ -77,7 +71,7 @@ _pdrestore() {
 
     case "${cmd}" in
         pdrestore)
-            opts="-h -V --help --version generate-docs demo recover duid check-config decode query lab-server help"
+            opts="-h -V --help --version demo recover duid check-config decode query lab-server help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -127,7 +121,7 @@ _pdrestore() {
             return 0
             ;;
         pdrestore__subcmd__demo)
-            opts="-h --bindings --links --show --in-private-netns --help"
+            opts="-h --bindings --links --show --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -174,22 +168,8 @@ _pdrestore() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        pdrestore__subcmd__generate__subcmd__docs)
-            opts="-h --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         pdrestore__subcmd__help)
-            opts="generate-docs demo recover duid check-config decode query lab-server help"
+            opts="demo recover duid check-config decode query lab-server help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -245,20 +225,6 @@ _pdrestore() {
             return 0
             ;;
         pdrestore__subcmd__help__subcmd__duid)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        pdrestore__subcmd__help__subcmd__generate__subcmd__docs)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -447,12 +413,20 @@ _pdrestore() {
             return 0
             ;;
         pdrestore__subcmd__query)
-            opts="-h --server --relay-id --link-address --remote-id --client-id --address --link --requestor-duid --source --timeout --deadline --retries --retry-delay --max-in-flight --json --help"
+            opts="-c -h --config --server --relay-id --link-address --remote-id --client-id --address --link --requestor-duid --source --timeout --connect-timeout --deadline --retries --retry-delay --max-in-flight --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -493,6 +467,10 @@ _pdrestore() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --deadline)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -517,7 +495,7 @@ _pdrestore() {
             return 0
             ;;
         pdrestore__subcmd__recover)
-            opts="-c -h --config --dry-run --json --help"
+            opts="-c -h --config --dry-run --json --force-prune --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -26,7 +26,6 @@ end
 
 complete -c pdrestore -n "__fish_pdrestore_needs_command" -s h -l help -d 'Print help'
 complete -c pdrestore -n "__fish_pdrestore_needs_command" -s V -l version -d 'Print version'
-complete -c pdrestore -n "__fish_pdrestore_needs_command" -f -a "generate-docs" -d 'Write the man pages and shell completions generated from this command line'
 complete -c pdrestore -n "__fish_pdrestore_needs_command" -f -a "demo" -d 'Run the whole job on an embedded default, in a private network namespace'
 complete -c pdrestore -n "__fish_pdrestore_needs_command" -f -a "recover" -d 'Restore the delegated-prefix routes: query every server, reconcile, install'
 complete -c pdrestore -n "__fish_pdrestore_needs_command" -f -a "duid" -d 'Print the relay DUID (hex and colon-hex) and where it comes from'
@@ -35,15 +34,14 @@ complete -c pdrestore -n "__fish_pdrestore_needs_command" -f -a "decode" -d 'Dec
 complete -c pdrestore -n "__fish_pdrestore_needs_command" -f -a "query" -d 'Ask DHCPv6 servers for their bindings with Bulk Leasequery (RFC 5460), all servers at once'
 complete -c pdrestore -n "__fish_pdrestore_needs_command" -f -a "lab-server" -d 'Serve bindings over Bulk Leasequery (RFC 5460): a lab and test server that can misbehave on purpose'
 complete -c pdrestore -n "__fish_pdrestore_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c pdrestore -n "__fish_pdrestore_using_subcommand generate-docs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand demo" -l bindings -d 'Bindings per server' -r
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand demo" -l links -d 'Client-facing links (veth pairs)' -r
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand demo" -l show -d 'Routes to print (0 = all)' -r
-complete -c pdrestore -n "__fish_pdrestore_using_subcommand demo" -l in-private-netns -d 'Internal: already inside a private network namespace'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand recover" -s c -l config -d 'Configuration file' -r -F
-complete -c pdrestore -n "__fish_pdrestore_using_subcommand recover" -l dry-run -d 'Plan and print the changes; touch nothing'
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand recover" -l dry-run -d 'Plan and print the changes; touch nothing (not even the state directory)'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand recover" -l json -d 'Print the summary as one JSON object'
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand recover" -l force-prune -d 'Prune past the rail for this run: remove our unbacked routes even when every server answered empty or the removal exceeds prune_limit'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand recover" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand duid" -s c -l config -d 'Configuration file' -r -F
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand duid" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -51,6 +49,7 @@ complete -c pdrestore -n "__fish_pdrestore_using_subcommand check-config" -s c -
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand check-config" -s h -l help -d 'Print help'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand decode" -l json -d 'One JSON object per line instead of text'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand decode" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -s c -l config -d 'Take the servers, the DUIDs, timeouts, retries and limits from this configuration file (options given here win); without a query option, ask QUERY_BY_RELAY_ID for the relay DUID it names' -r -F
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l server -d 'A server: `ADDR`, `ADDR:PORT` or `[ADDR]:PORT` (port 547 by default); repeat for several, all queried at once' -r
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l relay-id -d 'QUERY_BY_RELAY_ID: bindings recorded with this relay DUID (hex or colon-hex)' -r
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l link-address -d 'QUERY_BY_LINK_ADDRESS: bindings on the link of this address' -r
@@ -60,11 +59,12 @@ complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l address -d
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l link -d 'Link filter for --relay-id and --remote-id (the query\'s link-address)' -r
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l requestor-duid -d 'Our DUID, sent as OPTION_CLIENTID. Default: a DUID-UUID drawn at random for this run' -r
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l source -d 'Local address to connect from' -r
-complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l timeout -d 'BULK_LQ_DATA_TIMEOUT: connect, blocked write, silent read (RFC 5460 5.6), e.g. 30s, 2m' -r
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l timeout -d 'BULK_LQ_DATA_TIMEOUT: blocked write, silent read (RFC 5460 5.6), e.g. 30s, 2m [default: 300s]' -r
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l connect-timeout -d 'Longest wait for each TCP connect [default: 5s]' -r
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l deadline -d 'Overall time allowed for each server, every try and wait included (none by default)' -r
-complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l retries -d 'Retries per server after the first try (refused or failed connects, timeouts, partial results, QueryTerminated)' -r
-complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l retry-delay -d 'Wait before the first retry; it doubles each time (with jitter), up to 60 s' -r
-complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l max-in-flight -d 'Queries outstanding at once on one connection (RFC 5460 6.5)' -r
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l retries -d 'Retries per server after the first try (refused or failed connects, timeouts, partial results, QueryTerminated) [default: 3]' -r
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l retry-delay -d 'Wait before the first retry; it doubles each time (with jitter), up to 60 s [default: 1s]' -r
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l max-in-flight -d 'Queries outstanding at once on one connection (RFC 5460 6.5) [default: 1]' -r
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l json -d 'One JSON object per binding and line, as `decode --json` prints them, plus `server`'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand lab-server" -l listen -d 'Address and port to listen on (RFC 5460 s.5.6: port 547); repeat for several' -r
@@ -98,12 +98,11 @@ complete -c pdrestore -n "__fish_pdrestore_using_subcommand lab-server" -l fault
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand lab-server" -l status-on-success -d 'STATUS_CODE Success in every successful REPLY (Kea does; RFC 5460 s.7.2 omits it)'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand lab-server" -l serve-reclaimed -d 'Serve bindings marked reclaimed to relay-id and remote-id queries (Kea 3.3 quirk)'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand lab-server" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from generate-docs demo recover duid check-config decode query lab-server help" -f -a "generate-docs" -d 'Write the man pages and shell completions generated from this command line'
-complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from generate-docs demo recover duid check-config decode query lab-server help" -f -a "demo" -d 'Run the whole job on an embedded default, in a private network namespace'
-complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from generate-docs demo recover duid check-config decode query lab-server help" -f -a "recover" -d 'Restore the delegated-prefix routes: query every server, reconcile, install'
-complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from generate-docs demo recover duid check-config decode query lab-server help" -f -a "duid" -d 'Print the relay DUID (hex and colon-hex) and where it comes from'
-complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from generate-docs demo recover duid check-config decode query lab-server help" -f -a "check-config" -d 'Validate the configuration file and print the effective settings'
-complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from generate-docs demo recover duid check-config decode query lab-server help" -f -a "decode" -d 'Decode a captured byte stream of framed DHCPv6 messages (RFC 5460 5.1 framing)'
-complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from generate-docs demo recover duid check-config decode query lab-server help" -f -a "query" -d 'Ask DHCPv6 servers for their bindings with Bulk Leasequery (RFC 5460), all servers at once'
-complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from generate-docs demo recover duid check-config decode query lab-server help" -f -a "lab-server" -d 'Serve bindings over Bulk Leasequery (RFC 5460): a lab and test server that can misbehave on purpose'
-complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from generate-docs demo recover duid check-config decode query lab-server help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from demo recover duid check-config decode query lab-server help" -f -a "demo" -d 'Run the whole job on an embedded default, in a private network namespace'
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from demo recover duid check-config decode query lab-server help" -f -a "recover" -d 'Restore the delegated-prefix routes: query every server, reconcile, install'
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from demo recover duid check-config decode query lab-server help" -f -a "duid" -d 'Print the relay DUID (hex and colon-hex) and where it comes from'
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from demo recover duid check-config decode query lab-server help" -f -a "check-config" -d 'Validate the configuration file and print the effective settings'
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from demo recover duid check-config decode query lab-server help" -f -a "decode" -d 'Decode a captured byte stream of framed DHCPv6 messages (RFC 5460 5.1 framing)'
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from demo recover duid check-config decode query lab-server help" -f -a "query" -d 'Ask DHCPv6 servers for their bindings with Bulk Leasequery (RFC 5460), all servers at once'
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from demo recover duid check-config decode query lab-server help" -f -a "lab-server" -d 'Serve bindings over Bulk Leasequery (RFC 5460): a lab and test server that can misbehave on purpose'
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from demo recover duid check-config decode query lab-server help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,466 @@
+//! The generated documentation, from one source each: the man pages
+//! (`pdrestore(8)`, one page per subcommand, `pdrestore.toml(5)`), the shell
+//! completions, and `docs/configuration.md`.
+//!
+//! The command-line pages and completions come from the clap definition
+//! ([`crate::cli::Cli`]) plus the sections clap does not write (EXIT STATUS,
+//! ENVIRONMENT, FILES, EXAMPLES, SEE ALSO, in [`page_extras`]); the
+//! configuration reference, in Markdown and as `pdrestore.toml(5)`, comes
+//! from [`CONFIG_REFERENCE`]. `cargo run --example generate_docs -- docs`
+//! writes them; a test fails when the committed copies are stale.
+
+use crate::cli::Cli;
+use clap::CommandFactory;
+use roff::{bold, italic, roman, Roff};
+use std::io;
+use std::path::Path;
+
+/// One section of the configuration reference.
+#[derive(Debug)]
+pub struct ConfigSection {
+    /// The TOML table (`""` for the top level).
+    pub table: &'static str,
+    /// The heading.
+    pub title: &'static str,
+    /// Paragraphs before the keys (Markdown: `code`, *emphasis*).
+    pub intro: &'static [&'static str],
+    /// The keys: name, default, meaning.
+    pub keys: &'static [(&'static str, &'static str, &'static str)],
+}
+
+/// What comes before the sections of the configuration reference.
+pub const CONFIG_PREAMBLE: &[&str] = &[
+    "pdrestore reads one TOML file, by default `/etc/pdrestore/pdrestore.toml` (`--config FILE` overrides). A complete, commented example is `pdrestore.example.toml` at the top of the repository (installed as `/usr/share/doc/pdrestore/examples/pdrestore.toml`). `pdrestore check-config` validates a file, prints the effective settings and the relay and requestor DUIDs, and warns about `[routes.interfaces]` targets that do not exist on this machine.",
+    "Unknown keys and bad values are errors that name the file, line and column, e.g. `pdrestore: /etc/pdrestore/pdrestore.toml:12:11: invalid IP address syntax`. So are values that contradict each other: the same server twice, an IPv4 `source` for an IPv6 server.",
+    "Durations use humantime syntax: `300s`, `5m`, `1h 30m`, `500ms`.",
+];
+
+/// The configuration reference: every key, its default and its meaning.
+pub const CONFIG_REFERENCE: &[ConfigSection] = &[
+    ConfigSection {
+        table: "",
+        title: "Top level",
+        intro: &[],
+        keys: &[
+            ("relay_duid", "generated", "Our Relay-ID (RFC 5460 5.4.1), hex (`0003000102005e000002`) or colon-hex (`00:03:00:01:02:00:5e:00:00:02`), 3 to 130 octets. The relay agent must put this DUID in OPTION_RELAY_ID of the RELAY-FORW messages it sends, so that the servers associate it with the bindings. When absent, pdrestore generates a DUID-LLT (from the first interface's MAC address and the current time; DUID-UUID when there is no MAC) on the first run and keeps it in `state_directory/relay-duid`; `pdrestore duid` prints it."),
+            ("requestor_duid", "`relay_duid`", "Our OPTION_CLIENTID in LEASEQUERY messages (RFC 5007 4.3.1), 3 to 130 octets. Servers may restrict bulk leasequery to known requestors."),
+            ("state_directory", "`/var/lib/pdrestore`", "Where the generated relay DUID is kept (mode 0600, written atomically). `recover --dry-run` and `check-config` never write there."),
+            ("links", "`[\"::\"]`", "Link-addresses to query with QUERY_BY_RELAY_ID (RFC 5460 5.3.1); `::` asks for every link. One query per entry; an empty list is refused."),
+            ("data_timeout", "`300s`", "BULK_LQ_DATA_TIMEOUT (RFC 5460 5.6): how long a blocked write or a silent read may last before the connection is abandoned. RFC 5460 advises against values below the default."),
+            ("connect_timeout", "`5s`", "How long one TCP connect may take. A server whose SYNs are dropped costs this much per try, not the data timeout."),
+            ("startup_deadline", "`5m`", "From the start of the run: until then, a try that cannot connect at all (refused, timed out, unreachable) is retried with backoff without counting against `retries`, so a server that is not reachable yet while the router boots (IGP or BGP still converging, the server restarting) is waited for. A server that answers is never waited for beyond `retries`."),
+            ("interface_wait", "`30s`", "Before installing, how long to wait for the interfaces that `[routes.interfaces]` names to exist and be up (a VLAN or a bond often comes up a few seconds after pdrestore starts). Those still missing are reported, and a run that had to refuse prefixes for a missing interface is not complete (exit status 1). `0s` does not wait."),
+            ("retries", "`3`", "Further attempts per server after the first (failed connects after `startup_deadline`, timeouts, partial results, QueryTerminated)."),
+            ("retry_initial_delay", "`1s`", "Delay before the first retry; doubles each time, with jitter."),
+            ("retry_max_delay", "`30s`", "Longest delay between attempts."),
+            ("max_in_flight", "`1`", "Queries in flight on one connection (RFC 5460 6.5). Raise only for servers that interleave replies."),
+        ],
+    },
+    ConfigSection {
+        table: "server",
+        title: "`[[server]]` (one table per DHCPv6 server; at least one)",
+        intro: &[],
+        keys: &[
+            ("address", "required", "The server's address (IPv6, or IPv4). Each server (address and port) may appear once."),
+            ("port", "`547`", "TCP port (RFC 5460 5.6)."),
+            ("source", "none", "Source address to connect from (e.g. a loopback address the server's ACL allows); of the same family as `address`."),
+        ],
+    },
+    ConfigSection {
+        table: "routes",
+        title: "`[routes]`",
+        intro: &[
+            "A route is pdrestore's only when it is in `table`, carries `protocol`, is a unicast route through one next hop out of one interface (the only kind pdrestore installs), and its destination lies inside `allowed_prefixes` with a length from `min_prefix_len` to 128. Nothing else is ever replaced or removed, whatever `prune` says: not the router's own `proto dhcp` default route, not a static route on a customer prefix, not a route with our protocol outside the pools. New routes are added create-exclusive: where another route already holds the table, prefix and metric, it is left in place and the prefix is reported as a conflict with a foreign route.",
+        ],
+        keys: &[
+            ("table", "`254` (`\"main\"`)", "Routing table for our routes; a number or `\"main\"`. Tables 0 and 255 are refused."),
+            ("protocol", "`57` (`pdrestore`)", "The protocol tag pdrestore puts on its routes, part of how it recognises them. 57 is pdrestore's own number, unassigned in iproute2 and the kernel; `/etc/iproute2/rt_protos.d/pdrestore.conf` (shipped in the package) makes `ip route` show `proto pdrestore`. Do not use 16 (`dhcp`): systemd-networkd, dhcpcd and NetworkManager put it on the routes they learn by DHCP. Values 0-4 (kernel, boot, static) are refused."),
+            ("metric", "`1024`", "Route metric (priority)."),
+            ("allowed_prefixes", "required", "The delegation pools. Only delegated prefixes inside one of these are installed: a server cannot make pdrestore route anything else. Each pool must have its host bits clear; `::/0` and pools broader than /16 are refused."),
+            ("min_prefix_len", "`48`", "The shortest delegated prefix accepted."),
+            ("prune", "`true`", "Remove our routes that no binding backs any more. Pruning runs only when every server answered completely, so a failing server never takes routes away, and within `prune_limit`."),
+            ("prune_limit", "`\"10%\"`", "The prune rail: a prune that would remove more of our routes (those listed at the start) than this share (`\"10%\"`) or number (`500`) is refused, and so is one after every server answered with no binding at all (a wrong relay DUID, a pool typo, a server that lost its leases). Then nothing is removed, the summary says why, and the exit status is 1; `recover --force-prune` removes them for one run. `\"100%\"` turns the rail off."),
+            ("next_hop_fallback", "`\"none\"`", "For a binding without relay data: `\"none\"` rejects it, `\"client-address\"` uses the client's most recent IA_NA address as the gateway, on the interface whose prefix covers it."),
+        ],
+    },
+    ConfigSection {
+        table: "routes.interfaces",
+        title: "`[routes.interfaces]`",
+        intro: &[
+            "A table from the interface-id the relay sends (OPTION_INTERFACE_ID, as text) to a local interface name (at most 15 characters), e.g. `\"ge-0/0/1\" = \"eth1\"`. An interface-id in the table is routed out of that interface only: when it does not exist, its prefixes are refused (`missing-interface`), never guessed. Without an entry, an interface-id that is the name of a local interface is used as is; otherwise the interface whose addresses cover the relay layer's link-address is chosen.",
+        ],
+        keys: &[],
+    },
+    ConfigSection {
+        table: "limits",
+        title: "`[limits]`",
+        intro: &[],
+        keys: &[
+            ("max_bindings_per_query", "`4000000`", "A query that returns more is cut off with an error."),
+            ("max_bindings_per_server", "`8000000`", "Across all queries to one server."),
+            ("max_bytes_per_connection", "`4294967296`", "Octets read from one connection."),
+            ("max_relay_depth", "`32`", "Deepest relay chain accepted in a binding (RFC 8415 HOP_COUNT_LIMIT), at least 1; a server that sends a deeper one is cut off, not retried."),
+        ],
+    },
+];
+
+/// `docs/configuration.md`.
+pub fn configuration_markdown() -> String {
+    let mut s = String::from("# Configuration reference\n\n");
+    s.push_str("<!-- Generated from src/docs.rs (CONFIG_REFERENCE): edit it there, then run `cargo run --example generate_docs -- docs`. -->\n\n");
+    for p in CONFIG_PREAMBLE {
+        s.push_str(p);
+        s.push_str("\n\n");
+    }
+    for sec in CONFIG_REFERENCE {
+        s.push_str(&format!("## {}\n\n", sec.title));
+        for p in sec.intro {
+            s.push_str(p);
+            s.push_str("\n\n");
+        }
+        if !sec.keys.is_empty() {
+            s.push_str("| key | default | meaning |\n|---|---|---|\n");
+            for (k, d, m) in sec.keys {
+                s.push_str(&format!("| `{k}` | {d} | {} |\n", m.replace('|', "\\|")));
+            }
+            s.push('\n');
+        }
+    }
+    s.trim_end().to_string() + "\n"
+}
+
+/// Markdown inline text (`code`) as roff inlines (code in bold).
+fn inlines(md: &str) -> Vec<roff::Inline> {
+    md.split('`')
+        .enumerate()
+        .filter(|(_, t)| !t.is_empty())
+        .map(|(i, t)| if i % 2 == 1 { bold(t) } else { roman(t) })
+        .collect()
+}
+
+/// `pdrestore.toml(5)`.
+pub fn configuration_man() -> Vec<u8> {
+    let mut r = Roff::new();
+    r.control(
+        "TH",
+        ["pdrestore.toml", "5", "", "pdrestore", "File Formats"],
+    );
+    r.control("SH", ["NAME"]);
+    r.text([roman("pdrestore.toml - configuration of pdrestore(8)")]);
+    r.control("SH", ["SYNOPSIS"]);
+    r.text([bold("/etc/pdrestore/pdrestore.toml")]);
+    r.control("SH", ["DESCRIPTION"]);
+    for p in CONFIG_PREAMBLE {
+        r.text(inlines(p));
+        r.control("PP", []);
+    }
+    for sec in CONFIG_REFERENCE {
+        let title = sec.title.replace('`', "");
+        r.control("SH", [title.to_uppercase().as_str()]);
+        for p in sec.intro {
+            r.text(inlines(p));
+            r.control("PP", []);
+        }
+        for (k, d, m) in sec.keys {
+            r.control("TP", []);
+            let mut head = vec![bold(*k), roman(" (default: ")];
+            head.extend(inlines(d));
+            head.push(roman(")"));
+            r.text(head);
+            r.text(inlines(m));
+        }
+    }
+    r.control("SH", ["FILES"]);
+    r.control("TP", []);
+    r.text([bold("/etc/pdrestore/pdrestore.toml")]);
+    r.text([roman("The configuration file.")]);
+    r.control("TP", []);
+    r.text([bold("/var/lib/pdrestore/relay-duid")]);
+    r.text([roman("The generated relay DUID.")]);
+    r.control("TP", []);
+    r.text([bold("/etc/iproute2/rt_protos.d/pdrestore.conf")]);
+    r.text([roman("Names route protocol 57 pdrestore for ip(8).")]);
+    r.control("SH", ["SEE ALSO"]);
+    r.text([
+        bold("pdrestore"),
+        roman("(8), "),
+        bold("pdrestore-recover"),
+        roman("(8), "),
+        bold("pdrestore-check-config"),
+        roman("(8), RFC 5460, RFC 5007"),
+    ]);
+    let mut out = Vec::new();
+    r.to_writer(&mut out).expect("writing to a Vec");
+    out
+}
+
+/// The sections clap does not write, for one page.
+#[derive(Debug, Default)]
+pub struct PageExtras {
+    /// Exit statuses and their meaning.
+    pub exit_status: Vec<(&'static str, &'static str)>,
+    /// Files and what they are.
+    pub files: Vec<(&'static str, &'static str)>,
+    /// Examples: what, then the command.
+    pub examples: Vec<(&'static str, &'static str)>,
+}
+
+const ENVIRONMENT: &[(&str, &str)] = &[
+    ("RUST_LOG", "Log filter in tracing-subscriber syntax (e.g. info, debug, pdrestore=debug). Logs go to standard error; info by default."),
+    ("NO_COLOR", "When set and not empty, logs carry no colour. Without it, colour is used only when standard error is a terminal (never in the journal)."),
+];
+
+const CONFIG_FILES: &[(&str, &str)] = &[
+    (
+        "/etc/pdrestore/pdrestore.toml",
+        "The configuration file (pdrestore.toml(5)).",
+    ),
+    (
+        "/var/lib/pdrestore/relay-duid",
+        "The relay DUID, generated on the first run when relay_duid is not configured.",
+    ),
+];
+
+/// The extra sections of the page of subcommand `name` (`""`: pdrestore(8)).
+pub fn page_extras(name: &str) -> PageExtras {
+    let mut e = PageExtras::default();
+    match name {
+        "" | "recover" => {
+            e.exit_status = vec![
+                ("0", "Every server answered and every planned route is in place."),
+                ("1", "Partial: a server failed, a route did, an interface was missing, or the prune rail refused a prune; something was restored."),
+                ("2", "Nothing was restored, and something failed."),
+                ("64", "Usage error."),
+                ("70", "Internal error (the route table is unusable)."),
+                ("77", "No permission to change routes (CAP_NET_ADMIN), found before any server is asked."),
+                ("78", "Configuration error."),
+            ];
+            e.files = CONFIG_FILES.to_vec();
+            e.files.push((
+                "/lib/systemd/system/pdrestore.service",
+                "Runs recover once at boot (Restart=on-failure).",
+            ));
+            e.examples = vec![
+                (
+                    "See what would change, touching nothing:",
+                    "pdrestore recover --dry-run",
+                ),
+                (
+                    "Restore and print the summary as JSON:",
+                    "pdrestore recover --json",
+                ),
+                (
+                    "Prune past the rail once, after checking the dry run:",
+                    "pdrestore recover --force-prune",
+                ),
+            ];
+            if name.is_empty() {
+                e.examples.insert(
+                    0,
+                    (
+                        "Check the configuration and print the DUIDs:",
+                        "pdrestore check-config",
+                    ),
+                );
+                e.examples.push((
+                    "Ask one server for every binding of a link:",
+                    "pdrestore query --server '[2001:db8::547]' --link-address 2001:db8:1::1",
+                ));
+                e.examples.push((
+                    "Try the whole job in a private namespace:",
+                    "pdrestore demo",
+                ));
+            }
+        }
+        "check-config" => {
+            e.exit_status = vec![
+                ("0", "The file is valid."),
+                ("78", "It is not (the error names file, line and column)."),
+            ];
+            e.files = CONFIG_FILES.to_vec();
+            e.examples = vec![(
+                "Check another file:",
+                "pdrestore check-config --config ./pdrestore.toml",
+            )];
+        }
+        "duid" => {
+            e.exit_status = vec![
+                ("0", "The DUID was printed."),
+                (
+                    "78",
+                    "Configuration error, or a corrupt or unwritable DUID file.",
+                ),
+            ];
+            e.files = CONFIG_FILES.to_vec();
+            e.examples = vec![(
+                "Print the Relay-ID to configure in the relay agent:",
+                "pdrestore duid",
+            )];
+        }
+        "decode" => {
+            e.exit_status = vec![
+                ("0", "Everything decoded."),
+                ("1", "Something was malformed."),
+                ("66", "The file cannot be read."),
+                ("74", "Standard output could not be written."),
+            ];
+            e.examples = vec![(
+                "Decode a captured stream as JSON lines:",
+                "pdrestore decode --json response.bin",
+            )];
+        }
+        "query" => {
+            e.exit_status = vec![
+                ("0", "Every server's answer was whole."),
+                ("1", "Some server's answer was not (partial, timed out, refused, or a status such as NotConfigured)."),
+                ("64", "Bad arguments."),
+                ("70", "A server called our query malformed (a pdrestore bug)."),
+                ("74", "Standard output could not be written."),
+                ("78", "The --config file is not valid."),
+            ];
+            e.files = CONFIG_FILES.to_vec();
+            e.examples = vec![
+                (
+                    "Every binding of our relay, with the servers and DUIDs of the configuration:",
+                    "pdrestore query --config /etc/pdrestore/pdrestore.toml --json",
+                ),
+                (
+                    "Every binding of one link:",
+                    "pdrestore query --server '[2001:db8::547]' --link-address 2001:db8:1::1",
+                ),
+                (
+                    "One client:",
+                    "pdrestore query --server 192.0.2.7 --client-id 0003000102000000c101",
+                ),
+            ];
+        }
+        "lab-server" => {
+            e.exit_status = vec![
+                ("0", "Stopped by a signal."),
+                ("64", "Usage error."),
+                ("65", "A bindings or fault file cannot be read or parsed."),
+                ("69", "A listening address cannot be bound."),
+                ("70", "Internal error."),
+                ("74", "Serving failed."),
+            ];
+            e.examples = vec![
+                (
+                    "Serve 100000 synthetic bindings on a test port:",
+                    "pdrestore lab-server --listen '[::1]:5547' --synthetic 100000",
+                ),
+                (
+                    "Serve what a real server answered (recorded with query --json):",
+                    "pdrestore lab-server --listen '[::1]:5547' --bindings answer.jsonl",
+                ),
+            ];
+        }
+        "demo" => {
+            e.exit_status = vec![
+                ("0", "The recovery was complete."),
+                ("1", "Partial."),
+                ("70", "The namespace could not be made."),
+            ];
+            e.examples = vec![(
+                "Run the demo with more bindings:",
+                "pdrestore demo --bindings 20000",
+            )];
+        }
+        _ => {}
+    }
+    e
+}
+
+fn extras_roff(name: &str) -> Roff {
+    let e = page_extras(name);
+    let mut r = Roff::new();
+    if !e.exit_status.is_empty() {
+        r.control("SH", ["EXIT STATUS"]);
+        for (code, what) in &e.exit_status {
+            r.control("TP", []);
+            r.text([bold(*code)]);
+            r.text([roman(*what)]);
+        }
+    }
+    r.control("SH", ["ENVIRONMENT"]);
+    for (var, what) in ENVIRONMENT {
+        r.control("TP", []);
+        r.text([bold(*var)]);
+        r.text([roman(*what)]);
+    }
+    if !e.files.is_empty() {
+        r.control("SH", ["FILES"]);
+        for (f, what) in &e.files {
+            r.control("TP", []);
+            r.text([italic(*f)]);
+            r.text([roman(*what)]);
+        }
+    }
+    if !e.examples.is_empty() {
+        r.control("SH", ["EXAMPLES"]);
+        for (what, cmd) in &e.examples {
+            r.control("PP", []);
+            r.text([roman(*what)]);
+            r.control("RS", []);
+            r.control("EX", []);
+            r.text([roman(*cmd)]);
+            r.control("EE", []);
+            r.control("RE", []);
+        }
+    }
+    r.control("SH", ["SEE ALSO"]);
+    r.text([
+        bold("pdrestore.toml"),
+        roman("(5), "),
+        bold("pdrestore"),
+        roman("(8), RFC 5460 (DHCPv6 Bulk Leasequery), RFC 5007 (DHCPv6 Leasequery)"),
+    ]);
+    r
+}
+
+fn write_man(cmd: &clap::Command, name: &str, sub: &str, dir: &Path) -> io::Result<()> {
+    let cmd = cmd.clone().name(name.to_string());
+    let man = clap_mangen::Man::new(cmd.clone()).section("8");
+    let mut buf = Vec::new();
+    man.render_title(&mut buf)?;
+    man.render_name_section(&mut buf)?;
+    man.render_synopsis_section(&mut buf)?;
+    man.render_description_section(&mut buf)?;
+    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+        man.render_options_section(&mut buf)?;
+    }
+    if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
+        man.render_subcommands_section(&mut buf)?;
+    }
+    extras_roff(sub).to_writer(&mut buf)?;
+    if cmd.get_version().is_some() || cmd.get_long_version().is_some() {
+        man.render_version_section(&mut buf)?;
+    }
+    std::fs::write(dir.join(format!("{name}.8")), buf)?;
+    for s in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
+        write_man(s, &format!("{name}-{}", s.get_name()), s.get_name(), dir)?;
+    }
+    Ok(())
+}
+
+/// Write `dir/man/*.8`, `dir/man/pdrestore.toml.5`,
+/// `dir/completions/{pdrestore.bash,_pdrestore,pdrestore.fish}` and
+/// `dir/configuration.md`.
+pub fn generate(dir: &Path) -> io::Result<()> {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let man = dir.join("man");
+    let comp = dir.join("completions");
+    std::fs::create_dir_all(&man)?;
+    std::fs::create_dir_all(&comp)?;
+    write_man(&cmd, "pdrestore", "", &man)?;
+    std::fs::write(man.join("pdrestore.toml.5"), configuration_man())?;
+    use clap_complete::{generate_to, Shell};
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        generate_to(shell, &mut cmd, "pdrestore", &comp)?;
+    }
+    std::fs::write(dir.join("configuration.md"), configuration_markdown())?;
+    Ok(())
+}
