@@ -24,7 +24,7 @@ use pdrestore::proto::{
 };
 use pdrestore::routes::NetlinkTable;
 use pdrestore::server::{self, BindingStore, Fault, ServerConfig};
-use route_lab::{layer, pd, table_lines, RELAY};
+use route_lab::{layer, pd, pdrestore_in, table_lines, wait_listening, Child, RELAY};
 use std::collections::BTreeSet;
 use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -153,7 +153,7 @@ fn config_text(servers: &[SocketAddr], top: &str, pools: &[&str], tail: &str) ->
         "data_timeout = \"2s\"\n"
     };
     let mut t = format!(
-        "relay_duid = \"{RELAY}\"\nstate_directory = \"/nonexistent\"\n{timeout}retries = 1\nretry_initial_delay = \"50ms\"\n{top}\n"
+        "relay_duid = \"{RELAY}\"\nstate_directory = \"/nonexistent\"\n{timeout}retries = 1\nretry_initial_delay = \"50ms\"\nstartup_deadline = \"0s\"\n{top}\n"
     );
     for s in servers {
         t.push_str(&format!(
@@ -164,7 +164,7 @@ fn config_text(servers: &[SocketAddr], top: &str, pools: &[&str], tail: &str) ->
     }
     let pools: Vec<String> = pools.iter().map(|p| format!("{p:?}")).collect();
     t.push_str(&format!(
-        "[routes]\ntable = 100\nmetric = 512\nallowed_prefixes = [{}]\n[routes.interfaces]\n\"ge-0/0/0\" = \"cust0\"\n\"ge-0/0/1\" = \"cust1\"\n\"ge-0/0/2\" = \"cust2\"\n{tail}\n",
+        "[routes]\ntable = 100\nmetric = 512\nprotocol = 16\nprune_limit = \"100%\"\nallowed_prefixes = [{}]\n[routes.interfaces]\n\"ge-0/0/0\" = \"cust0\"\n\"ge-0/0/1\" = \"cust1\"\n\"ge-0/0/2\" = \"cust2\"\n{tail}\n",
         pools.join(", ")
     ));
     t
@@ -981,41 +981,8 @@ fn netlink_error_on_one_route() {
         ("2001:db8:8000:700::/56", "add")
     );
     assert!(f.error.contains("Network is down"), "{}", f.error);
+    assert_eq!(f.error_code, "ENETDOWN");
     assert_eq!(ours(&ns), set(&[&GOOD]), "every other route is in place");
-}
-
-/// A child process killed (and reaped) when dropped, so a failing test
-/// leaves no lab server behind.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn pdrestore_in(ns: &NetNs, args: &[&str]) -> std::process::Command {
-    let mut c = std::process::Command::new("ip");
-    c.args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_pdrestore")])
-        .args(args);
-    c
-}
-
-/// Wait until something listens on [::1]:`port` inside the namespace.
-fn wait_listening(ns: &NetNs, port: u16) {
-    let up = ns
-        .run(move || async move {
-            for _ in 0..600 {
-                if tokio::net::TcpStream::connect(("::1", port)).await.is_ok() {
-                    return true;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            false
-        })
-        .unwrap();
-    assert!(up, "lab server did not start");
 }
 
 /// The configuration the binary rows use: one server on [::1]:`port`, the
@@ -1031,7 +998,7 @@ fn binary_config(
         t.push_str(&format!("relay_duid = \"{RELAY}\"\n"));
     }
     t.push_str(&format!(
-        "state_directory = {:?}\ndata_timeout = \"30s\"\nretries = 0\n[[server]]\naddress = \"::1\"\nport = {port}\n[routes]\ntable = 100\nallowed_prefixes = [\"2001:db8:8000::/33\"]\n[routes.interfaces]\n",
+        "state_directory = {:?}\ndata_timeout = \"30s\"\nretries = 0\nstartup_deadline = \"0s\"\n[[server]]\naddress = \"::1\"\nport = {port}\n[routes]\ntable = 100\nprotocol = 16\nprune_limit = \"100%\"\nallowed_prefixes = [\"2001:db8:8000::/33\"]\n[routes.interfaces]\n",
         state
     ));
     for j in 0..4 {
@@ -1122,6 +1089,10 @@ fn sigterm_during_installation_then_rerun_converges() {
     let out = child.wait_with_output().unwrap();
     let j = json_of(&out);
     assert_eq!(j["interrupted"], true, "{j}");
+    // The server's line counts what it delivered before the stop, not 0.
+    assert_eq!(j["servers"][0]["status"], "interrupted");
+    assert_eq!(j["servers"][0]["bindings"], j["bindings"]);
+    assert!(j["bindings"].as_u64().unwrap() > 0);
     assert_eq!(out.status.code(), Some(1), "partial");
     assert_eq!(j["exit_code"], 1);
     assert_eq!(j["routes"]["pruned"], false);

@@ -262,3 +262,150 @@ async fn json_has_the_shape_of_decode() {
     assert_eq!(got.len(), 208, "REPLY and 207 DATA, one binding each");
     assert_eq!(got, want);
 }
+
+#[test]
+fn an_unspecified_link_address_is_a_usage_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pdrestore"))
+        .args(["query", "--server", "127.0.0.1", "--link-address", "::"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("--link-address :: names no link"), "{err}");
+    assert!(!err.contains("bug"), "{err}");
+}
+
+/// A peer that records every query it is sent and answers it with Kea's
+/// "no active leases" REPLY (xid rewritten).
+async fn recording_peer() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    let reply = kea("05_relayid_unknown.response.bin");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let Some(q) = read_frame(&mut s).await else {
+                continue;
+            };
+            kept.lock().unwrap().push(q.clone());
+            let mut m = reply[2..].to_vec();
+            m[1..4].copy_from_slice(&q[1..4]);
+            let mut out = (m.len() as u16).to_be_bytes().to_vec();
+            out.extend_from_slice(&m);
+            let _ = s.write_all(&out).await;
+        }
+    });
+    (addr, seen)
+}
+
+/// `query --config FILE` takes the servers, the DUIDs and the timeouts from
+/// the configuration; without a query option it asks QUERY_BY_RELAY_ID for
+/// the configured relay DUID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configuration_gives_servers_duids_and_the_default_query() {
+    use pdrestore::proto::{DhcpOption, Message};
+    let (addr, seen) = recording_peer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("q.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "relay_duid = \"0003000102005e000002\"\nrequestor_duid = \"000100012a2b2c2d020000009901\"\nstate_directory = {:?}\ndata_timeout = \"3s\"\n[[server]]\naddress = \"{}\"\nport = {}\n[routes]\nallowed_prefixes = [\"2001:db8::/32\"]\n",
+            dir.path().join("state"),
+            addr.ip(),
+            addr.port()
+        ),
+    )
+    .unwrap();
+    let out = pdrestore(vec![
+        "query".into(),
+        "--config".into(),
+        cfg.to_str().unwrap().into(),
+        "--json".into(),
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("requestor DUID 000100012a2b2c2d020000009901"),
+        "{stderr}"
+    );
+    let queries = seen.lock().unwrap().clone();
+    assert_eq!(queries.len(), 1);
+    let Message::Client(q) = Message::decode(&queries[0]).unwrap() else {
+        panic!("not a LEASEQUERY")
+    };
+    let client = q.options.iter().find_map(|o| match o {
+        DhcpOption::ClientId(d) => Some(d.to_hex()),
+        _ => None,
+    });
+    assert_eq!(client.as_deref(), Some("000100012a2b2c2d020000009901"));
+    let query = q.options.iter().find_map(|o| match o {
+        DhcpOption::LqQuery(lq) => Some(lq.clone()),
+        _ => None,
+    });
+    let query = format!("{query:?}");
+    assert!(query.contains("0003000102005e000002"), "{query}");
+    // No server and no configuration: a usage error.
+    let out = pdrestore(vec!["query".into(), "--json".into()]).await;
+    assert_eq!(out.status.code(), Some(64));
+}
+
+/// What `query --json` prints (a real server's answer: Kea's, here) is
+/// served as is by `lab-server --bindings`, and asked again gives the same
+/// bindings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_answer_replays_in_the_lab_server() {
+    let s = kea_peer(kea("02_relayid_B.response.bin"), None).await;
+    let first = pdrestore(args(&[s], &["--json"])).await;
+    assert_eq!(first.status.code(), Some(0));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("answer.jsonl");
+    std::fs::write(&file, &first.stdout).unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pdrestore"))
+        .args(["lab-server", "--listen", &listen, "--bindings"])
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = listen.parse().unwrap();
+    let t0 = std::time::Instant::now();
+    while TcpStream::connect(addr).await.is_err() {
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut e = String::new();
+            use std::io::Read;
+            child.stderr.take().unwrap().read_to_string(&mut e).unwrap();
+            panic!("lab-server refused the recording ({st}): {e}");
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let second = pdrestore(args(&[addr], &["--json"])).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(second.status.code(), Some(0));
+    let key = |out: &Output| {
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!(
+                    "{} {} {} {}",
+                    v["client_duid"], v["prefix"], v["address"], v["relay"]
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let (a, b) = (key(&first), key(&second));
+    assert_eq!(a.len(), 108);
+    assert_eq!(a, b);
+}

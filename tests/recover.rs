@@ -54,7 +54,7 @@ fn bindings() -> Vec<Binding> {
 }
 
 fn config(servers: &[SocketAddr], extra: &str) -> Config {
-    let mut t = format!("relay_duid = \"{RELAY}\"\nstate_directory = \"/nonexistent\"\ndata_timeout = \"5s\"\nretries = 1\nretry_initial_delay = \"50ms\"\n{extra}");
+    let mut t = format!("relay_duid = \"{RELAY}\"\nstate_directory = \"/nonexistent\"\ndata_timeout = \"5s\"\nretries = 1\nretry_initial_delay = \"50ms\"\nstartup_deadline = \"0s\"\n{extra}");
     for s in servers {
         t.push_str(&format!(
             "[[server]]\naddress = \"{}\"\nport = {}\n",
@@ -63,7 +63,7 @@ fn config(servers: &[SocketAddr], extra: &str) -> Config {
         ));
     }
     t.push_str(
-        "[routes]\ntable = 100\nmetric = 512\nallowed_prefixes = [\"2001:db8:8000::/40\"]\n[routes.interfaces]\n\"ge-0/0/0\" = \"cust0\"\n\"ge-0/0/1\" = \"cust1\"\n",
+        "[routes]\ntable = 100\nmetric = 512\nprotocol = 16\nprune_limit = \"100%\"\nallowed_prefixes = [\"2001:db8:8000::/40\"]\n[routes.interfaces]\n\"ge-0/0/0\" = \"cust0\"\n\"ge-0/0/1\" = \"cust1\"\n",
     );
     Config::parse(&t, std::path::Path::new("test.toml")).unwrap()
 }

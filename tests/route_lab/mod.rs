@@ -41,3 +41,37 @@ pub fn table_lines(ns: &NetNs, table: u32) -> Vec<String> {
         Err(e) => panic!("{e}"),
     }
 }
+
+/// A child process, killed and reaped when dropped.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `pdrestore` binary with `args`, to run inside the namespace.
+pub fn pdrestore_in(ns: &NetNs, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new("ip");
+    c.args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_pdrestore")])
+        .args(args);
+    c
+}
+
+/// Wait until something listens on [::1]:`port` inside the namespace.
+pub fn wait_listening(ns: &NetNs, port: u16) {
+    let up = ns
+        .run(move || async move {
+            for _ in 0..600 {
+                if tokio::net::TcpStream::connect(("::1", port)).await.is_ok() {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            false
+        })
+        .unwrap();
+    assert!(up, "lab server did not start");
+}
