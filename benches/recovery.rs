@@ -66,7 +66,7 @@ fn expected_routes(recs: &[LeaseRecord], ifindex: &dyn Fn(&str) -> u32) -> Vec<R
                 ifindex: ifindex(&name),
                 interface: name.into(),
                 table: 254,
-                protocol: 16,
+                protocol: pdrestore::config::DEFAULT_PROTOCOL,
                 metric: 1024,
                 expires: Some(86000),
             })
@@ -310,7 +310,13 @@ fn round(a: &[LeaseRecord], b: &[LeaseRecord]) -> Round {
         .max()
         .unwrap_or(0);
     let counted = ns
-        .ip(["-6", "route", "show", "proto", "16"])
+        .ip([
+            "-6",
+            "route",
+            "show",
+            "proto",
+            &pdrestore::config::DEFAULT_PROTOCOL.to_string(),
+        ])
         .unwrap()
         .lines()
         .count();
@@ -342,8 +348,11 @@ fn round(a: &[LeaseRecord], b: &[LeaseRecord]) -> Round {
     for r in expected_routes(a, &|_| 0) {
         writeln!(
             cmds,
-            "route replace {} via {} dev {} proto 16 metric 1024 expires 86000",
-            r.prefix, r.gateway, r.interface
+            "route replace {} via {} dev {} proto {} metric 1024 expires 86000",
+            r.prefix,
+            r.gateway,
+            r.interface,
+            pdrestore::config::DEFAULT_PROTOCOL
         )
         .unwrap();
     }
