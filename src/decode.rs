@@ -1,6 +1,8 @@
 //! `pdrestore decode`: walk a captured stream of framed DHCPv6 messages and
 //! report every message, every binding, and every fault with its file offset.
 
+pub mod reassembly;
+
 use crate::proto::binding::{client_data_options, ClientData};
 use crate::proto::frame::FrameIter;
 use crate::proto::{Binding, MessageView, OptionView};
