@@ -260,11 +260,11 @@ fn cmd_decode_capture(
 ) -> ExitCode {
     use pdrestore::decode::capture::{self, DecodedStream};
     let mut ports = vec![capture::BULK_LEASEQUERY_PORT];
-    ports.extend(
-        extra_ports
-            .iter()
-            .filter(|p| **p != capture::BULK_LEASEQUERY_PORT),
-    );
+    for p in extra_ports {
+        if !ports.contains(p) {
+            ports.push(*p);
+        }
+    }
     let port_list = ports
         .iter()
         .map(u16::to_string)

@@ -150,21 +150,6 @@ const LINKTYPE_IPV4: u32 = 228;
 const LINKTYPE_IPV6: u32 = 229;
 const LINKTYPE_LINUX_SLL2: u32 = 276;
 
-/// Whether packets of this LINKTYPE_ can be read.
-pub fn link_supported(linktype: u32) -> bool {
-    matches!(
-        linktype,
-        LINKTYPE_NULL
-            | LINKTYPE_ETHERNET
-            | LINKTYPE_RAW
-            | LINKTYPE_LOOP
-            | LINKTYPE_LINUX_SLL
-            | LINKTYPE_IPV4
-            | LINKTYPE_IPV6
-            | LINKTYPE_LINUX_SLL2
-    )
-}
-
 /// Take a frame of link-layer type `linktype` apart down to its transport header.
 fn slice(linktype: u32, frame: &[u8]) -> Result<SlicedPacket<'_>, PacketError> {
     let short = |what: &str| {
@@ -360,13 +345,6 @@ pub fn read_capture(data: &[u8], format: Format, ports: &[u16]) -> Result<Captur
         Format::Pcap => {
             let (mut rest, parser) = PcapParser::new(data).map_err(header)?;
             let linktype = u32::from(parser.header().datalink);
-            if !link_supported(linktype) {
-                return Err(CaptureError::LinkType {
-                    packet: 1,
-                    linktype,
-                    name: link_name(linktype),
-                });
-            }
             let mut record = 0;
             while !rest.is_empty() {
                 record += 1;
