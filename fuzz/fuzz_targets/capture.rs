@@ -130,7 +130,10 @@ fn reassembly(prog: &[u8]) {
         }
         (Some(g), None) => {
             let f = fin.expect("a gap with nothing after it needs a FIN");
-            assert_eq!((g.offset as usize, g.missing as usize), (prefix, f - prefix));
+            assert_eq!(
+                (g.offset as usize, g.missing as usize),
+                (prefix, f - prefix)
+            );
             assert_eq!(g.discarded, 0);
         }
         (None, None) => assert!(fin.is_none_or(|f| f == prefix)),
