@@ -8,7 +8,9 @@ tests/data/kea:
   captures (what the target wraps in a reply);
 - frame_chunks: each whole capture, behind a first octet of 0 (one chunk) and
   behind a few chunk sizes;
-- reply_assembly: each whole response capture (read as a program of events).
+- reply_assembly: each whole response capture (read as a program of events);
+- capture: small Kea exchanges as pcap (raw IPv6) and pcapng (Ethernet, IPv4)
+  files of TCP segments, one frame per link type, and a reassembly program.
 
 Run from anywhere:  python3 fuzz/make_corpus.py
 Existing files are kept; the seeds are added by name.
@@ -68,4 +70,68 @@ for cap in sorted(src.glob("*.bin")):
             for c2, b2 in options(body):
                 if c2 == 47 and len(b2) > 16:
                     count += write("relay_chain", f"{cap.stem}.{n:03}", b2[16:])
+
+
+# capture: packet captures of a Kea exchange (checksums are left at 0: the
+# reader does not check them).
+def ip_tcp(v6, src, dst, sport, dport, seq, flags, payload):
+    tcp = (sport.to_bytes(2, "big") + dport.to_bytes(2, "big")
+           + (seq % 2**32).to_bytes(4, "big") + bytes(4)
+           + bytes([5 << 4, flags]) + (65535).to_bytes(2, "big") + bytes(4) + payload)
+    if v6:
+        return (bytes([0x60, 0, 0, 0]) + len(tcp).to_bytes(2, "big") + bytes([6, 64])
+                + src + dst + tcp)
+    return (bytes([0x45, 0]) + (20 + len(tcp)).to_bytes(2, "big") + bytes([0, 0, 0x40, 0, 64, 6, 0, 0])
+            + src + dst + tcp)
+
+
+def exchange(request, response, v6, size):
+    c, s = (bytes(15) + b"\x01", bytes(15) + b"\x02") if v6 else (bytes([127, 0, 0, 1]), bytes([127, 0, 0, 2]))
+    cisn, sisn = 1000, 2**32 - 50
+    SYN, ACK, FIN, PSH = 2, 16, 1, 8
+    out = [ip_tcp(v6, c, s, 40000, 547, cisn, SYN, b""),
+           ip_tcp(v6, s, c, 547, 40000, sisn, SYN | ACK, b"")]
+    for src, dst, sp, dp, isn, data in ((c, s, 40000, 547, cisn, request), (s, c, 547, 40000, sisn, response)):
+        for off in range(0, len(data), size):
+            out.append(ip_tcp(v6, src, dst, sp, dp, isn + 1 + off, ACK | PSH, data[off:off + size]))
+        out.append(ip_tcp(v6, src, dst, sp, dp, isn + 1 + len(data), ACK | FIN, b""))
+    return out
+
+
+def pcap(linktype, frames):
+    out = bytes.fromhex("d4c3b2a1") + (2).to_bytes(2, "little") + (4).to_bytes(2, "little") + bytes(8)
+    out += (65535).to_bytes(4, "little") + linktype.to_bytes(4, "little")
+    for n, f in enumerate(frames):
+        out += n.to_bytes(4, "little") + bytes(4) + len(f).to_bytes(4, "little") * 2 + f
+    return out
+
+
+def block(kind, body):
+    body += bytes(-len(body) % 4)
+    n = (12 + len(body)).to_bytes(4, "little")
+    return kind.to_bytes(4, "little") + n + body + n
+
+
+def pcapng(linktype, frames):
+    out = block(0x0A0D0D0A, bytes.fromhex("4d3c2b1a") + (1).to_bytes(2, "little") + bytes(2) + b"\xff" * 8)
+    out += block(1, linktype.to_bytes(2, "little") + bytes(2) + (65535).to_bytes(4, "little"))
+    for f in frames:
+        out += block(6, bytes(12) + len(f).to_bytes(4, "little") * 2 + f)
+    return out
+
+
+eth = lambda et: bytes.fromhex("020000000002020000000001") + et.to_bytes(2, "big")
+for case, size in (("16_clientid_3", 100), ("05_relayid_unknown", 7)):
+    req = (src / f"{case}.request.bin").read_bytes()
+    resp = (src / f"{case}.response.bin").read_bytes()
+    count += write("capture", f"{case}.pcap", b"\x00" + pcap(101, exchange(req, resp, True, size)))
+    frames = [eth(0x0800) + f for f in exchange(req, resp, False, size)]
+    count += write("capture", f"{case}.pcapng", b"\x00" + pcapng(1, frames))
+one = exchange(b"\x00\x03\x0e\x00\x00", b"", True, 100)[2]
+for i, prefix in enumerate((b"", eth(0x86DD), bytes(14) + b"\x86\xdd", b"\x86\xdd" + bytes(18), b"\x1e\x00\x00\x00", b"", b"", b"", b"")):
+    count += write("capture", f"frame.{i}", b"\x80" + bytes([i]) + prefix + one)
+# A reassembly program: ISN near 2^32, segments out of order, a duplicate, a FIN.
+ops = [(10, 20, 0), (0, 10, 0), (5, 10, 0), (40, 5, 1), (30, 10, 0)]
+count += write("capture", "reassembly", b"\xc0" + bytes.fromhex("fffffff0")
+               + b"".join(o.to_bytes(2, "big") + bytes([n, f]) for o, n, f in ops))
 print(f"{count} seeds in {corpus.relative_to(root)}")

@@ -74,16 +74,25 @@ pub enum Command {
         #[arg(long, short, default_value = crate::config::DEFAULT_PATH)]
         config: PathBuf,
     },
-    /// Decode a captured byte stream of framed DHCPv6 messages (RFC 5460 5.1 framing).
+    /// Decode Bulk Leasequery messages: a raw stream (RFC 5460 5.1 framing), or a pcap or pcapng capture.
     ///
-    /// Prints every message (type, xid, status) and every binding. Exit code 0
-    /// when everything decoded, 1 when some frame or option was malformed.
+    /// Prints every message (type, xid, status) and every binding. A pcap or
+    /// pcapng file (told by its magic number; tcpdump, dumpcap, tshark) has
+    /// its TCP connections to or from port 547 (and each --port) reassembled,
+    /// and each direction is decoded as a raw stream, under a header line
+    /// naming the connection and direction. Exit code 0 when everything
+    /// decoded; 1 when some frame or option was malformed, octets are
+    /// missing from a captured stream, the capture is malformed or has no
+    /// TCP traffic on those ports; 66 when the file cannot be read.
     Decode {
-        /// The capture file (e.g. a Kea `*.response.bin`); `-` reads standard input.
+        /// The file: a raw stream (e.g. a Kea `*.response.bin`), pcap or pcapng; `-` reads standard input.
         file: PathBuf,
         /// One JSON object per line instead of text.
         #[arg(long)]
         json: bool,
+        /// In a capture, also follow TCP connections on this port (547 always is); repeatable.
+        #[arg(long = "port", value_name = "PORT")]
+        ports: Vec<u16>,
     },
     /// Ask DHCPv6 servers for their bindings with Bulk Leasequery (RFC 5460), all servers at once.
     ///

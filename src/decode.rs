@@ -1,5 +1,13 @@
 //! `pdrestore decode`: walk a captured stream of framed DHCPv6 messages and
 //! report every message, every binding, and every fault with its file offset.
+//!
+//! The input is a raw byte stream (RFC 5460 section 5.1 framing), or a pcap
+//! or pcapng capture ([`capture`]) whose TCP connections on the Bulk
+//! Leasequery port are reassembled ([`reassembly`]) and each direction
+//! decoded by [`decode_stream`] as a raw stream is.
+
+pub mod capture;
+pub mod reassembly;
 
 use crate::proto::binding::{client_data_options, ClientData};
 use crate::proto::frame::FrameIter;

@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         "info"
     });
     match cli.command {
-        Command::Decode { file, json } => cmd_decode(&file, json),
+        Command::Decode { file, json, ports } => cmd_decode(&file, json, &ports),
         Command::Query(args) => pdrestore::requestor::cli::run(*args),
         Command::Duid { config } => cmd_duid(&config),
         Command::Demo {
@@ -132,7 +132,7 @@ fn cmd_check_config(path: &std::path::Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn cmd_decode(file: &std::path::Path, json: bool) -> ExitCode {
+fn cmd_decode(file: &std::path::Path, json: bool, ports: &[u16]) -> ExitCode {
     let data = if file.as_os_str() == "-" {
         let mut v = Vec::new();
         if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut v) {
@@ -149,6 +149,11 @@ fn cmd_decode(file: &std::path::Path, json: bool) -> ExitCode {
             }
         }
     };
+    use pdrestore::decode::capture::Format;
+    let format = Format::detect(&data);
+    if format != Format::Raw {
+        return cmd_decode_capture(file, &data, format, json, ports);
+    }
     let records = pdrestore::decode::decode_stream(&data);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut failed = false;
@@ -164,6 +169,72 @@ fn cmd_decode(file: &std::path::Path, json: bool) -> ExitCode {
         }
     }
     let _ = out.flush();
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `decode` of a pcap or pcapng file: every direction of every connection
+/// on the ports, decoded as a raw stream.
+fn cmd_decode_capture(
+    file: &std::path::Path,
+    data: &[u8],
+    format: pdrestore::decode::capture::Format,
+    json: bool,
+    extra_ports: &[u16],
+) -> ExitCode {
+    use pdrestore::decode::capture::{self, DecodedStream};
+    let mut ports = vec![capture::BULK_LEASEQUERY_PORT];
+    for p in extra_ports {
+        if !ports.contains(p) {
+            ports.push(*p);
+        }
+    }
+    let port_list = ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let name = file.display();
+    let cap = match capture::read_capture(data, format, &ports) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pdrestore: {name}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    for note in capture::notes(&cap) {
+        eprintln!("pdrestore: {name}: {note}");
+    }
+    let mut failed = false;
+    if let Some(e) = &cap.error {
+        eprintln!("pdrestore: {name}: {e}; the packets before it are decoded");
+        failed = true;
+    }
+    if cap.streams.is_empty() {
+        eprintln!(
+            "pdrestore: {name}: no TCP traffic on port{} {port_list} in {} packet(s) ({format})",
+            if ports.len() > 1 { "s" } else { "" },
+            cap.packets
+        );
+        return ExitCode::from(1);
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for stream in cap.streams {
+        let d = DecodedStream::new(stream);
+        failed |= d.failed();
+        let lines = if json { d.json_lines() } else { d.text_lines() };
+        for line in lines {
+            if writeln!(out, "{line}").is_err() {
+                return ExitCode::from(74);
+            }
+        }
+    }
+    if out.flush().is_err() {
+        return ExitCode::from(74);
+    }
     if failed {
         ExitCode::from(1)
     } else {

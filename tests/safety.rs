@@ -569,8 +569,9 @@ fn a_dry_run_and_check_config_create_nothing() {
     assert!(stdout.contains("(dry run)"), "{stdout}");
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(
-        log.lines()
-            .any(|l| l.contains(" WARN ") && l.contains("[::1]:5558") && l.contains("connection refused")),
+        log.lines().any(|l| l.contains(" WARN ")
+            && l.contains("[::1]:5558")
+            && l.contains("connection refused")),
         "a failing server is a warning: {log}"
     );
     assert!(!log.contains('\u{1b}'), "no colour codes off a terminal");

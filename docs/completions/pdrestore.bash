@@ -107,12 +107,16 @@ _pdrestore() {
             return 0
             ;;
         pdrestore__subcmd__decode)
-            opts="-h --json --help"
+            opts="-h --json --port --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
