@@ -542,6 +542,19 @@ impl Config {
                 )
             })?;
         }
+        if self.servers.len() > crate::proto::ServerIndex::LIMIT {
+            return Err((
+                vec![
+                    Step::Key("server"),
+                    Step::Index(crate::proto::ServerIndex::LIMIT),
+                    Step::Key("address"),
+                ],
+                format!(
+                    "at most {} servers can be configured",
+                    crate::proto::ServerIndex::LIMIT
+                ),
+            ));
+        }
         for (i, s) in self.servers.iter().enumerate() {
             let at = |k| vec![Step::Key("server"), Step::Index(i), Step::Key(k)];
             if let Some(j) = self.servers[..i]
@@ -874,6 +887,20 @@ max_relay_depth = 8
         let e = err("[[server]]\naddress = \"2001:db8::547\"\nsource = \"192.0.2.1\"\n[routes]\nallowed_prefixes = [\"2001:db8::/32\"]\n");
         assert!(
             e.starts_with("test.toml:3:10: source 192.0.2.1 cannot reach server 2001:db8::547: one is IPv4, the other IPv6"),
+            "{e}"
+        );
+        let mut many = String::new();
+        for p in 0..65 {
+            many.push_str(&format!(
+                "[[server]]\naddress = \"::1\"\nport = {}\n",
+                1000 + p
+            ));
+        }
+        let e = err(&format!(
+            "{many}[routes]\nallowed_prefixes = [\"2001:db8::/32\"]\n"
+        ));
+        assert!(
+            e.starts_with("test.toml:194:11: at most 64 servers can be configured"),
             "{e}"
         );
         let e = err(&format!("{base}prune_limit = \"ten\"\n"));

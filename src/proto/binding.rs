@@ -391,6 +391,35 @@ impl<'a> Iterator for RelayLayers<'a> {
     }
 }
 
+/// Turns each binding, borrowed from the message it arrived in, into what
+/// the consumer wants, on the task that reads the connection: the owned
+/// [`Binding`] by default ([`OwnedBindings`]), or a compact form that
+/// costs no allocation (the recovery's).
+pub trait BindingMapper: Clone + Send + 'static {
+    /// What a binding becomes.
+    type Item: Send + 'static;
+
+    /// The binding `b`, or, when its relay chain (OPTION_LQ_RELAY_DATA) has
+    /// more than `max_relay_depth` layers, the number of layers.
+    fn map(&mut self, b: &BindingRef<'_>, max_relay_depth: usize) -> Result<Self::Item, usize>;
+}
+
+/// The default [`BindingMapper`]: the owned [`Binding`], every field kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OwnedBindings;
+
+impl BindingMapper for OwnedBindings {
+    type Item = Binding;
+
+    fn map(&mut self, b: &BindingRef<'_>, max_relay_depth: usize) -> Result<Binding, usize> {
+        let binding = b.to_binding();
+        if binding.relay.len() > max_relay_depth {
+            return Err(binding.relay.len());
+        }
+        Ok(binding)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

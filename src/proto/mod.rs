@@ -7,6 +7,7 @@
 //! - [`binding`]: bindings extracted from OPTION_CLIENT_DATA.
 //! - [`query`]: the LEASEQUERY builder.
 //! - [`frame`]: the 2-octet TCP framing of RFC 5460 s.5.1.
+//! - [`ids`]: the transaction-id and server-index newtypes.
 //!
 //! Decoding is strict and never panics: every length is checked before use,
 //! and an error names the option and the byte offset at fault.
@@ -16,6 +17,7 @@ pub mod consts;
 pub mod duid;
 pub mod error;
 pub mod frame;
+pub mod ids;
 pub mod message;
 pub mod query;
 pub mod view;
@@ -23,10 +25,14 @@ pub mod view;
 #[cfg(test)]
 mod tests;
 
-pub use binding::{Binding, BindingRef, ClientData, ClientDataError, LeaseKind, RelayLayer};
+pub use binding::{
+    Binding, BindingMapper, BindingRef, ClientData, ClientDataError, LeaseKind, OwnedBindings,
+    RelayLayer,
+};
 pub use consts::{MessageType, OptionCode, QueryType, StatusCode};
 pub use duid::Duid;
 pub use error::{DecodeError, ErrorKind};
+pub use ids::{ServerIndex, Xid};
 pub use message::{ClientMessage, DhcpOption, IaAddr, IaPrefix, LqQuery, Message, RelayMessage};
 pub use query::{LeasequeryBuilder, Query};
 pub use view::{MessageView, OptionView, Options, MAX_NESTING};

@@ -17,8 +17,8 @@
 
 use super::plan::{Interface, PlanSettings};
 use crate::proto::binding::{BindingRef, RelayLayerRef};
+use crate::proto::BindingMapper;
 use crate::proto::{Binding, LeaseKind, RelayLayer};
-use crate::requestor::BindingMapper;
 use hashbrown::HashMap;
 use ipnet::Ipv6Net;
 use std::net::Ipv6Addr;

@@ -37,7 +37,7 @@
 //!   error closes the connection: the stream can no longer be trusted, and
 //!   the other queries in flight end [`PartialReason::Aborted`].
 
-use crate::proto::binding::{BindingRef, ClientData};
+use crate::proto::binding::{BindingMapper, ClientData, OwnedBindings};
 use crate::proto::{Binding, ClientDataError, DecodeError, Duid, MessageType, MessageView};
 use crate::proto::{OptionView, StatusCode};
 use std::collections::{BTreeMap, VecDeque};
@@ -325,35 +325,6 @@ pub struct QueryStats {
     pub dropped: u64,
     /// The server's DUID, from OPTION_SERVERID of the REPLY.
     pub server_id: Option<Duid>,
-}
-
-/// Turns each binding, borrowed from the message it arrived in, into what
-/// the consumer wants, on the task that reads the connection: the owned
-/// [`Binding`] by default ([`OwnedBindings`]), or a compact form that
-/// costs no allocation (the recovery's).
-pub trait BindingMapper: Clone + Send + 'static {
-    /// What a binding becomes.
-    type Item: Send + 'static;
-
-    /// The binding `b`, or, when its relay chain (OPTION_LQ_RELAY_DATA) has
-    /// more than `max_relay_depth` layers, the number of layers.
-    fn map(&mut self, b: &BindingRef<'_>, max_relay_depth: usize) -> Result<Self::Item, usize>;
-}
-
-/// The default [`BindingMapper`]: the owned [`Binding`], every field kept.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OwnedBindings;
-
-impl BindingMapper for OwnedBindings {
-    type Item = Binding;
-
-    fn map(&mut self, b: &BindingRef<'_>, max_relay_depth: usize) -> Result<Binding, usize> {
-        let binding = b.to_binding();
-        if binding.relay.len() > max_relay_depth {
-            return Err(binding.relay.len());
-        }
-        Ok(binding)
-    }
 }
 
 /// What a state machine has to tell. `T` is what bindings are delivered

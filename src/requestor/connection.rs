@@ -13,10 +13,10 @@
 //! Bindings go to a channel as soon as each message is handled.
 
 use super::assembly::{
-    BindingMapper, CloseReason, Event, Outcome, OwnedBindings, PartialReason, ProtocolError,
-    QueryStats, ReplyDemux, TransportError, BULK_LQ_DATA_TIMEOUT,
+    CloseReason, Event, Outcome, PartialReason, ProtocolError, QueryStats, ReplyDemux,
+    TransportError, BULK_LQ_DATA_TIMEOUT,
 };
-use crate::proto::{Binding, Duid};
+use crate::proto::{Binding, BindingMapper, Duid, OwnedBindings};
 use crate::transport::{FrameCodec, FrameCodecError};
 use bytes::BytesMut;
 use futures::FutureExt;

@@ -32,11 +32,12 @@
 //! # }
 //! ```
 
-use super::assembly::{BindingMapper, Outcome, OwnedBindings, QueryStats};
+use super::assembly::{Outcome, QueryStats};
 use super::connection::{
     self, Attempt, ConnectionConfig, Delivery, PlannedQuery, DHCPV6_SERVER_PORT,
 };
 use super::retry::{Disposition, RetryPolicy};
+use crate::proto::{BindingMapper, OwnedBindings};
 use crate::proto::{Duid, LeasequeryBuilder, Query};
 use std::collections::HashSet;
 use std::fmt;
