@@ -18,8 +18,10 @@
 //! Route decisions, netlink and resynchronisation are not here: this layer
 //! only says what was seen.
 
+pub mod budget;
 pub mod parse;
 
+pub use budget::PacketBudget;
 pub use parse::{
     parse, Datagram, DelegatedPrefix, Forged, IaPd, IgnoreReason, RelayHop, Release, Reply,
     SnoopError, SnoopErrorKind, Snooped, CLIENT_PORT, HOP_COUNT_LIMIT, SERVER_PORT,
