@@ -20,12 +20,14 @@
 
 pub mod budget;
 pub mod parse;
+pub mod socket;
 
 pub use budget::PacketBudget;
 pub use parse::{
     parse, Datagram, DelegatedPrefix, Forged, IaPd, IgnoreReason, RelayHop, Release, Reply,
     SnoopError, SnoopErrorKind, Snooped, CLIENT_PORT, HOP_COUNT_LIMIT, SERVER_PORT,
 };
+pub use socket::{CaptureError, CaptureSocket, CaptureStats, SNAP_LEN};
 
 /// Which way a captured packet went through the interface, from
 /// `sll_pkttype` of the capture socket (see [`socket`]).
