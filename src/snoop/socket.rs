@@ -543,6 +543,17 @@ mod tests {
     }
 
     #[test]
+    fn permission_errors_name_the_capability() {
+        let e = CaptureError::Permission {
+            ifindex: 3,
+            source: io::Error::from_raw_os_error(libc::EPERM),
+        };
+        let text = e.to_string();
+        assert!(text.contains("CAP_NET_RAW"), "{text}");
+        assert!(text.contains("interface index 3"), "{text}");
+    }
+
+    #[test]
     fn unknown_interface_names_are_reported() {
         match CaptureSocket::open_by_name("pdr-no-such-if0") {
             Err(CaptureError::NoSuchInterface(n)) => assert_eq!(n, "pdr-no-such-if0"),
