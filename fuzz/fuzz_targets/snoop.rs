@@ -82,15 +82,10 @@ fn innermost(m: &Message) -> &Message {
     cur
 }
 
-fn compare_owned(
-    packet: &[u8],
-    d: &Datagram,
-    xid: u32,
-    client_id: Option<&[u8]>,
-    ia_pds: usize,
-) {
+fn compare_owned(packet: &[u8], d: &Datagram, xid: u32, client_id: Option<&[u8]>, ia_pds: usize) {
     let msg = &packet[d.message_offset..d.message_offset + d.message_len];
-    let owned = Message::decode(msg).expect("the owned decoder accepts what the snoop parser reported");
+    let owned =
+        Message::decode(msg).expect("the owned decoder accepts what the snoop parser reported");
     let Message::Client(inner) = innermost(&owned) else {
         panic!("innermost message is a relay message");
     };
@@ -129,7 +124,11 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(result, parse(&packet, dir), "parse is deterministic");
     match result {
         Err(e) => {
-            assert!(e.offset <= packet.len(), "{e} beyond {} octets", packet.len());
+            assert!(
+                e.offset <= packet.len(),
+                "{e} beyond {} octets",
+                packet.len()
+            );
             let _ = e.to_string();
         }
         Ok(Snooped::Reply(r)) => {

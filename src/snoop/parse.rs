@@ -284,6 +284,22 @@ pub enum Snooped {
     Ignored(IgnoreReason),
 }
 
+impl Snooped {
+    /// A short fixed name of the kind of result, for counters and logs
+    /// (`reply`, `relayed-reply`, `release`, `relayed-release`, `forged`,
+    /// `ignored`; [`IgnoreReason::name`] says more for the last).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Snooped::Reply(r) if r.relay.is_empty() => "reply",
+            Snooped::Reply(_) => "relayed-reply",
+            Snooped::Release(r) if r.relay.is_empty() => "release",
+            Snooped::Release(_) => "relayed-release",
+            Snooped::Forged(_) => "forged",
+            Snooped::Ignored(_) => "ignored",
+        }
+    }
+}
+
 /// What was wrong with a packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SnoopErrorKind {

@@ -1119,6 +1119,26 @@ fn truncations_and_corruptions_never_panic() {
 
 #[test]
 fn names_are_fixed() {
+    let reply = parse(&ANNOTATED_REPLY, OUT).unwrap();
+    assert_eq!(reply.name(), "reply");
+    let p = udp(
+        router(),
+        ldra(),
+        547,
+        547,
+        &ldra_reply(typical_reply()).to_bytes(),
+    );
+    assert_eq!(parse(&p, OUT).unwrap().name(), "relayed-reply");
+    assert_eq!(parse(&ANNOTATED_REPLY, IN).unwrap().name(), "forged");
+    let p = udp(
+        client(),
+        router(),
+        546,
+        547,
+        &release_msg(MessageType::Release).to_bytes(),
+    );
+    assert_eq!(parse(&p, IN).unwrap().name(), "release");
+    assert_eq!(Snooped::Ignored(IgnoreReason::Fragment).name(), "ignored");
     assert_eq!(IgnoreReason::Fragment.name(), "fragment");
     assert_eq!(
         SnoopErrorKind::TooManyRelayLayers.name(),
