@@ -12,6 +12,11 @@ tests/data/kea:
 - capture: small Kea exchanges as pcap (raw IPv6) and pcapng (Ethernet, IPv4)
   files of TCP segments, one frame per link type, and a reassembly program.
 
+- snoop: captured-packet seeds made here (a REPLY to a client, a RELAY-REPL
+  to a lightweight relay, a RELEASE, a forged REPLY), whole and as the
+  wrapped-message form the target also takes (see fuzz_targets/snoop.rs),
+  and every Kea frame in the wrapped form.
+
 Run from anywhere:  python3 fuzz/make_corpus.py
 Existing files are kept; the seeds are added by name.
 """
@@ -134,4 +139,44 @@ for i, prefix in enumerate((b"", eth(0x86DD), bytes(14) + b"\x86\xdd", b"\x86\xd
 ops = [(10, 20, 0), (0, 10, 0), (5, 10, 0), (40, 5, 1), (30, 10, 0)]
 count += write("capture", "reassembly", b"\xc0" + bytes.fromhex("fffffff0")
                + b"".join(o.to_bytes(2, "big") + bytes([n, f]) for o, n, f in ops))
+
+def opt(code, body):
+    return code.to_bytes(2, "big") + len(body).to_bytes(2, "big") + body
+
+
+def ipv6_udp(src, dst, sport, dport, message):
+    length = (len(message) + 8).to_bytes(2, "big")
+    return (bytes([0x60, 0, 0, 0]) + length + bytes([17, 255])
+            + src + dst + sport.to_bytes(2, "big") + dport.to_bytes(2, "big")
+            + length + b"\x00\x00" + message)
+
+
+LL = lambda n: bytes([0xfe, 0x80] + [0] * 13 + [n])
+duid = lambda n: bytes([0, 3, 0, 1, 2, 0, 0, 0, 0, n])
+iaprefix = opt(26, (7200).to_bytes(4, "big") + (10800).to_bytes(4, "big") + bytes([56])
+               + bytes([0x20, 0x01, 0x0d, 0xb8, 0, 0xaa]) + bytes(10)
+               + opt(13, b"\x00\x00ok"))
+ia_pd = opt(25, (1).to_bytes(4, "big") + (3600).to_bytes(4, "big") + (5400).to_bytes(4, "big") + iaprefix)
+ids = opt(1, duid(2)) + opt(2, duid(1))
+reply = bytes([7, 0x12, 0x34, 0x56]) + ids + ia_pd + opt(13, b"\x00\x00")
+release = bytes([8, 0xab, 0xcd, 0xef]) + ids + ia_pd
+relay_repl = bytes([13, 0]) + bytes(16) + LL(2) + opt(18, b"port7") + opt(9, reply)
+relay_forw = bytes([12, 0]) + bytes(16) + LL(2) + opt(18, b"port7") + opt(9, release)
+# flags octet: bit 0 direction (1 incoming), bit 1 wrapped, bits 2-3 ports.
+for name, flags, packet in [
+    ("reply", 0, ipv6_udp(LL(1), LL(2), 547, 546, reply)),
+    ("relay_repl", 0, ipv6_udp(LL(1), LL(3), 547, 547, relay_repl)),
+    ("release", 1, ipv6_udp(LL(2), LL(1), 546, 547, release)),
+    ("relay_forw", 1, ipv6_udp(LL(3), LL(1), 547, 547, relay_forw)),
+    ("forged", 1, ipv6_udp(LL(2), LL(1), 547, 546, reply)),
+    ("reply.wrapped", 2 | (0 << 2), reply),
+    ("relay_repl.wrapped", 2 | (1 << 2), relay_repl),
+    ("release.wrapped", 3 | (2 << 2), release),
+    ("relay_forw.wrapped", 3 | (1 << 2), relay_forw),
+]:
+    count += write("snoop", name, bytes([flags]) + packet)
+for cap in sorted(src.glob("*.bin")):
+    for n, frame in enumerate(frames(cap.read_bytes())):
+        if n < 4:
+            count += write("snoop", f"{cap.stem}.{n:03}.wrapped", bytes([2]) + frame)
 print(f"{count} seeds in {corpus.relative_to(root)}")

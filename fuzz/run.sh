@@ -16,7 +16,7 @@ set -eu
 cd "$(dirname "$0")/.."
 secs=${1:?usage: fuzz/run.sh SECONDS [TARGET...]}
 shift
-targets=${*:-"decode_message relay_chain frame_chunks reply_assembly capture"}
+targets=${*:-"decode_message relay_chain frame_chunks reply_assembly capture snoop"}
 jobs=${JOBS:-1}
 export RUSTC_BOOTSTRAP=1
 python3 fuzz/make_corpus.py >/dev/null

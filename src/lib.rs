@@ -18,6 +18,8 @@
 //!   assembly (sans IO), connections, retries, fan-out.
 //! - [`server`]: `pdrestore lab-server`, the reference Bulk Leasequery server
 //!   for labs, demos, tests and benchmarks.
+//! - [`snoop`]: the snoop layer of `pdrestore follow`: capturing and parsing
+//!   the DHCPv6 replies a delegating relay sends its clients (RFC 8987).
 
 #![warn(missing_docs)]
 
@@ -34,4 +36,5 @@ pub mod recovery;
 pub mod requestor;
 pub mod routes;
 pub mod server;
+pub mod snoop;
 pub mod transport;

@@ -1,0 +1,801 @@
+//! A strict, sans-IO parser of captured DHCPv6 packets.
+//!
+//! [`parse`] takes one packet starting at its IPv6 header (what an
+//! `AF_PACKET`/`SOCK_DGRAM` socket delivers) and the [`Direction`] it went,
+//! and says what a delegating relay needs to know about it:
+//!
+//! | direction | UDP destination | message | result |
+//! | --- | --- | --- | --- |
+//! | outgoing | 546 | REPLY | [`Snooped::Reply`], no relay layers |
+//! | outgoing | 547 | RELAY-REPL ... REPLY (RFC 6221) | [`Snooped::Reply`] with its [`RelayHop`]s |
+//! | incoming | 547 | RELEASE, DECLINE | [`Snooped::Release`], no relay layers |
+//! | incoming | 547 | RELAY-FORW ... RELEASE/DECLINE (from an LDRA) | [`Snooped::Release`] with its relay layers |
+//! | incoming | 546 or 547 | ADVERTISE, REPLY, RECONFIGURE, RELAY-REPL | [`Snooped::Forged`] |
+//! | any | any | anything else | [`Snooped::Ignored`] with an [`IgnoreReason`] |
+//!
+//! Layers below DHCPv6 are taken apart by `etherparse` (IPv6 header,
+//! extension headers, UDP); the DHCPv6 message by the crate's zero-copy views
+//! ([`crate::proto::view`]). Every message that is reported is validated
+//! whole (RFC 8415 s.16 message validation; every option's length and fixed
+//! fields, recursively; s.21.21 IA_PD; s.21.22 IAPREFIX; s.9 and s.19 relay
+//! messages), and any fault is an `Err(`[`SnoopError`]`)` with the byte offset
+//! from the start of the IPv6 header. Messages that are ignored are not
+//! validated beyond their msg-type: nothing is done with them.
+//!
+//! Nothing here panics, whatever the input (fuzzed: `fuzz/fuzz_targets/snoop.rs`).
+//!
+//! Two things are deliberately not checked:
+//! - the UDP checksum: an outgoing packet captured before the NIC (or a veth
+//!   peer) fills it in carries only the pseudo-header sum (checksum offload),
+//!   and incoming ones from a veth peer in the same state; a checksum check
+//!   would drop good packets;
+//! - the transaction-id against a request: the relay does not keep requests.
+
+use super::Direction;
+use crate::proto::consts::{MessageType, OptionCode, StatusCode};
+use crate::proto::duid::Duid;
+use crate::proto::error::{DecodeError, ErrorKind};
+use crate::proto::view::{field, MessageView, OptionView, Options, RawOption};
+use etherparse::{err, IpNumber, Ipv6Slice, UdpSlice};
+use ipnet::Ipv6Net;
+use std::fmt;
+use std::net::Ipv6Addr;
+
+/// UDP port DHCPv6 clients listen on (RFC 8415 s.7.2).
+pub const CLIENT_PORT: u16 = 546;
+/// UDP port DHCPv6 servers and relay agents listen on (RFC 8415 s.7.2).
+pub const SERVER_PORT: u16 = 547;
+/// Most relay layers walked around a message: HOP_COUNT_LIMIT (RFC 8415 s.7.6).
+pub const HOP_COUNT_LIMIT: usize = 32;
+
+/// Length of the IPv6 fixed header.
+const IPV6_HEADER: usize = 40;
+/// Length of the UDP header.
+const UDP_HEADER: usize = 8;
+
+/// The addresses, ports and hop limit of the captured datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Datagram {
+    /// IPv6 source address.
+    pub source: Ipv6Addr,
+    /// IPv6 destination address.
+    pub destination: Ipv6Addr,
+    /// UDP source port.
+    pub source_port: u16,
+    /// UDP destination port.
+    pub destination_port: u16,
+    /// IPv6 hop limit as captured (255 for link-local DHCPv6 traffic sent by
+    /// most implementations, but RFC 8415 does not require it).
+    pub hop_limit: u8,
+    /// Offset of the DHCPv6 message (the UDP payload) in the packet.
+    pub message_offset: usize,
+    /// Length of the DHCPv6 message (UDP length less its 8-octet header).
+    pub message_len: usize,
+}
+
+/// One relay layer around a relayed message (RFC 8415 s.9), outermost first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayHop {
+    /// The hop-count field.
+    pub hop_count: u8,
+    /// The link-address field (:: from a lightweight relay, RFC 6221 s.5.3.1).
+    pub link_address: Ipv6Addr,
+    /// The peer-address field: where the relay got the message from or sends
+    /// it to. In the innermost layer, the client's address.
+    pub peer_address: Ipv6Addr,
+    /// The body of OPTION_INTERFACE_ID (18), if the layer has one (a
+    /// lightweight relay's own identifier of the client port, RFC 6221 s.5.3.1).
+    pub interface_id: Option<Vec<u8>>,
+}
+
+/// One IAPREFIX option (26) of an IA_PD (RFC 8415 s.21.22).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DelegatedPrefix {
+    /// The prefix and its length, as sent: host bits past the prefix length
+    /// are kept (see [`DelegatedPrefix::has_host_bits`]).
+    pub prefix: Ipv6Net,
+    /// preferred-lifetime, seconds (0xffffffff is infinity, RFC 8415 s.7.7).
+    pub preferred_lifetime: u32,
+    /// valid-lifetime, seconds (0 in a REPLY: the prefix is no longer valid,
+    /// RFC 8415 s.18.3.4).
+    pub valid_lifetime: u32,
+    /// The STATUS_CODE inside the IAPREFIX, if any.
+    pub status: Option<StatusCode>,
+}
+
+impl DelegatedPrefix {
+    /// True when the prefix has bits set past its length (sent that way;
+    /// a route would be for the truncated prefix).
+    pub fn has_host_bits(&self) -> bool {
+        self.prefix.addr() != self.prefix.network()
+    }
+
+    /// False when the preferred lifetime exceeds the valid lifetime: RFC 8415
+    /// s.21.22 has the client discard such a prefix.
+    pub fn lifetimes_consistent(&self) -> bool {
+        self.preferred_lifetime <= self.valid_lifetime
+    }
+}
+
+/// One IA_PD option (25) (RFC 8415 s.21.21).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IaPd {
+    /// The IAID.
+    pub iaid: u32,
+    /// T1, seconds.
+    pub t1: u32,
+    /// T2, seconds.
+    pub t2: u32,
+    /// The STATUS_CODE inside the IA_PD, if any (absent means Success,
+    /// RFC 8415 s.21.13; NoPrefixAvail and NoBinding are what a REPLY uses).
+    pub status: Option<StatusCode>,
+    /// Every IAPREFIX in it, in wire order.
+    pub prefixes: Vec<DelegatedPrefix>,
+}
+
+impl IaPd {
+    /// False when T1 exceeds T2 and both are non-zero: RFC 8415 s.21.21 has
+    /// the client discard such an IA_PD.
+    pub fn timers_consistent(&self) -> bool {
+        self.t1 == 0 || self.t2 == 0 || self.t1 <= self.t2
+    }
+}
+
+/// A REPLY (7) sent by this router toward a client: directly to UDP port
+/// 546, or inside RELAY-REPL messages to a lightweight relay's port 547
+/// (RFC 6221).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The captured datagram. Its destination is the client (sent directly)
+    /// or the lightweight relay (relayed).
+    pub datagram: Datagram,
+    /// The relay layers around the REPLY, outermost first; empty when it was
+    /// sent to the client directly.
+    pub relay: Vec<RelayHop>,
+    /// The transaction-id (24 bits).
+    pub transaction_id: u32,
+    /// The top-level STATUS_CODE, if any. Absent means Success (RFC 8415 s.21.13).
+    pub status: Option<StatusCode>,
+    /// OPTION_CLIENTID: the client's DUID. Required when the REPLY carries an
+    /// IA_PD (it answers a message that had one, RFC 8415 s.16.4-16.7, and the
+    /// server copies it, s.18.3); may be absent otherwise (a REPLY to an
+    /// INFORMATION-REQUEST without one).
+    pub client_id: Option<Duid>,
+    /// OPTION_SERVERID: the server's DUID (required, RFC 8415 s.16.10).
+    pub server_id: Duid,
+    /// Every IA_PD, in wire order.
+    pub ia_pds: Vec<IaPd>,
+}
+
+impl Reply {
+    /// The client's address: the next hop of its delegated prefixes. The
+    /// datagram's destination when sent directly; the innermost relay
+    /// layer's peer-address when relayed.
+    pub fn client_address(&self) -> Ipv6Addr {
+        match self.relay.last() {
+            Some(hop) => hop.peer_address,
+            None => self.datagram.destination,
+        }
+    }
+}
+
+/// A RELEASE (8) or DECLINE (9) from a client, received on UDP port 547:
+/// directly, or inside RELAY-FORW messages from a lightweight relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// The captured datagram; its source is the client (direct) or the
+    /// lightweight relay (relayed).
+    pub datagram: Datagram,
+    /// The relay layers around the message, outermost first; empty when the
+    /// client sent it directly.
+    pub relay: Vec<RelayHop>,
+    /// [`MessageType::Release`] or [`MessageType::Decline`].
+    pub msg_type: MessageType,
+    /// The transaction-id (24 bits).
+    pub transaction_id: u32,
+    /// OPTION_CLIENTID (required, RFC 8415 s.16.8, s.16.9).
+    pub client_id: Duid,
+    /// OPTION_SERVERID (required, RFC 8415 s.16.8, s.16.9).
+    pub server_id: Duid,
+    /// Every IA_PD the message names, in wire order.
+    pub ia_pds: Vec<IaPd>,
+}
+
+impl Release {
+    /// The client's address: the datagram's source when sent directly, the
+    /// innermost relay layer's peer-address when relayed.
+    pub fn client_address(&self) -> Ipv6Addr {
+        match self.relay.last() {
+            Some(hop) => hop.peer_address,
+            None => self.datagram.source,
+        }
+    }
+}
+
+/// A message that only servers and relays send toward clients (ADVERTISE,
+/// REPLY, RECONFIGURE, RELAY-REPL) arriving from the link: someone on the
+/// client side is sending it. Decided on the msg-type alone; its options are
+/// not validated, since nothing is done with it but counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forged {
+    /// The captured datagram.
+    pub datagram: Datagram,
+    /// The outermost msg-type.
+    pub msg_type: MessageType,
+}
+
+/// Why a well-formed packet was of no interest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IgnoreReason {
+    /// The IPv6 payload (after any extension headers) is not UDP.
+    NotUdp(u8),
+    /// A fragment (RFC 8200 s.4.5): DHCPv6 messages are not reassembled
+    /// here, so a fragmented one is missed (counted by the caller).
+    Fragment,
+    /// Neither UDP port is 546 or 547.
+    NotDhcpPort {
+        /// UDP source port.
+        source: u16,
+        /// UDP destination port.
+        destination: u16,
+    },
+    /// A message of interest, but to a UDP destination port it is never
+    /// sent to (a REPLY to 547, a RELEASE to 546, ...).
+    WrongPort {
+        /// The outermost msg-type.
+        msg_type: MessageType,
+        /// The UDP destination port.
+        destination: u16,
+    },
+    /// A message type the snoop layer has no use for in this direction
+    /// (SOLICIT, REQUEST, RENEW, an outgoing RELAY-FORW, ...), or a relayed
+    /// message whose innermost message is not the one of interest.
+    Uninteresting {
+        /// The innermost msg-type.
+        msg_type: MessageType,
+        /// True when it was found inside relay messages.
+        relayed: bool,
+    },
+}
+
+impl IgnoreReason {
+    /// A short fixed name, for counters and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            IgnoreReason::NotUdp(_) => "not-udp",
+            IgnoreReason::Fragment => "fragment",
+            IgnoreReason::NotDhcpPort { .. } => "not-dhcp-port",
+            IgnoreReason::WrongPort { .. } => "wrong-port",
+            IgnoreReason::Uninteresting { .. } => "uninteresting",
+        }
+    }
+}
+
+/// What one captured packet was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Snooped {
+    /// A REPLY this router sent toward a client (directly or relayed).
+    Reply(Reply),
+    /// A RELEASE or DECLINE a client sent (directly or relayed).
+    Release(Release),
+    /// A server-to-client message arriving from the link: a forgery.
+    Forged(Forged),
+    /// Well-formed, but of no interest.
+    Ignored(IgnoreReason),
+}
+
+impl Snooped {
+    /// A short fixed name of the kind of result, for counters and logs
+    /// (`reply`, `relayed-reply`, `release`, `relayed-release`, `forged`,
+    /// `ignored`; [`IgnoreReason::name`] says more for the last).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Snooped::Reply(r) if r.relay.is_empty() => "reply",
+            Snooped::Reply(_) => "relayed-reply",
+            Snooped::Release(r) if r.relay.is_empty() => "release",
+            Snooped::Release(_) => "relayed-release",
+            Snooped::Forged(_) => "forged",
+            Snooped::Ignored(_) => "ignored",
+        }
+    }
+}
+
+/// What was wrong with a packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnoopErrorKind {
+    /// The IPv6 header or an extension header is malformed or cut short
+    /// (`etherparse`'s verdict).
+    Ipv6(err::ipv6::SliceError),
+    /// An IPv6 payload length of 0, which only a jumbogram may have (RFC 2675);
+    /// DHCPv6 never uses one.
+    ZeroPayloadLength,
+    /// The UDP header is cut short (`etherparse`'s verdict).
+    Udp(err::LenError),
+    /// The UDP length field does not match the IPv6 payload it sits in
+    /// (RFC 768, RFC 8200 s.8.1).
+    UdpLength {
+        /// The UDP length field.
+        udp_length: u16,
+        /// Octets of IPv6 payload after the extension headers.
+        ip_payload: usize,
+    },
+    /// The DHCPv6 message is malformed (the codec's error: its offset is in
+    /// the IPv6 packet, like [`SnoopError::offset`]).
+    Dhcp(DecodeError),
+    /// A required option is missing (RFC 8415 s.16: CLIENTID, SERVERID,
+    /// RELAY_MSG).
+    MissingOption(OptionCode),
+    /// An option that may appear once appears again (RFC 8415 s.21: CLIENTID,
+    /// SERVERID, STATUS_CODE, RELAY_MSG, INTERFACE_ID).
+    DuplicateOption(OptionCode),
+    /// More relay layers than HOP_COUNT_LIMIT (RFC 8415 s.7.6).
+    TooManyRelayLayers,
+    /// A RELAY-FORW inside a RELAY-REPL or the other way round (RFC 8415 s.9).
+    RelayTypeMismatch {
+        /// The outer relay message type.
+        outer: MessageType,
+        /// The message type found inside it.
+        inner: MessageType,
+    },
+}
+
+impl SnoopErrorKind {
+    /// A short fixed name, for counters and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SnoopErrorKind::Ipv6(_) => "ipv6",
+            SnoopErrorKind::ZeroPayloadLength => "ipv6-zero-payload-length",
+            SnoopErrorKind::Udp(_) => "udp",
+            SnoopErrorKind::UdpLength { .. } => "udp-length",
+            SnoopErrorKind::Dhcp(_) => "dhcpv6",
+            SnoopErrorKind::MissingOption(_) => "missing-option",
+            SnoopErrorKind::DuplicateOption(_) => "duplicate-option",
+            SnoopErrorKind::TooManyRelayLayers => "too-many-relay-layers",
+            SnoopErrorKind::RelayTypeMismatch { .. } => "relay-type-mismatch",
+        }
+    }
+}
+
+impl fmt::Display for SnoopErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnoopErrorKind::Ipv6(e) => write!(f, "IPv6: {e}"),
+            SnoopErrorKind::ZeroPayloadLength => {
+                write!(f, "IPv6 payload length 0 (a jumbogram, never DHCPv6)")
+            }
+            SnoopErrorKind::Udp(e) => write!(f, "UDP: {e}"),
+            SnoopErrorKind::UdpLength {
+                udp_length,
+                ip_payload,
+            } => write!(
+                f,
+                "UDP length {udp_length} does not match the {ip_payload} octets of IPv6 payload"
+            ),
+            SnoopErrorKind::Dhcp(e) => write!(f, "DHCPv6: {}", e.kind),
+            SnoopErrorKind::MissingOption(o) => write!(f, "DHCPv6: no {o} option"),
+            SnoopErrorKind::DuplicateOption(o) => write!(f, "DHCPv6: a second {o} option"),
+            SnoopErrorKind::TooManyRelayLayers => write!(
+                f,
+                "DHCPv6: more than {HOP_COUNT_LIMIT} relay layers (HOP_COUNT_LIMIT)"
+            ),
+            SnoopErrorKind::RelayTypeMismatch { outer, inner } => {
+                write!(f, "DHCPv6: {inner} inside {outer}")
+            }
+        }
+    }
+}
+
+/// A malformed packet: what was wrong and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnoopError {
+    /// Byte offset from the start of the IPv6 header of the faulty header,
+    /// option or field.
+    pub offset: usize,
+    /// For DHCPv6 faults, the innermost option being decoded, if any.
+    pub option: Option<OptionCode>,
+    /// What was wrong.
+    pub kind: SnoopErrorKind,
+}
+
+impl SnoopError {
+    #[cold]
+    fn new(offset: usize, option: Option<OptionCode>, kind: SnoopErrorKind) -> Self {
+        SnoopError {
+            offset,
+            option,
+            kind,
+        }
+    }
+}
+
+impl From<DecodeError> for SnoopError {
+    #[cold]
+    fn from(e: DecodeError) -> Self {
+        SnoopError::new(e.offset, e.option, SnoopErrorKind::Dhcp(e))
+    }
+}
+
+impl fmt::Display for SnoopError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.option {
+            Some(o) => write!(f, "at offset {} (option {o}): {}", self.offset, self.kind),
+            None => write!(f, "at offset {}: {}", self.offset, self.kind),
+        }
+    }
+}
+
+impl std::error::Error for SnoopError {}
+
+type Result<T> = std::result::Result<T, SnoopError>;
+
+/// Parse one captured packet that starts at its IPv6 header, sent or received
+/// as `dir` says. See the [module documentation](self) for what each kind of
+/// packet gives. Never panics.
+pub fn parse(packet: &[u8], dir: Direction) -> Result<Snooped> {
+    let ip = Ipv6Slice::from_slice(packet).map_err(ipv6_error)?;
+    let header = ip.header();
+    if header.payload_length() == 0 {
+        return Err(SnoopError::new(4, None, SnoopErrorKind::ZeroPayloadLength));
+    }
+    let payload = ip.payload();
+    if payload.fragmented {
+        return Ok(Snooped::Ignored(IgnoreReason::Fragment));
+    }
+    if payload.ip_number != IpNumber::UDP {
+        return Ok(Snooped::Ignored(IgnoreReason::NotUdp(payload.ip_number.0)));
+    }
+    let udp_offset = IPV6_HEADER + ip.extensions().slice().len();
+    let udp = UdpSlice::from_slice(payload.payload).map_err(|mut e| {
+        e.layer_start_offset += udp_offset;
+        SnoopError::new(udp_offset, None, SnoopErrorKind::Udp(e))
+    })?;
+    if usize::from(udp.length()) != payload.payload.len() {
+        return Err(SnoopError::new(
+            udp_offset + 4,
+            None,
+            SnoopErrorKind::UdpLength {
+                udp_length: udp.length(),
+                ip_payload: payload.payload.len(),
+            },
+        ));
+    }
+    let message = udp.payload();
+    let message_offset = udp_offset + UDP_HEADER;
+    let datagram = Datagram {
+        source: header.source_addr(),
+        destination: header.destination_addr(),
+        source_port: udp.source_port(),
+        destination_port: udp.destination_port(),
+        hop_limit: header.hop_limit(),
+        message_offset,
+        message_len: message.len(),
+    };
+    let dhcp_port = |p| p == CLIENT_PORT || p == SERVER_PORT;
+    if !dhcp_port(datagram.destination_port) {
+        return Ok(Snooped::Ignored(IgnoreReason::NotDhcpPort {
+            source: datagram.source_port,
+            destination: datagram.destination_port,
+        }));
+    }
+    let view = MessageView::parse_at(message, message_offset, 0)?;
+    classify(view, dir, datagram)
+}
+
+fn ipv6_error(e: err::ipv6::SliceError) -> SnoopError {
+    let offset = match &e {
+        err::ipv6::SliceError::Len(l) => l.layer_start_offset,
+        err::ipv6::SliceError::Header(_) => 0,
+        err::ipv6::SliceError::Exts(_) => IPV6_HEADER,
+    };
+    SnoopError::new(offset, None, SnoopErrorKind::Ipv6(e))
+}
+
+fn classify(view: MessageView<'_>, dir: Direction, datagram: Datagram) -> Result<Snooped> {
+    use MessageType as M;
+    let msg_type = view.msg_type();
+    let port = datagram.destination_port;
+    match (dir, msg_type) {
+        (Direction::Incoming, M::Advertise | M::Reply | M::Reconfigure | M::RelayRepl) => {
+            Ok(Snooped::Forged(Forged { datagram, msg_type }))
+        }
+        (Direction::Outgoing, M::Reply) if port == CLIENT_PORT => {
+            view.options().validate()?;
+            Ok(Snooped::Reply(reply(view, Vec::new(), datagram)?))
+        }
+        (Direction::Outgoing, M::RelayRepl) if port == SERVER_PORT => {
+            view.options().validate()?;
+            let (relay, inner) = relay_chain(view)?;
+            if inner.msg_type() != M::Reply {
+                return Ok(Snooped::Ignored(IgnoreReason::Uninteresting {
+                    msg_type: inner.msg_type(),
+                    relayed: true,
+                }));
+            }
+            Ok(Snooped::Reply(reply(inner, relay, datagram)?))
+        }
+        (Direction::Incoming, M::Release | M::Decline) if port == SERVER_PORT => {
+            view.options().validate()?;
+            Ok(Snooped::Release(release(view, Vec::new(), datagram)?))
+        }
+        (Direction::Incoming, M::RelayForw) if port == SERVER_PORT => {
+            view.options().validate()?;
+            let (relay, inner) = relay_chain(view)?;
+            if !matches!(inner.msg_type(), M::Release | M::Decline) {
+                return Ok(Snooped::Ignored(IgnoreReason::Uninteresting {
+                    msg_type: inner.msg_type(),
+                    relayed: true,
+                }));
+            }
+            Ok(Snooped::Release(release(inner, relay, datagram)?))
+        }
+        (Direction::Outgoing, M::Reply | M::RelayRepl)
+        | (Direction::Incoming, M::Release | M::Decline | M::RelayForw) => {
+            Ok(Snooped::Ignored(IgnoreReason::WrongPort {
+                msg_type,
+                destination: port,
+            }))
+        }
+        _ => Ok(Snooped::Ignored(IgnoreReason::Uninteresting {
+            msg_type,
+            relayed: false,
+        })),
+    }
+}
+
+/// Absolute offset of a message's first octet.
+fn message_start(m: &MessageView<'_>) -> usize {
+    let header = if m.is_relay() {
+        field::RELAY_OPTIONS
+    } else {
+        field::CLIENT_OPTIONS
+    };
+    m.options().offset() - header
+}
+
+fn duplicate(raw: &RawOption<'_>) -> SnoopError {
+    let code = raw.option_code();
+    SnoopError::new(
+        raw.offset,
+        Some(code),
+        SnoopErrorKind::DuplicateOption(code),
+    )
+}
+
+/// Walk the RELAY_MSG options of a validated relay message down to the first
+/// client/server message (RFC 8415 s.9, s.19; RFC 6221 s.5), recording each
+/// layer. At most [`HOP_COUNT_LIMIT`] layers; each layer has exactly one
+/// RELAY_MSG and at most one INTERFACE_ID, and is of the outer layer's type.
+fn relay_chain(outer: MessageView<'_>) -> Result<(Vec<RelayHop>, MessageView<'_>)> {
+    let relay_type = outer.msg_type();
+    let mut layers = Vec::new();
+    let mut cur = outer;
+    while cur.is_relay() {
+        if cur.msg_type() != relay_type {
+            return Err(SnoopError::new(
+                message_start(&cur),
+                Some(OptionCode::RelayMsg),
+                SnoopErrorKind::RelayTypeMismatch {
+                    outer: relay_type,
+                    inner: cur.msg_type(),
+                },
+            ));
+        }
+        if layers.len() == HOP_COUNT_LIMIT {
+            return Err(SnoopError::new(
+                message_start(&cur),
+                None,
+                SnoopErrorKind::TooManyRelayLayers,
+            ));
+        }
+        let mut inner = None;
+        let mut interface_id = None;
+        for raw in cur.options().iter() {
+            let raw = raw?;
+            match raw.option_code() {
+                OptionCode::RelayMsg => {
+                    if inner.is_some() {
+                        return Err(duplicate(&raw));
+                    }
+                    match raw.parse()? {
+                        OptionView::RelayMsg(m) => inner = Some(m),
+                        // RELAY_MSG (9) always parses as RelayMsg.
+                        _ => return Err(duplicate(&raw)),
+                    }
+                }
+                OptionCode::InterfaceId => {
+                    if interface_id.is_some() {
+                        return Err(duplicate(&raw));
+                    }
+                    interface_id = Some(raw.data.to_vec());
+                }
+                _ => {}
+            }
+        }
+        let Some(inner) = inner else {
+            return Err(SnoopError::new(
+                message_start(&cur),
+                None,
+                SnoopErrorKind::MissingOption(OptionCode::RelayMsg),
+            ));
+        };
+        layers.push(RelayHop {
+            hop_count: cur.hop_count(),
+            link_address: cur.link_address(),
+            peer_address: cur.peer_address(),
+            interface_id,
+        });
+        cur = inner;
+    }
+    Ok((layers, cur))
+}
+
+/// The options of a client/server message the snoop layer reports.
+struct Fields {
+    status: Option<StatusCode>,
+    client_id: Option<Duid>,
+    server_id: Option<Duid>,
+    ia_pds: Vec<IaPd>,
+}
+
+fn status_code(raw: &RawOption<'_>) -> Result<StatusCode> {
+    match raw.parse()? {
+        OptionView::StatusCode { code, .. } => Ok(code),
+        // STATUS_CODE (13) always parses as StatusCode.
+        _ => Err(duplicate(raw)),
+    }
+}
+
+/// Set `slot` to the status of `raw`, or fail if it was set already.
+fn once_status(slot: &mut Option<StatusCode>, raw: &RawOption<'_>) -> Result<()> {
+    if slot.is_some() {
+        return Err(duplicate(raw));
+    }
+    *slot = Some(status_code(raw)?);
+    Ok(())
+}
+
+fn once_duid(slot: &mut Option<Duid>, raw: &RawOption<'_>) -> Result<()> {
+    if slot.is_some() {
+        return Err(duplicate(raw));
+    }
+    match raw.parse()? {
+        OptionView::ClientId(d) | OptionView::ServerId(d) => *slot = Some(Duid::from_bytes(d)),
+        _ => return Err(duplicate(raw)),
+    }
+    Ok(())
+}
+
+/// The reported options of a validated client/server message.
+fn fields(m: &MessageView<'_>) -> Result<Fields> {
+    let mut f = Fields {
+        status: None,
+        client_id: None,
+        server_id: None,
+        ia_pds: Vec::new(),
+    };
+    for raw in m.options().iter() {
+        let raw = raw?;
+        match raw.option_code() {
+            OptionCode::StatusCode => once_status(&mut f.status, &raw)?,
+            OptionCode::ClientId => once_duid(&mut f.client_id, &raw)?,
+            OptionCode::ServerId => once_duid(&mut f.server_id, &raw)?,
+            OptionCode::IaPd => f.ia_pds.push(ia_pd(&raw)?),
+            _ => {}
+        }
+    }
+    Ok(f)
+}
+
+/// One IA_PD (RFC 8415 s.21.21): IAID, T1, T2 (12 octets), then IA_PD-options,
+/// of which IAPREFIX (any number) and STATUS_CODE (at most one) are kept and
+/// every other option is validated.
+fn ia_pd(raw: &RawOption<'_>) -> Result<IaPd> {
+    const FIXED: usize = 12;
+    let d = raw.data;
+    if d.len() < FIXED {
+        return Err(DecodeError::new(
+            raw.offset,
+            Some(OptionCode::IaPd),
+            ErrorKind::TooShort {
+                len: d.len(),
+                min: FIXED,
+            },
+        )
+        .into());
+    }
+    let be32 = |i: usize| u32::from_be_bytes([d[i], d[i + 1], d[i + 2], d[i + 3]]);
+    let mut ia = IaPd {
+        iaid: be32(0),
+        t1: be32(4),
+        t2: be32(8),
+        status: None,
+        prefixes: Vec::new(),
+    };
+    let opts: Options<'_> = raw.nested(FIXED)?;
+    for inner in opts.iter() {
+        let inner = inner?;
+        match inner.option_code() {
+            OptionCode::StatusCode => once_status(&mut ia.status, &inner)?,
+            OptionCode::IaPrefix => ia.prefixes.push(ia_prefix(&inner)?),
+            _ => inner.validate()?,
+        }
+    }
+    Ok(ia)
+}
+
+/// One IAPREFIX (RFC 8415 s.21.22), already validated with its options.
+fn ia_prefix(raw: &RawOption<'_>) -> Result<DelegatedPrefix> {
+    let OptionView::IaPrefix {
+        preferred_lifetime,
+        valid_lifetime,
+        prefix,
+        options,
+    } = raw.parse()?
+    else {
+        // IAPREFIX (26) always parses as IaPrefix.
+        return Err(duplicate(raw));
+    };
+    options.validate()?;
+    let mut status = None;
+    for o in options.iter() {
+        let o = o?;
+        if o.option_code() == OptionCode::StatusCode {
+            once_status(&mut status, &o)?;
+        }
+    }
+    Ok(DelegatedPrefix {
+        prefix,
+        preferred_lifetime,
+        valid_lifetime,
+        status,
+    })
+}
+
+fn missing(m: &MessageView<'_>, code: OptionCode) -> SnoopError {
+    SnoopError::new(message_start(m), None, SnoopErrorKind::MissingOption(code))
+}
+
+/// A validated REPLY (RFC 8415 s.16.10: it must have a SERVERID; with an
+/// IA_PD, it answers a message that had a CLIENTID and must carry it back).
+fn reply(m: MessageView<'_>, relay: Vec<RelayHop>, datagram: Datagram) -> Result<Reply> {
+    let f = fields(&m)?;
+    let server_id = f
+        .server_id
+        .ok_or_else(|| missing(&m, OptionCode::ServerId))?;
+    if !f.ia_pds.is_empty() && f.client_id.is_none() {
+        return Err(missing(&m, OptionCode::ClientId));
+    }
+    Ok(Reply {
+        datagram,
+        relay,
+        transaction_id: m.transaction_id(),
+        status: f.status,
+        client_id: f.client_id,
+        server_id,
+        ia_pds: f.ia_pds,
+    })
+}
+
+/// A validated RELEASE or DECLINE (RFC 8415 s.16.8, s.16.9: CLIENTID and
+/// SERVERID required).
+fn release(m: MessageView<'_>, relay: Vec<RelayHop>, datagram: Datagram) -> Result<Release> {
+    let f = fields(&m)?;
+    let client_id = f
+        .client_id
+        .ok_or_else(|| missing(&m, OptionCode::ClientId))?;
+    let server_id = f
+        .server_id
+        .ok_or_else(|| missing(&m, OptionCode::ServerId))?;
+    Ok(Release {
+        datagram,
+        relay,
+        msg_type: m.msg_type(),
+        transaction_id: m.transaction_id(),
+        client_id,
+        server_id,
+        ia_pds: f.ia_pds,
+    })
+}
+
+#[cfg(test)]
+mod tests;
