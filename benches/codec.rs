@@ -22,8 +22,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pdrestore::proto::binding::client_data_options;
 use pdrestore::proto::frame::FrameIter;
 use pdrestore::proto::{ClientData, LeaseKind, Message, MessageType, MessageView};
-use pdrestore::recovery::claim::{Path, Planner};
+use pdrestore::recovery::claim::Path;
 use pdrestore::recovery::plan::{Interface, NextHopFallback, PlanSettings};
+use pdrestore::recovery::planner::Planner;
 use std::hint::black_box;
 
 fn stream() -> Vec<u8> {

@@ -5,8 +5,8 @@
 //! values are errors that name the file, line and column.
 
 use crate::proto::Duid;
-use crate::recovery::install::PruneLimit;
 use crate::recovery::plan::{NextHopFallback, PlanSettings};
+use crate::recovery::prune::PruneLimit;
 use ipnet::Ipv6Net;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;

@@ -21,7 +21,7 @@ use pdrestore::proto::binding::client_data_options;
 use pdrestore::proto::{
     ClientData, DhcpOption, Duid, Message, MessageView, RelayLayer, RelayMessage, MAX_NESTING,
 };
-use pdrestore::recovery::claim::Planner;
+use pdrestore::recovery::planner::Planner;
 use pdrestore::recovery::plan::{Interface, NextHopFallback, PlanSettings};
 use pdrestore::requestor::{CloseReason, Event, Outcome, PartialReason, ProtocolError, ReplyDemux};
 use std::time::{Duration, Instant};
@@ -163,7 +163,7 @@ fuzz_target!(|data: &[u8]| {
     for cd in client_data_options(&view) {
         for b in ClientData::parse(cd).unwrap().bindings() {
             match planner.claim(&b, 32) {
-                Ok(c) => assert_eq!(c, planner.claim_owned(b.to_binding())),
+                Ok(c) => assert_eq!(c, planner.claim(&b.to_binding(), 32).unwrap()),
                 Err(depth) => assert!(depth > 32 && depth == layers.len(), "{depth}"),
             }
         }

@@ -333,6 +333,20 @@ pub struct RelayLayerRef<'a> {
     pub relay_id: Option<&'a [u8]>,
 }
 
+impl RelayLayer {
+    /// The borrowed form, as the zero-copy walk of a relay chain gives it.
+    pub fn as_ref(&self) -> RelayLayerRef<'_> {
+        RelayLayerRef {
+            hop_count: self.hop_count,
+            link_address: self.link_address,
+            peer_address: self.peer_address,
+            interface_id: self.interface_id.as_deref(),
+            remote_id: self.remote_id.as_deref(),
+            relay_id: self.relay_id.as_ref().map(Duid::as_bytes),
+        }
+    }
+}
+
 impl RelayLayerRef<'_> {
     /// The owned form.
     pub fn to_layer(&self) -> RelayLayer {

@@ -4,23 +4,17 @@
 //! A [`Claim`] holds what reconciliation (RFC 5007 s.4.3.4) and the route
 //! need, and nothing else: the lease, its lifetimes, CLT_TIME, the client's
 //! DUID, and, for the common case of a delegated prefix relayed through us,
-//! the route's next hop and interface already planned ([`Path::Via`]). The
-//! [`Planner`] makes it straight from the zero-copy [`BindingRef`] with no
-//! allocation for DUIDs of up to [`INLINE_DUID`] octets, so the installer's
-//! thread only reconciles and queues. Everything else (addresses, bindings
-//! without relay data, prefixes that planning refuses, long DUIDs) is kept
-//! whole ([`Path::Whole`]) and decided at the end, where the reason of a
-//! refusal is reported.
-//!
-//! The planning here gives exactly what [`PlanSettings::route_for`] gives
-//! for a binding with relay data (a property test checks it).
+//! the route's next hop and interface already planned ([`Path::Via`], by
+//! [`Planner::plan`]). It is made straight from the zero-copy [`BindingRef`]
+//! with no allocation for DUIDs of up to [`INLINE_DUID`] octets, so the
+//! installer's thread only reconciles and queues. Everything else
+//! (addresses, bindings without relay data, prefixes that planning refuses,
+//! long DUIDs) is kept whole ([`Path::Whole`]) and decided at the end, by
+//! the same planner, where the reason of a refusal is reported.
 
-use super::plan::{Interface, PlanSettings};
-use crate::proto::binding::{BindingRef, RelayLayerRef};
-use crate::proto::BindingMapper;
-use crate::proto::{Binding, LeaseKind, RelayLayer};
-use hashbrown::HashMap;
-use ipnet::Ipv6Net;
+use super::planner::{PlanInput, Planner};
+use crate::proto::binding::BindingRef;
+use crate::proto::{Binding, BindingMapper, LeaseKind, RelayLayer};
 use std::net::Ipv6Addr;
 use std::sync::Arc;
 
@@ -99,216 +93,96 @@ pub struct Claim {
     pub path: Path,
 }
 
-/// Route planning for claims: the settings and the local interfaces, with
-/// an index from interface-id to interface built once.
-#[derive(Debug)]
-pub struct Planner {
-    settings: PlanSettings,
-    interfaces: Vec<Interface>,
-    /// interface-id octets to interface position (`None`: the configuration
-    /// maps it to an interface that does not exist).
-    by_id: HashMap<Vec<u8>, Option<u32>>,
-    /// The delegation pools, as (network, length).
-    pools: Vec<(u128, u8)>,
-    /// Every local prefix, as (network, length, interface position), in
-    /// the order of the interfaces.
-    locals: Vec<(u128, u8, u32)>,
+/// What a [`Claim`] is made from, beyond what planning reads: the borrowed
+/// binding of the connection task and the owned one both give it.
+pub trait ClaimInput: PlanInput {
+    /// The client's DUID octets.
+    fn client(&self) -> &[u8];
+    /// Valid lifetime, seconds.
+    fn valid_lifetime(&self) -> u32;
+    /// CLT_TIME, seconds.
+    fn clt_time(&self) -> u32;
+    /// The owned binding, for a claim kept whole.
+    fn to_binding(&self) -> Binding;
 }
 
-fn mask(len: u8) -> u128 {
-    match len {
-        0 => 0,
-        l => !0u128 << (128 - u32::from(l.min(128))),
+impl ClaimInput for BindingRef<'_> {
+    fn client(&self) -> &[u8] {
+        self.client_duid
+    }
+    fn valid_lifetime(&self) -> u32 {
+        self.valid_lifetime
+    }
+    fn clt_time(&self) -> u32 {
+        self.clt_time
+    }
+    fn to_binding(&self) -> Binding {
+        BindingRef::to_binding(self)
     }
 }
 
-/// `(net, len)` holds the prefix `addr`/`plen` (whose host bits may be set).
-fn holds(net: u128, len: u8, addr: u128, plen: u8) -> bool {
-    len <= plen && addr & mask(len) == net
+impl ClaimInput for Binding {
+    fn client(&self) -> &[u8] {
+        self.client_duid.as_bytes()
+    }
+    fn valid_lifetime(&self) -> u32 {
+        self.valid_lifetime
+    }
+    fn clt_time(&self) -> u32 {
+        self.clt_time
+    }
+    fn to_binding(&self) -> Binding {
+        self.clone()
+    }
 }
 
 impl Planner {
-    /// Plan with `settings` over `interfaces`.
-    pub fn new(settings: PlanSettings, interfaces: Vec<Interface>) -> Self {
-        let pos = |name: &str| {
-            interfaces
-                .iter()
-                .position(|i| &*i.name == name)
-                .map(|p| p as u32)
+    /// The claim of binding `b` (borrowed or owned), its route planned when
+    /// it is a delegated prefix that planning accepts; or the number of
+    /// layers of its relay chain when there are more than `max_relay_depth`.
+    pub fn claim(&self, b: &impl ClaimInput, max_relay_depth: usize) -> Result<Claim, usize> {
+        let chain = self.chain(b);
+        if chain.depth > max_relay_depth {
+            return Err(chain.depth);
+        }
+        let lease = b.lease();
+        let planned = match lease {
+            LeaseKind::Prefix(_) => self.plan_with(lease, &chain, None).ok(),
+            LeaseKind::Address(_) => None,
         };
-        let mut by_id: HashMap<Vec<u8>, Option<u32>> = interfaces
-            .iter()
-            .enumerate()
-            .map(|(p, i)| (i.name.as_bytes().to_vec(), Some(p as u32)))
-            .collect();
-        // A mapping wins over an interface of the same name as the id.
-        for (id, name) in &settings.interface_map {
-            by_id.insert(id.as_bytes().to_vec(), pos(name));
-        }
-        let net = |n: &Ipv6Net| (u128::from(n.trunc().addr()), n.prefix_len());
-        let pools = settings.allowed_prefixes.iter().map(net).collect();
-        let locals = interfaces
-            .iter()
-            .enumerate()
-            .flat_map(|(p, i)| {
-                i.addresses.iter().map(move |a| {
-                    let (n, l) = net(a);
-                    (n, l, p as u32)
-                })
-            })
-            .collect();
-        Planner {
-            settings,
-            interfaces,
-            by_id,
-            pools,
-            locals,
-        }
-    }
-
-    /// The settings.
-    pub fn settings(&self) -> &PlanSettings {
-        &self.settings
-    }
-
-    /// The local interfaces; [`Path::Via`] points into this list.
-    pub fn interfaces(&self) -> &[Interface] {
-        &self.interfaces
-    }
-
-    /// The interface for a layer, as `PlanSettings::route_for` picks it.
-    fn interface_for(&self, interface_id: Option<&[u8]>, link: Ipv6Addr) -> Option<u32> {
-        if let Some(found) = interface_id.and_then(|id| self.by_id.get(id)) {
-            // `None`: mapped to an interface that does not exist; the
-            // binding is kept whole and refused for it at the end.
-            return *found;
-        }
-        if link.is_unspecified() {
-            return None;
-        }
-        let link = u128::from(link);
-        self.locals
-            .iter()
-            .find(|&&(n, l, _)| holds(n, l, link, 128))
-            .map(|&(_, _, p)| p)
-    }
-
-    /// [`PlanSettings::check_prefix`], yes or no, on precomputed networks.
-    fn prefix_ok(&self, prefix: &Ipv6Net) -> bool {
-        let (addr, len) = (u128::from(prefix.addr()), prefix.prefix_len());
-        len != 0
-            && len >= self.settings.min_prefix_len
-            && self.pools.iter().any(|&(n, l)| holds(n, l, addr, len))
-            // It must not cover (or equal) a local prefix.
-            && !self
-                .locals
-                .iter()
-                .any(|&(n, l, _)| holds(addr & mask(len), len, n, l))
-    }
-
-    /// The route of `prefix` through the layer with this interface-id,
-    /// link-address and peer-address, when planning accepts it.
-    fn via(
-        &self,
-        prefix: &Ipv6Net,
-        interface_id: Option<&[u8]>,
-        link: Ipv6Addr,
-        peer: Ipv6Addr,
-    ) -> Option<Path> {
-        if !self.prefix_ok(prefix) {
-            return None;
-        }
-        let iface = self.interface_for(interface_id, link)?;
-        let out = &self.interfaces[iface as usize];
-        self.settings.check_next_hop(peer, out).ok()?;
-        Some(Path::Via {
-            gateway: peer,
-            iface,
-        })
-    }
-
-    /// The claim of a borrowed binding, or the number of layers of its
-    /// relay chain when there are more than `max_relay_depth`.
-    pub fn claim(&self, b: &BindingRef<'_>, max_relay_depth: usize) -> Result<Claim, usize> {
-        let mut depth = 0usize;
-        let mut ours: Option<RelayLayerRef<'_>> = None;
-        let mut first: Option<RelayLayerRef<'_>> = None;
-        if let Some(chain) = &b.relay {
-            for l in chain.layers() {
-                depth += 1;
-                if first.is_none() {
-                    first = Some(l);
-                }
-                if ours.is_none() && l.relay_id == Some(self.settings.relay_id.as_bytes()) {
-                    ours = Some(l);
-                }
-            }
-        }
-        if depth > max_relay_depth {
-            return Err(depth);
-        }
-        // Our layer, or the only layer when it carries no Relay-ID (plan::our_layer).
-        let layer = ours.or(first.filter(|l| depth == 1 && l.relay_id.is_none()));
-        let via = match (b.lease, layer) {
-            (LeaseKind::Prefix(p), Some(l)) => {
-                self.via(&p, l.interface_id, l.link_address, l.peer_address)
-            }
-            _ => None,
-        };
-        let path = match via {
-            Some(v) => v,
-            None => Path::Whole(Box::new(self.trimmed(b.to_binding()))),
+        let path = match planned {
+            Some(p) => Path::Via {
+                gateway: p.gateway,
+                iface: p.iface,
+            },
+            None => Path::Whole(Box::new(trimmed(b.to_binding(), &self.settings().relay_id))),
         };
         Ok(Claim {
-            lease: b.lease,
-            valid_lifetime: b.valid_lifetime,
-            clt_time: b.clt_time,
-            client: ClientId::new(b.client_duid),
+            lease,
+            valid_lifetime: b.valid_lifetime(),
+            clt_time: b.clt_time(),
+            client: ClientId::new(b.client()),
             path,
         })
     }
+}
 
-    /// The claim of an owned binding.
-    pub fn claim_owned(&self, b: Binding) -> Claim {
-        let layer = super::plan::our_layer(&b.relay, &self.settings.relay_id);
-        let via = match (b.lease, layer) {
-            (LeaseKind::Prefix(p), Some(l)) => self.via(
-                &p,
-                l.interface_id.as_deref(),
-                l.link_address,
-                l.peer_address,
-            ),
-            _ => None,
-        };
-        Claim {
-            lease: b.lease,
-            valid_lifetime: b.valid_lifetime,
-            clt_time: b.clt_time,
-            client: ClientId::new(b.client_duid.as_bytes()),
-            path: match via {
-                Some(v) => v,
-                None => Path::Whole(Box::new(self.trimmed(b))),
-            },
-        }
+/// Keep only what planning needs: the relay layer with our Relay-ID
+/// (planning takes a lone layer as ours), without its Remote-ID. A chain
+/// without our layer is kept whole, so that it is refused for the right
+/// reason.
+fn trimmed(mut b: Binding, relay_id: &crate::proto::Duid) -> Binding {
+    if let Some(i) = b
+        .relay
+        .iter()
+        .position(|l| l.relay_id.as_ref() == Some(relay_id))
+    {
+        let mut ours: RelayLayer = b.relay.swap_remove(i);
+        ours.relay_id = None;
+        ours.remote_id = None;
+        b.relay = vec![ours];
     }
-
-    /// Keep only what planning needs: the relay layer with our Relay-ID
-    /// (planning takes a lone layer as ours), without its Remote-ID. A
-    /// chain without our layer is kept whole, so that it is refused for the
-    /// right reason.
-    fn trimmed(&self, mut b: Binding) -> Binding {
-        if let Some(i) = b
-            .relay
-            .iter()
-            .position(|l| l.relay_id.as_ref() == Some(&self.settings.relay_id))
-        {
-            let mut ours: RelayLayer = b.relay.swap_remove(i);
-            ours.relay_id = None;
-            ours.remote_id = None;
-            b.relay = vec![ours];
-        }
-        b
-    }
+    b
 }
 
 /// The [`BindingMapper`] of recovery: bindings become [`Claim`]s on the
@@ -327,9 +201,11 @@ impl BindingMapper for ClaimMapper {
 #[cfg(test)]
 mod tests {
     use super::super::plan::tests::OURS;
+    use super::super::plan::PlanSettings;
     use super::super::reconcile::Observed;
     use super::*;
-    use crate::proto::Duid;
+    use crate::proto::{Duid, ServerIndex};
+    use crate::routes::Interface;
     use proptest::prelude::*;
 
     /// The planning tests' settings, and an id mapped to an interface that does not exist.
@@ -474,24 +350,35 @@ mod tests {
     }
 
     proptest! {
-        /// The planner accepts exactly what route_for accepts for a binding
-        /// with relay data, with the same next hop and interface.
+        /// The planner gives exactly what the reference, route_for, gives:
+        /// the same next hop and interface, or the same refusal; and the
+        /// claim's path is planned exactly when the route is.
         #[test]
         fn planner_agrees_with_route_for(b in arb_binding()) {
             let planner = Planner::new(settings(), interfaces());
-            let obs = Observed { server: 0, received: 0, binding: b.clone() };
-            let want = settings().route_for(&obs, None, &interfaces(), 0).ok();
-            let claim = planner.claim_owned(b.clone());
+            let obs = Observed { server: ServerIndex::default(), received: 0, binding: b.clone() };
+            let want = settings().route_for(&obs, None, &interfaces(), 0);
+            let got = planner.plan(&b, None);
+            match (&got, &want) {
+                (Ok(p), Ok(r)) => {
+                    prop_assert_eq!(p.gateway, r.gateway);
+                    prop_assert_eq!(planner.interfaces()[p.iface as usize].index, r.ifindex);
+                }
+                (Err(g), Err(w)) => prop_assert_eq!(g, w),
+                (g, w) => prop_assert!(false, "planner {:?}, route_for {:?}", g, w),
+            }
+            let claim = planner.claim(&b, usize::MAX).unwrap();
             prop_assert_eq!(&claim.client.as_bytes(), &b.client_duid.as_bytes());
             match (&claim.path, want) {
-                (Path::Via { gateway, iface }, Some(r)) => {
+                (Path::Via { gateway, iface }, Ok(r)) => {
                     prop_assert_eq!(*gateway, r.gateway);
                     prop_assert_eq!(planner.interfaces()[*iface as usize].index, r.ifindex);
                 }
-                (Path::Whole(w), None) => {
-                    // Kept for the end, and refused there for a reason.
-                    let obs = Observed { server: 0, received: 0, binding: (**w).clone() };
-                    prop_assert!(settings().route_for(&obs, None, &interfaces(), 0).is_err());
+                (Path::Whole(w), Err(reason)) => {
+                    // Kept for the end, and refused there for the same reason.
+                    let obs = Observed { server: ServerIndex::default(), received: 0, binding: (**w).clone() };
+                    prop_assert_eq!(settings().route_for(&obs, None, &interfaces(), 0), Err(reason.clone()));
+                    prop_assert_eq!(planner.plan(&**w, None), Err(reason));
                 }
                 (p, w) => prop_assert!(false, "planner {:?}, route_for {:?}", p, w),
             }
@@ -502,7 +389,7 @@ mod tests {
         fn borrowed_and_owned_claims_agree(b in arb_binding()) {
             let planner = Planner::new(settings(), interfaces());
             let from_ref = borrowed_claim(&planner, &b, 32).unwrap();
-            prop_assert_eq!(from_ref, planner.claim_owned(b));
+            prop_assert_eq!(from_ref, planner.claim(&b, 32).unwrap());
         }
     }
 

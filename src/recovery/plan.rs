@@ -1,6 +1,13 @@
-//! Route planning (pure): one route per delegated prefix, toward the client
-//! router, out of the client-facing interface, with the lease's lifetime, and
-//! nothing a rogue server could abuse.
+//! Route settings, the reasons a prefix gets no route, and **the reference
+//! planner**.
+//!
+//! [`PlanSettings`] and [`Rejection`] are shared by everything that plans.
+//! [`PlanSettings::route_for`] and [`PlanSettings::plan`] are the reference
+//! versions of the planning rules, written plainly over owned bindings and a
+//! reconciled set: the recovery itself plans with
+//! [`super::planner::Planner`] (the same rules on precomputed networks, over
+//! borrowed and owned bindings alike), and property tests hold the planner
+//! and the streaming installer to these.
 //!
 //! Next hop: the peer-address of the relay layer that carries our own
 //! Relay-ID (RFC 5460 s.5.4.1) in the binding's relay chain (RFC 5007
@@ -13,7 +20,7 @@
 //! serve as the gateway when configured.
 
 use super::reconcile::{client_address, Millis, Observed, Reconciled};
-use crate::proto::{Duid, LeaseKind, RelayLayer};
+use crate::proto::{Duid, LeaseKind, RelayLayer, ServerIndex};
 use crate::routes::Route;
 use ipnet::Ipv6Net;
 use std::collections::BTreeMap;
@@ -174,7 +181,7 @@ pub struct Rejected {
     /// The client that holds it.
     pub client: Duid,
     /// The server that reported it.
-    pub server: u16,
+    pub server: ServerIndex,
     /// Why.
     pub reason: Rejection,
 }
@@ -309,7 +316,7 @@ impl PlanSettings {
         }
     }
 
-    /// The route for one winning prefix binding.
+    /// The route for one winning prefix binding (the reference planner).
     pub fn route_for(
         &self,
         obs: &Observed,
@@ -357,7 +364,7 @@ impl PlanSettings {
         })
     }
 
-    /// Plan every prefix of a reconciliation.
+    /// Plan every prefix of a reconciliation (the reference planning).
     pub fn plan(&self, r: &Reconciled, interfaces: &[Interface], now: Millis) -> Plan {
         let mut plan = Plan::default();
         for (prefix, obs) in &r.prefixes {
@@ -691,13 +698,13 @@ pub(crate) mod tests {
             )],
         );
         let mut bad = obs("::/0", vec![]);
-        bad.server = 1;
+        bad.server = crate::proto::ServerIndex::new(1).unwrap();
         let rec = reconcile([good, bad], 1000);
         let plan = settings().plan(&rec, &interfaces(), 1000);
         assert_eq!(plan.routes.len(), 1);
         assert_eq!(plan.rejected.len(), 1);
         assert_eq!(plan.rejected[0].reason, Rejection::DefaultRoute);
-        assert_eq!(plan.rejected[0].server, 1);
+        assert_eq!(plan.rejected[0].server.get(), 1);
         assert_eq!(plan.rejected[0].reason.to_string(), "default route");
     }
 }

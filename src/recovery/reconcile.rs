@@ -10,12 +10,15 @@
 //! disagreement between servers about who holds a prefix is reported.
 //! Bindings whose valid lifetime is zero or has run out are dropped.
 //!
-//! This is the reference, on whole bindings: [`super::install::Installer`]
-//! applies the same order incrementally to compact claims while they
-//! stream in, and property tests hold it to what [`reconcile`] followed by
-//! [`super::plan::PlanSettings::plan`] gives.
+//! **This is the reference**, on whole bindings, kept for the property
+//! tests: the streaming installer ([`super::table::PrefixTable`]) applies the
+//! same order ([`Rank`]) incrementally to compact claims while they stream
+//! in, and property tests hold it to what [`reconcile`] followed by
+//! [`super::plan::PlanSettings::plan`] gives. The recovery itself does not
+//! call [`reconcile`].
 
-use crate::proto::{Binding, Duid, LeaseKind};
+use super::rank::Rank;
+use crate::proto::{Binding, Duid, LeaseKind, ServerIndex};
 use ipnet::Ipv6Net;
 use std::cmp::Ordering;
 use std::collections::btree_map::Entry;
@@ -28,8 +31,8 @@ pub type Millis = u64;
 /// A binding as one server reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
-    /// Index of the server in the configuration.
-    pub server: u16,
+    /// The server, by its position in the configuration.
+    pub server: ServerIndex,
     /// When the message carrying it was received.
     pub received: Millis,
     /// The binding.
@@ -40,26 +43,35 @@ impl Observed {
     /// When the server last heard from the client, on our clock (may be
     /// negative when CLT_TIME goes back further than the recovery's start).
     pub fn last_transaction(&self) -> i64 {
-        self.received as i64 - i64::from(self.binding.clt_time) * 1000
+        super::rank::last_transaction(self.received, self.binding.clt_time)
     }
 
     /// When the lease runs out, on our clock.
     pub fn expires(&self) -> Millis {
-        self.received + u64::from(self.binding.valid_lifetime) * 1000
+        super::rank::expiry(self.received, self.binding.valid_lifetime)
     }
 
     /// Remaining valid lifetime in whole seconds at `now` (0 when expired).
     pub fn remaining_valid(&self, now: Millis) -> u32 {
-        (self.expires().saturating_sub(now) / 1000).min(u64::from(u32::MAX)) as u32
+        super::rank::remaining_secs(self.expires(), now)
     }
 
-    /// The total order that picks the winner: greater is better.
+    /// The binding's [`Rank`] among the claims on its prefix.
+    pub fn rank_key(&self) -> Rank<'_> {
+        Rank::new(
+            self.received,
+            self.binding.clt_time,
+            self.binding.valid_lifetime,
+            self.server,
+            self.binding.client_duid.as_bytes(),
+        )
+    }
+
+    /// The total order that picks the winner: greater is better. The
+    /// [`Rank`], then, for a server repeating itself, the smaller binding.
     fn rank(&self, other: &Observed) -> Ordering {
-        self.last_transaction()
-            .cmp(&other.last_transaction())
-            .then(self.expires().cmp(&other.expires()))
-            // Earlier in the configuration wins a full tie.
-            .then(other.server.cmp(&self.server))
+        self.rank_key()
+            .cmp(&other.rank_key())
             .then_with(|| other.binding.cmp(&self.binding))
     }
 }
@@ -70,9 +82,9 @@ pub struct Conflict {
     /// The prefix.
     pub prefix: Ipv6Net,
     /// The server and client of the binding that won.
-    pub winner: (u16, Duid),
+    pub winner: (ServerIndex, Duid),
     /// The server and client of the binding that lost.
-    pub loser: (u16, Duid),
+    pub loser: (ServerIndex, Duid),
 }
 
 /// What reconciliation keeps.
@@ -119,20 +131,19 @@ enum Claims {
     /// Every claim named the best binding's client; bit `s` = server `s` claimed it.
     Agree(u64),
     /// Every distinct (server, client) that claimed the prefix.
-    Contested(Vec<(u16, Duid)>),
+    Contested(Vec<(ServerIndex, Duid)>),
 }
 
 impl Claims {
-    fn add(&mut self, server: u16, client: &Duid, agreed_client: &Duid) {
+    fn add(&mut self, server: ServerIndex, client: &Duid, agreed_client: &Duid) {
         if let Claims::Agree(mask) = self {
-            if client == agreed_client && server < 64 {
-                *mask |= 1 << server;
+            if client == agreed_client {
+                *mask |= server.bit();
                 return;
             }
             let mask = *mask;
             *self = Claims::Contested(
-                (0..64u16)
-                    .filter(|s| mask & (1 << s) != 0)
+                ServerIndex::in_mask(mask)
                     .map(|s| (s, agreed_client.clone()))
                     .collect(),
             );
@@ -273,6 +284,11 @@ pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The server at position `i`.
+    pub(crate) fn sv(i: usize) -> ServerIndex {
+        ServerIndex::new(i).unwrap()
+    }
+
     pub(crate) fn pd(
         server: u16,
         received: Millis,
@@ -282,7 +298,7 @@ pub(crate) mod tests {
         valid: u32,
     ) -> Observed {
         Observed {
-            server,
+            server: ServerIndex::new(usize::from(server)).unwrap(),
             received,
             binding: Binding {
                 client_duid: client.parse().unwrap(),
@@ -322,19 +338,24 @@ pub(crate) mod tests {
         let b = pd(1, 40_000, "02", "2001:db8:100::/56", 55, 3600);
         let r = reconcile([a.clone(), b.clone()], 40_000);
         let w = &r.prefixes[&"2001:db8:100::/56".parse().unwrap()];
-        assert_eq!(w.server, 1);
+        assert_eq!(w.server.get(), 1);
         assert_eq!(
             r.conflicts,
             vec![Conflict {
                 prefix: "2001:db8:100::/56".parse().unwrap(),
-                winner: (1, "02".parse().unwrap()),
-                loser: (0, "01".parse().unwrap()),
+                winner: (sv(1), "02".parse().unwrap()),
+                loser: (sv(0), "01".parse().unwrap()),
             }]
         );
         // A smaller CLT_TIME alone does not win if it was received much earlier.
         let c = pd(0, 10_000, "01", "2001:db8:100::/56", 26, 3600); // last heard at -16s
         let r = reconcile([c, b], 40_000);
-        assert_eq!(r.prefixes[&"2001:db8:100::/56".parse().unwrap()].server, 1);
+        assert_eq!(
+            r.prefixes[&"2001:db8:100::/56".parse().unwrap()]
+                .server
+                .get(),
+            1
+        );
     }
 
     #[test]
@@ -350,7 +371,8 @@ pub(crate) mod tests {
                 .values()
                 .next()
                 .unwrap()
-                .server,
+                .server
+                .get(),
             1
         );
         assert_eq!(
@@ -359,7 +381,8 @@ pub(crate) mod tests {
                 .values()
                 .next()
                 .unwrap()
-                .server,
+                .server
+                .get(),
             1
         );
         // Full tie: the server configured first wins, whatever the order.
@@ -369,7 +392,8 @@ pub(crate) mod tests {
                 .values()
                 .next()
                 .unwrap()
-                .server,
+                .server
+                .get(),
             0
         );
         assert_eq!(
@@ -378,7 +402,8 @@ pub(crate) mod tests {
                 .values()
                 .next()
                 .unwrap()
-                .server,
+                .server
+                .get(),
             0
         );
     }
@@ -400,15 +425,19 @@ pub(crate) mod tests {
         let a = pd(0, 1000, "01", "2001:db8:100::/56", 9, 3600);
         let b = pd(1, 1000, "01", "2001:db8:100::/56", 8, 3600);
         let c = pd(2, 1000, "02", "2001:db8:100::/56", 1, 3600);
-        let want: Vec<(u16, Duid)> = vec![(0, "01".parse().unwrap()), (1, "01".parse().unwrap())];
+        let want: Vec<(usize, Duid)> = vec![(0, "01".parse().unwrap()), (1, "01".parse().unwrap())];
         for order in [[&a, &b, &c], [&c, &a, &b], [&b, &c, &a]] {
             let r = reconcile(order.iter().map(|o| (*o).clone()), 1000);
-            let losers: Vec<(u16, Duid)> = r.conflicts.iter().map(|x| x.loser.clone()).collect();
+            let losers: Vec<(usize, Duid)> = r
+                .conflicts
+                .iter()
+                .map(|x| (x.loser.0.get(), x.loser.1.clone()))
+                .collect();
             assert_eq!(losers, want);
             assert!(r
                 .conflicts
                 .iter()
-                .all(|x| x.winner == (2, "02".parse().unwrap())));
+                .all(|x| x.winner == (sv(2), "02".parse().unwrap())));
         }
     }
 
@@ -418,7 +447,7 @@ pub(crate) mod tests {
         let b = pd(1, 1000, "01", "2001:db8:100::/56", 9, 3600);
         let r = reconcile([a, b], 1000);
         assert!(r.conflicts.is_empty());
-        assert_eq!(r.prefixes.values().next().unwrap().server, 0);
+        assert_eq!(r.prefixes.values().next().unwrap().server.get(), 0);
     }
 
     #[test]

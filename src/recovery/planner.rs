@@ -1,0 +1,324 @@
+//! Route planning, written once: one route per delegated prefix, toward the
+//! client router, out of the client-facing interface, and nothing a rogue
+//! server could abuse.
+//!
+//! [`Planner::plan`] reads a binding through [`PlanInput`], which both the
+//! binding borrowed from a frame on the connection task
+//! ([`BindingRef`]) and the owned [`Binding`] implement, so the fast path and
+//! the end-of-run path apply the very same rules. The reference version, on
+//! owned bindings and reconciled sets, is [`super::plan::PlanSettings::route_for`];
+//! a property test holds the two together.
+//!
+//! The rules:
+//! - **The prefix** (RFC 8415 s.6.3, RFC 8987 s.4): not `::/0`, no shorter
+//!   than `min_prefix_len`, inside one of the pools, and not covering a
+//!   prefix of one of the router's own interfaces.
+//! - **Our layer** of the relay chain (RFC 5007 s.4.1.2.4,
+//!   OPTION_LQ_RELAY_DATA): the layer that carries our Relay-ID (RFC 5460
+//!   s.5.4.1), or the only layer when it carries none. Its peer-address is
+//!   the address the client sent from, normally its link-local address: the
+//!   next hop. Without relay data, the client's most recent IA_NA address
+//!   may serve, when configured.
+//! - **The interface**: the layer's interface-id mapped through
+//!   `[routes.interfaces]` (a mapped interface that does not exist refuses
+//!   the prefix), else the interface of that name, else the interface whose
+//!   addresses cover the layer's link-address.
+//! - **The next hop** must be a unicast neighbour on that interface:
+//!   link-local or on-link, and not one of the router's own addresses.
+
+use super::plan::{NextHopFallback, PlanSettings, Rejection};
+use crate::proto::binding::RelayLayerRef;
+use crate::proto::{Binding, BindingRef, LeaseKind};
+use crate::routes::{mask, Interface};
+use hashbrown::HashMap;
+use ipnet::Ipv6Net;
+use std::net::Ipv6Addr;
+
+/// What planning reads of a binding.
+pub trait PlanInput {
+    /// The address or prefix.
+    fn lease(&self) -> LeaseKind;
+    /// The relay layers of OPTION_LQ_RELAY_DATA, outermost first.
+    fn layers(&self) -> impl Iterator<Item = RelayLayerRef<'_>>;
+}
+
+impl PlanInput for BindingRef<'_> {
+    fn lease(&self) -> LeaseKind {
+        self.lease
+    }
+
+    fn layers(&self) -> impl Iterator<Item = RelayLayerRef<'_>> {
+        self.relay.iter().flat_map(|c| c.layers())
+    }
+}
+
+impl PlanInput for Binding {
+    fn lease(&self) -> LeaseKind {
+        self.lease
+    }
+
+    fn layers(&self) -> impl Iterator<Item = RelayLayerRef<'_>> {
+        self.relay.iter().map(|l| l.as_ref())
+    }
+}
+
+/// A planned route: the next hop, and the outgoing interface as its
+/// position in [`Planner::interfaces`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Planned {
+    /// The next hop.
+    pub gateway: Ipv6Addr,
+    /// Position of the outgoing interface in [`Planner::interfaces`].
+    pub iface: u32,
+}
+
+/// What the relay chain says about the route.
+#[derive(Debug, Clone)]
+pub(crate) struct Chain<'a> {
+    /// Number of layers.
+    pub depth: usize,
+    /// Our layer; `Ok(None)`: no relay data at all.
+    pub ours: Result<Option<RelayLayerRef<'a>>, Rejection>,
+}
+
+/// Route planning: the settings and the local interfaces, with the pools,
+/// the local prefixes and an index from interface-id to interface built once.
+#[derive(Debug)]
+pub struct Planner {
+    settings: PlanSettings,
+    interfaces: Vec<Interface>,
+    /// interface-id octets to interface position (`None`: the configuration
+    /// maps it to an interface that does not exist).
+    by_id: HashMap<Vec<u8>, Option<u32>>,
+    /// The delegation pools, as (network, length).
+    pools: Vec<(u128, u8)>,
+    /// Every local prefix, as (network, length, interface position), in
+    /// the order of the interfaces.
+    locals: Vec<(u128, u8, u32)>,
+}
+
+/// `(net, len)` holds the prefix `addr`/`plen` (whose host bits may be set).
+fn holds(net: u128, len: u8, addr: u128, plen: u8) -> bool {
+    len <= plen && addr & mask(len) == net
+}
+
+fn is_link_local(a: &Ipv6Addr) -> bool {
+    (a.segments()[0] & 0xffc0) == 0xfe80
+}
+
+impl Planner {
+    /// Plan with `settings` over `interfaces`.
+    pub fn new(settings: PlanSettings, interfaces: Vec<Interface>) -> Self {
+        let pos = |name: &str| {
+            interfaces
+                .iter()
+                .position(|i| &*i.name == name)
+                .map(|p| p as u32)
+        };
+        let mut by_id: HashMap<Vec<u8>, Option<u32>> = interfaces
+            .iter()
+            .enumerate()
+            .map(|(p, i)| (i.name.as_bytes().to_vec(), Some(p as u32)))
+            .collect();
+        // A mapping wins over an interface of the same name as the id.
+        for (id, name) in &settings.interface_map {
+            by_id.insert(id.as_bytes().to_vec(), pos(name));
+        }
+        let net = |n: &Ipv6Net| (u128::from(n.trunc().addr()), n.prefix_len());
+        let pools = settings.allowed_prefixes.iter().map(net).collect();
+        let locals = interfaces
+            .iter()
+            .enumerate()
+            .flat_map(|(p, i)| {
+                i.addresses.iter().map(move |a| {
+                    let (n, l) = net(a);
+                    (n, l, p as u32)
+                })
+            })
+            .collect();
+        Planner {
+            settings,
+            interfaces,
+            by_id,
+            pools,
+            locals,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &PlanSettings {
+        &self.settings
+    }
+
+    /// The local interfaces; [`Planned::iface`] points into this list.
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.interfaces
+    }
+
+    /// The route for binding `b`, or why it gets none. `client_addr` is the
+    /// client's most recent IA_NA address, for the next-hop fallback of a
+    /// binding without relay data.
+    pub fn plan(
+        &self,
+        b: &impl PlanInput,
+        client_addr: Option<Ipv6Addr>,
+    ) -> Result<Planned, Rejection> {
+        let chain = self.chain(b);
+        self.plan_with(b.lease(), &chain, client_addr)
+    }
+
+    /// [`Planner::plan`] once the relay chain has been read.
+    pub(crate) fn plan_with(
+        &self,
+        lease: LeaseKind,
+        chain: &Chain<'_>,
+        client_addr: Option<Ipv6Addr>,
+    ) -> Result<Planned, Rejection> {
+        let prefix = match lease {
+            LeaseKind::Prefix(p) => p,
+            LeaseKind::Address(a) => Ipv6Net::new(a, 128).expect("128 is a valid length"),
+        };
+        self.check_prefix(&prefix)?;
+        let (gateway, iface) = match chain.ours.clone()? {
+            Some(l) => (
+                l.peer_address,
+                self.interface_for(l.interface_id, l.link_address)?,
+            ),
+            None => self.fallback(client_addr)?,
+        };
+        self.check_next_hop(gateway, iface)?;
+        Ok(Planned { gateway, iface })
+    }
+
+    /// The relay chain of `b`: its depth and our layer (the layer with our
+    /// Relay-ID, or the only layer when it carries none).
+    pub(crate) fn chain<'b>(&self, b: &'b impl PlanInput) -> Chain<'b> {
+        let ours_id = self.settings.relay_id.as_bytes();
+        let mut depth = 0usize;
+        let mut first = None;
+        let mut ours = None;
+        for l in b.layers() {
+            depth += 1;
+            if first.is_none() {
+                first = Some(l);
+            }
+            if ours.is_none() && l.relay_id == Some(ours_id) {
+                ours = Some(l);
+            }
+        }
+        let ours = match (ours, first) {
+            (Some(l), _) => Ok(Some(l)),
+            (None, None) => Ok(None),
+            (None, Some(l)) if depth == 1 && l.relay_id.is_none() => Ok(Some(l)),
+            (None, Some(_)) => Err(Rejection::NotOurRelay),
+        };
+        Chain { depth, ours }
+    }
+
+    /// Without relay data: the client's address as the gateway, when configured.
+    fn fallback(&self, client_addr: Option<Ipv6Addr>) -> Result<(Ipv6Addr, u32), Rejection> {
+        match (self.settings.fallback, client_addr) {
+            (NextHopFallback::ClientAddress, Some(addr)) => {
+                let a = u128::from(addr);
+                let iface = self
+                    .locals
+                    .iter()
+                    .find(|&&(n, l, _)| holds(n, l, a, 128))
+                    .map(|&(_, _, p)| p)
+                    .ok_or(Rejection::NoInterface {
+                        interface_id: None,
+                        link_address: addr,
+                    })?;
+                Ok((addr, iface))
+            }
+            _ => Err(Rejection::NoRelayData),
+        }
+    }
+
+    /// The safety checks on the prefix itself, on precomputed networks.
+    fn check_prefix(&self, prefix: &Ipv6Net) -> Result<(), Rejection> {
+        let (addr, len) = (u128::from(prefix.addr()), prefix.prefix_len());
+        if len == 0 {
+            return Err(Rejection::DefaultRoute);
+        }
+        if len < self.settings.min_prefix_len {
+            return Err(Rejection::TooShort {
+                len,
+                min: self.settings.min_prefix_len,
+            });
+        }
+        if !self.pools.iter().any(|&(n, l)| holds(n, l, addr, len)) {
+            return Err(Rejection::OutsidePools);
+        }
+        // It must not cover (or equal) a local prefix.
+        let net = addr & mask(len);
+        if let Some(&(n, l, p)) = self.locals.iter().find(|&&(n, l, _)| holds(net, len, n, l)) {
+            return Err(Rejection::CoversLocal {
+                interface: self.interfaces[p as usize].name.to_string(),
+                local: Ipv6Net::new(Ipv6Addr::from(n), l).expect("a local prefix length"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The interface for a layer with this interface-id and link-address.
+    fn interface_for(&self, interface_id: Option<&[u8]>, link: Ipv6Addr) -> Result<u32, Rejection> {
+        if let Some(id) = interface_id {
+            match self.by_id.get(id) {
+                Some(Some(p)) => return Ok(*p),
+                // The map is the operator's word: no guessing past it.
+                Some(None) => {
+                    let text = String::from_utf8_lossy(id);
+                    return Err(Rejection::MissingInterface {
+                        interface_id: text.to_string(),
+                        name: self
+                            .settings
+                            .interface_map
+                            .get(text.as_ref())
+                            .cloned()
+                            .unwrap_or_default(),
+                    });
+                }
+                None => {}
+            }
+        }
+        let found = (!link.is_unspecified())
+            .then(|| {
+                let link = u128::from(link);
+                self.locals
+                    .iter()
+                    .find(|&&(n, l, _)| holds(n, l, link, 128))
+                    .map(|&(_, _, p)| p)
+            })
+            .flatten();
+        found.ok_or_else(|| Rejection::NoInterface {
+            interface_id: interface_id.map(|b| match std::str::from_utf8(b) {
+                Ok(t) => t.to_string(),
+                Err(_) => crate::proto::duid::hex(b),
+            }),
+            link_address: link,
+        })
+    }
+
+    /// The next hop must be a unicast neighbour on interface `iface`:
+    /// link-local, or inside one of its prefixes, and not one of its own
+    /// addresses.
+    fn check_next_hop(&self, next_hop: Ipv6Addr, iface: u32) -> Result<(), Rejection> {
+        let out = &self.interfaces[iface as usize];
+        let bad = || Rejection::BadNextHop {
+            next_hop,
+            interface: out.name.to_string(),
+        };
+        if next_hop.is_unspecified() || next_hop.is_loopback() || next_hop.is_multicast() {
+            return Err(bad());
+        }
+        if out.addresses.iter().any(|a| a.addr() == next_hop) {
+            return Err(bad());
+        }
+        if is_link_local(&next_hop) || out.addresses.iter().any(|a| a.contains(&next_hop)) {
+            Ok(())
+        } else {
+            Err(bad())
+        }
+    }
+}
