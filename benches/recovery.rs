@@ -328,14 +328,16 @@ fn round(a: &[LeaseRecord], b: &[LeaseRecord]) -> Round {
     let netlink = ns
         .run(move || async move {
             let mut t = NetlinkTable::open().unwrap();
-            let ifs = t.interfaces().unwrap();
+            let ifs = t.interfaces().await.unwrap();
             let idx = |name: &str| ifs.iter().find(|i| &*i.name == name).unwrap().index;
             let changes: Vec<Change> = expected_routes(&recs, &idx)
                 .into_iter()
                 .map(Change::Add)
                 .collect();
             let start = Instant::now();
-            let errors = t.apply(&changes).await.unwrap();
+            // Handed over whole (no copy), applied by the table's netlink thread.
+            let mut errors = t.submit(changes).await.unwrap();
+            errors.extend(t.sync().await.unwrap());
             assert!(errors.is_empty());
             start.elapsed()
         })

@@ -77,6 +77,7 @@ fn netlink(n: u32) -> Duration {
             let mut t = NetlinkTable::open().unwrap();
             let idx = t
                 .interfaces()
+                .await
                 .unwrap()
                 .into_iter()
                 .find(|i| &*i.name == "veth-c1")
@@ -84,7 +85,9 @@ fn netlink(n: u32) -> Duration {
                 .index;
             let changes: Vec<Change> = routes(n, idx).into_iter().map(Change::Add).collect();
             let start = Instant::now();
-            let errors = t.apply(&changes).await.unwrap();
+            // Handed over whole (no copy), applied by the table's netlink thread.
+            let mut errors = t.submit(changes).await.unwrap();
+            errors.extend(t.sync().await.unwrap());
             (start.elapsed(), errors.len())
         })
         .unwrap();

@@ -10,12 +10,14 @@
 //! answered completely, so a failing server never takes routes away.
 
 use crate::config::Config;
+use crate::proto::ServerIndex;
 use crate::proto::{Duid, Query};
-use crate::recovery::install::{
-    InstallReport, Installer, PruneRefusal, PruneReport, PruneRule, PruneSkip, PruneState,
-};
+use crate::recovery::claim::Claim;
+use crate::recovery::install::{InstallReport, Installer};
 use crate::recovery::plan::Interface;
+use crate::recovery::prune::{PruneRefusal, PruneReport, PruneRule, PruneSkip, PruneState};
 use crate::requestor::fanout::{Fanout, FanoutConfig, QuerySpec, ServerReport, Update};
+use crate::requestor::Delivery;
 use crate::routes::{NetlinkTable, Route, RouteTable, TableError};
 use futures::FutureExt;
 use serde::Serialize;
@@ -376,7 +378,7 @@ pub async fn wait_for_interfaces(
     tokio::pin!(stop);
     let mut told = false;
     loop {
-        let links = table.links()?;
+        let links = table.links().await?;
         let missing: Vec<String> = wanted
             .iter()
             .filter(|w| !links.iter().any(|l| *l.name == ***w && l.up))
@@ -412,7 +414,7 @@ pub async fn run(
     let stop = stop.shared();
     let mut table = NetlinkTable::open()?;
     if !opts.dry_run {
-        table.check_write_access().map_err(|e| {
+        table.check_write_access().await.map_err(|e| {
             if e.is_permission_denied() {
                 RecoverError::NoPermission(e)
             } else {
@@ -424,7 +426,7 @@ pub async fn run(
     for m in &missing {
         tracing::warn!(interface = %m, "interface named in [routes.interfaces] is missing or down");
     }
-    let interfaces = table.interfaces()?;
+    let interfaces = table.interfaces().await?;
     let (summary, _) = recover(config, relay, table, interfaces, opts, stop).await?;
     Ok(summary)
 }
@@ -445,126 +447,22 @@ pub async fn recover<T: RouteTable>(
         .into_iter()
         .filter(|m| !interfaces.iter().any(|i| *i.name == **m))
         .collect();
-    let mut installer = Installer::start(table, settings, interfaces.clone(), opts.dry_run).await?;
+    let mut installer = Installer::start(table, settings, interfaces, opts.dry_run).await?;
     // Bindings become compact claims, their routes planned, on the connection tasks.
     let mut fan = Fanout::spawn_with(fanout_config(config, relay), installer.mapper());
-    let mut reports: Vec<Option<ServerReport>> = vec![None; config.servers.len()];
-    let mut per_server: Vec<u64> = vec![0; config.servers.len()];
-    let mut received: u64 = 0;
-    let mut first_binding = None;
-    let mut last_progress = start;
-    let mut next_progress: u64 = 65536;
-    let mut interrupted = false;
-    let now_ms = |t: Instant| ms(t.saturating_duration_since(start));
-    tokio::pin!(stop);
-    loop {
-        // Take what is already there; when the channel runs dry, push the
-        // queued routes to the kernel before waiting (low latency when the
-        // servers are slow, full batches when they are fast).
-        let update = match fan.recv().now_or_never() {
-            Some(u) if (&mut stop).now_or_never().is_none() => u,
-            Some(_) => {
-                interrupted = true;
-                None
-            }
-            None => {
-                installer.flush(now_ms(Instant::now())).await?;
-                tokio::select! {
-                    u = fan.recv() => u,
-                    _ = &mut stop => {
-                        interrupted = true;
-                        None
-                    }
-                }
-            }
-        };
-        if interrupted {
-            tracing::warn!("stopping: installing what was received, pruning nothing");
-        }
-        let Some(update) = update else { break };
-        match update {
-            Update::Bindings(batch) => {
-                for d in batch {
-                    received += 1;
-                    if let Some(n) = per_server.get_mut(d.server_index) {
-                        *n += 1;
-                    }
-                    let t = now_ms(d.received);
-                    first_binding.get_or_insert(t);
-                    let server = u16::try_from(d.server_index).unwrap_or(u16::MAX);
-                    installer.offer_claim(server, t, d.binding, t).await?;
-                }
-                if received >= next_progress {
-                    next_progress = received + 65536;
-                    let now = Instant::now();
-                    if now.duration_since(last_progress) >= opts.progress_every {
-                        last_progress = now;
-                        let secs = now.duration_since(start).as_secs_f64();
-                        tracing::info!(
-                            bindings = received,
-                            rate = format!("{:.0}/s", received as f64 / secs),
-                            "receiving"
-                        );
-                    }
-                }
-            }
-            Update::ServerDone(r) => {
-                if r.is_complete() {
-                    tracing::info!("{r}");
-                } else {
-                    tracing::warn!("{r}");
-                }
-                if let Some(slot) = reports.get_mut(r.server_index) {
-                    *slot = Some(r);
-                }
-            }
-        }
-    }
-    let all_complete = reports
-        .iter()
-        .all(|r| r.as_ref().is_some_and(|r| r.is_complete()));
-    let prune = if !config.routes.prune {
-        PruneRule::Off
-    } else if interrupted {
-        PruneRule::Skip(PruneSkip::Interrupted)
-    } else if !all_complete {
-        PruneRule::Skip(PruneSkip::IncompleteAnswer)
-    } else {
-        PruneRule::Allowed {
-            limit: config.routes.prune_limit,
-            force: opts.force_prune,
-        }
-    };
-    let end_ms = now_ms(Instant::now());
-    let (report, table) = installer.finish(end_ms, prune).await?;
+    let mut got = Received::new(start, config.servers.len());
+    receive(&mut fan, &mut installer, &mut got, opts, stop).await?;
+    let rule = prune_rule(config, opts, &got);
+    let (report, table) = installer.finish(got.now_ms(Instant::now()), rule).await?;
     let end = Instant::now();
-    let servers: Vec<ServerSummary> = config
-        .servers
-        .iter()
-        .zip(&reports)
-        .zip(&per_server)
-        .map(|((s, r), &got)| match r {
-            Some(r) => server_summary(r, &config.links),
-            None => ServerSummary {
-                server: s.socket_addr().to_string(),
-                server_id: None,
-                complete: false,
-                bindings: got,
-                status: "interrupted".into(),
-                status_code: "interrupted".into(),
-                duration_ms: ms(end - start),
-                connections: 0,
-                queries: Vec::new(),
-            },
-        })
-        .collect();
+    let servers = got.server_summaries(config, end);
     let mut summary = summarise(
         relay,
         opts.dry_run,
-        interrupted,
+        got.interrupted,
         servers,
-        received,
-        first_binding,
+        got.total,
+        got.first_binding,
         report,
         ms(end - start),
         config,
@@ -572,6 +470,186 @@ pub async fn recover<T: RouteTable>(
     summary.missing_interfaces = missing_interfaces;
     summary.settle_outcome();
     Ok((summary, table))
+}
+
+/// What the recovery gathered from the servers while installing.
+struct Received {
+    start: Instant,
+    reports: Vec<Option<ServerReport>>,
+    per_server: Vec<u64>,
+    total: u64,
+    first_binding: Option<u64>,
+    last_progress: Instant,
+    next_progress: u64,
+    interrupted: bool,
+}
+
+/// Bindings between two looks at the progress clock.
+const PROGRESS_STEP: u64 = 65536;
+
+impl Received {
+    fn new(start: Instant, servers: usize) -> Self {
+        Received {
+            start,
+            reports: vec![None; servers],
+            per_server: vec![0; servers],
+            total: 0,
+            first_binding: None,
+            last_progress: start,
+            next_progress: PROGRESS_STEP,
+            interrupted: false,
+        }
+    }
+
+    /// `t` in milliseconds on the recovery clock.
+    fn now_ms(&self, t: Instant) -> u64 {
+        ms(t.saturating_duration_since(self.start))
+    }
+
+    /// Hand a burst of claims to the installer.
+    async fn bindings<T: RouteTable>(
+        &mut self,
+        batch: Vec<Delivery<Claim>>,
+        installer: &mut Installer<T>,
+    ) -> Result<(), TableError> {
+        for d in batch {
+            self.total += 1;
+            if let Some(n) = self.per_server.get_mut(d.server_index) {
+                *n += 1;
+            }
+            let t = self.now_ms(d.received);
+            self.first_binding.get_or_insert(t);
+            // The configuration holds at most ServerIndex::LIMIT servers.
+            let Some(server) = ServerIndex::new(d.server_index) else {
+                continue;
+            };
+            installer.offer_claim(server, t, d.binding, t).await?;
+        }
+        Ok(())
+    }
+
+    /// A line in the log every `every` on large tables.
+    fn progress(&mut self, every: Duration) {
+        if self.total < self.next_progress {
+            return;
+        }
+        self.next_progress = self.total + PROGRESS_STEP;
+        let now = Instant::now();
+        if now.duration_since(self.last_progress) >= every {
+            self.last_progress = now;
+            let secs = now.duration_since(self.start).as_secs_f64();
+            tracing::info!(
+                bindings = self.total,
+                rate = format!("{:.0}/s", self.total as f64 / secs),
+                "receiving"
+            );
+        }
+    }
+
+    /// A server is finished: logged (a failure as a warning) and kept.
+    fn server_done(&mut self, r: ServerReport) {
+        if r.is_complete() {
+            tracing::info!("{r}");
+        } else {
+            tracing::warn!("{r}");
+        }
+        if let Some(slot) = self.reports.get_mut(r.server_index) {
+            *slot = Some(r);
+        }
+    }
+
+    fn all_complete(&self) -> bool {
+        self.reports
+            .iter()
+            .all(|r| r.as_ref().is_some_and(|r| r.is_complete()))
+    }
+
+    /// One line per configured server; one the run was stopped before
+    /// counts what it delivered.
+    fn server_summaries(&self, config: &Config, end: Instant) -> Vec<ServerSummary> {
+        config
+            .servers
+            .iter()
+            .zip(&self.reports)
+            .zip(&self.per_server)
+            .map(|((s, r), &got)| match r {
+                Some(r) => server_summary(r, &config.links),
+                None => ServerSummary {
+                    server: s.socket_addr().to_string(),
+                    server_id: None,
+                    complete: false,
+                    bindings: got,
+                    status: "interrupted".into(),
+                    status_code: "interrupted".into(),
+                    duration_ms: ms(end - self.start),
+                    connections: 0,
+                    queries: Vec::new(),
+                },
+            })
+            .collect()
+    }
+}
+
+/// Receive every server's claims into the installer until the last server
+/// is done or `stop` resolves.
+async fn receive<T: RouteTable>(
+    fan: &mut Fanout<Claim>,
+    installer: &mut Installer<T>,
+    got: &mut Received,
+    opts: &RecoverOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), RecoverError> {
+    enum Next {
+        Update(Update<Claim>),
+        Closed,
+        Stopped,
+    }
+    tokio::pin!(stop);
+    loop {
+        // Take what is already there; when the channel runs dry, push the
+        // queued routes to the kernel before waiting (low latency when the
+        // servers are slow, full batches when they are fast).
+        let next = match fan.recv().now_or_never() {
+            Some(_) if (&mut stop).now_or_never().is_some() => Next::Stopped,
+            Some(u) => u.map_or(Next::Closed, Next::Update),
+            None => {
+                installer.flush(got.now_ms(Instant::now())).await?;
+                tokio::select! {
+                    u = fan.recv() => u.map_or(Next::Closed, Next::Update),
+                    _ = &mut stop => Next::Stopped,
+                }
+            }
+        };
+        match next {
+            Next::Update(Update::Bindings(batch)) => {
+                got.bindings(batch, installer).await?;
+                got.progress(opts.progress_every);
+            }
+            Next::Update(Update::ServerDone(r)) => got.server_done(r),
+            Next::Closed => return Ok(()),
+            Next::Stopped => {
+                got.interrupted = true;
+                tracing::warn!("stopping: installing what was received, pruning nothing");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// What pruning may do after this run (see [`crate::recovery::prune`]).
+fn prune_rule(config: &Config, opts: &RecoverOptions, got: &Received) -> PruneRule {
+    if !config.routes.prune {
+        PruneRule::Off
+    } else if got.interrupted {
+        PruneRule::Skip(PruneSkip::Interrupted)
+    } else if !got.all_complete() {
+        PruneRule::Skip(PruneSkip::IncompleteAnswer)
+    } else {
+        PruneRule::Allowed {
+            limit: config.routes.prune_limit,
+            force: opts.force_prune,
+        }
+    }
 }
 
 fn change_summary(op: &str, route: &Route) -> ChangeSummary {
@@ -643,14 +721,47 @@ fn summarise(
     duration_ms: u64,
     config: &Config,
 ) -> Summary {
-    let name = |i: u16| {
+    let name = |i: ServerIndex| {
         config
             .servers
-            .get(i as usize)
+            .get(i.get())
             .map(|s| s.socket_addr().to_string())
-            .unwrap_or_else(|| format!("#{i}"))
+            .unwrap_or_else(|| i.to_string())
     };
-    let routes = RouteSummary {
+    let conflicts = r
+        .conflicts
+        .iter()
+        .map(|c| ConflictSummary {
+            prefix: c.prefix.to_string(),
+            winner_server: name(c.winner.0),
+            winner_client: c.winner.1.to_hex(),
+            loser_server: name(c.loser.0),
+            loser_client: c.loser.1.to_hex(),
+            code: "servers-disagree",
+        })
+        .collect();
+    Summary {
+        relay_duid: relay.to_hex(),
+        dry_run,
+        interrupted,
+        servers,
+        bindings,
+        expired: r.expired,
+        routes: route_summary(&r, &name),
+        conflicts,
+        missing_interfaces: Vec::new(),
+        notes: Vec::new(),
+        first_binding_ms,
+        first_route_ms: r.first_route_at,
+        duration_ms,
+        outcome: String::new(),
+        exit_code: EXIT_OK,
+    }
+}
+
+/// The routes part of the summary; `name` names a server.
+fn route_summary(r: &InstallReport, name: &dyn Fn(ServerIndex) -> String) -> RouteSummary {
+    RouteSummary {
         planned: r.planned,
         added: r.added,
         replaced: r.replaced,
@@ -714,35 +825,6 @@ fn summarise(
             })
             .collect(),
         prune: prune_summary(&r.prune),
-    };
-    let conflicts = r
-        .conflicts
-        .iter()
-        .map(|c| ConflictSummary {
-            prefix: c.prefix.to_string(),
-            winner_server: name(c.winner.0),
-            winner_client: c.winner.1.to_hex(),
-            loser_server: name(c.loser.0),
-            loser_client: c.loser.1.to_hex(),
-            code: "servers-disagree",
-        })
-        .collect();
-    Summary {
-        relay_duid: relay.to_hex(),
-        dry_run,
-        interrupted,
-        servers,
-        bindings,
-        expired: r.expired,
-        routes,
-        conflicts,
-        missing_interfaces: Vec::new(),
-        notes: Vec::new(),
-        first_binding_ms,
-        first_route_ms: r.first_route_at,
-        duration_ms,
-        outcome: String::new(),
-        exit_code: EXIT_OK,
     }
 }
 
@@ -800,71 +882,81 @@ impl Summary {
                 v.status
             );
         }
-        let r = &self.routes;
-        let _ = writeln!(
-            s,
-            "  routes: {} planned, {} added, {} replaced, {} unchanged, {} removed{}, {} rejected, {} failed, {} foreign",
-            r.planned,
-            r.added,
-            r.replaced,
-            r.unchanged,
-            r.removed,
-            if r.pruned { "" } else { " (no prune)" },
-            r.rejected.len(),
-            r.failed.len(),
-            r.foreign_conflicts.len()
-        );
-        if let Some(why) = &r.prune.reason {
-            let _ = writeln!(s, "  prune {}: {why}", r.prune.state);
-        }
+        self.routes.write_text(&mut s, self.dry_run);
         for m in &self.missing_interfaces {
             let _ = writeln!(s, "  missing interface: {m} (named in [routes.interfaces])");
         }
-        for c in r.changes.iter().take(50) {
-            let _ = writeln!(
-                s,
-                "    would {} {} via {} dev {}",
-                c.op, c.prefix, c.via, c.dev
-            );
+        let _ = writeln!(s, "  conflicts: {}", self.conflicts.len());
+        list(&mut s, &self.conflicts, 10, "conflicts", |c| {
+            format!(
+                "{}: {} (client {}) wins over {} (client {})",
+                c.prefix, c.winner_server, c.winner_client, c.loser_server, c.loser_client
+            )
+        });
+        if self.expired > 0 {
+            let _ = writeln!(s, "  expired bindings dropped: {}", self.expired);
         }
-        if r.changes.len() > 50 {
-            let _ = writeln!(
-                s,
-                "    ... {} more changes (see --json)",
-                r.changes.len() - 50
-            );
+        if let (Some(b), Some(r)) = (self.first_binding_ms, self.first_route_ms) {
+            let _ = writeln!(s, "  first binding after {b} ms, first route after {r} ms");
         }
-        if !self.dry_run {
-            for c in r.removed_routes.iter().take(20) {
-                let _ = writeln!(s, "    removed {} via {} dev {}", c.prefix, c.via, c.dev);
-            }
-            if r.removed_routes.len() > 20 {
-                let _ = writeln!(
-                    s,
-                    "    ... {} more removed (see --json)",
-                    r.removed_routes.len() - 20
-                );
-            }
+        s
+    }
+}
+
+/// Up to `limit` lines of `items` (indented, one each), then
+/// `... N more WHAT (see --json)`.
+fn list<T>(s: &mut String, items: &[T], limit: usize, what: &str, line: impl Fn(&T) -> String) {
+    use std::fmt::Write;
+    for x in items.iter().take(limit) {
+        let _ = writeln!(s, "    {}", line(x));
+    }
+    if items.len() > limit {
+        let _ = writeln!(
+            s,
+            "    ... {} more {what} (see --json)",
+            items.len() - limit
+        );
+    }
+}
+
+impl RouteSummary {
+    /// The routes part of [`Summary::to_text`].
+    fn write_text(&self, s: &mut String, dry_run: bool) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            s,
+            "  routes: {} planned, {} added, {} replaced, {} unchanged, {} removed{}, {} rejected, {} failed, {} foreign",
+            self.planned,
+            self.added,
+            self.replaced,
+            self.unchanged,
+            self.removed,
+            if self.pruned { "" } else { " (no prune)" },
+            self.rejected.len(),
+            self.failed.len(),
+            self.foreign_conflicts.len()
+        );
+        if let Some(why) = &self.prune.reason {
+            let _ = writeln!(s, "  prune {}: {why}", self.prune.state);
         }
-        for m in r.moved_routes.iter().take(20) {
-            let _ = writeln!(
-                s,
-                "    moved {} from {} dev {} to {} dev {}",
+        list(s, &self.changes, 50, "changes", |c| {
+            format!("would {} {} via {} dev {}", c.op, c.prefix, c.via, c.dev)
+        });
+        if !dry_run {
+            list(s, &self.removed_routes, 20, "removed", |c| {
+                format!("removed {} via {} dev {}", c.prefix, c.via, c.dev)
+            });
+        }
+        list(s, &self.moved_routes, 20, "moved", |m| {
+            format!(
+                "moved {} from {} dev {} to {} dev {}",
                 m.prefix, m.old_via, m.old_dev, m.via, m.dev
-            );
-        }
-        if r.moved_routes.len() > 20 {
-            let _ = writeln!(
-                s,
-                "    ... {} more moved (see --json)",
-                r.moved_routes.len() - 20
-            );
-        }
-        for c in r.foreign_conflicts.iter().take(20) {
+            )
+        });
+        list(s, &self.foreign_conflicts, 20, "foreign", |c| {
             let proto = c.protocol.map_or("?".to_string(), |p| p.to_string());
-            let _ = writeln!(
-                s,
-                "    foreign {}: a route of protocol {proto}{}{} holds it; left in place",
+            format!(
+                "foreign {}: a route of protocol {proto}{}{} holds it; left in place",
                 c.prefix,
                 c.via
                     .as_ref()
@@ -874,60 +966,16 @@ impl Summary {
                     .as_ref()
                     .map(|d| format!(" dev {d}"))
                     .unwrap_or_default(),
-            );
-        }
-        if r.foreign_conflicts.len() > 20 {
-            let _ = writeln!(
-                s,
-                "    ... {} more foreign (see --json)",
-                r.foreign_conflicts.len() - 20
-            );
-        }
-        for x in r.rejected.iter().take(20) {
-            let _ = writeln!(
-                s,
-                "    rejected {} (client {}, from {}): {}",
+            )
+        });
+        list(s, &self.rejected, 20, "rejected", |x| {
+            format!(
+                "rejected {} (client {}, from {}): {}",
                 x.prefix, x.client, x.server, x.reason
-            );
-        }
-        if r.rejected.len() > 20 {
-            let _ = writeln!(
-                s,
-                "    ... {} more rejected (see --json)",
-                r.rejected.len() - 20
-            );
-        }
-        for f in r.failed.iter().take(20) {
-            let _ = writeln!(s, "    failed {} {}: {}", f.op, f.prefix, f.error);
-        }
-        if r.failed.len() > 20 {
-            let _ = writeln!(
-                s,
-                "    ... {} more failed (see --json)",
-                r.failed.len() - 20
-            );
-        }
-        let _ = writeln!(s, "  conflicts: {}", self.conflicts.len());
-        for c in self.conflicts.iter().take(10) {
-            let _ = writeln!(
-                s,
-                "    {}: {} (client {}) wins over {} (client {})",
-                c.prefix, c.winner_server, c.winner_client, c.loser_server, c.loser_client
-            );
-        }
-        if self.conflicts.len() > 10 {
-            let _ = writeln!(
-                s,
-                "    ... {} more conflicts (see --json)",
-                self.conflicts.len() - 10
-            );
-        }
-        if self.expired > 0 {
-            let _ = writeln!(s, "  expired bindings dropped: {}", self.expired);
-        }
-        if let (Some(b), Some(r)) = (self.first_binding_ms, self.first_route_ms) {
-            let _ = writeln!(s, "  first binding after {b} ms, first route after {r} ms");
-        }
-        s
+            )
+        });
+        list(s, &self.failed, 20, "failed", |f| {
+            format!("failed {} {}: {}", f.op, f.prefix, f.error)
+        });
     }
 }

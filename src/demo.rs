@@ -199,6 +199,7 @@ pub async fn run_inside(opts: &DemoOptions) -> Result<Summary, DemoError> {
     let mut table = NetlinkTable::open().map_err(|e| DemoError::Other(e.to_string()))?;
     let interfaces = table
         .interfaces()
+        .await
         .map_err(|e| DemoError::Other(e.to_string()))?;
     let (summary, mut table) = recover(
         &config,

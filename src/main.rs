@@ -117,7 +117,7 @@ fn cmd_check_config(path: &std::path::Path) -> ExitCode {
         }
     }
     if !config.routes.interfaces.is_empty() {
-        let links = pdrestore::routes::NetlinkTable::open().and_then(|mut t| t.links());
+        let links = pdrestore::routes::netlink::links_now();
         match links {
             Ok(links) => {
                 let names: Vec<&str> = links.iter().map(|l| &*l.name).collect();

@@ -213,7 +213,7 @@ fn run_pools(
         let text = config_text(&addrs, top, &pools, tail);
         let cfg = Config::parse(&text, std::path::Path::new("fault.toml")).unwrap();
         let mut table = NetlinkTable::open().unwrap();
-        let ifs = table.interfaces().unwrap();
+        let ifs = table.interfaces().await.unwrap();
         let relay: Duid = RELAY.parse().unwrap();
         let (summary, _) = recover(
             &cfg,

@@ -68,7 +68,7 @@ fn batched_install_list_replace_remove() {
     let (listed, errors, after) = ns
         .run(|| async {
             let mut t = NetlinkTable::open().unwrap();
-            let ifs = t.interfaces().unwrap();
+            let ifs = t.interfaces().await.unwrap();
             let c1 = ifs
                 .iter()
                 .find(|i| &*i.name == "veth-c1")
@@ -159,6 +159,7 @@ fn pipelined_submit_reports_failures_by_sync() {
             let mut t = NetlinkTable::open().unwrap();
             let idx = t
                 .interfaces()
+                .await
                 .unwrap()
                 .into_iter()
                 .find(|i| &*i.name == "veth-c1")
@@ -234,9 +235,10 @@ fn adds_are_exclusive_and_removes_take_only_our_route() {
     let (errors, removed, listed, access) = ns
         .run(|| async {
             let mut t = NetlinkTable::open().unwrap();
-            let access = t.check_write_access();
+            let access = t.check_write_access().await;
             let idx = t
                 .interfaces()
+                .await
                 .unwrap()
                 .into_iter()
                 .find(|i| &*i.name == "veth-c1")

@@ -112,7 +112,7 @@ fn run_with(
         }
         let cfg = config(&addrs, extra);
         let mut table = NetlinkTable::open().unwrap();
-        let ifs = table.interfaces().unwrap();
+        let ifs = table.interfaces().await.unwrap();
         let relay: Duid = RELAY.parse().unwrap();
         let (summary, _) = recover(
             &cfg,

@@ -19,7 +19,9 @@
 //!
 //! The socket belongs to the network namespace of the thread that opens it.
 
-use super::{errno, Change, Interface, Route, RouteError, RouteTable, TableError, TableRoute};
+use super::{
+    errno, Change, Failure, Interface, Route, RouteError, RouteTable, TableError, TableRoute,
+};
 use ipnet::Ipv6Net;
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
@@ -31,7 +33,9 @@ use netlink_packet_route::route::RouteMessage;
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv6Addr};
+use tokio::sync::{mpsc, oneshot};
 
 /// Largest datagram of route requests sent at once.
 pub const BATCH_BYTES: usize = 128 * 1024;
@@ -50,34 +54,25 @@ pub struct Link {
     pub up: bool,
 }
 
-/// Routes in the kernel, through one netlink socket.
-///
-/// [`RouteTable::submit`] hands batches to a worker thread with a socket of
-/// its own (in the same network namespace), so that the kernel installs one
-/// batch while the caller prepares the next; [`RouteTable::sync`] waits for it.
-pub struct NetlinkTable {
+/// One rtnetlink socket and its buffers, used from one thread with
+/// blocking calls: the worker thread of a [`NetlinkTable`] owns one.
+struct NetlinkSocket {
     socket: Socket,
     seq: u32,
     buf: Vec<u8>,
     rx: Vec<u8>,
-    worker: Option<Worker>,
 }
 
-/// The background installer of [`NetlinkTable::submit`].
-struct Worker {
-    tx: std::sync::mpsc::SyncSender<Vec<Change>>,
-    results: std::sync::mpsc::Receiver<Result<Vec<super::Failure>, TableError>>,
-    in_flight: usize,
-    handle: std::thread::JoinHandle<()>,
-}
-
-/// Batches queued to the worker before `submit` waits.
+/// Changes (batches) queued to the worker before `submit` waits.
 const PIPELINE_DEPTH: usize = 2;
+
+/// Routes listed per message from the worker to the caller.
+const LIST_BATCH: usize = 4096;
 
 impl std::fmt::Debug for NetlinkTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NetlinkTable")
-            .field("seq", &self.seq)
+            .field("in_flight", &self.in_flight.len())
             .finish()
     }
 }
@@ -163,9 +158,9 @@ fn encode_route(buf: &mut Vec<u8>, r: &Route, new: bool, flags: u16, seq: u32) {
     buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
 }
 
-impl NetlinkTable {
+impl NetlinkSocket {
     /// Open a route socket in the calling thread's network namespace.
-    pub fn open() -> Result<Self, TableError> {
+    fn open() -> Result<Self, TableError> {
         let mut socket = Socket::new(NETLINK_ROUTE).map_err(|e| io_err("socket", e))?;
         socket.bind_auto().map_err(|e| io_err("bind", e))?;
         socket
@@ -181,12 +176,11 @@ impl NetlinkTable {
         );
         let _ = socket.set_cap_ack(true);
         let _ = socket.set_ext_ack(true);
-        Ok(NetlinkTable {
+        Ok(NetlinkSocket {
             socket,
             seq: 0,
             buf: Vec::with_capacity(BATCH_BYTES + 4096),
             rx: vec![0; 1 << 20],
-            worker: None,
         })
     }
 
@@ -297,7 +291,7 @@ impl NetlinkTable {
     /// discard-only prefix of RFC 6666, at metric 2^32-1). The kernel
     /// checks the capability before anything else, so EPERM means no
     /// permission, and any other answer (ESRCH) means yes.
-    pub fn check_write_access(&mut self) -> Result<(), TableError> {
+    fn check_write_access(&mut self) -> Result<(), TableError> {
         let probe = Route {
             prefix: "100::/64".parse().expect("a valid prefix"),
             gateway: "fe80::1".parse().expect("a valid address"),
@@ -347,7 +341,7 @@ impl NetlinkTable {
     }
 
     /// Apply changes in batches; returns one error per failed change.
-    pub fn apply_blocking(&mut self, changes: &[Change]) -> Result<Vec<RouteError>, TableError> {
+    fn apply_blocking(&mut self, changes: &[Change]) -> Result<Vec<RouteError>, TableError> {
         let mut errors = Vec::new();
         let mut start = 0;
         while start < changes.len() {
@@ -403,22 +397,21 @@ impl NetlinkTable {
     }
 
     /// A second socket, independent of a dump in progress on this one.
-    fn side_socket() -> Result<NetlinkTable, TableError> {
+    fn side_socket() -> Result<NetlinkSocket, TableError> {
         let mut s = Socket::new(NETLINK_ROUTE).map_err(|e| io_err("socket", e))?;
         s.bind_auto().map_err(|e| io_err("bind", e))?;
         s.connect(&SocketAddr::new(0, 0))
             .map_err(|e| io_err("connect", e))?;
-        Ok(NetlinkTable {
+        Ok(NetlinkSocket {
             socket: s,
             seq: 0,
             buf: Vec::new(),
             rx: vec![0; 256 * 1024],
-            worker: None,
         })
     }
 
     /// The links of this namespace, with whether each is up (IFF_UP).
-    pub fn links(&mut self) -> Result<Vec<Link>, TableError> {
+    fn links(&mut self) -> Result<Vec<Link>, TableError> {
         let mut t = Self::side_socket()?;
         let last = t.push(
             RouteNetlinkMessage::GetLink(LinkMessage::default()),
@@ -446,7 +439,7 @@ impl NetlinkTable {
     }
 
     /// The interfaces of this namespace with their IPv6 addresses.
-    pub fn interfaces(&mut self) -> Result<Vec<Interface>, TableError> {
+    fn interfaces(&mut self) -> Result<Vec<Interface>, TableError> {
         let mut ifs: BTreeMap<u32, Interface> = self
             .links()?
             .into_iter()
@@ -550,60 +543,145 @@ fn parse_route_bytes(
     })
 }
 
-impl NetlinkTable {
-    fn worker(&mut self) -> Result<&mut Worker, TableError> {
-        if self.worker.is_none() {
-            // The thread starts in this thread's network namespace.
-            let mut table = NetlinkTable::open()?;
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Change>>(PIPELINE_DEPTH);
-            let (rtx, results) = std::sync::mpsc::channel();
-            let handle = std::thread::Builder::new()
-                .name("pdrestore-netlink".into())
-                .spawn(move || {
-                    for batch in rx {
-                        let r = table
-                            .apply_blocking(&batch)
-                            .map(|errors| super::pair_failures(&batch, errors));
-                        if rtx.send(r).is_err() {
-                            return;
-                        }
+/// A request to the worker thread, with where to answer.
+enum Command {
+    Apply(
+        Vec<Change>,
+        oneshot::Sender<Result<Vec<Failure>, TableError>>,
+    ),
+    List(u32, mpsc::Sender<Result<Vec<TableRoute>, TableError>>),
+    Links(oneshot::Sender<Result<Vec<Link>, TableError>>),
+    Interfaces(oneshot::Sender<Result<Vec<Interface>, TableError>>),
+    CheckWrite(oneshot::Sender<Result<(), TableError>>),
+}
+
+/// The worker thread: every netlink call of a [`NetlinkTable`] runs here,
+/// one after the other, never on the async runtime's threads.
+fn work(mut sock: NetlinkSocket, mut commands: mpsc::Receiver<Command>) {
+    while let Some(c) = commands.blocking_recv() {
+        match c {
+            Command::Apply(changes, reply) => {
+                let r = sock
+                    .apply_blocking(&changes)
+                    .map(|errors| super::pair_failures(&changes, errors));
+                let _ = reply.send(r);
+            }
+            Command::List(table, out) => {
+                let mut batch = Vec::with_capacity(LIST_BATCH);
+                let r = sock.list_table_blocking(table, &mut |r| {
+                    batch.push(r);
+                    if batch.len() == LIST_BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(LIST_BATCH));
+                        let _ = out.blocking_send(Ok(full));
                     }
-                })
-                .map_err(TableError::Thread)?;
-            self.worker = Some(Worker {
-                tx,
-                results,
-                in_flight: 0,
-                handle,
-            });
+                });
+                let _ = out.blocking_send(r.map(|()| batch));
+            }
+            Command::Links(reply) => {
+                let _ = reply.send(sock.links());
+            }
+            Command::Interfaces(reply) => {
+                let _ = reply.send(sock.interfaces());
+            }
+            Command::CheckWrite(reply) => {
+                let _ = reply.send(sock.check_write_access());
+            }
         }
-        Ok(self.worker.as_mut().expect("just made"))
+    }
+}
+
+/// Routes in the kernel, through netlink.
+///
+/// The socket belongs to a worker thread started by [`NetlinkTable::open`]
+/// in the caller's network namespace: every call (dumps, batches, the
+/// permission check) runs there, so the async side never blocks. Batches
+/// are pipelined: [`RouteTable::submit`] queues one while the kernel
+/// installs the one before (up to [`PIPELINE_DEPTH`] ahead), and
+/// [`RouteTable::sync`] waits for all of them.
+pub struct NetlinkTable {
+    commands: Option<mpsc::Sender<Command>>,
+    in_flight: VecDeque<oneshot::Receiver<Result<Vec<Failure>, TableError>>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NetlinkTable {
+    /// Open a route socket in the calling thread's network namespace, and
+    /// the worker thread that uses it (it starts in the same namespace).
+    pub fn open() -> Result<Self, TableError> {
+        let sock = NetlinkSocket::open()?;
+        let (tx, rx) = mpsc::channel(PIPELINE_DEPTH);
+        let handle = std::thread::Builder::new()
+            .name("pdrestore-netlink".into())
+            .spawn(move || work(sock, rx))
+            .map_err(TableError::Thread)?;
+        Ok(NetlinkTable {
+            commands: Some(tx),
+            in_flight: VecDeque::new(),
+            handle: Some(handle),
+        })
     }
 
-    fn collect(w: &mut Worker, wait_all: bool) -> Result<Vec<super::Failure>, TableError> {
+    async fn ask<R>(
+        &mut self,
+        make: impl FnOnce(oneshot::Sender<Result<R, TableError>>) -> Command,
+    ) -> Result<R, TableError> {
+        let (tx, rx) = oneshot::channel();
+        let commands = self.commands.as_ref().ok_or(TableError::WorkerGone)?;
+        commands
+            .send(make(tx))
+            .await
+            .map_err(|_| TableError::WorkerGone)?;
+        rx.await.map_err(|_| TableError::WorkerGone)?
+    }
+
+    /// The links of this namespace, with whether each is up.
+    pub async fn links(&mut self) -> Result<Vec<Link>, TableError> {
+        self.ask(Command::Links).await
+    }
+
+    /// The interfaces of this namespace with their IPv6 addresses.
+    pub async fn interfaces(&mut self) -> Result<Vec<Interface>, TableError> {
+        self.ask(Command::Interfaces).await
+    }
+
+    /// Check that we may change routes (CAP_NET_ADMIN in the namespace),
+    /// without changing any (see the socket's check).
+    pub async fn check_write_access(&mut self) -> Result<(), TableError> {
+        self.ask(Command::CheckWrite).await
+    }
+
+    /// The failures of the batches already applied (all of them when `all`).
+    async fn collect(&mut self, all: bool) -> Result<Vec<Failure>, TableError> {
         let mut out = Vec::new();
-        while w.in_flight > 0 {
-            let r = if wait_all {
-                w.results.recv().map_err(|_| TableError::WorkerGone)?
+        while let Some(front) = self.in_flight.front_mut() {
+            let r = if all {
+                front.await.map_err(|_| TableError::WorkerGone)
             } else {
-                match w.results.try_recv() {
-                    Ok(r) => r,
-                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
-                    Err(_) => return Err(TableError::WorkerGone),
+                match front.try_recv() {
+                    Ok(r) => Ok(r),
+                    Err(oneshot::error::TryRecvError::Empty) => break,
+                    Err(oneshot::error::TryRecvError::Closed) => Err(TableError::WorkerGone),
                 }
             };
-            w.in_flight -= 1;
-            out.extend(r?);
+            self.in_flight.pop_front();
+            out.extend(r??);
         }
         Ok(out)
     }
 }
 
+/// The links of the calling thread's network namespace, now, from a
+/// synchronous caller (`check-config`).
+pub fn links_now() -> Result<Vec<Link>, TableError> {
+    NetlinkSocket::open()?.links()
+}
+
 impl Drop for NetlinkTable {
     fn drop(&mut self) {
-        if let Some(w) = self.worker.take() {
-            drop(w.tx);
-            let _ = w.handle.join();
+        // Closing the channel ends the worker once it has done what it has.
+        self.commands = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
         }
     }
 }
@@ -614,29 +692,39 @@ impl RouteTable for NetlinkTable {
         table: u32,
         each: &mut (dyn FnMut(TableRoute) + Send),
     ) -> Result<(), TableError> {
-        if let Some(w) = self.worker.as_mut() {
-            // Keep what is listed true: nothing still in the pipeline.
-            Self::collect(w, true)?;
+        // The worker applies what is in the pipeline first: the listing is true.
+        let (tx, mut rx) = mpsc::channel(4);
+        let commands = self.commands.as_ref().ok_or(TableError::WorkerGone)?;
+        commands
+            .send(Command::List(table, tx))
+            .await
+            .map_err(|_| TableError::WorkerGone)?;
+        while let Some(batch) = rx.recv().await {
+            for r in batch? {
+                each(r);
+            }
         }
-        self.list_table_blocking(table, each)
+        Ok(())
     }
 
     async fn apply(&mut self, changes: &[Change]) -> Result<Vec<RouteError>, TableError> {
-        self.apply_blocking(changes)
+        let failures = self.ask(|tx| Command::Apply(changes.to_vec(), tx)).await?;
+        Ok(failures.into_iter().map(|(_, e)| e).collect())
     }
 
-    async fn submit(&mut self, changes: Vec<Change>) -> Result<Vec<super::Failure>, TableError> {
-        let w = self.worker()?;
-        w.tx.send(changes).map_err(|_| TableError::WorkerGone)?;
-        w.in_flight += 1;
-        Self::collect(w, false)
+    async fn submit(&mut self, changes: Vec<Change>) -> Result<Vec<Failure>, TableError> {
+        let (tx, rx) = oneshot::channel();
+        let commands = self.commands.as_ref().ok_or(TableError::WorkerGone)?;
+        commands
+            .send(Command::Apply(changes, tx))
+            .await
+            .map_err(|_| TableError::WorkerGone)?;
+        self.in_flight.push_back(rx);
+        self.collect(false).await
     }
 
-    async fn sync(&mut self) -> Result<Vec<super::Failure>, TableError> {
-        match self.worker.as_mut() {
-            Some(w) => Self::collect(w, true),
-            None => Ok(Vec::new()),
-        }
+    async fn sync(&mut self) -> Result<Vec<Failure>, TableError> {
+        self.collect(true).await
     }
 }
 
