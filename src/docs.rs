@@ -195,22 +195,24 @@ pub fn configuration_man() -> Vec<u8> {
 }
 
 /// The sections clap does not write, for one page.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct PageExtras {
     /// Exit statuses and their meaning.
-    pub exit_status: Vec<(&'static str, &'static str)>,
+    pub exit_status: &'static [(&'static str, &'static str)],
     /// Files and what they are.
-    pub files: Vec<(&'static str, &'static str)>,
+    pub files: &'static [(&'static str, &'static str)],
     /// Examples: what, then the command.
-    pub examples: Vec<(&'static str, &'static str)>,
+    pub examples: &'static [(&'static str, &'static str)],
 }
 
-const ENVIRONMENT: &[(&str, &str)] = &[
+type Rows = &'static [(&'static str, &'static str)];
+
+const ENVIRONMENT: Rows = &[
     ("RUST_LOG", "Log filter in tracing-subscriber syntax (e.g. info, debug, pdrestore=debug). Logs go to standard error; info by default."),
     ("NO_COLOR", "When set and not empty, logs carry no colour. Without it, colour is used only when standard error is a terminal (never in the journal)."),
 ];
 
-const CONFIG_FILES: &[(&str, &str)] = &[
+const CONFIG_FILES: Rows = &[
     (
         "/etc/pdrestore/pdrestore.toml",
         "The configuration file (pdrestore.toml(5)).",
@@ -221,153 +223,181 @@ const CONFIG_FILES: &[(&str, &str)] = &[
     ),
 ];
 
+const RECOVER_FILES: Rows = &[
+    (
+        "/etc/pdrestore/pdrestore.toml",
+        "The configuration file (pdrestore.toml(5)).",
+    ),
+    (
+        "/var/lib/pdrestore/relay-duid",
+        "The relay DUID, generated on the first run when relay_duid is not configured.",
+    ),
+    (
+        "/lib/systemd/system/pdrestore.service",
+        "Runs recover once at boot (Restart=on-failure).",
+    ),
+];
+
+const RECOVER_EXIT: Rows = &[
+    ("0", "Every server answered and every planned route is in place."),
+    ("1", "Partial: a server failed, a route did, an interface was missing, or the prune rail refused a prune; something was restored."),
+    ("2", "Nothing was restored, and something failed."),
+    ("64", "Usage error."),
+    ("70", "Internal error (the route table is unusable)."),
+    ("77", "No permission to change routes (CAP_NET_ADMIN), found before any server is asked."),
+    ("78", "Configuration error."),
+];
+
+const RECOVER_EXAMPLES: Rows = &[
+    (
+        "See what would change, touching nothing:",
+        "pdrestore recover --dry-run",
+    ),
+    (
+        "Restore and print the summary as JSON:",
+        "pdrestore recover --json",
+    ),
+    (
+        "Prune past the rail once, after checking the dry run:",
+        "pdrestore recover --force-prune",
+    ),
+];
+
+const TOP_EXAMPLES: Rows = &[
+    (
+        "Check the configuration and print the DUIDs:",
+        "pdrestore check-config",
+    ),
+    (
+        "See what would change, touching nothing:",
+        "pdrestore recover --dry-run",
+    ),
+    (
+        "Restore and print the summary as JSON:",
+        "pdrestore recover --json",
+    ),
+    (
+        "Prune past the rail once, after checking the dry run:",
+        "pdrestore recover --force-prune",
+    ),
+    (
+        "Ask one server for every binding of a link:",
+        "pdrestore query --server '[2001:db8::547]' --link-address 2001:db8:1::1",
+    ),
+    (
+        "Try the whole job in a private namespace:",
+        "pdrestore demo",
+    ),
+];
+
+const QUERY_EXIT: Rows = &[
+    ("0", "Every server's answer was whole."),
+    ("1", "Some server's answer was not (partial, timed out, refused, or a status such as NotConfigured)."),
+    ("64", "Bad arguments."),
+    ("70", "A server called our query malformed (a pdrestore bug)."),
+    ("74", "Standard output could not be written."),
+    ("78", "The --config file is not valid."),
+];
+
+const QUERY_EXAMPLES: Rows = &[
+    (
+        "Every binding of our relay, with the servers and DUIDs of the configuration:",
+        "pdrestore query --config /etc/pdrestore/pdrestore.toml --json",
+    ),
+    (
+        "Every binding of one link:",
+        "pdrestore query --server '[2001:db8::547]' --link-address 2001:db8:1::1",
+    ),
+    (
+        "One client:",
+        "pdrestore query --server 192.0.2.7 --client-id 0003000102000000c101",
+    ),
+];
+
+const LAB_SERVER_EXIT: Rows = &[
+    ("0", "Stopped by a signal."),
+    ("64", "Usage error."),
+    ("65", "A bindings or fault file cannot be read or parsed."),
+    ("69", "A listening address cannot be bound."),
+    ("70", "Internal error."),
+    ("74", "Serving failed."),
+];
+
+const LAB_SERVER_EXAMPLES: Rows = &[
+    (
+        "Serve 100000 synthetic bindings on a test port:",
+        "pdrestore lab-server --listen '[::1]:5547' --synthetic 100000",
+    ),
+    (
+        "Serve what a real server answered (recorded with query --json):",
+        "pdrestore lab-server --listen '[::1]:5547' --bindings answer.jsonl",
+    ),
+];
+
 /// The extra sections of the page of subcommand `name` (`""`: pdrestore(8)).
 pub fn page_extras(name: &str) -> PageExtras {
-    let mut e = PageExtras::default();
+    let e = |exit_status, files, examples| PageExtras {
+        exit_status,
+        files,
+        examples,
+    };
     match name {
-        "" | "recover" => {
-            e.exit_status = vec![
-                ("0", "Every server answered and every planned route is in place."),
-                ("1", "Partial: a server failed, a route did, an interface was missing, or the prune rail refused a prune; something was restored."),
-                ("2", "Nothing was restored, and something failed."),
-                ("64", "Usage error."),
-                ("70", "Internal error (the route table is unusable)."),
-                ("77", "No permission to change routes (CAP_NET_ADMIN), found before any server is asked."),
-                ("78", "Configuration error."),
-            ];
-            e.files = CONFIG_FILES.to_vec();
-            e.files.push((
-                "/lib/systemd/system/pdrestore.service",
-                "Runs recover once at boot (Restart=on-failure).",
-            ));
-            e.examples = vec![
-                (
-                    "See what would change, touching nothing:",
-                    "pdrestore recover --dry-run",
-                ),
-                (
-                    "Restore and print the summary as JSON:",
-                    "pdrestore recover --json",
-                ),
-                (
-                    "Prune past the rail once, after checking the dry run:",
-                    "pdrestore recover --force-prune",
-                ),
-            ];
-            if name.is_empty() {
-                e.examples.insert(
-                    0,
-                    (
-                        "Check the configuration and print the DUIDs:",
-                        "pdrestore check-config",
-                    ),
-                );
-                e.examples.push((
-                    "Ask one server for every binding of a link:",
-                    "pdrestore query --server '[2001:db8::547]' --link-address 2001:db8:1::1",
-                ));
-                e.examples.push((
-                    "Try the whole job in a private namespace:",
-                    "pdrestore demo",
-                ));
-            }
-        }
-        "check-config" => {
-            e.exit_status = vec![
+        "" => e(RECOVER_EXIT, RECOVER_FILES, TOP_EXAMPLES),
+        "recover" => e(RECOVER_EXIT, RECOVER_FILES, RECOVER_EXAMPLES),
+        "check-config" => e(
+            &[
                 ("0", "The file is valid."),
                 ("78", "It is not (the error names file, line and column)."),
-            ];
-            e.files = CONFIG_FILES.to_vec();
-            e.examples = vec![(
+            ],
+            CONFIG_FILES,
+            &[(
                 "Check another file:",
                 "pdrestore check-config --config ./pdrestore.toml",
-            )];
-        }
-        "duid" => {
-            e.exit_status = vec![
+            )],
+        ),
+        "duid" => e(
+            &[
                 ("0", "The DUID was printed."),
                 (
                     "78",
                     "Configuration error, or a corrupt or unwritable DUID file.",
                 ),
-            ];
-            e.files = CONFIG_FILES.to_vec();
-            e.examples = vec![(
+            ],
+            CONFIG_FILES,
+            &[(
                 "Print the Relay-ID to configure in the relay agent:",
                 "pdrestore duid",
-            )];
-        }
-        "decode" => {
-            e.exit_status = vec![
+            )],
+        ),
+        "decode" => e(
+            &[
                 ("0", "Everything decoded."),
                 ("1", "Something was malformed."),
                 ("66", "The file cannot be read."),
                 ("74", "Standard output could not be written."),
-            ];
-            e.examples = vec![(
+            ],
+            &[],
+            &[(
                 "Decode a captured stream as JSON lines:",
                 "pdrestore decode --json response.bin",
-            )];
-        }
-        "query" => {
-            e.exit_status = vec![
-                ("0", "Every server's answer was whole."),
-                ("1", "Some server's answer was not (partial, timed out, refused, or a status such as NotConfigured)."),
-                ("64", "Bad arguments."),
-                ("70", "A server called our query malformed (a pdrestore bug)."),
-                ("74", "Standard output could not be written."),
-                ("78", "The --config file is not valid."),
-            ];
-            e.files = CONFIG_FILES.to_vec();
-            e.examples = vec![
-                (
-                    "Every binding of our relay, with the servers and DUIDs of the configuration:",
-                    "pdrestore query --config /etc/pdrestore/pdrestore.toml --json",
-                ),
-                (
-                    "Every binding of one link:",
-                    "pdrestore query --server '[2001:db8::547]' --link-address 2001:db8:1::1",
-                ),
-                (
-                    "One client:",
-                    "pdrestore query --server 192.0.2.7 --client-id 0003000102000000c101",
-                ),
-            ];
-        }
-        "lab-server" => {
-            e.exit_status = vec![
-                ("0", "Stopped by a signal."),
-                ("64", "Usage error."),
-                ("65", "A bindings or fault file cannot be read or parsed."),
-                ("69", "A listening address cannot be bound."),
-                ("70", "Internal error."),
-                ("74", "Serving failed."),
-            ];
-            e.examples = vec![
-                (
-                    "Serve 100000 synthetic bindings on a test port:",
-                    "pdrestore lab-server --listen '[::1]:5547' --synthetic 100000",
-                ),
-                (
-                    "Serve what a real server answered (recorded with query --json):",
-                    "pdrestore lab-server --listen '[::1]:5547' --bindings answer.jsonl",
-                ),
-            ];
-        }
-        "demo" => {
-            e.exit_status = vec![
+            )],
+        ),
+        "query" => e(QUERY_EXIT, CONFIG_FILES, QUERY_EXAMPLES),
+        "lab-server" => e(LAB_SERVER_EXIT, &[], LAB_SERVER_EXAMPLES),
+        "demo" => e(
+            &[
                 ("0", "The recovery was complete."),
                 ("1", "Partial."),
                 ("70", "The namespace could not be made."),
-            ];
-            e.examples = vec![(
+            ],
+            &[],
+            &[(
                 "Run the demo with more bindings:",
                 "pdrestore demo --bindings 20000",
-            )];
-        }
-        _ => {}
+            )],
+        ),
+        _ => PageExtras::default(),
     }
-    e
 }
 
 fn extras_roff(name: &str) -> Roff {
@@ -375,7 +405,7 @@ fn extras_roff(name: &str) -> Roff {
     let mut r = Roff::new();
     if !e.exit_status.is_empty() {
         r.control("SH", ["EXIT STATUS"]);
-        for (code, what) in &e.exit_status {
+        for (code, what) in e.exit_status {
             r.control("TP", []);
             r.text([bold(*code)]);
             r.text([roman(*what)]);
@@ -389,7 +419,7 @@ fn extras_roff(name: &str) -> Roff {
     }
     if !e.files.is_empty() {
         r.control("SH", ["FILES"]);
-        for (f, what) in &e.files {
+        for (f, what) in e.files {
             r.control("TP", []);
             r.text([italic(*f)]);
             r.text([roman(*what)]);
@@ -397,7 +427,7 @@ fn extras_roff(name: &str) -> Roff {
     }
     if !e.examples.is_empty() {
         r.control("SH", ["EXAMPLES"]);
-        for (what, cmd) in &e.examples {
+        for (what, cmd) in e.examples {
             r.control("PP", []);
             r.text([roman(*what)]);
             r.control("RS", []);
