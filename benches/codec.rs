@@ -101,6 +101,7 @@ fn planner() -> Planner {
         allowed_prefixes: vec!["2001:db8::/32".parse().unwrap()],
         min_prefix_len: 48,
         interface_map: Default::default(),
+        our_layer: Default::default(),
         fallback: NextHopFallback::None,
     };
     let interfaces = vec![

@@ -9,7 +9,7 @@
 //! are what the server said), but pruning runs only when every server
 //! answered completely, so a failing server never takes routes away.
 
-use crate::config::Config;
+use crate::config::{Config, QueryMode};
 use crate::proto::ServerIndex;
 use crate::proto::{Duid, Query};
 use crate::recovery::claim::Claim;
@@ -21,6 +21,8 @@ use crate::requestor::Delivery;
 use crate::routes::{NetlinkTable, Route, RouteTable, TableError};
 use futures::FutureExt;
 use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
 /// Exit status: every server answered and every planned route is in place.
@@ -241,6 +243,10 @@ pub struct RouteSummary {
     pub moved_routes: Vec<MovedSummary>,
     /// Pruning.
     pub prune: PruneSummary,
+    /// Bindings dropped without a route or an error, by reason code:
+    /// `other-relay`, another relay's bindings that a link query also
+    /// returns (the rest of the subnet).
+    pub dropped: BTreeMap<String, u64>,
 }
 
 /// What `recover` did: printed as text or as one JSON object.
@@ -266,6 +272,9 @@ pub struct Summary {
     pub missing_interfaces: Vec<String>,
     /// Things the operator should know (e.g. the dry run's relay DUID).
     pub notes: Vec<String>,
+    /// Every server answered with nothing at all for our Relay-ID (or no
+    /// link could be asked about): not a clean success.
+    pub empty_answer: bool,
     /// Milliseconds from start to the first binding.
     pub first_binding_ms: Option<u64>,
     /// Milliseconds from start to the first route in the table.
@@ -303,17 +312,20 @@ fn ms(d: Duration) -> u64 {
     d.as_millis().min(u128::from(u64::MAX)) as u64
 }
 
-/// The fan-out settings for a configuration: QUERY_BY_RELAY_ID for each
-/// configured link, on every server.
-pub fn fanout_config(config: &Config, relay: &Duid) -> FanoutConfig {
+/// The fan-out settings for a configuration: on every server, for each of
+/// `links`, QUERY_BY_RELAY_ID filtered to that link, or
+/// QUERY_BY_LINK_ADDRESS of that link (`query = "link-address"`).
+pub fn fanout_config(config: &Config, relay: &Duid, links: &[Ipv6Addr]) -> FanoutConfig {
     let requestor = config
         .requestor_duid
         .clone()
         .unwrap_or_else(|| relay.clone());
-    let queries = config
-        .links
+    let queries = links
         .iter()
-        .map(|l| QuerySpec::new(Query::ByRelayId(relay.clone())).link(*l))
+        .map(|l| match config.query {
+            QueryMode::RelayId => QuerySpec::new(Query::ByRelayId(relay.clone())).link(*l),
+            QueryMode::LinkAddress => QuerySpec::new(Query::ByLinkAddress).link(*l),
+        })
         .collect();
     let mut f = FanoutConfig::from_config(config, requestor, queries);
     // Batches of up to 512 bindings: a few in flight keep the installer busy without buffering the stream.
@@ -442,20 +454,24 @@ pub async fn recover<T: RouteTable>(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(Summary, T), RecoverError> {
     let start = Instant::now();
-    let settings = config.plan_settings(relay.clone());
+    let links = config.query_links(&interfaces);
+    let settings = config.plan_settings(relay.clone(), &links);
     let missing_interfaces: Vec<String> = mapped_interfaces(config)
         .into_iter()
         .filter(|m| !interfaces.iter().any(|i| *i.name == **m))
         .collect();
-    let mut installer = Installer::start(table, settings, interfaces, opts.dry_run).await?;
+    let scope = prune_scope(&links, &interfaces);
+    let mut installer = Installer::start(table, settings, interfaces, opts.dry_run)
+        .await?
+        .with_prune_scope(scope);
     // Bindings become compact claims, their routes planned, on the connection tasks.
-    let mut fan = Fanout::spawn_with(fanout_config(config, relay), installer.mapper());
+    let mut fan = Fanout::spawn_with(fanout_config(config, relay, &links), installer.mapper());
     let mut got = Received::new(start, config.servers.len());
     receive(&mut fan, &mut installer, &mut got, opts, stop).await?;
     let rule = prune_rule(config, opts, &got);
     let (report, table) = installer.finish(got.now_ms(Instant::now()), rule).await?;
     let end = Instant::now();
-    let servers = got.server_summaries(config, end);
+    let servers = got.server_summaries(config, &links, end);
     let mut summary = summarise(
         relay,
         opts.dry_run,
@@ -468,6 +484,7 @@ pub async fn recover<T: RouteTable>(
         config,
     );
     summary.missing_interfaces = missing_interfaces;
+    summary.explain(config, &links);
     summary.settle_outcome();
     Ok((summary, table))
 }
@@ -566,14 +583,19 @@ impl Received {
 
     /// One line per configured server; one the run was stopped before
     /// counts what it delivered.
-    fn server_summaries(&self, config: &Config, end: Instant) -> Vec<ServerSummary> {
+    fn server_summaries(
+        &self,
+        config: &Config,
+        links: &[Ipv6Addr],
+        end: Instant,
+    ) -> Vec<ServerSummary> {
         config
             .servers
             .iter()
             .zip(&self.reports)
             .zip(&self.per_server)
             .map(|((s, r), &got)| match r {
-                Some(r) => server_summary(r, &config.links),
+                Some(r) => server_summary(r, links),
                 None => ServerSummary {
                     server: s.socket_addr().to_string(),
                     server_id: None,
@@ -634,6 +656,28 @@ async fn receive<T: RouteTable>(
             }
         }
     }
+}
+
+/// The interfaces whose routes the queries cover, by their position in
+/// `interfaces`: those holding a queried link's address; `None` (all) when a
+/// query covers every link (QUERY_BY_RELAY_ID with `::`). A link that was
+/// not asked about keeps its routes through a prune.
+fn prune_scope(links: &[Ipv6Addr], interfaces: &[Interface]) -> Option<Vec<u32>> {
+    if links.iter().any(|l| l.is_unspecified()) {
+        return None;
+    }
+    Some(
+        interfaces
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| {
+                i.addresses
+                    .iter()
+                    .any(|a| links.iter().any(|l| a.contains(l)))
+            })
+            .map(|(p, _)| p as u32)
+            .collect(),
+    )
 }
 
 /// What pruning may do after this run (see [`crate::recovery::prune`]).
@@ -751,6 +795,7 @@ fn summarise(
         conflicts,
         missing_interfaces: Vec::new(),
         notes: Vec::new(),
+        empty_answer: false,
         first_binding_ms,
         first_route_ms: r.first_route_at,
         duration_ms,
@@ -770,6 +815,7 @@ fn route_summary(r: &InstallReport, name: &dyn Fn(ServerIndex) -> String) -> Rou
         rejected: r
             .rejected
             .iter()
+            .filter(|x| !x.reason.is_other_relays())
             .map(|x| RejectedSummary {
                 prefix: x.prefix.to_string(),
                 client: x.client.to_hex(),
@@ -825,10 +871,39 @@ fn route_summary(r: &InstallReport, name: &dyn Fn(ServerIndex) -> String) -> Rou
             })
             .collect(),
         prune: prune_summary(&r.prune),
+        dropped: r
+            .rejected
+            .iter()
+            .filter(|x| x.reason.is_other_relays())
+            .fold(BTreeMap::new(), |mut m, x| {
+                *m.entry(x.reason.code().to_string()).or_insert(0) += 1;
+                m
+            }),
     }
 }
 
 impl Summary {
+    /// Add the notes an operator needs to read this summary right: an
+    /// empty answer to QUERY_BY_RELAY_ID (a relay agent that sends no
+    /// Relay-ID, such as ISC dhcrelay, gives exactly that), no link to ask
+    /// about in link-address mode.
+    pub fn explain(&mut self, config: &Config, links: &[Ipv6Addr]) {
+        let complete = self.servers.iter().all(|s| s.complete);
+        if config.query == QueryMode::RelayId && complete && self.bindings == 0 {
+            self.empty_answer = true;
+            self.notes.push(format!(
+                "no server holds a binding for relay-id {}: if the relay agent does not put OPTION_RELAY_ID (53) in its RELAY-FORW messages (ISC dhcrelay never does), recover by link-address instead: query = \"link-address\" with links = [the router's address on each client link]",
+                self.relay_duid
+            ));
+        }
+        if config.query == QueryMode::LinkAddress && links.is_empty() {
+            self.empty_answer = true;
+            self.notes.push(
+                "no link to query: none of the interfaces [routes.interfaces] names has a global address; set links".into(),
+            );
+        }
+    }
+
     /// Set `outcome` and `exit_code` from the rest: `complete` (0) when
     /// every server answered whole, every planned route is in place, no
     /// prefix was refused for a missing interface and the prune rail
@@ -844,7 +919,7 @@ impl Summary {
             .rejected
             .iter()
             .any(|x| matches!(x.reason_code.as_str(), "no-interface" | "missing-interface"));
-        let refused = r.prune.state == "refused";
+        let refused = r.prune.state == "refused" || self.empty_answer;
         let in_place = r.planned.saturating_sub(r.failed.len());
         let (outcome, code) = if servers_ok && r.failed.is_empty() && !no_interface && !refused {
             ("complete", EXIT_OK)

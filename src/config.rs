@@ -5,8 +5,9 @@
 //! values are errors that name the file, line and column.
 
 use crate::proto::Duid;
-use crate::recovery::plan::{NextHopFallback, PlanSettings};
+use crate::recovery::plan::{NextHopFallback, OurLayer, PlanSettings};
 use crate::recovery::prune::PruneLimit;
+use crate::routes::Interface;
 use ipnet::Ipv6Net;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
@@ -38,9 +39,21 @@ pub struct Config {
     /// Where the generated relay DUID is kept.
     #[serde(default = "default_state_directory")]
     pub state_directory: PathBuf,
-    /// Links to query (QUERY_BY_RELAY_ID link-address); `::` means all links.
-    #[serde(default = "default_links", deserialize_with = "non_empty")]
-    pub links: Vec<Ipv6Addr>,
+    /// How the bindings are found: QUERY_BY_RELAY_ID (the default) or
+    /// QUERY_BY_LINK_ADDRESS, for relays that send no Relay-ID.
+    #[serde(default)]
+    pub query: QueryMode,
+    /// The links to query. With `query = "relay-id"`: the link-address
+    /// filter of each QUERY_BY_RELAY_ID (`::`, the default, for every
+    /// link). With `query = "link-address"`: the addresses the relay uses
+    /// as link-address, one QUERY_BY_LINK_ADDRESS each; by default the
+    /// global addresses of the interfaces `[routes.interfaces]` names.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "some_non_empty"
+    )]
+    pub links: Option<Vec<Ipv6Addr>>,
     /// BULK_LQ_DATA_TIMEOUT (RFC 5460 s.5.6): blocked write, silent read.
     #[serde(default = "default_data_timeout", with = "duration")]
     pub data_timeout: Duration,
@@ -76,6 +89,19 @@ pub struct Config {
     /// Resource bounds against broken or hostile servers.
     #[serde(default)]
     pub limits: Limits,
+}
+
+/// How recovery finds our bindings (RFC 5460 s.5.3, s.6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueryMode {
+    /// QUERY_BY_RELAY_ID with our relay DUID: the relay agent puts
+    /// OPTION_RELAY_ID in every RELAY-FORW.
+    #[default]
+    RelayId,
+    /// QUERY_BY_LINK_ADDRESS for each of our links: for relay agents that
+    /// send no Relay-ID (ISC dhcrelay).
+    LinkAddress,
 }
 
 /// One DHCPv6 server.
@@ -163,9 +189,6 @@ impl Default for Limits {
 
 fn default_state_directory() -> PathBuf {
     PathBuf::from("/var/lib/pdrestore")
-}
-fn default_links() -> Vec<Ipv6Addr> {
-    vec![Ipv6Addr::UNSPECIFIED]
 }
 fn default_data_timeout() -> Duration {
     Duration::from_secs(300)
@@ -366,6 +389,26 @@ pub fn check_ifname(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The octets of an interface-id as `[routes.interfaces]` writes it: `0x`
+/// and hex digits for binary ids (ISC dhcrelay sends 4 octets, its own
+/// interface number: `"0x07000000"`), else the text itself.
+pub fn interface_id_octets(key: &str) -> Result<Vec<u8>, String> {
+    if key.is_empty() {
+        return Err("an interface-id cannot be empty".into());
+    }
+    match key.strip_prefix("0x").or_else(|| key.strip_prefix("0X")) {
+        Some(hex) => crate::proto::duid::parse_hex(hex)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                format!(
+                    "interface-id {key:?}: after 0x, give the octets in hex (e.g. \"0x07000000\")"
+                )
+            }),
+        None => Ok(key.as_bytes().to_vec()),
+    }
+}
+
 fn interface_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
     struct Name(String);
     impl<'de> Deserialize<'de> for Name {
@@ -376,8 +419,8 @@ fn interface_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Str
         }
     }
     let m = BTreeMap::<String, Name>::deserialize(d)?;
-    if m.contains_key("") {
-        return Err(serde::de::Error::custom("an interface-id cannot be empty"));
+    for k in m.keys() {
+        interface_id_octets(k).map_err(serde::de::Error::custom)?;
     }
     Ok(m.into_iter().map(|(k, v)| (k, v.0)).collect())
 }
@@ -388,6 +431,12 @@ fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
         return Err(serde::de::Error::custom("must be at least 1"));
     }
     Ok(v)
+}
+
+fn some_non_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Vec<T>>, D::Error> {
+    non_empty(d).map(Some)
 }
 
 fn non_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
@@ -530,6 +579,25 @@ impl Config {
     /// What one value alone cannot say: checks across keys, with the path
     /// of the value to blame.
     fn check(&self) -> Result<(), (Vec<Step>, String)> {
+        if self.query == QueryMode::LinkAddress {
+            match &self.links {
+                Some(links) => {
+                    if let Some(i) = links.iter().position(|l| l.is_unspecified()) {
+                        return Err((
+                            vec![Step::Key("links"), Step::Index(i)],
+                            "query = \"link-address\" asks for the bindings of each link by one of its addresses; :: names no link (RFC 5460 5.3)".into(),
+                        ));
+                    }
+                }
+                None if self.routes.interfaces.is_empty() => {
+                    return Err((
+                        vec![Step::Key("query")],
+                        "query = \"link-address\" needs `links` (the router's address on each client link), or a [routes.interfaces] map naming the client-facing interfaces whose addresses they are".into(),
+                    ));
+                }
+                None => {}
+            }
+        }
         for (i, p) in self.routes.allowed_prefixes.iter().enumerate() {
             check_pool(p).map_err(|m| {
                 (
@@ -622,8 +690,9 @@ impl Config {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}"))
     }
 
-    /// Route planning settings for the given relay DUID.
-    pub fn plan_settings(&self, relay_id: Duid) -> PlanSettings {
+    /// Route planning settings for the given relay DUID; `links` are the
+    /// links the recovery queries ([`Config::query_links`]).
+    pub fn plan_settings(&self, relay_id: Duid, links: &[Ipv6Addr]) -> PlanSettings {
         PlanSettings {
             relay_id,
             table: self.routes.table,
@@ -631,8 +700,49 @@ impl Config {
             metric: self.routes.metric,
             allowed_prefixes: self.routes.allowed_prefixes.clone(),
             min_prefix_len: self.routes.min_prefix_len,
-            interface_map: self.routes.interfaces.clone(),
+            interface_map: self
+                .routes
+                .interfaces
+                .iter()
+                .filter_map(|(k, v)| Some((interface_id_octets(k).ok()?, v.clone())))
+                .collect(),
+            our_layer: match self.query {
+                QueryMode::RelayId => OurLayer::RelayId,
+                QueryMode::LinkAddress => OurLayer::LinkAddress(links.to_vec()),
+            },
             fallback: self.routes.next_hop_fallback,
+        }
+    }
+
+    /// The links the recovery asks about. With QUERY_BY_RELAY_ID: `links`,
+    /// or `::` (every link). With QUERY_BY_LINK_ADDRESS: `links`, or one
+    /// global address per prefix of each interface `[routes.interfaces]`
+    /// names (the router's address on each client link).
+    pub fn query_links(&self, interfaces: &[Interface]) -> Vec<Ipv6Addr> {
+        if let Some(l) = &self.links {
+            return l.clone();
+        }
+        match self.query {
+            QueryMode::RelayId => vec![Ipv6Addr::UNSPECIFIED],
+            QueryMode::LinkAddress => {
+                let mut out: Vec<Ipv6Addr> = Vec::new();
+                let mut nets: Vec<Ipv6Net> = Vec::new();
+                for i in interfaces {
+                    if !self.routes.interfaces.values().any(|n| *n == *i.name) {
+                        continue;
+                    }
+                    for a in &i.addresses {
+                        let global = !a.addr().is_loopback()
+                            && (a.addr().segments()[0] & 0xffc0) != 0xfe80
+                            && !a.addr().is_multicast();
+                        if global && !nets.contains(&a.trunc()) {
+                            nets.push(a.trunc());
+                            out.push(a.addr());
+                        }
+                    }
+                }
+                out
+            }
         }
     }
 }
@@ -699,7 +809,7 @@ max_relay_depth = 8
             "000100012a2b2c2d020000009901"
         );
         assert_eq!(c.state_directory, PathBuf::from("/tmp/pdr-state"));
-        assert_eq!(c.links.len(), 2);
+        assert_eq!(c.links.as_ref().map(Vec::len), Some(2));
         assert_eq!(c.data_timeout, Duration::from_secs(120));
         assert_eq!(c.retries, 5);
         assert_eq!(c.retry_initial_delay, Duration::from_millis(500));
@@ -742,7 +852,9 @@ max_relay_depth = 8
         .unwrap();
         assert_eq!(c.relay_duid, None);
         assert_eq!(c.state_directory, PathBuf::from("/var/lib/pdrestore"));
-        assert_eq!(c.links, vec![Ipv6Addr::UNSPECIFIED]);
+        assert_eq!(c.links, None);
+        assert_eq!(c.query, QueryMode::RelayId);
+        assert_eq!(c.query_links(&[]), vec![Ipv6Addr::UNSPECIFIED]);
         assert_eq!(c.data_timeout, Duration::from_secs(300));
         assert_eq!(c.max_in_flight, 1);
         assert_eq!(c.servers[0].port, 547);
@@ -929,6 +1041,94 @@ max_relay_depth = 8
         let c = parse(&format!("{base}prune_limit = \"2.5%\"\n")).unwrap();
         assert_eq!(c.routes.prune_limit, PruneLimit::Share(250));
         assert_eq!(parse(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn link_address_mode() {
+        let pools = "[routes]\nallowed_prefixes = [\"2001:db8:8000::/40\"]\n";
+        let c = parse(&format!(
+            "query = \"link-address\"\nlinks = [\"2001:db8:1::1\", \"2001:db8:2::1\"]\n[[server]]\naddress = \"2001:db8:ff::547\"\n{pools}"
+        ))
+        .unwrap();
+        assert_eq!(c.query, QueryMode::LinkAddress);
+        let links = c.query_links(&[]);
+        assert_eq!(links.len(), 2);
+        assert_eq!(
+            c.plan_settings(Duid::from_bytes(vec![0, 3, 0]), &links)
+                .our_layer,
+            OurLayer::LinkAddress(links.clone())
+        );
+        // Without links: the global addresses of the mapped interfaces, one per prefix.
+        let c = parse(&format!(
+            "query = \"link-address\"\n[[server]]\naddress = \"::1\"\n{pools}[routes.interfaces]\n\"0x07000000\" = \"br1\"\n\"0x06000000\" = \"br2\"\n"
+        ))
+        .unwrap();
+        let ifs = vec![
+            Interface {
+                name: "br1".into(),
+                index: 3,
+                addresses: vec![
+                    "fe80::1/64".parse().unwrap(),
+                    "2001:db8:1::1/64".parse().unwrap(),
+                    "2001:db8:1::5/64".parse().unwrap(),
+                ],
+            },
+            Interface {
+                name: "br2".into(),
+                index: 4,
+                addresses: vec!["2001:db8:2::1/64".parse().unwrap()],
+            },
+            Interface {
+                name: "up0".into(),
+                index: 2,
+                addresses: vec!["2001:db8:ff::1/64".parse().unwrap()],
+            },
+        ];
+        assert_eq!(
+            c.query_links(&ifs),
+            vec![
+                "2001:db8:1::1".parse::<Ipv6Addr>().unwrap(),
+                "2001:db8:2::1".parse().unwrap()
+            ]
+        );
+        let map = c
+            .plan_settings(Duid::from_bytes(vec![0, 3, 0]), &[])
+            .interface_map;
+        assert_eq!(
+            map.get(&vec![7u8, 0, 0, 0]).map(String::as_str),
+            Some("br1")
+        );
+        // The mistakes, where they are.
+        let e = err(&format!(
+            "query = \"link-address\"\nlinks = [\"2001:db8:1::1\", \"::\"]\n[[server]]\naddress = \"::1\"\n{pools}"
+        ));
+        assert!(
+            e.starts_with(
+                "test.toml:2:27: query = \"link-address\" asks for the bindings of each link"
+            ),
+            "{e}"
+        );
+        let e = err(&format!(
+            "query = \"link-address\"\n[[server]]\naddress = \"::1\"\n{pools}"
+        ));
+        assert!(
+            e.starts_with("test.toml:1:9: query = \"link-address\" needs `links`"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "query = \"by-magic\"\n[[server]]\naddress = \"::1\"\n{pools}"
+        ));
+        assert!(
+            e.starts_with("test.toml:1:9: unknown variant `by-magic`"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "[[server]]\naddress = \"::1\"\n{pools}[routes.interfaces]\n\"0x7g\" = \"br1\"\n"
+        ));
+        assert!(
+            e.contains("interface-id \"0x7g\": after 0x, give the octets in hex"),
+            "{e}"
+        );
     }
 
     #[test]

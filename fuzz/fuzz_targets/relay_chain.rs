@@ -120,7 +120,8 @@ fn planner() -> Planner {
             metric: 1024,
             allowed_prefixes: vec!["2001:db8::/32".parse().unwrap()],
             min_prefix_len: 48,
-            interface_map: [("port-1".to_string(), "ge-0/0/1".to_string())].into(),
+            interface_map: [(b"port-1".to_vec(), "ge-0/0/1".to_string())].into(),
+            our_layer: Default::default(),
             fallback: NextHopFallback::None,
         },
         vec![Interface {

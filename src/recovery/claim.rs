@@ -155,7 +155,7 @@ impl Planner {
                 gateway: p.gateway,
                 iface: p.iface,
             },
-            None => Path::Whole(Box::new(trimmed(b.to_binding(), &self.settings().relay_id))),
+            None => Path::Whole(Box::new(trimmed(b.to_binding(), self.settings()))),
         };
         Ok(Claim {
             lease,
@@ -167,20 +167,23 @@ impl Planner {
     }
 }
 
-/// Keep only what planning needs: the relay layer with our Relay-ID
-/// (planning takes a lone layer as ours), without its Remote-ID. A chain
-/// without our layer is kept whole, so that it is refused for the right
-/// reason.
-fn trimmed(mut b: Binding, relay_id: &crate::proto::Duid) -> Binding {
-    if let Some(i) = b
-        .relay
-        .iter()
-        .position(|l| l.relay_id.as_ref() == Some(relay_id))
-    {
-        let mut ours: RelayLayer = b.relay.swap_remove(i);
-        ours.relay_id = None;
-        ours.remote_id = None;
-        b.relay = vec![ours];
+/// Keep only what planning needs: our relay layer (and the lightweight
+/// relay's inside it, whose peer-address is the next hop), without their
+/// Remote-IDs. A chain without our layer is kept whole, so that it is
+/// refused for the right reason.
+fn trimmed(mut b: Binding, settings: &super::plan::PlanSettings) -> Binding {
+    let at = super::plan::our_layer(&b.relay, settings)
+        .ok()
+        .map(|(ours, hop)| {
+            let pos = |l: &RelayLayer| b.relay.iter().position(|x| std::ptr::eq(x, l));
+            (pos(ours), pos(hop))
+        });
+    if let Some((Some(from), Some(to))) = at {
+        let mut kept: Vec<RelayLayer> = b.relay.drain(from..=to).collect();
+        for l in &mut kept {
+            l.remote_id = None;
+        }
+        b.relay = kept;
     }
     b
 }
@@ -212,7 +215,7 @@ mod tests {
     fn settings() -> PlanSettings {
         let mut s = super::super::plan::tests::settings();
         s.interface_map
-            .insert("ge-0/0/9".to_string(), "gone".to_string());
+            .insert(b"ge-0/0/9".to_vec(), "gone".to_string());
         s
     }
 
@@ -354,7 +357,17 @@ mod tests {
         /// the same next hop and interface, or the same refusal; and the
         /// claim's path is planned exactly when the route is.
         #[test]
-        fn planner_agrees_with_route_for(b in arb_binding()) {
+        fn planner_agrees_with_route_for(b in arb_binding(), by_link in any::<bool>()) {
+            let settings = || {
+                let mut s = settings();
+                if by_link {
+                    s.our_layer = super::super::plan::OurLayer::LinkAddress(vec![
+                        "2001:db8:1::1".parse().unwrap(),
+                        "2001:db8:2::1".parse().unwrap(),
+                    ]);
+                }
+                s
+            };
             let planner = Planner::new(settings(), interfaces());
             let obs = Observed { server: ServerIndex::default(), received: 0, binding: b.clone() };
             let want = settings().route_for(&obs, None, &interfaces(), 0);
@@ -386,8 +399,13 @@ mod tests {
 
         /// The borrowed and owned paths make the same claim.
         #[test]
-        fn borrowed_and_owned_claims_agree(b in arb_binding()) {
-            let planner = Planner::new(settings(), interfaces());
+        fn borrowed_and_owned_claims_agree(b in arb_binding(), by_link in any::<bool>()) {
+            let mut s = settings();
+            if by_link {
+                s.our_layer =
+                    super::super::plan::OurLayer::LinkAddress(vec!["2001:db8:2::1".parse().unwrap()]);
+            }
+            let planner = Planner::new(s, interfaces());
             let from_ref = borrowed_claim(&planner, &b, 32).unwrap();
             prop_assert_eq!(from_ref, planner.claim(&b, 32).unwrap());
         }

@@ -102,6 +102,14 @@ impl<T: RouteTable> Installer<T> {
         })
     }
 
+    /// Prune only the routes out of these interfaces (positions in the
+    /// interfaces given to [`Installer::start`]); see
+    /// [`PrefixTable::set_prune_scope`].
+    pub fn with_prune_scope(mut self, scope: Option<Vec<u32>>) -> Self {
+        self.table.set_prune_scope(scope);
+        self
+    }
+
     /// Set the batch size.
     pub fn with_batch(mut self, batch: usize) -> Self {
         self.batch = batch.max(1);

@@ -56,8 +56,10 @@ pub struct PlanSettings {
     pub allowed_prefixes: Vec<Ipv6Net>,
     /// Shortest prefix length accepted.
     pub min_prefix_len: u8,
-    /// interface-id (as text) to interface name.
-    pub interface_map: BTreeMap<String, String>,
+    /// interface-id octets to interface name.
+    pub interface_map: BTreeMap<Vec<u8>, String>,
+    /// How our layer of a relay chain is recognised.
+    pub our_layer: OurLayer,
     /// What to do without relay data.
     pub fallback: NextHopFallback,
 }
@@ -85,6 +87,13 @@ pub enum Rejection {
     },
     /// The relay chain has no layer with our Relay-ID (and is not a single layer).
     NotOurRelay,
+    /// No layer of the relay chain carries one of our links
+    /// (QUERY_BY_LINK_ADDRESS): another relay on the subnet relayed it.
+    /// Dropped and counted, not an error.
+    OtherRelay {
+        /// The outermost layer's link-address.
+        link_address: Ipv6Addr,
+    },
     /// No relay data, and no usable fallback.
     NoRelayData,
     /// The interface-id maps (`[routes.interfaces]`) to an interface that
@@ -120,11 +129,19 @@ impl Rejection {
             Rejection::OutsidePools => "outside-pools",
             Rejection::CoversLocal { .. } => "covers-local",
             Rejection::NotOurRelay => "not-our-relay",
+            Rejection::OtherRelay { .. } => "other-relay",
             Rejection::NoRelayData => "no-relay-data",
             Rejection::MissingInterface { .. } => "missing-interface",
             Rejection::NoInterface { .. } => "no-interface",
             Rejection::BadNextHop { .. } => "bad-next-hop",
         }
+    }
+
+    /// The binding is another relay's (a link query also returns the other
+    /// relays' bindings of the subnet): dropped and counted, never listed
+    /// as an error.
+    pub fn is_other_relays(&self) -> bool {
+        matches!(self, Rejection::OtherRelay { .. })
     }
 
     /// The prefix could not be routed for want of a local interface: the
@@ -149,6 +166,10 @@ impl fmt::Display for Rejection {
                 write!(f, "covers {local}, a prefix of local interface {interface}")
             }
             Rejection::NotOurRelay => write!(f, "relay chain does not carry our Relay-ID"),
+            Rejection::OtherRelay { link_address } => write!(
+                f,
+                "relayed by another relay (link-address {link_address}), not through one of our links"
+            ),
             Rejection::NoRelayData => write!(f, "no relay data and no next-hop fallback"),
             Rejection::MissingInterface { interface_id, name } => write!(
                 f,
@@ -199,15 +220,59 @@ fn is_link_local(a: &Ipv6Addr) -> bool {
     (a.segments()[0] & 0xffc0) == 0xfe80
 }
 
-/// The relay layer that carries our Relay-ID, or the only layer when it has none.
-pub fn our_layer<'a>(relay: &'a [RelayLayer], ours: &Duid) -> Option<&'a RelayLayer> {
-    if let Some(l) = relay.iter().find(|l| l.relay_id.as_ref() == Some(ours)) {
-        return Some(l);
+/// How the relay layer that is ours is recognised in a binding's relay
+/// chain (OPTION_LQ_RELAY_DATA, RFC 5007 s.4.1.2.4).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum OurLayer {
+    /// The layer that carries our Relay-ID (RFC 5460 s.5.4.1), or the only
+    /// layer when it carries none: recovery by QUERY_BY_RELAY_ID.
+    #[default]
+    RelayId,
+    /// The layer whose link-address is one of these: recovery by
+    /// QUERY_BY_LINK_ADDRESS behind relays that send no Relay-ID (ISC
+    /// dhcrelay puts the router's address on the client link there).
+    LinkAddress(Vec<Ipv6Addr>),
+}
+
+/// An interface-id as an operator writes it in `[routes.interfaces]`: the
+/// text when it is printable ASCII, else `0x` and its octets in hex (ISC
+/// dhcrelay's `07000000` is `"0x07000000"`).
+pub fn display_interface_id(id: &[u8]) -> String {
+    if !id.is_empty() && id.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        String::from_utf8_lossy(id).into_owned()
+    } else {
+        format!("0x{}", crate::proto::duid::hex(id))
     }
-    match relay {
-        [only] if only.relay_id.is_none() => Some(only),
-        _ => None,
-    }
+}
+
+/// Our layer of a relay chain (outermost first), and the layer whose
+/// peer-address is the next hop: ours, or, when the one layer inside ours
+/// is a lightweight relay's (RFC 6221 s.6.1: its link-address is `::`, and
+/// its peer-address the client's), that one.
+pub fn our_layer<'a>(
+    relay: &'a [RelayLayer],
+    settings: &PlanSettings,
+) -> Result<(&'a RelayLayer, &'a RelayLayer), Rejection> {
+    let i = match &settings.our_layer {
+        OurLayer::RelayId => relay
+            .iter()
+            .position(|l| l.relay_id.as_ref() == Some(&settings.relay_id))
+            .or_else(|| (relay.len() == 1 && relay[0].relay_id.is_none()).then_some(0))
+            .ok_or(Rejection::NotOurRelay)?,
+        OurLayer::LinkAddress(links) => relay
+            .iter()
+            .position(|l| links.contains(&l.link_address))
+            .ok_or(Rejection::OtherRelay {
+                link_address: relay
+                    .first()
+                    .map_or(Ipv6Addr::UNSPECIFIED, |l| l.link_address),
+            })?,
+    };
+    let hop = match relay.get(i + 1) {
+        Some(inner) if i + 2 == relay.len() && inner.link_address.is_unspecified() => inner,
+        _ => &relay[i],
+    };
+    Ok((&relay[i], hop))
 }
 
 impl PlanSettings {
@@ -258,22 +323,18 @@ impl PlanSettings {
         layer: &RelayLayer,
         interfaces: &'a [Interface],
     ) -> Result<&'a Interface, Rejection> {
-        let id_text: Option<&str> = layer
-            .interface_id
-            .as_ref()
-            .and_then(|b| std::str::from_utf8(b).ok());
-        if let Some(t) = id_text {
-            if let Some(name) = self.interface_map.get(t) {
+        if let Some(id) = &layer.interface_id {
+            if let Some(name) = self.interface_map.get(id) {
                 // The map is the operator's word: no guessing past it.
                 return interfaces
                     .iter()
                     .find(|i| *i.name == **name)
                     .ok_or_else(|| Rejection::MissingInterface {
-                        interface_id: t.to_string(),
+                        interface_id: display_interface_id(id),
                         name: name.clone(),
                     });
             }
-            if let Some(i) = interfaces.iter().find(|i| &*i.name == t) {
+            if let Some(i) = interfaces.iter().find(|i| i.name.as_bytes() == &id[..]) {
                 return Ok(i);
             }
         }
@@ -286,12 +347,7 @@ impl PlanSettings {
             }
         }
         Err(Rejection::NoInterface {
-            interface_id: id_text.map(str::to_owned).or_else(|| {
-                layer
-                    .interface_id
-                    .as_ref()
-                    .map(|b| crate::proto::duid::hex(b))
-            }),
+            interface_id: layer.interface_id.as_deref().map(display_interface_id),
             link_address: layer.link_address,
         })
     }
@@ -344,10 +400,9 @@ impl PlanSettings {
                 _ => return Err(Rejection::NoRelayData),
             }
         } else {
-            let layer =
-                our_layer(&obs.binding.relay, &self.relay_id).ok_or(Rejection::NotOurRelay)?;
+            let (layer, hop) = our_layer(&obs.binding.relay, self)?;
             (
-                layer.peer_address,
+                hop.peer_address,
                 self.interface_for_layer(layer, interfaces)?,
             )
         };
@@ -402,7 +457,8 @@ pub(crate) mod tests {
             metric: 1024,
             allowed_prefixes: vec!["2001:db8:8000::/40".parse().unwrap()],
             min_prefix_len: 48,
-            interface_map: BTreeMap::from([("ge-0/0/1".to_string(), "veth-c1".to_string())]),
+            interface_map: BTreeMap::from([(b"ge-0/0/1".to_vec(), "veth-c1".to_string())]),
+            our_layer: OurLayer::RelayId,
             fallback: NextHopFallback::None,
         }
     }
@@ -509,7 +565,7 @@ pub(crate) mod tests {
     fn a_mapped_interface_that_is_missing_is_refused_not_guessed() {
         let mut s = settings();
         s.interface_map
-            .insert("ge-0/0/9".to_string(), "vlan900".to_string());
+            .insert(b"ge-0/0/9".to_vec(), "vlan900".to_string());
         // The link-address would match veth-c2, but the map says vlan900.
         let o = obs(
             "2001:db8:8000:100::/56",
@@ -537,6 +593,104 @@ pub(crate) mod tests {
         );
         assert_eq!(Rejection::OutsidePools.code(), "outside-pools");
         assert!(!Rejection::OutsidePools.is_missing_interface());
+    }
+
+    #[test]
+    fn by_link_address_our_layer_is_the_one_on_our_link() {
+        let mut s = settings();
+        s.our_layer = OurLayer::LinkAddress(vec!["2001:db8:2::1".parse().unwrap()]);
+        // ISC dhcrelay: one layer, no Relay-ID, our address as link-address.
+        let o = obs(
+            "2001:db8:8000:100::/56",
+            vec![layer("2001:db8:2::1", "fe80::ff:fe00:c104", None, None)],
+        );
+        let r = s.route_for(&o, None, &interfaces(), 2000).unwrap();
+        assert_eq!(r.gateway, "fe80::ff:fe00:c104".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(&*r.interface, "veth-c2");
+        // Another relay on the same subnet: dropped, named.
+        let o = obs(
+            "2001:db8:8000:100::/56",
+            vec![layer("2001:db8:2::7", "fe80::9", None, None)],
+        );
+        let e = s.route_for(&o, None, &interfaces(), 2000).unwrap_err();
+        assert_eq!(
+            e,
+            Rejection::OtherRelay {
+                link_address: "2001:db8:2::7".parse().unwrap()
+            }
+        );
+        assert!(e.is_other_relays());
+        assert_eq!(e.code(), "other-relay");
+        // A Relay-ID does not make a layer ours in this mode.
+        let o = obs(
+            "2001:db8:8000:100::/56",
+            vec![layer("2001:db8:9::1", "fe80::9", None, Some(OURS))],
+        );
+        assert!(matches!(
+            s.route_for(&o, None, &interfaces(), 2000),
+            Err(Rejection::OtherRelay { .. })
+        ));
+    }
+
+    #[test]
+    fn behind_a_lightweight_relay_the_next_hop_is_the_client() {
+        // Our layer, then an LDRA's (RFC 6221: link-address ::, the
+        // client's address as peer-address, its port as interface-id).
+        let o = obs(
+            "2001:db8:8000:100::/56",
+            vec![
+                layer("2001:db8:1::1", "fe80::1d:1", Some("ge-0/0/1"), Some(OURS)),
+                layer("::", "fe80::c:1", Some("port-7"), None),
+            ],
+        );
+        let r = route(&o).unwrap();
+        assert_eq!(r.gateway, "fe80::c:1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(&*r.interface, "veth-c1", "the interface is our layer's");
+        // A full relay inside ours (a link-address of its own): its address.
+        let o = obs(
+            "2001:db8:8000:100::/56",
+            vec![
+                layer("2001:db8:1::1", "fe80::1d:1", Some("ge-0/0/1"), Some(OURS)),
+                layer("2001:db8:77::1", "fe80::c:1", None, None),
+            ],
+        );
+        assert_eq!(
+            route(&o).unwrap().gateway,
+            "fe80::1d:1".parse::<Ipv6Addr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn binary_interface_ids_map_and_display_in_hex() {
+        let mut s = settings();
+        s.interface_map
+            .insert(vec![7, 0, 0, 0], "veth-c2".to_string());
+        let mut l = layer("::", "fe80::2", None, Some(OURS));
+        l.interface_id = Some(vec![7, 0, 0, 0]);
+        let r = s
+            .route_for(
+                &obs("2001:db8:8000:100::/56", vec![l.clone()]),
+                None,
+                &interfaces(),
+                2000,
+            )
+            .unwrap();
+        assert_eq!(&*r.interface, "veth-c2");
+        l.interface_id = Some(vec![6, 0, 0, 0]);
+        assert_eq!(
+            s.route_for(
+                &obs("2001:db8:8000:100::/56", vec![l]),
+                None,
+                &interfaces(),
+                2000
+            ),
+            Err(Rejection::NoInterface {
+                interface_id: Some("0x06000000".into()),
+                link_address: Ipv6Addr::UNSPECIFIED
+            })
+        );
+        assert_eq!(display_interface_id(b"ge-0/0/1"), "ge-0/0/1");
+        assert_eq!(display_interface_id(&[0xff, 0xfe]), "0xfffe");
     }
 
     #[test]

@@ -26,7 +26,7 @@
 //! - **The next hop** must be a unicast neighbour on that interface:
 //!   link-local or on-link, and not one of the router's own addresses.
 
-use super::plan::{NextHopFallback, PlanSettings, Rejection};
+use super::plan::{display_interface_id, NextHopFallback, OurLayer, PlanSettings, Rejection};
 use crate::proto::binding::RelayLayerRef;
 use crate::proto::{Binding, BindingRef, LeaseKind};
 use crate::routes::{mask, Interface};
@@ -72,13 +72,22 @@ pub struct Planned {
     pub iface: u32,
 }
 
+/// Our layer of a relay chain, and the layer whose peer-address is the next hop.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layers<'a> {
+    /// Ours: it gives the interface.
+    pub ours: RelayLayerRef<'a>,
+    /// Ours, or the lightweight relay's inside it: it gives the next hop.
+    pub hop: RelayLayerRef<'a>,
+}
+
 /// What the relay chain says about the route.
 #[derive(Debug, Clone)]
 pub(crate) struct Chain<'a> {
     /// Number of layers.
     pub depth: usize,
-    /// Our layer; `Ok(None)`: no relay data at all.
-    pub ours: Result<Option<RelayLayerRef<'a>>, Rejection>,
+    /// Our layers; `Ok(None)`: no relay data at all.
+    pub ours: Result<Option<Layers<'a>>, Rejection>,
 }
 
 /// Route planning: the settings and the local interfaces, with the pools,
@@ -122,7 +131,7 @@ impl Planner {
             .collect();
         // A mapping wins over an interface of the same name as the id.
         for (id, name) in &settings.interface_map {
-            by_id.insert(id.as_bytes().to_vec(), pos(name));
+            by_id.insert(id.clone(), pos(name));
         }
         let net = |n: &Ipv6Net| (u128::from(n.trunc().addr()), n.prefix_len());
         let pools = settings.allowed_prefixes.iter().map(net).collect();
@@ -181,8 +190,8 @@ impl Planner {
         self.check_prefix(&prefix)?;
         let (gateway, iface) = match chain.ours.clone()? {
             Some(l) => (
-                l.peer_address,
-                self.interface_for(l.interface_id, l.link_address)?,
+                l.hop.peer_address,
+                self.interface_for(l.ours.interface_id, l.ours.link_address)?,
             ),
             None => self.fallback(client_addr)?,
         };
@@ -190,29 +199,54 @@ impl Planner {
         Ok(Planned { gateway, iface })
     }
 
-    /// The relay chain of `b`: its depth and our layer (the layer with our
-    /// Relay-ID, or the only layer when it carries none).
+    /// The relay chain of `b`: its depth, our layer (see
+    /// [`super::plan::our_layer`], the reference) and the layer whose
+    /// peer-address is the next hop.
     pub(crate) fn chain<'b>(&self, b: &'b impl PlanInput) -> Chain<'b> {
-        let ours_id = self.settings.relay_id.as_bytes();
         let mut depth = 0usize;
-        let mut first = None;
-        let mut ours = None;
+        let mut first: Option<RelayLayerRef<'b>> = None;
+        // Our layer, its position, and the layer just inside it.
+        let mut ours: Option<(RelayLayerRef<'b>, usize)> = None;
+        let mut inner: Option<RelayLayerRef<'b>> = None;
         for l in b.layers() {
             depth += 1;
             if first.is_none() {
                 first = Some(l);
             }
-            if ours.is_none() && l.relay_id == Some(ours_id) {
-                ours = Some(l);
+            match ours {
+                None if self.is_ours(&l) => ours = Some((l, depth)),
+                Some((_, at)) if at + 1 == depth => inner = Some(l),
+                _ => {}
             }
         }
-        let ours = match (ours, first) {
-            (Some(l), _) => Ok(Some(l)),
-            (None, None) => Ok(None),
-            (None, Some(l)) if depth == 1 && l.relay_id.is_none() => Ok(Some(l)),
-            (None, Some(_)) => Err(Rejection::NotOurRelay),
+        let ours = match (ours, first, &self.settings.our_layer) {
+            (Some((l, at)), _, _) => {
+                // A lightweight relay (RFC 6221 s.6.1: link-address ::) inside
+                // ours, innermost: its peer-address is the client's.
+                let hop = match inner {
+                    Some(i) if at + 1 == depth && i.link_address.is_unspecified() => i,
+                    _ => l,
+                };
+                Ok(Some(Layers { ours: l, hop }))
+            }
+            (None, None, _) => Ok(None),
+            (None, Some(l), OurLayer::RelayId) if depth == 1 && l.relay_id.is_none() => {
+                Ok(Some(Layers { ours: l, hop: l }))
+            }
+            (None, Some(_), OurLayer::RelayId) => Err(Rejection::NotOurRelay),
+            (None, Some(l), OurLayer::LinkAddress(_)) => Err(Rejection::OtherRelay {
+                link_address: l.link_address,
+            }),
         };
         Chain { depth, ours }
+    }
+
+    /// The layer is ours: it carries our Relay-ID, or one of our links.
+    fn is_ours(&self, l: &RelayLayerRef<'_>) -> bool {
+        match &self.settings.our_layer {
+            OurLayer::RelayId => l.relay_id == Some(self.settings.relay_id.as_bytes()),
+            OurLayer::LinkAddress(links) => links.contains(&l.link_address),
+        }
     }
 
     /// Without relay data: the client's address as the gateway, when configured.
@@ -268,13 +302,12 @@ impl Planner {
                 Some(Some(p)) => return Ok(*p),
                 // The map is the operator's word: no guessing past it.
                 Some(None) => {
-                    let text = String::from_utf8_lossy(id);
                     return Err(Rejection::MissingInterface {
-                        interface_id: text.to_string(),
+                        interface_id: display_interface_id(id),
                         name: self
                             .settings
                             .interface_map
-                            .get(text.as_ref())
+                            .get(id)
                             .cloned()
                             .unwrap_or_default(),
                     });
@@ -292,10 +325,7 @@ impl Planner {
             })
             .flatten();
         found.ok_or_else(|| Rejection::NoInterface {
-            interface_id: interface_id.map(|b| match std::str::from_utf8(b) {
-                Ok(t) => t.to_string(),
-                Err(_) => crate::proto::duid::hex(b),
-            }),
+            interface_id: interface_id.map(display_interface_id),
             link_address: link,
         })
     }

@@ -361,6 +361,9 @@ pub struct PrefixTable {
     rejected: Vec<Rejected>,
     removals: Vec<Route>,
     prune: PruneReport,
+    /// The interfaces (positions) whose routes the queries cover; `None`:
+    /// every interface.
+    scope: Option<Vec<u32>>,
 }
 
 impl PrefixTable {
@@ -388,6 +391,28 @@ impl PrefixTable {
             rejected: Vec::new(),
             removals: Vec::new(),
             prune: PruneReport::default(),
+            scope: None,
+        }
+    }
+
+    /// Prune only the routes out of these interfaces (positions in the
+    /// planner's interfaces): those of the links the queries covered. A
+    /// route out of another interface keeps its place whatever the
+    /// answers. `None` (the default): every interface.
+    pub fn set_prune_scope(&mut self, scope: Option<Vec<u32>>) {
+        self.scope = scope;
+    }
+
+    fn in_scope(&self, iface: u32) -> bool {
+        self.scope.as_ref().is_none_or(|s| s.contains(&iface))
+    }
+
+    fn ifindex_in_scope(&self, ifindex: u32) -> bool {
+        match &self.scope {
+            None => true,
+            Some(s) => s
+                .iter()
+                .any(|&p| self.planner.interfaces()[p as usize].index == ifindex),
         }
     }
 
@@ -808,7 +833,12 @@ impl PrefixTable {
                 continue;
             }
             if s.kernel.listed() {
-                candidates.push(i);
+                if self.in_scope(s.route.iface) {
+                    candidates.push(i);
+                } else {
+                    // Not asked about: as it was listed.
+                    self.restore_listed(&[i]);
+                }
                 continue;
             }
             if let Kernel::Sent { .. } | Kernel::Refused { .. } = s.kernel {
@@ -850,11 +880,12 @@ impl PrefixTable {
         let stale = std::mem::take(&mut self.stale);
         let (held, out): (Vec<Route>, Vec<Route>) = stale.into_iter().partition(|r| {
             let k = r.key();
-            k == self.key_of(k.prefix)
+            let held = k == self.key_of(k.prefix)
                 && self
                     .slots
                     .find(&k.prefix)
-                    .is_some_and(|i| self.slots[i].kernel != Kernel::Absent)
+                    .is_some_and(|i| self.slots[i].kernel != Kernel::Absent);
+            held || !self.ifindex_in_scope(r.ifindex)
         });
         self.stale = held;
         out
