@@ -48,9 +48,9 @@ pub struct FaultFilter {
 impl FaultFilter {
     /// Whether a query matches.
     pub fn matches(&self, connection: u64, xid: u32, query_type: QueryType) -> bool {
-        self.connection.map_or(true, |c| c == connection)
-            && self.xid.map_or(true, |x| x == xid)
-            && self.query_type.map_or(true, |q| q == query_type)
+        self.connection.is_none_or(|c| c == connection)
+            && self.xid.is_none_or(|x| x == xid)
+            && self.query_type.is_none_or(|q| q == query_type)
     }
 }
 
