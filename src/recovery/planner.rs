@@ -176,6 +176,32 @@ impl Planner {
         self.plan_with(b.lease(), &chain, client_addr)
     }
 
+    /// The route of `prefix` through `next_hop` out of interface `iface`
+    /// (its position in [`Planner::interfaces`]), when the same rules allow
+    /// it: the prefix checks and the next-hop check. For a route learned
+    /// from a DHCPv6 REPLY seen leaving the router on that interface (the
+    /// next hop is the REPLY's destination, or the peer-address of the
+    /// relay layer inside it).
+    pub fn plan_on(
+        &self,
+        prefix: Ipv6Net,
+        next_hop: Ipv6Addr,
+        iface: u32,
+    ) -> Result<Planned, Rejection> {
+        if iface as usize >= self.interfaces.len() {
+            return Err(Rejection::NoInterface {
+                interface_id: None,
+                link_address: next_hop,
+            });
+        }
+        self.check_prefix(&prefix)?;
+        self.check_next_hop(next_hop, iface)?;
+        Ok(Planned {
+            gateway: next_hop,
+            iface,
+        })
+    }
+
     /// [`Planner::plan`] once the relay chain has been read.
     pub(crate) fn plan_with(
         &self,
