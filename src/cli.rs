@@ -57,6 +57,12 @@ pub enum Command {
         /// when every server answered empty or the removal exceeds prune_limit.
         #[arg(long)]
         force_prune: bool,
+        /// Write the run's outcome and figures to this file for
+        /// node_exporter's textfile collector (Prometheus text format,
+        /// replaced atomically); overrides `metrics_file` of the
+        /// configuration. A dry run writes none.
+        #[arg(long, value_name = "PATH")]
+        metrics_file: Option<PathBuf>,
     },
     /// Print the relay DUID (hex and colon-hex) and where it comes from.
     ///

@@ -81,6 +81,11 @@ pub struct Config {
     /// Queries in flight on one connection (RFC 5460 s.6.5); 1 unless the servers are known to interleave.
     #[serde(default = "default_in_flight", deserialize_with = "positive")]
     pub max_in_flight: u32,
+    /// Where `recover` writes the metrics of each run for node_exporter's
+    /// textfile collector (see [`crate::metrics`]); `--metrics-file` wins.
+    /// None by default: no metrics file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_file: Option<PathBuf>,
     /// The DHCPv6 servers.
     #[serde(rename = "server", deserialize_with = "non_empty")]
     pub servers: Vec<ServerConfig>,
@@ -598,6 +603,17 @@ impl Config {
                 None => {}
             }
         }
+        if let Some(m) = &self.metrics_file {
+            if !m.is_absolute() || m.file_name().is_none() {
+                return Err((
+                    vec![Step::Key("metrics_file")],
+                    format!(
+                        "metrics_file {:?} must be an absolute path to a file (e.g. \"/var/lib/prometheus/node-exporter/pdrestore.prom\")",
+                        m.display().to_string()
+                    ),
+                ));
+            }
+        }
         for (i, p) in self.routes.allowed_prefixes.iter().enumerate() {
             check_pool(p).map_err(|m| {
                 (
@@ -761,6 +777,7 @@ retries = 5
 retry_initial_delay = "500ms"
 retry_max_delay = "1m"
 max_in_flight = 2
+metrics_file = "/var/lib/prometheus/node-exporter/pdrestore.prom"
 
 [[server]]
 address = "2001:db8::547"
@@ -815,6 +832,12 @@ max_relay_depth = 8
         assert_eq!(c.retry_initial_delay, Duration::from_millis(500));
         assert_eq!(c.retry_max_delay, Duration::from_secs(60));
         assert_eq!(c.max_in_flight, 2);
+        assert_eq!(
+            c.metrics_file.as_deref(),
+            Some(Path::new(
+                "/var/lib/prometheus/node-exporter/pdrestore.prom"
+            ))
+        );
         assert_eq!(c.servers.len(), 2);
         assert_eq!(
             c.servers[0].socket_addr(),
@@ -857,6 +880,8 @@ max_relay_depth = 8
         assert_eq!(c.query_links(&[]), vec![Ipv6Addr::UNSPECIFIED]);
         assert_eq!(c.data_timeout, Duration::from_secs(300));
         assert_eq!(c.max_in_flight, 1);
+        assert_eq!(c.metrics_file, None);
+        assert!(!c.to_toml().contains("metrics_file"), "{}", c.to_toml());
         assert_eq!(c.servers[0].port, 547);
         assert_eq!(
             (c.routes.table, c.routes.protocol, c.routes.metric),
@@ -946,6 +971,15 @@ max_relay_depth = 8
         assert!(e.starts_with("test.toml:3:8:"), "{e}");
         let e = err("[[server]\n");
         assert!(e.starts_with("test.toml:1:"), "{e}");
+        let e = err(&format!("metrics_file = \"pdrestore.prom\"\n{base}"));
+        assert!(
+            e.starts_with(
+                "test.toml:1:16: metrics_file \"pdrestore.prom\" must be an absolute path"
+            ),
+            "{e}"
+        );
+        let e = err(&format!("metrics_file = \"/\"\n{base}"));
+        assert!(e.contains("1:16: metrics_file \"/\" must be"), "{e}");
     }
 
     /// Every mistake of the safety issue's list is refused with its line and column.

@@ -55,6 +55,7 @@ pub const CONFIG_REFERENCE: &[ConfigSection] = &[
             ("retry_initial_delay", "`1s`", "Delay before the first retry; doubles each time, with jitter."),
             ("retry_max_delay", "`30s`", "Longest delay between attempts."),
             ("max_in_flight", "`1`", "Queries in flight on one connection (RFC 5460 6.5). Raise only for servers that interleave replies."),
+            ("metrics_file", "none", "Where `recover` writes the outcome and figures of each run for node_exporter's textfile collector, e.g. `\"/var/lib/prometheus/node-exporter/pdrestore.prom\"`: Prometheus text format, all gauges (per server: bindings, complete, duration; routes added, replaced, unchanged, removed, foreign, failed, rejected by reason; the outcome, exit status, prune state, and the times of the run's end and of the last complete run). The file is replaced atomically (a temporary file in the same directory, fsync, rename) with mode 0644; when the write fails the old file stays and the run's exit status is unchanged (a warning is logged). `recover --metrics-file PATH` overrides it; a dry run writes none. An absolute path; under `pdrestore.service`, the directory must be writable by the service (see the Monitoring section of the operations guide)."),
         ],
     },
     ConfigSection {
@@ -234,8 +235,12 @@ const RECOVER_FILES: Rows = &[
         "The relay DUID, generated on the first run when relay_duid is not configured.",
     ),
     (
-        "/lib/systemd/system/pdrestore.service",
+        "/usr/lib/systemd/system/pdrestore.service",
         "Runs recover once at boot (Restart=on-failure).",
+    ),
+    (
+        "/var/lib/prometheus/node-exporter/pdrestore.prom",
+        "The metrics file, when metrics_file or --metrics-file names it (for node_exporter's textfile collector).",
     ),
 ];
 
@@ -261,6 +266,10 @@ const RECOVER_EXAMPLES: Rows = &[
     (
         "Prune past the rail once, after checking the dry run:",
         "pdrestore recover --force-prune",
+    ),
+    (
+        "Also write the metrics for node_exporter's textfile collector:",
+        "pdrestore recover --metrics-file /var/lib/prometheus/node-exporter/pdrestore.prom",
     ),
 ];
 

@@ -11,6 +11,7 @@
 //! - [`demo`]: `pdrestore demo`, the embedded default in a private namespace.
 //! - [`decode`]: `pdrestore decode`, reading captured byte streams.
 //! - [`identity`]: the relay DUID: configured, or generated once and kept.
+//! - [`metrics`]: the metrics file of `recover` for node_exporter's textfile collector.
 //! - [`netns`]: private network namespaces for the demo, tests and benchmarks.
 //! - [`recovery`]: pure reconciliation of servers' bindings and route planning.
 //! - [`routes`]: route tables (in-memory; netlink) and the diff between them.
@@ -30,6 +31,7 @@ pub mod decode;
 pub mod demo;
 pub mod docs;
 pub mod identity;
+pub mod metrics;
 pub mod netns;
 pub mod proto;
 pub mod recovery;

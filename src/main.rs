@@ -46,7 +46,8 @@ fn main() -> ExitCode {
             dry_run,
             json,
             force_prune,
-        } => cmd_recover(&config, dry_run, json, force_prune),
+            metrics_file,
+        } => cmd_recover(&config, dry_run, json, force_prune, metrics_file),
         Command::LabServer(args) => pdrestore::server::cli::run(*args),
         Command::CheckConfig { config } => cmd_check_config(&config),
     }
@@ -270,11 +271,50 @@ async fn stop_signal() {
     }
 }
 
-fn cmd_recover(path: &std::path::Path, dry_run: bool, json: bool, force_prune: bool) -> ExitCode {
-    let config = match load_config(path) {
+/// `recover`, then its metrics file (`--metrics-file`, or `metrics_file`
+/// of the configuration; none for a dry run). A metrics file that cannot
+/// be written is logged and leaves the exit status alone.
+fn cmd_recover(
+    path: &std::path::Path,
+    dry_run: bool,
+    json: bool,
+    force_prune: bool,
+    mut metrics_file: Option<std::path::PathBuf>,
+) -> ExitCode {
+    let (code, summary) = recover(path, dry_run, json, force_prune, &mut metrics_file);
+    if let Some(file) = metrics_file.filter(|_| !dry_run) {
+        use pdrestore::metrics::{write_recover, RecoverMetrics};
+        let now = std::time::SystemTime::now();
+        let run = match &summary {
+            Some(s) => RecoverMetrics::from_summary(s, now),
+            None => RecoverMetrics::failure(code, now),
+        };
+        if let Err(e) = write_recover(&file, &run) {
+            tracing::warn!(file = %file.display(), error = %e, "cannot write the metrics file; the old one, if any, is left as it was");
+        }
+    }
+    ExitCode::from(code)
+}
+
+/// The exit status, and the summary when the run got that far;
+/// `metrics_file` is set from the configuration unless already given.
+fn recover(
+    path: &std::path::Path,
+    dry_run: bool,
+    json: bool,
+    force_prune: bool,
+    metrics_file: &mut Option<std::path::PathBuf>,
+) -> (u8, Option<pdrestore::agent::Summary>) {
+    let config = match pdrestore::config::Config::load(path) {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(e) => {
+            eprintln!("pdrestore: {e}");
+            return (EXIT_CONFIG, None);
+        }
     };
+    if metrics_file.is_none() {
+        metrics_file.clone_from(&config.metrics_file);
+    }
     let mut notes = Vec::new();
     // A dry run creates nothing, not even the relay DUID.
     let relay = if dry_run {
@@ -295,7 +335,7 @@ fn cmd_recover(path: &std::path::Path, dry_run: bool, json: bool, force_prune: b
         Ok(d) => d,
         Err(e) => {
             eprintln!("pdrestore: {e}");
-            return ExitCode::from(EXIT_CONFIG);
+            return (EXIT_CONFIG, None);
         }
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -305,7 +345,7 @@ fn cmd_recover(path: &std::path::Path, dry_run: bool, json: bool, force_prune: b
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("pdrestore: cannot start the runtime: {e}");
-            return ExitCode::from(70);
+            return (70, None);
         }
     };
     let opts = pdrestore::agent::RecoverOptions {
@@ -325,11 +365,11 @@ fn cmd_recover(path: &std::path::Path, dry_run: bool, json: bool, force_prune: b
             } else {
                 print!("{}", summary.to_text());
             }
-            ExitCode::from(summary.exit_code)
+            (summary.exit_code, Some(summary))
         }
         Err(e) => {
             eprintln!("pdrestore: {e}");
-            ExitCode::from(e.exit_code())
+            (e.exit_code(), None)
         }
     }
 }

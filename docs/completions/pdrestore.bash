@@ -499,7 +499,7 @@ _pdrestore() {
             return 0
             ;;
         pdrestore__subcmd__recover)
-            opts="-c -h --config --dry-run --json --force-prune --help"
+            opts="-c -h --config --dry-run --json --force-prune --metrics-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -510,6 +510,10 @@ _pdrestore() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -39,6 +39,7 @@ complete -c pdrestore -n "__fish_pdrestore_using_subcommand demo" -l links -d 'C
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand demo" -l show -d 'Routes to print (0 = all)' -r
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand recover" -s c -l config -d 'Configuration file' -r -F
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand recover" -l metrics-file -d 'Write the run\'s outcome and figures to this file for node_exporter\'s textfile collector (Prometheus text format, replaced atomically); overrides `metrics_file` of the configuration. A dry run writes none' -r -F
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand recover" -l dry-run -d 'Plan and print the changes; touch nothing (not even the state directory)'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand recover" -l json -d 'Print the summary as one JSON object'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand recover" -l force-prune -d 'Prune past the rail for this run: remove our unbacked routes even when every server answered empty or the removal exceeds prune_limit'
