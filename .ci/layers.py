@@ -24,7 +24,7 @@ ALLOWED = {
     'snoop': {'proto'},
     'decode': {'proto'},
     'identity': {'proto'},
-    'metrics': {'proto'},
+    'metrics': None,  # renders agent::Summary (and follow's counters)
     'config': {'proto', 'routes', 'recovery', 'requestor', 'snoop'},
     'agent': None,   # anything below the command line
     'follow': None,

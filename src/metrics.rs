@@ -611,9 +611,7 @@ pdrestore_recover_outcome{outcome=\"error\"} 0
             let s = scrape
                 .samples
                 .iter()
-                .find(|s| {
-                    s.metric == name && label.map_or(true, |(k, v)| s.labels.get(k) == Some(v))
-                })
+                .find(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
                 .unwrap_or_else(|| panic!("no {name} {label:?} in\n{text}"));
             match s.value {
                 prometheus_parse::Value::Gauge(v) => v,
