@@ -8,7 +8,7 @@
 use pdrestore::proto::binding::Binding;
 use pdrestore::proto::frame::FrameIter;
 use pdrestore::proto::{
-    ClientMessage, DhcpOption, Duid, Message, MessageType, Query, QueryType, StatusCode,
+    ClientMessage, DhcpOption, Duid, Message, MessageType, Query, QueryType, StatusCode, Xid,
 };
 use pdrestore::requestor::connection::{self, Attempt, ConnectionConfig, Delivery, PlannedQuery};
 use pdrestore::requestor::fanout::{
@@ -439,7 +439,7 @@ async fn kea_captures_replayed() {
             .enumerate()
             .map(|(index, m)| PlannedQuery {
                 index,
-                xid: xid_of(m),
+                xid: Xid::new(xid_of(m)).unwrap(),
                 message: m.clone(),
             })
             .collect();
@@ -1410,7 +1410,7 @@ fn check_lab(specs: &[QuerySpec], report: &ServerReport, got: &[Delivery]) {
             .filter(|d| d.query == i && d.server == report.server)
             .map(|d| &d.binding)
             .collect();
-        let q = spec.encode(1, &requestor());
+        let q = spec.encode(Xid::new(1).unwrap(), &requestor());
         check_with(
             &q,
             &report.queries[i].outcome,
@@ -1622,7 +1622,7 @@ async fn lab_faults_with_a_healthy_neighbour() {
         ),
     ];
     let spec = QuerySpec::new(Query::ByRelayId(RELAY_B.parse().unwrap()));
-    let q = spec.encode(1, &requestor());
+    let q = spec.encode(Xid::new(1).unwrap(), &requestor());
     let Expect::Bindings(want) = expect_with(&q, Reclaimed::Always) else {
         panic!()
     };
@@ -1681,8 +1681,10 @@ async fn lab_duplicate_bindings_are_delivered_as_sent() {
     )
     .await;
     assert!(report.is_complete(), "{report}");
-    let Expect::Bindings(want) = expect_with(&spec.encode(1, &requestor()), Reclaimed::Always)
-    else {
+    let Expect::Bindings(want) = expect_with(
+        &spec.encode(Xid::new(1).unwrap(), &requestor()),
+        Reclaimed::Always,
+    ) else {
         panic!()
     };
     assert_eq!(union(&got), want);

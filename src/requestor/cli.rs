@@ -306,7 +306,7 @@ pub fn run(args: QueryArgs) -> ExitCode {
                             serde_json::to_string(&JsonBinding {
                                 kind: "binding",
                                 server: d.server.to_string(),
-                                xid: d.xid,
+                                xid: d.xid.get(),
                                 attempt: d.attempt,
                                 binding: &d.binding,
                             })

@@ -13,10 +13,10 @@
 //! Bindings go to a channel as soon as each message is handled.
 
 use super::assembly::{
-    CloseReason, Event, Outcome, PartialReason, ProtocolError, QueryStats, ReplyDemux,
-    TransportError, BULK_LQ_DATA_TIMEOUT,
+    CloseReason, Event, IoError, OurBug, Outcome, PartialReason, ProtocolError, QueryStats,
+    ReplyDemux, StartError, TransportError, BULK_LQ_DATA_TIMEOUT,
 };
-use crate::proto::{Binding, BindingMapper, Duid, OwnedBindings};
+use crate::proto::{Binding, BindingMapper, Duid, OwnedBindings, Xid};
 use crate::transport::{FrameCodec, FrameCodecError};
 use bytes::BytesMut;
 use futures::FutureExt;
@@ -113,8 +113,8 @@ impl ConnectionConfig {
 pub struct PlannedQuery {
     /// The caller's index of the query.
     pub index: usize,
-    /// The transaction-id in `message` (low 24 bits).
-    pub xid: u32,
+    /// The transaction-id in `message`.
+    pub xid: Xid,
     /// The LEASEQUERY message.
     pub message: Vec<u8>,
 }
@@ -132,7 +132,7 @@ pub struct Delivery<T = Binding> {
     /// The try (1 for the first) on which it came.
     pub attempt: u32,
     /// The transaction-id of the query on that try.
-    pub xid: u32,
+    pub xid: Xid,
     /// When its message was handled.
     pub received: Instant,
     /// The binding.
@@ -145,7 +145,7 @@ pub struct QueryResult {
     /// The caller's index of the query.
     pub index: usize,
     /// Its transaction-id.
-    pub xid: u32,
+    pub xid: Xid,
     /// How it ended.
     pub outcome: Outcome,
     /// Its counters; `None` when it was never sent.
@@ -174,17 +174,20 @@ pub async fn connect(
     } else {
         TcpSocket::new_v6()
     }
-    .map_err(|e| TransportError::Connect(e.to_string()))?;
-    if let Some(src) = source {
-        sock.bind(SocketAddr::new(src, 0))
-            .map_err(|e| TransportError::Connect(format!("bind {src}: {e}")))?;
+    .map_err(|e| TransportError::Connect(e.into()))?;
+    if let Some(address) = source {
+        sock.bind(SocketAddr::new(address, 0))
+            .map_err(|e| TransportError::Bind {
+                address,
+                error: e.into(),
+            })?;
     }
     let stream = match tokio::time::timeout(timeout, sock.connect(server)).await {
         Err(_) => return Err(TransportError::ConnectTimeout),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
             return Err(TransportError::Refused)
         }
-        Ok(Err(e)) => return Err(TransportError::Connect(e.to_string())),
+        Ok(Err(e)) => return Err(TransportError::Connect(e.into())),
         Ok(Ok(s)) => s,
     };
     let _ = stream.set_nodelay(true);
@@ -244,7 +247,7 @@ pub async fn run_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
                     .into_iter()
                     .map(|q| QueryResult {
                         index: q.index,
-                        xid: q.xid & 0x00ff_ffff,
+                        xid: q.xid,
                         outcome: unsent_outcome(Some(&close)),
                         stats: None,
                     })
@@ -287,7 +290,7 @@ pub async fn run_on_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
     demux.set_max_relay_depth(cfg.limits.max_relay_depth.into());
     let mut bytes_read: u64 = 0;
     let mut pending: VecDeque<PlannedQuery> = queries.into();
-    let mut index_of: HashMap<u32, usize> = HashMap::new();
+    let mut index_of: HashMap<Xid, usize> = HashMap::new();
     let mut results = Vec::new();
     let mut server_id: Option<Duid> = None;
     // While bytes wait to be written: when the write last made progress.
@@ -300,12 +303,17 @@ pub async fn run_on_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
         while demux.close_reason().is_none() && demux.outstanding() < max_in_flight {
             let Some(q) = pending.pop_front() else { break };
             let now = Instant::now();
-            let xid = q.xid & 0x00ff_ffff;
+            let xid = q.xid;
             let mut frame = BytesMut::new();
             let queued = codec
                 .encode(&q.message[..], &mut frame)
-                .map_err(|e: FrameCodecError| e.to_string())
-                .and_then(|()| demux.start_query(xid, now).map_err(|e| e.to_string()));
+                .map_err(|_: FrameCodecError| OurBug::Unframeable(q.message.len()))
+                .and_then(|()| {
+                    demux.start_query(xid, now).map_err(|e| match e {
+                        StartError::DuplicateXid(x) => OurBug::DuplicateXid(x),
+                        StartError::Closed => unreachable!("the connection is open"),
+                    })
+                });
             match queued {
                 Ok(()) => {
                     out.extend_from_slice(&frame);
@@ -318,7 +326,7 @@ pub async fn run_on_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
                     results.push(QueryResult {
                         index: q.index,
                         xid,
-                        outcome: Outcome::TransportFailure(TransportError::Io(e)),
+                        outcome: Outcome::OurBug(e),
                         stats: None,
                     });
                 }
@@ -338,13 +346,16 @@ pub async fn run_on_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
             w = wr.write_buf(&mut out), if !out.is_empty() => {
                 let now = Instant::now();
                 match w {
-                    Ok(0) => demux.handle_transport_error(TransportError::Io("write returned 0".into()), now),
+                    Ok(0) => demux.handle_transport_error(
+                        TransportError::Io(IoError::new(std::io::ErrorKind::WriteZero, "write returned 0")),
+                        now,
+                    ),
                     Ok(_) if out.is_empty() => {
                         write_progress = None;
                         demux.handle_sent(now);
                     }
                     Ok(_) => write_progress = Some(now),
-                    Err(e) => demux.handle_transport_error(TransportError::Io(e.to_string()), now),
+                    Err(e) => demux.handle_transport_error(TransportError::Io(e.into()), now),
                 }
             }
             frame = reader.next() => {
@@ -376,7 +387,7 @@ pub async fn run_on_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
                             true
                         }
                         Some(Err(e)) => {
-                            demux.handle_transport_error(TransportError::Io(e.to_string()), now);
+                            demux.handle_transport_error(read_error(e), now);
                             false
                         }
                         None => {
@@ -421,9 +432,9 @@ pub async fn run_on_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
                     // first few only; the count is in each query's stats.
                     drops_logged += 1;
                     if drops_logged <= MAX_DROP_WARNINGS {
-                        tracing::warn!(%server, xid = format_args!("0x{xid:06x}"), "{reason}");
+                        tracing::warn!(%server, %xid, "{reason}");
                     } else {
-                        tracing::debug!(%server, xid = format_args!("0x{xid:06x}"), "{reason}");
+                        tracing::debug!(%server, %xid, "{reason}");
                     }
                 }
                 Event::Finished {
@@ -453,7 +464,7 @@ pub async fn run_on_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
     for q in pending {
         results.push(QueryResult {
             index: q.index,
-            xid: q.xid & 0x00ff_ffff,
+            xid: q.xid,
             outcome: unsent_outcome(close.as_ref()),
             stats: None,
         });
@@ -465,6 +476,18 @@ pub async fn run_on_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
         close,
         server_id,
     }
+}
+
+/// A failed read as a transport error: the codec's IO error with its kind
+/// and errno, or a stream cut inside a frame as an unexpected end of file.
+fn read_error(e: FrameCodecError) -> TransportError {
+    TransportError::Io(match e {
+        FrameCodecError::Io(e) => e.into(),
+        e @ FrameCodecError::Truncated { .. } => {
+            IoError::new(std::io::ErrorKind::UnexpectedEof, e.to_string())
+        }
+        e => IoError::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    })
 }
 
 /// Frames handled in one go before the loop looks at timers and writes again.

@@ -38,7 +38,7 @@ use super::connection::{
 };
 use super::retry::{Disposition, RetryPolicy};
 use crate::proto::{BindingMapper, OwnedBindings};
-use crate::proto::{Duid, LeasequeryBuilder, Query};
+use crate::proto::{Duid, LeasequeryBuilder, Query, Xid};
 use std::collections::HashSet;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -76,7 +76,7 @@ impl QuerySpec {
     }
 
     /// The LEASEQUERY for transaction-id `xid`.
-    pub fn encode(&self, xid: u32, requestor: &Duid) -> Vec<u8> {
+    pub fn encode(&self, xid: Xid, requestor: &Duid) -> Vec<u8> {
         LeasequeryBuilder::new(xid, requestor.clone(), self.query.clone())
             .link_address(self.link_address)
             .request_relay_data(self.request_relay_data)
@@ -402,7 +402,7 @@ pub async fn query_server_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>
     let mut todo: Vec<usize> = (0..queries.len()).collect();
     let mut server_id = None;
     let mut connections = 0u32;
-    let mut used_xids: HashSet<u32> = HashSet::new();
+    let mut used_xids: HashSet<Xid> = HashSet::new();
     let mut wait = Duration::ZERO;
     // Tries that count against the policy's attempts, per query.
     let mut counted: Vec<u32> = vec![0; queries.len()];
@@ -420,8 +420,8 @@ pub async fn query_server_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>
             .iter()
             .map(|&index| {
                 let xid = loop {
-                    let x = fastrand::u32(1..=0x00ff_ffff);
-                    if used_xids.insert(x) {
+                    let x = Xid::new(fastrand::u32(1..=Xid::MAX));
+                    if let Some(x) = x.filter(|&x| used_xids.insert(x)) {
                         break x;
                     }
                 };

@@ -14,8 +14,9 @@ pub mod fanout;
 pub mod retry;
 
 pub use assembly::{
-    CloseReason, DropReason, Event, Outcome, PartialReason, ProtocolError, QueryAssembler,
-    QueryStats, ReplyDemux, ServerStatus, StartError, TransportError, BULK_LQ_DATA_TIMEOUT,
+    CloseReason, DropReason, Event, IoError, OurBug, Outcome, PartialReason, ProtocolError,
+    QueryAssembler, QueryStats, ReplyDemux, ServerStatus, StartError, TransportError,
+    BULK_LQ_DATA_TIMEOUT,
 };
 pub use connection::{Attempt, ConnectionConfig, Delivery, Limits};
 pub use fanout::{Fanout, FanoutConfig, QuerySpec, ServerConfig, ServerReport, Update};

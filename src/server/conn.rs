@@ -6,7 +6,7 @@ use super::faults::QueryFaults;
 use super::query::{Outcome, Request, Selection};
 use super::store::{unix_now, BindingStore};
 use super::ServerConfig;
-use crate::proto::StatusCode;
+use crate::proto::{StatusCode, Xid};
 use crate::transport::FrameCodec;
 use bytes::BytesMut;
 use futures::StreamExt;
@@ -44,7 +44,7 @@ struct Shared {
 
 /// How a query task ended.
 struct QueryEnd {
-    xid: u32,
+    xid: Xid,
     bindings: u64,
 }
 
@@ -72,7 +72,7 @@ pub(crate) async fn run(
     });
     let mut reader = FramedRead::new(read, FrameCodec::new());
     let mut queries: JoinSet<QueryEnd> = JoinSet::new();
-    let mut in_flight: HashSet<u32> = HashSet::new();
+    let mut in_flight: HashSet<Xid> = HashSet::new();
     let max_parallel = config.max_parallel_queries.max(1);
     let timeout = config.data_timeout;
     let mut idle_deadline = tokio::time::Instant::now() + timeout;
@@ -115,13 +115,13 @@ pub(crate) async fn run(
                     Err(v) => break format!("protocol violation: {}", v.0),
                 };
                 if let Outcome::Discard(why) = req.outcome {
-                    tracing::warn!(peer = %peer, xid = format_args!("{:#08x}", req.xid), "query discarded: {why}");
+                    tracing::warn!(peer = %peer, xid = format_args!("{:#08x}", req.xid.get()), "query discarded: {why}");
                     continue;
                 }
                 // A query reusing the xid of one in flight is dropped (as Kea
                 // does): a reply could not be told apart from the running one's.
                 if !in_flight.insert(req.xid) {
-                    tracing::warn!(peer = %peer, xid = format_args!("{:#08x}", req.xid), "query refused: xid already in flight");
+                    tracing::warn!(peer = %peer, xid = format_args!("{:#08x}", req.xid.get()), "query refused: xid already in flight");
                     continue;
                 }
                 n_queries += 1;
@@ -181,7 +181,7 @@ struct Stream<'a> {
     shared: &'a Shared,
     buf: BytesMut,
     batch: usize,
-    xid: u32,
+    xid: Xid,
     /// The requestor's CLIENTID, echoed in a REPLY.
     client_id: Option<&'a [u8]>,
     /// Messages sent (queued) so far.
@@ -336,7 +336,7 @@ async fn answer(shared: Arc<Shared>, req: Request) -> QueryEnd {
         peer = %shared.peer,
         conn = shared.index,
         requestor = %req.client_id.as_deref().map(crate::proto::duid::hex).unwrap_or_default(),
-        xid = format_args!("{:#08x}", req.xid),
+        xid = format_args!("{:#08x}", req.xid.get()),
         query = %req.query_type,
         status = %status,
         bindings,
@@ -505,7 +505,7 @@ async fn stream_reply(
         return Err(Stop::Shutdown);
     }
     let done_xid = if s.faults.wrong_xid_done {
-        (s.xid + 1) & 0x00ff_ffff
+        s.xid.next()
     } else {
         s.xid
     };

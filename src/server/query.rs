@@ -3,7 +3,7 @@
 
 use super::store::BindingStore;
 use super::ServerConfig;
-use crate::proto::{MessageType, OptionCode, OptionView, QueryType, StatusCode};
+use crate::proto::{MessageType, OptionCode, OptionView, QueryType, StatusCode, Xid};
 
 /// A frame that is not a LEASEQUERY at all: the connection is closed
 /// (RFC 5460 s.4: only Leasequery messages are allowed on the connection).
@@ -14,7 +14,7 @@ pub(crate) struct Violation(pub String);
 #[derive(Debug, Clone)]
 pub(crate) struct Request {
     /// Transaction-id.
-    pub xid: u32,
+    pub xid: Xid,
     /// The requestor's CLIENTID, if it has one.
     pub client_id: Option<Vec<u8>>,
     /// The query-type (raw; may be unknown).
@@ -98,7 +98,7 @@ impl Request {
             )));
         }
         let mut req = Request {
-            xid: msg.transaction_id(),
+            xid: msg.xid(),
             client_id: None,
             query_type: QueryType::Unknown(0),
             outcome: Outcome::Error(StatusCode::MalformedQuery, "malformed query"),
@@ -271,7 +271,7 @@ mod tests {
 
     fn valid() -> Vec<u8> {
         LeasequeryBuilder::new(
-            7,
+            Xid::new(7).unwrap(),
             "000100012a2b2c2d020000009901".parse().unwrap(),
             Query::ByRemoteId {
                 enterprise: 4491,
@@ -308,7 +308,7 @@ mod tests {
     fn reads_a_valid_query() {
         let store = BindingStore::empty();
         let r = Request::parse(&valid(), &store, &ServerConfig::default()).unwrap();
-        assert_eq!(r.xid, 7);
+        assert_eq!(r.xid.get(), 7);
         assert_eq!(r.query_type, QueryType::ByRemoteId);
         assert!(r.wants_relay_data);
         // Empty store: no link holds 2001:db8:1::1.
