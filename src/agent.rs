@@ -486,12 +486,12 @@ pub async fn recover<T: RouteTable>(
             Update::Bindings(batch) => {
                 for d in batch {
                     received += 1;
-                    if let Some(n) = per_server.get_mut(d.server_index) {
+                    if let Some(n) = per_server.get_mut(d.server_index.get()) {
                         *n += 1;
                     }
                     let t = now_ms(d.received);
                     first_binding.get_or_insert(t);
-                    let server = u16::try_from(d.server_index).unwrap_or(u16::MAX);
+                    let server = d.server_index.get() as u16;
                     installer.offer_claim(server, t, d.binding, t).await?;
                 }
                 if received >= next_progress {
@@ -514,7 +514,7 @@ pub async fn recover<T: RouteTable>(
                 } else {
                     tracing::warn!("{r}");
                 }
-                if let Some(slot) = reports.get_mut(r.server_index) {
+                if let Some(slot) = reports.get_mut(r.server_index.get()) {
                     *slot = Some(r);
                 }
             }

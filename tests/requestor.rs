@@ -8,7 +8,8 @@
 use pdrestore::proto::binding::Binding;
 use pdrestore::proto::frame::FrameIter;
 use pdrestore::proto::{
-    ClientMessage, DhcpOption, Duid, Message, MessageType, Query, QueryType, StatusCode, Xid,
+    ClientMessage, DhcpOption, Duid, Message, MessageType, Query, QueryType, ServerIndex,
+    StatusCode, Xid,
 };
 use pdrestore::requestor::connection::{self, Attempt, ConnectionConfig, Delivery, PlannedQuery};
 use pdrestore::requestor::fanout::{
@@ -511,7 +512,15 @@ async fn kea_pipelined_with_our_xids() {
     let mut cfg = conn_cfg();
     cfg.max_in_flight = 2;
     let (tx, mut rx) = mpsc::channel::<Vec<Delivery>>(100_000);
-    let report = query_server(addr, 0, &cfg, &queries, &quick_retry(1), &tx).await;
+    let report = query_server(
+        addr,
+        ServerIndex::default(),
+        &cfg,
+        &queries,
+        &quick_retry(1),
+        &tx,
+    )
+    .await;
     drop(tx);
     let mut got = Vec::new();
     while let Some(v) = rx.recv().await {
@@ -553,7 +562,9 @@ async fn run_server(
     let (tx, mut rx) = mpsc::channel::<Vec<Delivery>>(100_000);
     let h = {
         let (cfg, queries, retry) = (cfg.clone(), queries.to_vec(), retry.clone());
-        tokio::spawn(async move { query_server(addr, 0, &cfg, &queries, &retry, &tx).await })
+        tokio::spawn(async move {
+            query_server(addr, ServerIndex::default(), &cfg, &queries, &retry, &tx).await
+        })
     };
     let mut got = Vec::new();
     while let Some(v) = rx.recv().await {
@@ -977,8 +988,14 @@ async fn two_servers_in_parallel() {
     for s in [a, b] {
         let r = reports.iter().find(|r| r.server == s).unwrap();
         assert!(r.is_complete(), "{r}");
-        assert_eq!(r.server_index, usize::from(s == b), "configuration order");
-        assert!(got.iter().all(|d| (d.server == a) == (d.server_index == 0)));
+        assert_eq!(
+            r.server_index.get(),
+            usize::from(s == b),
+            "configuration order"
+        );
+        assert!(got
+            .iter()
+            .all(|d| (d.server == a) == (d.server_index.get() == 0)));
         let mine: Vec<Delivery> = got.iter().filter(|d| d.server == s).cloned().collect();
         assert_eq!(mine.len(), 108);
         assert_eq!(union(&mine), want);
@@ -1455,7 +1472,7 @@ async fn lab_two_and_three_servers_in_parallel() {
         for r in &reports {
             assert!(r.is_complete(), "{r}");
             assert_eq!(
-                r.server_index,
+                r.server_index.get(),
                 addrs.iter().position(|a| *a == r.server).unwrap()
             );
             check_lab(&cfg.queries, r, &got);

@@ -6,7 +6,7 @@ use super::fanout::{parse_server_addr, Fanout, FanoutConfig, QuerySpec, ServerCo
 use super::retry::RetryPolicy;
 use crate::config::Config;
 use crate::proto::duid::parse_hex;
-use crate::proto::{Binding, Duid, Query};
+use crate::proto::{Binding, Duid, Query, ServerIndex};
 use clap::{ArgGroup, Args};
 use serde::Serialize;
 use std::io::Write;
@@ -185,6 +185,12 @@ impl QueryArgs {
         };
         if !self.servers.is_empty() {
             cfg.servers = self.servers.iter().map(|&a| ServerConfig::new(a)).collect();
+        }
+        if cfg.servers.len() > ServerIndex::LIMIT {
+            return Err(format!(
+                "at most {} servers can be queried at once",
+                ServerIndex::LIMIT
+            ));
         }
         if let Some(t) = self.timeout {
             cfg.connection.data_timeout = t;
@@ -429,6 +435,22 @@ mod tests {
         let s = q.spec().unwrap();
         assert_eq!(s.query, Query::ByLinkAddress);
         assert_eq!(s.link_address, "2001:db8:2::1".parse::<Ipv6Addr>().unwrap());
+    }
+
+    #[test]
+    fn at_most_64_servers() {
+        let mut a = vec!["--relay-id", "0003000102005e000002"];
+        let addrs: Vec<String> = (0..65).map(|i| format!("127.0.0.1:{}", 1000 + i)).collect();
+        for s in &addrs[..64] {
+            a.extend(["--server", s]);
+        }
+        assert_eq!(
+            parse(&a).unwrap().fanout_config().unwrap().servers.len(),
+            64
+        );
+        a.extend(["--server", &addrs[64]]);
+        let e = parse(&a).unwrap().fanout_config().unwrap_err();
+        assert!(e.contains("at most 64 servers"), "{e}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::assembly::{
     CloseReason, Event, IoError, OurBug, Outcome, PartialReason, ProtocolError, QueryStats,
     ReplyDemux, StartError, TransportError, BULK_LQ_DATA_TIMEOUT,
 };
-use crate::proto::{Binding, BindingMapper, Duid, OwnedBindings, Xid};
+use crate::proto::{Binding, BindingMapper, Duid, OwnedBindings, ServerIndex, Xid};
 use crate::transport::{FrameCodec, FrameCodecError};
 use bytes::BytesMut;
 use futures::FutureExt;
@@ -69,7 +69,7 @@ pub struct ConnectionConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt {
     /// Position of the server in the configuration (tags the deliveries).
-    pub server_index: usize,
+    pub server_index: ServerIndex,
     /// 1 for the first try.
     pub number: u32,
     /// Bindings still accepted from the server
@@ -83,7 +83,7 @@ impl Attempt {
     /// The first try to the first server, with no budget or deadline.
     pub fn first() -> Self {
         Attempt {
-            server_index: 0,
+            server_index: ServerIndex::default(),
             number: 1,
             budget: u64::MAX,
             deadline: None,
@@ -126,7 +126,7 @@ pub struct Delivery<T = Binding> {
     /// The server it came from.
     pub server: SocketAddr,
     /// The server's position in the configuration.
-    pub server_index: usize,
+    pub server_index: ServerIndex,
     /// The caller's index of the query.
     pub query: usize,
     /// The try (1 for the first) on which it came.

@@ -38,7 +38,7 @@ use super::connection::{
 };
 use super::retry::{Disposition, RetryPolicy};
 use crate::proto::{BindingMapper, OwnedBindings};
-use crate::proto::{Duid, LeasequeryBuilder, Query, Xid};
+use crate::proto::{Duid, LeasequeryBuilder, Query, ServerIndex, Xid};
 use std::collections::HashSet;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -197,7 +197,7 @@ pub struct ServerReport {
     /// The server.
     pub server: SocketAddr,
     /// Its position in the configuration.
-    pub server_index: usize,
+    pub server_index: ServerIndex,
     /// Its DUID, from OPTION_SERVERID.
     pub server_id: Option<Duid>,
     /// One report per query, in query order.
@@ -297,13 +297,22 @@ impl Fanout {
 
 impl<T: Send + 'static> Fanout<T> {
     /// [`Fanout::spawn`], each connection making bindings with a clone of `mapper`.
+    ///
+    /// # Panics
+    /// If `cfg.servers` holds more than [`ServerIndex::LIMIT`] servers (the
+    /// configuration file and `pdrestore query` refuse more).
     pub fn spawn_with<M: BindingMapper<Item = T>>(cfg: FanoutConfig, mapper: M) -> Fanout<T> {
+        assert!(
+            cfg.servers.len() <= ServerIndex::LIMIT,
+            "at most {} servers",
+            ServerIndex::LIMIT
+        );
         let (tx, rx) = mpsc::channel(cfg.channel_capacity.max(1));
         let tasks = cfg
             .servers
             .iter()
-            .enumerate()
-            .map(|(index, server)| {
+            .zip((0..ServerIndex::LIMIT).filter_map(ServerIndex::new))
+            .map(|(server, index)| {
                 let tx = tx.clone();
                 let server = server.clone();
                 let mut conn = cfg.connection.clone();
@@ -357,7 +366,7 @@ impl<T> Drop for Fanout<T> {
 /// each fan-out task.
 pub async fn query_server<T: From<Vec<Delivery>>>(
     server: SocketAddr,
-    server_index: usize,
+    server_index: ServerIndex,
     conn: &ConnectionConfig,
     queries: &[QuerySpec],
     retry: &RetryPolicy,
@@ -378,7 +387,7 @@ pub async fn query_server<T: From<Vec<Delivery>>>(
 /// [`query_server`], delivering bindings as `mapper` makes them.
 pub async fn query_server_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
     server: SocketAddr,
-    server_index: usize,
+    server_index: ServerIndex,
     conn: &ConnectionConfig,
     queries: &[QuerySpec],
     retry: &RetryPolicy,
