@@ -11,10 +11,11 @@ use pdrestore::proto::{
     ClientMessage, DhcpOption, Duid, Message, MessageType, Query, QueryType, ServerIndex,
     StatusCode, Xid,
 };
-use pdrestore::requestor::connection::{self, Attempt, ConnectionConfig, Delivery, PlannedQuery};
+use pdrestore::requestor::connection;
 use pdrestore::requestor::fanout::{
     query_server, Fanout, FanoutConfig, QuerySpec, ServerConfig, ServerReport, Update,
 };
+use pdrestore::requestor::{Attempt, ConnectionConfig, Delivery, PlannedQuery};
 use pdrestore::requestor::{
     Disposition, Outcome, PartialReason, ProtocolError, RetryPolicy, ServerStatus, TransportError,
 };

@@ -1,7 +1,7 @@
 //! `pdrestore query`: one Bulk Leasequery to one or more servers, bindings
 //! printed as they arrive, a per-server summary on stderr.
 
-use super::connection::Delivery;
+use super::core::Delivery;
 use super::fanout::{parse_server_addr, Fanout, FanoutConfig, QuerySpec, ServerConfig, Update};
 use super::retry::RetryPolicy;
 use crate::config::Config;

@@ -33,9 +33,8 @@
 //! ```
 
 use super::assembly::{Outcome, QueryStats};
-use super::connection::{
-    self, Attempt, ConnectionConfig, Delivery, PlannedQuery, DHCPV6_SERVER_PORT,
-};
+use super::connection::{self, DHCPV6_SERVER_PORT};
+use super::core::{Attempt, ConnectionConfig, Delivery, PlannedQuery};
 use super::retry::{Disposition, RetryPolicy};
 use crate::proto::{BindingMapper, OwnedBindings};
 use crate::proto::{Duid, LeasequeryBuilder, Query, ServerIndex, Xid};
