@@ -447,7 +447,7 @@ pub async fn recover<T: RouteTable>(
         .collect();
     let mut installer = Installer::start(table, settings, interfaces.clone(), opts.dry_run).await?;
     // Bindings become compact claims, their routes planned, on the connection tasks.
-    let mut fan = Fanout::spawn_with(fanout_config(config, relay), installer.mapper());
+    let mut fan = Fanout::start(fanout_config(config, relay), installer.mapper());
     let mut reports: Vec<Option<ServerReport>> = vec![None; config.servers.len()];
     let mut per_server: Vec<u64> = vec![0; config.servers.len()];
     let mut received: u64 = 0;

@@ -8,12 +8,12 @@
 use pdrestore::proto::binding::Binding;
 use pdrestore::proto::frame::FrameIter;
 use pdrestore::proto::{
-    ClientMessage, DhcpOption, Duid, Message, MessageType, Query, QueryType, ServerIndex,
-    StatusCode, Xid,
+    ClientMessage, DhcpOption, Duid, Message, MessageType, OwnedBindings, Query, QueryType,
+    ServerIndex, StatusCode, Xid,
 };
 use pdrestore::requestor::connection;
 use pdrestore::requestor::fanout::{
-    query_server, Fanout, FanoutConfig, QuerySpec, ServerConfig, ServerReport, Update,
+    query_one_server, Fanout, FanoutConfig, QuerySpec, ServerConfig, ServerReport, Update,
 };
 use pdrestore::requestor::{Attempt, ConnectionConfig, Delivery, PlannedQuery};
 use pdrestore::requestor::{
@@ -446,7 +446,15 @@ async fn kea_captures_replayed() {
             })
             .collect();
         let (tx, mut rx) = mpsc::channel::<Vec<Delivery>>(100_000);
-        let report = connection::run(addr, &cfg, planned, Attempt::first(), &tx).await;
+        let report = connection::connect_and_query(
+            addr,
+            &cfg,
+            planned,
+            Attempt::first(),
+            &tx,
+            OwnedBindings,
+        )
+        .await;
         drop(tx);
         let mut got = Vec::new();
         while let Some(v) = rx.recv().await {
@@ -513,13 +521,14 @@ async fn kea_pipelined_with_our_xids() {
     let mut cfg = conn_cfg();
     cfg.max_in_flight = 2;
     let (tx, mut rx) = mpsc::channel::<Vec<Delivery>>(100_000);
-    let report = query_server(
+    let report = query_one_server(
         addr,
         ServerIndex::default(),
         &cfg,
         &queries,
         &quick_retry(1),
         &tx,
+        OwnedBindings,
     )
     .await;
     drop(tx);
@@ -564,7 +573,8 @@ async fn run_server(
     let h = {
         let (cfg, queries, retry) = (cfg.clone(), queries.to_vec(), retry.clone());
         tokio::spawn(async move {
-            query_server(addr, ServerIndex::default(), &cfg, &queries, &retry, &tx).await
+            let first = ServerIndex::default();
+            query_one_server(addr, first, &cfg, &queries, &retry, &tx, OwnedBindings).await
         })
     };
     let mut got = Vec::new();
@@ -980,7 +990,9 @@ fn fanout_cfg(servers: &[SocketAddr]) -> FanoutConfig {
 async fn two_servers_in_parallel() {
     let a = good_server().await;
     let b = good_server().await;
-    let (got, reports) = Fanout::spawn(fanout_cfg(&[a, b])).collect().await;
+    let (got, reports) = Fanout::start(fanout_cfg(&[a, b]), OwnedBindings)
+        .collect()
+        .await;
     assert_eq!(reports.len(), 2);
     let (_, req) = relay_b_stream();
     let Expect::Bindings(want) = expect(&req[0]) else {
@@ -1034,7 +1046,7 @@ async fn three_servers_with_bad_ones_do_not_spoil_the_good() {
     })
     .await;
     let t0 = Instant::now();
-    let mut fanout = Fanout::spawn(fanout_cfg(&[silent, good1, hostile, good2]));
+    let mut fanout = Fanout::start(fanout_cfg(&[silent, good1, hostile, good2]), OwnedBindings);
     let mut got: Vec<Delivery> = Vec::new();
     let mut done: Vec<(ServerReport, Duration)> = Vec::new();
     let mut first_binding = None;
@@ -1468,7 +1480,7 @@ async fn lab_two_and_three_servers_in_parallel() {
         let mut cfg = fanout_cfg(&addrs);
         cfg.queries = lab_specs();
         cfg.connection.max_in_flight = 2;
-        let (got, reports) = Fanout::spawn(cfg.clone()).collect().await;
+        let (got, reports) = Fanout::start(cfg.clone(), OwnedBindings).collect().await;
         assert_eq!(reports.len(), n);
         for r in &reports {
             assert!(r.is_complete(), "{r}");
@@ -1655,7 +1667,7 @@ async fn lab_faults_with_a_healthy_neighbour() {
         cfg.queries = vec![spec.clone()];
         cfg.connection.data_timeout = Duration::from_millis(1000);
         cfg.retry = quick_retry(2);
-        let (got, reports) = Fanout::spawn(cfg).collect().await;
+        let (got, reports) = Fanout::start(cfg, OwnedBindings).collect().await;
         let find = |a: SocketAddr| reports.iter().find(|r| r.server == a).unwrap();
         let h = find(healthy.local_addr());
         assert!(h.is_complete(), "{name}: healthy {h}");

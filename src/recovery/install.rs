@@ -566,7 +566,7 @@ impl<T: RouteTable> Installer<T> {
     }
 
     /// The mapper that makes [`Claim`]s for this installer on the
-    /// connection tasks (see [`crate::requestor::Fanout::spawn_with`]).
+    /// connection tasks (see [`crate::requestor::Fanout::start`]).
     pub fn mapper(&self) -> ClaimMapper {
         ClaimMapper(self.planner.clone())
     }

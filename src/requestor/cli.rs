@@ -6,7 +6,7 @@ use super::fanout::{parse_server_addr, Fanout, FanoutConfig, QuerySpec, ServerCo
 use super::retry::RetryPolicy;
 use crate::config::Config;
 use crate::proto::duid::parse_hex;
-use crate::proto::{Binding, Duid, Query, ServerIndex};
+use crate::proto::{Binding, Duid, OwnedBindings, Query, ServerIndex};
 use clap::{ArgGroup, Args};
 use serde::Serialize;
 use std::io::Write;
@@ -302,7 +302,7 @@ pub fn run(args: QueryArgs) -> ExitCode {
         if !args.json {
             out_ok &= writeln!(out, "{HEADER}").is_ok();
         }
-        let mut fanout = Fanout::spawn(cfg);
+        let mut fanout = Fanout::start(cfg, OwnedBindings);
         let mut reports = Vec::new();
         while let Some(u) = fanout.recv().await {
             match u {

@@ -15,7 +15,7 @@ use super::core::{
     Attempt, ConnectionConfig, ConnectionCore, ConnectionEvent, ConnectionReport, Delivery,
     PlannedQuery, Severity,
 };
-use crate::proto::{BindingMapper, OwnedBindings};
+use crate::proto::BindingMapper;
 use crate::transport::{FrameCodec, FrameCodecError};
 use bytes::BytesMut;
 use futures::FutureExt;
@@ -71,24 +71,10 @@ pub async fn connect(
     Ok(stream)
 }
 
-/// Connect to `server` and run `queries` on one connection; bindings go to
-/// `tx` (as `T::from(Vec<Delivery>)`, one batch per read burst) as they arrive, tagged with the attempt
-/// number. At most `attempt.budget` bindings are accepted on the connection,
-/// and it is closed at `attempt.deadline`.
-/// Returns when every query has ended or the connection has failed; every
-/// query given gets exactly one result. Never panics on network input.
-pub async fn run<T: From<Vec<Delivery>>>(
-    server: SocketAddr,
-    cfg: &ConnectionConfig,
-    queries: Vec<PlannedQuery>,
-    attempt: Attempt,
-    tx: &mpsc::Sender<T>,
-) -> ConnectionReport {
-    run_with(server, cfg, queries, attempt, tx, OwnedBindings).await
-}
-
-/// [`run`], delivering bindings as `mapper` makes them.
-pub async fn run_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
+/// Connect to `server` (within the connect timeout, cut short by
+/// `attempt.deadline`) and run `queries` over the connection: see
+/// [`query_over`]. A failed connect gives every query its failure.
+pub async fn connect_and_query<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
     server: SocketAddr,
     cfg: &ConnectionConfig,
     queries: Vec<PlannedQuery>,
@@ -98,25 +84,21 @@ pub async fn run_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
 ) -> ConnectionReport {
     let timeout = attempt.connect_timeout(cfg.connect_timeout, Instant::now());
     match connect(server, cfg.source, timeout).await {
-        Ok(stream) => run_on_with(stream, server, cfg, queries, attempt, tx, mapper).await,
+        Ok(stream) => query_over(stream, server, cfg, queries, attempt, tx, mapper).await,
         Err(e) => ConnectionReport::not_connected(queries, e, &attempt, Instant::now()),
     }
 }
 
-/// [`run`] on a connected stream (`server` only tags the deliveries).
-pub async fn run_on<T: From<Vec<Delivery>>>(
-    stream: TcpStream,
-    server: SocketAddr,
-    cfg: &ConnectionConfig,
-    queries: Vec<PlannedQuery>,
-    attempt: Attempt,
-    tx: &mpsc::Sender<T>,
-) -> ConnectionReport {
-    run_on_with(stream, server, cfg, queries, attempt, tx, OwnedBindings).await
-}
-
-/// [`run_on`], delivering bindings as `mapper` makes them.
-pub async fn run_on_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
+/// Run `queries` over a connected `stream` to `server` (the address only
+/// tags the deliveries). Bindings are made by `mapper` (pass
+/// [`crate::proto::OwnedBindings`] for owned [`crate::proto::Binding`]s) and
+/// go to `tx` as they arrive, as `T::from(Vec<Delivery>)`, one batch per
+/// read burst, tagged with the server and the attempt. At most
+/// `attempt.budget` bindings are accepted on the connection, and it is
+/// closed at `attempt.deadline`. Returns when every query has ended or the
+/// connection has failed; every query given gets exactly one result. Never
+/// panics on network input.
+pub async fn query_over<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
     stream: TcpStream,
     server: SocketAddr,
     cfg: &ConnectionConfig,

@@ -17,12 +17,12 @@
 //! ```no_run
 //! # async fn f() {
 //! use pdrestore::requestor::fanout::{Fanout, FanoutConfig, QuerySpec, ServerConfig, Update};
-//! use pdrestore::proto::Query;
+//! use pdrestore::proto::{OwnedBindings, Query};
 //! let requestor = "000100012a2b2c2d020000009901".parse().unwrap();
 //! let relay = "000200000009010203040506".parse().unwrap();
 //! let mut cfg = FanoutConfig::new(requestor, vec![QuerySpec::new(Query::ByRelayId(relay))]);
 //! cfg.servers.push(ServerConfig::new("[2001:db8::547]:547".parse().unwrap()));
-//! let mut fanout = Fanout::spawn(cfg);
+//! let mut fanout = Fanout::start(cfg, OwnedBindings);
 //! while let Some(update) = fanout.recv().await {
 //!     match update {
 //!         Update::Bindings(v) => for d in v { println!("{} from {}", d.binding.lease, d.server) },
@@ -36,7 +36,7 @@ use super::assembly::{Outcome, QueryStats};
 use super::connection::{self, DHCPV6_SERVER_PORT};
 use super::core::{Attempt, ConnectionConfig, Delivery, PlannedQuery};
 use super::retry::{Disposition, RetryPolicy};
-use crate::proto::{BindingMapper, OwnedBindings};
+use crate::proto::BindingMapper;
 use crate::proto::{Duid, LeasequeryBuilder, Query, ServerIndex, Xid};
 use std::collections::HashSet;
 use std::fmt;
@@ -287,20 +287,15 @@ pub struct Fanout<T = crate::proto::Binding> {
     tasks: Vec<JoinHandle<()>>,
 }
 
-impl Fanout {
-    /// Start one task per server on the current tokio runtime.
-    pub fn spawn(cfg: FanoutConfig) -> Fanout {
-        Fanout::spawn_with(cfg, OwnedBindings)
-    }
-}
-
 impl<T: Send + 'static> Fanout<T> {
-    /// [`Fanout::spawn`], each connection making bindings with a clone of `mapper`.
+    /// Start one task per server on the current tokio runtime, each
+    /// connection making bindings with a clone of `mapper` (pass
+    /// [`crate::proto::OwnedBindings`] for owned [`crate::proto::Binding`]s).
     ///
     /// # Panics
     /// If `cfg.servers` holds more than [`ServerIndex::LIMIT`] servers (the
     /// configuration file and `pdrestore query` refuse more).
-    pub fn spawn_with<M: BindingMapper<Item = T>>(cfg: FanoutConfig, mapper: M) -> Fanout<T> {
+    pub fn start<M: BindingMapper<Item = T>>(cfg: FanoutConfig, mapper: M) -> Fanout<T> {
         assert!(
             cfg.servers.len() <= ServerIndex::LIMIT,
             "at most {} servers",
@@ -323,7 +318,7 @@ impl<T: Send + 'static> Fanout<T> {
                 let mapper = mapper.clone();
                 tokio::spawn(async move {
                     let report =
-                        query_server_with(server.addr, index, &conn, &queries, &retry, &tx, mapper)
+                        query_one_server(server.addr, index, &conn, &queries, &retry, &tx, mapper)
                             .await;
                     let _ = tx.send(Update::ServerDone(report)).await;
                 })
@@ -361,30 +356,10 @@ impl<T> Drop for Fanout<T> {
 }
 
 /// Run `queries` on one server (at `server_index` in the configuration)
-/// with retries; bindings go to `tx` as they arrive. This is the body of
-/// each fan-out task.
-pub async fn query_server<T: From<Vec<Delivery>>>(
-    server: SocketAddr,
-    server_index: ServerIndex,
-    conn: &ConnectionConfig,
-    queries: &[QuerySpec],
-    retry: &RetryPolicy,
-    tx: &mpsc::Sender<T>,
-) -> ServerReport {
-    query_server_with(
-        server,
-        server_index,
-        conn,
-        queries,
-        retry,
-        tx,
-        OwnedBindings,
-    )
-    .await
-}
-
-/// [`query_server`], delivering bindings as `mapper` makes them.
-pub async fn query_server_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
+/// with retries, each try on a new connection with new transaction-ids;
+/// bindings, made by `mapper`, go to `tx` as they arrive. This is the body
+/// of each fan-out task.
+pub async fn query_one_server<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
     server: SocketAddr,
     server_index: ServerIndex,
     conn: &ConnectionConfig,
@@ -451,7 +426,8 @@ pub async fn query_server_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>
             budget,
             deadline,
         };
-        let report = connection::run_with(server, conn, planned, attempt, tx, mapper.clone()).await;
+        let report =
+            connection::connect_and_query(server, conn, planned, attempt, tx, mapper.clone()).await;
         if server_id.is_none() {
             server_id = report.server_id;
         }
