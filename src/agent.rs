@@ -313,7 +313,7 @@ pub fn fanout_config(config: &Config, relay: &Duid) -> FanoutConfig {
         .iter()
         .map(|l| QuerySpec::new(Query::ByRelayId(relay.clone())).link(*l))
         .collect();
-    let mut f = FanoutConfig::from_config(config, requestor, queries);
+    let mut f = config.fanout_config(requestor, queries);
     // Batches of up to 512 bindings: a few in flight keep the installer busy without buffering the stream.
     f.channel_capacity = 16;
     f

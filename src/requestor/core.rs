@@ -54,11 +54,10 @@ use super::assembly::{
 };
 use crate::proto::frame::{put_frame, LENGTH_PREFIX};
 use crate::proto::{Binding, BindingMapper, Duid, OwnedBindings, ServerIndex, Xid};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
-
-pub use crate::config::Limits;
 
 /// Frames handled in one burst before the shell looks at timers and writes
 /// again: about 80 kB of Kea-shaped replies, a few hundred microseconds.
@@ -72,6 +71,44 @@ pub const MAX_DROP_WARNINGS: u32 = 10;
 /// milliseconds, and a black-holed one must not hold a try for the whole
 /// data timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Resource bounds against servers that stream forever or send monsters:
+/// past any, the server is cut off and not retried. The `[limits]` table of
+/// the configuration file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Most bindings accepted from one query.
+    pub max_bindings_per_query: u64,
+    /// Most bindings accepted from one server, all queries and tries together.
+    pub max_bindings_per_server: u64,
+    /// Most octets read from one connection, length prefixes included.
+    pub max_bytes_per_connection: u64,
+    /// Deepest relay chain accepted in a binding (RFC 8415 s.7.6
+    /// HOP_COUNT_LIMIT is 32); a deeper one cuts the server off.
+    #[serde(deserialize_with = "positive_u8")]
+    pub max_relay_depth: u8,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bindings_per_query: 4_000_000,
+            max_bindings_per_server: 8_000_000,
+            max_bytes_per_connection: 4 << 30,
+            max_relay_depth: 32,
+        }
+    }
+}
+
+/// A limit that must be at least 1, as the configuration file gives it.
+fn positive_u8<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    let v = u8::deserialize(d)?;
+    if v == 0 {
+        return Err(serde::de::Error::custom("must be at least 1"));
+    }
+    Ok(v)
+}
 
 /// Settings of one connection.
 #[derive(Debug, Clone)]

@@ -140,39 +140,6 @@ impl FanoutConfig {
     }
 }
 
-impl FanoutConfig {
-    /// The fan-out the configuration file asks for: its servers, data
-    /// timeout, queries in flight, retries and limits. `requestor` is the
-    /// configured `requestor_duid`, or the relay DUID when none is set.
-    pub fn from_config(
-        config: &crate::config::Config,
-        requestor: Duid,
-        queries: Vec<QuerySpec>,
-    ) -> Self {
-        let mut cfg = FanoutConfig::new(requestor, queries);
-        cfg.servers = config
-            .servers
-            .iter()
-            .map(|s| ServerConfig {
-                addr: s.socket_addr(),
-                source: s.source,
-            })
-            .collect();
-        cfg.connection.data_timeout = config.data_timeout;
-        cfg.connection.connect_timeout = config.connect_timeout;
-        cfg.connection.max_in_flight = config.max_in_flight as usize;
-        cfg.connection.limits = config.limits;
-        cfg.retry = RetryPolicy {
-            attempts: config.retries.saturating_add(1),
-            initial_delay: config.retry_initial_delay,
-            max_delay: config.retry_max_delay,
-            startup_patience: config.startup_deadline,
-            ..RetryPolicy::default()
-        };
-        cfg
-    }
-}
-
 /// How one query fared on one server, after its last try.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryReport {
@@ -468,26 +435,6 @@ pub async fn query_one_server<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn from_the_configuration_file() {
-        let text = format!(
-            "{}\n{}",
-            "data_timeout = \"30s\"\nretries = 2\nmax_in_flight = 4\n[[server]]\naddress = \"::1\"\n[[server]]\naddress = \"127.0.0.1\"\nport = 5547\nsource = \"127.0.0.2\"",
-            "[routes]\nallowed_prefixes = [\"2001:db8::/32\"]\n[limits]\nmax_bindings_per_query = 7\n"
-        );
-        let config = crate::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
-        let q = vec![QuerySpec::new(Query::ByLinkAddress)];
-        let cfg = FanoutConfig::from_config(&config, Duid::from_bytes(vec![0, 3, 0, 1, 1]), q);
-        assert_eq!(cfg.servers.len(), 2);
-        assert_eq!(cfg.servers[0].addr, "[::1]:547".parse().unwrap());
-        assert_eq!(cfg.servers[1].source, Some("127.0.0.2".parse().unwrap()));
-        assert_eq!(cfg.connection.data_timeout, Duration::from_secs(30));
-        assert_eq!(cfg.connection.max_in_flight, 4);
-        assert_eq!(cfg.connection.limits.max_bindings_per_query, 7);
-        assert_eq!(cfg.connection.limits.max_relay_depth, 32);
-        assert_eq!(cfg.retry.attempts, 3);
-    }
 
     #[test]
     fn server_addresses() {

@@ -7,10 +7,12 @@
 //! - [`retry`]: the retry policy (exponential backoff with jitter), pure.
 //! - [`connection`]: the tokio shell of one TCP connection around [`core`].
 //! - [`fanout`]: every server at once, bindings streamed as they arrive.
-//! - [`cli`]: `pdrestore query`.
+//!
+//! `pdrestore query` (in [`crate::cli::query`]) and `pdrestore recover`
+//! (in [`crate::agent`]) run it; the requestor itself knows nothing of the
+//! configuration file.
 
 pub mod assembly;
-pub mod cli;
 pub mod connection;
 pub mod core;
 pub mod fanout;

@@ -1,12 +1,13 @@
 //! `pdrestore query`: one Bulk Leasequery to one or more servers, bindings
 //! printed as they arrive, a per-server summary on stderr.
 
-use super::core::Delivery;
-use super::fanout::{parse_server_addr, Fanout, FanoutConfig, QuerySpec, ServerConfig, Update};
-use super::retry::RetryPolicy;
 use crate::config::Config;
 use crate::proto::duid::parse_hex;
 use crate::proto::{Binding, Duid, OwnedBindings, Query, ServerIndex};
+use crate::requestor::fanout::{
+    parse_server_addr, Fanout, FanoutConfig, QuerySpec, ServerConfig, Update,
+};
+use crate::requestor::{Delivery, RetryPolicy};
 use clap::{ArgGroup, Args};
 use serde::Serialize;
 use std::io::Write;
@@ -180,7 +181,7 @@ impl QueryArgs {
             .unwrap_or_else(random_duid);
         let spec = self.spec_or(relay.as_ref())?;
         let mut cfg = match config {
-            Some(c) => FanoutConfig::from_config(c, requestor, vec![spec]),
+            Some(c) => c.fanout_config(requestor, vec![spec]),
             None => FanoutConfig::new(requestor, vec![spec]),
         };
         if !self.servers.is_empty() {
