@@ -7,7 +7,7 @@ use crate::proto::{Binding, Duid, OwnedBindings, Query, ServerIndex};
 use crate::requestor::fanout::{
     parse_server_addr, Fanout, FanoutConfig, QuerySpec, ServerConfig, Update,
 };
-use crate::requestor::{Delivery, RetryPolicy};
+use crate::requestor::{Delivery, Outcome, RetryPolicy};
 use clap::{ArgGroup, Args};
 use serde::Serialize;
 use std::io::Write;
@@ -345,8 +345,18 @@ pub fn run(args: QueryArgs) -> ExitCode {
             our_bug |= r.our_bug();
         }
         if our_bug {
+            // A query we refused to send ourselves says so in its outcome.
+            let unsent = reports
+                .iter()
+                .flat_map(|r| &r.queries)
+                .any(|q| matches!(q.outcome, Outcome::OurBug(_)));
             eprintln!(
-                "pdrestore query: a server called our query malformed: this is a pdrestore bug"
+                "pdrestore query: {}: this is a pdrestore bug",
+                if unsent {
+                    "pdrestore refused to send a query of its own making"
+                } else {
+                    "a server called our query malformed"
+                }
             );
         }
         let code = if !out_ok {
