@@ -671,92 +671,118 @@ impl<M: BindingMapper> QueryAssembler<M> {
             return self.violate(e, now);
         }
         if self.is_finished() {
-            return Err(match msg_type {
-                MessageType::LeasequeryReply => ProtocolError::DuplicateReply,
-                MessageType::LeasequeryData | MessageType::LeasequeryDone => {
-                    ProtocolError::UnknownXid {
-                        msg_type,
-                        xid: self.xid,
-                    }
-                }
-                other => ProtocolError::UnexpectedMessage(other),
-            });
+            return Err(self.after_the_end(msg_type));
         }
         self.stats.messages += 1;
         let s = scan(msg);
-        match (msg_type, &self.state) {
-            (MessageType::LeasequeryReply, State::AwaitingReply) => {
-                let Some(server_id) = s.server_id else {
-                    self.drop_msg(DropReason::ReplyWithoutServerId);
-                    return Ok(());
-                };
-                let Some(client_id) = s.client_id else {
-                    self.drop_msg(DropReason::ReplyWithoutClientId);
-                    return Ok(());
-                };
-                if client_id != self.requestor.as_bytes() {
-                    self.drop_msg(DropReason::ReplyForeignClientId(Duid::from_bytes(
-                        client_id,
-                    )));
-                    return Ok(());
-                }
-                self.stats.replied = Some(now);
-                self.stats.server_id = Some(Duid::from_bytes(server_id));
-                if s.client_link {
-                    return self.violate(ProtocolError::ClientLink, now);
-                }
-                match s.status {
-                    Some((code, text)) if code != StatusCode::Success => {
-                        self.finish(
-                            Outcome::ServerStatus(ServerStatus::from_wire(code, text)),
-                            now,
-                        );
-                    }
-                    _ if s.client_data == 0 => self.finish(Outcome::NoBindings, now),
-                    _ => {
-                        self.state = State::ReceivingData;
-                        if let Err(e) = self.take_bindings(msg, now) {
-                            return self.violate(e, now);
-                        }
-                    }
-                }
-                Ok(())
-            }
-            (MessageType::LeasequeryReply, _) => self.violate(ProtocolError::DuplicateReply, now),
-            (MessageType::LeasequeryData, State::AwaitingReply) => {
+        let awaiting = matches!(self.state, State::AwaitingReply);
+        match msg_type {
+            MessageType::LeasequeryReply if awaiting => self.handle_reply(msg, &s, now),
+            MessageType::LeasequeryReply => self.violate(ProtocolError::DuplicateReply, now),
+            MessageType::LeasequeryData if awaiting => {
                 self.violate(ProtocolError::DataBeforeReply, now)
             }
-            (MessageType::LeasequeryData, _) => {
-                if s.client_link {
-                    return self.violate(ProtocolError::ClientLink, now);
-                }
-                if s.client_data == 0 {
-                    self.drop_msg(DropReason::DataWithoutClientData);
-                } else if let Err(e) = self.take_bindings(msg, now) {
-                    return self.violate(e, now);
-                }
-                Ok(())
-            }
-            (MessageType::LeasequeryDone, State::AwaitingReply) => {
+            MessageType::LeasequeryData => self.handle_data(msg, &s, now),
+            MessageType::LeasequeryDone if awaiting => {
                 self.violate(ProtocolError::DoneBeforeReply, now)
             }
-            (MessageType::LeasequeryDone, _) => {
-                if s.client_link {
-                    return self.violate(ProtocolError::ClientLink, now);
-                }
-                match s.status {
-                    Some((code, text)) if code != StatusCode::Success => self.finish(
-                        Outcome::Partial(PartialReason::DoneStatus(ServerStatus::from_wire(
-                            code, text,
-                        ))),
-                        now,
-                    ),
-                    _ => self.finish(Outcome::Complete, now),
-                }
-                Ok(())
-            }
-            (other, _) => self.violate(ProtocolError::UnexpectedMessage(other), now),
+            MessageType::LeasequeryDone => self.handle_done(&s, now),
+            other => self.violate(ProtocolError::UnexpectedMessage(other), now),
         }
+    }
+
+    /// What a message of `msg_type` for this query is once it has ended: a
+    /// second REPLY, or a DATA or DONE for no outstanding query (RFC 5460 s.6.3).
+    fn after_the_end(&self, msg_type: MessageType) -> ProtocolError {
+        match msg_type {
+            MessageType::LeasequeryReply => ProtocolError::DuplicateReply,
+            MessageType::LeasequeryData | MessageType::LeasequeryDone => {
+                ProtocolError::UnknownXid {
+                    msg_type,
+                    xid: self.xid,
+                }
+            }
+            other => ProtocolError::UnexpectedMessage(other),
+        }
+    }
+
+    /// The LEASEQUERY-REPLY (RFC 5460 s.6.3): discarded without SERVERID or
+    /// without our CLIENTID (RFC 5007 s.4.2.2); else an error status ends
+    /// the query, no CLIENT_DATA means no bindings, and CLIENT_DATA starts
+    /// the stream.
+    fn handle_reply(
+        &mut self,
+        msg: &MessageView<'_>,
+        s: &Scan<'_>,
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
+        let Some(server_id) = s.server_id else {
+            self.drop_msg(DropReason::ReplyWithoutServerId);
+            return Ok(());
+        };
+        let Some(client_id) = s.client_id else {
+            self.drop_msg(DropReason::ReplyWithoutClientId);
+            return Ok(());
+        };
+        if client_id != self.requestor.as_bytes() {
+            let theirs = Duid::from_bytes(client_id);
+            self.drop_msg(DropReason::ReplyForeignClientId(theirs));
+            return Ok(());
+        }
+        self.stats.replied = Some(now);
+        self.stats.server_id = Some(Duid::from_bytes(server_id));
+        if s.client_link {
+            return self.violate(ProtocolError::ClientLink, now);
+        }
+        match s.status {
+            Some((code, text)) if code != StatusCode::Success => {
+                let status = ServerStatus::from_wire(code, text);
+                self.finish(Outcome::ServerStatus(status), now);
+            }
+            _ if s.client_data == 0 => self.finish(Outcome::NoBindings, now),
+            _ => {
+                self.state = State::ReceivingData;
+                if let Err(e) = self.take_bindings(msg, now) {
+                    return self.violate(e, now);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A LEASEQUERY-DATA after the REPLY: its bindings, or discarded without
+    /// CLIENT_DATA (RFC 5460 s.6.3).
+    fn handle_data(
+        &mut self,
+        msg: &MessageView<'_>,
+        s: &Scan<'_>,
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
+        if s.client_link {
+            return self.violate(ProtocolError::ClientLink, now);
+        }
+        if s.client_data == 0 {
+            self.drop_msg(DropReason::DataWithoutClientData);
+        } else if let Err(e) = self.take_bindings(msg, now) {
+            return self.violate(e, now);
+        }
+        Ok(())
+    }
+
+    /// The LEASEQUERY-DONE: complete, or partial when it carries an error
+    /// status after data (RFC 5460 s.5.2.2, s.6.3.1 item 2).
+    fn handle_done(&mut self, s: &Scan<'_>, now: Instant) -> Result<(), ProtocolError> {
+        if s.client_link {
+            return self.violate(ProtocolError::ClientLink, now);
+        }
+        match s.status {
+            Some((code, text)) if code != StatusCode::Success => {
+                let status = ServerStatus::from_wire(code, text);
+                self.finish(Outcome::Partial(PartialReason::DoneStatus(status)), now);
+            }
+            _ => self.finish(Outcome::Complete, now),
+        }
+        Ok(())
     }
 
     /// The connection was closed by the server before this query ended:
