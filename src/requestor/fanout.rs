@@ -34,7 +34,7 @@
 
 use super::assembly::{Outcome, QueryStats};
 use super::connection::{self, DHCPV6_SERVER_PORT};
-use super::core::{Attempt, ConnectionConfig, Delivery, PlannedQuery};
+use super::core::{Attempt, ConnectionConfig, ConnectionReport, Delivery, PlannedQuery};
 use super::retry::{Disposition, RetryPolicy};
 use crate::proto::BindingMapper;
 use crate::proto::{Duid, LeasequeryBuilder, Query, ServerIndex, Xid};
@@ -335,10 +335,47 @@ pub async fn query_one_server<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>
     tx: &mpsc::Sender<T>,
     mapper: M,
 ) -> ServerReport {
-    let started = Instant::now();
-    let deadline = conn.server_deadline.map(|d| started + d);
-    let mut reports: Vec<QueryReport> = (0..queries.len())
-        .map(|index| QueryReport {
+    let mut tries = Tries::new(queries.len(), Instant::now());
+    let deadline = conn.server_deadline.map(|d| tries.started + d);
+    while !tries.todo.is_empty() {
+        if tries.connections > 0 {
+            let backoff = tries.backoff(retry);
+            if deadline.is_some_and(|d| Instant::now() + backoff >= d) {
+                break; // No time for another try: the last outcomes stand.
+            }
+            tokio::time::sleep(backoff).await;
+        }
+        let attempt = tries.next_attempt(server_index, conn, deadline);
+        let planned = tries.plan(queries, &conn.requestor);
+        let report =
+            connection::connect_and_query(server, conn, planned, attempt, tx, mapper.clone()).await;
+        tries.record(report, retry);
+    }
+    tries.into_report(server, server_index)
+}
+
+/// What the tries on one server have come to so far.
+struct Tries {
+    started: Instant,
+    /// One per query, in query order.
+    reports: Vec<QueryReport>,
+    /// The queries for the next try, ascending.
+    todo: Vec<usize>,
+    /// Tries that count against the policy's attempts, per query.
+    counted: Vec<u32>,
+    /// Every transaction-id used with the server: a late reply to an
+    /// earlier try never matches a new query.
+    used_xids: HashSet<Xid>,
+    server_id: Option<Duid>,
+    connections: u32,
+    /// Least wait before the next try, besides the backoff (QueryTerminated
+    /// asks for one, RFC 5460 s.5.5).
+    wait: Duration,
+}
+
+impl Tries {
+    fn new(queries: usize, started: Instant) -> Self {
+        let report = |index| QueryReport {
             index,
             outcome: Outcome::Partial(super::PartialReason::Closed),
             disposition: Disposition::Retry {
@@ -347,88 +384,116 @@ pub async fn query_one_server<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>
             attempts: 0,
             bindings: 0,
             stats: None,
-        })
-        .collect();
-    let mut todo: Vec<usize> = (0..queries.len()).collect();
-    let mut server_id = None;
-    let mut connections = 0u32;
-    let mut used_xids: HashSet<Xid> = HashSet::new();
-    let mut wait = Duration::ZERO;
-    // Tries that count against the policy's attempts, per query.
-    let mut counted: Vec<u32> = vec![0; queries.len()];
-    while !todo.is_empty() {
-        if connections > 0 {
-            let backoff = retry.delay(connections, fastrand::f64()).max(wait);
-            if deadline.is_some_and(|d| Instant::now() + backoff >= d) {
-                break; // No time for another try: the last outcomes stand.
-            }
-            tokio::time::sleep(backoff).await;
+        };
+        Tries {
+            started,
+            reports: (0..queries).map(report).collect(),
+            todo: (0..queries).collect(),
+            counted: vec![0; queries],
+            used_xids: HashSet::new(),
+            server_id: None,
+            connections: 0,
+            wait: Duration::ZERO,
         }
-        connections += 1;
-        let attempt = connections;
+    }
+
+    /// The wait before the next try: exponential backoff with jitter, at
+    /// least what the last outcomes asked for.
+    fn backoff(&self, retry: &RetryPolicy) -> Duration {
+        retry
+            .delay(self.connections, fastrand::f64())
+            .max(self.wait)
+    }
+
+    /// The next try, with what is left of the server's binding budget
+    /// ([`super::Limits::max_bindings_per_server`]).
+    fn next_attempt(
+        &mut self,
+        server_index: ServerIndex,
+        conn: &ConnectionConfig,
+        deadline: Option<Instant>,
+    ) -> Attempt {
+        self.connections += 1;
+        let delivered: u64 = self.reports.iter().map(|q| q.bindings).sum();
+        Attempt {
+            server_index,
+            number: self.connections,
+            budget: conn
+                .limits
+                .max_bindings_per_server
+                .saturating_sub(delivered),
+            deadline,
+        }
+    }
+
+    /// The queries still to do, each with a transaction-id never used
+    /// with this server.
+    fn plan(&mut self, queries: &[QuerySpec], requestor: &Duid) -> Vec<PlannedQuery> {
+        let todo = std::mem::take(&mut self.todo);
         let planned = todo
             .iter()
             .map(|&index| {
-                let xid = loop {
-                    let x = Xid::new(fastrand::u32(1..=Xid::MAX));
-                    if let Some(x) = x.filter(|&x| used_xids.insert(x)) {
-                        break x;
-                    }
-                };
+                let xid = self.fresh_xid();
                 PlannedQuery {
                     index,
                     xid,
-                    message: queries[index].encode(xid, &conn.requestor),
+                    message: queries[index].encode(xid, requestor),
                 }
             })
             .collect();
-        let delivered: u64 = reports.iter().map(|q| q.bindings).sum();
-        let budget = conn
-            .limits
-            .max_bindings_per_server
-            .saturating_sub(delivered);
-        let attempt = Attempt {
-            server_index,
-            number: attempt,
-            budget,
-            deadline,
-        };
-        let report =
-            connection::connect_and_query(server, conn, planned, attempt, tx, mapper.clone()).await;
-        if server_id.is_none() {
-            server_id = report.server_id;
+        self.todo = todo;
+        planned
+    }
+
+    fn fresh_xid(&mut self) -> Xid {
+        loop {
+            let x = Xid::new(fastrand::u32(1..=Xid::MAX));
+            if let Some(x) = x.filter(|&x| self.used_xids.insert(x)) {
+                return x;
+            }
+        }
+    }
+
+    /// Take a try's results: each query's outcome and how the policy judges
+    /// it; the queries to retry are the next try's.
+    fn record(&mut self, report: ConnectionReport, retry: &RetryPolicy) {
+        if self.server_id.is_none() {
+            self.server_id = report.server_id;
         }
         let mut next = Vec::new();
-        wait = Duration::ZERO;
+        self.wait = Duration::ZERO;
         for r in report.results {
-            let Some(q) = reports.get_mut(r.index) else {
+            let Some(q) = self.reports.get_mut(r.index) else {
                 continue;
             };
             q.attempts += 1;
-            if !retry.within_patience(&r.outcome, started.elapsed()) {
-                counted[r.index] += 1;
+            if !retry.within_patience(&r.outcome, self.started.elapsed()) {
+                self.counted[r.index] += 1;
             }
             q.bindings += r.stats.as_ref().map_or(0, |s| s.bindings);
             q.disposition = retry.classify(&r.outcome);
             q.outcome = r.outcome;
             q.stats = r.stats;
             if let Disposition::Retry { min_delay } = q.disposition {
-                if retry.may_retry(counted[r.index]) {
+                if retry.may_retry(self.counted[r.index]) {
                     next.push(r.index);
-                    wait = wait.max(min_delay);
+                    self.wait = self.wait.max(min_delay);
                 }
             }
         }
         next.sort_unstable();
-        todo = next;
+        self.todo = next;
     }
-    ServerReport {
-        server,
-        server_index,
-        server_id,
-        queries: reports,
-        connections,
-        duration: started.elapsed(),
+
+    fn into_report(self, server: SocketAddr, server_index: ServerIndex) -> ServerReport {
+        ServerReport {
+            server,
+            server_index,
+            server_id: self.server_id,
+            queries: self.reports,
+            connections: self.connections,
+            duration: self.started.elapsed(),
+        }
     }
 }
 
