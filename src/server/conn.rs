@@ -110,11 +110,12 @@ pub(crate) async fn run(
                     Some(Ok(f)) => f,
                 };
                 idle_deadline = tokio::time::Instant::now() + timeout;
-                let req = match Request::parse(&frame, &shared.store, &shared.config) {
+                let req = match Request::decode(&frame) {
                     Ok(r) => r,
                     Err(v) => break format!("protocol violation: {}", v.0),
                 };
-                if let Outcome::Discard(why) = req.outcome {
+                let outcome = req.lookup(&shared.store, &shared.config);
+                if let Outcome::Discard(why) = outcome {
                     tracing::warn!(peer = %peer, xid = format_args!("{:#08x}", req.xid.get()), "query discarded: {why}");
                     continue;
                 }
@@ -125,7 +126,7 @@ pub(crate) async fn run(
                     continue;
                 }
                 n_queries += 1;
-                queries.spawn(answer(shared.clone(), req));
+                queries.spawn(answer(shared.clone(), req, outcome));
             }
             _ = tokio::time::sleep_until(idle_deadline), if queries.is_empty() => {
                 break format!("idle for {}", humantime::format_duration(timeout));
@@ -304,7 +305,7 @@ impl Stream<'_> {
 }
 
 /// Answer one query; returns how many bindings went out.
-async fn answer(shared: Arc<Shared>, req: Request) -> QueryEnd {
+async fn answer(shared: Arc<Shared>, req: Request, outcome: Outcome) -> QueryEnd {
     let started = Instant::now();
     let faults =
         QueryFaults::for_query(&shared.config.faults, shared.index, req.xid, req.query_type);
@@ -322,7 +323,7 @@ async fn answer(shared: Arc<Shared>, req: Request) -> QueryEnd {
         faults,
     };
     let mut bindings = 0u64;
-    let result = stream_reply(&mut s, &req, &mut bindings).await;
+    let result = stream_reply(&mut s, &req, &outcome, &mut bindings).await;
     let status = match &result {
         Ok(st) => st.to_string(),
         Err(Stop::Shutdown) => {
@@ -354,6 +355,7 @@ async fn answer(shared: Arc<Shared>, req: Request) -> QueryEnd {
 async fn stream_reply(
     s: &mut Stream<'_>,
     req: &Request,
+    outcome: &Outcome,
     bindings: &mut u64,
 ) -> Result<String, Stop> {
     let sh = s.shared;
@@ -376,7 +378,7 @@ async fn stream_reply(
             .client_link
             .then_some(std::net::Ipv6Addr::UNSPECIFIED),
     };
-    let sel: &Selection = match &req.outcome {
+    let sel: &Selection = match outcome {
         Outcome::Error(code, text) => {
             if !s.before_message().await? {
                 s.flush().await?;
