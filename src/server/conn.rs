@@ -188,6 +188,11 @@ struct Stream<'a> {
     /// Messages sent (queued) so far.
     sent: u64,
     faults: QueryFaults,
+    /// The Unix time CLT_TIME and lifetimes are encoded at: read when the
+    /// stream starts, then at each flush and every 1024 client data.
+    now: u64,
+    /// Client data encoded since `now` was read.
+    since_clock: u32,
 }
 
 impl Stream<'_> {
@@ -321,6 +326,8 @@ async fn answer(shared: Arc<Shared>, req: Request, outcome: Outcome) -> QueryEnd
         client_id: req.client_id.as_deref(),
         sent: 0,
         faults,
+        now: 0,
+        since_clock: 0,
     };
     let mut bindings = 0u64;
     let result = stream_reply(&mut s, &req, &outcome, &mut bindings).await;
@@ -351,7 +358,9 @@ async fn answer(shared: Arc<Shared>, req: Request, outcome: Outcome) -> QueryEnd
     }
 }
 
-/// The whole reply stream; returns the status it ended with.
+/// The whole reply stream; returns the status it ended with: an error
+/// status in the REPLY, a REPLY without bindings, or REPLY, DATA* and DONE
+/// (RFC 5460 s.7.2), with the faults of the query injected.
 async fn stream_reply(
     s: &mut Stream<'_>,
     req: &Request,
@@ -360,17 +369,15 @@ async fn stream_reply(
 ) -> Result<String, Stop> {
     let sh = s.shared;
     let cfg = &*sh.config;
-    let store = &*sh.store;
     if let Some(d) = s.faults.delay_reply {
         s.sleep(Some(d)).await?;
     }
     if sh.shutdown.is_cancelled() {
         return Err(Stop::Shutdown);
     }
-    let client_id = req.client_id.as_deref();
     let mut head = ReplyHead {
         xid: req.xid,
-        client_id,
+        client_id: req.client_id.as_deref(),
         server_id: cfg.server_duid.as_bytes(),
         status: None,
         client_link: s
@@ -380,15 +387,8 @@ async fn stream_reply(
     };
     let sel: &Selection = match outcome {
         Outcome::Error(code, text) => {
-            if !s.before_message().await? {
-                s.flush().await?;
-                return Ok("fault".into());
-            }
             head.status = Some((*code, text));
-            let _ = encode::put_reply(&mut s.buf, &head, store, None, 0);
-            s.sent += 1;
-            s.flush().await?;
-            return Ok(code.to_string());
+            return s.reply_alone(&head, code.to_string()).await;
         }
         Outcome::Discard(_) => return Ok("discarded".into()),
         Outcome::Bindings(sel) => sel,
@@ -397,22 +397,71 @@ async fn stream_reply(
         super::RelayData::Always => true,
         super::RelayData::WhenRequested => req.wants_relay_data,
     };
-    let list = sel.list(store);
-    let grouped = !cfg.one_binding_per_client_data;
-    let mut group: Vec<u32> = Vec::new();
-    let mut now = unix_now();
-    let mut pos = 0usize;
-    // Next client data to send: the binding (or the client's group) at or after `pos`.
-    let next = |pos: &mut usize, now: u64, group: &mut Vec<u32>| -> bool {
-        while *pos < list.len() {
-            let i = list[*pos];
-            *pos += 1;
+    s.now = unix_now();
+    let mut cursor = Cursor::new(sel, &sh.store, !cfg.one_binding_per_client_data);
+    if !cursor.next(s.now) {
+        // Nothing found: a REPLY without CLIENT_DATA and without DONE
+        // (RFC 5460 s.7.2); STATUS_CODE Success only in Kea mode.
+        if cfg.status_on_success {
+            head.status = Some((StatusCode::Success, "no active leases"));
+        }
+        return s.reply_alone(&head, "no bindings".into()).await;
+    }
+    if cfg.status_on_success {
+        head.status = Some((StatusCode::Success, "active lease(s) found"));
+    }
+    loop {
+        if !s
+            .send_client(&head, &cursor.group, relay_data, bindings)
+            .await?
+        {
+            s.flush().await?;
+            return Ok("fault".into());
+        }
+        if !cursor.next(s.now) {
+            break;
+        }
+    }
+    s.finish_stream().await
+}
+
+/// The candidates of a selection, walked in order: the next client data to
+/// send is the binding (or, grouped, the client's bindings) at `pos` or after.
+struct Cursor<'s> {
+    sel: &'s Selection,
+    store: &'s BindingStore,
+    list: &'s [u32],
+    grouped: bool,
+    pos: usize,
+    /// The bindings of the client data found by [`Cursor::next`].
+    group: Vec<u32>,
+}
+
+impl<'s> Cursor<'s> {
+    fn new(sel: &'s Selection, store: &'s BindingStore, grouped: bool) -> Self {
+        Cursor {
+            sel,
+            store,
+            list: sel.list(store),
+            grouped,
+            pos: 0,
+            group: Vec::new(),
+        }
+    }
+
+    /// Find the next client data served at Unix time `now` into `group`;
+    /// false when there is none.
+    fn next(&mut self, now: u64) -> bool {
+        let (sel, store, list) = (self.sel, self.store, self.list);
+        while self.pos < list.len() {
+            let i = list[self.pos];
+            self.pos += 1;
             if !sel.serves(store, i, now) {
                 continue;
             }
-            group.clear();
-            if !grouped {
-                group.push(i);
+            self.group.clear();
+            if !self.grouped {
+                self.group.push(i);
                 return true;
             }
             // Grouped: send the client's served bindings of this selection
@@ -425,9 +474,9 @@ async fn stream_reply(
                         first = false;
                         break;
                     }
-                    group.push(j);
+                    self.group.push(j);
                 } else if j == i {
-                    group.push(i);
+                    self.group.push(i);
                 }
             }
             if first {
@@ -435,37 +484,41 @@ async fn stream_reply(
             }
         }
         false
-    };
-    let ok_status = "active lease(s) found";
-    if !next(&mut pos, now, &mut group) {
-        // Nothing found: a REPLY without CLIENT_DATA and without DONE
-        // (RFC 5460 s.7.2); STATUS_CODE Success only in Kea mode.
-        if !s.before_message().await? {
-            s.flush().await?;
+    }
+}
+
+impl Stream<'_> {
+    /// A REPLY that is the whole answer (an error status, or no bindings),
+    /// after the faults; `status` is what to report.
+    async fn reply_alone(&mut self, head: &ReplyHead<'_>, status: String) -> Result<String, Stop> {
+        if !self.before_message().await? {
+            self.flush().await?;
             return Ok("fault".into());
         }
-        if cfg.status_on_success {
-            head.status = Some((StatusCode::Success, "no active leases"));
-        }
-        let _ = encode::put_reply(&mut s.buf, &head, store, None, now);
-        s.sent += 1;
-        s.flush().await?;
-        return Ok("no bindings".into());
+        let _ = encode::put_reply(&mut self.buf, head, &self.shared.store, None, self.now);
+        self.sent += 1;
+        self.flush().await?;
+        Ok(status)
     }
-    if cfg.status_on_success {
-        head.status = Some((StatusCode::Success, ok_status));
-    }
-    let per_message = s.faults.any_per_message();
-    let copies = if s.faults.duplicate { 2 } else { 1 };
-    let mut since_clock = 0u32;
-    loop {
-        // One client's bindings (one binding unless grouping), in CLIENT_DATA
-        // options of at most 64 bindings, or one binding each when that would
-        // not fit a message.
+
+    /// One client's bindings: in CLIENT_DATA options of at most 64
+    /// bindings, or one binding each when that would not fit a message;
+    /// the first goes in the REPLY, the rest in DATA. False when a fault
+    /// ended the query.
+    async fn send_client(
+        &mut self,
+        head: &ReplyHead<'_>,
+        group: &[u32],
+        relay_data: bool,
+        bindings: &mut u64,
+    ) -> Result<bool, Stop> {
+        let store = &*self.shared.store;
+        let per_message = self.faults.any_per_message();
+        let copies = if self.faults.duplicate { 2 } else { 1 };
         for chunk in group.chunks(64) {
             // One binding always fits: relay data is capped at 60000 octets
             // when stored, DUIDs at 130.
-            let whole = chunk.len() == 1 || encode::message_fits(store, &head, chunk, relay_data);
+            let whole = chunk.len() == 1 || encode::message_fits(store, head, chunk, relay_data);
             let n_parts = if whole { 1 } else { chunk.len() };
             for k in 0..n_parts {
                 let part = if whole { chunk } else { &chunk[k..k + 1] };
@@ -474,45 +527,47 @@ async fn stream_reply(
                     relay_data,
                 });
                 for _ in 0..copies {
-                    if (s.sent == 0 || per_message) && !s.before_message().await? {
-                        s.flush().await?;
-                        return Ok("fault".into());
+                    if (self.sent == 0 || per_message) && !self.before_message().await? {
+                        return Ok(false);
                     }
-                    let _ = if s.sent == 0 {
-                        encode::put_reply(&mut s.buf, &head, store, cd, now)
+                    let _ = if self.sent == 0 {
+                        encode::put_reply(&mut self.buf, head, store, cd, self.now)
                     } else {
-                        encode::put_data(&mut s.buf, s.xid, store, cd, now)
+                        encode::put_data(&mut self.buf, self.xid, store, cd, self.now)
                     };
-                    s.sent += 1;
+                    self.sent += 1;
                 }
                 *bindings += part.len() as u64;
-                since_clock += 1;
-                if s.buf.len() >= s.batch || since_clock >= 1024 {
-                    s.maybe_flush().await?;
-                    now = unix_now();
-                    since_clock = 0;
+                self.since_clock += 1;
+                if self.buf.len() >= self.batch || self.since_clock >= 1024 {
+                    self.maybe_flush().await?;
+                    self.now = unix_now();
+                    self.since_clock = 0;
                 }
             }
         }
-        if !next(&mut pos, now, &mut group) {
-            break;
+        Ok(true)
+    }
+
+    /// After the last binding: the LEASEQUERY-DONE (with the wrong
+    /// transaction-id when that fault is on), or QueryTerminated on shutdown.
+    async fn finish_stream(&mut self) -> Result<String, Stop> {
+        if self.faults.any_per_message() && !self.before_message().await? {
+            self.flush().await?;
+            return Ok("fault".into());
         }
+        if self.shared.shutdown.is_cancelled() {
+            self.flush().await?;
+            return Err(Stop::Shutdown);
+        }
+        let done_xid = if self.faults.wrong_xid_done {
+            self.xid.next()
+        } else {
+            self.xid
+        };
+        encode::put_done(&mut self.buf, done_xid, None);
+        self.sent += 1;
+        self.flush().await?;
+        Ok("Success".into())
     }
-    if per_message && !s.before_message().await? {
-        s.flush().await?;
-        return Ok("fault".into());
-    }
-    if sh.shutdown.is_cancelled() {
-        s.flush().await?;
-        return Err(Stop::Shutdown);
-    }
-    let done_xid = if s.faults.wrong_xid_done {
-        s.xid.next()
-    } else {
-        s.xid
-    };
-    encode::put_done(&mut s.buf, done_xid, None);
-    s.sent += 1;
-    s.flush().await?;
-    Ok("Success".into())
 }
