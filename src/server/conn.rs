@@ -3,7 +3,7 @@
 
 use super::encode::{self, ClientDataSpec, ReplyHead};
 use super::faults::QueryFaults;
-use super::query::{Outcome, Request, Selection};
+use super::query::{Outcome, Request, Selection, Violation};
 use super::store::{unix_now, BindingStore};
 use super::ServerConfig;
 use crate::proto::{StatusCode, Xid};
@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
@@ -65,96 +65,21 @@ pub(crate) async fn run(
         config: config.clone(),
         writer: Mutex::new(write),
         close: CancellationToken::new(),
-        shutdown: shutdown.clone(),
+        shutdown,
         peer_gone: CancellationToken::new(),
         peer,
         index,
     });
-    let mut reader = FramedRead::new(read, FrameCodec::new());
-    let mut queries: JoinSet<QueryEnd> = JoinSet::new();
-    let mut in_flight: HashSet<Xid> = HashSet::new();
-    let max_parallel = config.max_parallel_queries.max(1);
-    let timeout = config.data_timeout;
-    let mut idle_deadline = tokio::time::Instant::now() + timeout;
-    let mut eof = false;
-    let mut n_queries = 0u64;
-    let mut n_bindings = 0u64;
-    let reason: String = loop {
-        tokio::select! {
-            biased;
-            _ = shared.close.cancelled() => break "closed by server".into(),
-            _ = shutdown.cancelled() => break "server shutting down".into(),
-            Some(done) = queries.join_next(), if !queries.is_empty() => {
-                if let Ok(end) = done {
-                    in_flight.remove(&end.xid);
-                    n_bindings += end.bindings;
-                }
-                if queries.is_empty() {
-                    if eof {
-                        break "requestor closed".into();
-                    }
-                    idle_deadline = tokio::time::Instant::now() + timeout;
-                }
-            }
-            frame = reader.next(), if !eof && queries.len() < max_parallel => {
-                let frame = match frame {
-                    None => {
-                        eof = true;
-                        shared.peer_gone.cancel();
-                        if queries.is_empty() {
-                            break "requestor closed".into();
-                        }
-                        continue;
-                    }
-                    Some(Err(e)) => break format!("framing error: {e}"),
-                    Some(Ok(f)) => f,
-                };
-                idle_deadline = tokio::time::Instant::now() + timeout;
-                let req = match Request::decode(&frame) {
-                    Ok(r) => r,
-                    Err(v) => break format!("protocol violation: {}", v.0),
-                };
-                let outcome = req.lookup(&shared.store, &shared.config);
-                if let Outcome::Discard(why) = outcome {
-                    tracing::warn!(peer = %peer, xid = format_args!("{:#08x}", req.xid.get()), "query discarded: {why}");
-                    continue;
-                }
-                // A query reusing the xid of one in flight is dropped (as Kea
-                // does): a reply could not be told apart from the running one's.
-                if !in_flight.insert(req.xid) {
-                    tracing::warn!(peer = %peer, xid = format_args!("{:#08x}", req.xid.get()), "query refused: xid already in flight");
-                    continue;
-                }
-                n_queries += 1;
-                queries.spawn(answer(shared.clone(), req, outcome));
-            }
-            _ = tokio::time::sleep_until(idle_deadline), if queries.is_empty() => {
-                break format!("idle for {}", humantime::format_duration(timeout));
-            }
-        }
+    let mut conn = Conn {
+        shared: shared.clone(),
+        queries: JoinSet::new(),
+        in_flight: HashSet::new(),
+        eof: false,
+        n_queries: 0,
+        n_bindings: 0,
     };
-    if shutdown.is_cancelled() && !shared.close.is_cancelled() {
-        // Let every query in flight send its QueryTerminated (RFC 5460 s.5.5, s.7.4).
-        let grace = tokio::time::sleep(timeout.min(SHUTDOWN_GRACE));
-        tokio::pin!(grace);
-        loop {
-            tokio::select! {
-                r = queries.join_next() => match r {
-                    Some(Ok(end)) => n_bindings += end.bindings,
-                    Some(Err(_)) => {}
-                    None => break,
-                },
-                _ = &mut grace => break,
-                _ = shared.close.cancelled() => break,
-            }
-        }
-    }
-    queries.abort_all();
-    while let Some(r) = queries.join_next().await {
-        if let Ok(end) = r {
-            n_bindings += end.bindings;
-        }
-    }
+    let reason = conn.serve(FramedRead::new(read, FrameCodec::new())).await;
+    conn.wind_down().await;
     if !shared.close.is_cancelled() {
         let mut w = shared.writer.lock().await;
         let _ = tokio::time::timeout(Duration::from_secs(1), w.shutdown()).await;
@@ -162,11 +87,124 @@ pub(crate) async fn run(
     tracing::info!(
         peer = %peer,
         conn = index,
-        queries = n_queries,
-        bindings = n_bindings,
+        queries = conn.n_queries,
+        bindings = conn.n_bindings,
         duration_ms = started.elapsed().as_millis() as u64,
         "connection closed: {reason}"
     );
+}
+
+/// One connection's queries in flight and counters.
+struct Conn {
+    shared: Arc<Shared>,
+    queries: JoinSet<QueryEnd>,
+    /// Transaction-ids of the queries in flight.
+    in_flight: HashSet<Xid>,
+    /// The requestor closed its end.
+    eof: bool,
+    n_queries: u64,
+    n_bindings: u64,
+}
+
+impl Conn {
+    /// Read queries and run them, at most `max_parallel_queries` at once
+    /// (RFC 5460 s.7.3), until the connection must close; returns why.
+    async fn serve(&mut self, mut reader: FramedRead<OwnedReadHalf, FrameCodec>) -> String {
+        let shared = self.shared.clone();
+        let max_parallel = shared.config.max_parallel_queries.max(1);
+        let timeout = shared.config.data_timeout;
+        let mut idle_deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            tokio::select! {
+                biased;
+                _ = shared.close.cancelled() => return "closed by server".into(),
+                _ = shared.shutdown.cancelled() => return "server shutting down".into(),
+                Some(done) = self.queries.join_next(), if !self.queries.is_empty() => {
+                    if let Ok(end) = done {
+                        self.in_flight.remove(&end.xid);
+                        self.n_bindings += end.bindings;
+                    }
+                    if self.queries.is_empty() {
+                        if self.eof {
+                            return "requestor closed".into();
+                        }
+                        idle_deadline = tokio::time::Instant::now() + timeout;
+                    }
+                }
+                frame = reader.next(), if !self.eof && self.queries.len() < max_parallel => {
+                    let frame = match frame {
+                        None => {
+                            self.eof = true;
+                            shared.peer_gone.cancel();
+                            if self.queries.is_empty() {
+                                return "requestor closed".into();
+                            }
+                            continue;
+                        }
+                        Some(Err(e)) => return format!("framing error: {e}"),
+                        Some(Ok(f)) => f,
+                    };
+                    // Idle (RFC 5460 s.7.1) counts from the last query read.
+                    idle_deadline = tokio::time::Instant::now() + timeout;
+                    if let Err(v) = self.start_query(&frame) {
+                        return format!("protocol violation: {}", v.0);
+                    }
+                }
+                _ = tokio::time::sleep_until(idle_deadline), if self.queries.is_empty() => {
+                    return format!("idle for {}", humantime::format_duration(timeout));
+                }
+            }
+        }
+    }
+
+    /// Read one query and start answering it, unless it is discarded or
+    /// reuses the transaction-id of one in flight.
+    fn start_query(&mut self, frame: &[u8]) -> Result<(), Violation> {
+        let sh = &self.shared;
+        let req = Request::decode(frame)?;
+        let xid = req.xid.get();
+        let outcome = req.lookup(&sh.store, &sh.config);
+        if let Outcome::Discard(why) = outcome {
+            tracing::warn!(peer = %sh.peer, xid = format_args!("{xid:#08x}"), "query discarded: {why}");
+            return Ok(());
+        }
+        // A query reusing the xid of one in flight is dropped (as Kea
+        // does): a reply could not be told apart from the running one's.
+        if !self.in_flight.insert(req.xid) {
+            tracing::warn!(peer = %sh.peer, xid = format_args!("{xid:#08x}"), "query refused: xid already in flight");
+            return Ok(());
+        }
+        self.n_queries += 1;
+        self.queries.spawn(answer(sh.clone(), req, outcome));
+        Ok(())
+    }
+
+    /// End the queries in flight: on server shutdown, each may first send
+    /// its QueryTerminated (RFC 5460 s.5.5, s.7.4), within a grace period.
+    async fn wind_down(&mut self) {
+        let sh = self.shared.clone();
+        if sh.shutdown.is_cancelled() && !sh.close.is_cancelled() {
+            let grace = tokio::time::sleep(sh.config.data_timeout.min(SHUTDOWN_GRACE));
+            tokio::pin!(grace);
+            loop {
+                tokio::select! {
+                    r = self.queries.join_next() => match r {
+                        Some(Ok(end)) => self.n_bindings += end.bindings,
+                        Some(Err(_)) => {}
+                        None => break,
+                    },
+                    _ = &mut grace => break,
+                    _ = sh.close.cancelled() => break,
+                }
+            }
+        }
+        self.queries.abort_all();
+        while let Some(r) = self.queries.join_next().await {
+            if let Ok(end) = r {
+                self.n_bindings += end.bindings;
+            }
+        }
+    }
 }
 
 /// Why streaming stopped early.
