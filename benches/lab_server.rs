@@ -9,7 +9,7 @@
 //!
 //! `cargo bench --bench lab_server` (N = 1,000,000; set `LAB_BENCH_N` to change).
 
-use pdrestore::proto::{Duid, LeasequeryBuilder, Query};
+use pdrestore::proto::{Duid, LeasequeryBuilder, Query, Xid};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -28,7 +28,7 @@ fn kib(k: u64) -> String {
 }
 
 /// Stream one query; returns (bindings, messages, octets, elapsed).
-fn run_query(addr: SocketAddr, xid: u32, q: Query) -> (u64, u64, u64, Duration) {
+fn run_query(addr: SocketAddr, xid: Xid, q: Query) -> (u64, u64, u64, Duration) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_nodelay(true).ok();
     let msg =
@@ -132,7 +132,11 @@ fn main() {
     let relay: Duid = RELAY.parse().unwrap();
     let mut rates = Vec::new();
     for run in 0..5u32 {
-        let (b, m, o, d) = run_query(addr, 0x100 + run, Query::ByRelayId(relay.clone()));
+        let (b, m, o, d) = run_query(
+            addr,
+            Xid::new(0x100 + run).unwrap(),
+            Query::ByRelayId(relay.clone()),
+        );
         assert_eq!(b, n, "every binding streamed");
         let rate = b as f64 / d.as_secs_f64();
         println!(
@@ -148,7 +152,9 @@ fn main() {
     let hs: Vec<_> = (0..2u32)
         .map(|i| {
             let relay = relay.clone();
-            std::thread::spawn(move || run_query(addr, 0x200 + i, Query::ByRelayId(relay)))
+            std::thread::spawn(move || {
+                run_query(addr, Xid::new(0x200 + i).unwrap(), Query::ByRelayId(relay))
+            })
         })
         .collect();
     let total: u64 = hs.into_iter().map(|h| h.join().unwrap().0).sum();

@@ -14,7 +14,8 @@
 //! queried instead. pdrestore runs as a child with `--json` into /dev/null;
 //! its CPU time comes from wait4(2), its peak RSS from VmHWM in
 //! /proc/PID/status, sampled every 10 ms (ru_maxrss would count pages shared
-//! with this process before exec).
+//! with this process before exec). Its voluntary context switches (wait4's
+//! ru_nvcsw) count how often it slept waiting for the socket: the wake-ups.
 
 use pdrestore::proto::{ClientMessage, DhcpOption, Duid, IaPrefix, MessageType, RelayMessage};
 use std::net::{Ipv6Addr, SocketAddr};
@@ -217,10 +218,11 @@ fn main() {
         .sum();
     eprint!("{err}");
     println!(
-        "{got} bindings in {wall:.2}s wall: {:.0} bindings/s; pdrestore CPU {user:.2}s user + {sys:.2}s sys ({:.0} bindings per CPU second); peak RSS {:.1} MiB; exit {}",
+        "{got} bindings in {wall:.2}s wall: {:.0} bindings/s; pdrestore CPU {user:.2}s user + {sys:.2}s sys ({:.0} bindings per CPU second); peak RSS {:.1} MiB; {} wake-ups; exit {}",
         got as f64 / wall,
         got as f64 / (user + sys).max(1e-9),
         peak_kb as f64 / 1024.0,
+        ru.ru_nvcsw,
         libc::WEXITSTATUS(status)
     );
 }

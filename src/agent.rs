@@ -327,7 +327,7 @@ pub fn fanout_config(config: &Config, relay: &Duid, links: &[Ipv6Addr]) -> Fanou
             QueryMode::LinkAddress => QuerySpec::new(Query::ByLinkAddress).link(*l),
         })
         .collect();
-    let mut f = FanoutConfig::from_config(config, requestor, queries);
+    let mut f = config.fanout_config(requestor, queries);
     // Batches of up to 512 bindings: a few in flight keep the installer busy without buffering the stream.
     f.channel_capacity = 16;
     f
@@ -465,7 +465,7 @@ pub async fn recover<T: RouteTable>(
         .await?
         .with_prune_scope(scope);
     // Bindings become compact claims, their routes planned, on the connection tasks.
-    let mut fan = Fanout::spawn_with(fanout_config(config, relay, &links), installer.mapper());
+    let mut fan = Fanout::start(fanout_config(config, relay, &links), installer.mapper());
     let mut got = Received::new(start, config.servers.len());
     receive(&mut fan, &mut installer, &mut got, opts, stop).await?;
     let rule = prune_rule(config, opts, &got);
@@ -531,16 +531,14 @@ impl Received {
     ) -> Result<(), TableError> {
         for d in batch {
             self.total += 1;
-            if let Some(n) = self.per_server.get_mut(d.server_index) {
+            if let Some(n) = self.per_server.get_mut(d.server_index.get()) {
                 *n += 1;
             }
             let t = self.now_ms(d.received);
             self.first_binding.get_or_insert(t);
-            // The configuration holds at most ServerIndex::LIMIT servers.
-            let Some(server) = ServerIndex::new(d.server_index) else {
-                continue;
-            };
-            installer.offer_claim(server, t, d.binding, t).await?;
+            installer
+                .offer_claim(d.server_index, t, d.binding, t)
+                .await?;
         }
         Ok(())
     }
@@ -570,7 +568,7 @@ impl Received {
         } else {
             tracing::warn!("{r}");
         }
-        if let Some(slot) = self.reports.get_mut(r.server_index) {
+        if let Some(slot) = self.reports.get_mut(r.server_index.get()) {
             *slot = Some(r);
         }
     }

@@ -7,6 +7,8 @@
 use crate::proto::Duid;
 use crate::recovery::plan::{NextHopFallback, OurLayer, PlanSettings};
 use crate::recovery::prune::PruneLimit;
+use crate::requestor::fanout::{FanoutConfig, QuerySpec, ServerConfig as FanoutServer};
+use crate::requestor::{Limits, RetryPolicy};
 use crate::routes::Interface;
 use ipnet::Ipv6Net;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -165,33 +167,6 @@ pub struct RoutesConfig {
     pub next_hop_fallback: NextHopFallback,
 }
 
-/// Resource bounds (against servers that stream forever or send monsters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Most bindings accepted from one query.
-    pub max_bindings_per_query: u64,
-    /// Most bindings accepted from one server, all queries and tries together.
-    pub max_bindings_per_server: u64,
-    /// Most octets read from one connection.
-    pub max_bytes_per_connection: u64,
-    /// Deepest relay chain accepted in a binding (RFC 8415 s.7.6
-    /// HOP_COUNT_LIMIT is 32); a deeper one cuts the server off.
-    #[serde(deserialize_with = "positive_u8")]
-    pub max_relay_depth: u8,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_bindings_per_query: 4_000_000,
-            max_bindings_per_server: 8_000_000,
-            max_bytes_per_connection: 4 << 30,
-            max_relay_depth: 32,
-        }
-    }
-}
-
 fn default_state_directory() -> PathBuf {
     PathBuf::from("/var/lib/pdrestore")
 }
@@ -318,14 +293,6 @@ mod prune_limit {
             }
         }
     }
-}
-
-fn positive_u8<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
-    let v = u8::deserialize(d)?;
-    if v == 0 {
-        return Err(serde::de::Error::custom("must be at least 1"));
-    }
-    Ok(v)
 }
 
 /// A DUID as the configuration may give it: 3 to 130 octets (RFC 8415
@@ -761,11 +728,60 @@ impl Config {
             }
         }
     }
+
+    /// The fan-out this configuration asks for, running `queries` on every
+    /// server: its servers, data and connect timeouts, queries in flight,
+    /// retries (waiting for servers until `startup_deadline`) and limits.
+    /// `requestor` is the configured `requestor_duid`, or the relay DUID
+    /// when none is set.
+    pub fn fanout_config(&self, requestor: Duid, queries: Vec<QuerySpec>) -> FanoutConfig {
+        let mut cfg = FanoutConfig::new(requestor, queries);
+        cfg.servers = self
+            .servers
+            .iter()
+            .map(|s| FanoutServer {
+                addr: s.socket_addr(),
+                source: s.source,
+            })
+            .collect();
+        cfg.connection.data_timeout = self.data_timeout;
+        cfg.connection.connect_timeout = self.connect_timeout;
+        cfg.connection.max_in_flight = self.max_in_flight as usize;
+        cfg.connection.limits = self.limits;
+        cfg.retry = RetryPolicy {
+            attempts: self.retries.saturating_add(1),
+            initial_delay: self.retry_initial_delay,
+            max_delay: self.retry_max_delay,
+            startup_patience: self.startup_deadline,
+            ..RetryPolicy::default()
+        };
+        cfg
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fanout_it_asks_for() {
+        let text = format!(
+            "{}\n{}",
+            "data_timeout = \"30s\"\nretries = 2\nmax_in_flight = 4\n[[server]]\naddress = \"::1\"\n[[server]]\naddress = \"127.0.0.1\"\nport = 5547\nsource = \"127.0.0.2\"",
+            "[routes]\nallowed_prefixes = [\"2001:db8::/32\"]\n[limits]\nmax_bindings_per_query = 7\n"
+        );
+        let config = Config::parse(&text, Path::new("t.toml")).unwrap();
+        let q = vec![QuerySpec::new(crate::proto::Query::ByLinkAddress)];
+        let cfg = config.fanout_config(Duid::from_bytes(vec![0, 3, 0, 1, 1]), q);
+        assert_eq!(cfg.servers.len(), 2);
+        assert_eq!(cfg.servers[0].addr, "[::1]:547".parse().unwrap());
+        assert_eq!(cfg.servers[1].source, Some("127.0.0.2".parse().unwrap()));
+        assert_eq!(cfg.connection.data_timeout, Duration::from_secs(30));
+        assert_eq!(cfg.connection.max_in_flight, 4);
+        assert_eq!(cfg.connection.limits.max_bindings_per_query, 7);
+        assert_eq!(cfg.connection.limits.max_relay_depth, 32);
+        assert_eq!(cfg.retry.attempts, 3);
+    }
 
     const FULL: &str = r#"
 relay_duid = "00:03:00:01:02:00:5e:00:00:02"

@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     });
     match cli.command {
         Command::Decode { file, json, ports } => cmd_decode(&file, json, &ports),
-        Command::Query(args) => pdrestore::requestor::cli::run(*args),
+        Command::Query(args) => pdrestore::cli::query::run(*args),
         Command::Duid { config } => cmd_duid(&config),
         Command::Demo {
             bindings,

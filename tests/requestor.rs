@@ -8,12 +8,14 @@
 use pdrestore::proto::binding::Binding;
 use pdrestore::proto::frame::FrameIter;
 use pdrestore::proto::{
-    ClientMessage, DhcpOption, Duid, Message, MessageType, Query, QueryType, StatusCode,
+    ClientMessage, DhcpOption, Duid, Message, MessageType, OwnedBindings, Query, QueryType,
+    ServerIndex, StatusCode, Xid,
 };
-use pdrestore::requestor::connection::{self, Attempt, ConnectionConfig, Delivery, PlannedQuery};
+use pdrestore::requestor::connection;
 use pdrestore::requestor::fanout::{
-    query_server, Fanout, FanoutConfig, QuerySpec, ServerConfig, ServerReport, Update,
+    query_one_server, Fanout, FanoutConfig, QuerySpec, ServerConfig, ServerReport, Update,
 };
+use pdrestore::requestor::{Attempt, ConnectionConfig, Delivery, PlannedQuery};
 use pdrestore::requestor::{
     Disposition, Outcome, PartialReason, ProtocolError, RetryPolicy, ServerStatus, TransportError,
 };
@@ -439,12 +441,20 @@ async fn kea_captures_replayed() {
             .enumerate()
             .map(|(index, m)| PlannedQuery {
                 index,
-                xid: xid_of(m),
+                xid: Xid::new(xid_of(m)).unwrap(),
                 message: m.clone(),
             })
             .collect();
         let (tx, mut rx) = mpsc::channel::<Vec<Delivery>>(100_000);
-        let report = connection::run(addr, &cfg, planned, Attempt::first(), &tx).await;
+        let report = connection::connect_and_query(
+            addr,
+            &cfg,
+            planned,
+            Attempt::first(),
+            &tx,
+            OwnedBindings,
+        )
+        .await;
         drop(tx);
         let mut got = Vec::new();
         while let Some(v) = rx.recv().await {
@@ -511,7 +521,16 @@ async fn kea_pipelined_with_our_xids() {
     let mut cfg = conn_cfg();
     cfg.max_in_flight = 2;
     let (tx, mut rx) = mpsc::channel::<Vec<Delivery>>(100_000);
-    let report = query_server(addr, 0, &cfg, &queries, &quick_retry(1), &tx).await;
+    let report = query_one_server(
+        addr,
+        ServerIndex::default(),
+        &cfg,
+        &queries,
+        &quick_retry(1),
+        &tx,
+        OwnedBindings,
+    )
+    .await;
     drop(tx);
     let mut got = Vec::new();
     while let Some(v) = rx.recv().await {
@@ -553,7 +572,10 @@ async fn run_server(
     let (tx, mut rx) = mpsc::channel::<Vec<Delivery>>(100_000);
     let h = {
         let (cfg, queries, retry) = (cfg.clone(), queries.to_vec(), retry.clone());
-        tokio::spawn(async move { query_server(addr, 0, &cfg, &queries, &retry, &tx).await })
+        tokio::spawn(async move {
+            let first = ServerIndex::default();
+            query_one_server(addr, first, &cfg, &queries, &retry, &tx, OwnedBindings).await
+        })
     };
     let mut got = Vec::new();
     while let Some(v) = rx.recv().await {
@@ -968,7 +990,9 @@ fn fanout_cfg(servers: &[SocketAddr]) -> FanoutConfig {
 async fn two_servers_in_parallel() {
     let a = good_server().await;
     let b = good_server().await;
-    let (got, reports) = Fanout::spawn(fanout_cfg(&[a, b])).collect().await;
+    let (got, reports) = Fanout::start(fanout_cfg(&[a, b]), OwnedBindings)
+        .collect()
+        .await;
     assert_eq!(reports.len(), 2);
     let (_, req) = relay_b_stream();
     let Expect::Bindings(want) = expect(&req[0]) else {
@@ -977,8 +1001,14 @@ async fn two_servers_in_parallel() {
     for s in [a, b] {
         let r = reports.iter().find(|r| r.server == s).unwrap();
         assert!(r.is_complete(), "{r}");
-        assert_eq!(r.server_index, usize::from(s == b), "configuration order");
-        assert!(got.iter().all(|d| (d.server == a) == (d.server_index == 0)));
+        assert_eq!(
+            r.server_index.get(),
+            usize::from(s == b),
+            "configuration order"
+        );
+        assert!(got
+            .iter()
+            .all(|d| (d.server == a) == (d.server_index.get() == 0)));
         let mine: Vec<Delivery> = got.iter().filter(|d| d.server == s).cloned().collect();
         assert_eq!(mine.len(), 108);
         assert_eq!(union(&mine), want);
@@ -1016,7 +1046,7 @@ async fn three_servers_with_bad_ones_do_not_spoil_the_good() {
     })
     .await;
     let t0 = Instant::now();
-    let mut fanout = Fanout::spawn(fanout_cfg(&[silent, good1, hostile, good2]));
+    let mut fanout = Fanout::start(fanout_cfg(&[silent, good1, hostile, good2]), OwnedBindings);
     let mut got: Vec<Delivery> = Vec::new();
     let mut done: Vec<(ServerReport, Duration)> = Vec::new();
     let mut first_binding = None;
@@ -1410,7 +1440,7 @@ fn check_lab(specs: &[QuerySpec], report: &ServerReport, got: &[Delivery]) {
             .filter(|d| d.query == i && d.server == report.server)
             .map(|d| &d.binding)
             .collect();
-        let q = spec.encode(1, &requestor());
+        let q = spec.encode(Xid::new(1).unwrap(), &requestor());
         check_with(
             &q,
             &report.queries[i].outcome,
@@ -1450,12 +1480,12 @@ async fn lab_two_and_three_servers_in_parallel() {
         let mut cfg = fanout_cfg(&addrs);
         cfg.queries = lab_specs();
         cfg.connection.max_in_flight = 2;
-        let (got, reports) = Fanout::spawn(cfg.clone()).collect().await;
+        let (got, reports) = Fanout::start(cfg.clone(), OwnedBindings).collect().await;
         assert_eq!(reports.len(), n);
         for r in &reports {
             assert!(r.is_complete(), "{r}");
             assert_eq!(
-                r.server_index,
+                r.server_index.get(),
                 addrs.iter().position(|a| *a == r.server).unwrap()
             );
             check_lab(&cfg.queries, r, &got);
@@ -1622,7 +1652,7 @@ async fn lab_faults_with_a_healthy_neighbour() {
         ),
     ];
     let spec = QuerySpec::new(Query::ByRelayId(RELAY_B.parse().unwrap()));
-    let q = spec.encode(1, &requestor());
+    let q = spec.encode(Xid::new(1).unwrap(), &requestor());
     let Expect::Bindings(want) = expect_with(&q, Reclaimed::Always) else {
         panic!()
     };
@@ -1637,7 +1667,7 @@ async fn lab_faults_with_a_healthy_neighbour() {
         cfg.queries = vec![spec.clone()];
         cfg.connection.data_timeout = Duration::from_millis(1000);
         cfg.retry = quick_retry(2);
-        let (got, reports) = Fanout::spawn(cfg).collect().await;
+        let (got, reports) = Fanout::start(cfg, OwnedBindings).collect().await;
         let find = |a: SocketAddr| reports.iter().find(|r| r.server == a).unwrap();
         let h = find(healthy.local_addr());
         assert!(h.is_complete(), "{name}: healthy {h}");
@@ -1681,8 +1711,10 @@ async fn lab_duplicate_bindings_are_delivered_as_sent() {
     )
     .await;
     assert!(report.is_complete(), "{report}");
-    let Expect::Bindings(want) = expect_with(&spec.encode(1, &requestor()), Reclaimed::Always)
-    else {
+    let Expect::Bindings(want) = expect_with(
+        &spec.encode(Xid::new(1).unwrap(), &requestor()),
+        Reclaimed::Always,
+    ) else {
         panic!()
     };
     assert_eq!(union(&got), want);

@@ -19,7 +19,7 @@
 use libfuzzer_sys::fuzz_target;
 use pdrestore::proto::binding::client_data_options;
 use pdrestore::proto::{
-    ClientData, DhcpOption, Duid, Message, MessageView, RelayLayer, RelayMessage, MAX_NESTING,
+    ClientData, DhcpOption, Duid, Message, MessageView, RelayLayer, RelayMessage, Xid, MAX_NESTING,
 };
 use pdrestore::recovery::planner::Planner;
 use pdrestore::recovery::plan::{Interface, NextHopFallback, PlanSettings};
@@ -174,7 +174,7 @@ fuzz_target!(|data: &[u8]| {
     let t0 = Instant::now();
     let mut d = ReplyDemux::new(Duid::from_bytes(US.to_vec()), Duration::from_secs(300));
     d.set_max_relay_depth(32);
-    d.start_query(XID, t0).unwrap();
+    d.start_query(Xid::new(XID).expect("24 bits"), t0).unwrap();
     d.handle_frame(&msg, t0);
     let events: Vec<Event> = std::iter::from_fn(|| d.poll_event()).collect();
     if layers.len() <= 32 {

@@ -22,9 +22,9 @@ use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use pdrestore::proto::{
     ClientMessage, DhcpOption, Duid, IaAddr, IaPrefix, Message, MessageType, RelayMessage,
-    StatusCode,
+    StatusCode, Xid,
 };
-use pdrestore::requestor::{Event, ProtocolError, ReplyDemux, StartError, TransportError};
+use pdrestore::requestor::{Event, IoError, ProtocolError, ReplyDemux, StartError, TransportError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
@@ -162,8 +162,8 @@ fn message(u: &mut Unstructured) -> Result<Vec<u8>> {
 }
 
 struct Model {
-    outstanding: BTreeSet<u32>,
-    bindings: BTreeMap<u32, u64>,
+    outstanding: BTreeSet<Xid>,
+    bindings: BTreeMap<Xid, u64>,
     delivered: u64,
     per_query: u64,
     total: u64,
@@ -176,7 +176,7 @@ fn check(d: &mut ReplyDemux, m: &mut Model) {
             Event::Binding { xid, binding, .. } => {
                 assert!(
                     m.outstanding.contains(&xid),
-                    "binding for 0x{xid:x}, not in flight"
+                    "binding for {xid}, not in flight"
                 );
                 let n = m.bindings.entry(xid).or_default();
                 *n += 1;
@@ -192,7 +192,7 @@ fn check(d: &mut ReplyDemux, m: &mut Model) {
             } => {
                 assert!(
                     m.outstanding.remove(&xid),
-                    "0x{xid:x} finished twice or never started"
+                    "{xid} finished twice or never started"
                 );
                 assert_eq!(stats.bindings, m.bindings.remove(&xid).unwrap_or(0));
                 let _ = outcome.to_string();
@@ -236,7 +236,7 @@ fn run(data: &[u8]) -> Result<()> {
     while !u.is_empty() {
         match u.int_in_range(0..=31)? {
             0..=5 => {
-                let xid = *u.choose(&XIDS)?;
+                let xid = Xid::new(*u.choose(&XIDS)?).expect("24 bits");
                 let r = d.start_query(xid, now);
                 if d.close_reason().is_some() {
                     assert_eq!(r, Err(StartError::Closed));
@@ -267,7 +267,10 @@ fn run(data: &[u8]) -> Result<()> {
             }
             28 => d.handle_sent(now),
             29 => d.handle_close(now),
-            30 => d.handle_transport_error(TransportError::Io("fuzz".into()), now),
+            30 => d.handle_transport_error(
+                TransportError::Io(IoError::new(std::io::ErrorKind::Other, "fuzz")),
+                now,
+            ),
             _ => match u.int_in_range(0..=1)? {
                 0 => d.handle_deadline(now),
                 _ => d.abort(ProtocolError::TooManyBytes { limit: 1 }, now),

@@ -3,6 +3,7 @@
 
 use super::consts::{MessageType, OptionCode, QueryType};
 use super::duid::Duid;
+use super::ids::Xid;
 use super::message::{ClientMessage, DhcpOption, IaAddr, LqQuery};
 use std::net::Ipv6Addr;
 
@@ -49,7 +50,7 @@ impl Query {
 /// when relay data is wanted (RFC 5007 s.4.1.2.4).
 #[derive(Debug, Clone)]
 pub struct LeasequeryBuilder {
-    transaction_id: u32,
+    transaction_id: Xid,
     requestor: Duid,
     query: Query,
     link_address: Ipv6Addr,
@@ -57,11 +58,11 @@ pub struct LeasequeryBuilder {
 }
 
 impl LeasequeryBuilder {
-    /// A query with the given transaction-id (low 24 bits), requestor DUID and
-    /// query; link-address ::, relay data requested.
-    pub fn new(transaction_id: u32, requestor: Duid, query: Query) -> Self {
+    /// A query with the given transaction-id, requestor DUID and query;
+    /// link-address ::, relay data requested.
+    pub fn new(transaction_id: Xid, requestor: Duid, query: Query) -> Self {
         LeasequeryBuilder {
-            transaction_id: transaction_id & 0x00ff_ffff,
+            transaction_id,
             requestor,
             query,
             link_address: Ipv6Addr::UNSPECIFIED,
@@ -105,7 +106,7 @@ impl LeasequeryBuilder {
         }
         ClientMessage {
             msg_type: MessageType::Leasequery,
-            transaction_id: self.transaction_id,
+            transaction_id: self.transaction_id.get(),
             options: vec![
                 DhcpOption::ClientId(self.requestor.clone()),
                 DhcpOption::LqQuery(LqQuery {
@@ -129,6 +130,10 @@ mod tests {
 
     const REQUESTOR: &str = "000100012a2b2c2d020000009901";
 
+    fn xid(v: u32) -> Xid {
+        Xid::new(v).unwrap()
+    }
+
     fn kea_request(name: &str) -> Vec<u8> {
         let path = format!(
             "{}/tests/data/kea/{name}.request.bin",
@@ -143,14 +148,14 @@ mod tests {
     #[test]
     fn relay_id_query_matches_kea_capture() {
         let q = LeasequeryBuilder::new(
-            0x000102,
+            xid(0x000102),
             REQUESTOR.parse().unwrap(),
             Query::ByRelayId("0003000102005e000002".parse().unwrap()),
         )
         .request_relay_data(false);
         assert_eq!(q.to_bytes(), kea_request("02_relayid_B"));
         let q = LeasequeryBuilder::new(
-            0x000103,
+            xid(0x000103),
             REQUESTOR.parse().unwrap(),
             Query::ByRelayId("0003000102005e000002".parse().unwrap()),
         )
@@ -163,15 +168,15 @@ mod tests {
     #[test]
     fn link_and_client_queries_match_kea_capture() {
         let want = kea_request("08_link_s1");
-        let xid = u32::from_be_bytes([0, want[1], want[2], want[3]]);
-        let q = LeasequeryBuilder::new(xid, REQUESTOR.parse().unwrap(), Query::ByLinkAddress)
+        let x = Xid::from_octets([want[1], want[2], want[3]]);
+        let q = LeasequeryBuilder::new(x, REQUESTOR.parse().unwrap(), Query::ByLinkAddress)
             .link_address("2001:db8:1::1".parse().unwrap())
             .request_relay_data(false);
         assert_eq!(q.to_bytes(), want);
         let want = kea_request("16_clientid_3");
-        let xid = u32::from_be_bytes([0, want[1], want[2], want[3]]);
+        let x = Xid::from_octets([want[1], want[2], want[3]]);
         let q = LeasequeryBuilder::new(
-            xid,
+            x,
             REQUESTOR.parse().unwrap(),
             Query::ByClientId("00030001020000000003".parse().unwrap()),
         )
@@ -182,8 +187,10 @@ mod tests {
     #[test]
     fn address_and_remote_id_queries_with_oro() {
         let d: Duid = "0003000102".parse().unwrap();
+        // A transaction-id has 24 bits: a wider value is no Xid at all.
+        assert_eq!(Xid::new(0x1234567), None);
         let m = LeasequeryBuilder::new(
-            0x1234567,
+            xid(0x234567),
             d.clone(),
             Query::ByAddress("2001:db8::1".parse().unwrap()),
         )
@@ -201,7 +208,7 @@ mod tests {
         .concat();
         assert_eq!(bytes, want);
         let m = LeasequeryBuilder::new(
-            1,
+            xid(1),
             d,
             Query::ByRemoteId {
                 enterprise: 4491,

@@ -15,6 +15,7 @@
 use super::consts::{MessageType, OptionCode, QueryType, StatusCode};
 use super::duid::check_duid_len;
 use super::error::{DecodeError, ErrorKind, Result};
+use super::ids::Xid;
 use ipnet::Ipv6Net;
 use std::net::Ipv6Addr;
 
@@ -691,7 +692,15 @@ impl<'a> MessageView<'a> {
         if self.is_relay() {
             return 0;
         }
-        u32::from_be_bytes([0, self.buf[1], self.buf[2], self.buf[3]])
+        self.xid().get()
+    }
+
+    /// The transaction-id as an [`Xid`] (0 for a relay message, which has none).
+    pub fn xid(&self) -> Xid {
+        if self.is_relay() {
+            return Xid::default();
+        }
+        Xid::from_octets([self.buf[1], self.buf[2], self.buf[3]])
     }
 
     /// Relay hop-count (0 for a client/server message).
@@ -810,6 +819,7 @@ mod tests {
         let v = MessageView::parse(&m).unwrap();
         assert_eq!(v.msg_type(), MessageType::LeasequeryData);
         assert_eq!(v.transaction_id(), 0xabcdef);
+        assert_eq!(v.xid(), Xid::new(0xabcdef).unwrap());
         assert_eq!(v.hop_count(), 0);
         let mut r = vec![12, 3];
         r.extend_from_slice(&Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1).octets());

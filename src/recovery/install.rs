@@ -122,7 +122,7 @@ impl<T: RouteTable> Installer<T> {
     }
 
     /// The mapper that makes [`Claim`]s for this installer on the
-    /// connection tasks.
+    /// connection tasks (see [`crate::requestor::Fanout::start`]).
     pub fn mapper(&self) -> ClaimMapper {
         ClaimMapper(self.table.planner().clone())
     }

@@ -39,9 +39,11 @@
 
 use crate::proto::binding::{BindingMapper, ClientData, OwnedBindings};
 use crate::proto::{Binding, ClientDataError, DecodeError, Duid, MessageType, MessageView};
-use crate::proto::{OptionView, StatusCode};
+use crate::proto::{OptionView, StatusCode, Xid};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::io;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// BULK_LQ_DATA_TIMEOUT default: 300 s (RFC 5460 s.5.6).
@@ -123,14 +125,77 @@ pub enum ProtocolError {
         limit: usize,
     },
     /// A DATA or DONE whose transaction-id matches no outstanding query (RFC 5460 s.6.3).
-    #[error("{msg_type} with transaction-id 0x{xid:06x} that matches no outstanding query (RFC 5460 6.3)")]
+    #[error(
+        "{msg_type} with transaction-id {xid} that matches no outstanding query (RFC 5460 6.3)"
+    )]
     UnknownXid {
         /// The message type.
         msg_type: MessageType,
         /// Its transaction-id.
-        xid: u32,
+        xid: Xid,
     },
 }
+
+/// An IO error as the outcome types keep it: its kind, the OS error number
+/// when there is one, and its message. (`std::io::Error` itself is neither
+/// `Clone` nor `PartialEq`, which outcomes must be.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoError {
+    kind: io::ErrorKind,
+    raw_os_error: Option<i32>,
+    message: String,
+}
+
+impl IoError {
+    /// An error of `kind` with no OS error number, e.g. a write that
+    /// returned 0 ([`io::ErrorKind::WriteZero`]).
+    pub fn new(kind: io::ErrorKind, message: impl Into<String>) -> Self {
+        IoError {
+            kind,
+            raw_os_error: None,
+            message: message.into(),
+        }
+    }
+
+    /// What kind of error it is.
+    pub fn kind(&self) -> io::ErrorKind {
+        self.kind
+    }
+
+    /// The OS error number (errno), when the error came from the system.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        self.raw_os_error
+    }
+
+    /// The message, as `std::io::Error` displays it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<&io::Error> for IoError {
+    fn from(e: &io::Error) -> Self {
+        IoError {
+            kind: e.kind(),
+            raw_os_error: e.raw_os_error(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<io::Error> for IoError {
+    fn from(e: io::Error) -> Self {
+        IoError::from(&e)
+    }
+}
+
+impl fmt::Display for IoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for IoError {}
 
 /// A failure below the protocol: connecting, writing, reading.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -143,13 +208,36 @@ pub enum TransportError {
     ConnectTimeout,
     /// Connecting failed otherwise.
     #[error("connect failed: {0}")]
-    Connect(String),
+    Connect(IoError),
+    /// The source address to connect from could not be bound.
+    #[error("connect failed: bind {address}: {error}")]
+    Bind {
+        /// The source address.
+        address: IpAddr,
+        /// Why.
+        error: IoError,
+    },
     /// A write stayed blocked for the data timeout (RFC 5460 s.6.2).
     #[error("write blocked for the data timeout (RFC 5460 6.2)")]
     WriteTimeout,
     /// Reading or writing failed.
     #[error("i/o error: {0}")]
-    Io(String),
+    Io(IoError),
+}
+
+/// A query pdrestore refused to send, because of a mistake of its own: a
+/// pdrestore bug, never the server's doing. That query fails; the others
+/// on the connection go on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OurBug {
+    /// Another outstanding query on the connection has this transaction-id
+    /// (RFC 5460 s.6.5: each must be unique).
+    #[error("transaction-id {0} is already outstanding on the connection (RFC 5460 6.5)")]
+    DuplicateXid(Xid),
+    /// The encoded LEASEQUERY does not fit a frame (RFC 5460 s.5.1: 1 to
+    /// 65535 octets).
+    #[error("a LEASEQUERY of {0} octets does not fit a frame (RFC 5460 5.1)")]
+    Unframeable(usize),
 }
 
 /// Why a query that was sent did not complete.
@@ -199,6 +287,8 @@ pub enum Outcome {
     Partial(PartialReason),
     /// The transport failed; the bindings delivered, if any, are a subset.
     TransportFailure(TransportError),
+    /// pdrestore did not send the query: a bug of its own ([`OurBug`]).
+    OurBug(OurBug),
 }
 
 impl Outcome {
@@ -214,7 +304,7 @@ impl Outcome {
     /// `no-bindings`, `status-<name>` (`status-not-allowed`), `closed`,
     /// `data-timeout`, `deadline`, `done-status-<name>`, `protocol-error`,
     /// `aborted`, `connection-refused`, `connect-timeout`, `connect-failed`,
-    /// `write-timeout`, `io-error`.
+    /// `write-timeout`, `io-error`, `pdrestore-bug`.
     pub fn code(&self) -> String {
         fn kebab(s: &ServerStatus) -> String {
             let name = match s.code.name() {
@@ -243,11 +333,12 @@ impl Outcome {
             Outcome::TransportFailure(e) => match e {
                 TransportError::Refused => "connection-refused",
                 TransportError::ConnectTimeout => "connect-timeout",
-                TransportError::Connect(_) => "connect-failed",
+                TransportError::Connect(_) | TransportError::Bind { .. } => "connect-failed",
                 TransportError::WriteTimeout => "write-timeout",
                 TransportError::Io(_) => "io-error",
             }
             .into(),
+            Outcome::OurBug(_) => "pdrestore-bug".into(),
         }
     }
 }
@@ -260,6 +351,7 @@ impl fmt::Display for Outcome {
             Outcome::ServerStatus(s) => write!(f, "status {s}"),
             Outcome::Partial(r) => write!(f, "partial: {r}"),
             Outcome::TransportFailure(e) => write!(f, "transport failure: {e}"),
+            Outcome::OurBug(e) => write!(f, "not sent, a pdrestore bug: {e}"),
         }
     }
 }
@@ -334,7 +426,7 @@ pub enum Event<T = Binding> {
     /// A binding arrived.
     Binding {
         /// Transaction-id of the query.
-        xid: u32,
+        xid: Xid,
         /// When the message holding it was handled.
         at: Instant,
         /// The binding.
@@ -343,14 +435,14 @@ pub enum Event<T = Binding> {
     /// Something was discarded; the query goes on.
     Dropped {
         /// Transaction-id of the message.
-        xid: u32,
+        xid: Xid,
         /// What and why.
         reason: DropReason,
     },
     /// A query ended. No event for its transaction-id follows.
     Finished {
         /// Transaction-id of the query.
-        xid: u32,
+        xid: Xid,
         /// How it ended.
         outcome: Outcome,
         /// Its counters.
@@ -374,7 +466,7 @@ enum State {
 /// never read: the data timeout is run by the caller (see [`ReplyDemux`]).
 #[derive(Debug)]
 pub struct QueryAssembler<M: BindingMapper = OwnedBindings> {
-    xid: u32,
+    xid: Xid,
     requestor: Duid,
     state: State,
     stats: QueryStats,
@@ -416,18 +508,18 @@ fn scan<'a>(msg: &MessageView<'a>) -> Scan<'a> {
 }
 
 impl QueryAssembler {
-    /// A query with transaction-id `xid` (low 24 bits), sent at `now` with
+    /// A query with transaction-id `xid`, sent at `now` with
     /// OPTION_CLIENTID `requestor`, delivering owned [`Binding`]s.
-    pub fn new(xid: u32, requestor: Duid, now: Instant) -> Self {
+    pub fn new(xid: Xid, requestor: Duid, now: Instant) -> Self {
         Self::with_mapper(xid, requestor, now, OwnedBindings)
     }
 }
 
 impl<M: BindingMapper> QueryAssembler<M> {
     /// [`QueryAssembler::new`] delivering bindings as `mapper` makes them.
-    pub fn with_mapper(xid: u32, requestor: Duid, now: Instant, mapper: M) -> Self {
+    pub fn with_mapper(xid: Xid, requestor: Duid, now: Instant, mapper: M) -> Self {
         QueryAssembler {
-            xid: xid & 0x00ff_ffff,
+            xid,
             requestor,
             state: State::AwaitingReply,
             stats: QueryStats {
@@ -462,7 +554,7 @@ impl<M: BindingMapper> QueryAssembler<M> {
     }
 
     /// The transaction-id.
-    pub fn xid(&self) -> u32 {
+    pub fn xid(&self) -> Xid {
         self.xid
     }
 
@@ -567,104 +659,130 @@ impl<M: BindingMapper> QueryAssembler<M> {
         now: Instant,
     ) -> Result<(), ProtocolError> {
         let msg_type = msg.msg_type();
-        if msg.is_relay() || msg.transaction_id() != self.xid {
+        if msg.is_relay() || msg.xid() != self.xid {
             let e = if msg.is_relay() {
                 ProtocolError::UnexpectedMessage(msg_type)
             } else {
                 ProtocolError::UnknownXid {
                     msg_type,
-                    xid: msg.transaction_id(),
+                    xid: msg.xid(),
                 }
             };
             return self.violate(e, now);
         }
         if self.is_finished() {
-            return Err(match msg_type {
-                MessageType::LeasequeryReply => ProtocolError::DuplicateReply,
-                MessageType::LeasequeryData | MessageType::LeasequeryDone => {
-                    ProtocolError::UnknownXid {
-                        msg_type,
-                        xid: self.xid,
-                    }
-                }
-                other => ProtocolError::UnexpectedMessage(other),
-            });
+            return Err(self.after_the_end(msg_type));
         }
         self.stats.messages += 1;
         let s = scan(msg);
-        match (msg_type, &self.state) {
-            (MessageType::LeasequeryReply, State::AwaitingReply) => {
-                let Some(server_id) = s.server_id else {
-                    self.drop_msg(DropReason::ReplyWithoutServerId);
-                    return Ok(());
-                };
-                let Some(client_id) = s.client_id else {
-                    self.drop_msg(DropReason::ReplyWithoutClientId);
-                    return Ok(());
-                };
-                if client_id != self.requestor.as_bytes() {
-                    self.drop_msg(DropReason::ReplyForeignClientId(Duid::from_bytes(
-                        client_id,
-                    )));
-                    return Ok(());
-                }
-                self.stats.replied = Some(now);
-                self.stats.server_id = Some(Duid::from_bytes(server_id));
-                if s.client_link {
-                    return self.violate(ProtocolError::ClientLink, now);
-                }
-                match s.status {
-                    Some((code, text)) if code != StatusCode::Success => {
-                        self.finish(
-                            Outcome::ServerStatus(ServerStatus::from_wire(code, text)),
-                            now,
-                        );
-                    }
-                    _ if s.client_data == 0 => self.finish(Outcome::NoBindings, now),
-                    _ => {
-                        self.state = State::ReceivingData;
-                        if let Err(e) = self.take_bindings(msg, now) {
-                            return self.violate(e, now);
-                        }
-                    }
-                }
-                Ok(())
-            }
-            (MessageType::LeasequeryReply, _) => self.violate(ProtocolError::DuplicateReply, now),
-            (MessageType::LeasequeryData, State::AwaitingReply) => {
+        let awaiting = matches!(self.state, State::AwaitingReply);
+        match msg_type {
+            MessageType::LeasequeryReply if awaiting => self.handle_reply(msg, &s, now),
+            MessageType::LeasequeryReply => self.violate(ProtocolError::DuplicateReply, now),
+            MessageType::LeasequeryData if awaiting => {
                 self.violate(ProtocolError::DataBeforeReply, now)
             }
-            (MessageType::LeasequeryData, _) => {
-                if s.client_link {
-                    return self.violate(ProtocolError::ClientLink, now);
-                }
-                if s.client_data == 0 {
-                    self.drop_msg(DropReason::DataWithoutClientData);
-                } else if let Err(e) = self.take_bindings(msg, now) {
-                    return self.violate(e, now);
-                }
-                Ok(())
-            }
-            (MessageType::LeasequeryDone, State::AwaitingReply) => {
+            MessageType::LeasequeryData => self.handle_data(msg, &s, now),
+            MessageType::LeasequeryDone if awaiting => {
                 self.violate(ProtocolError::DoneBeforeReply, now)
             }
-            (MessageType::LeasequeryDone, _) => {
-                if s.client_link {
-                    return self.violate(ProtocolError::ClientLink, now);
-                }
-                match s.status {
-                    Some((code, text)) if code != StatusCode::Success => self.finish(
-                        Outcome::Partial(PartialReason::DoneStatus(ServerStatus::from_wire(
-                            code, text,
-                        ))),
-                        now,
-                    ),
-                    _ => self.finish(Outcome::Complete, now),
-                }
-                Ok(())
-            }
-            (other, _) => self.violate(ProtocolError::UnexpectedMessage(other), now),
+            MessageType::LeasequeryDone => self.handle_done(&s, now),
+            other => self.violate(ProtocolError::UnexpectedMessage(other), now),
         }
+    }
+
+    /// What a message of `msg_type` for this query is once it has ended: a
+    /// second REPLY, or a DATA or DONE for no outstanding query (RFC 5460 s.6.3).
+    fn after_the_end(&self, msg_type: MessageType) -> ProtocolError {
+        match msg_type {
+            MessageType::LeasequeryReply => ProtocolError::DuplicateReply,
+            MessageType::LeasequeryData | MessageType::LeasequeryDone => {
+                ProtocolError::UnknownXid {
+                    msg_type,
+                    xid: self.xid,
+                }
+            }
+            other => ProtocolError::UnexpectedMessage(other),
+        }
+    }
+
+    /// The LEASEQUERY-REPLY (RFC 5460 s.6.3): discarded without SERVERID or
+    /// without our CLIENTID (RFC 5007 s.4.2.2); else an error status ends
+    /// the query, no CLIENT_DATA means no bindings, and CLIENT_DATA starts
+    /// the stream.
+    fn handle_reply(
+        &mut self,
+        msg: &MessageView<'_>,
+        s: &Scan<'_>,
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
+        let Some(server_id) = s.server_id else {
+            self.drop_msg(DropReason::ReplyWithoutServerId);
+            return Ok(());
+        };
+        let Some(client_id) = s.client_id else {
+            self.drop_msg(DropReason::ReplyWithoutClientId);
+            return Ok(());
+        };
+        if client_id != self.requestor.as_bytes() {
+            let theirs = Duid::from_bytes(client_id);
+            self.drop_msg(DropReason::ReplyForeignClientId(theirs));
+            return Ok(());
+        }
+        self.stats.replied = Some(now);
+        self.stats.server_id = Some(Duid::from_bytes(server_id));
+        if s.client_link {
+            return self.violate(ProtocolError::ClientLink, now);
+        }
+        match s.status {
+            Some((code, text)) if code != StatusCode::Success => {
+                let status = ServerStatus::from_wire(code, text);
+                self.finish(Outcome::ServerStatus(status), now);
+            }
+            _ if s.client_data == 0 => self.finish(Outcome::NoBindings, now),
+            _ => {
+                self.state = State::ReceivingData;
+                if let Err(e) = self.take_bindings(msg, now) {
+                    return self.violate(e, now);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A LEASEQUERY-DATA after the REPLY: its bindings, or discarded without
+    /// CLIENT_DATA (RFC 5460 s.6.3).
+    fn handle_data(
+        &mut self,
+        msg: &MessageView<'_>,
+        s: &Scan<'_>,
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
+        if s.client_link {
+            return self.violate(ProtocolError::ClientLink, now);
+        }
+        if s.client_data == 0 {
+            self.drop_msg(DropReason::DataWithoutClientData);
+        } else if let Err(e) = self.take_bindings(msg, now) {
+            return self.violate(e, now);
+        }
+        Ok(())
+    }
+
+    /// The LEASEQUERY-DONE: complete, or partial when it carries an error
+    /// status after data (RFC 5460 s.5.2.2, s.6.3.1 item 2).
+    fn handle_done(&mut self, s: &Scan<'_>, now: Instant) -> Result<(), ProtocolError> {
+        if s.client_link {
+            return self.violate(ProtocolError::ClientLink, now);
+        }
+        match s.status {
+            Some((code, text)) if code != StatusCode::Success => {
+                let status = ServerStatus::from_wire(code, text);
+                self.finish(Outcome::Partial(PartialReason::DoneStatus(status)), now);
+            }
+            _ => self.finish(Outcome::Complete, now),
+        }
+        Ok(())
     }
 
     /// The connection was closed by the server before this query ended:
@@ -699,8 +817,8 @@ pub enum CloseReason {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StartError {
     /// Another outstanding query has this transaction-id (RFC 5460 s.6.5: each unique).
-    #[error("transaction-id 0x{0:06x} is already outstanding")]
-    DuplicateXid(u32),
+    #[error("transaction-id {0} is already outstanding")]
+    DuplicateXid(Xid),
     /// The connection is closed.
     #[error("the connection is closed")]
     Closed,
@@ -721,7 +839,7 @@ pub struct ReplyDemux<M: BindingMapper = OwnedBindings> {
     mapper: M,
     requestor: Duid,
     data_timeout: Duration,
-    queries: BTreeMap<u32, QueryAssembler<M>>,
+    queries: BTreeMap<Xid, QueryAssembler<M>>,
     last_activity: Option<Instant>,
     events: VecDeque<Event<M::Item>>,
     closed: Option<CloseReason>,
@@ -794,9 +912,8 @@ impl<M: BindingMapper> ReplyDemux<M> {
         &self.requestor
     }
 
-    /// Register a query about to be sent with transaction-id `xid` (low 24 bits).
-    pub fn start_query(&mut self, xid: u32, now: Instant) -> Result<(), StartError> {
-        let xid = xid & 0x00ff_ffff;
+    /// Register a query about to be sent with transaction-id `xid`.
+    pub fn start_query(&mut self, xid: Xid, now: Instant) -> Result<(), StartError> {
         if self.closed.is_some() {
             return Err(StartError::Closed);
         }
@@ -822,8 +939,8 @@ impl<M: BindingMapper> ReplyDemux<M> {
     }
 
     /// True when `xid` is outstanding.
-    pub fn is_outstanding(&self, xid: u32) -> bool {
-        self.queries.contains_key(&(xid & 0x00ff_ffff))
+    pub fn is_outstanding(&self, xid: Xid) -> bool {
+        self.queries.contains_key(&xid)
     }
 
     /// Set once the connection must be closed.
@@ -853,7 +970,7 @@ impl<M: BindingMapper> ReplyDemux<M> {
         });
     }
 
-    fn drain(&mut self, xid: u32) {
+    fn drain(&mut self, xid: Xid) {
         if let Some(q) = self.queries.get_mut(&xid) {
             while let Some(e) = q.poll_event() {
                 self.events.push_back(e);
@@ -870,7 +987,7 @@ impl<M: BindingMapper> ReplyDemux<M> {
             return;
         }
         self.closed = Some(reason);
-        let xids: Vec<u32> = self.queries.keys().copied().collect();
+        let xids: Vec<Xid> = self.queries.keys().copied().collect();
         for xid in xids {
             if let Some(q) = self.queries.get_mut(&xid) {
                 q.fail(outcome.clone(), now);
@@ -889,13 +1006,13 @@ impl<M: BindingMapper> ReplyDemux<M> {
             Err(e) => {
                 // The xid, when the header is there, names the query at fault.
                 let xid = (frame.len() >= 4 && !MessageType::from(frame[0]).is_relay())
-                    .then(|| u32::from_be_bytes([0, frame[1], frame[2], frame[3]]));
+                    .then(|| Xid::from_octets([frame[1], frame[2], frame[3]]));
                 self.protocol_violation(xid, ProtocolError::Malformed(e), now)
             }
         }
     }
 
-    fn protocol_violation(&mut self, xid: Option<u32>, e: ProtocolError, now: Instant) {
+    fn protocol_violation(&mut self, xid: Option<Xid>, e: ProtocolError, now: Instant) {
         if let Some(q) = xid.and_then(|x| self.queries.get_mut(&x)) {
             q.fail(Outcome::Partial(PartialReason::Protocol(e.clone())), now);
             let x = q.xid();
@@ -921,10 +1038,10 @@ impl<M: BindingMapper> ReplyDemux<M> {
                 | MessageType::LeasequeryData
                 | MessageType::LeasequeryDone
         ) {
-            let xid = (!msg.is_relay()).then(|| msg.transaction_id());
+            let xid = (!msg.is_relay()).then(|| msg.xid());
             return self.protocol_violation(xid, ProtocolError::UnexpectedMessage(msg_type), now);
         }
-        let xid = msg.transaction_id();
+        let xid = msg.xid();
         let Some(q) = self.queries.get_mut(&xid) else {
             if msg_type == MessageType::LeasequeryReply {
                 // RFC 5007 4.2.2 spirit: a reply to nothing we asked is discarded.

@@ -1,12 +1,17 @@
 //! State-machine tests on injected time: no sockets, no sleeps.
 
 use super::*;
-use crate::proto::{ClientMessage, DhcpOption, IaAddr, IaPrefix, LeaseKind};
+use crate::proto::{ClientMessage, DhcpOption, IaAddr, IaPrefix, LeaseKind, Xid};
 use std::net::Ipv6Addr;
 
 const US: &str = "000100012a2b2c2d020000009901";
 const SERVER: &str = "0002000009bf0102030405060708";
 const T: Duration = Duration::from_secs(300);
+
+/// A transaction-id from a literal.
+fn x(v: u32) -> Xid {
+    Xid::new(v).unwrap()
+}
 
 fn us() -> Duid {
     US.parse().unwrap()
@@ -86,8 +91,8 @@ fn done(xid: u32) -> Vec<u8> {
 
 fn demux(t0: Instant, xids: &[u32]) -> ReplyDemux {
     let mut d = ReplyDemux::new(us(), T);
-    for &x in xids {
-        d.start_query(x, t0).unwrap();
+    for &v in xids {
+        d.start_query(x(v), t0).unwrap();
     }
     d
 }
@@ -99,7 +104,7 @@ fn events(d: &mut ReplyDemux) -> Vec<Event> {
 fn prefixes(ev: &[Event], want_xid: u32) -> Vec<LeaseKind> {
     ev.iter()
         .filter_map(|e| match e {
-            Event::Binding { xid, binding, .. } if *xid == want_xid => Some(binding.lease),
+            Event::Binding { xid, binding, .. } if *xid == x(want_xid) => Some(binding.lease),
             _ => None,
         })
         .collect()
@@ -107,7 +112,7 @@ fn prefixes(ev: &[Event], want_xid: u32) -> Vec<LeaseKind> {
 
 fn outcome(ev: &[Event], want_xid: u32) -> Option<Outcome> {
     ev.iter().find_map(|e| match e {
-        Event::Finished { xid, outcome, .. } if *xid == want_xid => Some(outcome.clone()),
+        Event::Finished { xid, outcome, .. } if *xid == x(want_xid) => Some(outcome.clone()),
         _ => None,
     })
 }
@@ -137,10 +142,10 @@ fn reply_data_done_is_complete_and_streams_bindings() {
     assert_eq!(prefixes(&ev, 7).len(), 3);
     match ev.last().unwrap() {
         Event::Finished {
-            xid: 7,
+            xid,
             outcome: Outcome::Complete,
             stats,
-        } => {
+        } if *xid == x(7) => {
             assert_eq!(stats.bindings, 4);
             assert_eq!(stats.messages, 4);
             assert_eq!(stats.dropped, 0);
@@ -272,7 +277,10 @@ fn reply_without_server_id_or_with_foreign_client_id_is_discarded() {
         ]
     );
     assert!(prefixes(&ev, 5).is_empty(), "nothing of them is used");
-    assert!(d.is_outstanding(5), "the query still waits for its REPLY");
+    assert!(
+        d.is_outstanding(x(5)),
+        "the query still waits for its REPLY"
+    );
     // The genuine REPLY is then accepted.
     d.handle_frame(&reply(5, vec![cd(1, Some(1))]), t0);
     d.handle_frame(&done(5), t0);
@@ -379,7 +387,7 @@ fn data_or_done_with_unknown_xid_closes_the_connection() {
         let ev = events(&mut d);
         let e = ProtocolError::UnknownXid {
             msg_type: MessageView::parse(&stray).unwrap().msg_type(),
-            xid: 0x99,
+            xid: x(0x99),
         };
         assert_eq!(d.close_reason(), Some(&CloseReason::Protocol(e.clone())));
         assert_eq!(
@@ -395,7 +403,7 @@ fn data_or_done_with_unknown_xid_closes_the_connection() {
         // Later frames are ignored.
         d.handle_frame(&done(1), t0);
         assert!(events(&mut d).is_empty());
-        assert_eq!(d.start_query(3, t0), Err(StartError::Closed));
+        assert_eq!(d.start_query(x(3), t0), Err(StartError::Closed));
     }
 }
 
@@ -411,10 +419,7 @@ fn done_after_a_reply_without_bindings_matches_no_query() {
     assert_eq!(outcome(&ev, 1), Some(Outcome::NoBindings));
     assert!(matches!(
         d.close_reason(),
-        Some(CloseReason::Protocol(ProtocolError::UnknownXid {
-            xid: 1,
-            ..
-        }))
+        Some(CloseReason::Protocol(ProtocolError::UnknownXid { xid, .. })) if *xid == x(1)
     ));
 }
 
@@ -427,7 +432,7 @@ fn reply_with_unknown_xid_is_discarded_without_closing() {
     assert_eq!(drops(&ev), vec![DropReason::ReplyUnknownXid]);
     assert!(prefixes(&ev, 0x42).is_empty());
     assert_eq!(d.close_reason(), None);
-    assert!(d.is_outstanding(1));
+    assert!(d.is_outstanding(x(1)));
 }
 
 #[test]
@@ -498,7 +503,7 @@ fn data_timeout_runs_on_injected_time() {
     let s = Duration::from_secs;
     let mut d = ReplyDemux::new(us(), s(10));
     assert_eq!(d.poll_timeout(), None);
-    d.start_query(1, t0).unwrap();
+    d.start_query(x(1), t0).unwrap();
     assert_eq!(d.poll_timeout(), Some(t0 + s(10)));
     d.handle_frame(&reply(1, vec![cd(0, Some(1))]), t0 + s(4));
     assert_eq!(d.poll_timeout(), Some(t0 + s(14)), "each message rearms it");
@@ -673,20 +678,16 @@ fn transport_error_ends_every_query() {
 fn xids_are_unique_per_connection() {
     let t0 = Instant::now();
     let mut d = demux(t0, &[1]);
-    assert_eq!(d.start_query(1, t0), Err(StartError::DuplicateXid(1)));
-    assert_eq!(
-        d.start_query(0x0100_0001, t0),
-        Err(StartError::DuplicateXid(1)),
-        "24 bits on the wire"
-    );
+    assert_eq!(d.start_query(x(1), t0), Err(StartError::DuplicateXid(x(1))));
+    assert_eq!(Xid::new(0x0100_0001), None, "24 bits on the wire");
     d.handle_frame(&reply(1, vec![]), t0);
-    assert!(d.start_query(1, t0).is_ok(), "free again once ended");
+    assert!(d.start_query(x(1), t0).is_ok(), "free again once ended");
 }
 
 #[test]
 fn query_assembler_alone() {
     let t0 = Instant::now();
-    let mut q = QueryAssembler::new(8, us(), t0);
+    let mut q = QueryAssembler::new(x(8), us(), t0);
     let r = reply(8, vec![cd_two(1)]);
     q.handle_message(&MessageView::parse_validated(&r).unwrap(), t0)
         .unwrap();
@@ -697,12 +698,12 @@ fn query_assembler_alone() {
         .unwrap();
     assert_eq!(q.outcome(), Some(&Outcome::Complete));
     // After the end, a DATA for it matches no outstanding query.
-    let x = data(8, vec![cd(2, Some(1))]);
+    let late = data(8, vec![cd(2, Some(1))]);
     assert_eq!(
-        q.handle_message(&MessageView::parse_validated(&x).unwrap(), t0),
+        q.handle_message(&MessageView::parse_validated(&late).unwrap(), t0),
         Err(ProtocolError::UnknownXid {
             msg_type: MessageType::LeasequeryData,
-            xid: 8
+            xid: x(8)
         })
     );
     q.handle_close(t0);
@@ -732,7 +733,7 @@ fn kea_pipelined_capture_through_the_demux() {
     let mut d = demux(t0, &[]);
     for f in FrameIter::new(&req) {
         let m = MessageView::parse(f.unwrap().message).unwrap();
-        d.start_query(m.transaction_id(), t0).unwrap();
+        d.start_query(m.xid(), t0).unwrap();
     }
     assert_eq!(d.outstanding(), 2);
     for f in FrameIter::new(&resp) {
@@ -807,7 +808,7 @@ fn read_timer_restarts_when_the_queries_are_sent() {
     let t0 = Instant::now();
     let s = Duration::from_secs;
     let mut d = ReplyDemux::new(us(), s(10));
-    d.start_query(1, t0).unwrap();
+    d.start_query(x(1), t0).unwrap();
     d.handle_sent(t0 + s(7));
     assert_eq!(d.poll_timeout(), Some(t0 + s(17)));
     d.handle_timeout(t0 + s(12));

@@ -17,12 +17,12 @@
 //! ```no_run
 //! # async fn f() {
 //! use pdrestore::requestor::fanout::{Fanout, FanoutConfig, QuerySpec, ServerConfig, Update};
-//! use pdrestore::proto::Query;
+//! use pdrestore::proto::{OwnedBindings, Query};
 //! let requestor = "000100012a2b2c2d020000009901".parse().unwrap();
 //! let relay = "000200000009010203040506".parse().unwrap();
 //! let mut cfg = FanoutConfig::new(requestor, vec![QuerySpec::new(Query::ByRelayId(relay))]);
 //! cfg.servers.push(ServerConfig::new("[2001:db8::547]:547".parse().unwrap()));
-//! let mut fanout = Fanout::spawn(cfg);
+//! let mut fanout = Fanout::start(cfg, OwnedBindings);
 //! while let Some(update) = fanout.recv().await {
 //!     match update {
 //!         Update::Bindings(v) => for d in v { println!("{} from {}", d.binding.lease, d.server) },
@@ -33,12 +33,11 @@
 //! ```
 
 use super::assembly::{Outcome, QueryStats};
-use super::connection::{
-    self, Attempt, ConnectionConfig, Delivery, PlannedQuery, DHCPV6_SERVER_PORT,
-};
+use super::connection::{self, DHCPV6_SERVER_PORT};
+use super::core::{Attempt, ConnectionConfig, ConnectionReport, Delivery, PlannedQuery};
 use super::retry::{Disposition, RetryPolicy};
-use crate::proto::{BindingMapper, OwnedBindings};
-use crate::proto::{Duid, LeasequeryBuilder, Query};
+use crate::proto::BindingMapper;
+use crate::proto::{Duid, LeasequeryBuilder, Query, ServerIndex, Xid};
 use std::collections::HashSet;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -76,7 +75,7 @@ impl QuerySpec {
     }
 
     /// The LEASEQUERY for transaction-id `xid`.
-    pub fn encode(&self, xid: u32, requestor: &Duid) -> Vec<u8> {
+    pub fn encode(&self, xid: Xid, requestor: &Duid) -> Vec<u8> {
         LeasequeryBuilder::new(xid, requestor.clone(), self.query.clone())
             .link_address(self.link_address)
             .request_relay_data(self.request_relay_data)
@@ -141,39 +140,6 @@ impl FanoutConfig {
     }
 }
 
-impl FanoutConfig {
-    /// The fan-out the configuration file asks for: its servers, data
-    /// timeout, queries in flight, retries and limits. `requestor` is the
-    /// configured `requestor_duid`, or the relay DUID when none is set.
-    pub fn from_config(
-        config: &crate::config::Config,
-        requestor: Duid,
-        queries: Vec<QuerySpec>,
-    ) -> Self {
-        let mut cfg = FanoutConfig::new(requestor, queries);
-        cfg.servers = config
-            .servers
-            .iter()
-            .map(|s| ServerConfig {
-                addr: s.socket_addr(),
-                source: s.source,
-            })
-            .collect();
-        cfg.connection.data_timeout = config.data_timeout;
-        cfg.connection.connect_timeout = config.connect_timeout;
-        cfg.connection.max_in_flight = config.max_in_flight as usize;
-        cfg.connection.limits = config.limits;
-        cfg.retry = RetryPolicy {
-            attempts: config.retries.saturating_add(1),
-            initial_delay: config.retry_initial_delay,
-            max_delay: config.retry_max_delay,
-            startup_patience: config.startup_deadline,
-            ..RetryPolicy::default()
-        };
-        cfg
-    }
-}
-
 /// How one query fared on one server, after its last try.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryReport {
@@ -197,7 +163,7 @@ pub struct ServerReport {
     /// The server.
     pub server: SocketAddr,
     /// Its position in the configuration.
-    pub server_index: usize,
+    pub server_index: ServerIndex,
     /// Its DUID, from OPTION_SERVERID.
     pub server_id: Option<Duid>,
     /// One report per query, in query order.
@@ -288,22 +254,26 @@ pub struct Fanout<T = crate::proto::Binding> {
     tasks: Vec<JoinHandle<()>>,
 }
 
-impl Fanout {
-    /// Start one task per server on the current tokio runtime.
-    pub fn spawn(cfg: FanoutConfig) -> Fanout {
-        Fanout::spawn_with(cfg, OwnedBindings)
-    }
-}
-
 impl<T: Send + 'static> Fanout<T> {
-    /// [`Fanout::spawn`], each connection making bindings with a clone of `mapper`.
-    pub fn spawn_with<M: BindingMapper<Item = T>>(cfg: FanoutConfig, mapper: M) -> Fanout<T> {
+    /// Start one task per server on the current tokio runtime, each
+    /// connection making bindings with a clone of `mapper` (pass
+    /// [`crate::proto::OwnedBindings`] for owned [`crate::proto::Binding`]s).
+    ///
+    /// # Panics
+    /// If `cfg.servers` holds more than [`ServerIndex::LIMIT`] servers (the
+    /// configuration file and `pdrestore query` refuse more).
+    pub fn start<M: BindingMapper<Item = T>>(cfg: FanoutConfig, mapper: M) -> Fanout<T> {
+        assert!(
+            cfg.servers.len() <= ServerIndex::LIMIT,
+            "at most {} servers",
+            ServerIndex::LIMIT
+        );
         let (tx, rx) = mpsc::channel(cfg.channel_capacity.max(1));
         let tasks = cfg
             .servers
             .iter()
-            .enumerate()
-            .map(|(index, server)| {
+            .zip((0..ServerIndex::LIMIT).filter_map(ServerIndex::new))
+            .map(|(server, index)| {
                 let tx = tx.clone();
                 let server = server.clone();
                 let mut conn = cfg.connection.clone();
@@ -315,7 +285,7 @@ impl<T: Send + 'static> Fanout<T> {
                 let mapper = mapper.clone();
                 tokio::spawn(async move {
                     let report =
-                        query_server_with(server.addr, index, &conn, &queries, &retry, &tx, mapper)
+                        query_one_server(server.addr, index, &conn, &queries, &retry, &tx, mapper)
                             .await;
                     let _ = tx.send(Update::ServerDone(report)).await;
                 })
@@ -353,42 +323,59 @@ impl<T> Drop for Fanout<T> {
 }
 
 /// Run `queries` on one server (at `server_index` in the configuration)
-/// with retries; bindings go to `tx` as they arrive. This is the body of
-/// each fan-out task.
-pub async fn query_server<T: From<Vec<Delivery>>>(
+/// with retries, each try on a new connection with new transaction-ids;
+/// bindings, made by `mapper`, go to `tx` as they arrive. This is the body
+/// of each fan-out task.
+pub async fn query_one_server<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
     server: SocketAddr,
-    server_index: usize,
-    conn: &ConnectionConfig,
-    queries: &[QuerySpec],
-    retry: &RetryPolicy,
-    tx: &mpsc::Sender<T>,
-) -> ServerReport {
-    query_server_with(
-        server,
-        server_index,
-        conn,
-        queries,
-        retry,
-        tx,
-        OwnedBindings,
-    )
-    .await
-}
-
-/// [`query_server`], delivering bindings as `mapper` makes them.
-pub async fn query_server_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
-    server: SocketAddr,
-    server_index: usize,
+    server_index: ServerIndex,
     conn: &ConnectionConfig,
     queries: &[QuerySpec],
     retry: &RetryPolicy,
     tx: &mpsc::Sender<T>,
     mapper: M,
 ) -> ServerReport {
-    let started = Instant::now();
-    let deadline = conn.server_deadline.map(|d| started + d);
-    let mut reports: Vec<QueryReport> = (0..queries.len())
-        .map(|index| QueryReport {
+    let mut tries = Tries::new(queries.len(), Instant::now());
+    let deadline = conn.server_deadline.map(|d| tries.started + d);
+    while !tries.todo.is_empty() {
+        if tries.connections > 0 {
+            let backoff = tries.backoff(retry);
+            if deadline.is_some_and(|d| Instant::now() + backoff >= d) {
+                break; // No time for another try: the last outcomes stand.
+            }
+            tokio::time::sleep(backoff).await;
+        }
+        let attempt = tries.next_attempt(server_index, conn, deadline);
+        let planned = tries.plan(queries, &conn.requestor);
+        let report =
+            connection::connect_and_query(server, conn, planned, attempt, tx, mapper.clone()).await;
+        tries.record(report, retry);
+    }
+    tries.into_report(server, server_index)
+}
+
+/// What the tries on one server have come to so far.
+struct Tries {
+    started: Instant,
+    /// One per query, in query order.
+    reports: Vec<QueryReport>,
+    /// The queries for the next try, ascending.
+    todo: Vec<usize>,
+    /// Tries that count against the policy's attempts, per query.
+    counted: Vec<u32>,
+    /// Every transaction-id used with the server: a late reply to an
+    /// earlier try never matches a new query.
+    used_xids: HashSet<Xid>,
+    server_id: Option<Duid>,
+    connections: u32,
+    /// Least wait before the next try, besides the backoff (QueryTerminated
+    /// asks for one, RFC 5460 s.5.5).
+    wait: Duration,
+}
+
+impl Tries {
+    fn new(queries: usize, started: Instant) -> Self {
+        let report = |index| QueryReport {
             index,
             outcome: Outcome::Partial(super::PartialReason::Closed),
             disposition: Disposition::Retry {
@@ -397,113 +384,122 @@ pub async fn query_server_with<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>
             attempts: 0,
             bindings: 0,
             stats: None,
-        })
-        .collect();
-    let mut todo: Vec<usize> = (0..queries.len()).collect();
-    let mut server_id = None;
-    let mut connections = 0u32;
-    let mut used_xids: HashSet<u32> = HashSet::new();
-    let mut wait = Duration::ZERO;
-    // Tries that count against the policy's attempts, per query.
-    let mut counted: Vec<u32> = vec![0; queries.len()];
-    while !todo.is_empty() {
-        if connections > 0 {
-            let backoff = retry.delay(connections, fastrand::f64()).max(wait);
-            if deadline.is_some_and(|d| Instant::now() + backoff >= d) {
-                break; // No time for another try: the last outcomes stand.
-            }
-            tokio::time::sleep(backoff).await;
+        };
+        Tries {
+            started,
+            reports: (0..queries).map(report).collect(),
+            todo: (0..queries).collect(),
+            counted: vec![0; queries],
+            used_xids: HashSet::new(),
+            server_id: None,
+            connections: 0,
+            wait: Duration::ZERO,
         }
-        connections += 1;
-        let attempt = connections;
+    }
+
+    /// The wait before the next try: exponential backoff with jitter, at
+    /// least what the last outcomes asked for.
+    fn backoff(&self, retry: &RetryPolicy) -> Duration {
+        retry
+            .delay(self.connections, fastrand::f64())
+            .max(self.wait)
+    }
+
+    /// The next try, with what is left of the server's binding budget
+    /// ([`super::Limits::max_bindings_per_server`]).
+    fn next_attempt(
+        &mut self,
+        server_index: ServerIndex,
+        conn: &ConnectionConfig,
+        deadline: Option<Instant>,
+    ) -> Attempt {
+        self.connections += 1;
+        let delivered: u64 = self.reports.iter().map(|q| q.bindings).sum();
+        Attempt {
+            server_index,
+            number: self.connections,
+            budget: conn
+                .limits
+                .max_bindings_per_server
+                .saturating_sub(delivered),
+            deadline,
+        }
+    }
+
+    /// The queries still to do, each with a transaction-id never used
+    /// with this server.
+    fn plan(&mut self, queries: &[QuerySpec], requestor: &Duid) -> Vec<PlannedQuery> {
+        let todo = std::mem::take(&mut self.todo);
         let planned = todo
             .iter()
             .map(|&index| {
-                let xid = loop {
-                    let x = fastrand::u32(1..=0x00ff_ffff);
-                    if used_xids.insert(x) {
-                        break x;
-                    }
-                };
+                let xid = self.fresh_xid();
                 PlannedQuery {
                     index,
                     xid,
-                    message: queries[index].encode(xid, &conn.requestor),
+                    message: queries[index].encode(xid, requestor),
                 }
             })
             .collect();
-        let delivered: u64 = reports.iter().map(|q| q.bindings).sum();
-        let budget = conn
-            .limits
-            .max_bindings_per_server
-            .saturating_sub(delivered);
-        let attempt = Attempt {
-            server_index,
-            number: attempt,
-            budget,
-            deadline,
-        };
-        let report = connection::run_with(server, conn, planned, attempt, tx, mapper.clone()).await;
-        if server_id.is_none() {
-            server_id = report.server_id;
+        self.todo = todo;
+        planned
+    }
+
+    fn fresh_xid(&mut self) -> Xid {
+        loop {
+            let x = Xid::new(fastrand::u32(1..=Xid::MAX));
+            if let Some(x) = x.filter(|&x| self.used_xids.insert(x)) {
+                return x;
+            }
+        }
+    }
+
+    /// Take a try's results: each query's outcome and how the policy judges
+    /// it; the queries to retry are the next try's.
+    fn record(&mut self, report: ConnectionReport, retry: &RetryPolicy) {
+        if self.server_id.is_none() {
+            self.server_id = report.server_id;
         }
         let mut next = Vec::new();
-        wait = Duration::ZERO;
+        self.wait = Duration::ZERO;
         for r in report.results {
-            let Some(q) = reports.get_mut(r.index) else {
+            let Some(q) = self.reports.get_mut(r.index) else {
                 continue;
             };
             q.attempts += 1;
-            if !retry.within_patience(&r.outcome, started.elapsed()) {
-                counted[r.index] += 1;
+            if !retry.within_patience(&r.outcome, self.started.elapsed()) {
+                self.counted[r.index] += 1;
             }
             q.bindings += r.stats.as_ref().map_or(0, |s| s.bindings);
             q.disposition = retry.classify(&r.outcome);
             q.outcome = r.outcome;
             q.stats = r.stats;
             if let Disposition::Retry { min_delay } = q.disposition {
-                if retry.may_retry(counted[r.index]) {
+                if retry.may_retry(self.counted[r.index]) {
                     next.push(r.index);
-                    wait = wait.max(min_delay);
+                    self.wait = self.wait.max(min_delay);
                 }
             }
         }
         next.sort_unstable();
-        todo = next;
+        self.todo = next;
     }
-    ServerReport {
-        server,
-        server_index,
-        server_id,
-        queries: reports,
-        connections,
-        duration: started.elapsed(),
+
+    fn into_report(self, server: SocketAddr, server_index: ServerIndex) -> ServerReport {
+        ServerReport {
+            server,
+            server_index,
+            server_id: self.server_id,
+            queries: self.reports,
+            connections: self.connections,
+            duration: self.started.elapsed(),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn from_the_configuration_file() {
-        let text = format!(
-            "{}\n{}",
-            "data_timeout = \"30s\"\nretries = 2\nmax_in_flight = 4\n[[server]]\naddress = \"::1\"\n[[server]]\naddress = \"127.0.0.1\"\nport = 5547\nsource = \"127.0.0.2\"",
-            "[routes]\nallowed_prefixes = [\"2001:db8::/32\"]\n[limits]\nmax_bindings_per_query = 7\n"
-        );
-        let config = crate::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
-        let q = vec![QuerySpec::new(Query::ByLinkAddress)];
-        let cfg = FanoutConfig::from_config(&config, Duid::from_bytes(vec![0, 3, 0, 1, 1]), q);
-        assert_eq!(cfg.servers.len(), 2);
-        assert_eq!(cfg.servers[0].addr, "[::1]:547".parse().unwrap());
-        assert_eq!(cfg.servers[1].source, Some("127.0.0.2".parse().unwrap()));
-        assert_eq!(cfg.connection.data_timeout, Duration::from_secs(30));
-        assert_eq!(cfg.connection.max_in_flight, 4);
-        assert_eq!(cfg.connection.limits.max_bindings_per_query, 7);
-        assert_eq!(cfg.connection.limits.max_relay_depth, 32);
-        assert_eq!(cfg.retry.attempts, 3);
-    }
 
     #[test]
     fn server_addresses() {

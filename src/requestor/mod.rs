@@ -2,21 +2,30 @@
 //! RFC 5007 s.4.2-4.3).
 //!
 //! - [`assembly`]: the sans-IO reply assembly, per query and per connection.
+//! - [`core`]: the sans-IO core of one connection: window, timeouts, bounds,
+//!   bursts, results.
 //! - [`retry`]: the retry policy (exponential backoff with jitter), pure.
-//! - [`connection`]: one TCP connection on tokio, several queries in flight.
+//! - [`connection`]: the tokio shell of one TCP connection around [`core`].
 //! - [`fanout`]: every server at once, bindings streamed as they arrive.
-//! - [`cli`]: `pdrestore query`.
+//!
+//! `pdrestore query` (in [`crate::cli::query`]) and `pdrestore recover`
+//! (in [`crate::agent`]) run it; the requestor itself knows nothing of the
+//! configuration file.
 
 pub mod assembly;
-pub mod cli;
 pub mod connection;
+pub mod core;
 pub mod fanout;
 pub mod retry;
 
 pub use assembly::{
-    CloseReason, DropReason, Event, Outcome, PartialReason, ProtocolError, QueryAssembler,
-    QueryStats, ReplyDemux, ServerStatus, StartError, TransportError, BULK_LQ_DATA_TIMEOUT,
+    CloseReason, DropReason, Event, IoError, OurBug, Outcome, PartialReason, ProtocolError,
+    QueryAssembler, QueryStats, ReplyDemux, ServerStatus, StartError, TransportError,
+    BULK_LQ_DATA_TIMEOUT,
 };
-pub use connection::{Attempt, ConnectionConfig, Delivery, Limits};
+pub use core::{
+    Attempt, ConnectionConfig, ConnectionCore, ConnectionEvent, ConnectionReport, Delivery, Limits,
+    PlannedQuery, QueryResult, Severity,
+};
 pub use fanout::{Fanout, FanoutConfig, QuerySpec, ServerConfig, ServerReport, Update};
 pub use retry::{Disposition, RetryPolicy};

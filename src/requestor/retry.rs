@@ -26,7 +26,8 @@ pub enum Disposition {
     },
     /// The server's answer is final for this query.
     Final,
-    /// The server says our query is malformed (MalformedQuery): a bug in
+    /// The server says our query is malformed (MalformedQuery), or
+    /// pdrestore refused to send it ([`Outcome::OurBug`]): a bug in
     /// pdrestore, not in the server. Final.
     OurBug,
 }
@@ -102,6 +103,8 @@ impl RetryPolicy {
                 Disposition::Final
             }
             Outcome::Partial(_) | Outcome::TransportFailure(_) => retry,
+            // Sending it again would make the same mistake.
+            Outcome::OurBug(_) => Disposition::OurBug,
         }
     }
 
@@ -128,6 +131,7 @@ impl RetryPolicy {
                 super::TransportError::Refused
                     | super::TransportError::ConnectTimeout
                     | super::TransportError::Connect(_)
+                    | super::TransportError::Bind { .. }
             )
         )
     }
@@ -257,7 +261,7 @@ mod tests {
         let refused = Outcome::TransportFailure(super::super::TransportError::Refused);
         let timeout = Outcome::TransportFailure(super::super::TransportError::ConnectTimeout);
         let unreachable = Outcome::TransportFailure(super::super::TransportError::Connect(
-            "Network is unreachable".into(),
+            super::super::IoError::new(std::io::ErrorKind::Other, "Network is unreachable"),
         ));
         let data = Outcome::Partial(PartialReason::DataTimeout);
         for o in [&refused, &timeout, &unreachable] {

@@ -3,10 +3,10 @@
 
 use super::encode::{self, ClientDataSpec, ReplyHead};
 use super::faults::QueryFaults;
-use super::query::{Outcome, Request, Selection};
+use super::query::{Outcome, Request, Selection, Violation};
 use super::store::{unix_now, BindingStore};
 use super::ServerConfig;
-use crate::proto::StatusCode;
+use crate::proto::{StatusCode, Xid};
 use crate::transport::FrameCodec;
 use bytes::BytesMut;
 use futures::StreamExt;
@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
@@ -44,7 +44,7 @@ struct Shared {
 
 /// How a query task ended.
 struct QueryEnd {
-    xid: u32,
+    xid: Xid,
     bindings: u64,
 }
 
@@ -65,95 +65,21 @@ pub(crate) async fn run(
         config: config.clone(),
         writer: Mutex::new(write),
         close: CancellationToken::new(),
-        shutdown: shutdown.clone(),
+        shutdown,
         peer_gone: CancellationToken::new(),
         peer,
         index,
     });
-    let mut reader = FramedRead::new(read, FrameCodec::new());
-    let mut queries: JoinSet<QueryEnd> = JoinSet::new();
-    let mut in_flight: HashSet<u32> = HashSet::new();
-    let max_parallel = config.max_parallel_queries.max(1);
-    let timeout = config.data_timeout;
-    let mut idle_deadline = tokio::time::Instant::now() + timeout;
-    let mut eof = false;
-    let mut n_queries = 0u64;
-    let mut n_bindings = 0u64;
-    let reason: String = loop {
-        tokio::select! {
-            biased;
-            _ = shared.close.cancelled() => break "closed by server".into(),
-            _ = shutdown.cancelled() => break "server shutting down".into(),
-            Some(done) = queries.join_next(), if !queries.is_empty() => {
-                if let Ok(end) = done {
-                    in_flight.remove(&end.xid);
-                    n_bindings += end.bindings;
-                }
-                if queries.is_empty() {
-                    if eof {
-                        break "requestor closed".into();
-                    }
-                    idle_deadline = tokio::time::Instant::now() + timeout;
-                }
-            }
-            frame = reader.next(), if !eof && queries.len() < max_parallel => {
-                let frame = match frame {
-                    None => {
-                        eof = true;
-                        shared.peer_gone.cancel();
-                        if queries.is_empty() {
-                            break "requestor closed".into();
-                        }
-                        continue;
-                    }
-                    Some(Err(e)) => break format!("framing error: {e}"),
-                    Some(Ok(f)) => f,
-                };
-                idle_deadline = tokio::time::Instant::now() + timeout;
-                let req = match Request::parse(&frame, &shared.store, &shared.config) {
-                    Ok(r) => r,
-                    Err(v) => break format!("protocol violation: {}", v.0),
-                };
-                if let Outcome::Discard(why) = req.outcome {
-                    tracing::warn!(peer = %peer, xid = format_args!("{:#08x}", req.xid), "query discarded: {why}");
-                    continue;
-                }
-                // A query reusing the xid of one in flight is dropped (as Kea
-                // does): a reply could not be told apart from the running one's.
-                if !in_flight.insert(req.xid) {
-                    tracing::warn!(peer = %peer, xid = format_args!("{:#08x}", req.xid), "query refused: xid already in flight");
-                    continue;
-                }
-                n_queries += 1;
-                queries.spawn(answer(shared.clone(), req));
-            }
-            _ = tokio::time::sleep_until(idle_deadline), if queries.is_empty() => {
-                break format!("idle for {}", humantime::format_duration(timeout));
-            }
-        }
+    let mut conn = Conn {
+        shared: shared.clone(),
+        queries: JoinSet::new(),
+        in_flight: HashSet::new(),
+        eof: false,
+        n_queries: 0,
+        n_bindings: 0,
     };
-    if shutdown.is_cancelled() && !shared.close.is_cancelled() {
-        // Let every query in flight send its QueryTerminated (RFC 5460 s.5.5, s.7.4).
-        let grace = tokio::time::sleep(timeout.min(SHUTDOWN_GRACE));
-        tokio::pin!(grace);
-        loop {
-            tokio::select! {
-                r = queries.join_next() => match r {
-                    Some(Ok(end)) => n_bindings += end.bindings,
-                    Some(Err(_)) => {}
-                    None => break,
-                },
-                _ = &mut grace => break,
-                _ = shared.close.cancelled() => break,
-            }
-        }
-    }
-    queries.abort_all();
-    while let Some(r) = queries.join_next().await {
-        if let Ok(end) = r {
-            n_bindings += end.bindings;
-        }
-    }
+    let reason = conn.serve(FramedRead::new(read, FrameCodec::new())).await;
+    conn.wind_down().await;
     if !shared.close.is_cancelled() {
         let mut w = shared.writer.lock().await;
         let _ = tokio::time::timeout(Duration::from_secs(1), w.shutdown()).await;
@@ -161,11 +87,124 @@ pub(crate) async fn run(
     tracing::info!(
         peer = %peer,
         conn = index,
-        queries = n_queries,
-        bindings = n_bindings,
+        queries = conn.n_queries,
+        bindings = conn.n_bindings,
         duration_ms = started.elapsed().as_millis() as u64,
         "connection closed: {reason}"
     );
+}
+
+/// One connection's queries in flight and counters.
+struct Conn {
+    shared: Arc<Shared>,
+    queries: JoinSet<QueryEnd>,
+    /// Transaction-ids of the queries in flight.
+    in_flight: HashSet<Xid>,
+    /// The requestor closed its end.
+    eof: bool,
+    n_queries: u64,
+    n_bindings: u64,
+}
+
+impl Conn {
+    /// Read queries and run them, at most `max_parallel_queries` at once
+    /// (RFC 5460 s.7.3), until the connection must close; returns why.
+    async fn serve(&mut self, mut reader: FramedRead<OwnedReadHalf, FrameCodec>) -> String {
+        let shared = self.shared.clone();
+        let max_parallel = shared.config.max_parallel_queries.max(1);
+        let timeout = shared.config.data_timeout;
+        let mut idle_deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            tokio::select! {
+                biased;
+                _ = shared.close.cancelled() => return "closed by server".into(),
+                _ = shared.shutdown.cancelled() => return "server shutting down".into(),
+                Some(done) = self.queries.join_next(), if !self.queries.is_empty() => {
+                    if let Ok(end) = done {
+                        self.in_flight.remove(&end.xid);
+                        self.n_bindings += end.bindings;
+                    }
+                    if self.queries.is_empty() {
+                        if self.eof {
+                            return "requestor closed".into();
+                        }
+                        idle_deadline = tokio::time::Instant::now() + timeout;
+                    }
+                }
+                frame = reader.next(), if !self.eof && self.queries.len() < max_parallel => {
+                    let frame = match frame {
+                        None => {
+                            self.eof = true;
+                            shared.peer_gone.cancel();
+                            if self.queries.is_empty() {
+                                return "requestor closed".into();
+                            }
+                            continue;
+                        }
+                        Some(Err(e)) => return format!("framing error: {e}"),
+                        Some(Ok(f)) => f,
+                    };
+                    // Idle (RFC 5460 s.7.1) counts from the last query read.
+                    idle_deadline = tokio::time::Instant::now() + timeout;
+                    if let Err(v) = self.start_query(&frame) {
+                        return format!("protocol violation: {}", v.0);
+                    }
+                }
+                _ = tokio::time::sleep_until(idle_deadline), if self.queries.is_empty() => {
+                    return format!("idle for {}", humantime::format_duration(timeout));
+                }
+            }
+        }
+    }
+
+    /// Read one query and start answering it, unless it is discarded or
+    /// reuses the transaction-id of one in flight.
+    fn start_query(&mut self, frame: &[u8]) -> Result<(), Violation> {
+        let sh = &self.shared;
+        let req = Request::decode(frame)?;
+        let xid = req.xid.get();
+        let outcome = req.lookup(&sh.store, &sh.config);
+        if let Outcome::Discard(why) = outcome {
+            tracing::warn!(peer = %sh.peer, xid = format_args!("{xid:#08x}"), "query discarded: {why}");
+            return Ok(());
+        }
+        // A query reusing the xid of one in flight is dropped (as Kea
+        // does): a reply could not be told apart from the running one's.
+        if !self.in_flight.insert(req.xid) {
+            tracing::warn!(peer = %sh.peer, xid = format_args!("{xid:#08x}"), "query refused: xid already in flight");
+            return Ok(());
+        }
+        self.n_queries += 1;
+        self.queries.spawn(answer(sh.clone(), req, outcome));
+        Ok(())
+    }
+
+    /// End the queries in flight: on server shutdown, each may first send
+    /// its QueryTerminated (RFC 5460 s.5.5, s.7.4), within a grace period.
+    async fn wind_down(&mut self) {
+        let sh = self.shared.clone();
+        if sh.shutdown.is_cancelled() && !sh.close.is_cancelled() {
+            let grace = tokio::time::sleep(sh.config.data_timeout.min(SHUTDOWN_GRACE));
+            tokio::pin!(grace);
+            loop {
+                tokio::select! {
+                    r = self.queries.join_next() => match r {
+                        Some(Ok(end)) => self.n_bindings += end.bindings,
+                        Some(Err(_)) => {}
+                        None => break,
+                    },
+                    _ = &mut grace => break,
+                    _ = sh.close.cancelled() => break,
+                }
+            }
+        }
+        self.queries.abort_all();
+        while let Some(r) = self.queries.join_next().await {
+            if let Ok(end) = r {
+                self.n_bindings += end.bindings;
+            }
+        }
+    }
 }
 
 /// Why streaming stopped early.
@@ -181,12 +220,17 @@ struct Stream<'a> {
     shared: &'a Shared,
     buf: BytesMut,
     batch: usize,
-    xid: u32,
+    xid: Xid,
     /// The requestor's CLIENTID, echoed in a REPLY.
     client_id: Option<&'a [u8]>,
     /// Messages sent (queued) so far.
     sent: u64,
     faults: QueryFaults,
+    /// The Unix time CLT_TIME and lifetimes are encoded at: read when the
+    /// stream starts, then at each flush and every 1024 client data.
+    now: u64,
+    /// Client data encoded since `now` was read.
+    since_clock: u32,
 }
 
 impl Stream<'_> {
@@ -304,7 +348,7 @@ impl Stream<'_> {
 }
 
 /// Answer one query; returns how many bindings went out.
-async fn answer(shared: Arc<Shared>, req: Request) -> QueryEnd {
+async fn answer(shared: Arc<Shared>, req: Request, outcome: Outcome) -> QueryEnd {
     let started = Instant::now();
     let faults =
         QueryFaults::for_query(&shared.config.faults, shared.index, req.xid, req.query_type);
@@ -320,9 +364,11 @@ async fn answer(shared: Arc<Shared>, req: Request) -> QueryEnd {
         client_id: req.client_id.as_deref(),
         sent: 0,
         faults,
+        now: 0,
+        since_clock: 0,
     };
     let mut bindings = 0u64;
-    let result = stream_reply(&mut s, &req, &mut bindings).await;
+    let result = stream_reply(&mut s, &req, &outcome, &mut bindings).await;
     let status = match &result {
         Ok(st) => st.to_string(),
         Err(Stop::Shutdown) => {
@@ -336,7 +382,7 @@ async fn answer(shared: Arc<Shared>, req: Request) -> QueryEnd {
         peer = %shared.peer,
         conn = shared.index,
         requestor = %req.client_id.as_deref().map(crate::proto::duid::hex).unwrap_or_default(),
-        xid = format_args!("{:#08x}", req.xid),
+        xid = format_args!("{:#08x}", req.xid.get()),
         query = %req.query_type,
         status = %status,
         bindings,
@@ -350,25 +396,26 @@ async fn answer(shared: Arc<Shared>, req: Request) -> QueryEnd {
     }
 }
 
-/// The whole reply stream; returns the status it ended with.
+/// The whole reply stream; returns the status it ended with: an error
+/// status in the REPLY, a REPLY without bindings, or REPLY, DATA* and DONE
+/// (RFC 5460 s.7.2), with the faults of the query injected.
 async fn stream_reply(
     s: &mut Stream<'_>,
     req: &Request,
+    outcome: &Outcome,
     bindings: &mut u64,
 ) -> Result<String, Stop> {
     let sh = s.shared;
     let cfg = &*sh.config;
-    let store = &*sh.store;
     if let Some(d) = s.faults.delay_reply {
         s.sleep(Some(d)).await?;
     }
     if sh.shutdown.is_cancelled() {
         return Err(Stop::Shutdown);
     }
-    let client_id = req.client_id.as_deref();
     let mut head = ReplyHead {
         xid: req.xid,
-        client_id,
+        client_id: req.client_id.as_deref(),
         server_id: cfg.server_duid.as_bytes(),
         status: None,
         client_link: s
@@ -376,17 +423,10 @@ async fn stream_reply(
             .client_link
             .then_some(std::net::Ipv6Addr::UNSPECIFIED),
     };
-    let sel: &Selection = match &req.outcome {
+    let sel: &Selection = match outcome {
         Outcome::Error(code, text) => {
-            if !s.before_message().await? {
-                s.flush().await?;
-                return Ok("fault".into());
-            }
             head.status = Some((*code, text));
-            let _ = encode::put_reply(&mut s.buf, &head, store, None, 0);
-            s.sent += 1;
-            s.flush().await?;
-            return Ok(code.to_string());
+            return s.reply_alone(&head, code.to_string()).await;
         }
         Outcome::Discard(_) => return Ok("discarded".into()),
         Outcome::Bindings(sel) => sel,
@@ -395,22 +435,71 @@ async fn stream_reply(
         super::RelayData::Always => true,
         super::RelayData::WhenRequested => req.wants_relay_data,
     };
-    let list = sel.list(store);
-    let grouped = !cfg.one_binding_per_client_data;
-    let mut group: Vec<u32> = Vec::new();
-    let mut now = unix_now();
-    let mut pos = 0usize;
-    // Next client data to send: the binding (or the client's group) at or after `pos`.
-    let next = |pos: &mut usize, now: u64, group: &mut Vec<u32>| -> bool {
-        while *pos < list.len() {
-            let i = list[*pos];
-            *pos += 1;
+    s.now = unix_now();
+    let mut cursor = Cursor::new(sel, &sh.store, !cfg.one_binding_per_client_data);
+    if !cursor.next(s.now) {
+        // Nothing found: a REPLY without CLIENT_DATA and without DONE
+        // (RFC 5460 s.7.2); STATUS_CODE Success only in Kea mode.
+        if cfg.status_on_success {
+            head.status = Some((StatusCode::Success, "no active leases"));
+        }
+        return s.reply_alone(&head, "no bindings".into()).await;
+    }
+    if cfg.status_on_success {
+        head.status = Some((StatusCode::Success, "active lease(s) found"));
+    }
+    loop {
+        if !s
+            .send_client(&head, &cursor.group, relay_data, bindings)
+            .await?
+        {
+            s.flush().await?;
+            return Ok("fault".into());
+        }
+        if !cursor.next(s.now) {
+            break;
+        }
+    }
+    s.finish_stream().await
+}
+
+/// The candidates of a selection, walked in order: the next client data to
+/// send is the binding (or, grouped, the client's bindings) at `pos` or after.
+struct Cursor<'s> {
+    sel: &'s Selection,
+    store: &'s BindingStore,
+    list: &'s [u32],
+    grouped: bool,
+    pos: usize,
+    /// The bindings of the client data found by [`Cursor::next`].
+    group: Vec<u32>,
+}
+
+impl<'s> Cursor<'s> {
+    fn new(sel: &'s Selection, store: &'s BindingStore, grouped: bool) -> Self {
+        Cursor {
+            sel,
+            store,
+            list: sel.list(store),
+            grouped,
+            pos: 0,
+            group: Vec::new(),
+        }
+    }
+
+    /// Find the next client data served at Unix time `now` into `group`;
+    /// false when there is none.
+    fn next(&mut self, now: u64) -> bool {
+        let (sel, store, list) = (self.sel, self.store, self.list);
+        while self.pos < list.len() {
+            let i = list[self.pos];
+            self.pos += 1;
             if !sel.serves(store, i, now) {
                 continue;
             }
-            group.clear();
-            if !grouped {
-                group.push(i);
+            self.group.clear();
+            if !self.grouped {
+                self.group.push(i);
                 return true;
             }
             // Grouped: send the client's served bindings of this selection
@@ -423,9 +512,9 @@ async fn stream_reply(
                         first = false;
                         break;
                     }
-                    group.push(j);
+                    self.group.push(j);
                 } else if j == i {
-                    group.push(i);
+                    self.group.push(i);
                 }
             }
             if first {
@@ -433,37 +522,41 @@ async fn stream_reply(
             }
         }
         false
-    };
-    let ok_status = "active lease(s) found";
-    if !next(&mut pos, now, &mut group) {
-        // Nothing found: a REPLY without CLIENT_DATA and without DONE
-        // (RFC 5460 s.7.2); STATUS_CODE Success only in Kea mode.
-        if !s.before_message().await? {
-            s.flush().await?;
+    }
+}
+
+impl Stream<'_> {
+    /// A REPLY that is the whole answer (an error status, or no bindings),
+    /// after the faults; `status` is what to report.
+    async fn reply_alone(&mut self, head: &ReplyHead<'_>, status: String) -> Result<String, Stop> {
+        if !self.before_message().await? {
+            self.flush().await?;
             return Ok("fault".into());
         }
-        if cfg.status_on_success {
-            head.status = Some((StatusCode::Success, "no active leases"));
-        }
-        let _ = encode::put_reply(&mut s.buf, &head, store, None, now);
-        s.sent += 1;
-        s.flush().await?;
-        return Ok("no bindings".into());
+        let _ = encode::put_reply(&mut self.buf, head, &self.shared.store, None, self.now);
+        self.sent += 1;
+        self.flush().await?;
+        Ok(status)
     }
-    if cfg.status_on_success {
-        head.status = Some((StatusCode::Success, ok_status));
-    }
-    let per_message = s.faults.any_per_message();
-    let copies = if s.faults.duplicate { 2 } else { 1 };
-    let mut since_clock = 0u32;
-    loop {
-        // One client's bindings (one binding unless grouping), in CLIENT_DATA
-        // options of at most 64 bindings, or one binding each when that would
-        // not fit a message.
+
+    /// One client's bindings: in CLIENT_DATA options of at most 64
+    /// bindings, or one binding each when that would not fit a message;
+    /// the first goes in the REPLY, the rest in DATA. False when a fault
+    /// ended the query.
+    async fn send_client(
+        &mut self,
+        head: &ReplyHead<'_>,
+        group: &[u32],
+        relay_data: bool,
+        bindings: &mut u64,
+    ) -> Result<bool, Stop> {
+        let store = &*self.shared.store;
+        let per_message = self.faults.any_per_message();
+        let copies = if self.faults.duplicate { 2 } else { 1 };
         for chunk in group.chunks(64) {
             // One binding always fits: relay data is capped at 60000 octets
             // when stored, DUIDs at 130.
-            let whole = chunk.len() == 1 || encode::message_fits(store, &head, chunk, relay_data);
+            let whole = chunk.len() == 1 || encode::message_fits(store, head, chunk, relay_data);
             let n_parts = if whole { 1 } else { chunk.len() };
             for k in 0..n_parts {
                 let part = if whole { chunk } else { &chunk[k..k + 1] };
@@ -472,45 +565,47 @@ async fn stream_reply(
                     relay_data,
                 });
                 for _ in 0..copies {
-                    if (s.sent == 0 || per_message) && !s.before_message().await? {
-                        s.flush().await?;
-                        return Ok("fault".into());
+                    if (self.sent == 0 || per_message) && !self.before_message().await? {
+                        return Ok(false);
                     }
-                    let _ = if s.sent == 0 {
-                        encode::put_reply(&mut s.buf, &head, store, cd, now)
+                    let _ = if self.sent == 0 {
+                        encode::put_reply(&mut self.buf, head, store, cd, self.now)
                     } else {
-                        encode::put_data(&mut s.buf, s.xid, store, cd, now)
+                        encode::put_data(&mut self.buf, self.xid, store, cd, self.now)
                     };
-                    s.sent += 1;
+                    self.sent += 1;
                 }
                 *bindings += part.len() as u64;
-                since_clock += 1;
-                if s.buf.len() >= s.batch || since_clock >= 1024 {
-                    s.maybe_flush().await?;
-                    now = unix_now();
-                    since_clock = 0;
+                self.since_clock += 1;
+                if self.buf.len() >= self.batch || self.since_clock >= 1024 {
+                    self.maybe_flush().await?;
+                    self.now = unix_now();
+                    self.since_clock = 0;
                 }
             }
         }
-        if !next(&mut pos, now, &mut group) {
-            break;
+        Ok(true)
+    }
+
+    /// After the last binding: the LEASEQUERY-DONE (with the wrong
+    /// transaction-id when that fault is on), or QueryTerminated on shutdown.
+    async fn finish_stream(&mut self) -> Result<String, Stop> {
+        if self.faults.any_per_message() && !self.before_message().await? {
+            self.flush().await?;
+            return Ok("fault".into());
         }
+        if self.shared.shutdown.is_cancelled() {
+            self.flush().await?;
+            return Err(Stop::Shutdown);
+        }
+        let done_xid = if self.faults.wrong_xid_done {
+            self.xid.next()
+        } else {
+            self.xid
+        };
+        encode::put_done(&mut self.buf, done_xid, None);
+        self.sent += 1;
+        self.flush().await?;
+        Ok("Success".into())
     }
-    if per_message && !s.before_message().await? {
-        s.flush().await?;
-        return Ok("fault".into());
-    }
-    if sh.shutdown.is_cancelled() {
-        s.flush().await?;
-        return Err(Stop::Shutdown);
-    }
-    let done_xid = if s.faults.wrong_xid_done {
-        (s.xid + 1) & 0x00ff_ffff
-    } else {
-        s.xid
-    };
-    encode::put_done(&mut s.buf, done_xid, None);
-    s.sent += 1;
-    s.flush().await?;
-    Ok("Success".into())
 }

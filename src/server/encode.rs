@@ -12,7 +12,7 @@
 //! is stored and wanted.
 
 use super::store::{clt_time, patch_peer, remaining, BindingStore, NONE};
-use crate::proto::StatusCode;
+use crate::proto::{StatusCode, Xid};
 use bytes::{BufMut, BytesMut};
 
 /// Message types written here.
@@ -25,12 +25,11 @@ pub(crate) const DATA: u8 = 17;
 pub(crate) struct TooLarge;
 
 /// Start a frame: length placeholder, msg-type, transaction-id. Returns where it starts.
-fn begin(buf: &mut BytesMut, msg_type: u8, xid: u32) -> usize {
+fn begin(buf: &mut BytesMut, msg_type: u8, xid: Xid) -> usize {
     let start = buf.len();
     buf.put_u16(0);
     buf.put_u8(msg_type);
-    let x = xid.to_be_bytes();
-    buf.put_slice(&x[1..4]);
+    buf.put_slice(&xid.octets());
     start
 }
 
@@ -137,7 +136,7 @@ fn put_client_data(buf: &mut BytesMut, store: &BindingStore, spec: ClientDataSpe
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ReplyHead<'a> {
     /// Transaction-id of the query.
-    pub xid: u32,
+    pub xid: Xid,
     /// The requestor's CLIENTID, echoed (RFC 5007 s.4.3.2).
     pub client_id: Option<&'a [u8]>,
     /// The server's DUID.
@@ -219,7 +218,7 @@ pub(crate) fn put_reply(
 /// Append a LEASEQUERY-DATA with one client's data (RFC 5460 s.5.2.1).
 pub(crate) fn put_data(
     buf: &mut BytesMut,
-    xid: u32,
+    xid: Xid,
     store: &BindingStore,
     cd: Option<ClientDataSpec<'_>>,
     now: u64,
@@ -232,7 +231,7 @@ pub(crate) fn put_data(
 }
 
 /// Append a LEASEQUERY-DONE, with a STATUS_CODE if given (RFC 5460 s.5.2.2).
-pub(crate) fn put_done(buf: &mut BytesMut, xid: u32, status: Option<(StatusCode, &str)>) {
+pub(crate) fn put_done(buf: &mut BytesMut, xid: Xid, status: Option<(StatusCode, &str)>) {
     let start = begin(buf, DONE, xid);
     if let Some((code, msg)) = status {
         put_status(buf, code, msg);
@@ -242,7 +241,7 @@ pub(crate) fn put_done(buf: &mut BytesMut, xid: u32, status: Option<(StatusCode,
 
 /// Append a frame that does not decode: a LEASEQUERY-DATA whose only option
 /// claims more octets than the message holds (fault injection).
-pub(crate) fn put_malformed(buf: &mut BytesMut, xid: u32) {
+pub(crate) fn put_malformed(buf: &mut BytesMut, xid: Xid) {
     let start = begin(buf, DATA, xid);
     buf.put_u16(45);
     buf.put_u16(200);

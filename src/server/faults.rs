@@ -29,7 +29,7 @@
 //! Filters: `conn=N` (0-based index of accepted connections), `xid=N`
 //! (decimal or 0x-hex), `query-type=N`.
 
-use crate::proto::{QueryType, StatusCode};
+use crate::proto::{QueryType, StatusCode, Xid};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -40,14 +40,14 @@ pub struct FaultFilter {
     /// 0-based index of the connection among those the server accepted.
     pub connection: Option<u64>,
     /// Transaction-id of the query.
-    pub xid: Option<u32>,
+    pub xid: Option<Xid>,
     /// Query type.
     pub query_type: Option<QueryType>,
 }
 
 impl FaultFilter {
     /// Whether a query matches.
-    pub fn matches(&self, connection: u64, xid: u32, query_type: QueryType) -> bool {
+    pub fn matches(&self, connection: u64, xid: Xid, query_type: QueryType) -> bool {
         self.connection.is_none_or(|c| c == connection)
             && self.xid.is_none_or(|x| x == xid)
             && self.query_type.is_none_or(|q| q == query_type)
@@ -105,7 +105,7 @@ impl Fault {
     }
 
     /// The same fault, only for transaction-id `xid`.
-    pub fn on_xid(mut self, xid: u32) -> Self {
+    pub fn on_xid(mut self, xid: Xid) -> Self {
         self.filter.xid = Some(xid);
         self
     }
@@ -134,7 +134,7 @@ pub(crate) struct QueryFaults {
 
 impl QueryFaults {
     /// Merge the faults matching a query.
-    pub fn for_query(faults: &[Fault], connection: u64, xid: u32, q: QueryType) -> Self {
+    pub fn for_query(faults: &[Fault], connection: u64, xid: Xid, q: QueryType) -> Self {
         let mut f = QueryFaults::default();
         for fault in faults
             .iter()
@@ -237,8 +237,12 @@ impl FromStr for Fault {
             match n {
                 "conn" | "connection" => filter.connection = Some(v),
                 "xid" => {
-                    filter.xid =
-                        Some(u32::try_from(v).map_err(|_| err(format!("xid {v} too large")))?)
+                    filter.xid = Some(
+                        u32::try_from(v)
+                            .ok()
+                            .and_then(Xid::new)
+                            .ok_or_else(|| err(format!("xid {v} too large (24 bits)")))?,
+                    )
                 }
                 "query-type" => {
                     filter.query_type = Some(QueryType::from(
@@ -272,7 +276,7 @@ impl fmt::Display for Fault {
             write!(f, ",conn={c}")?;
         }
         if let Some(x) = self.filter.xid {
-            write!(f, ",xid={x:#x}")?;
+            write!(f, ",xid={:#x}", x.get())?;
         }
         if let Some(q) = self.filter.query_type {
             write!(f, ",query-type={}", u8::from(q))?;
@@ -295,7 +299,7 @@ mod tests {
             f.filter,
             FaultFilter {
                 connection: Some(1),
-                xid: Some(0x102),
+                xid: Xid::new(0x102),
                 query_type: Some(QueryType::ByRelayId)
             }
         );
@@ -310,14 +314,16 @@ mod tests {
         assert!("close-after".parse::<Fault>().is_err());
         assert!("explode=1".parse::<Fault>().is_err());
         assert!("close-after=1,colour=3".parse::<Fault>().is_err());
-        assert!(f.filter.matches(9, 9, QueryType::ByAddress));
+        assert!(f
+            .filter
+            .matches(9, Xid::new(9).unwrap(), QueryType::ByAddress));
         let merged = QueryFaults::for_query(
             &[
                 "stall-after=3,conn=0".parse().unwrap(),
                 "client-link,xid=7".parse().unwrap(),
             ],
             1,
-            7,
+            Xid::new(7).unwrap(),
             QueryType::ByRelayId,
         );
         assert_eq!(merged.stall_after, None);

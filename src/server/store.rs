@@ -384,8 +384,32 @@ impl StoreBuilder {
     /// Finish: sort bindings by address, place them on links (`links` plus a
     /// /64 around every relay link-address outside them), build the indexes.
     pub fn build(mut self, links: &[Ipv6Net]) -> BindingStore {
-        // Merge equal DUIDs: client numbers follow DUID order, so that a
-        // client is found by binary search and no hash map is kept.
+        let (duids, client_spans) = self.merge_clients();
+        self.entries
+            .sort_unstable_by_key(|e| (e.addr, e.plen, e.client));
+        self.entries.shrink_to_fit();
+        let link_table = self.place_on_links(links);
+        let ix = self.indexes(link_table.prefixes.len(), client_spans.len());
+        BindingStore {
+            entries: self.entries,
+            duids,
+            client_spans,
+            templates: self.templates,
+            relay_id_keys: self.relay_id_keys,
+            remote_id_keys: self.remote_id_keys,
+            links: link_table,
+            by_link: ix.by_link,
+            by_client: ix.by_client,
+            by_relay_id: ix.by_relay_id,
+            by_remote_id: ix.by_remote_id,
+            by_kind: ix.by_kind,
+        }
+    }
+
+    /// Merge equal DUIDs: client numbers follow DUID order, so that a
+    /// client is found by binary search and no hash map is kept. Renumbers
+    /// the entries' clients; returns the merged DUID octets and spans.
+    fn merge_clients(&mut self) -> (Vec<u8>, Vec<(u32, u8)>) {
         let (duids, client_spans, remap) = {
             let span =
                 |&(off, len): &(u32, u8)| &self.duids[off as usize..off as usize + len as usize];
@@ -415,10 +439,13 @@ impl StoreBuilder {
         for e in &mut self.entries {
             e.client = remap[e.client as usize];
         }
-        drop(remap);
-        self.entries
-            .sort_unstable_by_key(|e| (e.addr, e.plen, e.client));
-        self.entries.shrink_to_fit();
+        (duids, client_spans)
+    }
+
+    /// Put every binding on its link: the link of its relay chain's
+    /// innermost link-address (a /64 around it when no configured link holds
+    /// it), else the configured link holding its address.
+    fn place_on_links(&mut self, links: &[Ipv6Net]) -> LinkTable {
         let mut link_table = LinkTable::new(links);
         let template_links: Vec<u32> = self
             .template_link
@@ -435,58 +462,56 @@ impl StoreBuilder {
                 link_table.find(Ipv6Addr::from(e.addr)).unwrap_or(NONE)
             };
         }
+        link_table
+    }
+
+    /// The lists of binding numbers by link, client, relay-id, remote-id and
+    /// kind, each in ascending binding order.
+    fn indexes(&self, n_links: usize, n_clients: usize) -> Indexes {
         let entries = &self.entries;
-        let by_link = Lists::build(link_table.prefixes.len(), |add| {
-            for (i, e) in entries.iter().enumerate() {
-                if e.link != NONE {
-                    add(e.link, i as u32);
-                }
-            }
-        });
-        let by_client = Lists::build(client_spans.len(), |add| {
-            for (i, e) in entries.iter().enumerate() {
-                add(e.client, i as u32);
-            }
-        });
         let (rids, remids) = (&self.template_relay_ids, &self.template_remote_ids);
-        let by_relay_id = Lists::build(self.relay_id_keys.len(), |add| {
-            for (i, e) in entries.iter().enumerate() {
-                if e.relay != NONE {
-                    for &k in &rids[e.relay as usize] {
-                        add(k, i as u32);
+        let by_relay_keys = |keys: &[Vec<u32>], n: usize| {
+            Lists::build(n, |add| {
+                for (i, e) in entries.iter().enumerate() {
+                    if e.relay != NONE {
+                        for &k in &keys[e.relay as usize] {
+                            add(k, i as u32);
+                        }
                     }
                 }
-            }
-        });
-        let by_remote_id = Lists::build(self.remote_id_keys.len(), |add| {
-            for (i, e) in entries.iter().enumerate() {
-                if e.relay != NONE {
-                    for &k in &remids[e.relay as usize] {
-                        add(k, i as u32);
+            })
+        };
+        Indexes {
+            by_link: Lists::build(n_links, |add| {
+                for (i, e) in entries.iter().enumerate() {
+                    if e.link != NONE {
+                        add(e.link, i as u32);
                     }
                 }
-            }
-        });
-        let kind = Lists::build(2, |add| {
-            for (i, e) in entries.iter().enumerate() {
-                add(u32::from(e.is_address()), i as u32);
-            }
-        });
-        BindingStore {
-            entries: self.entries,
-            duids,
-            client_spans,
-            templates: self.templates,
-            relay_id_keys: self.relay_id_keys,
-            remote_id_keys: self.remote_id_keys,
-            links: link_table,
-            by_link,
-            by_client,
-            by_relay_id,
-            by_remote_id,
-            by_kind: kind,
+            }),
+            by_client: Lists::build(n_clients, |add| {
+                for (i, e) in entries.iter().enumerate() {
+                    add(e.client, i as u32);
+                }
+            }),
+            by_relay_id: by_relay_keys(rids, self.relay_id_keys.len()),
+            by_remote_id: by_relay_keys(remids, self.remote_id_keys.len()),
+            by_kind: Lists::build(2, |add| {
+                for (i, e) in entries.iter().enumerate() {
+                    add(u32::from(e.is_address()), i as u32);
+                }
+            }),
         }
     }
+}
+
+/// What [`StoreBuilder::build`] indexes.
+struct Indexes {
+    by_link: Lists,
+    by_client: Lists,
+    by_relay_id: Lists,
+    by_remote_id: Lists,
+    by_kind: Lists,
 }
 
 /// The links: prefixes, looked up longest match first.

@@ -4,7 +4,7 @@
 use pdrestore::proto::binding::{client_data_options, ClientData};
 use pdrestore::proto::{
     Binding, Duid, LeasequeryBuilder, MessageType, MessageView, OptionCode, OptionView, Query,
-    StatusCode,
+    StatusCode, Xid,
 };
 use std::net::{Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -185,7 +185,8 @@ pub async fn ask(addr: SocketAddr, q: LeasequeryBuilder) -> Vec<Msg> {
 }
 
 pub fn query(xid: u32, q: Query) -> LeasequeryBuilder {
-    LeasequeryBuilder::new(xid, requestor(), q).request_relay_data(true)
+    LeasequeryBuilder::new(Xid::new(xid).expect("a 24-bit xid"), requestor(), q)
+        .request_relay_data(true)
 }
 
 pub fn addr(s: &str) -> Ipv6Addr {

@@ -1,12 +1,13 @@
 //! `pdrestore query`: one Bulk Leasequery to one or more servers, bindings
 //! printed as they arrive, a per-server summary on stderr.
 
-use super::connection::Delivery;
-use super::fanout::{parse_server_addr, Fanout, FanoutConfig, QuerySpec, ServerConfig, Update};
-use super::retry::RetryPolicy;
 use crate::config::Config;
 use crate::proto::duid::parse_hex;
-use crate::proto::{Binding, Duid, Query};
+use crate::proto::{Binding, Duid, OwnedBindings, Query, ServerIndex};
+use crate::requestor::fanout::{
+    parse_server_addr, Fanout, FanoutConfig, QuerySpec, ServerConfig, ServerReport, Update,
+};
+use crate::requestor::{Delivery, Outcome, RetryPolicy};
 use clap::{ArgGroup, Args};
 use serde::Serialize;
 use std::io::Write;
@@ -180,11 +181,17 @@ impl QueryArgs {
             .unwrap_or_else(random_duid);
         let spec = self.spec_or(relay.as_ref())?;
         let mut cfg = match config {
-            Some(c) => FanoutConfig::from_config(c, requestor, vec![spec]),
+            Some(c) => c.fanout_config(requestor, vec![spec]),
             None => FanoutConfig::new(requestor, vec![spec]),
         };
         if !self.servers.is_empty() {
             cfg.servers = self.servers.iter().map(|&a| ServerConfig::new(a)).collect();
+        }
+        if cfg.servers.len() > ServerIndex::LIMIT {
+            return Err(format!(
+                "at most {} servers can be queried at once",
+                ServerIndex::LIMIT
+            ));
         }
         if let Some(t) = self.timeout {
             cfg.connection.data_timeout = t;
@@ -290,69 +297,90 @@ pub fn run(args: QueryArgs) -> ExitCode {
         cfg.connection.requestor,
         cfg.servers.len()
     );
-    rt.block_on(async move {
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        let mut out_ok = true;
-        if !args.json {
-            out_ok &= writeln!(out, "{HEADER}").is_ok();
-        }
-        let mut fanout = Fanout::spawn(cfg);
-        let mut reports = Vec::new();
-        while let Some(u) = fanout.recv().await {
-            match u {
-                Update::Bindings(v) => {
-                    for d in v {
-                        let line = if args.json {
-                            serde_json::to_string(&JsonBinding {
-                                kind: "binding",
-                                server: d.server.to_string(),
-                                xid: d.xid,
-                                attempt: d.attempt,
-                                binding: &d.binding,
-                            })
-                            .unwrap_or_default()
-                        } else {
-                            text_row(&d)
-                        };
-                        out_ok &= writeln!(out, "{line}").is_ok();
-                    }
-                }
-                Update::ServerDone(r) => {
-                    out_ok &= out.flush().is_ok();
-                    reports.push(r);
+    rt.block_on(query_and_print(cfg, args.json))
+}
+
+/// Run the fan-out, print every binding as it arrives and the summary per
+/// server at the end; the exit code.
+async fn query_and_print(cfg: FanoutConfig, json: bool) -> ExitCode {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out_ok = true;
+    if !json {
+        out_ok &= writeln!(out, "{HEADER}").is_ok();
+    }
+    let mut fanout = Fanout::start(cfg, OwnedBindings);
+    let mut reports = Vec::new();
+    while let Some(u) = fanout.recv().await {
+        match u {
+            Update::Bindings(v) => {
+                for d in v {
+                    out_ok &= writeln!(out, "{}", line(&d, json)).is_ok();
                 }
             }
+            Update::ServerDone(r) => {
+                out_ok &= out.flush().is_ok();
+                reports.push(r);
+            }
         }
-        out_ok &= out.flush().is_ok();
-        reports.sort_by_key(|r| r.server);
-        let mut all_complete = true;
-        let mut our_bug = false;
-        for r in &reports {
-            let status = if r.is_complete() {
-                "complete"
-            } else {
-                "INCOMPLETE"
-            };
-            eprintln!("{status} {r}");
-            all_complete &= r.is_complete();
-            our_bug |= r.our_bug();
-        }
-        if our_bug {
-            eprintln!(
-                "pdrestore query: a server called our query malformed: this is a pdrestore bug"
-            );
-        }
-        let code = if !out_ok {
-            EXIT_OUTPUT
-        } else if our_bug {
-            EXIT_OUR_BUG
-        } else if all_complete {
-            EXIT_COMPLETE
-        } else {
-            EXIT_INCOMPLETE
-        };
-        ExitCode::from(code)
+    }
+    out_ok &= out.flush().is_ok();
+    let code = summarise(&mut reports);
+    ExitCode::from(if out_ok { code } else { EXIT_OUTPUT })
+}
+
+/// One binding's line: JSON or a table row.
+fn line(d: &Delivery, json: bool) -> String {
+    if !json {
+        return text_row(d);
+    }
+    serde_json::to_string(&JsonBinding {
+        kind: "binding",
+        server: d.server.to_string(),
+        xid: d.xid.get(),
+        attempt: d.attempt,
+        binding: &d.binding,
     })
+    .unwrap_or_default()
+}
+
+/// Print the summary of every server, in address order, on stderr; the
+/// exit code it makes.
+fn summarise(reports: &mut [ServerReport]) -> u8 {
+    reports.sort_by_key(|r| r.server);
+    let mut all_complete = true;
+    let mut our_bug = false;
+    for r in reports.iter() {
+        let status = if r.is_complete() {
+            "complete"
+        } else {
+            "INCOMPLETE"
+        };
+        eprintln!("{status} {r}");
+        all_complete &= r.is_complete();
+        our_bug |= r.our_bug();
+    }
+    if our_bug {
+        // A query we refused to send ourselves says so in its outcome.
+        let unsent = reports
+            .iter()
+            .flat_map(|r| &r.queries)
+            .any(|q| matches!(q.outcome, Outcome::OurBug(_)));
+        eprintln!(
+            "pdrestore query: {}: this is a pdrestore bug",
+            if unsent {
+                "pdrestore refused to send a query of its own making"
+            } else {
+                "a server called our query malformed"
+            }
+        );
+    }
+    if our_bug {
+        EXIT_OUR_BUG
+    } else if all_complete {
+        EXIT_COMPLETE
+    } else {
+        EXIT_INCOMPLETE
+    }
 }
 
 #[cfg(test)]
@@ -429,6 +457,22 @@ mod tests {
         let s = q.spec().unwrap();
         assert_eq!(s.query, Query::ByLinkAddress);
         assert_eq!(s.link_address, "2001:db8:2::1".parse::<Ipv6Addr>().unwrap());
+    }
+
+    #[test]
+    fn at_most_64_servers() {
+        let mut a = vec!["--relay-id", "0003000102005e000002"];
+        let addrs: Vec<String> = (0..65).map(|i| format!("127.0.0.1:{}", 1000 + i)).collect();
+        for s in &addrs[..64] {
+            a.extend(["--server", s]);
+        }
+        assert_eq!(
+            parse(&a).unwrap().fanout_config().unwrap().servers.len(),
+            64
+        );
+        a.extend(["--server", &addrs[64]]);
+        let e = parse(&a).unwrap().fanout_config().unwrap_err();
+        assert!(e.contains("at most 64 servers"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! The `pdrestore` command line (clap), shared by the binary and by the
 //! generation of the man pages and shell completions (see [`crate::docs`]).
+//!
+//! - [`query`]: `pdrestore query`, the requestor run by hand.
+
+pub mod query;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -112,7 +116,7 @@ pub enum Command {
     /// status such as NotConfigured), after the retries; 64 bad arguments;
     /// 70 a server called our query malformed (MalformedQuery: a pdrestore bug);
     /// 74 standard output could not be written.
-    Query(Box<crate::requestor::cli::QueryArgs>),
+    Query(Box<query::QueryArgs>),
     /// Serve bindings over Bulk Leasequery (RFC 5460): a lab and test server
     /// that can misbehave on purpose.
     LabServer(Box<crate::server::cli::LabServerArgs>),
