@@ -80,6 +80,12 @@ pub struct Config {
     /// Longest delay between attempts.
     #[serde(default = "default_retry_max", with = "duration")]
     pub retry_max_delay: Duration,
+    /// Connections to one server at once, each carrying its share of the
+    /// queries (the link queries of `query = "link-address"` run in
+    /// parallel); at most the server's own limit (Kea's
+    /// max-requester-connections, 10 by default).
+    #[serde(default = "default_connections", deserialize_with = "positive")]
+    pub max_connections: u32,
     /// Queries in flight on one connection (RFC 5460 s.6.5); 1 unless the servers are known to interleave.
     #[serde(default = "default_in_flight", deserialize_with = "positive")]
     pub max_in_flight: u32,
@@ -193,6 +199,9 @@ fn default_retry_initial() -> Duration {
 }
 fn default_retry_max() -> Duration {
     Duration::from_secs(30)
+}
+fn default_connections() -> u32 {
+    4
 }
 fn default_in_flight() -> u32 {
     1
@@ -747,6 +756,7 @@ impl Config {
         cfg.connection.data_timeout = self.data_timeout;
         cfg.connection.connect_timeout = self.connect_timeout;
         cfg.connection.max_in_flight = self.max_in_flight as usize;
+        cfg.max_connections = self.max_connections as usize;
         cfg.connection.limits = self.limits;
         cfg.retry = RetryPolicy {
             attempts: self.retries.saturating_add(1),

@@ -526,6 +526,7 @@ async fn kea_pipelined_with_our_xids() {
         ServerIndex::default(),
         &cfg,
         &queries,
+        1,
         &quick_retry(1),
         &tx,
         OwnedBindings,
@@ -574,7 +575,7 @@ async fn run_server(
         let (cfg, queries, retry) = (cfg.clone(), queries.to_vec(), retry.clone());
         tokio::spawn(async move {
             let first = ServerIndex::default();
-            query_one_server(addr, first, &cfg, &queries, &retry, &tx, OwnedBindings).await
+            query_one_server(addr, first, &cfg, &queries, 1, &retry, &tx, OwnedBindings).await
         })
     };
     let mut got = Vec::new();

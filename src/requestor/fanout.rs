@@ -125,10 +125,14 @@ pub struct FanoutConfig {
     pub retry: RetryPolicy,
     /// Capacity of the update channel (backpressure on fast servers).
     pub channel_capacity: usize,
+    /// Connections to one server at once: its queries are spread over
+    /// them (see [`query_one_server`]).
+    pub max_connections: usize,
 }
 
 impl FanoutConfig {
-    /// No servers yet; default connection settings and retry policy.
+    /// No servers yet; default connection settings and retry policy; one
+    /// connection per server.
     pub fn new(requestor: Duid, queries: Vec<QuerySpec>) -> Self {
         FanoutConfig {
             servers: Vec::new(),
@@ -136,6 +140,7 @@ impl FanoutConfig {
             connection: ConnectionConfig::new(requestor),
             retry: RetryPolicy::default(),
             channel_capacity: 1024,
+            max_connections: 1,
         }
     }
 }
@@ -283,10 +288,19 @@ impl<T: Send + 'static> Fanout<T> {
                 let queries = cfg.queries.clone();
                 let retry = cfg.retry.clone();
                 let mapper = mapper.clone();
+                let connections = cfg.max_connections;
                 tokio::spawn(async move {
-                    let report =
-                        query_one_server(server.addr, index, &conn, &queries, &retry, &tx, mapper)
-                            .await;
+                    let report = query_one_server(
+                        server.addr,
+                        index,
+                        &conn,
+                        &queries,
+                        connections,
+                        &retry,
+                        &tx,
+                        mapper,
+                    )
+                    .await;
                     let _ = tx.send(Update::ServerDone(report)).await;
                 })
             })
@@ -323,19 +337,83 @@ impl<T> Drop for Fanout<T> {
 }
 
 /// Run `queries` on one server (at `server_index` in the configuration)
-/// with retries, each try on a new connection with new transaction-ids;
-/// bindings, made by `mapper`, go to `tx` as they arrive. This is the body
-/// of each fan-out task.
+/// with retries; bindings, made by `mapper`, go to `tx` as they arrive.
+/// This is the body of each fan-out task.
+///
+/// The queries are spread over up to `connections` connections at once
+/// (one per query at most), each running its share pipelined up to
+/// `max_in_flight` (RFC 5460 s.6.5): a multi-threaded server answers the
+/// link queries of one recovery in parallel, each walking only its subnet.
+/// Each share has its own tries, and an even share of the server's binding
+/// budget.
+#[allow(clippy::too_many_arguments)]
 pub async fn query_one_server<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
     server: SocketAddr,
     server_index: ServerIndex,
     conn: &ConnectionConfig,
     queries: &[QuerySpec],
+    connections: usize,
     retry: &RetryPolicy,
     tx: &mpsc::Sender<T>,
     mapper: M,
 ) -> ServerReport {
-    let mut tries = Tries::new(queries.len(), Instant::now());
+    let k = connections.clamp(1, queries.len().max(1));
+    if k == 1 {
+        let all: Vec<usize> = (0..queries.len()).collect();
+        return query_share(server, server_index, conn, queries, all, retry, tx, mapper).await;
+    }
+    let mut share_conn = conn.clone();
+    share_conn.limits.max_bindings_per_server = conn.limits.max_bindings_per_server / k as u64;
+    let shares = (0..k).map(|g| {
+        let mine: Vec<usize> = (g..queries.len()).step_by(k).collect();
+        let (share_conn, mapper) = (&share_conn, mapper.clone());
+        query_share(
+            server,
+            server_index,
+            share_conn,
+            queries,
+            mine,
+            retry,
+            tx,
+            mapper,
+        )
+    });
+    let reports = futures::future::join_all(shares).await;
+    merge_reports(server, server_index, reports)
+}
+
+/// One server's report out of the reports of its shares.
+fn merge_reports(
+    server: SocketAddr,
+    server_index: ServerIndex,
+    reports: Vec<ServerReport>,
+) -> ServerReport {
+    let mut queries: Vec<QueryReport> = reports.iter().flat_map(|r| r.queries.clone()).collect();
+    queries.sort_by_key(|q| q.index);
+    ServerReport {
+        server,
+        server_index,
+        server_id: reports.iter().find_map(|r| r.server_id.clone()),
+        queries,
+        connections: reports.iter().map(|r| r.connections).sum(),
+        duration: reports.iter().map(|r| r.duration).max().unwrap_or_default(),
+    }
+}
+
+/// Run the queries `mine` (indexes into `queries`) on one server, each try
+/// on a new connection with new transaction-ids.
+#[allow(clippy::too_many_arguments)]
+async fn query_share<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
+    server: SocketAddr,
+    server_index: ServerIndex,
+    conn: &ConnectionConfig,
+    queries: &[QuerySpec],
+    mine: Vec<usize>,
+    retry: &RetryPolicy,
+    tx: &mpsc::Sender<T>,
+    mapper: M,
+) -> ServerReport {
+    let mut tries = Tries::new(mine, Instant::now());
     let deadline = conn.server_deadline.map(|d| tries.started + d);
     while !tries.todo.is_empty() {
         if tries.connections > 0 {
@@ -357,7 +435,7 @@ pub async fn query_one_server<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>
 /// What the tries on one server have come to so far.
 struct Tries {
     started: Instant,
-    /// One per query, in query order.
+    /// One per query of this share, in query order.
     reports: Vec<QueryReport>,
     /// The queries for the next try, ascending.
     todo: Vec<usize>,
@@ -374,7 +452,7 @@ struct Tries {
 }
 
 impl Tries {
-    fn new(queries: usize, started: Instant) -> Self {
+    fn new(queries: Vec<usize>, started: Instant) -> Self {
         let report = |index| QueryReport {
             index,
             outcome: Outcome::Partial(super::PartialReason::Closed),
@@ -387,9 +465,9 @@ impl Tries {
         };
         Tries {
             started,
-            reports: (0..queries).map(report).collect(),
-            todo: (0..queries).collect(),
-            counted: vec![0; queries],
+            reports: queries.iter().copied().map(report).collect(),
+            counted: vec![0; queries.len()],
+            todo: queries,
             used_xids: HashSet::new(),
             server_id: None,
             connections: 0,
@@ -463,19 +541,20 @@ impl Tries {
         let mut next = Vec::new();
         self.wait = Duration::ZERO;
         for r in report.results {
-            let Some(q) = self.reports.get_mut(r.index) else {
+            let Some(k) = self.reports.iter().position(|q| q.index == r.index) else {
                 continue;
             };
+            let q = &mut self.reports[k];
             q.attempts += 1;
             if !retry.within_patience(&r.outcome, self.started.elapsed()) {
-                self.counted[r.index] += 1;
+                self.counted[k] += 1;
             }
             q.bindings += r.stats.as_ref().map_or(0, |s| s.bindings);
             q.disposition = retry.classify(&r.outcome);
             q.outcome = r.outcome;
             q.stats = r.stats;
             if let Disposition::Retry { min_delay } = q.disposition {
-                if retry.may_retry(self.counted[r.index]) {
+                if retry.may_retry(self.counted[k]) {
                     next.push(r.index);
                     self.wait = self.wait.max(min_delay);
                 }
