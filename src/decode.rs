@@ -187,7 +187,8 @@ pub fn format_record(r: &Record) -> String {
                     l.link_address, l.peer_address
                 ));
                 if let Some(i) = &l.interface_id {
-                    s.push_str(&format!(" if={:?}", String::from_utf8_lossy(i)));
+                    let id = crate::proto::binding::display_interface_id(i);
+                    s.push_str(&format!(" if={id:?}"));
                 }
                 if let Some(r) = &l.relay_id {
                     s.push_str(&format!(" relay-id={r}"));

@@ -261,3 +261,32 @@ async fn by_relay_id_the_empty_answer_comes_with_the_hint() {
     let v = serde_json::to_value(&s).unwrap();
     assert_eq!(v["empty_answer"], true);
 }
+
+/// `pdrestore query` shows dhcrelay's binary interface-id the way the
+/// configuration writes it, ready to paste into `[routes.interfaces]`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_shows_interface_ids_as_the_configuration_writes_them() {
+    let peer = kea_chain_peer().await;
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pdrestore"))
+            .args([
+                "query",
+                "--server",
+                &peer.to_string(),
+                "--link-address",
+                "2001:db8:1::1",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 6, "{text}");
+    assert!(
+        rows.iter().all(|r| r.ends_with("/ \"0x07000000\"")),
+        "{text}"
+    );
+}

@@ -254,7 +254,9 @@ fn text_row(d: &Delivery) -> String {
     if let Some(l) = b.relay.last() {
         s.push_str(&format!("  {} / {}", l.link_address, l.peer_address));
         if let Some(i) = &l.interface_id {
-            s.push_str(&format!(" / {:?}", String::from_utf8_lossy(i)));
+            // As the configuration writes it: paste it into [routes.interfaces].
+            let id = crate::proto::binding::display_interface_id(i);
+            s.push_str(&format!(" / {id:?}"));
         }
     }
     s

@@ -434,6 +434,18 @@ impl BindingMapper for OwnedBindings {
     }
 }
 
+/// An interface-id (OPTION_INTERFACE_ID, RFC 8415 s.21.18) as an operator
+/// writes it in `[routes.interfaces]`: the text when it is printable ASCII,
+/// else `0x` and its octets in hex (ISC dhcrelay's `07000000` is
+/// `0x07000000`).
+pub fn display_interface_id(id: &[u8]) -> String {
+    if !id.is_empty() && id.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        String::from_utf8_lossy(id).into_owned()
+    } else {
+        format!("0x{}", hex(id))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

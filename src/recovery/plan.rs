@@ -234,16 +234,7 @@ pub enum OurLayer {
     LinkAddress(Vec<Ipv6Addr>),
 }
 
-/// An interface-id as an operator writes it in `[routes.interfaces]`: the
-/// text when it is printable ASCII, else `0x` and its octets in hex (ISC
-/// dhcrelay's `07000000` is `"0x07000000"`).
-pub fn display_interface_id(id: &[u8]) -> String {
-    if !id.is_empty() && id.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
-        String::from_utf8_lossy(id).into_owned()
-    } else {
-        format!("0x{}", crate::proto::duid::hex(id))
-    }
-}
+pub use crate::proto::binding::display_interface_id;
 
 /// Our layer of a relay chain (outermost first), and the layer whose
 /// peer-address is the next hop: ours, or, when the one layer inside ours
