@@ -275,14 +275,22 @@ async fn query_shows_interface_ids_as_the_configuration_writes_them() {
                 &peer.to_string(),
                 "--link-address",
                 "2001:db8:1::1",
+                // The captured REPLYs name this CLIENTID (RFC 5007 4.2.2).
+                "--requestor-duid",
+                "000100012a2b2c2d020000009901",
             ])
             .output()
             .unwrap()
     })
     .await
     .unwrap();
-    assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: Vec<&str> = text.lines().skip(1).collect();
     assert_eq!(rows.len(), 6, "{text}");
     assert!(
