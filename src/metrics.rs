@@ -260,150 +260,178 @@ fn state_set<'a>(sets: &'a [[(&'a str, &'a str); 1]], current: &str) -> Samples<
 
 impl Collector for RecoverCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.encode_run(&mut e)?;
+        let Some(f) = &self.run.figures else {
+            return Ok(());
+        };
+        encode_servers(&mut e, f)?;
+        encode_routes(&mut e, f)?;
+        encode_prune(&mut e, f)
+    }
+}
+
+impl RecoverCollector {
+    /// The run itself: outcome, exit status, when it ended, how long it took.
+    fn encode_run(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let run = &self.run;
         let seconds = Unit::Seconds;
         let outcomes = label_sets("outcome", OUTCOMES.into_iter());
         gauge(
-            &mut e,
+            e,
             "recover_outcome",
             "Outcome of the last recover run: 1 for the outcome it had (complete, partial, failed; error when it ended before a summary)",
             None,
             &state_set(&outcomes, &run.outcome),
         )?;
         gauge(
-            &mut e,
+            e,
             "recover_exit_code",
             "Exit status of the last recover run (0 complete, 1 partial, 2 nothing restored, 64 usage, 70 internal, 77 no CAP_NET_ADMIN, 78 configuration)",
             None,
             &one(i64::from(run.exit_code)),
         )?;
         gauge(
-            &mut e,
+            e,
             "last_run_timestamp",
             "When the last recover run ended, seconds since the epoch",
             Some(&seconds),
             &one(self.finished),
         )?;
         gauge(
-            &mut e,
+            e,
             "last_complete_timestamp",
             "When the last complete recover run ended, seconds since the epoch (0: none yet); kept across runs that are not complete",
             Some(&seconds),
             &one(self.last_complete),
         )?;
-        let Some(f) = &run.figures else {
-            return Ok(());
-        };
-        gauge(
-            &mut e,
-            "recover_duration",
-            "Duration of the last recover run",
-            Some(&seconds),
-            &one(f.duration_seconds),
-        )?;
-        let servers = label_sets("server", f.servers.iter().map(|s| &*s.server));
-        gauge(
-            &mut e,
-            "server_bindings",
-            "Bindings received from the server in the last recover run",
-            None,
-            &samples(&servers, f.servers.iter().map(|s| s.bindings)),
-        )?;
-        gauge(
-            &mut e,
-            "server_complete",
-            "1 when every query to the server was answered whole in the last recover run, 0 otherwise",
-            None,
-            &samples(&servers, f.servers.iter().map(|s| i64::from(s.complete))),
-        )?;
-        gauge(
-            &mut e,
-            "server_duration",
-            "Time from the start of the last recover run to the server's last answer",
-            Some(&seconds),
-            &samples(&servers, f.servers.iter().map(|s| s.duration_seconds)),
-        )?;
-        for (name, help, v) in [
-            (
-                "bindings_received",
-                "Bindings received from all servers in the last recover run",
-                f.bindings,
-            ),
-            (
-                "routes_planned",
-                "Prefixes with a route in the plan of the last recover run",
-                f.planned,
-            ),
-            (
-                "routes_added",
-                "Routes added by the last recover run",
-                f.added,
-            ),
-            (
-                "routes_replaced",
-                "Routes replaced by the last recover run",
-                f.replaced,
-            ),
-            (
-                "routes_unchanged",
-                "Routes already right in the last recover run",
-                f.unchanged,
-            ),
-            (
-                "routes_removed",
-                "Routes removed (pruned) by the last recover run",
-                f.removed,
-            ),
-            (
-                "routes_foreign_conflicts",
-                "Prefixes left to a route that is not pdrestore's in the last recover run",
-                f.foreign_conflicts,
-            ),
-            (
-                "routes_failed",
-                "Route changes the kernel refused in the last recover run",
-                f.failed,
-            ),
-            (
-                "binding_conflicts",
-                "Prefixes two servers gave to different clients in the last recover run",
-                f.conflicts,
-            ),
-        ] {
-            gauge(&mut e, name, help, None, &one(v))?;
+        if let Some(f) = &run.figures {
+            gauge(
+                e,
+                "recover_duration",
+                "Duration of the last recover run",
+                Some(&seconds),
+                &one(f.duration_seconds),
+            )?;
         }
-        let reasons = label_sets("reason", f.rejected.keys().map(|k| &**k));
-        gauge(
-            &mut e,
-            "routes_rejected",
-            "Prefixes refused in the last recover run, by reason code (no series: none refused)",
-            None,
-            &samples(&reasons, f.rejected.values().copied()),
-        )?;
-        let states = label_sets("state", PRUNE_STATES.into_iter());
-        gauge(
-            &mut e,
+        Ok(())
+    }
+}
+
+/// Per server: bindings, whole or not, duration.
+fn encode_servers(e: &mut DescriptorEncoder, f: &RunFigures) -> Result<(), std::fmt::Error> {
+    let seconds = Unit::Seconds;
+    let servers = label_sets("server", f.servers.iter().map(|s| &*s.server));
+    gauge(
+        e,
+        "server_bindings",
+        "Bindings received from the server in the last recover run",
+        None,
+        &samples(&servers, f.servers.iter().map(|s| s.bindings)),
+    )?;
+    gauge(
+        e,
+        "server_complete",
+        "1 when every query to the server was answered whole in the last recover run, 0 otherwise",
+        None,
+        &samples(&servers, f.servers.iter().map(|s| i64::from(s.complete))),
+    )?;
+    gauge(
+        e,
+        "server_duration",
+        "Time from the start of the last recover run to the server's last answer",
+        Some(&seconds),
+        &samples(&servers, f.servers.iter().map(|s| s.duration_seconds)),
+    )?;
+    Ok(())
+}
+
+/// What became of the routes.
+fn encode_routes(e: &mut DescriptorEncoder, f: &RunFigures) -> Result<(), std::fmt::Error> {
+    for (name, help, v) in [
+        (
+            "bindings_received",
+            "Bindings received from all servers in the last recover run",
+            f.bindings,
+        ),
+        (
+            "routes_planned",
+            "Prefixes with a route in the plan of the last recover run",
+            f.planned,
+        ),
+        (
+            "routes_added",
+            "Routes added by the last recover run",
+            f.added,
+        ),
+        (
+            "routes_replaced",
+            "Routes replaced by the last recover run",
+            f.replaced,
+        ),
+        (
+            "routes_unchanged",
+            "Routes already right in the last recover run",
+            f.unchanged,
+        ),
+        (
+            "routes_removed",
+            "Routes removed (pruned) by the last recover run",
+            f.removed,
+        ),
+        (
+            "routes_foreign_conflicts",
+            "Prefixes left to a route that is not pdrestore's in the last recover run",
+            f.foreign_conflicts,
+        ),
+        (
+            "routes_failed",
+            "Route changes the kernel refused in the last recover run",
+            f.failed,
+        ),
+        (
+            "binding_conflicts",
+            "Prefixes two servers gave to different clients in the last recover run",
+            f.conflicts,
+        ),
+    ] {
+        gauge(e, name, help, None, &one(v))?;
+    }
+    let reasons = label_sets("reason", f.rejected.keys().map(|k| &**k));
+    gauge(
+        e,
+        "routes_rejected",
+        "Prefixes refused in the last recover run, by reason code (no series: none refused)",
+        None,
+        &samples(&reasons, f.rejected.values().copied()),
+    )?;
+    Ok(())
+}
+
+/// The prune rail.
+fn encode_prune(e: &mut DescriptorEncoder, f: &RunFigures) -> Result<(), std::fmt::Error> {
+    let states = label_sets("state", PRUNE_STATES.into_iter());
+    gauge(
+            e,
             "prune_state",
             "What became of pruning in the last recover run: 1 for its state (done, off, skipped, refused by the prune rail)",
             None,
             &state_set(&states, &f.prune_state),
         )?;
-        gauge(
-            &mut e,
+    gauge(
+            e,
             "prune_candidates",
             "pdrestore's routes no binding backed in the last recover run (removed, or that a refused prune would have removed)",
             None,
             &one(f.prune_candidates),
         )?;
-        gauge(
-            &mut e,
-            "prune_routes_owned",
-            "pdrestore's routes in the table at the start of the last recover run",
-            None,
-            &one(f.prune_ours),
-        )?;
-        Ok(())
-    }
+    gauge(
+        e,
+        "prune_routes_owned",
+        "pdrestore's routes in the table at the start of the last recover run",
+        None,
+        &one(f.prune_ours),
+    )?;
+    Ok(())
 }
 
 /// `registry` in the Prometheus text exposition format (0.0.4), the format
