@@ -5,6 +5,8 @@
 //! `ip -6 -batch`.
 //!
 //! Run: `cargo bench --bench recovery -- [N ...]` (default 100000 1000000). Needs root.
+//! `PDR_QUERY=link-address` recovers by QUERY_BY_LINK_ADDRESS instead, over 16 client
+//! links (one query per link and server, four connections per server at once).
 //! Each size runs `PDR_ROUNDS` rounds (default 3); every round and the medians are printed.
 //! `PDR_PROFILE=/tmp/perf.data` records a perf profile of the `pdrestore recover` process,
 //! `PDR_PROFILE_RERUN=FILE` one of the second run.
@@ -19,7 +21,19 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const LINKS: u32 = 4;
+/// Recovery by QUERY_BY_LINK_ADDRESS (`PDR_QUERY=link-address`) rather than by Relay-ID.
+fn by_link() -> bool {
+    std::env::var("PDR_QUERY").is_ok_and(|q| q == "link-address")
+}
+
+/// Client links: 16 for the link-address run, 4 otherwise.
+fn links() -> u32 {
+    if by_link() {
+        16
+    } else {
+        4
+    }
+}
 const RELAY: &str = "00:03:00:01:02:00:5e:00:00:02";
 
 fn records(n: u64, now: u64) -> Vec<LeaseRecord> {
@@ -27,7 +41,7 @@ fn records(n: u64, now: u64) -> Vec<LeaseRecord> {
         count: n,
         seed: 99,
         relay_id: RELAY.parse().unwrap(),
-        links: LINKS,
+        links: links(),
         pool: "2001:db8:8000::/33".parse().unwrap(),
         delegated_len: 56,
         ia_na_share: 0.0,
@@ -40,7 +54,7 @@ fn records(n: u64, now: u64) -> Vec<LeaseRecord> {
 
 fn lab() -> NetNs {
     let ns = NetNs::create("pdr-bench-rec").unwrap();
-    for c in link_commands(LINKS) {
+    for c in link_commands(links()) {
         ns.ip(&c).unwrap();
     }
     ns
@@ -179,7 +193,15 @@ fn bench(n: u64, rounds: usize) {
             r
         })
         .collect();
-    println!("--- {n} bindings per server, 2 servers, {rounds} round(s) ---");
+    println!(
+        "--- {n} bindings per server, 2 servers, {} links, by {}, {rounds} round(s) ---",
+        links(),
+        if by_link() {
+            "link-address"
+        } else {
+            "relay-id"
+        }
+    );
     let mut all = Vec::new();
     for k in 1..=rounds {
         let r = round(&a, &b);
@@ -255,11 +277,14 @@ fn round(a: &[LeaseRecord], b: &[LeaseRecord]) -> Round {
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("pdrestore.toml");
     let mut t = format!("relay_duid = \"{RELAY}\"\nstate_directory = {:?}\n", dir);
+    if by_link() {
+        t.push_str("query = \"link-address\"\n");
+    }
     t.push_str(
         "[[server]]\naddress = \"::1\"\nport = 547\n[[server]]\naddress = \"::1\"\nport = 548\n",
     );
     t.push_str("[routes]\nallowed_prefixes = [\"2001:db8:8000::/33\"]\n[routes.interfaces]\n");
-    for j in 0..LINKS {
+    for j in 0..links() {
         writeln!(t, "\"ge-0/0/{j}\" = \"{}\"", link_ifname(j)).unwrap();
     }
     std::fs::write(&cfg, t).unwrap();
