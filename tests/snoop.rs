@@ -156,8 +156,18 @@ fn reply(xid: u32) -> Vec<u8> {
 }
 
 /// Send one UDP datagram from `from`:`sport` to `to`:`dport` on interface `scope`.
+///
+/// The socket sets SO_REUSEADDR: another test thread spawning a process
+/// (`ip ...`) while this socket is open gives the child a copy of it until
+/// its exec, so a closed socket's port may still be bound for a moment when
+/// the next datagram from the same port is sent.
 fn send_udp(from: Ipv6Addr, sport: u16, to: Ipv6Addr, dport: u16, scope: u32, payload: &[u8]) {
-    let s = UdpSocket::bind(SocketAddrV6::new(from, sport, 0, scope)).expect("bind UDP");
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).expect("UDP socket");
+    s.set_reuse_address(true).expect("SO_REUSEADDR");
+    s.bind(&SocketAddrV6::new(from, sport, 0, scope).into())
+        .expect("bind UDP");
+    let s: UdpSocket = s.into();
     s.send_to(payload, SocketAddrV6::new(to, dport, 0, scope))
         .expect("send UDP");
 }
