@@ -827,10 +827,11 @@ impl FollowCore {
             if ours {
                 return;
             }
-            if self.foreign.len() < self.settings.max_prefixes {
+            let known = self.foreign.contains(&key);
+            if !known && self.foreign.len() < self.settings.max_prefixes {
                 self.foreign.insert(key);
             }
-            if self.entries.contains_key(&key) {
+            if self.entries.contains_key(&key) && !known {
                 self.forget(&key);
                 self.counters.foreign += 1;
                 self.event(FollowEvent::Foreign {
@@ -922,17 +923,23 @@ impl FollowCore {
             .is_some_and(|e| e.gateway == change.route().gateway.octets());
         match change {
             Change::Add(_) if code == errno::EEXIST => {
+                // It was counted as added when it was asked for.
+                self.counters.added = self.counters.added.saturating_sub(1);
                 if ours_now {
                     self.forget(&key);
                 }
-                if self.foreign.len() < self.settings.max_prefixes {
+                // The route event of the foreign route may have told already.
+                let known = self.foreign.contains(&key);
+                if !known && self.foreign.len() < self.settings.max_prefixes {
                     self.foreign.insert(key);
                 }
-                self.counters.foreign += 1;
-                self.event(FollowEvent::Foreign {
-                    prefix: change.route().prefix,
-                    how: "eexist",
-                });
+                if !known {
+                    self.counters.foreign += 1;
+                    self.event(FollowEvent::Foreign {
+                        prefix: change.route().prefix,
+                        how: "eexist",
+                    });
+                }
                 return;
             }
             Change::Add(_) | Change::Replace { .. } if ours_now => {
@@ -1390,7 +1397,8 @@ impl FollowCore {
         let c = &self.counters;
         let resync = match &self.last_resync {
             Some(r) => format!(
-                "last resync {}s ago: {}",
+                "{} resyncs, the last {}s ago: {}",
+                self.counters.resyncs,
                 now.saturating_duration_since(r.at).as_secs(),
                 r.outcome
             ),
