@@ -24,6 +24,11 @@ pub struct FollowConfig {
     /// Largest burst of packets handled at once on one interface.
     #[serde(deserialize_with = "positive")]
     pub packet_burst: u32,
+    /// Receive buffer asked for each capture socket, octets: how large a
+    /// burst is queued while the service catches up (kernel memory, used
+    /// only while packets wait).
+    #[serde(deserialize_with = "buffer_size")]
+    pub capture_buffer: usize,
     /// Bulk Leasequery resynchronisation every this long (with up to 10%
     /// jitter), and never later than half the shortest remaining valid
     /// lifetime among the followed prefixes.
@@ -41,6 +46,7 @@ impl Default for FollowConfig {
             interfaces: None,
             packets_per_second: 20_000,
             packet_burst: 4_000,
+            capture_buffer: 16 << 20,
             resync_interval: Duration::from_secs(3600),
             max_prefixes: 1_000_000,
         }
@@ -59,6 +65,14 @@ fn positive_usize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     let v = usize::deserialize(d)?;
     if v == 0 {
         return Err(serde::de::Error::custom("must be at least 1"));
+    }
+    Ok(v)
+}
+
+fn buffer_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let v = usize::deserialize(d)?;
+    if !(65536..=1 << 30).contains(&v) {
+        return Err(serde::de::Error::custom("must be 65536 to 1073741824 octets"));
     }
     Ok(v)
 }
@@ -89,11 +103,12 @@ mod tests {
         let c = Config::parse(BASE, Path::new("t.toml")).unwrap();
         assert_eq!(c.follow, super::FollowConfig::default());
         assert_eq!(c.follow_interfaces(), vec!["cust0".to_string()]);
-        let t = format!("{BASE}[follow]\ninterfaces = [\"eth1\", \"eth2\"]\npackets_per_second = 5\npacket_burst = 7\nresync_interval = \"10m\"\nmax_prefixes = 9\n");
+        let t = format!("{BASE}[follow]\ninterfaces = [\"eth1\", \"eth2\"]\npackets_per_second = 5\npacket_burst = 7\ncapture_buffer = 1048576\nresync_interval = \"10m\"\nmax_prefixes = 9\n");
         let c = Config::parse(&t, Path::new("t.toml")).unwrap();
         assert_eq!(c.follow_interfaces(), vec!["eth1", "eth2"]);
         assert_eq!(c.follow.packets_per_second, 5);
         assert_eq!(c.follow.packet_burst, 7);
+        assert_eq!(c.follow.capture_buffer, 1 << 20);
         assert_eq!(c.follow.resync_interval, Duration::from_secs(600));
         assert_eq!(c.follow.max_prefixes, 9);
         assert_eq!(Config::parse(&c.to_toml(), Path::new("t.toml")).unwrap(), c);
@@ -106,6 +121,7 @@ mod tests {
             ("interfaces = [\"a/b\"]", "not a valid interface name"),
             ("packets_per_second = 0", "at least 1"),
             ("max_prefixes = 0", "at least 1"),
+            ("capture_buffer = 10", "65536 to"),
             ("resync_interval = \"0s\"", "greater than zero"),
             ("snoop = true", "unknown field"),
         ] {

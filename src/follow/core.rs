@@ -1405,8 +1405,9 @@ impl FollowCore {
             None => "no resync yet".to_string(),
         };
         format!(
-            "following {} prefixes; since start {} added, {} refreshed, {} moved, {} removed, {} relinked; {} forged, {} refused, {} foreign; {resync}",
+            "following {} prefixes; since start {} REPLYs, {} added, {} refreshed, {} moved, {} removed, {} relinked; {} forged, {} refused, {} foreign; {resync}",
             self.entries.len(),
+            c.replies,
             c.added,
             c.refreshed,
             c.moved,

@@ -38,11 +38,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 /// Packets read from one capture socket per wake-up at most.
-const READ_BATCH: u32 = 256;
+const READ_BATCH: u32 = 64;
 /// Batches of snooped messages queued from the capture tasks at most.
-const SNOOP_QUEUE: usize = 32;
+const SNOOP_QUEUE: usize = 16;
 /// Snoop batches taken before the route changes are submitted.
-const DRAIN_BATCHES: usize = 64;
+const DRAIN_BATCHES: usize = 16;
 /// Interval of STATUS updates.
 const STATUS_EVERY: Duration = Duration::from_secs(5);
 
@@ -133,9 +133,41 @@ pub fn signal_control() -> std::io::Result<mpsc::UnboundedReceiver<Control>> {
     Ok(rx)
 }
 
-fn notify(on: bool, state: &[sd_notify::NotifyState]) {
-    if on {
-        let _ = sd_notify::notify(state);
+/// systemd notifications, sent from a thread of their own: the notify
+/// socket is a blocking datagram socket, and a manager (or a test) that
+/// does not read it must not stall the service. What cannot be queued is
+/// dropped (a STATUS is superseded by the next one anyway).
+struct Notifier {
+    tx: Option<std::sync::mpsc::SyncSender<String>>,
+}
+
+impl Notifier {
+    fn new(on: bool) -> Notifier {
+        if !on || std::env::var_os("NOTIFY_SOCKET").is_none() {
+            return Notifier { tx: None };
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(8);
+        let spawned = std::thread::Builder::new()
+            .name("pdrestore-notify".into())
+            .spawn(move || {
+                for m in rx {
+                    let state = match m.as_str() {
+                        "READY=1" => sd_notify::NotifyState::Ready,
+                        "STOPPING=1" => sd_notify::NotifyState::Stopping,
+                        s => sd_notify::NotifyState::Status(s),
+                    };
+                    let _ = sd_notify::notify(&[state]);
+                }
+            });
+        Notifier {
+            tx: spawned.ok().map(|_| tx),
+        }
+    }
+
+    fn send(&self, m: String) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.try_send(m);
+        }
     }
 }
 
@@ -180,6 +212,7 @@ struct Captures {
     wanted: Vec<String>,
     rate: u32,
     burst: u32,
+    rcvbuf: usize,
     tx: mpsc::Sender<SnoopBatch>,
     tasks: HashMap<String, (u32, tokio::task::JoinHandle<()>)>,
     counters: Arc<CaptureCounters>,
@@ -197,7 +230,10 @@ impl Captures {
             {
                 continue;
             }
-            let sock = match CaptureSocket::open_by_name(&name) {
+            let Some(index) = if_index(&name) else {
+                continue;
+            };
+            let sock = match CaptureSocket::open_with(index, self.rcvbuf) {
                 Ok(s) => s,
                 Err(CaptureError::NoSuchInterface(_)) => continue,
                 Err(e) => return Err(e),
@@ -229,6 +265,14 @@ impl Drop for Captures {
             t.abort();
         }
     }
+}
+
+/// The index of the interface named `name`, if it exists.
+fn if_index(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated string for the call.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (i != 0).then_some(i)
 }
 
 fn classify(packet: &[u8], dir: crate::snoop::Direction, c: &CaptureCounters) -> Option<Item> {
@@ -309,6 +353,7 @@ struct Service<'a> {
     resync_start: Option<Instant>,
     last_activity: Instant,
     batch: Vec<Change>,
+    notifier: Notifier,
 }
 
 /// Every route of `table` (ours and others').
@@ -379,8 +424,7 @@ impl<'a> Service<'a> {
     }
 
     fn send_status(&self) {
-        let s = self.status();
-        notify(self.opts.notify, &[sd_notify::NotifyState::Status(&s)]);
+        self.notifier.send(self.status());
     }
 
     fn handle_snoop(&mut self, b: SnoopBatch) {
@@ -448,7 +492,9 @@ impl<'a> Service<'a> {
             return Ok(());
         }
         let changes = std::mem::take(&mut self.batch);
+        tracing::debug!(changes = changes.len(), "follow: submitting");
         let failures = table.submit(changes).await?;
+        tracing::debug!(failures = failures.len(), "follow: submitted");
         self.unsynced = true;
         self.failures(failures);
         Ok(())
@@ -464,7 +510,9 @@ impl<'a> Service<'a> {
     /// Wait until the table has applied everything; feed back failures.
     async fn sync(&mut self) -> Result<(), FollowError> {
         if let (true, Some(t)) = (self.unsynced, self.table.as_mut()) {
+            tracing::debug!("follow: syncing");
             let f = t.sync().await?;
+            tracing::debug!(failures = f.len(), "follow: synced");
             self.unsynced = false;
             self.failures(f);
         }
@@ -559,6 +607,7 @@ pub async fn run(
         wanted,
         rate: config.follow.packets_per_second,
         burst: config.follow.packet_burst,
+        rcvbuf: config.follow.capture_buffer,
         tx: snoop_tx,
         tasks: HashMap::new(),
         counters: Arc::default(),
@@ -611,14 +660,15 @@ pub async fn run(
         resync_start: None,
         last_activity: Instant::now(),
         batch: Vec::new(),
+        notifier: Notifier::new(opts.notify),
     };
     tracing::info!(followed = svc.core.followed(), "follow: ready");
-    notify(opts.notify, &[sd_notify::NotifyState::Ready]);
+    svc.notifier.send("READY=1".into());
     svc.send_status();
     if !stopped {
         event_loop(&mut svc, &mut snoop_rx, watcher, &mut control).await?;
     }
-    notify(opts.notify, &[sd_notify::NotifyState::Stopping]);
+    svc.notifier.send("STOPPING=1".into());
     let status = svc.status();
     tracing::info!("follow: stopping, routes left in place: {status}");
     Ok(FollowSummary {
@@ -684,6 +734,7 @@ async fn event_loop<'a>(
         }
         let wake_core = tokio::time::Instant::from_std(svc.core.poll_timeout());
         let idle_at = svc.opts.once.map(|d| svc.last_activity + d);
+        tracing::debug!("follow: waiting");
         let wake = tokio::select! {
             b = snoop_rx.recv() => b.map_or(Wake::Timer, Wake::Snoop),
             e = watcher.recv() => match e {
