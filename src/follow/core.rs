@@ -1316,7 +1316,12 @@ impl FollowCore {
 
     /// The next route change to make.
     pub fn poll_change(&mut self) -> Option<RouteChange> {
-        self.out.pop_front()
+        let c = self.out.pop_front();
+        if c.is_none() && self.out.capacity() > 4096 {
+            // A storm's queue is not kept once it is drained.
+            self.out.shrink_to(256);
+        }
+        c
     }
 
     /// The next thing worth a log line.
