@@ -17,7 +17,7 @@
 //! as they were), and [`PrefixTable::report`].
 //!
 //! # Storage
-//! Each delegated prefix gets one fixed-size [`Slot`] (at most 80 octets) in a
+//! Each delegated prefix gets one fixed-size `Slot` (at most 80 octets) in a
 //! vector, found through a hash index of slot numbers (hashbrown, seeded
 //! foldhash); client DUIDs live in one arena. Our routes listed at the
 //! start go into the same slots, so a claim finds the route it may leave
@@ -466,7 +466,7 @@ impl PrefixTable {
     /// rule ([`Ownership`]) sees it: ours goes into its slot (or among the
     /// stale ones when no slot can hold it: another metric, an interface
     /// that has gone); another's at our metric on a prefix a claim could
-    /// name makes its slot [`Kernel::Foreign`]; every other route is none of
+    /// name makes its slot `Kernel::Foreign`; every other route is none of
     /// our business.
     pub fn handle_listed(&mut self, t: TableRoute) {
         let metric = self.planner.settings().metric;

@@ -596,7 +596,7 @@ fn work(mut sock: NetlinkSocket, mut commands: mpsc::Receiver<Command>) {
 /// in the caller's network namespace: every call (dumps, batches, the
 /// permission check) runs there, so the async side never blocks. Batches
 /// are pipelined: [`RouteTable::submit`] queues one while the kernel
-/// installs the one before (up to [`PIPELINE_DEPTH`] ahead), and
+/// installs the one before (up to `PIPELINE_DEPTH` ahead), and
 /// [`RouteTable::sync`] waits for all of them.
 pub struct NetlinkTable {
     commands: Option<mpsc::Sender<Command>>,
