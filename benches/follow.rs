@@ -56,19 +56,37 @@ fn monitor(lab: &Lab) -> Monitor {
         use std::os::fd::AsRawFd;
         let nsf = std::fs::File::open(format!("/var/run/netns/{name}")).unwrap();
         // SAFETY: setns with a valid namespace fd; only this thread moves.
-        assert_eq!(unsafe { libc::setns(nsf.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        assert_eq!(
+            unsafe { libc::setns(nsf.as_raw_fd(), libc::CLONE_NEWNET) },
+            0
+        );
         let mut s = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).unwrap();
         s.bind_auto().unwrap();
         s.add_membership(11).unwrap();
         let v: libc::c_int = 64 << 20;
         // SAFETY: setsockopt with a live c_int.
         unsafe {
-            libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &v as *const _ as *const libc::c_void, 4);
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                &v as *const _ as *const libc::c_void,
+                4,
+            );
         }
-        let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 100_000,
+        };
         // SAFETY: setsockopt with a live timeval.
         unsafe {
-            libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv as *const _ as *const libc::c_void, std::mem::size_of::<libc::timeval>() as u32);
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                &tv as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::timeval>() as u32,
+            );
         }
         tx.send(()).unwrap();
         let mut buf = vec![0u8; 1 << 20];
@@ -107,7 +125,8 @@ fn send(lab: &Lab, frames: Vec<Vec<u8>>, rate: Option<f64>) -> Vec<Instant> {
     let scope = ifindex(&lab.router, "cust0");
     lab.router
         .run(move || async move {
-            let s = UdpSocket::bind(SocketAddrV6::new("fe80::1".parse().unwrap(), 547, 0, scope)).unwrap();
+            let s = UdpSocket::bind(SocketAddrV6::new("fe80::1".parse().unwrap(), 547, 0, scope))
+                .unwrap();
             let to = SocketAddrV6::new("fe80::2".parse().unwrap(), 546, 0, scope);
             let start = Instant::now();
             let mut at = Vec::with_capacity(frames.len());
@@ -185,14 +204,18 @@ fn main() {
         "[follow]\npackets_per_second = 1000000\npacket_burst = 100000\nmax_prefixes = 200000\ncapture_buffer = 268435456\n",
     );
     // The pool of this benchmark is wider than the lab's.
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(POOL, "2001:db8:8000::/33");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(POOL, "2001:db8:8000::/33");
     std::fs::write(&cfg, text).unwrap();
     let log = std::env::var("FOLLOW_LOG").unwrap_or_else(|_| "info".into());
     let mut f = Follow::start(&lab, &cfg, &[], &log);
     let pid = f.pid();
     let rss_ready = proc_kb(pid, "VmRSS:");
     let mon = monitor(&lab);
-    let frames: Vec<Vec<u8>> = (0..N).map(|n| reply(n, 2, &prefix(n).to_string(), 3600)).collect();
+    let frames: Vec<Vec<u8>> = (0..N)
+        .map(|n| reply(n, 2, &prefix(n).to_string(), 3600))
+        .collect();
 
     // Phase 1: the storm.
     let cpu0 = proc_cpu(pid);
@@ -203,8 +226,22 @@ fn main() {
     // Let the last events settle, then read what it handled.
     std::thread::sleep(Duration::from_millis(300));
     let routed = mon.seen.lock().unwrap().len();
-    let last_route = mon.seen.lock().unwrap().values().max().copied().unwrap_or(t0);
-    let first_route = mon.seen.lock().unwrap().values().min().copied().unwrap_or(t0);
+    let last_route = mon
+        .seen
+        .lock()
+        .unwrap()
+        .values()
+        .max()
+        .copied()
+        .unwrap_or(t0);
+    let first_route = mon
+        .seen
+        .lock()
+        .unwrap()
+        .values()
+        .min()
+        .copied()
+        .unwrap_or(t0);
     let cpu1 = proc_cpu(pid);
     let storm_secs = (last_route - sent[0]).as_secs_f64();
     let hwm = proc_kb(pid, "VmHWM:");
@@ -212,7 +249,12 @@ fn main() {
     let since = f.statuses.len();
     f.wait_notify(|m| m.contains("STATUS="), Duration::from_secs(6));
     f.wait_notify(|m| m.contains("STATUS="), Duration::from_secs(6));
-    let status = f.statuses.get(since..).and_then(|s| s.last()).cloned().unwrap_or_default();
+    let status = f
+        .statuses
+        .get(since..)
+        .and_then(|s| s.last())
+        .cloned()
+        .unwrap_or_default();
     let handled: u64 = status
         .split(';')
         .next()
@@ -224,7 +266,10 @@ fn main() {
         .and_then(|s| s.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0);
 
-    println!("follow storm: {N} REPLYs sent in {send_secs:.3}s ({:.0}/s offered)", N as f64 / send_secs);
+    println!(
+        "follow storm: {N} REPLYs sent in {send_secs:.3}s ({:.0}/s offered)",
+        N as f64 / send_secs
+    );
     println!("  REPLYs the follow process handled: {replies}");
     println!(
         "  routes installed: {routed} ({} not captured: dropped by the kernel at the capture socket)",
@@ -252,7 +297,9 @@ fn main() {
 
     // Phase 2: renewals at a steady rate, frame-to-route delay.
     mon.seen.lock().unwrap().clear();
-    let frames: Vec<Vec<u8>> = (0..N).map(|n| reply(N + n, 2, &prefix(n).to_string(), 7200)).collect();
+    let frames: Vec<Vec<u8>> = (0..N)
+        .map(|n| reply(N + n, 2, &prefix(n).to_string(), 7200))
+        .collect();
     let cpu2 = proc_cpu(pid);
     let sent = send(&lab, frames, Some(RATE));
     wait_for(&mon, N as usize, Duration::from_secs(30));

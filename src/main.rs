@@ -47,11 +47,7 @@ fn main() -> ExitCode {
             json,
             force_prune,
         } => cmd_recover(&config, dry_run, json, force_prune),
-        Command::Follow {
-            config,
-            once,
-            idle,
-        } => cmd_follow(&config, once.then_some(idle)),
+        Command::Follow { config, once, idle } => cmd_follow(&config, once.then_some(idle)),
         Command::LabServer(args) => pdrestore::server::cli::run(*args),
         Command::CheckConfig { config } => cmd_check_config(&config),
     }
@@ -344,14 +340,16 @@ fn cmd_follow(path: &std::path::Path, once: Option<std::time::Duration>) -> Exit
         Ok(c) => c,
         Err(code) => return code,
     };
-    let relay =
-        match pdrestore::identity::relay_duid(config.relay_duid.as_ref(), &config.state_directory) {
-            Ok((d, _)) => d,
-            Err(e) => {
-                eprintln!("pdrestore: {e}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        };
+    let relay = match pdrestore::identity::relay_duid(
+        config.relay_duid.as_ref(),
+        &config.state_directory,
+    ) {
+        Ok((d, _)) => d,
+        Err(e) => {
+            eprintln!("pdrestore: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -44,7 +44,10 @@ fn a_reply_installs_a_renewal_refreshes_valid_zero_removes_sigterm_leaves() {
     let cfg = config(&lab, &[5701], "");
     let mut f = Follow::start(&lab, &cfg, &[], "info");
     // The start-up recovery ran.
-    assert_eq!(ours(&lab.router), vec![format!("{} via fe80::2 dev cust0", prefix_n(0))]);
+    assert_eq!(
+        ours(&lab.router),
+        vec![format!("{} via fe80::2 dev cust0", prefix_n(0))]
+    );
     let p = prefix_n(1);
     to_client(&lab, 0, "fe80::2", 546, vec![reply(0x100, 2, &p, 600)]);
     let took = wait_route(&lab.router, &p, SECOND, |l| l.is_some())
@@ -56,14 +59,26 @@ fn a_reply_installs_a_renewal_refreshes_valid_zero_removes_sigterm_leaves() {
     assert!((590..=600).contains(&e), "{line}");
     // A renewal: the expiry moves.
     to_client(&lab, 0, "fe80::2", 546, vec![reply(0x101, 2, &p, 7200)]);
-    let t = wait_route(&lab.router, &p, SECOND, |l| l.and_then(expires).is_some_and(|e| e > 7000));
-    assert!(t.is_some(), "not refreshed: {:?}", route_line(&lab.router, &p));
+    let t = wait_route(&lab.router, &p, SECOND, |l| {
+        l.and_then(expires).is_some_and(|e| e > 7000)
+    });
+    assert!(
+        t.is_some(),
+        "not refreshed: {:?}",
+        route_line(&lab.router, &p)
+    );
     // Valid lifetime 0: removed.
     to_client(&lab, 0, "fe80::2", 546, vec![reply(0x102, 2, &p, 0)]);
     assert!(wait_route(&lab.router, &p, SECOND, |l| l.is_none()).is_some());
     let log = f.log_text();
-    assert!(log.contains("why=\"reply\"") || log.contains("why=reply"), "{log}");
-    assert!(log.contains("renewal") && log.contains("valid-lifetime-0"), "{log}");
+    assert!(
+        log.contains("why=\"reply\"") || log.contains("why=reply"),
+        "{log}"
+    );
+    assert!(
+        log.contains("renewal") && log.contains("valid-lifetime-0"),
+        "{log}"
+    );
     // SIGTERM: exit 0, the start-up route is still there.
     let before = ours(&lab.router);
     let status = f.stop();
@@ -92,7 +107,10 @@ fn release_then_success_reply_removes_the_route() {
     // Another transaction's REPLY changes nothing.
     to_client(&lab, 0, "fe80::2", 546, vec![release_reply(0x202, 2)]);
     std::thread::sleep(Duration::from_millis(200));
-    assert!(route_line(&lab.router, &p).is_some(), "removed by the wrong REPLY");
+    assert!(
+        route_line(&lab.router, &p).is_some(),
+        "removed by the wrong REPLY"
+    );
     to_client(&lab, 0, "fe80::2", 546, vec![release_reply(0x201, 2)]);
     assert!(
         wait_route(&lab.router, &p, SECOND, |l| l.is_none()).is_some(),
@@ -142,13 +160,25 @@ fn forgeries_refusals_and_foreign_routes_change_nothing() {
     let mut f = Follow::start(&lab, &cfg, &[], "info");
     let p = prefix_n(9);
     to_relay(&lab, 0, vec![reply(0x400, 2, &p, 3600)]);
-    to_relay(&lab, 0, vec![relay_repl(&reply(0x401, 2, &p, 3600), "fe80::2")]);
+    to_relay(
+        &lab,
+        0,
+        vec![relay_repl(&reply(0x401, 2, &p, 3600), "fe80::2")],
+    );
     // Outside the pools.
-    to_client(&lab, 0, "fe80::2", 546, vec![reply(0x402, 2, "2001:db8:9900::/56", 3600)]);
+    to_client(
+        &lab,
+        0,
+        "fe80::2",
+        546,
+        vec![reply(0x402, 2, "2001:db8:9900::/56", 3600)],
+    );
     // A static route holds prefix 10.
     let q = prefix_n(10);
     lab.router
-        .ip(["-6", "route", "add", &q, "via", "fe80::2", "dev", "cust0", "proto", "static"])
+        .ip([
+            "-6", "route", "add", &q, "via", "fe80::2", "dev", "cust0", "proto", "static",
+        ])
         .unwrap();
     to_client(&lab, 0, "fe80::2", 546, vec![reply(0x403, 2, &q, 3600)]);
     std::thread::sleep(Duration::from_millis(300));
@@ -157,11 +187,20 @@ fn forgeries_refusals_and_foreign_routes_change_nothing() {
     let line = route_line(&lab.router, &q).unwrap();
     assert!(line.contains("proto static"), "{line}");
     let log = f.log_text();
-    assert!(log.contains("reason=\"outside-pools\"") || log.contains("reason=outside-pools"), "{log}");
-    assert!(log.contains("reason=\"forged\"") || log.contains("reason=forged"), "{log}");
+    assert!(
+        log.contains("reason=\"outside-pools\"") || log.contains("reason=outside-pools"),
+        "{log}"
+    );
+    assert!(
+        log.contains("reason=\"forged\"") || log.contains("reason=forged"),
+        "{log}"
+    );
     assert!(log.contains("foreign-route"), "{log}");
     // STATUS says so (it is sent every 5 s).
-    let seen = f.wait_notify(|m| m.contains("2 forged, 1 refused, 1 foreign"), Duration::from_secs(8));
+    let seen = f.wait_notify(
+        |m| m.contains("2 forged, 1 refused, 1 foreign"),
+        Duration::from_secs(8),
+    );
     assert!(seen, "statuses: {:?}", f.statuses);
     let _ = MessageType::Reply;
 }
@@ -185,7 +224,11 @@ fn link_down_then_up_restores_routes_a_manual_delete_is_not_fought() {
     assert_eq!(before.len(), 3, "{before:?}");
     lab.router.ip(["link", "set", "cust0", "down"]).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(ours(&lab.router).len(), 1, "the kernel drops them with the link");
+    assert_eq!(
+        ours(&lab.router).len(),
+        1,
+        "the kernel drops them with the link"
+    );
     lab.router.ip(["link", "set", "cust0", "up"]).unwrap();
     let back = wait_route(&lab.router, &p, 2 * SECOND, |l| l.is_some());
     assert!(back.is_some(), "not restored; log:\n{}", f.log_text());

@@ -72,7 +72,9 @@ fn positive_usize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
 fn buffer_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     let v = usize::deserialize(d)?;
     if !(65536..=1 << 30).contains(&v) {
-        return Err(serde::de::Error::custom("must be 65536 to 1073741824 octets"));
+        return Err(serde::de::Error::custom(
+            "must be 65536 to 1073741824 octets",
+        ));
     }
     Ok(v)
 }
@@ -126,7 +128,9 @@ mod tests {
             ("snoop = true", "unknown field"),
         ] {
             let t = format!("{BASE}[follow]\n{extra}\n");
-            let e = Config::parse(&t, Path::new("t.toml")).unwrap_err().to_string();
+            let e = Config::parse(&t, Path::new("t.toml"))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{extra}: {e}");
             assert!(e.starts_with("t.toml:8:"), "{extra}: {e}");
         }

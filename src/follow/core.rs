@@ -48,7 +48,7 @@
 //!
 //! # State, and its size
 //! One hash map entry per followed prefix: the key (17 octets: address and
-//! length) and an [`Entry`]-like value of 32 octets (next hop, interface
+//! length) and a value of 32 octets (next hop, interface
 //! slot, absolute expiry and last client transaction in seconds of the
 //! core's clock, a fingerprint of the client DUID, flags, a server slot):
 //! 52 octets a bucket, under 100 octets a prefix with the map's load factor
@@ -768,7 +768,11 @@ impl FollowCore {
             return;
         }
         self.counters.releases_confirmed += 1;
-        let why = if p.decline { Why::Decline } else { Why::Release };
+        let why = if p.decline {
+            Why::Decline
+        } else {
+            Why::Release
+        };
         for (iaid, prefix) in p.prefixes {
             let no_binding = r
                 .ia_pds
@@ -900,7 +904,10 @@ impl FollowCore {
             .collect();
         missing.sort_by_key(|k| (k.addr, k.len));
         for k in missing {
-            let expired = self.entries.get(&k).is_some_and(|e| e.expires <= t.saturating_add(1));
+            let expired = self
+                .entries
+                .get(&k)
+                .is_some_and(|e| e.expires <= t.saturating_add(1));
             if expired {
                 self.forget(&k);
                 self.counters.expired += 1;
@@ -1079,7 +1086,9 @@ impl FollowCore {
     /// since the last resync (or followed after it), whichever is earlier;
     /// never sooner than `min_resync_spacing` after the last one.
     pub fn resync_deadline(&self) -> Instant {
-        let due = self.halflife.map_or(self.scheduled, |h| h.min(self.scheduled));
+        let due = self
+            .halflife
+            .map_or(self.scheduled, |h| h.min(self.scheduled));
         self.at_secs(due.max(self.not_before))
     }
 
@@ -1133,15 +1142,15 @@ impl FollowCore {
         self.foreign.clear();
         self.gone.clear();
         self.load_kernel(now, kernel);
-        let complete: Vec<bool> = self
-            .servers
-            .iter()
-            .map(|s| answered.contains(s))
-            .collect();
+        let complete: Vec<bool> = self.servers.iter().map(|s| answered.contains(s)).collect();
         let mut replay: Vec<(PKey, Entry)> = Vec::new();
         for (k, o) in old {
             let wins = o.seen != 0
-                && (o.seen >= from || !complete.get(usize::from(o.server)).copied().unwrap_or(false));
+                && (o.seen >= from
+                    || !complete
+                        .get(usize::from(o.server))
+                        .copied()
+                        .unwrap_or(false));
             match self.entries.get_mut(&k) {
                 Some(n) if n.gateway == o.gateway && n.slot == o.slot => {
                     n.client = o.client;
@@ -1228,7 +1237,9 @@ impl FollowCore {
                 self.counters.capped += 1;
                 continue;
             }
-            let expires = r.expires.map_or(NEVER, |e| t.saturating_add(e).min(NEVER - 1));
+            let expires = r
+                .expires
+                .map_or(NEVER, |e| t.saturating_add(e).min(NEVER - 1));
             let e = Entry {
                 gateway: r.gateway.unwrap_or(Ipv6Addr::UNSPECIFIED).octets(),
                 expires,

@@ -174,7 +174,11 @@ const P2: &str = "2001:db8:8000:200::/56";
 fn a_reply_installs_a_renewal_refreshes_valid_zero_removes() {
     let mut t = T::new();
     let now = t.at(1.0);
-    t.core.reply(now, CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]));
+    t.core.reply(
+        now,
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]),
+    );
     assert_eq!(
         t.changes(),
         vec![(
@@ -184,7 +188,11 @@ fn a_reply_installs_a_renewal_refreshes_valid_zero_removes() {
     );
     // A renewal 100 s later: the kernel expiry moves (replace).
     let now = t.at(101.0);
-    t.core.reply(now, CUST0, &reply(2, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 7200)])]));
+    t.core.reply(
+        now,
+        CUST0,
+        &reply(2, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 7200)])]),
+    );
     assert_eq!(
         t.changes(),
         vec![(
@@ -193,12 +201,24 @@ fn a_reply_installs_a_renewal_refreshes_valid_zero_removes() {
         )]
     );
     // The client moved to cust1.
-    t.core.reply(now, CUST1, &reply(3, 2, "fe80::9", vec![ia(1, vec![prefix(P1, 7200)])]));
+    t.core.reply(
+        now,
+        CUST1,
+        &reply(3, 2, "fe80::9", vec![ia(1, vec![prefix(P1, 7200)])]),
+    );
     assert_eq!(t.changes()[0].1, "moved");
     // Valid lifetime 0 from another client's REPLY does nothing; from its own, removes.
-    t.core.reply(now, CUST1, &reply(4, 3, "fe80::5", vec![ia(1, vec![prefix(P1, 0)])]));
+    t.core.reply(
+        now,
+        CUST1,
+        &reply(4, 3, "fe80::5", vec![ia(1, vec![prefix(P1, 0)])]),
+    );
     assert!(t.changes().is_empty());
-    t.core.reply(now, CUST1, &reply(5, 2, "fe80::9", vec![ia(1, vec![prefix(P1, 0)])]));
+    t.core.reply(
+        now,
+        CUST1,
+        &reply(5, 2, "fe80::9", vec![ia(1, vec![prefix(P1, 0)])]),
+    );
     assert_eq!(
         t.changes(),
         vec![(
@@ -241,7 +261,11 @@ fn refusals_carry_the_planners_reason() {
         (P1, "2001:db8:0:1::1", "bad-next-hop"),
     ];
     for (p, hop, _) in bad {
-        t.core.reply(now, CUST0, &reply(1, 2, hop, vec![ia(1, vec![prefix(p, 3600)])]));
+        t.core.reply(
+            now,
+            CUST0,
+            &reply(1, 2, hop, vec![ia(1, vec![prefix(p, 3600)])]),
+        );
     }
     assert!(t.changes().is_empty());
     let codes: Vec<&str> = t
@@ -255,13 +279,24 @@ fn refusals_carry_the_planners_reason() {
     assert_eq!(codes, bad.iter().map(|b| b.2).collect::<Vec<_>>());
     assert_eq!(t.core.counters().refused, 5);
     // An on-link global next hop is fine; an unknown interface is refused.
-    t.core.reply(now, CUST0, &reply(1, 2, "2001:db8:0:1::9", vec![ia(1, vec![prefix(P1, 60)])]));
+    t.core.reply(
+        now,
+        CUST0,
+        &reply(1, 2, "2001:db8:0:1::9", vec![ia(1, vec![prefix(P1, 60)])]),
+    );
     assert_eq!(t.changes().len(), 1);
-    t.core.reply(now, 99, &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 60)])]));
+    t.core.reply(
+        now,
+        99,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 60)])]),
+    );
     assert!(t.changes().is_empty());
     assert!(matches!(
         t.events()[..],
-        [FollowEvent::Refused { reason: Rejection::NoInterface { .. }, .. }]
+        [FollowEvent::Refused {
+            reason: Rejection::NoInterface { .. },
+            ..
+        }]
     ));
 }
 
@@ -271,7 +306,8 @@ fn inconsistent_lifetimes_and_statuses_are_not_used() {
     let now = t.at(0.0);
     let mut p = prefix(P1, 100);
     p.preferred_lifetime = 200;
-    t.core.reply(now, CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![p])]));
+    t.core
+        .reply(now, CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![p])]));
     let mut i = ia(1, vec![prefix(P1, 100)]);
     i.t1 = 300;
     t.core.reply(now, CUST0, &reply(1, 2, "fe80::2", vec![i]));
@@ -292,20 +328,33 @@ fn release_then_success_reply_removes_what_it_named() {
     t.core.reply(
         now,
         CUST0,
-        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)]), ia(2, vec![prefix(P2, 3600)])]),
+        &reply(
+            1,
+            2,
+            "fe80::2",
+            vec![ia(1, vec![prefix(P1, 3600)]), ia(2, vec![prefix(P2, 3600)])],
+        ),
     );
     assert_eq!(t.changes().len(), 2);
-    let rel = release(0x42, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 0)]), ia(2, vec![prefix(P2, 0)])]);
+    let rel = release(
+        0x42,
+        2,
+        "fe80::2",
+        vec![ia(1, vec![prefix(P1, 0)]), ia(2, vec![prefix(P2, 0)])],
+    );
     t.core.release(t.at(1.0), CUST0, &rel);
     assert_eq!(t.core.pending_releases(), 1);
     // A REPLY with another transaction-id, or for another client, matches nothing.
-    t.core.reply(t.at(1.5), CUST0, &reply(0x43, 2, "fe80::2", vec![]));
-    t.core.reply(t.at(1.5), CUST0, &reply(0x42, 3, "fe80::2", vec![]));
+    t.core
+        .reply(t.at(1.5), CUST0, &reply(0x43, 2, "fe80::2", vec![]));
+    t.core
+        .reply(t.at(1.5), CUST0, &reply(0x42, 3, "fe80::2", vec![]));
     assert!(t.changes().is_empty());
     // The server has no binding for IA 2: only P1 goes.
     let mut nb = ia(2, vec![]);
     nb.status = Some(StatusCode::NoBinding);
-    t.core.reply(t.at(2.0), CUST0, &reply(0x42, 2, "fe80::2", vec![nb]));
+    t.core
+        .reply(t.at(2.0), CUST0, &reply(0x42, 2, "fe80::2", vec![nb]));
     assert_eq!(
         t.changes(),
         vec![(
@@ -320,22 +369,36 @@ fn release_then_success_reply_removes_what_it_named() {
 #[test]
 fn pending_releases_are_bounded_and_expire() {
     let mut t = T::new();
-    t.core.reply(t.at(0.0), CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]));
+    t.core.reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]),
+    );
     t.changes();
     for xid in 10..14 {
-        t.core.release(t.at(1.0), CUST0, &release(xid, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 0)])]));
+        t.core.release(
+            t.at(1.0),
+            CUST0,
+            &release(xid, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 0)])]),
+        );
     }
     // A retransmission replaces its first copy.
-    t.core.release(t.at(1.0), CUST0, &release(13, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 0)])]));
+    t.core.release(
+        t.at(1.0),
+        CUST0,
+        &release(13, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 0)])]),
+    );
     assert_eq!(t.core.pending_releases(), 2);
     // The oldest ones were dropped: their REPLY matches nothing.
-    t.core.reply(t.at(2.0), CUST0, &reply(10, 2, "fe80::2", vec![]));
+    t.core
+        .reply(t.at(2.0), CUST0, &reply(10, 2, "fe80::2", vec![]));
     assert!(t.changes().is_empty());
     // Unanswered: forgotten after the timeout (poll_timeout says when).
     assert!(t.core.poll_timeout() <= t.at(61.0));
     t.core.tick(t.at(61.0));
     assert_eq!(t.core.pending_releases(), 0);
-    t.core.reply(t.at(62.0), CUST0, &reply(13, 2, "fe80::2", vec![]));
+    t.core
+        .reply(t.at(62.0), CUST0, &reply(13, 2, "fe80::2", vec![]));
     assert!(t.changes().is_empty());
     assert_eq!(t.core.followed(), 1);
 }
@@ -346,21 +409,42 @@ fn the_cap_refuses_more_prefixes() {
     let now = t.at(0.0);
     for n in 0..6u32 {
         let p = format!("2001:db8:80{:02x}::/56", n);
-        t.core.reply(now, CUST0, &reply(n, 2, "fe80::2", vec![ia(1, vec![prefix(&p, 600)])]));
+        t.core.reply(
+            now,
+            CUST0,
+            &reply(n, 2, "fe80::2", vec![ia(1, vec![prefix(&p, 600)])]),
+        );
     }
     assert_eq!(t.core.followed(), 4);
     assert_eq!(t.changes().len(), 4);
     assert_eq!(t.core.counters().capped, 2);
     // A renewal of a followed prefix still works at the cap.
-    t.core.reply(now, CUST0, &reply(9, 2, "fe80::2", vec![ia(1, vec![prefix("2001:db8:8000::/56", 900)])]));
+    t.core.reply(
+        now,
+        CUST0,
+        &reply(
+            9,
+            2,
+            "fe80::2",
+            vec![ia(1, vec![prefix("2001:db8:8000::/56", 900)])],
+        ),
+    );
     assert_eq!(t.changes()[0].1, "renewal");
 }
 
 #[test]
 fn expired_prefixes_are_forgotten() {
     let mut t = T::new();
-    t.core.reply(t.at(0.0), CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 100)])]));
-    t.core.reply(t.at(0.0), CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 0xffff_ffff)])]));
+    t.core.reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 100)])]),
+    );
+    t.core.reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 0xffff_ffff)])]),
+    );
     let c = t.changes();
     assert!(c[1].0.ends_with("expires None"), "{c:?}");
     t.core.tick(t.at(99.0));
@@ -379,12 +463,24 @@ fn the_resync_deadline_is_never_later_than_half_the_shortest_lifetime() {
     let mut t = T::new();
     // Nothing followed: the interval.
     assert_eq!(t.core.resync_deadline(), t.at(3600.0));
-    t.core.reply(t.at(100.0), CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 1000)])]));
+    t.core.reply(
+        t.at(100.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 1000)])]),
+    );
     assert_eq!(t.core.resync_deadline(), t.at(600.0));
     // A renewal does not push it back; a shorter lifetime brings it forward.
-    t.core.reply(t.at(200.0), CUST0, &reply(2, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 5000)])]));
+    t.core.reply(
+        t.at(200.0),
+        CUST0,
+        &reply(2, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 5000)])]),
+    );
     assert_eq!(t.core.resync_deadline(), t.at(600.0));
-    t.core.reply(t.at(300.0), CUST0, &reply(3, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 200)])]));
+    t.core.reply(
+        t.at(300.0),
+        CUST0,
+        &reply(3, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 200)])]),
+    );
     assert_eq!(t.core.resync_deadline(), t.at(400.0));
     assert!(!t.core.resync_due(t.at(399.0)));
     assert!(t.core.resync_due(t.at(400.0)));
@@ -397,11 +493,16 @@ fn the_resync_deadline_is_never_later_than_half_the_shortest_lifetime() {
         kroute(P1, "fe80::2", CUST0, 57, Some(4800)),
         kroute(P2, "fe80::2", CUST0, 57, Some(100)),
     ];
-    t.core.finish_resync(t.at(401.0), k, &[server()], "complete", true);
+    t.core
+        .finish_resync(t.at(401.0), k, &[server()], "complete", true);
     let d = t.core.resync_deadline();
     assert!(d >= t.at(411.0) && d <= t.at(451.0), "{:?}", d - t.t0);
     // A 2 s lease cannot make a storm: min_resync_spacing.
-    t.core.reply(t.at(402.0), CUST0, &reply(4, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 2)])]));
+    t.core.reply(
+        t.at(402.0),
+        CUST0,
+        &reply(4, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 2)])]),
+    );
     assert_eq!(t.core.resync_deadline(), t.at(411.0));
 }
 
@@ -409,7 +510,8 @@ fn the_resync_deadline_is_never_later_than_half_the_shortest_lifetime() {
 fn a_failed_resync_is_retried_sooner() {
     let mut t = T::new();
     t.core.begin_resync(t.at(0.0));
-    t.core.finish_resync(t.at(5.0), vec![], &[], "failed", false);
+    t.core
+        .finish_resync(t.at(5.0), vec![], &[], "failed", false);
     assert_eq!(t.core.resync_deadline(), t.at(305.0));
     assert_eq!(t.core.last_resync().unwrap().outcome, "failed");
 }
@@ -431,41 +533,83 @@ fn foreign_routes_are_left_alone() {
         true,
     );
     assert_eq!((t.core.followed(), t.core.foreign_prefixes()), (1, 1));
-    t.core.reply(now, CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]));
+    t.core.reply(
+        now,
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]),
+    );
     assert!(t.changes().is_empty());
-    assert!(matches!(t.events()[..], [FollowEvent::Foreign { how: "listed", .. }]));
+    assert!(matches!(
+        t.events()[..],
+        [FollowEvent::Foreign { how: "listed", .. }]
+    ));
     // A valid lifetime of 0 for it removes nothing either.
-    t.core.reply(now, CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 0)])]));
+    t.core.reply(
+        now,
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 0)])]),
+    );
     assert!(t.changes().is_empty());
     // An add that meets EEXIST: foreign from then on, never replaced.
     let p3 = "2001:db8:8000:300::/56";
-    t.core.reply(now, CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(p3, 3600)])]));
+    t.core.reply(
+        now,
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(p3, 3600)])]),
+    );
     let add = t.core.poll_change().unwrap().change;
-    let err = RouteError::from_errno(crate::routes::RouteOp::Add, p3.parse().unwrap(), errno::EEXIST);
+    let err = RouteError::from_errno(
+        crate::routes::RouteOp::Add,
+        p3.parse().unwrap(),
+        errno::EEXIST,
+    );
     t.core.failed(now, &add, &err);
     assert_eq!(t.core.foreign_prefixes(), 2);
-    t.core.reply(t.at(5.0), CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(p3, 3600)])]));
+    t.core.reply(
+        t.at(5.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(p3, 3600)])]),
+    );
     assert!(t.changes().is_empty());
     // Someone replaces our P2 with a static route: we forget ours.
-    t.core.route_event(now, true, &kroute(P2, "fe80::2", CUST0, 4, None));
+    t.core
+        .route_event(now, true, &kroute(P2, "fe80::2", CUST0, 4, None));
     assert_eq!(t.core.followed(), 0);
-    t.core.reply(t.at(6.0), CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 0)])]));
+    t.core.reply(
+        t.at(6.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 0)])]),
+    );
     assert!(t.changes().is_empty());
     assert_eq!(t.core.counters().foreign, 4);
     // The foreign route goes: the prefix is ours to install again.
-    t.core.route_event(now, false, &kroute(P2, "fe80::2", CUST0, 4, None));
-    t.core.reply(t.at(7.0), CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 60)])]));
+    t.core
+        .route_event(now, false, &kroute(P2, "fe80::2", CUST0, 4, None));
+    t.core.reply(
+        t.at(7.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 60)])]),
+    );
     assert_eq!(t.changes()[0].1, "reply");
 }
 
 #[test]
 fn link_down_then_up_reinstalls_what_the_kernel_dropped() {
     let mut t = T::new();
-    t.core.reply(t.at(0.0), CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]));
-    t.core.reply(t.at(0.0), CUST1, &reply(1, 3, "fe80::3", vec![ia(1, vec![prefix(P2, 3600)])]));
+    t.core.reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]),
+    );
+    t.core.reply(
+        t.at(0.0),
+        CUST1,
+        &reply(1, 3, "fe80::3", vec![ia(1, vec![prefix(P2, 3600)])]),
+    );
     t.changes();
     // The kernel's deletes may come before the link's own notification.
-    t.core.route_event(t.at(10.0), false, &kroute(P1, "fe80::2", CUST0, 57, None));
+    t.core
+        .route_event(t.at(10.0), false, &kroute(P1, "fe80::2", CUST0, 57, None));
     assert!(!t.core.link(t.at(10.1), CUST0, "cust0", false));
     t.core.tick(t.at(11.0));
     assert_eq!(t.core.followed(), 2, "kept for the link's return");
@@ -487,12 +631,22 @@ fn link_down_then_up_reinstalls_what_the_kernel_dropped() {
 #[test]
 fn a_manual_delete_is_forgotten_not_fought() {
     let mut t = T::new();
-    t.core.reply(t.at(0.0), CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]));
-    t.core.reply(t.at(0.0), CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 30)])]));
+    t.core.reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]),
+    );
+    t.core.reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 30)])]),
+    );
     t.changes();
     // A delete of another route at the key (another next hop) is not ours.
-    t.core.route_event(t.at(5.0), false, &kroute(P1, "fe80::9", CUST0, 57, None));
-    t.core.route_event(t.at(5.0), false, &kroute(P1, "fe80::2", CUST0, 57, None));
+    t.core
+        .route_event(t.at(5.0), false, &kroute(P1, "fe80::9", CUST0, 57, None));
+    t.core
+        .route_event(t.at(5.0), false, &kroute(P1, "fe80::2", CUST0, 57, None));
     assert!(t.core.poll_timeout() <= t.at(5.5));
     t.core.tick(t.at(5.4));
     assert_eq!(t.core.followed(), 2, "not decided before the settle time");
@@ -502,12 +656,17 @@ fn a_manual_delete_is_forgotten_not_fought() {
     assert!(matches!(t.events()[..], [FollowEvent::ManualDelete { .. }]));
     assert!(t.changes().is_empty(), "not put back");
     // The kernel's delete of an expired route is no manual delete.
-    t.core.route_event(t.at(30.0), false, &kroute(P2, "fe80::2", CUST0, 57, None));
+    t.core
+        .route_event(t.at(30.0), false, &kroute(P2, "fe80::2", CUST0, 57, None));
     assert_eq!(t.core.followed(), 0);
     assert_eq!(t.core.counters().manual_deletes, 1);
     assert_eq!(t.core.counters().expired, 1);
     // A renewal later installs it again (the client's word is new).
-    t.core.reply(t.at(40.0), CUST0, &reply(2, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]));
+    t.core.reply(
+        t.at(40.0),
+        CUST0,
+        &reply(2, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]),
+    );
     assert_eq!(t.changes()[0].1, "reply");
 }
 
@@ -516,7 +675,11 @@ fn the_resync_reconciles_with_snooping_by_time() {
     let mut t = T::new();
     let other = Duid::new_ll(1, &[2, 0, 0, 0, 9, 8]);
     // Before the resync: P1 snooped from `server` (it answers the resync).
-    t.core.reply(t.at(0.0), CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]));
+    t.core.reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]),
+    );
     // P2 snooped from a server that will not answer.
     let mut r = reply(1, 3, "fe80::3", vec![ia(1, vec![prefix(P2, 3600)])]);
     r.server_id = other;
@@ -525,9 +688,18 @@ fn the_resync_reconciles_with_snooping_by_time() {
     t.core.begin_resync(t.at(10.0));
     // During it: a new prefix, and a release of P1 confirmed: held.
     let p3 = "2001:db8:8000:300::/56";
-    t.core.reply(t.at(11.0), CUST1, &reply(2, 4, "fe80::4", vec![ia(1, vec![prefix(p3, 600)])]));
-    t.core.release(t.at(11.0), CUST0, &release(9, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 0)])]));
-    t.core.reply(t.at(11.5), CUST0, &reply(9, 2, "fe80::2", vec![]));
+    t.core.reply(
+        t.at(11.0),
+        CUST1,
+        &reply(2, 4, "fe80::4", vec![ia(1, vec![prefix(p3, 600)])]),
+    );
+    t.core.release(
+        t.at(11.0),
+        CUST0,
+        &release(9, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 0)])]),
+    );
+    t.core
+        .reply(t.at(11.5), CUST0, &reply(9, 2, "fe80::2", vec![]));
     assert!(t.changes().is_empty(), "held while the resync runs");
     // The resync put P1 (the server's view as of its start) back and moved
     // P2 to another client (an answering server's older claim).
@@ -535,7 +707,8 @@ fn the_resync_reconciles_with_snooping_by_time() {
         kroute(P1, "fe80::2", CUST0, 57, Some(3590)),
         kroute(P2, "fe80::66", CUST0, 57, Some(1000)),
     ];
-    t.core.finish_resync(t.at(12.0), kernel, &[server()], "partial", true);
+    t.core
+        .finish_resync(t.at(12.0), kernel, &[server()], "partial", true);
     assert_eq!(
         t.changes(),
         vec![
@@ -561,10 +734,14 @@ fn the_resync_reconciles_with_snooping_by_time() {
         kroute(p3, "fe80::44", CUST1, 57, Some(500)),
     ];
     let s2 = Duid::new_ll(1, &[2, 0, 0, 0, 9, 8]);
-    t.core.finish_resync(t.at(101.0), kernel, &[server(), s2], "complete", true);
+    t.core
+        .finish_resync(t.at(101.0), kernel, &[server(), s2], "complete", true);
     assert!(t.changes().is_empty());
     assert_eq!(
-        t.core.route_of(&p3.parse().unwrap(), t.at(101.0)).unwrap().gateway,
+        t.core
+            .route_of(&p3.parse().unwrap(), t.at(101.0))
+            .unwrap()
+            .gateway,
         "fe80::44".parse::<Ipv6Addr>().unwrap()
     );
 }
@@ -590,9 +767,17 @@ fn kernel_routes_of_ours_are_followed_after_a_resync() {
         true,
     );
     assert_eq!(t.core.followed(), 1);
-    assert_eq!(t.core.foreign_prefixes(), 1, "the multipath route at our key");
+    assert_eq!(
+        t.core.foreign_prefixes(),
+        1,
+        "the multipath route at our key"
+    );
     // Ours now: a valid lifetime of 0 removes it.
-    t.core.reply(t.at(1.0), CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 0)])]));
+    t.core.reply(
+        t.at(1.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 0)])]),
+    );
     assert_eq!(t.changes()[0].1, "valid-lifetime-0");
 }
 
@@ -606,7 +791,9 @@ fn forgeries_are_counted_and_change_nothing() {
     t.core.forged(t.at(0.0), CUST0, &f);
     assert_eq!(t.core.counters().forged, 1);
     assert!(t.changes().is_empty());
-    assert!(matches!(&t.events()[..], [FollowEvent::Forged { interface, .. }] if &**interface == "cust0"));
+    assert!(
+        matches!(&t.events()[..], [FollowEvent::Forged { interface, .. }] if &**interface == "cust0")
+    );
     assert!(t.core.status_line(t.at(1.0)).contains("1 forged"));
 }
 

@@ -223,11 +223,7 @@ impl Captures {
     /// a missing one is tried again when a link event names it.
     fn open_missing(&mut self) -> Result<(), CaptureError> {
         for name in self.wanted.clone() {
-            if self
-                .tasks
-                .get(&name)
-                .is_some_and(|(_, t)| !t.is_finished())
-            {
+            if self.tasks.get(&name).is_some_and(|(_, t)| !t.is_finished()) {
                 continue;
             }
             let Some(index) = if_index(&name) else {
@@ -392,7 +388,9 @@ fn log_event(e: &FollowEvent) {
             next_hop,
             interface,
             reason,
-        } => tracing::warn!(%prefix, via = %next_hop, dev = %interface, reason = reason.code(), "follow: refused: {reason}"),
+        } => {
+            tracing::warn!(%prefix, via = %next_hop, dev = %interface, reason = reason.code(), "follow: refused: {reason}")
+        }
         FollowEvent::Ignored { prefix, code } => {
             let p = prefix.map(|p| p.to_string()).unwrap_or_default();
             if *code == "cap" {
@@ -401,14 +399,22 @@ fn log_event(e: &FollowEvent) {
                 tracing::info!(prefix = %p, reason = code, "follow: not used");
             }
         }
-        FollowEvent::Foreign { prefix, how } => tracing::info!(%prefix, how, reason = "foreign-route", "follow: a route that is not ours holds the prefix; left in place"),
-        FollowEvent::ManualDelete { route } => tracing::info!(prefix = %route.prefix, via = %route.gateway, dev = %route.interface, reason = "manual-delete", "follow: our route was deleted by someone else; forgotten until the next resync"),
+        FollowEvent::Foreign { prefix, how } => {
+            tracing::info!(%prefix, how, reason = "foreign-route", "follow: a route that is not ours holds the prefix; left in place")
+        }
+        FollowEvent::ManualDelete { route } => {
+            tracing::info!(prefix = %route.prefix, via = %route.gateway, dev = %route.interface, reason = "manual-delete", "follow: our route was deleted by someone else; forgotten until the next resync")
+        }
         FollowEvent::Forged {
             interface,
             source,
             msg_type,
-        } => tracing::warn!(dev = %interface, %source, msg_type = %msg_type, reason = "forged", "follow: a server message arrived from the client side; ignored"),
-        FollowEvent::Failed { change, error } => tracing::warn!(prefix = %change.route().prefix, op = %change.op(), error = %error, code = error.code(), "follow: the kernel refused a route change"),
+        } => {
+            tracing::warn!(dev = %interface, %source, msg_type = %msg_type, reason = "forged", "follow: a server message arrived from the client side; ignored")
+        }
+        FollowEvent::Failed { change, error } => {
+            tracing::warn!(prefix = %change.route().prefix, op = %change.op(), error = %error, code = error.code(), "follow: the kernel refused a route change")
+        }
     }
 }
 
@@ -639,13 +645,19 @@ pub async fn run(
     core.begin_resync(start);
     let routes = list_all(&mut table, config.routes.table).await?;
     let ok = startup.exit_code != EXIT_NOTHING;
-    core.finish_resync(Instant::now(), routes, &answered(&startup), &startup.outcome, ok);
+    core.finish_resync(
+        Instant::now(),
+        routes,
+        &answered(&startup),
+        &startup.outcome,
+        ok,
+    );
     let now = Instant::now();
     for l in table.links().await? {
         core.link(now, l.index, &l.name, l.up);
     }
-    let watcher = Watcher::spawn(config.routes.table, config.routes.protocol)
-        .map_err(FollowError::Watch)?;
+    let watcher =
+        Watcher::spawn(config.routes.table, config.routes.protocol).map_err(FollowError::Watch)?;
     captures.open_missing()?;
     let (stop_tx, _) = watch::channel(false);
     let mut svc = Service {
@@ -684,7 +696,7 @@ enum Wake {
     Snoop(SnoopBatch),
     Kernel(Vec<KernelEvent>),
     Control(Control),
-    Resynced(Result<(Summary, NetlinkTable), RecoverError>),
+    Resynced(Box<Result<(Summary, NetlinkTable), RecoverError>>),
     Timer,
     Status,
     Idle,
@@ -745,7 +757,7 @@ async fn event_loop<'a>(
                 Some(c) => Wake::Control(c),
                 None => { std::future::pending::<()>().await; Wake::Timer }
             },
-            r = async { resync.as_mut().expect("guarded").await }, if resync.is_some() => Wake::Resynced(r),
+            r = async { resync.as_mut().expect("guarded").await }, if resync.is_some() => Wake::Resynced(Box::new(r)),
             _ = tokio::time::sleep_until(wake_core) => Wake::Timer,
             _ = tokio::time::sleep_until(status_at) => Wake::Status,
             _ = async { tokio::time::sleep_until(tokio::time::Instant::from_std(idle_at.expect("guarded"))).await }, if idle_at.is_some() && resync.is_none() => Wake::Idle,
@@ -770,7 +782,7 @@ async fn event_loop<'a>(
             }
             Wake::Resynced(r) => {
                 resync = None;
-                svc.finish_resync(r).await?;
+                svc.finish_resync(*r).await?;
                 svc.last_activity = Instant::now();
             }
             Wake::Timer => {}

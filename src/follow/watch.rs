@@ -293,8 +293,17 @@ mod tests {
             v.extend_from_slice(&kind.to_ne_bytes());
             v.extend_from_slice(val);
         };
-        attr(1, &"2001:db8:8000:100::".parse::<std::net::Ipv6Addr>().unwrap().octets());
-        attr(5, &"fe80::2".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        attr(
+            1,
+            &"2001:db8:8000:100::"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        attr(
+            5,
+            &"fe80::2".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+        );
         attr(4, &7u32.to_ne_bytes());
         attr(6, &1024u32.to_ne_bytes());
         v
@@ -319,8 +328,17 @@ mod tests {
                 up: true
             }
         );
-        assert!(matches!(&ev[1], KernelEvent::Link { index: 8, up: false, .. }));
-        assert!(matches!(&ev[2], KernelEvent::Route { new: false, route } if route.protocol == 57 && route.ifindex == 7));
+        assert!(matches!(
+            &ev[1],
+            KernelEvent::Link {
+                index: 8,
+                up: false,
+                ..
+            }
+        ));
+        assert!(
+            matches!(&ev[2], KernelEvent::Route { new: false, route } if route.protocol == 57 && route.ifindex == 7)
+        );
         assert!(matches!(&ev[3], KernelEvent::Route { new: true, route } if route.protocol == 4));
         // Truncated input is no panic.
         for cut in 0..d.len() {

@@ -63,23 +63,60 @@ pub fn lab(prefix: &str, links: usize) -> Lab {
         let (rif, cif) = (format!("cust{j}"), format!("cpe{j}"));
         router
             .ip([
-                "link", "add", &rif, "address", &mac(j, 1), "type", "veth", "peer", "name", &cif,
-                "address", &mac(j, 2), "netns", client.name(),
+                "link",
+                "add",
+                &rif,
+                "address",
+                &mac(j, 1),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &cif,
+                "address",
+                &mac(j, 2),
+                "netns",
+                client.name(),
             ])
             .unwrap();
         let global = format!("2001:db8:0:{}::1/64", j + 1);
         for (ns, ifname, addrs, peer_mac, neigh) in [
-            (&router, &rif, vec!["fe80::1/64", global.as_str()], mac(j, 2), vec!["fe80::2", "fe80::3"]),
-            (&client, &cif, vec!["fe80::2/64", "fe80::3/64"], mac(j, 1), vec!["fe80::1"]),
+            (
+                &router,
+                &rif,
+                vec!["fe80::1/64", global.as_str()],
+                mac(j, 2),
+                vec!["fe80::2", "fe80::3"],
+            ),
+            (
+                &client,
+                &cif,
+                vec!["fe80::2/64", "fe80::3/64"],
+                mac(j, 1),
+                vec!["fe80::1"],
+            ),
         ] {
-            ns.ip(["link", "set", "dev", ifname, "addrgenmode", "none"]).unwrap();
+            ns.ip(["link", "set", "dev", ifname, "addrgenmode", "none"])
+                .unwrap();
             for a in addrs {
-                ns.ip(["-6", "addr", "add", a, "dev", ifname, "nodad"]).unwrap();
+                ns.ip(["-6", "addr", "add", a, "dev", ifname, "nodad"])
+                    .unwrap();
             }
             ns.ip(["link", "set", "dev", ifname, "up"]).unwrap();
             for n in neigh {
-                ns.ip(["-6", "neigh", "replace", n, "lladdr", &peer_mac, "dev", ifname, "nud", "permanent"])
-                    .unwrap();
+                ns.ip([
+                    "-6",
+                    "neigh",
+                    "replace",
+                    n,
+                    "lladdr",
+                    &peer_mac,
+                    "dev",
+                    ifname,
+                    "nud",
+                    "permanent",
+                ])
+                .unwrap();
             }
         }
         out.push(Link {
@@ -160,11 +197,21 @@ pub fn lab_server(lab: &Lab, port: u16, bindings: &[Binding]) -> Child {
         .collect();
     std::fs::write(&file, text).unwrap();
     let mut c = std::process::Command::new("ip");
-    c.args(["netns", "exec", lab.router.name(), env!("CARGO_BIN_EXE_pdrestore")])
-        .args(["lab-server", "--listen", &format!("[::1]:{port}"), "--bindings"])
-        .arg(&file)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+    c.args([
+        "netns",
+        "exec",
+        lab.router.name(),
+        env!("CARGO_BIN_EXE_pdrestore"),
+    ])
+    .args([
+        "lab-server",
+        "--listen",
+        &format!("[::1]:{port}"),
+        "--bindings",
+    ])
+    .arg(&file)
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
     let child = Child(c.spawn().unwrap());
     let up = lab
         .router
@@ -195,18 +242,26 @@ impl Follow {
     pub fn start(lab: &Lab, config: &Path, args: &[&str], rust_log: &str) -> Follow {
         let sock = lab.dir.path().join(format!("notify-{}", fastrand::u32(..)));
         let notify = UnixDatagram::bind(&sock).unwrap();
-        let log = lab.dir.path().join(format!("follow-{}.log", fastrand::u32(..)));
+        let log = lab
+            .dir
+            .path()
+            .join(format!("follow-{}.log", fastrand::u32(..)));
         let mut c = std::process::Command::new("ip");
-        c.args(["netns", "exec", lab.router.name(), env!("CARGO_BIN_EXE_pdrestore")])
-            .arg("follow")
-            .arg("-c")
-            .arg(config)
-            .args(args)
-            .env("NOTIFY_SOCKET", &sock)
-            .env("RUST_LOG", rust_log)
-            .env("NO_COLOR", "1")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+        c.args([
+            "netns",
+            "exec",
+            lab.router.name(),
+            env!("CARGO_BIN_EXE_pdrestore"),
+        ])
+        .arg("follow")
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .env("NOTIFY_SOCKET", &sock)
+        .env("RUST_LOG", rust_log)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
         let mut f = Follow {
             child: Child(c.spawn().unwrap()),
             notify,
@@ -267,7 +322,11 @@ impl Follow {
             if let Some(s) = self.child.0.try_wait().unwrap() {
                 return s;
             }
-            assert!(Instant::now() < until, "follow did not stop; log:\n{}", self.log_text());
+            assert!(
+                Instant::now() < until,
+                "follow did not stop; log:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -408,13 +467,22 @@ pub fn relay_repl(inner: &[u8], peer: &str) -> Vec<u8> {
 
 /// Send UDP datagrams from `from`:`sport` to `to`:`dport` out of `ifname`
 /// inside `ns`.
-pub fn send_udp(ns: &NetNs, ifname: &str, from: &str, sport: u16, to: &str, dport: u16, payloads: Vec<Vec<u8>>) {
+pub fn send_udp(
+    ns: &NetNs,
+    ifname: &str,
+    from: &str,
+    sport: u16,
+    to: &str,
+    dport: u16,
+    payloads: Vec<Vec<u8>>,
+) {
     let scope = ifindex(ns, ifname);
     let (from, to): (Ipv6Addr, Ipv6Addr) = (from.parse().unwrap(), to.parse().unwrap());
     ns.run(move || async move {
         let s = UdpSocket::bind(SocketAddrV6::new(from, sport, 0, scope)).expect("bind UDP");
         for p in payloads {
-            s.send_to(&p, SocketAddrV6::new(to, dport, 0, scope)).expect("send UDP");
+            s.send_to(&p, SocketAddrV6::new(to, dport, 0, scope))
+                .expect("send UDP");
         }
     })
     .unwrap();
@@ -422,11 +490,27 @@ pub fn send_udp(ns: &NetNs, ifname: &str, from: &str, sport: u16, to: &str, dpor
 
 /// From the router (relay) on link `j` to the client: leaves the router.
 pub fn to_client(lab: &Lab, j: usize, dst: &str, dport: u16, payloads: Vec<Vec<u8>>) {
-    send_udp(&lab.router, &lab.links[j].router_if, "fe80::1", 547, dst, dport, payloads);
+    send_udp(
+        &lab.router,
+        &lab.links[j].router_if,
+        "fe80::1",
+        547,
+        dst,
+        dport,
+        payloads,
+    );
 }
 
 /// From the client of link `j` to the relay's port 547: arrives at the router.
 pub fn to_relay(lab: &Lab, j: usize, payloads: Vec<Vec<u8>>) {
     let l = &lab.links[j];
-    send_udp(&l.client, &l.client_if, "fe80::2", 546, "fe80::1", 547, payloads);
+    send_udp(
+        &l.client,
+        &l.client_if,
+        "fe80::2",
+        546,
+        "fe80::1",
+        547,
+        payloads,
+    );
 }
