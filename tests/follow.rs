@@ -286,3 +286,39 @@ fn sighup_resyncs_and_converges() {
     let status = f.stop();
     assert!(status.success());
 }
+
+/// `follow --once`: the start-up recovery, then what arrives, then exit 0
+/// once nothing has for `--idle`; the routes stay.
+#[test]
+fn once_handles_what_arrives_then_exits_when_idle() {
+    if !root() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = lab("pdr-fol7", 1);
+    let _server = lab_server(&lab, 5707, &[binding(0, 0)]);
+    let cfg = config(&lab, &[5707], "");
+    let mut f = Follow::start(&lab, &cfg, &["--once", "--idle", "700ms"], "info");
+    let p = prefix_n(40);
+    to_client(&lab, 0, "fe80::2", 546, vec![reply(0x700, 2, &p, 3600)]);
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = f.child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "did not exit; log:\n{}",
+            f.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}; log:\n{}", f.log_text());
+    let mut want = vec![
+        format!("{} via fe80::2 dev cust0", prefix_n(0)),
+        format!("{p} via fe80::2 dev cust0"),
+    ];
+    want.sort();
+    assert_eq!(ours(&lab.router), want);
+    let _ = f.wait_notify(|_| false, Duration::from_millis(1));
+}
