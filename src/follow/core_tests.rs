@@ -802,3 +802,27 @@ fn an_entry_is_small() {
     assert_eq!(std::mem::size_of::<Entry>(), 32);
     assert!(std::mem::size_of::<(PKey, Entry)>() <= 52);
 }
+
+#[test]
+fn lost_events_are_made_up_by_reading_the_kernel_again() {
+    let mut t = T::new();
+    t.core.reply(t.at(0.0), CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]));
+    t.core.reply(t.at(0.0), CUST1, &reply(1, 3, "fe80::3", vec![ia(1, vec![prefix(P2, 3600)])]));
+    t.changes();
+    // Events were lost: P2 is gone from the kernel (cust1 went down and up
+    // meanwhile), and a static route now holds a third prefix.
+    let p3 = "2001:db8:8000:300::/56";
+    t.core.link(t.at(9.0), CUST1, "cust1", false);
+    let kernel = vec![
+        kroute(P1, "fe80::2", CUST0, 57, Some(3590)),
+        kroute(p3, "fe80::9", CUST0, 4, None),
+    ];
+    t.core.reconcile_kernel(t.at(10.0), kernel);
+    assert_eq!(t.core.foreign_prefixes(), 1);
+    t.core.tick(t.at(11.0));
+    assert_eq!(t.core.followed(), 2, "dropped with its link, kept");
+    t.core.link(t.at(12.0), CUST1, "cust1", true);
+    assert_eq!(t.changes()[0].1, "link-up");
+    t.core.reply(t.at(13.0), CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(p3, 60)])]));
+    assert!(t.changes().is_empty(), "foreign");
+}
