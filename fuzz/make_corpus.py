@@ -130,8 +130,8 @@ for case, size in (("16_clientid_3", 100), ("05_relayid_unknown", 7)):
     req = (src / f"{case}.request.bin").read_bytes()
     resp = (src / f"{case}.response.bin").read_bytes()
     count += write("capture", f"{case}.pcap", b"\x00" + pcap(101, exchange(req, resp, True, size)))
-    frames = [eth(0x0800) + f for f in exchange(req, resp, False, size)]
-    count += write("capture", f"{case}.pcapng", b"\x00" + pcapng(1, frames))
+    eth_frames = [eth(0x0800) + f for f in exchange(req, resp, False, size)]
+    count += write("capture", f"{case}.pcapng", b"\x00" + pcapng(1, eth_frames))
 one = exchange(b"\x00\x03\x0e\x00\x00", b"", True, 100)[2]
 for i, prefix in enumerate((b"", eth(0x86DD), bytes(14) + b"\x86\xdd", b"\x86\xdd" + bytes(18), b"\x1e\x00\x00\x00", b"", b"", b"", b"")):
     count += write("capture", f"frame.{i}", b"\x80" + bytes([i]) + prefix + one)

@@ -17,6 +17,9 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod follow;
+pub use follow::FollowConfig;
+
 /// Where the configuration is read from when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/pdrestore/pdrestore.toml";
 
@@ -102,6 +105,9 @@ pub struct Config {
     /// Resource bounds against broken or hostile servers.
     #[serde(default)]
     pub limits: Limits,
+    /// `pdrestore follow`: snooping and resynchronisation.
+    #[serde(default)]
+    pub follow: FollowConfig,
 }
 
 /// How recovery finds our bindings (RFC 5460 s.5.3, s.6.1).
@@ -666,6 +672,29 @@ impl Config {
             ));
         }
         out
+    }
+
+    /// The client-facing interfaces `pdrestore follow` snoops:
+    /// `[follow] interfaces`, else the targets of `[routes.interfaces]`,
+    /// once each, in order.
+    pub fn follow_interfaces(&self) -> Vec<String> {
+        match &self.follow.interfaces {
+            Some(v) => {
+                let mut out: Vec<String> = Vec::new();
+                for n in v {
+                    if !out.contains(n) {
+                        out.push(n.clone());
+                    }
+                }
+                out
+            }
+            None => {
+                let mut v: Vec<String> = self.routes.interfaces.values().cloned().collect();
+                v.sort();
+                v.dedup();
+                v
+            }
+        }
     }
 
     /// Read and parse a configuration file.

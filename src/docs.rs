@@ -105,6 +105,21 @@ pub const CONFIG_REFERENCE: &[ConfigSection] = &[
             ("max_relay_depth", "`32`", "Deepest relay chain accepted in a binding (RFC 8415 HOP_COUNT_LIMIT), at least 1; a server that sends a deeper one is cut off, not retried."),
         ],
     },
+    ConfigSection {
+        table: "follow",
+        title: "`[follow]` (`pdrestore follow` only)",
+        intro: &[
+            "`pdrestore follow` runs the recovery of `recover` at start, then keeps the routes in step with the leases by watching the DHCPv6 traffic the relay exchanges with its clients on the client-facing interfaces (AF_PACKET, CAP_NET_RAW; nothing is sent or injected): a REPLY leaving the router installs or refreshes a delegated prefix's route (RFC 8987 4), a valid lifetime of 0 or a RELEASE or DECLINE that the server confirms removes it, and the routes the kernel drops with an interface come back when it is up again. Every route passes the same checks as `recover` (`[routes]`); only our own routes are ever replaced or removed.",
+        ],
+        keys: &[
+            ("interfaces", "the targets of `[routes.interfaces]`", "The client-facing interfaces to snoop, e.g. `[\"eth1\", \"eth2.100\"]`. An interface that does not exist yet is snooped as soon as it appears. An empty list is refused."),
+            ("packets_per_second", "`20000`", "DHCPv6 packets handled per second on one interface (a token bucket), so that a flood on one link cannot starve the others or the route installation. What the budget does not allow waits in the capture socket's buffer; what does not fit there is dropped by the kernel."),
+            ("packet_burst", "`4000`", "The largest burst handled at once on one interface (the bucket's size)."),
+            ("capture_buffer", "`16777216`", "Receive buffer of each capture socket, in octets (65536 to 1073741824): how large a burst of REPLYs (a renewal storm after an outage) is queued while the service catches up. Kernel memory, used only while packets wait; the kernel doubles the value for its bookkeeping."),
+            ("resync_interval", "`1h`", "A Bulk Leasequery resync (the recovery of `recover`, with the prune rail) runs this often, with up to 10% jitter, and never later than half the shortest remaining valid lifetime among the prefixes learned since the last one (but not within 10 s of the previous resync). SIGHUP (`systemctl reload pdrestore-follow`) runs one at once. A resync that failed is tried again after 5 minutes (or the interval, if shorter)."),
+            ("max_prefixes", "`1000000`", "Most delegated prefixes followed at once (about 100 octets of memory each). A REPLY for one more is refused and counted (`cap`); routes over the cap that a resync installs are left to expire in the kernel."),
+        ],
+    },
 ];
 
 /// `docs/configuration.md`.
@@ -394,6 +409,29 @@ pub fn page_extras(name: &str) -> PageExtras {
             )],
         ),
         "query" => e(QUERY_EXIT, CONFIG_FILES, QUERY_EXAMPLES),
+        "follow" => e(
+            &[
+                ("0", "Stopped cleanly (SIGTERM or SIGINT; with --once, idle); the routes are left in place."),
+                ("70", "Internal error: the route table or the rtnetlink watcher failed."),
+                ("77", "No permission: changing routes needs CAP_NET_ADMIN, the capture sockets CAP_NET_RAW."),
+                ("78", "Configuration error, or no client-facing interface to snoop."),
+            ],
+            RECOVER_FILES,
+            &[
+                (
+                    "Run it under systemd (instead of pdrestore.service and its timer):",
+                    "systemctl enable --now pdrestore-follow",
+                ),
+                (
+                    "Resync now:",
+                    "systemctl reload pdrestore-follow",
+                ),
+                (
+                    "Catch up once, then exit:",
+                    "pdrestore follow --once --idle 5s",
+                ),
+            ],
+        ),
         "lab-server" => e(LAB_SERVER_EXIT, &[], LAB_SERVER_EXAMPLES),
         "demo" => e(
             &[

@@ -19,6 +19,8 @@
 //!   assembly (sans IO), connections, retries, fan-out.
 //! - [`server`]: `pdrestore lab-server`, the reference Bulk Leasequery server
 //!   for labs, demos, tests and benchmarks.
+//! - [`follow`]: `pdrestore follow`, the service that keeps the routes in
+//!   step with the leases after the start-up recovery (RFC 8987).
 //! - [`snoop`]: the snoop layer of `pdrestore follow`: capturing and parsing
 //!   the DHCPv6 replies a delegating relay sends its clients (RFC 8987).
 
@@ -30,6 +32,7 @@ pub mod config;
 pub mod decode;
 pub mod demo;
 pub mod docs;
+pub mod follow;
 pub mod identity;
 pub mod metrics;
 pub mod netns;

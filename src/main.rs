@@ -48,6 +48,7 @@ fn main() -> ExitCode {
             force_prune,
             metrics_file,
         } => cmd_recover(&config, dry_run, json, force_prune, metrics_file),
+        Command::Follow { config, once, idle } => cmd_follow(&config, once.then_some(idle)),
         Command::LabServer(args) => pdrestore::server::cli::run(*args),
         Command::CheckConfig { config } => cmd_check_config(&config),
     }
@@ -370,6 +371,54 @@ fn recover(
         Err(e) => {
             eprintln!("pdrestore: {e}");
             (e.exit_code(), None)
+        }
+    }
+}
+
+fn cmd_follow(path: &std::path::Path, once: Option<std::time::Duration>) -> ExitCode {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let relay = match pdrestore::identity::relay_duid(
+        config.relay_duid.as_ref(),
+        &config.state_directory,
+    ) {
+        Ok((d, _)) => d,
+        Err(e) => {
+            eprintln!("pdrestore: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pdrestore: cannot start the runtime: {e}");
+            return ExitCode::from(70);
+        }
+    };
+    let opts = pdrestore::follow::FollowOptions { once, notify: true };
+    let result = rt.block_on(async {
+        let control = match pdrestore::follow::shell::signal_control() {
+            Ok(c) => c,
+            Err(e) => return Err((70, format!("cannot handle signals: {e}"))),
+        };
+        pdrestore::follow::run(&config, &relay, &opts, control)
+            .await
+            .map_err(|e| (e.exit_code(), e.to_string()))
+    });
+    match result {
+        Ok(summary) => {
+            eprintln!("pdrestore follow: {}", summary.status);
+            ExitCode::SUCCESS
+        }
+        Err((code, text)) => {
+            eprintln!("pdrestore: {text}");
+            ExitCode::from(code)
         }
     }
 }

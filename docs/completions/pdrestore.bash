@@ -28,6 +28,9 @@ _pdrestore() {
             pdrestore,duid)
                 cmd="pdrestore__subcmd__duid"
                 ;;
+            pdrestore,follow)
+                cmd="pdrestore__subcmd__follow"
+                ;;
             pdrestore,help)
                 cmd="pdrestore__subcmd__help"
                 ;;
@@ -52,6 +55,9 @@ _pdrestore() {
             pdrestore__subcmd__help,duid)
                 cmd="pdrestore__subcmd__help__subcmd__duid"
                 ;;
+            pdrestore__subcmd__help,follow)
+                cmd="pdrestore__subcmd__help__subcmd__follow"
+                ;;
             pdrestore__subcmd__help,help)
                 cmd="pdrestore__subcmd__help__subcmd__help"
                 ;;
@@ -71,7 +77,7 @@ _pdrestore() {
 
     case "${cmd}" in
         pdrestore)
-            opts="-h -V --help --version demo recover duid check-config decode query lab-server help"
+            opts="-h -V --help --version demo recover follow duid check-config decode query lab-server help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -172,8 +178,34 @@ _pdrestore() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        pdrestore__subcmd__follow)
+            opts="-c -h --config --once --idle --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         pdrestore__subcmd__help)
-            opts="demo recover duid check-config decode query lab-server help"
+            opts="demo recover follow duid check-config decode query lab-server help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -229,6 +261,20 @@ _pdrestore() {
             return 0
             ;;
         pdrestore__subcmd__help__subcmd__duid)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pdrestore__subcmd__help__subcmd__follow)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

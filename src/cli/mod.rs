@@ -68,6 +68,29 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         metrics_file: Option<PathBuf>,
     },
+    /// Keep the routes in step with the leases: start-up recovery, then snoop the relay's DHCPv6 traffic (RFC 8987).
+    ///
+    /// Runs the same recovery as `recover` (every safety rule included),
+    /// tells systemd READY=1, then watches the client-facing interfaces
+    /// (AF_PACKET, needs CAP_NET_RAW): a REPLY leaving the router installs
+    /// or refreshes a delegated prefix's route, a valid lifetime of 0 or a
+    /// confirmed RELEASE/DECLINE removes it, routes dropped with an
+    /// interface come back with it, and a Bulk Leasequery resync runs every
+    /// `[follow] resync_interval` and on SIGHUP. SIGTERM stops cleanly and
+    /// leaves every route in place. Exit status: 0 stopped cleanly; 64
+    /// usage; 70 internal error; 77 no CAP_NET_ADMIN or CAP_NET_RAW; 78
+    /// configuration error.
+    Follow {
+        /// Configuration file.
+        #[arg(long, short, default_value = crate::config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// After the start-up recovery, handle what arrives until nothing has for `--idle`, then exit 0 (tests, one-off catch-up).
+        #[arg(long)]
+        once: bool,
+        /// With --once: how long without a packet or kernel event ends the run.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, requires = "once")]
+        idle: std::time::Duration,
+    },
     /// Print the relay DUID (hex and colon-hex) and where it comes from.
     ///
     /// The DUID is the configured `relay_duid`, or the one stored in the state

@@ -489,7 +489,7 @@ const RTA_MULTIPATH: u16 = 9;
 /// place (a test checks it against netlink-packet-route's decoding): type,
 /// protocol, destination, gateway, several next hops or one, output
 /// interface, metric, table, and the expiry of RTA_CACHEINFO.
-fn parse_route_bytes(
+pub(crate) fn parse_route_bytes(
     body: &[u8],
     names: &BTreeMap<u32, std::sync::Arc<str>>,
 ) -> Option<TableRoute> {

@@ -1,0 +1,840 @@
+//! Unit tests of [`FollowCore`] on injected time.
+
+use super::*;
+use crate::recovery::plan::{NextHopFallback, OurLayer};
+use crate::snoop::{Datagram, DelegatedPrefix, IaPd, RelayHop};
+
+const CUST0: u32 = 7;
+const CUST1: u32 = 8;
+
+fn plan() -> PlanSettings {
+    PlanSettings {
+        relay_id: "000200000009010203040506".parse().unwrap(),
+        table: 254,
+        protocol: 57,
+        metric: 1024,
+        allowed_prefixes: vec!["2001:db8:8000::/40".parse().unwrap()],
+        min_prefix_len: 48,
+        interface_map: Default::default(),
+        our_layer: OurLayer::RelayId,
+        fallback: NextHopFallback::None,
+    }
+}
+
+fn interfaces() -> Vec<Interface> {
+    vec![
+        Interface {
+            name: "cust0".into(),
+            index: CUST0,
+            addresses: vec!["2001:db8:0:1::1/64".parse().unwrap()],
+        },
+        Interface {
+            name: "cust1".into(),
+            index: CUST1,
+            addresses: vec!["2001:db8:0:2::1/64".parse().unwrap()],
+        },
+    ]
+}
+
+fn settings() -> CoreSettings {
+    CoreSettings {
+        max_prefixes: 4,
+        max_pending_releases: 2,
+        release_timeout: Duration::from_secs(60),
+        resync_interval: Duration::from_secs(3600),
+        resync_jitter: 0.0,
+        min_resync_spacing: Duration::from_secs(10),
+        resync_retry: Duration::from_secs(300),
+        settle: Duration::from_millis(500),
+        seed: 1,
+    }
+}
+
+struct T {
+    core: FollowCore,
+    t0: Instant,
+}
+
+impl T {
+    fn new() -> T {
+        let t0 = Instant::now();
+        T {
+            core: FollowCore::new(settings(), plan(), interfaces(), t0),
+            t0,
+        }
+    }
+
+    fn at(&self, secs: f64) -> Instant {
+        self.t0 + Duration::from_secs_f64(secs)
+    }
+
+    fn changes(&mut self) -> Vec<(String, &'static str)> {
+        let mut v = Vec::new();
+        while let Some(c) = self.core.poll_change() {
+            let r = c.change.route();
+            let op = c.change.op().as_str();
+            v.push((
+                format!(
+                    "{op} {} via {} dev {} expires {:?}",
+                    r.prefix, r.gateway, r.interface, r.expires
+                ),
+                c.why.code(),
+            ));
+        }
+        v
+    }
+
+    fn events(&mut self) -> Vec<FollowEvent> {
+        std::iter::from_fn(|| self.core.poll_event()).collect()
+    }
+}
+
+fn duid(n: u8) -> Duid {
+    Duid::new_ll(1, &[2, 0, 0, 0, 1, n])
+}
+
+fn server() -> Duid {
+    Duid::new_ll(1, &[2, 0, 0, 0, 9, 9])
+}
+
+fn prefix(p: &str, valid: u32) -> DelegatedPrefix {
+    DelegatedPrefix {
+        prefix: p.parse().unwrap(),
+        preferred_lifetime: valid / 2,
+        valid_lifetime: valid,
+        status: None,
+    }
+}
+
+fn ia(iaid: u32, prefixes: Vec<DelegatedPrefix>) -> IaPd {
+    IaPd {
+        iaid,
+        t1: 100,
+        t2: 200,
+        status: None,
+        prefixes,
+    }
+}
+
+fn datagram(src: &str, dst: &str, dport: u16) -> Datagram {
+    Datagram {
+        source: src.parse().unwrap(),
+        destination: dst.parse().unwrap(),
+        source_port: 547,
+        destination_port: dport,
+        hop_limit: 255,
+        message_offset: 48,
+        message_len: 100,
+    }
+}
+
+fn reply(xid: u32, client: u8, to: &str, ia_pds: Vec<IaPd>) -> Reply {
+    Reply {
+        datagram: datagram("fe80::1", to, 546),
+        relay: vec![],
+        transaction_id: xid,
+        status: None,
+        client_id: Some(duid(client)),
+        server_id: server(),
+        ia_pds,
+    }
+}
+
+fn release(xid: u32, client: u8, from: &str, ia_pds: Vec<IaPd>) -> Release {
+    Release {
+        datagram: datagram(from, "ff02::1:2", 547),
+        relay: vec![],
+        msg_type: MessageType::Release,
+        transaction_id: xid,
+        client_id: duid(client),
+        server_id: server(),
+        ia_pds,
+    }
+}
+
+fn kroute(p: &str, gw: &str, ifindex: u32, protocol: u8, expires: Option<u32>) -> TableRoute {
+    TableRoute {
+        prefix: p.parse().unwrap(),
+        table: 254,
+        protocol,
+        metric: 1024,
+        kind: crate::routes::RTN_UNICAST,
+        gateway: Some(gw.parse().unwrap()),
+        multipath: false,
+        ifindex,
+        interface: "".into(),
+        expires,
+    }
+}
+
+const P1: &str = "2001:db8:8000:100::/56";
+const P2: &str = "2001:db8:8000:200::/56";
+
+#[test]
+fn a_reply_installs_a_renewal_refreshes_valid_zero_removes() {
+    let mut t = T::new();
+    let now = t.at(1.0);
+    t.core.reply(
+        now,
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]),
+    );
+    assert_eq!(
+        t.changes(),
+        vec![(
+            format!("add {P1} via fe80::2 dev cust0 expires Some(3600)"),
+            "reply"
+        )]
+    );
+    // A renewal 100 s later: the kernel expiry moves (replace).
+    let now = t.at(101.0);
+    t.core.reply(
+        now,
+        CUST0,
+        &reply(2, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 7200)])]),
+    );
+    assert_eq!(
+        t.changes(),
+        vec![(
+            format!("replace {P1} via fe80::2 dev cust0 expires Some(7200)"),
+            "renewal"
+        )]
+    );
+    // The client moved to cust1.
+    t.core.reply(
+        now,
+        CUST1,
+        &reply(3, 2, "fe80::9", vec![ia(1, vec![prefix(P1, 7200)])]),
+    );
+    assert_eq!(t.changes()[0].1, "moved");
+    // Valid lifetime 0 from another client's REPLY does nothing; from its own, removes.
+    t.core.reply(
+        now,
+        CUST1,
+        &reply(4, 3, "fe80::5", vec![ia(1, vec![prefix(P1, 0)])]),
+    );
+    assert!(t.changes().is_empty());
+    t.core.reply(
+        now,
+        CUST1,
+        &reply(5, 2, "fe80::9", vec![ia(1, vec![prefix(P1, 0)])]),
+    );
+    assert_eq!(
+        t.changes(),
+        vec![(
+            format!("remove {P1} via fe80::9 dev cust1 expires Some(7200)"),
+            "valid-lifetime-0"
+        )]
+    );
+    assert_eq!(t.core.followed(), 0);
+    let c = t.core.counters();
+    assert_eq!((c.added, c.refreshed, c.moved, c.removed), (1, 1, 1, 1));
+}
+
+#[test]
+fn a_relay_reply_to_an_ldra_routes_via_the_inner_peer_address() {
+    let mut t = T::new();
+    let mut r = reply(1, 2, "fe80::3", vec![ia(1, vec![prefix(P1, 3600)])]);
+    r.datagram.destination_port = 547;
+    r.relay = vec![RelayHop {
+        hop_count: 0,
+        link_address: Ipv6Addr::UNSPECIFIED,
+        peer_address: "fe80::2".parse().unwrap(),
+        interface_id: Some(b"port1".to_vec()),
+    }];
+    t.core.reply(t.at(0.0), CUST0, &r);
+    assert_eq!(
+        t.changes()[0].0,
+        format!("add {P1} via fe80::2 dev cust0 expires Some(3600)")
+    );
+}
+
+#[test]
+fn refusals_carry_the_planners_reason() {
+    let mut t = T::new();
+    let now = t.at(0.0);
+    let bad = [
+        ("2001:db9::/56", "fe80::2", "outside-pools"),
+        ("2001:db8:8000::/44", "fe80::2", "too-short"),
+        (P1, "2001:db8:99::2", "bad-next-hop"),
+        (P1, "ff02::1", "bad-next-hop"),
+        (P1, "2001:db8:0:1::1", "bad-next-hop"),
+    ];
+    for (p, hop, _) in bad {
+        t.core.reply(
+            now,
+            CUST0,
+            &reply(1, 2, hop, vec![ia(1, vec![prefix(p, 3600)])]),
+        );
+    }
+    assert!(t.changes().is_empty());
+    let codes: Vec<&str> = t
+        .events()
+        .iter()
+        .map(|e| match e {
+            FollowEvent::Refused { reason, .. } => reason.code(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(codes, bad.iter().map(|b| b.2).collect::<Vec<_>>());
+    assert_eq!(t.core.counters().refused, 5);
+    // An on-link global next hop is fine; an unknown interface is refused.
+    t.core.reply(
+        now,
+        CUST0,
+        &reply(1, 2, "2001:db8:0:1::9", vec![ia(1, vec![prefix(P1, 60)])]),
+    );
+    assert_eq!(t.changes().len(), 1);
+    t.core.reply(
+        now,
+        99,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 60)])]),
+    );
+    assert!(t.changes().is_empty());
+    assert!(matches!(
+        t.events()[..],
+        [FollowEvent::Refused {
+            reason: Rejection::NoInterface { .. },
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn inconsistent_lifetimes_and_statuses_are_not_used() {
+    let mut t = T::new();
+    let now = t.at(0.0);
+    let mut p = prefix(P1, 100);
+    p.preferred_lifetime = 200;
+    t.core
+        .reply(now, CUST0, &reply(1, 2, "fe80::2", vec![ia(1, vec![p])]));
+    let mut i = ia(1, vec![prefix(P1, 100)]);
+    i.t1 = 300;
+    t.core.reply(now, CUST0, &reply(1, 2, "fe80::2", vec![i]));
+    let mut i = ia(1, vec![]);
+    i.status = Some(StatusCode::NoPrefixAvail);
+    t.core.reply(now, CUST0, &reply(1, 2, "fe80::2", vec![i]));
+    let mut r = reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 100)])]);
+    r.status = Some(StatusCode::UnspecFail);
+    t.core.reply(now, CUST0, &r);
+    assert!(t.changes().is_empty());
+    assert_eq!(t.core.counters().ignored, 3);
+}
+
+#[test]
+fn release_then_success_reply_removes_what_it_named() {
+    let mut t = T::new();
+    let now = t.at(0.0);
+    t.core.reply(
+        now,
+        CUST0,
+        &reply(
+            1,
+            2,
+            "fe80::2",
+            vec![ia(1, vec![prefix(P1, 3600)]), ia(2, vec![prefix(P2, 3600)])],
+        ),
+    );
+    assert_eq!(t.changes().len(), 2);
+    let rel = release(
+        0x42,
+        2,
+        "fe80::2",
+        vec![ia(1, vec![prefix(P1, 0)]), ia(2, vec![prefix(P2, 0)])],
+    );
+    t.core.release(t.at(1.0), CUST0, &rel);
+    assert_eq!(t.core.pending_releases(), 1);
+    // A REPLY with another transaction-id, or for another client, matches nothing.
+    t.core
+        .reply(t.at(1.5), CUST0, &reply(0x43, 2, "fe80::2", vec![]));
+    t.core
+        .reply(t.at(1.5), CUST0, &reply(0x42, 3, "fe80::2", vec![]));
+    assert!(t.changes().is_empty());
+    // The server has no binding for IA 2: only P1 goes.
+    let mut nb = ia(2, vec![]);
+    nb.status = Some(StatusCode::NoBinding);
+    t.core
+        .reply(t.at(2.0), CUST0, &reply(0x42, 2, "fe80::2", vec![nb]));
+    assert_eq!(
+        t.changes(),
+        vec![(
+            format!("remove {P1} via fe80::2 dev cust0 expires Some(3598)"),
+            "release"
+        )]
+    );
+    assert_eq!(t.core.pending_releases(), 0);
+    assert_eq!(t.core.followed(), 1);
+}
+
+#[test]
+fn pending_releases_are_bounded_and_expire() {
+    let mut t = T::new();
+    t.core.reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]),
+    );
+    t.changes();
+    for xid in 10..14 {
+        t.core.release(
+            t.at(1.0),
+            CUST0,
+            &release(xid, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 0)])]),
+        );
+    }
+    // A retransmission replaces its first copy.
+    t.core.release(
+        t.at(1.0),
+        CUST0,
+        &release(13, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 0)])]),
+    );
+    assert_eq!(t.core.pending_releases(), 2);
+    // The oldest ones were dropped: their REPLY matches nothing.
+    t.core
+        .reply(t.at(2.0), CUST0, &reply(10, 2, "fe80::2", vec![]));
+    assert!(t.changes().is_empty());
+    // Unanswered: forgotten after the timeout (poll_timeout says when).
+    assert!(t.core.poll_timeout() <= t.at(61.0));
+    t.core.tick(t.at(61.0));
+    assert_eq!(t.core.pending_releases(), 0);
+    t.core
+        .reply(t.at(62.0), CUST0, &reply(13, 2, "fe80::2", vec![]));
+    assert!(t.changes().is_empty());
+    assert_eq!(t.core.followed(), 1);
+}
+
+#[test]
+fn the_cap_refuses_more_prefixes() {
+    let mut t = T::new();
+    let now = t.at(0.0);
+    for n in 0..6u32 {
+        let p = format!("2001:db8:80{:02x}::/56", n);
+        t.core.reply(
+            now,
+            CUST0,
+            &reply(n, 2, "fe80::2", vec![ia(1, vec![prefix(&p, 600)])]),
+        );
+    }
+    assert_eq!(t.core.followed(), 4);
+    assert_eq!(t.changes().len(), 4);
+    assert_eq!(t.core.counters().capped, 2);
+    // A renewal of a followed prefix still works at the cap.
+    t.core.reply(
+        now,
+        CUST0,
+        &reply(
+            9,
+            2,
+            "fe80::2",
+            vec![ia(1, vec![prefix("2001:db8:8000::/56", 900)])],
+        ),
+    );
+    assert_eq!(t.changes()[0].1, "renewal");
+}
+
+#[test]
+fn expired_prefixes_are_forgotten() {
+    let mut t = T::new();
+    t.core.reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 100)])]),
+    );
+    t.core.reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 0xffff_ffff)])]),
+    );
+    let c = t.changes();
+    assert!(c[1].0.ends_with("expires None"), "{c:?}");
+    t.core.tick(t.at(99.0));
+    assert_eq!(t.core.followed(), 2);
+    // The sweep runs when the expiry bucket is over (at most 64 s late).
+    assert!(t.core.poll_timeout() <= t.at(128.0));
+    t.core.tick(t.at(127.0));
+    assert_eq!(t.core.followed(), 2);
+    t.core.tick(t.at(128.0));
+    assert_eq!(t.core.followed(), 1);
+    assert_eq!(t.core.counters().expired, 1);
+}
+
+#[test]
+fn the_resync_deadline_is_never_later_than_half_the_shortest_lifetime() {
+    let mut t = T::new();
+    // Nothing followed: the interval.
+    assert_eq!(t.core.resync_deadline(), t.at(3600.0));
+    t.core.reply(
+        t.at(100.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 1000)])]),
+    );
+    assert_eq!(t.core.resync_deadline(), t.at(600.0));
+    // A renewal does not push it back; a shorter lifetime brings it forward.
+    t.core.reply(
+        t.at(200.0),
+        CUST0,
+        &reply(2, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 5000)])]),
+    );
+    assert_eq!(t.core.resync_deadline(), t.at(600.0));
+    t.core.reply(
+        t.at(300.0),
+        CUST0,
+        &reply(3, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 200)])]),
+    );
+    assert_eq!(t.core.resync_deadline(), t.at(400.0));
+    assert!(!t.core.resync_due(t.at(399.0)));
+    assert!(t.core.resync_due(t.at(400.0)));
+    assert!(t.core.poll_timeout() <= t.at(400.0));
+    // After the resync: the interval again, or half of what is left of the
+    // shortest lifetime still followed (P2: 100 s left, in 64 s buckets).
+    t.core.begin_resync(t.at(400.0));
+    assert!(!t.core.resync_due(t.at(401.0)));
+    let k = vec![
+        kroute(P1, "fe80::2", CUST0, 57, Some(4800)),
+        kroute(P2, "fe80::2", CUST0, 57, Some(100)),
+    ];
+    t.core
+        .finish_resync(t.at(401.0), k, &[server()], "complete", true);
+    let d = t.core.resync_deadline();
+    assert!(d >= t.at(411.0) && d <= t.at(451.0), "{:?}", d - t.t0);
+    // A 2 s lease cannot make a storm: min_resync_spacing.
+    t.core.reply(
+        t.at(402.0),
+        CUST0,
+        &reply(4, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 2)])]),
+    );
+    assert_eq!(t.core.resync_deadline(), t.at(411.0));
+}
+
+#[test]
+fn a_failed_resync_is_retried_sooner() {
+    let mut t = T::new();
+    t.core.begin_resync(t.at(0.0));
+    t.core
+        .finish_resync(t.at(5.0), vec![], &[], "failed", false);
+    assert_eq!(t.core.resync_deadline(), t.at(305.0));
+    assert_eq!(t.core.last_resync().unwrap().outcome, "failed");
+}
+
+#[test]
+fn foreign_routes_are_left_alone() {
+    let mut t = T::new();
+    let now = t.at(0.0);
+    // Listed at start: a static route on P1, one of ours on P2.
+    t.core.begin_resync(now);
+    t.core.finish_resync(
+        now,
+        vec![
+            kroute(P1, "fe80::77", CUST0, 4, None),
+            kroute(P2, "fe80::2", CUST0, 57, Some(500)),
+        ],
+        &[],
+        "complete",
+        true,
+    );
+    assert_eq!((t.core.followed(), t.core.foreign_prefixes()), (1, 1));
+    t.core.reply(
+        now,
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]),
+    );
+    assert!(t.changes().is_empty());
+    assert!(matches!(
+        t.events()[..],
+        [FollowEvent::Foreign { how: "listed", .. }]
+    ));
+    // A valid lifetime of 0 for it removes nothing either.
+    t.core.reply(
+        now,
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 0)])]),
+    );
+    assert!(t.changes().is_empty());
+    // An add that meets EEXIST: foreign from then on, never replaced.
+    let p3 = "2001:db8:8000:300::/56";
+    t.core.reply(
+        now,
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(p3, 3600)])]),
+    );
+    let add = t.core.poll_change().unwrap().change;
+    let err = RouteError::from_errno(
+        crate::routes::RouteOp::Add,
+        p3.parse().unwrap(),
+        errno::EEXIST,
+    );
+    t.core.failed(now, &add, &err);
+    assert_eq!(t.core.foreign_prefixes(), 2);
+    t.core.reply(
+        t.at(5.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(p3, 3600)])]),
+    );
+    assert!(t.changes().is_empty());
+    // Someone replaces our P2 with a static route: we forget ours.
+    t.core
+        .route_event(now, true, &kroute(P2, "fe80::2", CUST0, 4, None));
+    assert_eq!(t.core.followed(), 0);
+    t.core.reply(
+        t.at(6.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 0)])]),
+    );
+    assert!(t.changes().is_empty());
+    assert_eq!(t.core.counters().foreign, 4);
+    // The foreign route goes: the prefix is ours to install again.
+    t.core
+        .route_event(now, false, &kroute(P2, "fe80::2", CUST0, 4, None));
+    t.core.reply(
+        t.at(7.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 60)])]),
+    );
+    assert_eq!(t.changes()[0].1, "reply");
+}
+
+#[test]
+fn link_down_then_up_reinstalls_what_the_kernel_dropped() {
+    let mut t = T::new();
+    t.core.reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]),
+    );
+    t.core.reply(
+        t.at(0.0),
+        CUST1,
+        &reply(1, 3, "fe80::3", vec![ia(1, vec![prefix(P2, 3600)])]),
+    );
+    t.changes();
+    // The kernel's deletes may come before the link's own notification.
+    t.core
+        .route_event(t.at(10.0), false, &kroute(P1, "fe80::2", CUST0, 57, None));
+    assert!(!t.core.link(t.at(10.1), CUST0, "cust0", false));
+    t.core.tick(t.at(11.0));
+    assert_eq!(t.core.followed(), 2, "kept for the link's return");
+    assert_eq!(t.core.counters().manual_deletes, 0);
+    // Up again: the route is back with what is left of its lifetime.
+    t.core.link(t.at(20.0), CUST0, "cust0", true);
+    assert_eq!(
+        t.changes(),
+        vec![(
+            format!("add {P1} via fe80::2 dev cust0 expires Some(3580)"),
+            "link-up"
+        )]
+    );
+    assert_eq!(t.core.counters().relinked, 1);
+    // A link event of an unknown interface asks for the interfaces.
+    assert!(t.core.link(t.at(21.0), 42, "cust9", true));
+}
+
+#[test]
+fn a_manual_delete_is_forgotten_not_fought() {
+    let mut t = T::new();
+    t.core.reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]),
+    );
+    t.core.reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 30)])]),
+    );
+    t.changes();
+    // A delete of another route at the key (another next hop) is not ours.
+    t.core
+        .route_event(t.at(5.0), false, &kroute(P1, "fe80::9", CUST0, 57, None));
+    t.core
+        .route_event(t.at(5.0), false, &kroute(P1, "fe80::2", CUST0, 57, None));
+    assert!(t.core.poll_timeout() <= t.at(5.5));
+    t.core.tick(t.at(5.4));
+    assert_eq!(t.core.followed(), 2, "not decided before the settle time");
+    t.core.tick(t.at(5.5));
+    assert_eq!(t.core.followed(), 1);
+    assert_eq!(t.core.counters().manual_deletes, 1);
+    assert!(matches!(t.events()[..], [FollowEvent::ManualDelete { .. }]));
+    assert!(t.changes().is_empty(), "not put back");
+    // The kernel's delete of an expired route is no manual delete.
+    t.core
+        .route_event(t.at(30.0), false, &kroute(P2, "fe80::2", CUST0, 57, None));
+    assert_eq!(t.core.followed(), 0);
+    assert_eq!(t.core.counters().manual_deletes, 1);
+    assert_eq!(t.core.counters().expired, 1);
+    // A renewal later installs it again (the client's word is new).
+    t.core.reply(
+        t.at(40.0),
+        CUST0,
+        &reply(2, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]),
+    );
+    assert_eq!(t.changes()[0].1, "reply");
+}
+
+#[test]
+fn the_resync_reconciles_with_snooping_by_time() {
+    let mut t = T::new();
+    let other = Duid::new_ll(1, &[2, 0, 0, 0, 9, 8]);
+    // Before the resync: P1 snooped from `server` (it answers the resync).
+    t.core.reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]),
+    );
+    // P2 snooped from a server that will not answer.
+    let mut r = reply(1, 3, "fe80::3", vec![ia(1, vec![prefix(P2, 3600)])]);
+    r.server_id = other;
+    t.core.reply(t.at(0.0), CUST0, &r);
+    t.changes();
+    t.core.begin_resync(t.at(10.0));
+    // During it: a new prefix, and a release of P1 confirmed: held.
+    let p3 = "2001:db8:8000:300::/56";
+    t.core.reply(
+        t.at(11.0),
+        CUST1,
+        &reply(2, 4, "fe80::4", vec![ia(1, vec![prefix(p3, 600)])]),
+    );
+    t.core.release(
+        t.at(11.0),
+        CUST0,
+        &release(9, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 0)])]),
+    );
+    t.core
+        .reply(t.at(11.5), CUST0, &reply(9, 2, "fe80::2", vec![]));
+    assert!(t.changes().is_empty(), "held while the resync runs");
+    // The resync put P1 (the server's view as of its start) back and moved
+    // P2 to another client (an answering server's older claim).
+    let kernel = vec![
+        kroute(P1, "fe80::2", CUST0, 57, Some(3590)),
+        kroute(P2, "fe80::66", CUST0, 57, Some(1000)),
+    ];
+    t.core
+        .finish_resync(t.at(12.0), kernel, &[server()], "partial", true);
+    assert_eq!(
+        t.changes(),
+        vec![
+            (
+                format!("replace {P2} via fe80::3 dev cust0 expires Some(3588)"),
+                "snooped-after-resync"
+            ),
+            (
+                format!("add {p3} via fe80::4 dev cust1 expires Some(599)"),
+                "snooped-after-resync"
+            ),
+            (
+                format!("remove {P1} via fe80::2 dev cust0 expires Some(3590)"),
+                "release"
+            ),
+        ]
+    );
+    assert_eq!(t.core.followed(), 2);
+    // A prefix snooped before from a server that answered: as the resync left it.
+    t.core.begin_resync(t.at(100.0));
+    let kernel = vec![
+        kroute(P2, "fe80::3", CUST0, 57, Some(3000)),
+        kroute(p3, "fe80::44", CUST1, 57, Some(500)),
+    ];
+    let s2 = Duid::new_ll(1, &[2, 0, 0, 0, 9, 8]);
+    t.core
+        .finish_resync(t.at(101.0), kernel, &[server(), s2], "complete", true);
+    assert!(t.changes().is_empty());
+    assert_eq!(
+        t.core
+            .route_of(&p3.parse().unwrap(), t.at(101.0))
+            .unwrap()
+            .gateway,
+        "fe80::44".parse::<Ipv6Addr>().unwrap()
+    );
+}
+
+#[test]
+fn kernel_routes_of_ours_are_followed_after_a_resync() {
+    let mut t = T::new();
+    t.core.begin_resync(t.at(0.0));
+    let mut multi = kroute("2001:db8:8000:500::/56", "fe80::2", CUST0, 57, None);
+    multi.multipath = true;
+    let mut other_metric = kroute("2001:db8:8000:600::/56", "fe80::2", CUST0, 57, None);
+    other_metric.metric = 5;
+    t.core.finish_resync(
+        t.at(0.0),
+        vec![
+            kroute(P1, "fe80::2", CUST0, 57, Some(100)),
+            kroute("2001:db9::/56", "fe80::2", CUST0, 57, None),
+            multi,
+            other_metric,
+        ],
+        &[],
+        "complete",
+        true,
+    );
+    assert_eq!(t.core.followed(), 1);
+    assert_eq!(
+        t.core.foreign_prefixes(),
+        1,
+        "the multipath route at our key"
+    );
+    // Ours now: a valid lifetime of 0 removes it.
+    t.core.reply(
+        t.at(1.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 0)])]),
+    );
+    assert_eq!(t.changes()[0].1, "valid-lifetime-0");
+}
+
+#[test]
+fn forgeries_are_counted_and_change_nothing() {
+    let mut t = T::new();
+    let f = Forged {
+        datagram: datagram("fe80::2", "fe80::1", 546),
+        msg_type: MessageType::Reply,
+    };
+    t.core.forged(t.at(0.0), CUST0, &f);
+    assert_eq!(t.core.counters().forged, 1);
+    assert!(t.changes().is_empty());
+    assert!(
+        matches!(&t.events()[..], [FollowEvent::Forged { interface, .. }] if &**interface == "cust0")
+    );
+    assert!(t.core.status_line(t.at(1.0)).contains("1 forged"));
+}
+
+#[test]
+fn an_entry_is_small() {
+    assert_eq!(std::mem::size_of::<Entry>(), 32);
+    assert!(std::mem::size_of::<(PKey, Entry)>() <= 52);
+}
+
+#[test]
+fn lost_events_are_made_up_by_reading_the_kernel_again() {
+    let mut t = T::new();
+    t.core.reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]),
+    );
+    t.core.reply(
+        t.at(0.0),
+        CUST1,
+        &reply(1, 3, "fe80::3", vec![ia(1, vec![prefix(P2, 3600)])]),
+    );
+    t.changes();
+    // Events were lost: P2 is gone from the kernel (cust1 went down and up
+    // meanwhile), and a static route now holds a third prefix.
+    let p3 = "2001:db8:8000:300::/56";
+    t.core.link(t.at(9.0), CUST1, "cust1", false);
+    let kernel = vec![
+        kroute(P1, "fe80::2", CUST0, 57, Some(3590)),
+        kroute(p3, "fe80::9", CUST0, 4, None),
+    ];
+    t.core.reconcile_kernel(t.at(10.0), kernel);
+    assert_eq!(t.core.foreign_prefixes(), 1);
+    t.core.tick(t.at(11.0));
+    assert_eq!(t.core.followed(), 2, "dropped with its link, kept");
+    t.core.link(t.at(12.0), CUST1, "cust1", true);
+    assert_eq!(t.changes()[0].1, "link-up");
+    t.core.reply(
+        t.at(13.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(p3, 60)])]),
+    );
+    assert!(t.changes().is_empty(), "foreign");
+}
