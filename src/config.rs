@@ -92,8 +92,9 @@ pub struct Config {
     /// Queries in flight on one connection (RFC 5460 s.6.5); 1 unless the servers are known to interleave.
     #[serde(default = "default_in_flight", deserialize_with = "positive")]
     pub max_in_flight: u32,
-    /// Where `recover` writes the metrics of each run for node_exporter's
-    /// textfile collector (see [`crate::metrics`]); `--metrics-file` wins.
+    /// Where `recover` writes the metrics of each run (and `follow` those of
+    /// its last recovery and its counters) for node_exporter's textfile
+    /// collector (see [`crate::metrics`]); `--metrics-file` wins.
     /// None by default: no metrics file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_file: Option<PathBuf>,

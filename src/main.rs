@@ -48,7 +48,12 @@ fn main() -> ExitCode {
             force_prune,
             metrics_file,
         } => cmd_recover(&config, dry_run, json, force_prune, metrics_file),
-        Command::Follow { config, once, idle } => cmd_follow(&config, once.then_some(idle)),
+        Command::Follow {
+            config,
+            once,
+            idle,
+            metrics_file,
+        } => cmd_follow(&config, once.then_some(idle), metrics_file),
         Command::LabServer(args) => pdrestore::server::cli::run(*args),
         Command::CheckConfig { config } => cmd_check_config(&config),
     }
@@ -375,11 +380,16 @@ fn recover(
     }
 }
 
-fn cmd_follow(path: &std::path::Path, once: Option<std::time::Duration>) -> ExitCode {
+fn cmd_follow(
+    path: &std::path::Path,
+    once: Option<std::time::Duration>,
+    metrics_file: Option<std::path::PathBuf>,
+) -> ExitCode {
     let config = match load_config(path) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    let metrics_file = metrics_file.or_else(|| config.metrics_file.clone());
     let relay = match pdrestore::identity::relay_duid(
         config.relay_duid.as_ref(),
         &config.state_directory,
@@ -401,7 +411,11 @@ fn cmd_follow(path: &std::path::Path, once: Option<std::time::Duration>) -> Exit
             return ExitCode::from(70);
         }
     };
-    let opts = pdrestore::follow::FollowOptions { once, notify: true };
+    let opts = pdrestore::follow::FollowOptions {
+        once,
+        notify: true,
+        metrics_file,
+    };
     let result = rt.block_on(async {
         let control = match pdrestore::follow::shell::signal_control() {
             Ok(c) => c,
@@ -418,6 +432,15 @@ fn cmd_follow(path: &std::path::Path, once: Option<std::time::Duration>) -> Exit
         }
         Err((code, text)) => {
             eprintln!("pdrestore: {text}");
+            // As `recover` does: an operator's alert sees a service that
+            // could not start.
+            if let Some(file) = &opts.metrics_file {
+                use pdrestore::metrics::{write_recover, RecoverMetrics};
+                let run = RecoverMetrics::failure(code, std::time::SystemTime::now());
+                if let Err(e) = write_recover(file, &run) {
+                    tracing::warn!(file = %file.display(), error = %e, "cannot write the metrics file; the old one, if any, is left as it was");
+                }
+            }
             ExitCode::from(code)
         }
     }

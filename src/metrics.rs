@@ -110,6 +110,11 @@ fn secs(ms: u64) -> f64 {
 }
 
 fn count(n: usize) -> u64 {
+    count_of(n)
+}
+
+/// A count as a sample value (saturating).
+pub fn count_of(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
@@ -539,6 +544,152 @@ pub fn write_recover(path: &Path, run: &RecoverMetrics) -> io::Result<()> {
     write_textfile(path, &run.registry(previous))
 }
 
+/// A snapshot of a `pdrestore follow` service, as written to the metrics
+/// file: its last recovery (the start-up one or the last resync) in the
+/// series `recover` writes, so the same alerts hold for both, and the
+/// service's own counters since it started (`pdrestore_follow_*`).
+#[derive(Debug, Clone)]
+pub struct FollowMetrics {
+    /// The start-up recovery or the last resync.
+    pub recovery: RecoverMetrics,
+    /// When the service started.
+    pub started_at: SystemTime,
+    /// Prefixes followed now.
+    pub followed: u64,
+    /// Prefixes known to hold a route that is not ours.
+    pub foreign: u64,
+    /// The core's counters since the start.
+    pub counters: crate::follow::Counters,
+    /// Packets the capture sockets delivered.
+    pub packets: u64,
+    /// Packets the snoop parser refused.
+    pub malformed: u64,
+    /// Packets dropped by the packet budget.
+    pub over_budget: u64,
+}
+
+impl FollowMetrics {
+    /// The registry to encode, with `last_complete` as for
+    /// [`RecoverMetrics::registry`].
+    pub fn registry(&self, last_complete: Option<f64>) -> Registry {
+        let mut registry = self.recovery.registry(last_complete);
+        registry.register_collector(Box::new(FollowCollector(self.clone())));
+        registry
+    }
+}
+
+/// Encodes the `pdrestore_follow_*` families.
+#[derive(Debug)]
+struct FollowCollector(FollowMetrics);
+
+/// One counter family (the encoder adds `_total`), one sample per label set.
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: &[(&[(&str, &str)], u64)],
+) -> Result<(), std::fmt::Error> {
+    use prometheus_client::metrics::counter::ConstCounter;
+    let mut m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    match samples {
+        [([], v)] => ConstCounter::new(*v).encode(m),
+        _ => {
+            for (labels, v) in samples {
+                ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+impl Collector for FollowCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let f = &self.0;
+        let c = &f.counters;
+        gauge(
+            &mut e,
+            "follow_start_timestamp",
+            "When pdrestore follow started, seconds since the epoch",
+            Some(&Unit::Seconds),
+            &one(unix_seconds(f.started_at)),
+        )?;
+        gauge(
+            &mut e,
+            "follow_prefixes",
+            "Delegated prefixes pdrestore follow keeps a route for now",
+            None,
+            &one(f.followed),
+        )?;
+        gauge(
+            &mut e,
+            "follow_foreign_prefixes",
+            "Prefixes held by a route that is not pdrestore's, left alone",
+            None,
+            &one(f.foreign),
+        )?;
+        let kinds = label_sets(
+            "kind",
+            ["reply", "release", "release_confirmed", "forged"].into_iter(),
+        );
+        counter(
+            &mut e,
+            "follow_messages",
+            "DHCPv6 messages snooped on the client links: replies sent to clients, releases and declines from them, releases the server confirmed, server messages arriving from the client side (forged)",
+            &samples(&kinds, [c.replies, c.releases, c.releases_confirmed, c.forged].into_iter()),
+        )?;
+        let changes = label_sets(
+            "change",
+            [
+                "added",
+                "refreshed",
+                "moved",
+                "removed",
+                "relinked",
+                "expired",
+                "manual_delete",
+                "failed",
+            ]
+            .into_iter(),
+        );
+        counter(
+            &mut e,
+            "follow_route_changes",
+            "Route changes since the start: added, refreshed (renewals), moved, removed (valid lifetime 0, release), re-added after a link came up, expired, deleted by someone else, refused by the kernel",
+            &samples(
+                &changes,
+                [c.added, c.refreshed, c.moved, c.removed, c.relinked, c.expired, c.manual_deletes, c.failures].into_iter(),
+            ),
+        )?;
+        let reasons = label_sets(
+            "reason",
+            ["refused", "foreign", "capped", "ignored"].into_iter(),
+        );
+        counter(
+            &mut e,
+            "follow_not_followed",
+            "Prefixes or messages not followed: refused by the planner (pools, lengths, next hop), held by a foreign route, over max_prefixes, not used for another reason",
+            &samples(&reasons, [c.refused, c.foreign, c.capped, c.ignored].into_iter()),
+        )?;
+        counter(
+            &mut e,
+            "follow_resyncs",
+            "Bulk Leasequery resyncs finished since the start",
+            &one(c.resyncs),
+        )?;
+        let outcomes = label_sets(
+            "outcome",
+            ["delivered", "malformed", "over_budget"].into_iter(),
+        );
+        counter(
+            &mut e,
+            "follow_packets",
+            "Packets the capture sockets delivered, those the snoop parser refused, those dropped by the packet budget",
+            &samples(&outcomes, [f.packets, f.malformed, f.over_budget].into_iter()),
+        )?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -824,5 +975,45 @@ pdrestore_recover_outcome{outcome=\"error\"} 0
             previous_value(&text, "pdrestore_last_run_timestamp_seconds"),
             Some(300.25)
         );
+    }
+
+    #[test]
+    fn follow_metrics_add_counters_to_the_recovery_series() {
+        let counters = crate::follow::Counters {
+            replies: 7,
+            added: 3,
+            refreshed: 2,
+            forged: 1,
+            resyncs: 4,
+            ..Default::default()
+        };
+        let f = FollowMetrics {
+            recovery: partial_run(),
+            started_at: at(50),
+            followed: 5,
+            foreign: 1,
+            counters,
+            packets: 9,
+            malformed: 1,
+            over_budget: 0,
+        };
+        let text = encode(&f.registry(Some(42.0)));
+        for line in [
+            "pdrestore_follow_prefixes 5\n",
+            "pdrestore_follow_foreign_prefixes 1\n",
+            "pdrestore_follow_start_timestamp_seconds 50.25\n",
+            "# TYPE pdrestore_follow_messages_total counter\n",
+            "pdrestore_follow_messages_total{kind=\"reply\"} 7\n",
+            "pdrestore_follow_messages_total{kind=\"forged\"} 1\n",
+            "pdrestore_follow_route_changes_total{change=\"added\"} 3\n",
+            "pdrestore_follow_route_changes_total{change=\"refreshed\"} 2\n",
+            "pdrestore_follow_resyncs_total 4\n",
+            "pdrestore_follow_packets_total{outcome=\"malformed\"} 1\n",
+            // The recovery's series, as recover writes them.
+            "pdrestore_recover_outcome{outcome=\"partial\"} 1\n",
+            "pdrestore_last_complete_timestamp_seconds 42.0\n",
+        ] {
+            assert!(text.contains(line), "{line:?} not in\n{text}");
+        }
     }
 }

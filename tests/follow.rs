@@ -297,8 +297,15 @@ fn once_handles_what_arrives_then_exits_when_idle() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let lab = lab("pdr-fol7", 1);
     let _server = lab_server(&lab, 5707, &[binding(0, 0)]);
+    let prom = lab.dir.path().join("follow.prom");
     let cfg = config(&lab, &[5707], "");
-    let mut f = Follow::start(&lab, &cfg, &["--once", "--idle", "700ms"], "info");
+    let metrics_arg = format!("--metrics-file={}", prom.display());
+    let mut f = Follow::start(
+        &lab,
+        &cfg,
+        &["--once", "--idle", "700ms", &metrics_arg],
+        "info",
+    );
     let p = prefix_n(40);
     to_client(&lab, 0, "fe80::2", 546, vec![reply(0x700, 2, &p, 3600)]);
     let until = std::time::Instant::now() + Duration::from_secs(10);
@@ -321,4 +328,54 @@ fn once_handles_what_arrives_then_exits_when_idle() {
     want.sort();
     assert_eq!(ours(&lab.router), want);
     let _ = f.wait_notify(|_| false, Duration::from_millis(1));
+    // The metrics file: the start-up recovery in recover's series, and the
+    // service's counters as they were when it ended.
+    let text = std::fs::read_to_string(&prom).expect("the metrics file");
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let get = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        let found: Vec<_> = scrape
+            .samples
+            .iter()
+            .filter(|s| {
+                s.metric == name
+                    && s.labels.len() == labels.len()
+                    && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "{name} {labels:?} in\n{text}");
+        match found[0].value {
+            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Counter(v) => v,
+            ref other => panic!("{name}: {other:?}"),
+        }
+    };
+    assert_eq!(
+        get("pdrestore_recover_outcome", &[("outcome", "complete")]),
+        1.0
+    );
+    assert_eq!(get("pdrestore_routes_added", &[]), 1.0);
+    assert!(get("pdrestore_last_complete_timestamp_seconds", &[]) > 1.7e9);
+    assert_eq!(get("pdrestore_follow_prefixes", &[]), 2.0);
+    assert_eq!(
+        get(
+            "pdrestore_follow_route_changes_total",
+            &[("change", "added")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        get("pdrestore_follow_messages_total", &[("kind", "reply")]),
+        1.0
+    );
+    assert_eq!(
+        get("pdrestore_follow_messages_total", &[("kind", "forged")]),
+        0.0
+    );
+    assert!(get("pdrestore_follow_start_timestamp_seconds", &[]) > 1.7e9);
+    // Nothing but the file itself in the directory (no temporary file left).
+    let tmp: Vec<_> = std::fs::read_dir(lab.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(tmp.is_empty(), "{tmp:?}");
 }

@@ -179,7 +179,7 @@ _pdrestore() {
             return 0
             ;;
         pdrestore__subcmd__follow)
-            opts="-c -h --config --once --idle --help"
+            opts="-c -h --config --once --idle --metrics-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -194,6 +194,10 @@ _pdrestore() {
                     return 0
                     ;;
                 --idle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -47,6 +47,7 @@ complete -c pdrestore -n "__fish_pdrestore_using_subcommand recover" -l force-pr
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand recover" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand follow" -s c -l config -d 'Configuration file' -r -F
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand follow" -l idle -d 'With --once: how long without a packet or kernel event ends the run' -r
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand follow" -l metrics-file -d 'Keep this file for node_exporter\'s textfile collector: the last recovery (start-up or resync) as `recover` writes it, and the service\'s counters, rewritten after each resync and each batch of route changes (at most once a second); overrides `metrics_file` of the configuration' -r -F
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand follow" -l once -d 'After the start-up recovery, handle what arrives until nothing has for `--idle`, then exit 0 (tests, one-off catch-up)'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand follow" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand duid" -s c -l config -d 'Configuration file' -r -F

@@ -90,6 +90,13 @@ pub enum Command {
         /// With --once: how long without a packet or kernel event ends the run.
         #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, requires = "once")]
         idle: std::time::Duration,
+        /// Keep this file for node_exporter's textfile collector: the last
+        /// recovery (start-up or resync) as `recover` writes it, and the
+        /// service's counters, rewritten after each resync and each batch of
+        /// route changes (at most once a second); overrides `metrics_file`
+        /// of the configuration.
+        #[arg(long, value_name = "PATH")]
+        metrics_file: Option<PathBuf>,
     },
     /// Print the relay DUID (hex and colon-hex) and where it comes from.
     ///

@@ -24,6 +24,7 @@ use super::core::{CoreSettings, FollowCore, FollowEvent, RouteChange};
 use super::watch::{KernelEvent, Watcher};
 use crate::agent::{self, RecoverError, RecoverOptions, Summary, EXIT_NOTHING};
 use crate::config::Config;
+use crate::metrics;
 use crate::proto::Duid;
 use crate::routes::{Change, Failure, Interface, NetlinkTable, RouteTable, TableError, TableRoute};
 use crate::snoop::{
@@ -54,7 +55,16 @@ pub struct FollowOptions {
     pub once: Option<Duration>,
     /// Tell systemd (READY=1, STATUS=...) through `$NOTIFY_SOCKET`.
     pub notify: bool,
+    /// Keep this metrics file for node_exporter's textfile collector
+    /// ([`crate::metrics::FollowMetrics`]): written after the start-up
+    /// recovery, after each resync, after a batch of route changes (at
+    /// most once per [`METRICS_EVERY`]) and when the service stops.
+    pub metrics_file: Option<std::path::PathBuf>,
 }
+
+/// The shortest interval between two writes of the metrics file in a
+/// storm of changes (each write is an fsync and a rename).
+pub const METRICS_EVERY: Duration = Duration::from_secs(1);
 
 /// What the service is asked to do from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +177,122 @@ impl Notifier {
     fn send(&self, m: String) {
         if let Some(tx) = &self.tx {
             let _ = tx.try_send(m);
+        }
+    }
+}
+
+/// The metrics file, written from a thread of its own (an fsync must not
+/// hold up the loop): the loop encodes a snapshot, the thread replaces the
+/// file with it ([`metrics::write_atomic`]). Snapshots queue (one a second
+/// at most, see [`METRICS_EVERY`]); the last one is written before the
+/// service ends.
+struct MetricsWriter {
+    path: std::path::PathBuf,
+    tx: Option<std::sync::mpsc::Sender<String>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// The last recovery (start-up or resync), as `recover` would write it.
+    recovery: metrics::RecoverMetrics,
+    /// When the last complete recovery ended (from the old file at first).
+    last_complete: Option<f64>,
+    started_at: std::time::SystemTime,
+    /// The core's counters and the followed count when last written.
+    written: Option<(super::Counters, usize)>,
+    written_at: Option<Instant>,
+}
+
+impl MetricsWriter {
+    fn new(path: std::path::PathBuf) -> MetricsWriter {
+        let last_complete = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| metrics::previous_value(&t, metrics::LAST_COMPLETE));
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let file = path.clone();
+        let thread = std::thread::Builder::new()
+            .name("pdrestore-metrics".into())
+            .spawn(move || {
+                for text in rx {
+                    if let Err(e) = metrics::write_atomic(&file, text.as_bytes()) {
+                        tracing::warn!(file = %file.display(), error = %e, "cannot write the metrics file; the old one, if any, is left as it was");
+                    }
+                }
+            });
+        let (tx, thread) = match thread {
+            Ok(t) => (Some(tx), Some(t)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the metrics writer; no metrics file");
+                (None, None)
+            }
+        };
+        MetricsWriter {
+            path,
+            tx,
+            thread,
+            recovery: metrics::RecoverMetrics::failure(70, std::time::SystemTime::now()),
+            last_complete,
+            started_at: std::time::SystemTime::now(),
+            written: None,
+            written_at: None,
+        }
+    }
+
+    /// A recovery (start-up or resync) ended with `summary`.
+    fn recovered(&mut self, summary: &Summary) {
+        let now = std::time::SystemTime::now();
+        let previous = self.recovery.clone();
+        self.recovery = metrics::RecoverMetrics::from_summary(summary, now);
+        if previous.is_complete() {
+            self.last_complete = Some(metrics::unix_seconds(previous.finished_at));
+        }
+    }
+
+    /// A resync that ended before a summary, with `exit_code`.
+    fn failed(&mut self, exit_code: u8) {
+        let previous = std::mem::replace(
+            &mut self.recovery,
+            metrics::RecoverMetrics::failure(exit_code, std::time::SystemTime::now()),
+        );
+        if previous.is_complete() {
+            self.last_complete = Some(metrics::unix_seconds(previous.finished_at));
+        }
+    }
+
+    /// Write a snapshot if something changed since the last one and
+    /// (unless `now_anyway`) [`METRICS_EVERY`] has passed.
+    fn maybe_write(&mut self, core: &FollowCore, c: &CaptureCounters, now_anyway: bool) {
+        let state = (core.counters().clone(), core.followed());
+        if !now_anyway
+            && (self.written.as_ref() == Some(&state)
+                || self.written_at.is_some_and(|t| t.elapsed() < METRICS_EVERY))
+        {
+            return;
+        }
+        let snapshot = metrics::FollowMetrics {
+            recovery: self.recovery.clone(),
+            started_at: self.started_at,
+            followed: crate::metrics::count_of(state.1),
+            foreign: crate::metrics::count_of(core.foreign_prefixes()),
+            counters: state.0.clone(),
+            packets: c.packets.load(Ordering::Relaxed),
+            malformed: c.malformed.load(Ordering::Relaxed),
+            over_budget: c.throttled.load(Ordering::Relaxed),
+        };
+        let text = metrics::encode(&snapshot.registry(self.last_complete));
+        if let Some(tx) = &self.tx {
+            if tx.send(text).is_err() {
+                tracing::warn!(file = %self.path.display(), "the metrics writer stopped; no more metrics");
+                self.tx = None;
+            }
+        }
+        self.written = Some(state);
+        self.written_at = Some(Instant::now());
+    }
+
+    /// Write the last snapshot and wait for the writer.
+    fn finish(&mut self, core: &FollowCore, c: &CaptureCounters) {
+        self.maybe_write(core, c, true);
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
@@ -350,6 +476,7 @@ struct Service<'a> {
     last_activity: Instant,
     batch: Vec<Change>,
     notifier: Notifier,
+    metrics: Option<MetricsWriter>,
 }
 
 /// Every route of `table` (ours and others').
@@ -431,6 +558,13 @@ impl<'a> Service<'a> {
 
     fn send_status(&self) {
         self.notifier.send(self.status());
+    }
+
+    /// Rewrite the metrics file if the figures moved (see [`MetricsWriter`]).
+    fn write_metrics(&mut self, now_anyway: bool) {
+        if let Some(m) = self.metrics.as_mut() {
+            m.maybe_write(&self.core, &self.captures.counters, now_anyway);
+        }
     }
 
     fn handle_snoop(&mut self, b: SnoopBatch) {
@@ -558,16 +692,23 @@ impl<'a> Service<'a> {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "follow: resync failed; the routes stay as they are");
+                if let Some(m) = self.metrics.as_mut() {
+                    m.failed(e.exit_code());
+                }
                 let mut t = NetlinkTable::open()?;
                 let routes = list_all(&mut t, self.config.routes.table).await?;
                 self.core
                     .finish_resync(Instant::now(), routes, &[], &format!("error: {e}"), false);
                 self.table = Some(t);
+                self.write_metrics(true);
                 return Ok(());
             }
         };
         for line in summary.to_text().lines() {
             tracing::info!("resync: {line}");
+        }
+        if let Some(m) = self.metrics.as_mut() {
+            m.recovered(&summary);
         }
         let interfaces = table.interfaces().await?;
         self.core.set_interfaces(interfaces);
@@ -589,8 +730,39 @@ impl<'a> Service<'a> {
         );
         self.flush().await?;
         self.send_status();
+        self.write_metrics(true);
         Ok(())
     }
+}
+
+/// The core after the start-up recovery (begun at `start`), loaded from
+/// our routes and the links in the kernel, and the route table it drives.
+async fn load_core(
+    config: &Config,
+    relay: &Duid,
+    startup: &Summary,
+    start: Instant,
+) -> Result<(FollowCore, NetlinkTable), FollowError> {
+    let mut table = NetlinkTable::open()?;
+    let interfaces = table.interfaces().await?;
+    let links = config.query_links(&interfaces);
+    let plan = config.plan_settings(relay.clone(), &links);
+    let mut core = FollowCore::new(core_settings(config), plan, interfaces, start);
+    core.begin_resync(start);
+    let routes = list_all(&mut table, config.routes.table).await?;
+    let ok = startup.exit_code != EXIT_NOTHING;
+    core.finish_resync(
+        Instant::now(),
+        routes,
+        &answered(startup),
+        &startup.outcome,
+        ok,
+    );
+    let now = Instant::now();
+    for l in table.links().await? {
+        core.link(now, l.index, &l.name, l.up);
+    }
+    Ok((core, table))
 }
 
 /// `pdrestore follow` in the calling thread's network namespace: the
@@ -604,6 +776,7 @@ pub async fn run(
     mut control: mpsc::UnboundedReceiver<Control>,
 ) -> Result<FollowSummary, FollowError> {
     let start = Instant::now();
+    let started_at = std::time::SystemTime::now();
     let wanted = config.follow_interfaces();
     if wanted.is_empty() {
         return Err(FollowError::NoInterfaces);
@@ -637,25 +810,7 @@ pub async fn run(
     for line in startup.to_text().lines() {
         tracing::info!("start-up: {line}");
     }
-    let mut table = NetlinkTable::open()?;
-    let interfaces = table.interfaces().await?;
-    let links = config.query_links(&interfaces);
-    let plan = config.plan_settings(relay.clone(), &links);
-    let mut core = FollowCore::new(core_settings(config), plan, interfaces, start);
-    core.begin_resync(start);
-    let routes = list_all(&mut table, config.routes.table).await?;
-    let ok = startup.exit_code != EXIT_NOTHING;
-    core.finish_resync(
-        Instant::now(),
-        routes,
-        &answered(&startup),
-        &startup.outcome,
-        ok,
-    );
-    let now = Instant::now();
-    for l in table.links().await? {
-        core.link(now, l.index, &l.name, l.up);
-    }
+    let (core, table) = load_core(config, relay, &startup, start).await?;
     let watcher =
         Watcher::spawn(config.routes.table, config.routes.protocol).map_err(FollowError::Watch)?;
     captures.open_missing()?;
@@ -673,7 +828,14 @@ pub async fn run(
         last_activity: Instant::now(),
         batch: Vec::new(),
         notifier: Notifier::new(opts.notify),
+        metrics: opts.metrics_file.clone().map(|p| {
+            let mut m = MetricsWriter::new(p);
+            m.started_at = started_at;
+            m.recovered(&startup);
+            m
+        }),
     };
+    svc.write_metrics(true);
     tracing::info!(followed = svc.core.followed(), "follow: ready");
     svc.notifier.send("READY=1".into());
     svc.send_status();
@@ -681,6 +843,9 @@ pub async fn run(
         event_loop(&mut svc, &mut snoop_rx, watcher, &mut control).await?;
     }
     svc.notifier.send("STOPPING=1".into());
+    if let Some(mut m) = svc.metrics.take() {
+        m.finish(&svc.core, &svc.captures.counters);
+    }
     let status = svc.status();
     tracing::info!("follow: stopping, routes left in place: {status}");
     Ok(FollowSummary {
@@ -738,6 +903,7 @@ async fn event_loop<'a>(
         }
         svc.sync().await?;
         svc.flush().await?;
+        svc.write_metrics(false);
         if stopping && resync.is_none() {
             return Ok(());
         }
@@ -789,6 +955,7 @@ async fn event_loop<'a>(
             Wake::Status => {
                 status_at = tokio::time::Instant::now() + STATUS_EVERY;
                 svc.send_status();
+                svc.write_metrics(false);
             }
             Wake::Idle => {
                 if Instant::now() >= svc.last_activity + svc.opts.once.unwrap_or_default() {

@@ -479,7 +479,15 @@ pub fn send_udp(
     let scope = ifindex(ns, ifname);
     let (from, to): (Ipv6Addr, Ipv6Addr) = (from.parse().unwrap(), to.parse().unwrap());
     ns.run(move || async move {
-        let s = UdpSocket::bind(SocketAddrV6::new(from, sport, 0, scope)).expect("bind UDP");
+        // SO_REUSEADDR: a process spawned meanwhile by this test process
+        // may hold a copy of an earlier socket on the same port until its
+        // exec.
+        use socket2::{Domain, Protocol, Socket, Type};
+        let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).expect("UDP socket");
+        s.set_reuse_address(true).expect("SO_REUSEADDR");
+        s.bind(&SocketAddrV6::new(from, sport, 0, scope).into())
+            .expect("bind UDP");
+        let s: UdpSocket = s.into();
         for p in payloads {
             s.send_to(&p, SocketAddrV6::new(to, dport, 0, scope))
                 .expect("send UDP");
