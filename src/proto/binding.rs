@@ -316,6 +316,16 @@ pub struct RelayLayers<'a> {
     next: Option<MessageView<'a>>,
 }
 
+impl<'a> RelayLayers<'a> {
+    /// The layers of `chain`, outermost first, or none without a chain: one
+    /// iterator either way, without an adapter around it on the hot path.
+    pub fn of(chain: Option<&RelayChain<'a>>) -> RelayLayers<'a> {
+        RelayLayers {
+            next: chain.map(|c| c.message),
+        }
+    }
+}
+
 /// One relay layer, borrowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RelayLayerRef<'a> {

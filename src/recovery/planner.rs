@@ -48,7 +48,7 @@ impl PlanInput for BindingRef<'_> {
     }
 
     fn layers(&self) -> impl Iterator<Item = RelayLayerRef<'_>> {
-        self.relay.iter().flat_map(|c| c.layers())
+        crate::proto::binding::RelayLayers::of(self.relay.as_ref())
     }
 }
 
@@ -72,13 +72,30 @@ pub struct Planned {
     pub iface: u32,
 }
 
-/// Our layer of a relay chain, and the layer whose peer-address is the next hop.
+/// What planning reads of a relay chain: our layer's interface-id and
+/// link-address (they give the interface), and the peer-address of the
+/// layer that gives the next hop (ours, or the lightweight relay's inside
+/// it). Only these are kept while the chain is walked: copying whole
+/// layers there was most of the planner's cost per binding.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Layers<'a> {
-    /// Ours: it gives the interface.
-    pub ours: RelayLayerRef<'a>,
-    /// Ours, or the lightweight relay's inside it: it gives the next hop.
-    pub hop: RelayLayerRef<'a>,
+    /// Our layer's OPTION_INTERFACE_ID.
+    pub interface_id: Option<&'a [u8]>,
+    /// Our layer's link-address.
+    pub link_address: Ipv6Addr,
+    /// The next hop: the peer-address of our layer, or of the lightweight
+    /// relay's just inside it.
+    pub next_hop: Ipv6Addr,
+}
+
+impl<'a> Layers<'a> {
+    fn of(l: &RelayLayerRef<'a>) -> Layers<'a> {
+        Layers {
+            interface_id: l.interface_id,
+            link_address: l.link_address,
+            next_hop: l.peer_address,
+        }
+    }
 }
 
 /// What the relay chain says about the route.
@@ -214,12 +231,13 @@ impl Planner {
             LeaseKind::Address(a) => Ipv6Net::new(a, 128).expect("128 is a valid length"),
         };
         self.check_prefix(&prefix)?;
-        let (gateway, iface) = match chain.ours.clone()? {
-            Some(l) => (
-                l.hop.peer_address,
-                self.interface_for(l.ours.interface_id, l.ours.link_address)?,
+        let (gateway, iface) = match &chain.ours {
+            Ok(Some(l)) => (
+                l.next_hop,
+                self.interface_for(l.interface_id, l.link_address)?,
             ),
-            None => self.fallback(client_addr)?,
+            Ok(None) => self.fallback(client_addr)?,
+            Err(e) => return Err(e.clone()),
         };
         self.check_next_hop(gateway, iface)?;
         Ok(Planned { gateway, iface })
@@ -230,37 +248,41 @@ impl Planner {
     /// peer-address is the next hop.
     pub(crate) fn chain<'b>(&self, b: &'b impl PlanInput) -> Chain<'b> {
         let mut depth = 0usize;
-        let mut first: Option<RelayLayerRef<'b>> = None;
-        // Our layer, its position, and the layer just inside it.
-        let mut ours: Option<(RelayLayerRef<'b>, usize)> = None;
-        let mut inner: Option<RelayLayerRef<'b>> = None;
+        // The outermost layer: whether it carries a Relay-ID, what planning
+        // reads of it.
+        let mut first: Option<(bool, Layers<'b>)> = None;
+        // Our layer (what planning reads of it) and its position.
+        let mut ours: Option<(Layers<'b>, usize)> = None;
+        // The peer-address of the layer just inside ours, if that is a
+        // lightweight relay's (link-address ::).
+        let mut ldra_peer: Option<Ipv6Addr> = None;
         for l in b.layers() {
             depth += 1;
             if first.is_none() {
-                first = Some(l);
+                first = Some((l.relay_id.is_some(), Layers::of(&l)));
             }
             match ours {
-                None if self.is_ours(&l) => ours = Some((l, depth)),
-                Some((_, at)) if at + 1 == depth => inner = Some(l),
+                None if self.is_ours(&l) => ours = Some((Layers::of(&l), depth)),
+                Some((_, at)) if at + 1 == depth => {
+                    ldra_peer = l.link_address.is_unspecified().then_some(l.peer_address);
+                }
                 _ => {}
             }
         }
         let ours = match (ours, first, &self.settings.our_layer) {
-            (Some((l, at)), _, _) => {
+            (Some((mut l, at)), _, _) => {
                 // A lightweight relay (RFC 6221 s.6.1: link-address ::) inside
                 // ours, innermost: its peer-address is the client's.
-                let hop = match inner {
-                    Some(i) if at + 1 == depth && i.link_address.is_unspecified() => i,
-                    _ => l,
-                };
-                Ok(Some(Layers { ours: l, hop }))
+                if let (Some(peer), true) = (ldra_peer, at + 1 == depth) {
+                    l.next_hop = peer;
+                }
+                Ok(Some(l))
             }
             (None, None, _) => Ok(None),
-            (None, Some(l), OurLayer::RelayId) if depth == 1 && l.relay_id.is_none() => {
-                Ok(Some(Layers { ours: l, hop: l }))
-            }
+            // The only layer, without a Relay-ID: taken as ours (plan::our_layer).
+            (None, Some((false, l)), OurLayer::RelayId) if depth == 1 => Ok(Some(l)),
             (None, Some(_), OurLayer::RelayId) => Err(Rejection::NotOurRelay),
-            (None, Some(l), OurLayer::LinkAddress(_)) => Err(Rejection::OtherRelay {
+            (None, Some((_, l)), OurLayer::LinkAddress(_)) => Err(Rejection::OtherRelay {
                 link_address: l.link_address,
             }),
         };
