@@ -280,6 +280,11 @@ fn round(a: &[LeaseRecord], b: &[LeaseRecord]) -> Round {
     if by_link() {
         t.push_str("query = \"link-address\"\n");
     }
+    // PDR_CONFIG_EXTRA: more top-level settings (e.g. "max_connections = 1").
+    if let Ok(extra) = std::env::var("PDR_CONFIG_EXTRA") {
+        t.push_str(&extra);
+        t.push('\n');
+    }
     t.push_str(
         "[[server]]\naddress = \"::1\"\nport = 547\n[[server]]\naddress = \"::1\"\nport = 548\n",
     );

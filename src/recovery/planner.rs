@@ -121,6 +121,11 @@ pub struct Planner {
     /// Every local prefix, as (network, length, interface position), in
     /// the order of the interfaces.
     locals: Vec<(u128, u8, u32)>,
+    /// The same, with their place in `locals`, sorted by network: the local
+    /// prefixes a delegated prefix covers are one range of it, found by a
+    /// binary search (a router with thousands of VLANs has as many local
+    /// prefixes, and every binding is checked against them).
+    locals_by_net: Vec<(u128, u8, u32, u32)>,
 }
 
 /// `(net, len)` holds the prefix `addr`/`plen` (whose host bits may be set).
@@ -161,13 +166,20 @@ impl Planner {
                     (n, l, p as u32)
                 })
             })
+            .collect::<Vec<_>>();
+        let mut locals_by_net: Vec<_> = locals
+            .iter()
+            .enumerate()
+            .map(|(k, &(n, l, p))| (n, l, p, k as u32))
             .collect();
+        locals_by_net.sort_unstable();
         Planner {
             settings,
             interfaces,
             by_id,
             pools,
             locals,
+            locals_by_net,
         }
     }
 
@@ -334,13 +346,27 @@ impl Planner {
         }
         // It must not cover (or equal) a local prefix.
         let net = addr & mask(len);
-        if let Some(&(n, l, p)) = self.locals.iter().find(|&&(n, l, _)| holds(net, len, n, l)) {
+        if let Some((n, l, p)) = self.covered_local(net, len) {
             return Err(Rejection::CoversLocal {
                 interface: self.interfaces[p as usize].name.to_string(),
                 local: Ipv6Net::new(Ipv6Addr::from(n), l).expect("a local prefix length"),
             });
         }
         Ok(())
+    }
+
+    /// The first local prefix (in interface order) that `net`/`len` covers
+    /// or equals: those are the local networks in `net ..= net | host bits`
+    /// at least as long as `len`.
+    fn covered_local(&self, net: u128, len: u8) -> Option<(u128, u8, u32)> {
+        let end = net | !mask(len);
+        let from = self.locals_by_net.partition_point(|&(n, ..)| n < net);
+        self.locals_by_net[from..]
+            .iter()
+            .take_while(|&&(n, ..)| n <= end)
+            .filter(|&&(_, l, ..)| l >= len)
+            .min_by_key(|&&(.., k)| k)
+            .map(|&(n, l, p, _)| (n, l, p))
     }
 
     /// The interface for a layer with this interface-id and link-address.
@@ -398,5 +424,49 @@ impl Planner {
         } else {
             Err(bad())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The covered-local check through the sorted index refuses exactly
+    /// what the reference (`PlanSettings::check_prefix`, a scan of every
+    /// interface's addresses in order) refuses, naming the same local
+    /// prefix, over a router with many VLANs whose prefixes nest and repeat.
+    #[test]
+    fn covered_locals_are_found_as_the_reference_finds_them() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut settings = super::super::plan::tests::settings();
+        settings.allowed_prefixes = vec!["2001:db8::/32".parse().unwrap()];
+        settings.min_prefix_len = 32;
+        let base = u128::from("2001:db8::".parse::<Ipv6Addr>().unwrap());
+        let mut interfaces = Vec::new();
+        for i in 0..300u32 {
+            let mut addresses = vec!["fe80::1/64".parse().unwrap()];
+            for _ in 0..rng.usize(0..3) {
+                let len = [48u8, 56, 64, 64, 64, 128][rng.usize(0..6)];
+                // A small address space, so that prefixes nest and repeat.
+                let a = base | (u128::from(rng.u16(0..512)) << 72) | u128::from(rng.u8(..));
+                addresses.push(Ipv6Net::new(Ipv6Addr::from(a), len).unwrap());
+            }
+            interfaces.push(Interface {
+                name: format!("vlan{i}").into(),
+                index: i + 10,
+                addresses,
+            });
+        }
+        let planner = Planner::new(settings.clone(), interfaces.clone());
+        let mut refused = 0;
+        for _ in 0..20_000 {
+            let len = rng.u8(32..=128);
+            let a = base | (u128::from(rng.u16(0..512)) << 72) | u128::from(rng.u8(..));
+            let p = Ipv6Net::new(Ipv6Addr::from(a), len).unwrap().trunc();
+            let want = settings.check_prefix(&p, &interfaces);
+            refused += usize::from(want.is_err());
+            assert_eq!(planner.check_prefix(&p), want, "{p}");
+        }
+        assert!(refused > 1000, "the grid refuses some prefixes: {refused}");
     }
 }
