@@ -213,8 +213,32 @@ struct RecoverCollector {
 /// The samples of a gauge: a label set and a value each.
 type Samples<'a, V> = Vec<(&'a [(&'a str, &'a str)], V)>;
 
-/// One gauge family: name (without the prefix and the unit), help, unit,
-/// and its samples. Nothing is written for a family without samples.
+/// One family of `metric_type`: name (without the prefix and the unit),
+/// help, unit, and its samples, each made a metric by `make`. Nothing is
+/// written for a family without samples.
+fn family<V: Copy, M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    (name, help, unit): (&str, &str, Option<&Unit>),
+    metric_type: MetricType,
+    samples: &[(&[(&str, &str)], V)],
+    make: impl Fn(V) -> M,
+) -> Result<(), std::fmt::Error> {
+    if samples.is_empty() {
+        return Ok(());
+    }
+    let mut m = encoder.encode_descriptor(name, help, unit, metric_type)?;
+    match samples {
+        [([], v)] => make(*v).encode(m),
+        _ => {
+            for (labels, v) in samples {
+                make(*v).encode(m.encode_family(labels)?)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// One gauge family (see [`family`]).
 fn gauge<V: prometheus_client::encoding::EncodeGaugeValue + Copy>(
     encoder: &mut DescriptorEncoder,
     name: &str,
@@ -222,19 +246,13 @@ fn gauge<V: prometheus_client::encoding::EncodeGaugeValue + Copy>(
     unit: Option<&Unit>,
     samples: &[(&[(&str, &str)], V)],
 ) -> Result<(), std::fmt::Error> {
-    if samples.is_empty() {
-        return Ok(());
-    }
-    let mut m = encoder.encode_descriptor(name, help, unit, MetricType::Gauge)?;
-    match samples {
-        [([], v)] => ConstGauge::new(*v).encode(m),
-        _ => {
-            for (labels, v) in samples {
-                ConstGauge::new(*v).encode(m.encode_family(labels)?)?;
-            }
-            Ok(())
-        }
-    }
+    family(
+        encoder,
+        (name, help, unit),
+        MetricType::Gauge,
+        samples,
+        ConstGauge::new,
+    )
 }
 
 /// One unlabelled sample.
@@ -582,7 +600,7 @@ impl FollowMetrics {
 #[derive(Debug)]
 struct FollowCollector(FollowMetrics);
 
-/// One counter family (the encoder adds `_total`), one sample per label set.
+/// One counter family (the encoder adds `_total`; see [`family`]).
 fn counter(
     encoder: &mut DescriptorEncoder,
     name: &str,
@@ -590,16 +608,13 @@ fn counter(
     samples: &[(&[(&str, &str)], u64)],
 ) -> Result<(), std::fmt::Error> {
     use prometheus_client::metrics::counter::ConstCounter;
-    let mut m = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-    match samples {
-        [([], v)] => ConstCounter::new(*v).encode(m),
-        _ => {
-            for (labels, v) in samples {
-                ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
-            }
-            Ok(())
-        }
-    }
+    family(
+        encoder,
+        (name, help, None),
+        MetricType::Counter,
+        samples,
+        ConstCounter::new,
+    )
 }
 
 impl Collector for FollowCollector {

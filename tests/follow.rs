@@ -10,6 +10,7 @@
 //! Nothing touches the host's interfaces or routes.
 
 mod follow_lab;
+mod prom;
 use follow_lab::*;
 use pdrestore::netns::can_create;
 use pdrestore::proto::MessageType;
@@ -330,24 +331,9 @@ fn once_handles_what_arrives_then_exits_when_idle() {
     let _ = f.wait_notify(|_| false, Duration::from_millis(1));
     // The metrics file: the start-up recovery in recover's series, and the
     // service's counters as they were when it ended.
-    let text = std::fs::read_to_string(&prom).expect("the metrics file");
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
-    let get = |name: &str, labels: &[(&str, &str)]| -> f64 {
-        let found: Vec<_> = scrape
-            .samples
-            .iter()
-            .filter(|s| {
-                s.metric == name
-                    && s.labels.len() == labels.len()
-                    && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
-            })
-            .collect();
-        assert_eq!(found.len(), 1, "{name} {labels:?} in\n{text}");
-        match found[0].value {
-            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Counter(v) => v,
-            ref other => panic!("{name}: {other:?}"),
-        }
-    };
+    let m = prom::Metrics::read(&prom);
+    let get = |name: &str, labels: &[(&str, &str)]| m.get(name, labels);
+    let counter = |name: &str, labels: &[(&str, &str)]| m.counter(name, labels);
     assert_eq!(
         get("pdrestore_recover_outcome", &[("outcome", "complete")]),
         1.0
@@ -356,18 +342,18 @@ fn once_handles_what_arrives_then_exits_when_idle() {
     assert!(get("pdrestore_last_complete_timestamp_seconds", &[]) > 1.7e9);
     assert_eq!(get("pdrestore_follow_prefixes", &[]), 2.0);
     assert_eq!(
-        get(
+        counter(
             "pdrestore_follow_route_changes_total",
             &[("change", "added")]
         ),
         1.0
     );
     assert_eq!(
-        get("pdrestore_follow_messages_total", &[("kind", "reply")]),
+        counter("pdrestore_follow_messages_total", &[("kind", "reply")]),
         1.0
     );
     assert_eq!(
-        get("pdrestore_follow_messages_total", &[("kind", "forged")]),
+        counter("pdrestore_follow_messages_total", &[("kind", "forged")]),
         0.0
     );
     assert!(get("pdrestore_follow_start_timestamp_seconds", &[]) > 1.7e9);

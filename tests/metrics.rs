@@ -6,10 +6,12 @@
 //! Everything happens inside the namespace (its loopback and veth links);
 //! the metrics file lives in a temporary directory.
 
+mod prom;
 mod route_lab;
 use pdrestore::demo::link_commands;
 use pdrestore::netns::{can_create, NetNs};
 use pdrestore::proto::Binding;
+use prom::Metrics;
 use route_lab::{layer, pd, pdrestore_in, wait_listening, Child, RELAY};
 use std::path::Path;
 
@@ -95,41 +97,6 @@ fn recover_log(ns: &NetNs, args: &[&str]) -> (i32, String) {
 /// `recover` with `args`; its exit status.
 fn recover(ns: &NetNs, args: &[&str]) -> i32 {
     recover_log(ns, args).0
-}
-
-/// The metrics file, parsed.
-struct Metrics(prometheus_parse::Scrape, String);
-
-impl Metrics {
-    fn read(path: &Path) -> Metrics {
-        let text = std::fs::read_to_string(path).unwrap();
-        let scrape =
-            prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
-        Metrics(scrape, text)
-    }
-
-    /// The value of gauge `name` with `labels` (and no other label).
-    fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let found: Vec<_> = self
-            .0
-            .samples
-            .iter()
-            .filter(|s| {
-                s.metric == name
-                    && s.labels.len() == labels.len()
-                    && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
-            })
-            .collect();
-        assert_eq!(found.len(), 1, "{name} {labels:?} in\n{}", self.1);
-        match found[0].value {
-            prometheus_parse::Value::Gauge(v) => v,
-            ref other => panic!("{name} is not a gauge but {other:?}"),
-        }
-    }
-
-    fn has(&self, name: &str) -> bool {
-        self.0.samples.iter().any(|s| s.metric == name)
-    }
 }
 
 const A: &str = "[::1]:5561";

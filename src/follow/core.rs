@@ -881,10 +881,7 @@ impl FollowCore {
         let mut present: HashSet<PKey> = HashSet::new();
         self.foreign.clear();
         for r in kernel {
-            if r.table != self.owner.table()
-                || r.metric != self.metric
-                || !self.owner.covers(&r.prefix)
-            {
+            if !self.at_our_keys(&r) {
                 continue;
             }
             let key = PKey::of(&r.prefix);
@@ -1214,13 +1211,16 @@ impl FollowCore {
     /// resync): what is ours at our key is followed, what is another's is
     /// foreign. Routes out of interfaces the core does not know, and those
     /// past `max_prefixes`, are not followed (they expire in the kernel).
+    /// The route is in our table at our metric, on a prefix we could own:
+    /// ours or foreign, it is of the core's business; any other is not.
+    fn at_our_keys(&self, r: &TableRoute) -> bool {
+        r.table == self.owner.table() && r.metric == self.metric && self.owner.covers(&r.prefix)
+    }
+
     fn load_kernel(&mut self, now: Instant, kernel: impl IntoIterator<Item = TableRoute>) {
         let t = self.secs(now);
         for r in kernel {
-            if r.table != self.owner.table()
-                || r.metric != self.metric
-                || !self.owner.covers(&r.prefix)
-            {
+            if !self.at_our_keys(&r) {
                 continue;
             }
             let key = PKey::of(&r.prefix);
