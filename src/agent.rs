@@ -771,6 +771,7 @@ fn summarise(
             .unwrap_or_else(|| i.to_string())
     };
     let conflicts = r
+        .table
         .conflicts
         .iter()
         .map(|c| ConflictSummary {
@@ -788,7 +789,7 @@ fn summarise(
         interrupted,
         servers,
         bindings,
-        expired: r.expired,
+        expired: r.table.expired,
         routes: route_summary(&r, &name),
         conflicts,
         missing_interfaces: Vec::new(),
@@ -805,12 +806,13 @@ fn summarise(
 /// The routes part of the summary; `name` names a server.
 fn route_summary(r: &InstallReport, name: &dyn Fn(ServerIndex) -> String) -> RouteSummary {
     RouteSummary {
-        planned: r.planned,
-        added: r.added,
-        replaced: r.replaced,
-        unchanged: r.unchanged,
-        removed: r.removed,
+        planned: r.table.planned,
+        added: r.table.added,
+        replaced: r.table.replaced,
+        unchanged: r.table.unchanged,
+        removed: r.table.removed,
         rejected: r
+            .table
             .rejected
             .iter()
             .filter(|x| !x.reason.is_other_relays())
@@ -823,6 +825,7 @@ fn route_summary(r: &InstallReport, name: &dyn Fn(ServerIndex) -> String) -> Rou
             })
             .collect(),
         failed: r
+            .table
             .failed
             .iter()
             .map(|f| FailedSummary {
@@ -832,7 +835,7 @@ fn route_summary(r: &InstallReport, name: &dyn Fn(ServerIndex) -> String) -> Rou
                 error_code: f.code(),
             })
             .collect(),
-        pruned: r.pruned,
+        pruned: r.pruned(),
         operations: r.operations,
         changes: r
             .dry_run_changes
@@ -840,6 +843,7 @@ fn route_summary(r: &InstallReport, name: &dyn Fn(ServerIndex) -> String) -> Rou
             .map(|c| change_summary(c.op().as_str(), c.route()))
             .collect(),
         foreign_conflicts: r
+            .table
             .foreign_conflicts
             .iter()
             .map(|c| ForeignConflictSummary {
@@ -853,11 +857,13 @@ fn route_summary(r: &InstallReport, name: &dyn Fn(ServerIndex) -> String) -> Rou
             })
             .collect(),
         removed_routes: r
+            .table
             .removals
             .iter()
             .map(|x| change_summary("remove", x))
             .collect(),
         moved_routes: r
+            .table
             .moved
             .iter()
             .map(|(old, new)| MovedSummary {
@@ -868,8 +874,9 @@ fn route_summary(r: &InstallReport, name: &dyn Fn(ServerIndex) -> String) -> Rou
                 dev: new.interface.to_string(),
             })
             .collect(),
-        prune: prune_summary(&r.prune),
+        prune: prune_summary(&r.table.prune),
         dropped: r
+            .table
             .rejected
             .iter()
             .filter(|x| x.reason.is_other_relays())

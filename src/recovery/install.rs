@@ -11,58 +11,39 @@
 //! failures between it and the route table.
 
 use super::claim::{Claim, ClaimMapper};
-use super::plan::{PlanSettings, Rejected};
+use super::plan::PlanSettings;
 use super::planner::Planner;
-use super::prune::{PruneReport, PruneRule};
-use super::reconcile::{Conflict, Millis, Observed};
+use super::prune::PruneRule;
+use super::reconcile::{Millis, Observed};
 use super::table::PrefixTable;
-pub use super::table::{ForeignConflict, ForeignRoute, EXPIRY_SLACK};
+pub use super::table::{ForeignConflict, ForeignRoute, TableReport, EXPIRY_SLACK};
 use crate::proto::ServerIndex;
-use crate::routes::{Change, Interface, Route, RouteError, RouteTable, TableError};
+use crate::routes::{Change, Interface, RouteTable, TableError};
 use std::sync::Arc;
 
 /// Changes are sent to the table in batches of this many.
 pub const DEFAULT_BATCH: usize = 2048;
 
-/// What the installation did, net of the whole run.
+/// What the installation did, net of the whole run: what the prefix table
+/// decided, and how it reached the route table.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct InstallReport {
-    /// Routes that were not there before.
-    pub added: usize,
-    /// Routes of ours whose next hop, interface or lifetime changed.
-    pub replaced: usize,
-    /// Routes of ours already as desired.
-    pub unchanged: usize,
-    /// Routes of ours removed (no binding backs them).
-    pub removed: usize,
-    /// Prefixes refused, with reasons.
-    pub rejected: Vec<Rejected>,
-    /// Changes the table refused.
-    pub failed: Vec<RouteError>,
-    /// Servers' disagreements.
-    pub conflicts: Vec<Conflict>,
-    /// Bindings dropped for an elapsed lifetime.
-    pub expired: usize,
-    /// Prefixes with a route in the final plan.
-    pub planned: usize,
+    /// What the prefix table decided: routes added, replaced, unchanged and
+    /// removed, refusals, failures, conflicts, foreign routes, the prune.
+    pub table: TableReport,
     /// When the first change reached the table (ms on the recovery clock).
     pub first_route_at: Option<Millis>,
     /// Number of table operations performed (adds+replaces+removes sent).
     pub operations: usize,
-    /// Whether pruning ran.
-    pub pruned: bool,
     /// In a dry run, the changes that would have been made, in order.
     pub dry_run_changes: Vec<Change>,
-    /// Prefixes a binding names whose key (table, prefix, metric) holds a
-    /// route that is not ours: left alone.
-    pub foreign_conflicts: Vec<ForeignConflict>,
-    /// Our routes removed (or, in a dry run, that would be), as they were.
-    pub removals: Vec<Route>,
-    /// Our routes whose next hop or interface changed: (before, after).
-    /// Routes whose lifetime alone changed are counted in `replaced` only.
-    pub moved: Vec<(Route, Route)>,
-    /// What became of pruning.
-    pub prune: PruneReport,
+}
+
+impl InstallReport {
+    /// Whether pruning ran.
+    pub fn pruned(&self) -> bool {
+        self.table.prune.state == super::prune::PruneState::Done
+    }
 }
 
 /// Streams bindings into a route table. See the module documentation.
@@ -217,23 +198,10 @@ impl<T: RouteTable> Installer<T> {
             );
         }
         let report = InstallReport {
-            added: t.added,
-            replaced: t.replaced,
-            unchanged: t.unchanged,
-            removed: t.removed,
-            rejected: t.rejected,
-            failed: t.failed,
-            conflicts: t.conflicts,
-            expired: t.expired,
-            planned: t.planned,
+            table: t,
             first_route_at: self.first_route_at,
             operations: self.operations,
-            pruned: t.prune.state == super::prune::PruneState::Done,
             dry_run_changes: self.dry_run_changes,
-            foreign_conflicts: t.foreign_conflicts,
-            removals: t.removals,
-            moved: t.moved,
-            prune: t.prune,
         };
         Ok((report, self.routes))
     }
@@ -246,7 +214,7 @@ mod tests {
     use super::super::reconcile::tests::{pd, sv};
     use super::*;
     use crate::proto::{Duid, LeaseKind, RelayLayer};
-    use crate::routes::{MemoryTable, RouteKey, TableRoute};
+    use crate::routes::{MemoryTable, Route, RouteError, RouteKey, TableRoute};
     use ipnet::Ipv6Net;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
@@ -349,7 +317,7 @@ mod tests {
             assert_eq!(i.table().applies, 2);
             let (report, table) = i.finish(2000, rule(true)).await.unwrap();
             assert_eq!(table.routes().count(), 25);
-            assert_eq!(report.added, 25);
+            assert_eq!(report.table.added, 25);
             assert_eq!(report.first_route_at, Some(1009));
             assert_eq!(report.operations, 25);
         });
@@ -367,17 +335,17 @@ mod tests {
                 1,
             )
             .await;
-            assert_eq!(report.added, 1);
+            assert_eq!(report.table.added, 1);
             let r: Vec<_> = table.routes().collect();
             assert_eq!(r[0].gateway.to_string(), "fe80::2");
             // Same bindings again, in the other order: nothing to do.
             let (report, table2) = run(table.clone(), vec![newer, first], true, 1).await;
             assert_eq!(
                 (
-                    report.added,
-                    report.replaced,
-                    report.removed,
-                    report.unchanged
+                    report.table.added,
+                    report.table.replaced,
+                    report.table.removed,
+                    report.table.unchanged
                 ),
                 (0, 0, 0, 1)
             );
@@ -394,9 +362,9 @@ mod tests {
             rogue.binding.client_duid = "ff".parse().unwrap();
             let (report, table) = run(MemoryTable::new(), vec![good, rogue], true, 1).await;
             assert_eq!(table.routes().count(), 0);
-            assert_eq!(report.rejected.len(), 1);
-            assert_eq!(report.conflicts.len(), 1);
-            assert_eq!(report.added, 0);
+            assert_eq!(report.table.rejected.len(), 1);
+            assert_eq!(report.table.conflicts.len(), 1);
+            assert_eq!(report.table.added, 0);
         });
     }
 
@@ -463,16 +431,16 @@ mod tests {
             assert!(all.contains(&&stat), "{all:?}");
             assert!(all.contains(&&outside));
             assert!(all.contains(&&short));
-            assert_eq!(report.added, 1, "only the free prefix");
-            assert_eq!(report.removed, 0);
-            assert_eq!(report.planned, 1);
-            assert_eq!(report.foreign_conflicts.len(), 1);
-            let c = &report.foreign_conflicts[0];
+            assert_eq!(report.table.added, 1, "only the free prefix");
+            assert_eq!(report.table.removed, 0);
+            assert_eq!(report.table.planned, 1);
+            assert_eq!(report.table.foreign_conflicts.len(), 1);
+            let c = &report.table.foreign_conflicts[0];
             assert_eq!(c.prefix, stat.prefix);
             assert_eq!(c.foreign.protocol, Some(4));
             assert_eq!(c.foreign.gateway, Some(stat.gateway));
             assert_eq!(c.foreign.interface.as_deref(), Some("veth-c1"));
-            assert_eq!(report.prune.ours, 0);
+            assert_eq!(report.table.prune.ours, 0);
         });
     }
 
@@ -511,10 +479,10 @@ mod tests {
                 .unwrap();
             i.offer(obs(0, 1, "fe80::1", 5), 1000).await.unwrap();
             let (report, table) = i.finish(1000, RAIL).await.unwrap();
-            assert!(report.failed.is_empty(), "{:?}", report.failed);
-            assert_eq!(report.added, 0);
-            assert_eq!(report.foreign_conflicts.len(), 1);
-            assert_eq!(report.foreign_conflicts[0].foreign.protocol, None);
+            assert!(report.table.failed.is_empty(), "{:?}", report.table.failed);
+            assert_eq!(report.table.added, 0);
+            assert_eq!(report.table.foreign_conflicts.len(), 1);
+            assert_eq!(report.table.foreign_conflicts[0].foreign.protocol, None);
             assert_eq!(table.0.routes().collect::<Vec<_>>(), vec![&late]);
         });
     }
@@ -529,22 +497,25 @@ mod tests {
             // Every server answered, with nothing at all.
             let (report, kept) = run_rule(t.clone(), vec![], RAIL).await;
             assert_eq!(
-                report.prune.state,
+                report.table.prune.state,
                 PruneState::Refused(PruneRefusal::EmptyAnswer)
             );
-            assert_eq!((report.prune.ours, report.prune.candidates), (100, 100));
-            assert_eq!((report.removed, kept.routes().count()), (0, 100));
-            assert!(!report.pruned);
-            assert!(report.removals.is_empty());
+            assert_eq!(
+                (report.table.prune.ours, report.table.prune.candidates),
+                (100, 100)
+            );
+            assert_eq!((report.table.removed, kept.routes().count()), (0, 100));
+            assert!(!report.pruned());
+            assert!(report.table.removals.is_empty());
             // 5 of 100: a removal of 95% is over the 10% rail.
             let five: Vec<Observed> = (0..5).map(|n| obs(0, n, "fe80::1", 5)).collect();
             let (report, kept) = run_rule(t.clone(), five.clone(), RAIL).await;
             assert_eq!(
-                report.prune.state,
+                report.table.prune.state,
                 PruneState::Refused(PruneRefusal::OverLimit)
             );
-            assert_eq!(report.prune.candidates, 95);
-            assert_eq!((report.removed, kept.routes().count()), (0, 100));
+            assert_eq!(report.table.prune.candidates, 95);
+            assert_eq!((report.table.removed, kept.routes().count()), (0, 100));
             // A count limit, or force: pruned, and every removal listed.
             let (report, pruned) = run_rule(
                 t.clone(),
@@ -555,10 +526,10 @@ mod tests {
                 },
             )
             .await;
-            assert_eq!(report.prune.state, PruneState::Done);
-            assert_eq!((report.removed, pruned.routes().count()), (95, 5));
-            assert_eq!(report.removals.len(), 95);
-            assert_eq!(report.removals[0], kroute(5, "fe80::1", 16));
+            assert_eq!(report.table.prune.state, PruneState::Done);
+            assert_eq!((report.table.removed, pruned.routes().count()), (95, 5));
+            assert_eq!(report.table.removals.len(), 95);
+            assert_eq!(report.table.removals[0], kroute(5, "fe80::1", 16));
             let (report, pruned) = run_rule(
                 t.clone(),
                 vec![],
@@ -568,13 +539,13 @@ mod tests {
                 },
             )
             .await;
-            assert_eq!(report.prune.state, PruneState::Done);
-            assert_eq!((report.removed, pruned.routes().count()), (100, 0));
+            assert_eq!(report.table.prune.state, PruneState::Done);
+            assert_eq!((report.table.removed, pruned.routes().count()), (100, 0));
             // 95 of 100 answered: 5% is within the rail.
             let most: Vec<Observed> = (0..95).map(|n| obs(0, n, "fe80::1", 5)).collect();
             let (report, pruned) = run_rule(t.clone(), most, RAIL).await;
-            assert_eq!(report.prune.state, PruneState::Done);
-            assert_eq!((report.removed, pruned.routes().count()), (5, 95));
+            assert_eq!(report.table.prune.state, PruneState::Done);
+            assert_eq!((report.table.removed, pruned.routes().count()), (5, 95));
             // Skipped and off: the same as before, nothing removed.
             let (report, kept) = run_rule(
                 t.clone(),
@@ -583,12 +554,12 @@ mod tests {
             )
             .await;
             assert_eq!(
-                report.prune.state,
+                report.table.prune.state,
                 PruneState::Skipped(PruneSkip::IncompleteAnswer)
             );
             assert_eq!(kept.routes().count(), 100);
             let (report, kept) = run_rule(t, five, PruneRule::Off).await;
-            assert_eq!(report.prune.state, PruneState::Off);
+            assert_eq!(report.table.prune.state, PruneState::Off);
             assert_eq!(kept.routes().count(), 100);
         });
     }
@@ -606,9 +577,9 @@ mod tests {
             )
             .await;
             // Both replaced (the lifetimes changed too); one moved.
-            assert_eq!(report.replaced, 2);
-            assert_eq!(report.moved.len(), 1);
-            let (old, new) = &report.moved[0];
+            assert_eq!(report.table.replaced, 2);
+            assert_eq!(report.table.moved.len(), 1);
+            let (old, new) = &report.table.moved[0];
             assert_eq!(old.gateway.to_string(), "fe80::1");
             assert_eq!(new.gateway.to_string(), "fe80::11");
         });
@@ -626,9 +597,9 @@ mod tests {
             .await;
             let (report, kept) =
                 run(table.clone(), vec![obs(0, 1, "fe80::1", 5)], false, 100).await;
-            assert_eq!((report.removed, kept.routes().count()), (0, 2));
+            assert_eq!((report.table.removed, kept.routes().count()), (0, 2));
             let (report, pruned) = run(table, vec![obs(0, 1, "fe80::1", 5)], true, 100).await;
-            assert_eq!((report.removed, pruned.routes().count()), (1, 1));
+            assert_eq!((report.table.removed, pruned.routes().count()), (1, 1));
         });
     }
 
@@ -646,13 +617,13 @@ mod tests {
                 1,
             )
             .await;
-            assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
+            assert_eq!(report.table.failed.len(), 1, "{:?}", report.table.failed);
             assert_eq!(
-                report.failed[0].prefix.to_string(),
+                report.table.failed[0].prefix.to_string(),
                 "2001:db8:8000:200::/56"
             );
-            assert_eq!(report.failed[0].message, "No such device");
-            assert_eq!(report.added, 2);
+            assert_eq!(report.table.failed[0].message, "No such device");
+            assert_eq!(report.table.added, 2);
             assert_eq!(table.routes().count(), 2);
         });
     }
@@ -667,8 +638,8 @@ mod tests {
             b.binding.client_duid = Duid::from_bytes(vec![8; 200]);
             let (report, table) = run(MemoryTable::new(), vec![a, b], true, 1).await;
             assert_eq!(table.routes().count(), 1);
-            assert_eq!(report.conflicts.len(), 1);
-            let c = &report.conflicts[0];
+            assert_eq!(report.table.conflicts.len(), 1);
+            let c = &report.table.conflicts[0];
             assert_eq!(c.winner, (sv(0), Duid::from_bytes(vec![7; 300])));
             assert_eq!(c.loser, (sv(1), Duid::from_bytes(vec![8; 200])));
         });
@@ -685,7 +656,7 @@ mod tests {
                 i.offer(obs(0, n, "fe80::1", 5), 1000).await.unwrap();
             }
             let (report, table) = i.finish(1000, rule(true)).await.unwrap();
-            assert_eq!(report.added, 5);
+            assert_eq!(report.table.added, 5);
             assert_eq!(report.dry_run_changes.len(), 5);
             assert!(report
                 .dry_run_changes
@@ -711,7 +682,7 @@ mod tests {
             );
             na.binding.lease = LeaseKind::Address("2001:db8:1::77".parse().unwrap());
             let (report, table) = run(MemoryTable::new(), vec![p, na], true, 1).await;
-            assert_eq!(report.added, 1);
+            assert_eq!(report.table.added, 1);
             assert_eq!(
                 table.routes().next().unwrap().gateway.to_string(),
                 "2001:db8:1::77"
@@ -824,7 +795,7 @@ mod tests {
                 installed.iter().filter(|r| !plan.routes.contains_key(&r.prefix)).count()
             };
             prop_assert_eq!(
-                (report.added, report.replaced, report.removed, report.unchanged),
+                (report.table.added, report.table.replaced, report.table.removed, report.table.unchanged),
                 (counts.0, counts.1, counts.2, d.unchanged + left_alone)
             );
         }
@@ -857,13 +828,13 @@ mod tests {
                 .map(|r| (r.prefix, (r.gateway, r.ifindex)))
                 .collect();
             prop_assert_eq!(got, want);
-            let mut rejected = report.rejected.clone();
+            let mut rejected = report.table.rejected.clone();
             rejected.sort_by_key(|r| r.prefix);
             prop_assert_eq!(rejected, plan.rejected);
-            prop_assert_eq!(report.conflicts, reference.conflicts);
-            prop_assert_eq!(report.expired, reference.expired);
-            prop_assert_eq!(report.planned, plan.routes.len());
-            prop_assert_eq!(report.added, plan.routes.len());
+            prop_assert_eq!(report.table.conflicts, reference.conflicts);
+            prop_assert_eq!(report.table.expired, reference.expired);
+            prop_assert_eq!(report.table.planned, plan.routes.len());
+            prop_assert_eq!(report.table.added, plan.routes.len());
         }
     }
 }
