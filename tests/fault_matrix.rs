@@ -16,8 +16,7 @@
 mod route_lab;
 use pdrestore::agent::{recover, RecoverOptions, Summary};
 use pdrestore::config::Config;
-use pdrestore::demo::link_commands;
-use pdrestore::netns::{can_create, NetNs};
+use pdrestore::netns::NetNs;
 use pdrestore::proto::{
     Binding, ClientMessage, DhcpOption, Duid, IaPrefix, LeaseKind, MessageType, MessageView,
     OptionView, RelayLayer, RelayMessage,
@@ -130,14 +129,7 @@ enum Srv {
 /// A namespace with the client links cust0, cust1 (and more when asked),
 /// and the stale route.
 fn lab(links: u32) -> Option<NetNs> {
-    if !can_create() {
-        eprintln!("skipped: network namespaces need root");
-        return None;
-    }
-    let ns = NetNs::create("pdr-fault").unwrap();
-    for c in link_commands(links) {
-        ns.ip(&c).unwrap();
-    }
+    let ns = route_lab::client_links("pdr-fault", links)?;
     ns.ip([
         "-6", "route", "add", STALE, "via", "fe80::f", "dev", "cust0", "table", "100", "proto",
         "dhcp",

@@ -9,8 +9,7 @@
 mod route_lab;
 use pdrestore::agent::{self, RecoverOptions, Summary};
 use pdrestore::config::Config;
-use pdrestore::demo::link_commands;
-use pdrestore::netns::{can_create, NetNs};
+use pdrestore::netns::NetNs;
 use pdrestore::proto::{Binding, Duid, LeaseKind, RelayLayer};
 use pdrestore::server::{self, BindingStore, ServerConfig};
 use route_lab::pd;
@@ -18,15 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 fn lab() -> Option<NetNs> {
-    if !can_create() {
-        eprintln!("skipped: network namespaces need root");
-        return None;
-    }
-    let ns = NetNs::create("pdr-link").unwrap();
-    for c in link_commands(2) {
-        ns.ip(&c).unwrap();
-    }
-    Some(ns)
+    route_lab::client_links("pdr-link", 2)
 }
 
 /// A binding relayed by ISC dhcrelay-style relay `relay` (its address on

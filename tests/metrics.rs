@@ -8,8 +8,7 @@
 
 mod prom;
 mod route_lab;
-use pdrestore::demo::link_commands;
-use pdrestore::netns::{can_create, NetNs};
+use pdrestore::netns::NetNs;
 use pdrestore::proto::Binding;
 use prom::Metrics;
 use route_lab::{layer, pd, pdrestore_in, wait_listening, Child, RELAY};
@@ -18,15 +17,7 @@ use std::path::Path;
 const POOL: &str = "2001:db8:8000::/40";
 
 fn lab() -> Option<NetNs> {
-    if !can_create() {
-        eprintln!("skipped: network namespaces need root");
-        return None;
-    }
-    let ns = NetNs::create("pdr-metrics").unwrap();
-    for c in link_commands(2) {
-        ns.ip(&c).unwrap();
-    }
-    Some(ns)
+    route_lab::client_links("pdr-metrics", 2)
 }
 
 /// Prefix `prefix` for client `n`, on link cust0 or cust1.

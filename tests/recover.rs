@@ -5,8 +5,7 @@
 mod route_lab;
 use pdrestore::agent::{recover, RecoverOptions, Summary};
 use pdrestore::config::Config;
-use pdrestore::demo::link_commands;
-use pdrestore::netns::{can_create, NetNs};
+use pdrestore::netns::NetNs;
 use pdrestore::proto::{Binding, Duid, LeaseKind, RelayLayer};
 use pdrestore::routes::NetlinkTable;
 use pdrestore::server::{self, BindingStore, ServerConfig};
@@ -69,15 +68,7 @@ fn config(servers: &[SocketAddr], extra: &str) -> Config {
 }
 
 fn lab() -> Option<NetNs> {
-    if !can_create() {
-        eprintln!("skipped: network namespaces need root");
-        return None;
-    }
-    let ns = NetNs::create("pdr-recover").unwrap();
-    for c in link_commands(2) {
-        ns.ip(&c).unwrap();
-    }
-    Some(ns)
+    route_lab::client_links("pdr-recover", 2)
 }
 
 /// Serve `sets` (one server each; `None` = a closed port) and recover into the namespace.

@@ -11,8 +11,7 @@
 mod route_lab;
 use pdrestore::agent::{self, RecoverOptions, Summary};
 use pdrestore::config::{Config, DEFAULT_PROTOCOL};
-use pdrestore::demo::link_commands;
-use pdrestore::netns::{can_create, NetNs};
+use pdrestore::netns::NetNs;
 use pdrestore::proto::{Binding, Duid};
 use pdrestore::server::{self, BindingStore, ServerConfig};
 use route_lab::{layer, pd, pdrestore_in, wait_listening, Child, RELAY};
@@ -23,15 +22,7 @@ use std::time::{Duration, Instant};
 const POOL: &str = "2001:db8:8000::/40";
 
 fn lab() -> Option<NetNs> {
-    if !can_create() {
-        eprintln!("skipped: network namespaces need root");
-        return None;
-    }
-    let ns = NetNs::create("pdr-safe").unwrap();
-    for c in link_commands(2) {
-        ns.ip(&c).unwrap();
-    }
-    Some(ns)
+    route_lab::client_links("pdr-safe", 2)
 }
 
 /// Prefix number `n` of the pool (a /56), on link `link` (cust0 or cust1).

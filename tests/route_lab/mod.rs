@@ -75,3 +75,18 @@ pub fn wait_listening(ns: &NetNs, port: u16) {
         .unwrap();
     assert!(up, "lab server did not start");
 }
+
+/// A namespace named after `prefix` with `links` veth client links
+/// (`demo::link_commands`: cust0, cust1, ...), or `None` (and a line
+/// saying so) without root.
+pub fn client_links(prefix: &str, links: u32) -> Option<NetNs> {
+    if !pdrestore::netns::can_create() {
+        eprintln!("skipped: network namespaces need root");
+        return None;
+    }
+    let ns = NetNs::create(prefix).unwrap();
+    for c in pdrestore::demo::link_commands(links) {
+        ns.ip(&c).unwrap();
+    }
+    Some(ns)
+}
