@@ -23,8 +23,9 @@ use pdrestore::proto::binding::client_data_options;
 use pdrestore::proto::frame::FrameIter;
 use pdrestore::proto::{ClientData, LeaseKind, Message, MessageType, MessageView};
 use pdrestore::recovery::claim::Path;
-use pdrestore::recovery::plan::{Interface, NextHopFallback, PlanSettings};
 use pdrestore::recovery::planner::Planner;
+use pdrestore::recovery::settings::{NextHopFallback, PlanSettings};
+use pdrestore::routes::{Interface, Ownership};
 use std::hint::black_box;
 
 fn stream() -> Vec<u8> {
@@ -95,11 +96,7 @@ fn fast_path_to_binding(buf: &[u8]) -> usize {
 fn planner() -> Planner {
     let settings = PlanSettings {
         relay_id: "0003000102005e000002".parse().unwrap(),
-        table: 254,
-        protocol: 16,
-        metric: 1024,
-        allowed_prefixes: vec!["2001:db8::/32".parse().unwrap()],
-        min_prefix_len: 48,
+        owner: Ownership::new(254, 16, 1024, &["2001:db8::/32".parse().unwrap()], 48),
         interface_map: Default::default(),
         our_layer: Default::default(),
         fallback: NextHopFallback::None,

@@ -60,6 +60,7 @@ fn count_ours(ns: &NetNs) -> usize {
             .list_owned(&pdrestore::routes::Ownership::new(
                 254,
                 16,
+                1024,
                 &["2001:db8::/32".parse().unwrap()],
                 48,
             ))

@@ -5,11 +5,11 @@
 //! values are errors that name the file, line and column.
 
 use crate::proto::Duid;
-use crate::recovery::plan::{NextHopFallback, OurLayer, PlanSettings};
 use crate::recovery::prune::PruneLimit;
+use crate::recovery::settings::{NextHopFallback, OurLayer, PlanSettings};
 use crate::requestor::fanout::{FanoutConfig, QuerySpec, ServerConfig as FanoutServer};
 use crate::requestor::{Limits, RetryPolicy};
-use crate::routes::Interface;
+use crate::routes::{Interface, Ownership};
 use ipnet::Ipv6Net;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
@@ -717,11 +717,7 @@ impl Config {
     pub fn plan_settings(&self, relay_id: Duid, links: &[Ipv6Addr]) -> PlanSettings {
         PlanSettings {
             relay_id,
-            table: self.routes.table,
-            protocol: self.routes.protocol,
-            metric: self.routes.metric,
-            allowed_prefixes: self.routes.allowed_prefixes.clone(),
-            min_prefix_len: self.routes.min_prefix_len,
+            owner: self.ownership(),
             interface_map: self
                 .routes
                 .interfaces
@@ -734,6 +730,19 @@ impl Config {
             },
             fallback: self.routes.next_hop_fallback,
         }
+    }
+
+    /// The ownership rule of this configuration (`[routes]`: table,
+    /// protocol, metric, pools, shortest prefix).
+    pub fn ownership(&self) -> Ownership {
+        let r = &self.routes;
+        Ownership::new(
+            r.table,
+            r.protocol,
+            r.metric,
+            &r.allowed_prefixes,
+            r.min_prefix_len,
+        )
     }
 
     /// The links the recovery asks about. With QUERY_BY_RELAY_ID: `links`,
@@ -755,7 +764,7 @@ impl Config {
                     }
                     for a in &i.addresses {
                         let global = !a.addr().is_loopback()
-                            && (a.addr().segments()[0] & 0xffc0) != 0xfe80
+                            && !a.addr().is_unicast_link_local()
                             && !a.addr().is_multicast();
                         if global && !nets.contains(&a.trunc()) {
                             nets.push(a.trunc());

@@ -33,7 +33,7 @@ fn setup() -> Option<NetNs> {
 
 /// Protocol 16 in the main table, inside 2001:db8::/32, /48 or longer.
 fn owner() -> Ownership {
-    Ownership::new(254, 16, &["2001:db8::/32".parse().unwrap()], 48)
+    Ownership::new(254, 16, 1024, &["2001:db8::/32".parse().unwrap()], 48)
 }
 
 fn route(prefix: &str, gw: &str, ifindex: u32, expires: Option<u32>) -> Route {

@@ -22,7 +22,8 @@ use pdrestore::proto::{
     ClientData, DhcpOption, Duid, Message, MessageView, RelayLayer, RelayMessage, Xid, MAX_NESTING,
 };
 use pdrestore::recovery::planner::Planner;
-use pdrestore::recovery::plan::{Interface, NextHopFallback, PlanSettings};
+use pdrestore::recovery::settings::{NextHopFallback, PlanSettings};
+use pdrestore::routes::{Interface, Ownership};
 use pdrestore::requestor::{CloseReason, Event, Outcome, PartialReason, ProtocolError, ReplyDemux};
 use std::time::{Duration, Instant};
 
@@ -115,11 +116,7 @@ fn planner() -> Planner {
     Planner::new(
         PlanSettings {
             relay_id: Duid::from_bytes(vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 9]),
-            table: 254,
-            protocol: 16,
-            metric: 1024,
-            allowed_prefixes: vec!["2001:db8::/32".parse().unwrap()],
-            min_prefix_len: 48,
+            owner: Ownership::new(254, 16, 1024, &["2001:db8::/32".parse().unwrap()], 48),
             interface_map: [(b"port-1".to_vec(), "ge-0/0/1".to_string())].into(),
             our_layer: Default::default(),
             fallback: NextHopFallback::None,

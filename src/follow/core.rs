@@ -56,8 +56,9 @@
 //! deletes and queued changes are bounded queues.
 
 use crate::proto::{Duid, MessageType, StatusCode};
-use crate::recovery::plan::{PlanSettings, Rejection};
 use crate::recovery::planner::Planner;
+use crate::recovery::rejection::Rejection;
+use crate::recovery::settings::PlanSettings;
 use crate::routes::{errno, Change, Interface, Ownership, Route, RouteError, TableRoute};
 use crate::snoop::{Forged, Release, Reply};
 use hashbrown::{HashMap, HashSet};
@@ -409,13 +410,8 @@ impl FollowCore {
         interfaces: Vec<Interface>,
         now: Instant,
     ) -> Self {
-        let owner = Ownership::new(
-            plan.table,
-            plan.protocol,
-            &plan.allowed_prefixes,
-            plan.min_prefix_len,
-        );
-        let metric = plan.metric;
+        let owner = plan.owner.clone();
+        let metric = owner.metric();
         let rng = fastrand::Rng::with_seed(settings.seed);
         let mut core = FollowCore {
             epoch: now,

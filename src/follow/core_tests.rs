@@ -1,7 +1,8 @@
 //! Unit tests of [`FollowCore`] on injected time.
 
 use super::*;
-use crate::recovery::plan::{NextHopFallback, OurLayer};
+use crate::recovery::settings::{NextHopFallback, OurLayer};
+use crate::routes::Ownership;
 use crate::snoop::{Datagram, DelegatedPrefix, IaPd, RelayHop};
 
 const CUST0: u32 = 7;
@@ -10,11 +11,7 @@ const CUST1: u32 = 8;
 fn plan() -> PlanSettings {
     PlanSettings {
         relay_id: "000200000009010203040506".parse().unwrap(),
-        table: 254,
-        protocol: 57,
-        metric: 1024,
-        allowed_prefixes: vec!["2001:db8:8000::/40".parse().unwrap()],
-        min_prefix_len: 48,
+        owner: Ownership::new(254, 57, 1024, &["2001:db8:8000::/40".parse().unwrap()], 48),
         interface_map: Default::default(),
         our_layer: OurLayer::RelayId,
         fallback: NextHopFallback::None,

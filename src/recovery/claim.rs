@@ -12,7 +12,7 @@
 //! long DUIDs) is kept whole ([`Path::Whole`]) and decided at the end, by
 //! the same planner, where the reason of a refusal is reported.
 
-use super::planner::{PlanInput, Planner};
+use super::planner::{Chain, PlanInput, Planner};
 use crate::proto::binding::BindingRef;
 use crate::proto::{Binding, BindingMapper, LeaseKind, RelayLayer};
 use std::net::Ipv6Addr;
@@ -155,7 +155,7 @@ impl Planner {
                 gateway: p.gateway,
                 iface: p.iface,
             },
-            None => Path::Whole(Box::new(trimmed(b.to_binding(), self.settings()))),
+            None => Path::Whole(Box::new(trimmed(b.to_binding(), &chain))),
         };
         Ok(Claim {
             lease,
@@ -168,22 +168,18 @@ impl Planner {
 }
 
 /// Keep only what planning needs: our relay layer (and the lightweight
-/// relay's inside it, whose peer-address is the next hop), without their
-/// Remote-IDs. A chain without our layer is kept whole, so that it is
-/// refused for the right reason.
-fn trimmed(mut b: Binding, settings: &super::plan::PlanSettings) -> Binding {
-    let at = super::plan::our_layer(&b.relay, settings)
-        .ok()
-        .map(|(ours, hop)| {
-            let pos = |l: &RelayLayer| b.relay.iter().position(|x| std::ptr::eq(x, l));
-            (pos(ours), pos(hop))
-        });
-    if let Some((Some(from), Some(to))) = at {
-        let mut kept: Vec<RelayLayer> = b.relay.drain(from..=to).collect();
-        for l in &mut kept {
-            l.remote_id = None;
+/// relay's inside it, whose peer-address is the next hop), as the planner's
+/// walk of the chain found them, without their Remote-IDs. A chain without
+/// our layer is kept whole, so that it is refused for the right reason.
+fn trimmed(mut b: Binding, chain: &Chain<'_>) -> Binding {
+    if let Ok(Some(l)) = &chain.ours {
+        if l.hop_at < b.relay.len() {
+            let mut kept: Vec<RelayLayer> = b.relay.drain(l.at..=l.hop_at).collect();
+            for l in &mut kept {
+                l.remote_id = None;
+            }
+            b.relay = kept;
         }
-        b.relay = kept;
     }
     b
 }
@@ -203,9 +199,10 @@ impl BindingMapper for ClaimMapper {
 
 #[cfg(test)]
 mod tests {
-    use super::super::plan::tests::OURS;
-    use super::super::plan::PlanSettings;
-    use super::super::reconcile::Observed;
+    use super::super::observed::Observed;
+    use super::super::reference::fixtures::OURS;
+    use super::super::reference::plan::route_for;
+    use super::super::settings::{OurLayer, PlanSettings};
     use super::*;
     use crate::proto::{Duid, ServerIndex};
     use crate::routes::Interface;
@@ -213,7 +210,7 @@ mod tests {
 
     /// The planning tests' settings, and an id mapped to an interface that does not exist.
     fn settings() -> PlanSettings {
-        let mut s = super::super::plan::tests::settings();
+        let mut s = super::super::reference::fixtures::settings();
         s.interface_map
             .insert(b"ge-0/0/9".to_vec(), "gone".to_string());
         s
@@ -222,7 +219,7 @@ mod tests {
     /// The planning tests' links, and one named like that id, holding a
     /// prefix inside the pool.
     fn interfaces() -> Vec<Interface> {
-        let mut i = super::super::plan::tests::interfaces();
+        let mut i = super::super::reference::fixtures::interfaces();
         i.push(Interface {
             name: "ge-0/0/9".into(),
             index: 8,
@@ -361,7 +358,7 @@ mod tests {
             let settings = || {
                 let mut s = settings();
                 if by_link {
-                    s.our_layer = super::super::plan::OurLayer::LinkAddress(vec![
+                    s.our_layer = OurLayer::LinkAddress(vec![
                         "2001:db8:1::1".parse().unwrap(),
                         "2001:db8:2::1".parse().unwrap(),
                     ]);
@@ -370,7 +367,7 @@ mod tests {
             };
             let planner = Planner::new(settings(), interfaces());
             let obs = Observed { server: ServerIndex::default(), received: 0, binding: b.clone() };
-            let want = settings().route_for(&obs, None, &interfaces(), 0);
+            let want = route_for(&settings(), &obs, None, &interfaces(), 0);
             let got = planner.plan(&b, None);
             match (&got, &want) {
                 (Ok(p), Ok(r)) => {
@@ -390,7 +387,7 @@ mod tests {
                 (Path::Whole(w), Err(reason)) => {
                     // Kept for the end, and refused there for the same reason.
                     let obs = Observed { server: ServerIndex::default(), received: 0, binding: (**w).clone() };
-                    prop_assert_eq!(settings().route_for(&obs, None, &interfaces(), 0), Err(reason.clone()));
+                    prop_assert_eq!(route_for(&settings(), &obs, None, &interfaces(), 0), Err(reason.clone()));
                     prop_assert_eq!(planner.plan(&**w, None), Err(reason));
                 }
                 (p, w) => prop_assert!(false, "planner {:?}, route_for {:?}", p, w),
@@ -403,7 +400,7 @@ mod tests {
             let mut s = settings();
             if by_link {
                 s.our_layer =
-                    super::super::plan::OurLayer::LinkAddress(vec!["2001:db8:2::1".parse().unwrap()]);
+                    OurLayer::LinkAddress(vec!["2001:db8:2::1".parse().unwrap()]);
             }
             let planner = Planner::new(s, interfaces());
             let from_ref = borrowed_claim(&planner, &b, 32).unwrap();

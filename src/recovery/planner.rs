@@ -5,13 +5,14 @@
 //! [`Planner::plan`] reads a binding through [`PlanInput`], which both the
 //! binding borrowed from a frame on the connection task
 //! ([`BindingRef`]) and the owned [`Binding`] implement, so the fast path and
-//! the end-of-run path apply the very same rules. The reference version, on
-//! owned bindings and reconciled sets, is [`super::plan::PlanSettings::route_for`];
-//! a property test holds the two together.
+//! the end-of-run path apply the very same rules. A plainly written
+//! reference version, on owned bindings and reconciled sets, is kept for the
+//! property tests (`recovery::reference`, test builds only).
 //!
 //! The rules:
-//! - **The prefix** (RFC 8415 s.6.3, RFC 8987 s.4): not `::/0`, no shorter
-//!   than `min_prefix_len`, inside one of the pools, and not covering a
+//! - **The prefix** (RFC 8415 s.6.3, RFC 8987 s.4): one the ownership rule
+//!   covers ([`crate::routes::Ownership::check`]: not `::/0`, no shorter
+//!   than `min_prefix_len`, inside one of the pools), and not covering a
 //!   prefix of one of the router's own interfaces.
 //! - **Our layer** of the relay chain (RFC 5007 s.4.1.2.4,
 //!   OPTION_LQ_RELAY_DATA): the layer that carries our Relay-ID (RFC 5460
@@ -26,8 +27,9 @@
 //! - **The next hop** must be a unicast neighbour on that interface:
 //!   link-local or on-link, and not one of the router's own addresses.
 
-use super::plan::{display_interface_id, NextHopFallback, OurLayer, PlanSettings, Rejection};
-use crate::proto::binding::RelayLayerRef;
+use super::rejection::Rejection;
+use super::settings::{NextHopFallback, OurLayer, PlanSettings};
+use crate::proto::binding::{display_interface_id, RelayLayerRef};
 use crate::proto::{Binding, BindingRef, LeaseKind};
 use crate::routes::{mask, Interface};
 use hashbrown::HashMap;
@@ -86,14 +88,20 @@ pub(crate) struct Layers<'a> {
     /// The next hop: the peer-address of our layer, or of the lightweight
     /// relay's just inside it.
     pub next_hop: Ipv6Addr,
+    /// Our layer's position in the chain (outermost 0).
+    pub at: usize,
+    /// The position of the layer whose peer-address is the next hop.
+    pub hop_at: usize,
 }
 
 impl<'a> Layers<'a> {
-    fn of(l: &RelayLayerRef<'a>) -> Layers<'a> {
+    fn of(l: &RelayLayerRef<'a>, at: usize) -> Layers<'a> {
         Layers {
             interface_id: l.interface_id,
             link_address: l.link_address,
             next_hop: l.peer_address,
+            at,
+            hop_at: at,
         }
     }
 }
@@ -107,7 +115,7 @@ pub(crate) struct Chain<'a> {
     pub ours: Result<Option<Layers<'a>>, Rejection>,
 }
 
-/// Route planning: the settings and the local interfaces, with the pools,
+/// Route planning: the settings and the local interfaces, with
 /// the local prefixes and an index from interface-id to interface built once.
 #[derive(Debug)]
 pub struct Planner {
@@ -116,8 +124,6 @@ pub struct Planner {
     /// interface-id octets to interface position (`None`: the configuration
     /// maps it to an interface that does not exist).
     by_id: HashMap<Vec<u8>, Option<u32>>,
-    /// The delegation pools, as (network, length).
-    pools: Vec<(u128, u8)>,
     /// Every local prefix, as (network, length, interface position), in
     /// the order of the interfaces.
     locals: Vec<(u128, u8, u32)>,
@@ -131,10 +137,6 @@ pub struct Planner {
 /// `(net, len)` holds the prefix `addr`/`plen` (whose host bits may be set).
 fn holds(net: u128, len: u8, addr: u128, plen: u8) -> bool {
     len <= plen && addr & mask(len) == net
-}
-
-fn is_link_local(a: &Ipv6Addr) -> bool {
-    (a.segments()[0] & 0xffc0) == 0xfe80
 }
 
 impl Planner {
@@ -156,7 +158,6 @@ impl Planner {
             by_id.insert(id.clone(), pos(name));
         }
         let net = |n: &Ipv6Net| (u128::from(n.trunc().addr()), n.prefix_len());
-        let pools = settings.allowed_prefixes.iter().map(net).collect();
         let locals = interfaces
             .iter()
             .enumerate()
@@ -177,7 +178,6 @@ impl Planner {
             settings,
             interfaces,
             by_id,
-            pools,
             locals,
             locals_by_net,
         }
@@ -255,9 +255,13 @@ impl Planner {
         Ok(Planned { gateway, iface })
     }
 
-    /// The relay chain of `b`: its depth, our layer (see
-    /// [`super::plan::our_layer`], the reference) and the layer whose
-    /// peer-address is the next hop.
+    /// The relay chain of `b` (outermost layer first), walked once: its
+    /// depth, our layer (RFC 5007 s.4.1.2.4: the one that carries our
+    /// Relay-ID, or, by link-address, one of our links; the only layer
+    /// when it carries no Relay-ID), and the layer whose peer-address is
+    /// the next hop: ours, or, when the one layer inside ours is a
+    /// lightweight relay's (RFC 6221 s.6.1: link-address `::`, the client's
+    /// address as peer-address), that one.
     pub(crate) fn chain<'b>(&self, b: &'b impl PlanInput) -> Chain<'b> {
         let mut depth = 0usize;
         // The outermost layer: whether it carries a Relay-ID, what planning
@@ -271,10 +275,10 @@ impl Planner {
         for l in b.layers() {
             depth += 1;
             if first.is_none() {
-                first = Some((l.relay_id.is_some(), Layers::of(&l)));
+                first = Some((l.relay_id.is_some(), Layers::of(&l, 0)));
             }
             match ours {
-                None if self.is_ours(&l) => ours = Some((Layers::of(&l), depth)),
+                None if self.is_ours(&l) => ours = Some((Layers::of(&l, depth - 1), depth)),
                 Some((_, at)) if at + 1 == depth => {
                     ldra_peer = l.link_address.is_unspecified().then_some(l.peer_address);
                 }
@@ -287,11 +291,12 @@ impl Planner {
                 // ours, innermost: its peer-address is the client's.
                 if let (Some(peer), true) = (ldra_peer, at + 1 == depth) {
                     l.next_hop = peer;
+                    l.hop_at = at;
                 }
                 Ok(Some(l))
             }
             (None, None, _) => Ok(None),
-            // The only layer, without a Relay-ID: taken as ours (plan::our_layer).
+            // The only layer, without a Relay-ID: taken as ours.
             (None, Some((false, l)), OurLayer::RelayId) if depth == 1 => Ok(Some(l)),
             (None, Some(_), OurLayer::RelayId) => Err(Rejection::NotOurRelay),
             (None, Some((_, l)), OurLayer::LinkAddress(_)) => Err(Rejection::OtherRelay {
@@ -331,19 +336,8 @@ impl Planner {
 
     /// The safety checks on the prefix itself, on precomputed networks.
     fn check_prefix(&self, prefix: &Ipv6Net) -> Result<(), Rejection> {
+        self.settings.owner.check(prefix)?;
         let (addr, len) = (u128::from(prefix.addr()), prefix.prefix_len());
-        if len == 0 {
-            return Err(Rejection::DefaultRoute);
-        }
-        if len < self.settings.min_prefix_len {
-            return Err(Rejection::TooShort {
-                len,
-                min: self.settings.min_prefix_len,
-            });
-        }
-        if !self.pools.iter().any(|&(n, l)| holds(n, l, addr, len)) {
-            return Err(Rejection::OutsidePools);
-        }
         // It must not cover (or equal) a local prefix.
         let net = addr & mask(len);
         if let Some((n, l, p)) = self.covered_local(net, len) {
@@ -404,69 +398,33 @@ impl Planner {
         })
     }
 
-    /// The next hop must be a unicast neighbour on interface `iface`:
-    /// link-local, or inside one of its prefixes, and not one of its own
-    /// addresses.
+    /// The next hop must be a unicast neighbour on interface `iface`
+    /// ([`check_next_hop`]).
     fn check_next_hop(&self, next_hop: Ipv6Addr, iface: u32) -> Result<(), Rejection> {
-        let out = &self.interfaces[iface as usize];
-        let bad = || Rejection::BadNextHop {
+        check_next_hop(next_hop, &self.interfaces[iface as usize])
+    }
+}
+
+/// The next hop must be a unicast neighbour on `out`: link-local, or inside
+/// one of its prefixes, and not one of its own addresses (RFC 8987 s.4: the
+/// route points at the requesting router on the link it asked from).
+pub fn check_next_hop(next_hop: Ipv6Addr, out: &Interface) -> Result<(), Rejection> {
+    let neighbour = !next_hop.is_unspecified()
+        && !next_hop.is_loopback()
+        && !next_hop.is_multicast()
+        && !out.addresses.iter().any(|a| a.addr() == next_hop)
+        && (next_hop.is_unicast_link_local()
+            || out.addresses.iter().any(|a| a.contains(&next_hop)));
+    if neighbour {
+        Ok(())
+    } else {
+        Err(Rejection::BadNextHop {
             next_hop,
             interface: out.name.to_string(),
-        };
-        if next_hop.is_unspecified() || next_hop.is_loopback() || next_hop.is_multicast() {
-            return Err(bad());
-        }
-        if out.addresses.iter().any(|a| a.addr() == next_hop) {
-            return Err(bad());
-        }
-        if is_link_local(&next_hop) || out.addresses.iter().any(|a| a.contains(&next_hop)) {
-            Ok(())
-        } else {
-            Err(bad())
-        }
+        })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The covered-local check through the sorted index refuses exactly
-    /// what the reference (`PlanSettings::check_prefix`, a scan of every
-    /// interface's addresses in order) refuses, naming the same local
-    /// prefix, over a router with many VLANs whose prefixes nest and repeat.
-    #[test]
-    fn covered_locals_are_found_as_the_reference_finds_them() {
-        let mut rng = fastrand::Rng::with_seed(7);
-        let mut settings = super::super::plan::tests::settings();
-        settings.allowed_prefixes = vec!["2001:db8::/32".parse().unwrap()];
-        settings.min_prefix_len = 32;
-        let base = u128::from("2001:db8::".parse::<Ipv6Addr>().unwrap());
-        let mut interfaces = Vec::new();
-        for i in 0..300u32 {
-            let mut addresses = vec!["fe80::1/64".parse().unwrap()];
-            for _ in 0..rng.usize(0..3) {
-                let len = [48u8, 56, 64, 64, 64, 128][rng.usize(0..6)];
-                // A small address space, so that prefixes nest and repeat.
-                let a = base | (u128::from(rng.u16(0..512)) << 72) | u128::from(rng.u8(..));
-                addresses.push(Ipv6Net::new(Ipv6Addr::from(a), len).unwrap());
-            }
-            interfaces.push(Interface {
-                name: format!("vlan{i}").into(),
-                index: i + 10,
-                addresses,
-            });
-        }
-        let planner = Planner::new(settings.clone(), interfaces.clone());
-        let mut refused = 0;
-        for _ in 0..20_000 {
-            let len = rng.u8(32..=128);
-            let a = base | (u128::from(rng.u16(0..512)) << 72) | u128::from(rng.u8(..));
-            let p = Ipv6Net::new(Ipv6Addr::from(a), len).unwrap().trunc();
-            let want = settings.check_prefix(&p, &interfaces);
-            refused += usize::from(want.is_err());
-            assert_eq!(planner.check_prefix(&p), want, "{p}");
-        }
-        assert!(refused > 1000, "the grid refuses some prefixes: {refused}");
-    }
-}
+#[path = "planner_tests.rs"]
+mod tests;

@@ -2,16 +2,20 @@
 //! (RFC 5007 s.4.3.4, which RFC 5460 s.6.4 points to for several servers):
 //! "the most recent client transaction wins".
 //!
-//! [`Rank`] is that order as a key with `Ord`: greater wins. Both the
-//! reference reconciliation ([`super::reconcile`]) and the streaming
-//! installer ([`super::table`]) compare claims by it; what remains after it
+//! [`Rank`] is that order as a key with `Ord`: greater wins. The streaming
+//! prefix table ([`super::table`]) and the whole bindings it keeps on the
+//! side ([`super::observed`]) compare claims by it; what remains after it
 //! (one server naming the same client for the same prefix twice, with the
 //! same times) is broken by the rest of the binding, which each side sees in
 //! its own form (the whole binding, or its planned route).
 
-use super::reconcile::Millis;
 use crate::proto::ServerIndex;
 use std::cmp::Reverse;
+
+/// Time on the recovery's clock: milliseconds since the run started
+/// (monotonic). A claim's rank, its expiry and the lifetime its route is
+/// installed with are all reckoned on it.
+pub type Millis = u64;
 
 /// How a claim on a prefix ranks: greater wins. Fields compare in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

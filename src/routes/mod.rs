@@ -12,9 +12,12 @@ use std::net::Ipv6Addr;
 
 mod memory;
 pub mod netlink;
+mod ownership;
 
 pub use memory::MemoryTable;
 pub use netlink::NetlinkTable;
+pub(crate) use ownership::mask;
+pub use ownership::{Held, NotCovered, Ownership};
 
 /// A local network interface, as route planning sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -404,84 +407,6 @@ impl From<&Route> for TableRoute {
     }
 }
 
-/// The one ownership rule: what counts as pdrestore's route.
-///
-/// A route is ours only when it is in our table, carries our protocol tag,
-/// has the shape pdrestore installs (unicast, one next hop, one interface),
-/// and its destination lies inside one of the delegation pools with a
-/// length from `min_prefix_len` to 128. Nothing else is ever replaced or
-/// removed, whatever the prune setting: not the router's own `proto dhcp`
-/// default route, not a static route an operator put on a customer prefix,
-/// not a route with our tag outside the pools. `recover`, `follow` and the
-/// dry run all ask this type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ownership {
-    table: u32,
-    protocol: u8,
-    min_prefix_len: u8,
-    /// The pools as (network, length).
-    pools: Vec<(u128, u8)>,
-}
-
-/// The network mask of a prefix length.
-pub(crate) fn mask(len: u8) -> u128 {
-    match len {
-        0 => 0,
-        l => !0u128 << (128 - u32::from(l.min(128))),
-    }
-}
-
-impl Ownership {
-    /// Routes of `protocol` in `table` inside `pools`, `min_prefix_len` or longer.
-    pub fn new(table: u32, protocol: u8, pools: &[Ipv6Net], min_prefix_len: u8) -> Self {
-        Ownership {
-            table,
-            protocol,
-            min_prefix_len,
-            pools: pools
-                .iter()
-                .map(|p| (u128::from(p.trunc().addr()), p.prefix_len()))
-                .collect(),
-        }
-    }
-
-    /// Our table.
-    pub fn table(&self) -> u32 {
-        self.table
-    }
-
-    /// Our protocol tag.
-    pub fn protocol(&self) -> u8 {
-        self.protocol
-    }
-
-    /// `prefix` (host bits ignored) lies inside a pool.
-    pub fn in_pools(&self, prefix: &Ipv6Net) -> bool {
-        let (addr, len) = (u128::from(prefix.addr()), prefix.prefix_len());
-        self.pools
-            .iter()
-            .any(|&(n, l)| l <= len && addr & mask(l) == n)
-    }
-
-    /// A route to `prefix` could be ours: inside a pool, and no shorter than
-    /// `min_prefix_len` (nor `/0`).
-    pub fn covers(&self, prefix: &Ipv6Net) -> bool {
-        prefix.prefix_len() != 0
-            && prefix.prefix_len() >= self.min_prefix_len
-            && self.in_pools(prefix)
-    }
-
-    /// The route is ours (see the type's documentation).
-    pub fn owns(&self, r: &TableRoute) -> bool {
-        r.table == self.table
-            && r.protocol == self.protocol
-            && r.kind == RTN_UNICAST
-            && r.gateway.is_some()
-            && !r.multipath
-            && self.covers(&r.prefix)
-    }
-}
-
 /// Where routes go: the kernel through netlink, or memory.
 #[allow(async_fn_in_trait)]
 pub trait RouteTable {
@@ -615,7 +540,7 @@ mod tests {
             r("2001:db8:1::/56", "fe80::1", 5, Some(100)),
             r("2001:db8:2::/56", "fe80::2", 9, Some(100)),
         ]);
-        let owner = Ownership::new(254, 16, &["2001:db8::/32".parse().unwrap()], 48);
+        let owner = Ownership::new(254, 16, 1024, &["2001:db8::/32".parse().unwrap()], 48);
         let owned = t.list_owned(&owner).await.unwrap();
         assert!(owned.is_empty());
         let d = diff(&owned, &want, true, 30);

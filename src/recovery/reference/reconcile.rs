@@ -10,82 +10,20 @@
 //! disagreement between servers about who holds a prefix is reported.
 //! Bindings whose valid lifetime is zero or has run out are dropped.
 //!
-//! **This is the reference**, on whole bindings, kept for the property
-//! tests: the streaming installer ([`super::table::PrefixTable`]) applies the
-//! same order ([`Rank`]) incrementally to compact claims while they stream
-//! in, and property tests hold it to what [`reconcile`] followed by
-//! [`super::plan::PlanSettings::plan`] gives. The recovery itself does not
-//! call [`reconcile`].
+//! **This is the reference** (test builds only), on whole bindings: the
+//! streaming prefix table ([`crate::recovery::table::PrefixTable`]) applies
+//! the same order ([`crate::recovery::rank::Rank`]) incrementally to
+//! compact claims while they stream in, and property tests hold it to what
+//! [`reconcile`] followed by [`super::plan::plan`] gives.
 
-use super::rank::Rank;
-use crate::proto::{Binding, Duid, LeaseKind, ServerIndex};
+use crate::proto::{Duid, LeaseKind, ServerIndex};
+use crate::recovery::observed::{Addresses, Observed};
+use crate::recovery::rank::Millis;
+use crate::recovery::table::Conflict;
 use ipnet::Ipv6Net;
 use std::cmp::Ordering;
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
-use std::net::Ipv6Addr;
-
-/// Milliseconds on the recovery's monotonic clock (0 = when it started).
-pub type Millis = u64;
-
-/// A binding as one server reported it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Observed {
-    /// The server, by its position in the configuration.
-    pub server: ServerIndex,
-    /// When the message carrying it was received.
-    pub received: Millis,
-    /// The binding.
-    pub binding: Binding,
-}
-
-impl Observed {
-    /// When the server last heard from the client, on our clock (may be
-    /// negative when CLT_TIME goes back further than the recovery's start).
-    pub fn last_transaction(&self) -> i64 {
-        super::rank::last_transaction(self.received, self.binding.clt_time)
-    }
-
-    /// When the lease runs out, on our clock.
-    pub fn expires(&self) -> Millis {
-        super::rank::expiry(self.received, self.binding.valid_lifetime)
-    }
-
-    /// Remaining valid lifetime in whole seconds at `now` (0 when expired).
-    pub fn remaining_valid(&self, now: Millis) -> u32 {
-        super::rank::remaining_secs(self.expires(), now)
-    }
-
-    /// The binding's [`Rank`] among the claims on its prefix.
-    pub fn rank_key(&self) -> Rank<'_> {
-        Rank::new(
-            self.received,
-            self.binding.clt_time,
-            self.binding.valid_lifetime,
-            self.server,
-            self.binding.client_duid.as_bytes(),
-        )
-    }
-
-    /// The total order that picks the winner: greater is better. The
-    /// [`Rank`], then, for a server repeating itself, the smaller binding.
-    fn rank(&self, other: &Observed) -> Ordering {
-        self.rank_key()
-            .cmp(&other.rank_key())
-            .then_with(|| other.binding.cmp(&self.binding))
-    }
-}
-
-/// Two servers disagree about who holds a prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Conflict {
-    /// The prefix.
-    pub prefix: Ipv6Net,
-    /// The server and client of the binding that won.
-    pub winner: (ServerIndex, Duid),
-    /// The server and client of the binding that lost.
-    pub loser: (ServerIndex, Duid),
-}
 
 /// What reconciliation keeps.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -93,7 +31,7 @@ pub struct Reconciled {
     /// The winning binding for each delegated prefix.
     pub prefixes: BTreeMap<Ipv6Net, Observed>,
     /// Each client's addresses (IA_NA), most recent first, for next-hop fallback.
-    pub addresses: BTreeMap<Duid, Vec<Observed>>,
+    pub addresses: Addresses,
     /// Disagreements, sorted by prefix then servers.
     pub conflicts: Vec<Conflict>,
     /// Bindings dropped because their valid lifetime was zero or had run out.
@@ -170,7 +108,7 @@ impl Reconciler {
         }
         match obs.binding.lease {
             LeaseKind::Address(_) => {
-                add_address(&mut self.out.addresses, obs);
+                self.out.addresses.add(obs);
                 Offer::Address
             }
             LeaseKind::Prefix(prefix) => match self.out.prefixes.entry(prefix.trunc()) {
@@ -205,11 +143,6 @@ impl Reconciler {
                 }
             },
         }
-    }
-
-    /// The current best binding for a prefix.
-    pub fn best(&self, prefix: &Ipv6Net) -> Option<&Observed> {
-        self.out.prefixes.get(prefix)
     }
 
     /// The result. A conflict is reported for every (server, client) that
@@ -249,67 +182,11 @@ pub fn reconcile(all: impl IntoIterator<Item = Observed>, now: Millis) -> Reconc
     r.finish()
 }
 
-/// Keep an address binding (IA_NA) in a client's list, most recent first.
-pub fn add_address(addresses: &mut BTreeMap<Duid, Vec<Observed>>, obs: Observed) {
-    let list = addresses
-        .entry(obs.binding.client_duid.clone())
-        .or_default();
-    if !list.contains(&obs) {
-        list.push(obs);
-        list.sort_by(|a, b| b.rank(a));
-    }
-}
-
-/// The most recent address of a client, if any (next-hop fallback).
-pub fn client_address(r: &Reconciled, client: &Duid) -> Option<Ipv6Addr> {
-    latest_address(&r.addresses, client)
-}
-
-/// The most recent address of `client` in `addresses` (see [`add_address`]).
-pub fn latest_address(
-    addresses: &BTreeMap<Duid, Vec<Observed>>,
-    client: &Duid,
-) -> Option<Ipv6Addr> {
-    addresses
-        .get(client)?
-        .iter()
-        .find_map(|o| match o.binding.lease {
-            LeaseKind::Address(a) => Some(a),
-            LeaseKind::Prefix(_) => None,
-        })
-}
-
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
+    use super::super::fixtures::{pd, sv};
     use super::*;
     use proptest::prelude::*;
-
-    /// The server at position `i`.
-    pub(crate) fn sv(i: usize) -> ServerIndex {
-        ServerIndex::new(i).unwrap()
-    }
-
-    pub(crate) fn pd(
-        server: u16,
-        received: Millis,
-        client: &str,
-        prefix: &str,
-        clt: u32,
-        valid: u32,
-    ) -> Observed {
-        Observed {
-            server: ServerIndex::new(usize::from(server)).unwrap(),
-            received,
-            binding: Binding {
-                client_duid: client.parse().unwrap(),
-                lease: LeaseKind::Prefix(prefix.parse().unwrap()),
-                preferred_lifetime: valid / 2,
-                valid_lifetime: valid,
-                clt_time: clt,
-                relay: Vec::new(),
-            },
-        }
-    }
 
     fn na(server: u16, received: Millis, client: &str, addr: &str, clt: u32) -> Observed {
         let mut o = pd(server, received, client, "2001:db8::/64", clt, 3600);
@@ -470,10 +347,10 @@ pub(crate) mod tests {
             1000,
         );
         assert_eq!(
-            client_address(&r, &"01".parse().unwrap()),
+            r.addresses.latest(&"01".parse().unwrap()),
             Some("2001:db8:1::11".parse().unwrap())
         );
-        assert_eq!(client_address(&r, &"02".parse().unwrap()), None);
+        assert_eq!(r.addresses.latest(&"02".parse().unwrap()), None);
     }
 
     fn arb_obs() -> impl Strategy<Value = Observed> {
