@@ -199,8 +199,8 @@ impl PrefixTable {
         r
     }
 
-    /// A refusal counts when its route is still not as wanted: a later try
-    /// that went through clears it.
+    /// A refusal counts when its prefix's route is still not as wanted: a
+    /// later try that went through clears it, whatever lifetime it carried.
     fn surviving_failures(&mut self) -> Vec<RouteError> {
         let failed = std::mem::take(&mut self.failed);
         failed
@@ -210,9 +210,11 @@ impl PrefixTable {
                 Change::Add(r) | Change::Replace { new: r, .. } => {
                     match self.slots.find(&r.prefix) {
                         Some(i) => {
+                            // The latest change for the prefix went
+                            // through (a retry at the end, with the
+                            // lifetime left then): the refusal is moot.
                             !matches!(self.slots[i].kernel, Kernel::Sent { .. })
                                 || self.refused.contains(&i)
-                                || self.slot_route(i) != *r
                         }
                         None => true,
                     }
