@@ -106,7 +106,7 @@ fn main() {
     let child = Command::new(env!("CARGO_BIN_EXE_pdrestore"))
         .args(["lab-server", "--listen", &addr.to_string()])
         .args(["--synthetic", &n.to_string(), "--relay-id", RELAY])
-        .env("RUST_LOG", "warn,pdrestore::server::cli=info")
+        .env("RUST_LOG", "warn,pdrestore::cli::lab_server=info")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

@@ -4,7 +4,7 @@
 //! at the top of the repository is a complete example. Unknown keys and bad
 //! values are errors that name the file, line and column.
 
-use crate::proto::Duid;
+use crate::proto::{Duid, Query};
 use crate::recovery::prune::PruneLimit;
 use crate::recovery::settings::{NextHopFallback, OurLayer, PlanSettings};
 use crate::requestor::fanout::{FanoutConfig, QuerySpec, ServerConfig as FanoutServer};
@@ -775,6 +775,22 @@ impl Config {
                 out
             }
         }
+    }
+
+    /// The fan-out of a recovery: on every server, for each of `links`,
+    /// QUERY_BY_RELAY_ID of `relay` filtered to that link, or
+    /// QUERY_BY_LINK_ADDRESS of that link (`query = "link-address"`); asked
+    /// as `requestor_duid`, or as `relay` when none is set.
+    pub fn recovery_fanout(&self, relay: &Duid, links: &[Ipv6Addr]) -> FanoutConfig {
+        let requestor = self.requestor_duid.clone().unwrap_or_else(|| relay.clone());
+        let queries = links
+            .iter()
+            .map(|l| match self.query {
+                QueryMode::RelayId => QuerySpec::new(Query::ByRelayId(relay.clone())).link(*l),
+                QueryMode::LinkAddress => QuerySpec::new(Query::ByLinkAddress).link(*l),
+            })
+            .collect();
+        self.fanout_config(requestor, queries)
     }
 
     /// The fan-out this configuration asks for, running `queries` on every

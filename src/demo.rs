@@ -11,7 +11,7 @@
 //! cleaned up. As root the namespace comes from `ip netns`; otherwise pdrestore
 //! re-runs itself in an unprivileged user+network namespace (`unshare -rn`).
 
-use crate::agent::{recover, RecoverOptions, Summary};
+use crate::agent::{recover, RecoverOptions, Report};
 use crate::config::Config;
 use crate::netns::{ip, NetNs, NetNsError};
 use crate::proto::{Duid, LeaseKind};
@@ -170,7 +170,7 @@ fn config_text(servers: &[std::net::SocketAddr], links: u32, state: &std::path::
 }
 
 /// Inside the namespace (links made): start the two servers, recover, stop them.
-pub async fn run_inside(opts: &DemoOptions) -> Result<Summary, DemoError> {
+pub async fn run_inside(opts: &DemoOptions) -> Result<Report, DemoError> {
     let now = server::store::unix_now();
     let (a, b) = demo_bindings(opts, now)?;
     let mut handles = Vec::new();
@@ -201,7 +201,7 @@ pub async fn run_inside(opts: &DemoOptions) -> Result<Summary, DemoError> {
         .interfaces()
         .await
         .map_err(|e| DemoError::Other(e.to_string()))?;
-    let (summary, mut table) = recover(
+    let (report, mut table) = recover(
         &config,
         &demo_relay_id(),
         table,
@@ -215,10 +215,10 @@ pub async fn run_inside(opts: &DemoOptions) -> Result<Summary, DemoError> {
     for h in handles {
         let _ = h.shutdown().await;
     }
-    Ok(summary)
+    Ok(report)
 }
 
-fn print_result(summary: &Summary, routes: &str, show: usize) {
+fn print_result(report: &Report, routes: &str, show: usize) {
     let lines: Vec<&str> = routes.lines().collect();
     println!(
         "== kernel routes with protocol {} (pdrestore) in the demo namespace ({} routes) ==",
@@ -238,26 +238,26 @@ fn print_result(summary: &Summary, routes: &str, show: usize) {
     }
     println!();
     println!("== summary ==");
-    print!("{}", summary.to_text());
+    print!("{}", report.to_text());
 }
 
 /// Run the demo as root, in a namespace made with `ip netns`.
-pub fn run_as_root(opts: &DemoOptions) -> Result<Summary, DemoError> {
+pub fn run_as_root(opts: &DemoOptions) -> Result<Report, DemoError> {
     let ns = NetNs::create("pdrestore-demo")?;
     println!("network namespace {} (deleted at the end)", ns.name());
     for c in link_commands(opts.links) {
         ns.ip(&c)?;
     }
     let o = opts.clone();
-    let summary = ns.run(move || async move { run_inside(&o).await })??;
+    let report = ns.run(move || async move { run_inside(&o).await })??;
     let proto = crate::config::DEFAULT_PROTOCOL.to_string();
     let routes = ns.ip(["-6", "route", "show", "proto", &proto])?;
-    print_result(&summary, &routes, opts.show);
-    Ok(summary)
+    print_result(&report, &routes, opts.show);
+    Ok(report)
 }
 
 /// Run the demo in the namespace this process is already in (after `unshare -rn`).
-pub fn run_in_current_namespace(opts: &DemoOptions) -> Result<Summary, DemoError> {
+pub fn run_in_current_namespace(opts: &DemoOptions) -> Result<Report, DemoError> {
     ip(["link", "set", "lo", "up"])?;
     for c in link_commands(opts.links) {
         ip(&c)?;
@@ -266,10 +266,10 @@ pub fn run_in_current_namespace(opts: &DemoOptions) -> Result<Summary, DemoError
         .enable_all()
         .build()
         .map_err(|e| DemoError::Other(e.to_string()))?;
-    let summary = rt.block_on(run_inside(opts))?;
+    let report = rt.block_on(run_inside(opts))?;
     let proto = crate::config::DEFAULT_PROTOCOL.to_string();
     let routes =
         String::from_utf8_lossy(&ip(["-6", "route", "show", "proto", &proto])?.stdout).into_owned();
-    print_result(&summary, &routes, opts.show);
-    Ok(summary)
+    print_result(&report, &routes, opts.show);
+    Ok(report)
 }

@@ -9,6 +9,7 @@
 //! - [`docs`]: the generated man pages, completions and configuration reference.
 //! - [`config`]: the TOML configuration file.
 //! - [`demo`]: `pdrestore demo`, the embedded default in a private namespace.
+//! - [`exit`]: the exit statuses of the command (sysexits names).
 //! - [`decode`]: `pdrestore decode`, reading captured byte streams.
 //! - [`identity`]: the relay DUID: configured, or generated once and kept.
 //! - [`metrics`]: the metrics file of `recover` for node_exporter's textfile collector.
@@ -32,6 +33,7 @@ pub mod config;
 pub mod decode;
 pub mod demo;
 pub mod docs;
+pub mod exit;
 pub mod follow;
 pub mod identity;
 pub mod metrics;

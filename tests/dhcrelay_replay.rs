@@ -137,6 +137,7 @@ async fn run(
         std::future::pending(),
     )
     .await
+    .map(|(report, table)| (report.summary(), table))
     .unwrap()
 }
 

@@ -220,7 +220,7 @@ fn run_pools(
         for h in handles {
             h.shutdown().await.unwrap();
         }
-        summary
+        summary.summary()
     })
     .unwrap()
 }

@@ -65,7 +65,8 @@ fn recover(ns: &NetNs, sets: Vec<(u16, Vec<Binding>)>, links: &str, extra: &str)
             std::future::pending(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .summary();
         for h in handles {
             h.shutdown().await.unwrap();
         }

@@ -118,6 +118,7 @@ fn run_with(
         )
         .await
         .unwrap();
+        let summary = summary.summary();
         for h in handles {
             h.shutdown().await.unwrap();
         }

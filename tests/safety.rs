@@ -76,7 +76,8 @@ fn recover_lib(
         let relay: Duid = RELAY.parse().unwrap();
         let summary = agent::run(&cfg, &relay, &opts, std::future::pending())
             .await
-            .unwrap();
+            .unwrap()
+            .summary();
         for h in handles {
             h.shutdown().await.unwrap();
         }

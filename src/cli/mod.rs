@@ -1,12 +1,27 @@
-//! The `pdrestore` command line (clap), shared by the binary and by the
-//! generation of the man pages and shell completions (see [`crate::docs`]).
+//! The `pdrestore` command line: every subcommand's clap definition and
+//! the code that runs it, in one place (the binary's `main` is [`main`]).
+//! The definitions are shared with the generation of the man pages and
+//! shell completions (see [`crate::docs`]).
 //!
-//! - [`query`]: `pdrestore query`, the requestor run by hand.
+//! One file per subcommand: [`recover`], [`follow`], [`query`] (the
+//! requestor run by hand), [`lab_server`], [`decode`], [`check`]
+//! (`check-config` and `duid`), [`demo`]. What they share (logging, the
+//! runtime, signals, the configuration, writing to standard output) is
+//! here.
 
+pub mod check;
+pub mod decode;
+pub mod demo;
+pub mod follow;
+pub mod lab_server;
 pub mod query;
+pub mod recover;
 
+use crate::exit;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 /// Restore IPv6 delegated-prefix routes on a DHCPv6 relay with Bulk Leasequery (RFC 5460).
 #[derive(Parser, Debug)]
@@ -149,5 +164,124 @@ pub enum Command {
     Query(Box<query::QueryArgs>),
     /// Serve bindings over Bulk Leasequery (RFC 5460): a lab and test server
     /// that can misbehave on purpose.
-    LabServer(Box<crate::server::cli::LabServerArgs>),
+    LabServer(Box<lab_server::LabServerArgs>),
+}
+
+/// The `pdrestore` command: parse the command line, set up logging, run
+/// the subcommand; its exit status (see [`crate::exit`]).
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(exit::USAGE)
+            } else {
+                ExitCode::from(exit::OK)
+            };
+        }
+    };
+    // The demo prints its own story; its servers' logs would drown it.
+    init_logging(if matches!(cli.command, Command::Demo { .. }) {
+        "warn"
+    } else {
+        "info"
+    });
+    match cli.command {
+        Command::Decode { file, json, ports } => decode::run(&file, json, &ports),
+        Command::Query(args) => query::run(*args),
+        Command::Duid { config } => check::duid(&config),
+        Command::Demo {
+            bindings,
+            links,
+            show,
+        } => demo::run(crate::demo::DemoOptions {
+            bindings,
+            links,
+            show,
+        }),
+        Command::Recover {
+            config,
+            dry_run,
+            json,
+            force_prune,
+            metrics_file,
+        } => recover::run(&config, dry_run, json, force_prune, metrics_file),
+        Command::Follow {
+            config,
+            once,
+            idle,
+            metrics_file,
+        } => follow::run(&config, once.then_some(idle), metrics_file),
+        Command::LabServer(args) => lab_server::run(*args),
+        Command::CheckConfig { config } => check::check_config(&config),
+    }
+}
+
+/// The configuration at `path`, or the exit status of its error (printed).
+fn load_config(path: &Path) -> Result<crate::config::Config, u8> {
+    crate::config::Config::load(path).map_err(|e| {
+        eprintln!("pdrestore: {e}");
+        exit::CONFIG
+    })
+}
+
+/// A multi-threaded tokio runtime (with `workers` threads, or one per
+/// core), or the exit status of its failure (printed).
+fn runtime(workers: Option<usize>) -> Result<tokio::runtime::Runtime, u8> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        b.worker_threads(n);
+    }
+    b.enable_all().build().map_err(|e| {
+        eprintln!("pdrestore: cannot start the runtime: {e}");
+        exit::SOFTWARE
+    })
+}
+
+/// Write `text` to standard output; `Some(`[`exit::IOERR`]`)` when it
+/// cannot be written (a closed pipe ends the program quietly, as `head`
+/// expects).
+fn print_or_quiet(text: &str) -> Option<u8> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Some(exit::IOERR),
+        Err(e) => {
+            eprintln!("pdrestore: standard output: {e}");
+            Some(exit::IOERR)
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` (tracing-subscriber syntax) sets the
+/// level, `default` otherwise. Colour only on a terminal, and never with
+/// `NO_COLOR` set (no escape codes in journald).
+fn init_logging(default: &str) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
+        .init();
+}
+
+/// Resolves on SIGTERM or SIGINT (the stop of `recover` and `lab-server`).
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("stop signal received");
 }

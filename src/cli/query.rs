@@ -2,6 +2,7 @@
 //! printed as they arrive, a per-server summary on stderr.
 
 use crate::config::Config;
+use crate::exit;
 use crate::proto::duid::parse_hex;
 use crate::proto::{Binding, Duid, OwnedBindings, Query, ServerIndex};
 use crate::requestor::fanout::{
@@ -15,16 +16,10 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Exit code: every server's answer was whole.
-pub const EXIT_COMPLETE: u8 = 0;
-/// Exit code: some server's answer was not whole (partial, failed, or a status).
-pub const EXIT_INCOMPLETE: u8 = 1;
-/// Exit code: bad arguments (sysexits EX_USAGE, as for every subcommand).
-pub const EXIT_USAGE: u8 = 64;
-/// Exit code: a server said MalformedQuery, a bug of pdrestore (sysexits EX_SOFTWARE, as elsewhere for internal errors).
-pub const EXIT_OUR_BUG: u8 = 70;
-/// Exit code: standard output could not be written.
-pub const EXIT_OUTPUT: u8 = 74;
+// Exit codes (see `crate::exit`): OK every server's answer was whole;
+// PARTIAL some was not (partial, failed, or a status); USAGE bad
+// arguments; SOFTWARE a server said MalformedQuery (a bug of pdrestore);
+// IOERR standard output could not be written; CONFIG a bad configuration.
 
 /// Arguments of `pdrestore query`.
 #[derive(Args, Debug, Clone)]
@@ -262,9 +257,6 @@ fn text_row(d: &Delivery) -> String {
     s
 }
 
-/// Exit code: the configuration file is not valid (sysexits EX_CONFIG).
-pub const EXIT_CONFIG: u8 = 78;
-
 /// Run `pdrestore query`. See the subcommand's help for the exit codes.
 pub fn run(args: QueryArgs) -> ExitCode {
     let config = match &args.config {
@@ -272,7 +264,7 @@ pub fn run(args: QueryArgs) -> ExitCode {
             Ok(c) => Some(c),
             Err(e) => {
                 eprintln!("pdrestore query: {e}");
-                return ExitCode::from(EXIT_CONFIG);
+                return ExitCode::from(exit::CONFIG);
             }
         },
         None => None,
@@ -281,7 +273,7 @@ pub fn run(args: QueryArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("pdrestore query: {e}");
-            return ExitCode::from(EXIT_USAGE);
+            return ExitCode::from(exit::USAGE);
         }
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -291,7 +283,7 @@ pub fn run(args: QueryArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("pdrestore query: starting the runtime: {e}");
-            return ExitCode::from(EXIT_OUTPUT);
+            return ExitCode::from(exit::IOERR);
         }
     };
     eprintln!(
@@ -327,7 +319,7 @@ async fn query_and_print(cfg: FanoutConfig, json: bool) -> ExitCode {
     }
     out_ok &= out.flush().is_ok();
     let code = summarise(&mut reports);
-    ExitCode::from(if out_ok { code } else { EXIT_OUTPUT })
+    ExitCode::from(if out_ok { code } else { exit::IOERR })
 }
 
 /// One binding's line: JSON or a table row.
@@ -377,11 +369,11 @@ fn summarise(reports: &mut [ServerReport]) -> u8 {
         );
     }
     if our_bug {
-        EXIT_OUR_BUG
+        exit::SOFTWARE
     } else if all_complete {
-        EXIT_COMPLETE
+        exit::OK
     } else {
-        EXIT_INCOMPLETE
+        exit::PARTIAL
     }
 }
 

@@ -10,6 +10,7 @@
 //!   the route table, resyncs, signals, systemd notification.
 
 pub mod core;
+pub mod metrics;
 pub mod shell;
 pub mod watch;
 

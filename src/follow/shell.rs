@@ -21,10 +21,11 @@
 //! lone REPLY is routed within a millisecond or two.
 
 use super::core::{CoreSettings, FollowCore, FollowEvent, RouteChange};
+use super::metrics::MetricsWriter;
 use super::watch::{KernelEvent, Watcher};
-use crate::agent::{self, RecoverError, RecoverOptions, Summary, EXIT_NOTHING};
+use crate::agent::{self, Outcome, RecoverError, RecoverOptions, Report};
 use crate::config::Config;
-use crate::metrics;
+use crate::exit;
 use crate::proto::Duid;
 use crate::routes::{Change, Failure, Interface, NetlinkTable, RouteTable, TableError, TableRoute};
 use crate::snoop::{
@@ -56,15 +57,11 @@ pub struct FollowOptions {
     /// Tell systemd (READY=1, STATUS=...) through `$NOTIFY_SOCKET`.
     pub notify: bool,
     /// Keep this metrics file for node_exporter's textfile collector
-    /// ([`crate::metrics::FollowMetrics`]): written after the start-up
+    /// ([`super::metrics::FollowMetrics`]): written after the start-up
     /// recovery, after each resync, after a batch of route changes (at
-    /// most once per [`METRICS_EVERY`]) and when the service stops.
+    /// most once per [`super::metrics::METRICS_EVERY`]) and when the service stops.
     pub metrics_file: Option<std::path::PathBuf>,
 }
-
-/// The shortest interval between two writes of the metrics file in a
-/// storm of changes (each write is an fsync and a rename).
-pub const METRICS_EVERY: Duration = Duration::from_secs(1);
 
 /// What the service is asked to do from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,9 +97,9 @@ impl FollowError {
     pub fn exit_code(&self) -> u8 {
         match self {
             FollowError::Recover(e) => e.exit_code(),
-            FollowError::Capture(CaptureError::Permission { .. }) => agent::EXIT_NOPERM,
-            FollowError::NoInterfaces => 78,
-            _ => 70,
+            FollowError::Capture(CaptureError::Permission { .. }) => exit::NOPERM,
+            FollowError::NoInterfaces => exit::CONFIG,
+            _ => exit::SOFTWARE,
         }
     }
 }
@@ -110,8 +107,8 @@ impl FollowError {
 /// What a run did, when it ended.
 #[derive(Debug, Clone)]
 pub struct FollowSummary {
-    /// The start-up recovery's summary.
-    pub startup: Summary,
+    /// The start-up recovery's report.
+    pub startup: Report,
     /// The core's counters at the end.
     pub counters: super::Counters,
     /// Prefixes followed at the end.
@@ -181,122 +178,6 @@ impl Notifier {
     }
 }
 
-/// The metrics file, written from a thread of its own (an fsync must not
-/// hold up the loop): the loop encodes a snapshot, the thread replaces the
-/// file with it ([`metrics::write_atomic`]). Snapshots queue (one a second
-/// at most, see [`METRICS_EVERY`]); the last one is written before the
-/// service ends.
-struct MetricsWriter {
-    path: std::path::PathBuf,
-    tx: Option<std::sync::mpsc::Sender<String>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    /// The last recovery (start-up or resync), as `recover` would write it.
-    recovery: metrics::RecoverMetrics,
-    /// When the last complete recovery ended (from the old file at first).
-    last_complete: Option<f64>,
-    started_at: std::time::SystemTime,
-    /// The core's counters and the followed count when last written.
-    written: Option<(super::Counters, usize)>,
-    written_at: Option<Instant>,
-}
-
-impl MetricsWriter {
-    fn new(path: std::path::PathBuf) -> MetricsWriter {
-        let last_complete = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| metrics::previous_value(&t, metrics::LAST_COMPLETE));
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let file = path.clone();
-        let thread = std::thread::Builder::new()
-            .name("pdrestore-metrics".into())
-            .spawn(move || {
-                for text in rx {
-                    if let Err(e) = metrics::write_atomic(&file, text.as_bytes()) {
-                        tracing::warn!(file = %file.display(), error = %e, "cannot write the metrics file; the old one, if any, is left as it was");
-                    }
-                }
-            });
-        let (tx, thread) = match thread {
-            Ok(t) => (Some(tx), Some(t)),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot start the metrics writer; no metrics file");
-                (None, None)
-            }
-        };
-        MetricsWriter {
-            path,
-            tx,
-            thread,
-            recovery: metrics::RecoverMetrics::failure(70, std::time::SystemTime::now()),
-            last_complete,
-            started_at: std::time::SystemTime::now(),
-            written: None,
-            written_at: None,
-        }
-    }
-
-    /// A recovery (start-up or resync) ended with `summary`.
-    fn recovered(&mut self, summary: &Summary) {
-        let now = std::time::SystemTime::now();
-        let previous = self.recovery.clone();
-        self.recovery = metrics::RecoverMetrics::from_summary(summary, now);
-        if previous.is_complete() {
-            self.last_complete = Some(metrics::unix_seconds(previous.finished_at));
-        }
-    }
-
-    /// A resync that ended before a summary, with `exit_code`.
-    fn failed(&mut self, exit_code: u8) {
-        let previous = std::mem::replace(
-            &mut self.recovery,
-            metrics::RecoverMetrics::failure(exit_code, std::time::SystemTime::now()),
-        );
-        if previous.is_complete() {
-            self.last_complete = Some(metrics::unix_seconds(previous.finished_at));
-        }
-    }
-
-    /// Write a snapshot if something changed since the last one and
-    /// (unless `now_anyway`) [`METRICS_EVERY`] has passed.
-    fn maybe_write(&mut self, core: &FollowCore, c: &CaptureCounters, now_anyway: bool) {
-        let state = (core.counters().clone(), core.followed());
-        if !now_anyway
-            && (self.written.as_ref() == Some(&state)
-                || self.written_at.is_some_and(|t| t.elapsed() < METRICS_EVERY))
-        {
-            return;
-        }
-        let snapshot = metrics::FollowMetrics {
-            recovery: self.recovery.clone(),
-            started_at: self.started_at,
-            followed: crate::metrics::count_of(state.1),
-            foreign: crate::metrics::count_of(core.foreign_prefixes()),
-            counters: state.0.clone(),
-            packets: c.packets.load(Ordering::Relaxed),
-            malformed: c.malformed.load(Ordering::Relaxed),
-            over_budget: c.throttled.load(Ordering::Relaxed),
-        };
-        let text = metrics::encode(&snapshot.registry(self.last_complete));
-        if let Some(tx) = &self.tx {
-            if tx.send(text).is_err() {
-                tracing::warn!(file = %self.path.display(), "the metrics writer stopped; no more metrics");
-                self.tx = None;
-            }
-        }
-        self.written = Some(state);
-        self.written_at = Some(Instant::now());
-    }
-
-    /// Write the last snapshot and wait for the writer.
-    fn finish(&mut self, core: &FollowCore, c: &CaptureCounters) {
-        self.maybe_write(core, c, true);
-        self.tx = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// The core's settings from the configuration.
 pub fn core_settings(config: &Config) -> CoreSettings {
     CoreSettings {
@@ -326,11 +207,11 @@ struct SnoopBatch {
 
 /// Counters of one capture task.
 #[derive(Debug, Default)]
-struct CaptureCounters {
-    packets: AtomicU64,
+pub(crate) struct CaptureCounters {
+    pub(crate) packets: AtomicU64,
     ignored: AtomicU64,
-    malformed: AtomicU64,
-    throttled: AtomicU64,
+    pub(crate) malformed: AtomicU64,
+    pub(crate) throttled: AtomicU64,
 }
 
 /// The capture tasks, one per client-facing interface.
@@ -460,7 +341,7 @@ async fn capture_task(
 // ----- the loop -----
 
 type ResyncFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<(Summary, NetlinkTable), RecoverError>> + 'a>>;
+    Pin<Box<dyn Future<Output = Result<(Report, NetlinkTable), RecoverError>> + 'a>>;
 
 /// The running service.
 struct Service<'a> {
@@ -484,15 +365,6 @@ async fn list_all(t: &mut NetlinkTable, table: u32) -> Result<Vec<TableRoute>, T
     let mut out = Vec::new();
     t.list_table(table, &mut |r| out.push(r)).await?;
     Ok(out)
-}
-
-/// The DUIDs of the servers that answered completely.
-fn answered(s: &Summary) -> Vec<Duid> {
-    s.servers
-        .iter()
-        .filter(|v| v.complete)
-        .filter_map(|v| v.server_id.as_deref()?.parse().ok())
-        .collect()
 }
 
 fn log_change(c: &RouteChange) {
@@ -685,10 +557,10 @@ impl<'a> Service<'a> {
     /// The resync ended: rebuild from the kernel, lay snooping on top.
     async fn finish_resync(
         &mut self,
-        r: Result<(Summary, NetlinkTable), RecoverError>,
+        r: Result<(Report, NetlinkTable), RecoverError>,
     ) -> Result<(), FollowError> {
         let started = self.resync_start.take().unwrap_or_else(Instant::now);
-        let (summary, mut table) = match r {
+        let (report, mut table) = match r {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "follow: resync failed; the routes stay as they are");
@@ -704,26 +576,26 @@ impl<'a> Service<'a> {
                 return Ok(());
             }
         };
-        for line in summary.to_text().lines() {
+        for line in report.to_text().lines() {
             tracing::info!("resync: {line}");
         }
         if let Some(m) = self.metrics.as_mut() {
-            m.recovered(&summary);
+            m.recovered(&report);
         }
         let interfaces = table.interfaces().await?;
         self.core.set_interfaces(interfaces);
         let routes = list_all(&mut table, self.config.routes.table).await?;
-        let ok = summary.exit_code != EXIT_NOTHING;
+        let outcome = report.outcome();
         self.core.finish_resync(
             Instant::now(),
             routes,
-            &answered(&summary),
-            &summary.outcome,
-            ok,
+            &report.answered(),
+            outcome.as_str(),
+            outcome != Outcome::Failed,
         );
         self.table = Some(table);
         tracing::info!(
-            outcome = %summary.outcome,
+            outcome = outcome.as_str(),
             seconds = format!("{:.3}", started.elapsed().as_secs_f64()),
             followed = self.core.followed(),
             "follow: resync done"
@@ -740,7 +612,7 @@ impl<'a> Service<'a> {
 async fn load_core(
     config: &Config,
     relay: &Duid,
-    startup: &Summary,
+    startup: &Report,
     start: Instant,
 ) -> Result<(FollowCore, NetlinkTable), FollowError> {
     let mut table = NetlinkTable::open()?;
@@ -750,13 +622,13 @@ async fn load_core(
     let mut core = FollowCore::new(core_settings(config), plan, interfaces, start);
     core.begin_resync(start);
     let routes = list_all(&mut table, config.routes.table).await?;
-    let ok = startup.exit_code != EXIT_NOTHING;
+    let outcome = startup.outcome();
     core.finish_resync(
         Instant::now(),
         routes,
-        &answered(startup),
-        &startup.outcome,
-        ok,
+        &startup.answered(),
+        outcome.as_str(),
+        outcome != Outcome::Failed,
     );
     let now = Instant::now();
     for l in table.links().await? {
@@ -829,8 +701,7 @@ pub async fn run(
         batch: Vec::new(),
         notifier: Notifier::new(opts.notify),
         metrics: opts.metrics_file.clone().map(|p| {
-            let mut m = MetricsWriter::new(p);
-            m.started_at = started_at;
+            let mut m = MetricsWriter::new(p, started_at);
             m.recovered(&startup);
             m
         }),
@@ -861,7 +732,7 @@ enum Wake {
     Snoop(SnoopBatch),
     Kernel(Vec<KernelEvent>),
     Control(Control),
-    Resynced(Box<Result<(Summary, NetlinkTable), RecoverError>>),
+    Resynced(Box<Result<(Report, NetlinkTable), RecoverError>>),
     Timer,
     Status,
     Idle,

@@ -79,6 +79,19 @@ pub enum PruneState {
     Done,
 }
 
+impl PruneState {
+    /// `done`, `off`, `skipped` or `refused`: the state's stable name (the
+    /// summary's `prune.state`, the metrics' `state` label).
+    pub fn name(self) -> &'static str {
+        match self {
+            PruneState::Done => "done",
+            PruneState::Off => "off",
+            PruneState::Skipped(_) => "skipped",
+            PruneState::Refused(_) => "refused",
+        }
+    }
+}
+
 /// Why the rail refused a prune.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PruneRefusal {

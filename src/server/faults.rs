@@ -285,6 +285,23 @@ impl fmt::Display for Fault {
     }
 }
 
+/// Read a fault file: one fault per line (see [`Fault`]'s text form).
+pub fn read_file(path: &std::path::Path) -> Result<Vec<Fault>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        out.push(
+            t.parse::<Fault>()
+                .map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?,
+        );
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

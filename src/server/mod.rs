@@ -48,7 +48,6 @@
 //!   buffer and writes it when it holds `write_batch` octets (64 KiB by
 //!   default), waiting for the socket: memory per query is bounded by the batch.
 
-pub mod cli;
 mod conn;
 mod encode;
 pub mod faults;

@@ -1,11 +1,13 @@
-//! `pdrestore lab-server`: the command line around [`super::serve_many`].
+//! `pdrestore lab-server`: the command line around
+//! [`crate::server::serve_many`].
 
-use super::faults::Fault;
-use super::load;
-use super::store::{unix_now, StoreBuilder};
-use super::synth::{Synth, SynthConfig};
-use super::{RelayData, ServerConfig};
+use crate::exit;
 use crate::proto::{Duid, QueryType};
+use crate::server::faults::{self, Fault};
+use crate::server::load;
+use crate::server::store::{unix_now, StoreBuilder};
+use crate::server::synth::{Synth, SynthConfig};
+use crate::server::{serve_many, RelayData, ServerConfig};
 use clap::{ArgAction, Args};
 use ipnet::{IpNet, Ipv6Net};
 use std::net::SocketAddr;
@@ -80,7 +82,7 @@ pub struct LabServerArgs {
     pub server_duid: Option<Duid>,
 
     /// BULK_LQ_MAX_CONNS: connections open at once; more are closed at once.
-    #[arg(long, default_value_t = super::BULK_LQ_MAX_CONNS)]
+    #[arg(long, default_value_t = crate::server::BULK_LQ_MAX_CONNS)]
     pub max_conns: usize,
 
     /// Source prefix allowed to connect (repeatable); everyone when none is given.
@@ -134,23 +136,6 @@ pub struct LabServerArgs {
     pub fault_file: Vec<PathBuf>,
 }
 
-/// Read a fault file: one fault per line (see [`Fault`]'s text form).
-pub fn read_fault_file(path: &std::path::Path) -> Result<Vec<Fault>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if t.is_empty() || t.starts_with('#') {
-            continue;
-        }
-        out.push(
-            t.parse::<Fault>()
-                .map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?,
-        );
-    }
-    Ok(out)
-}
-
 impl LabServerArgs {
     /// The server configuration these options give.
     pub fn config(&self) -> ServerConfig {
@@ -158,7 +143,7 @@ impl LabServerArgs {
             server_duid: self
                 .server_duid
                 .clone()
-                .unwrap_or_else(super::default_server_duid),
+                .unwrap_or_else(crate::server::default_server_duid),
             max_conns: self.max_conns,
             allow: self.allow.clone(),
             allowed_requestors: self.allow_requestor.clone(),
@@ -179,7 +164,7 @@ impl LabServerArgs {
     }
 
     /// Build the binding store these options describe.
-    pub fn store(&self, start: u64) -> Result<super::BindingStore, String> {
+    pub fn store(&self, start: u64) -> Result<crate::server::BindingStore, String> {
         let mut b = StoreBuilder::new();
         for f in &self.bindings {
             for (n, r) in load::read_json_lines(f, start)
@@ -239,7 +224,7 @@ pub fn run(args: LabServerArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("pdrestore lab-server: tokio runtime: {e}");
-            return ExitCode::from(70);
+            return ExitCode::from(exit::SOFTWARE);
         }
     };
     rt.block_on(async move {
@@ -248,16 +233,16 @@ pub fn run(args: LabServerArgs) -> ExitCode {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 eprintln!("pdrestore lab-server: {e}");
-                return ExitCode::from(65);
+                return ExitCode::from(exit::DATAERR);
             }
         };
         let mut config = args.config();
         for f in &args.fault_file {
-            match read_fault_file(f) {
+            match faults::read_file(f) {
                 Ok(v) => config.faults.extend(v),
                 Err(e) => {
                     eprintln!("pdrestore lab-server: {e}");
-                    return ExitCode::from(65);
+                    return ExitCode::from(exit::DATAERR);
                 }
             }
         }
@@ -267,7 +252,7 @@ pub fn run(args: LabServerArgs) -> ExitCode {
                 Ok(l) => listeners.push(l),
                 Err(e) => {
                     eprintln!("pdrestore lab-server: listen on {a}: {e}");
-                    return ExitCode::from(69);
+                    return ExitCode::from(exit::UNAVAILABLE);
                 }
             }
         }
@@ -278,39 +263,15 @@ pub fn run(args: LabServerArgs) -> ExitCode {
             listen = ?args.listen,
             "lab server ready"
         );
-        match super::serve_many(listeners, store, config, shutdown_signal()).await {
+        match serve_many(listeners, store, config, super::stop_signal()).await {
             Ok(()) => {
                 tracing::info!("lab server stopped");
                 ExitCode::SUCCESS
             }
             Err(e) => {
                 eprintln!("pdrestore lab-server: {e}");
-                ExitCode::from(74)
+                ExitCode::from(exit::IOERR)
             }
         }
     })
-}
-
-/// Completes on SIGTERM or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    tracing::info!("shutdown signal: ending queries in flight with QueryTerminated");
 }

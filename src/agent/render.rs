@@ -1,0 +1,627 @@
+//! The renderings of a [`Report`] at the edge: the JSON summary
+//! ([`Summary`], one object, its schema kept stable for scripts and
+//! alerts) and the human-readable text ([`Summary::to_text`]).
+
+use super::report::{Note, Report, ServerPart};
+use crate::proto::ServerIndex;
+use crate::recovery::install::InstallReport;
+use crate::recovery::prune::{PruneRefusal, PruneReport, PruneSkip, PruneState};
+use crate::routes::Route;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::Ipv6Addr;
+use std::time::Duration;
+
+/// One query's fate on one server.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuerySummary {
+    /// The query's link-address (:: for all links).
+    pub link: String,
+    /// How it ended.
+    pub outcome: String,
+    /// How it ended, as a stable code (`complete`, `connection-refused`, ...).
+    pub outcome_code: String,
+    /// Whether the answer is whole.
+    pub complete: bool,
+    /// Tries made.
+    pub attempts: u32,
+    /// Bindings delivered.
+    pub bindings: u64,
+}
+
+/// One server's part.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerSummary {
+    /// Address and port.
+    pub server: String,
+    /// Its DUID (OPTION_SERVERID), when it answered.
+    pub server_id: Option<String>,
+    /// Every query answered whole.
+    pub complete: bool,
+    /// Bindings received.
+    pub bindings: u64,
+    /// Short status: `complete`, or the first query's problem.
+    pub status: String,
+    /// The status as a stable code (see [`QuerySummary::outcome_code`]).
+    pub status_code: String,
+    /// Milliseconds from start to its last answer.
+    pub duration_ms: u64,
+    /// Connections made.
+    pub connections: u32,
+    /// Per query.
+    pub queries: Vec<QuerySummary>,
+}
+
+/// A prefix refused.
+#[derive(Debug, Clone, Serialize)]
+pub struct RejectedSummary {
+    /// The prefix.
+    pub prefix: String,
+    /// Its client.
+    pub client: String,
+    /// The server whose binding won.
+    pub server: String,
+    /// Why it got no route.
+    pub reason: String,
+    /// Why, as a stable code (`outside-pools`, `no-interface`, ...).
+    pub reason_code: String,
+}
+
+/// A route the table refused.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedSummary {
+    /// The prefix.
+    pub prefix: String,
+    /// add, replace or remove.
+    pub op: String,
+    /// The error.
+    pub error: String,
+    /// The error as a stable code: the kernel's errno name (`ENODEV`).
+    pub error_code: String,
+}
+
+/// A disagreement between servers.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConflictSummary {
+    /// The prefix.
+    pub prefix: String,
+    /// Server whose binding won.
+    pub winner_server: String,
+    /// Client it names.
+    pub winner_client: String,
+    /// Server whose binding lost.
+    pub loser_server: String,
+    /// Client it names.
+    pub loser_client: String,
+    /// Always `servers-disagree`.
+    pub code: &'static str,
+}
+
+/// A prefix whose key (table, prefix, metric) holds a route that is not
+/// ours: the route is left in place and the prefix gets none of ours.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForeignConflictSummary {
+    /// The prefix.
+    pub prefix: String,
+    /// The client the winning binding names.
+    pub client: String,
+    /// The server of the winning binding.
+    pub server: String,
+    /// The other route's protocol tag (`null`: unknown).
+    pub protocol: Option<u8>,
+    /// The other route's next hop, if any.
+    pub via: Option<String>,
+    /// The other route's interface, if any.
+    pub dev: Option<String>,
+    /// Always `foreign-route`.
+    pub code: &'static str,
+}
+
+/// One of our routes whose next hop or interface changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct MovedSummary {
+    /// Destination.
+    pub prefix: String,
+    /// Next hop before.
+    pub old_via: String,
+    /// Interface before.
+    pub old_dev: String,
+    /// Next hop now.
+    pub via: String,
+    /// Interface now.
+    pub dev: String,
+}
+
+/// What became of pruning.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PruneSummary {
+    /// `done`, `off`, `skipped` or `refused`.
+    pub state: &'static str,
+    /// Why it did not run, as a stable code (`prune-off`,
+    /// `incomplete-answer`, `interrupted`, `empty-answer`, `over-limit`).
+    pub reason_code: Option<&'static str>,
+    /// Why it did not run, in words.
+    pub reason: Option<String>,
+    /// Our routes listed at the start.
+    pub ours: usize,
+    /// Our routes no binding backs (removed, or that a prune would remove).
+    pub candidates: usize,
+    /// The rail (`prune_limit`).
+    pub limit: Option<String>,
+}
+
+/// One change a dry run would make.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeSummary {
+    /// add, replace or remove.
+    pub op: String,
+    /// Destination.
+    pub prefix: String,
+    /// Next hop (the new one for a replace).
+    pub via: String,
+    /// Interface.
+    pub dev: String,
+    /// Remaining lifetime, seconds.
+    pub expires: Option<u32>,
+}
+
+/// Route counts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RouteSummary {
+    /// Prefixes with a route in the plan.
+    pub planned: usize,
+    /// Routes added.
+    pub added: usize,
+    /// Routes replaced.
+    pub replaced: usize,
+    /// Routes already right.
+    pub unchanged: usize,
+    /// Routes removed (prune).
+    pub removed: usize,
+    /// Prefixes refused.
+    pub rejected: Vec<RejectedSummary>,
+    /// Routes the kernel refused.
+    pub failed: Vec<FailedSummary>,
+    /// Whether pruning ran.
+    pub pruned: bool,
+    /// Table operations performed.
+    pub operations: usize,
+    /// Dry run only: what would change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ChangeSummary>,
+    /// Prefixes left to a route that is not ours.
+    pub foreign_conflicts: Vec<ForeignConflictSummary>,
+    /// Our routes removed (dry run: that would be), as they were.
+    pub removed_routes: Vec<ChangeSummary>,
+    /// Our routes whose next hop or interface changed.
+    pub moved_routes: Vec<MovedSummary>,
+    /// Pruning.
+    pub prune: PruneSummary,
+    /// Bindings dropped without a route or an error, by reason code:
+    /// `other-relay`, another relay's bindings that a link query also
+    /// returns (the rest of the subnet).
+    pub dropped: BTreeMap<String, u64>,
+}
+
+/// What `recover` did: printed as text or as one JSON object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// The Relay-ID queried.
+    pub relay_duid: String,
+    /// Dry run: nothing was touched.
+    pub dry_run: bool,
+    /// Stopped by a signal before every server finished.
+    pub interrupted: bool,
+    /// Per server, in configuration order.
+    pub servers: Vec<ServerSummary>,
+    /// Bindings received in all.
+    pub bindings: u64,
+    /// Bindings dropped because their lifetime had run out.
+    pub expired: usize,
+    /// Routes.
+    pub routes: RouteSummary,
+    /// Servers' disagreements.
+    pub conflicts: Vec<ConflictSummary>,
+    /// Interfaces `[routes.interfaces]` names that did not exist.
+    pub missing_interfaces: Vec<String>,
+    /// Things the operator should know (e.g. the dry run's relay DUID).
+    pub notes: Vec<String>,
+    /// Every server answered with nothing at all for our Relay-ID (or no
+    /// link could be asked about): not a clean success.
+    pub empty_answer: bool,
+    /// Milliseconds from start to the first binding.
+    pub first_binding_ms: Option<u64>,
+    /// Milliseconds from start to the first route in the table.
+    pub first_route_ms: Option<u64>,
+    /// Milliseconds from start to the end.
+    pub duration_ms: u64,
+    /// `complete`, `partial` or `failed`.
+    pub outcome: String,
+    /// The process exit status this summary stands for.
+    pub exit_code: u8,
+}
+
+/// Milliseconds, saturating.
+pub(crate) fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(u64::MAX)) as u64
+}
+
+impl Summary {
+    /// The JSON form of `r`.
+    pub fn of(r: &Report) -> Summary {
+        let name = |i: ServerIndex| r.server_name(i);
+        let outcome = r.outcome();
+        let conflicts = r
+            .install
+            .table
+            .conflicts
+            .iter()
+            .map(|c| ConflictSummary {
+                prefix: c.prefix.to_string(),
+                winner_server: name(c.winner.0),
+                winner_client: c.winner.1.to_hex(),
+                loser_server: name(c.loser.0),
+                loser_client: c.loser.1.to_hex(),
+                code: "servers-disagree",
+            })
+            .collect();
+        Summary {
+            relay_duid: r.relay.to_hex(),
+            dry_run: r.dry_run,
+            interrupted: r.interrupted,
+            servers: r
+                .servers
+                .iter()
+                .map(|s| server_summary(s, &r.links, r.duration))
+                .collect(),
+            bindings: r.bindings,
+            expired: r.install.table.expired,
+            routes: route_summary(&r.install, &name),
+            conflicts,
+            missing_interfaces: r.missing_interfaces.clone(),
+            notes: r.notes.iter().map(|n| note_text(n, r)).collect(),
+            empty_answer: r.empty_answer(),
+            first_binding_ms: r.first_binding.map(ms),
+            first_route_ms: r.install.first_route_at,
+            duration_ms: ms(r.duration),
+            outcome: outcome.as_str().into(),
+            exit_code: outcome.exit_code(),
+        }
+    }
+}
+
+impl Report {
+    /// The JSON summary of the run.
+    pub fn summary(&self) -> Summary {
+        Summary::of(self)
+    }
+
+    /// The human-readable summary of the run.
+    pub fn to_text(&self) -> String {
+        self.summary().to_text()
+    }
+}
+
+/// A note in words.
+fn note_text(n: &Note, r: &Report) -> String {
+    match n {
+        Note::NoRelayIdBindings => format!(
+            "no server holds a binding for relay-id {}: if the relay agent does not put OPTION_RELAY_ID (53) in its RELAY-FORW messages (ISC dhcrelay never does), recover by link-address instead: query = \"link-address\" with links = [the router's address on each client link]",
+            r.relay.to_hex()
+        ),
+        Note::NoLinks => "no link to query: none of the interfaces [routes.interfaces] names has a global address; set links".into(),
+        Note::TemporaryRelayDuid { state_directory } => format!(
+            "no relay DUID is configured or stored in {} yet: this dry run asked with a temporary one, which no server knows",
+            state_directory.display()
+        ),
+    }
+}
+
+/// One server's line: its report, or, when the run was stopped before it
+/// finished, what it delivered until then.
+fn server_summary(p: &ServerPart, links: &[Ipv6Addr], run: Duration) -> ServerSummary {
+    let Some(r) = &p.report else {
+        return ServerSummary {
+            server: p.addr.to_string(),
+            server_id: None,
+            complete: false,
+            bindings: p.delivered,
+            status: "interrupted".into(),
+            status_code: "interrupted".into(),
+            duration_ms: ms(run),
+            connections: 0,
+            queries: Vec::new(),
+        };
+    };
+    let queries: Vec<QuerySummary> = r
+        .queries
+        .iter()
+        .map(|q| QuerySummary {
+            link: links
+                .get(q.index)
+                .map(|l| l.to_string())
+                .unwrap_or_default(),
+            outcome: q.outcome.to_string(),
+            outcome_code: q.outcome.code(),
+            complete: q.outcome.is_complete(),
+            attempts: q.attempts,
+            bindings: q.bindings,
+        })
+        .collect();
+    let (status, status_code) = queries
+        .iter()
+        .find(|q| !q.complete)
+        .map(|q| (q.outcome.clone(), q.outcome_code.clone()))
+        .unwrap_or_else(|| ("complete".into(), "complete".into()));
+    ServerSummary {
+        server: r.server.to_string(),
+        server_id: r.server_id.as_ref().map(|d| d.to_hex()),
+        complete: r.is_complete(),
+        bindings: r.bindings(),
+        status,
+        status_code,
+        duration_ms: ms(r.duration),
+        connections: r.connections,
+        queries,
+    }
+}
+
+fn change_summary(op: &str, route: &Route) -> ChangeSummary {
+    ChangeSummary {
+        op: op.into(),
+        prefix: route.prefix.to_string(),
+        via: route.gateway.to_string(),
+        dev: route.interface.to_string(),
+        expires: route.expires,
+    }
+}
+
+fn prune_summary(p: &PruneReport) -> PruneSummary {
+    let (code, reason) = match p.state {
+        PruneState::Done => (None, String::new()),
+        PruneState::Off => (
+            Some("prune-off"),
+            "prune is off in the configuration".to_string(),
+        ),
+        PruneState::Skipped(PruneSkip::IncompleteAnswer) => (
+            Some("incomplete-answer"),
+            "not every server answered completely".to_string(),
+        ),
+        PruneState::Skipped(PruneSkip::Interrupted) => (
+            Some("interrupted"),
+            "the run was interrupted".to_string(),
+        ),
+        PruneState::Refused(PruneRefusal::EmptyAnswer) => (
+            Some("empty-answer"),
+            format!(
+                "every server answered with no binding at all, which would remove all {} of our routes: check relay_duid, links and the servers' leases (recover --force-prune removes them)",
+                p.candidates
+            ),
+        ),
+        PruneState::Refused(PruneRefusal::OverLimit) => (
+            Some("over-limit"),
+            format!(
+                "it would remove {} of our {} routes, more than prune_limit {} allows (recover --force-prune removes them)",
+                p.candidates,
+                p.ours,
+                p.limit.map(|l| l.to_string()).unwrap_or_default()
+            ),
+        ),
+    };
+    PruneSummary {
+        state: p.state.name(),
+        reason_code: code,
+        reason: code.map(|_| reason),
+        ours: p.ours,
+        candidates: p.candidates,
+        limit: p.limit.map(|l| l.to_string()),
+    }
+}
+
+/// The routes part of the summary; `name` names a server.
+fn route_summary(r: &InstallReport, name: &dyn Fn(ServerIndex) -> String) -> RouteSummary {
+    RouteSummary {
+        planned: r.table.planned,
+        added: r.table.added,
+        replaced: r.table.replaced,
+        unchanged: r.table.unchanged,
+        removed: r.table.removed,
+        rejected: r
+            .table
+            .rejected
+            .iter()
+            .filter(|x| !x.reason.is_other_relays())
+            .map(|x| RejectedSummary {
+                prefix: x.prefix.to_string(),
+                client: x.client.to_hex(),
+                server: name(x.server),
+                reason: x.reason.to_string(),
+                reason_code: x.reason.code().to_string(),
+            })
+            .collect(),
+        failed: r
+            .table
+            .failed
+            .iter()
+            .map(|f| FailedSummary {
+                prefix: f.prefix.to_string(),
+                op: f.op.to_string(),
+                error: f.message.clone(),
+                error_code: f.code(),
+            })
+            .collect(),
+        pruned: r.pruned(),
+        operations: r.operations,
+        changes: r
+            .dry_run_changes
+            .iter()
+            .map(|c| change_summary(c.op().as_str(), c.route()))
+            .collect(),
+        foreign_conflicts: r
+            .table
+            .foreign_conflicts
+            .iter()
+            .map(|c| ForeignConflictSummary {
+                prefix: c.prefix.to_string(),
+                client: c.client.to_hex(),
+                server: name(c.server),
+                protocol: c.foreign.protocol,
+                via: c.foreign.gateway.map(|g| g.to_string()),
+                dev: c.foreign.interface.as_ref().map(|d| d.to_string()),
+                code: "foreign-route",
+            })
+            .collect(),
+        removed_routes: r
+            .table
+            .removals
+            .iter()
+            .map(|x| change_summary("remove", x))
+            .collect(),
+        moved_routes: r
+            .table
+            .moved
+            .iter()
+            .map(|(old, new)| MovedSummary {
+                prefix: new.prefix.to_string(),
+                old_via: old.gateway.to_string(),
+                old_dev: old.interface.to_string(),
+                via: new.gateway.to_string(),
+                dev: new.interface.to_string(),
+            })
+            .collect(),
+        prune: prune_summary(&r.table.prune),
+        dropped: r
+            .table
+            .rejected
+            .iter()
+            .filter(|x| x.reason.is_other_relays())
+            .fold(BTreeMap::new(), |mut m, x| {
+                *m.entry(x.reason.code().to_string()).or_insert(0) += 1;
+                m
+            }),
+    }
+}
+
+impl Summary {
+    /// The human-readable summary.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "pdrestore recover{}: relay-id {}, {} in {:.3}s",
+            if self.dry_run { " (dry run)" } else { "" },
+            self.relay_duid,
+            self.outcome,
+            self.duration_ms as f64 / 1000.0
+        );
+        for n in &self.notes {
+            let _ = writeln!(s, "  note: {n}");
+        }
+        for v in &self.servers {
+            let _ = writeln!(
+                s,
+                "  server {:<28} {:>8} bindings  {:>8.3}s  {}",
+                v.server,
+                v.bindings,
+                v.duration_ms as f64 / 1000.0,
+                v.status
+            );
+        }
+        self.routes.write_text(&mut s, self.dry_run);
+        for m in &self.missing_interfaces {
+            let _ = writeln!(s, "  missing interface: {m} (named in [routes.interfaces])");
+        }
+        let _ = writeln!(s, "  conflicts: {}", self.conflicts.len());
+        list(&mut s, &self.conflicts, 10, "conflicts", |c| {
+            format!(
+                "{}: {} (client {}) wins over {} (client {})",
+                c.prefix, c.winner_server, c.winner_client, c.loser_server, c.loser_client
+            )
+        });
+        if self.expired > 0 {
+            let _ = writeln!(s, "  expired bindings dropped: {}", self.expired);
+        }
+        if let (Some(b), Some(r)) = (self.first_binding_ms, self.first_route_ms) {
+            let _ = writeln!(s, "  first binding after {b} ms, first route after {r} ms");
+        }
+        s
+    }
+}
+
+/// Up to `limit` lines of `items` (indented, one each), then
+/// `... N more WHAT (see --json)`.
+fn list<T>(s: &mut String, items: &[T], limit: usize, what: &str, line: impl Fn(&T) -> String) {
+    use std::fmt::Write;
+    for x in items.iter().take(limit) {
+        let _ = writeln!(s, "    {}", line(x));
+    }
+    if items.len() > limit {
+        let _ = writeln!(
+            s,
+            "    ... {} more {what} (see --json)",
+            items.len() - limit
+        );
+    }
+}
+
+impl RouteSummary {
+    /// The routes part of [`Summary::to_text`].
+    fn write_text(&self, s: &mut String, dry_run: bool) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            s,
+            "  routes: {} planned, {} added, {} replaced, {} unchanged, {} removed{}, {} rejected, {} failed, {} foreign",
+            self.planned,
+            self.added,
+            self.replaced,
+            self.unchanged,
+            self.removed,
+            if self.pruned { "" } else { " (no prune)" },
+            self.rejected.len(),
+            self.failed.len(),
+            self.foreign_conflicts.len()
+        );
+        if let Some(why) = &self.prune.reason {
+            let _ = writeln!(s, "  prune {}: {why}", self.prune.state);
+        }
+        list(s, &self.changes, 50, "changes", |c| {
+            format!("would {} {} via {} dev {}", c.op, c.prefix, c.via, c.dev)
+        });
+        if !dry_run {
+            list(s, &self.removed_routes, 20, "removed", |c| {
+                format!("removed {} via {} dev {}", c.prefix, c.via, c.dev)
+            });
+        }
+        list(s, &self.moved_routes, 20, "moved", |m| {
+            format!(
+                "moved {} from {} dev {} to {} dev {}",
+                m.prefix, m.old_via, m.old_dev, m.via, m.dev
+            )
+        });
+        list(s, &self.foreign_conflicts, 20, "foreign", |c| {
+            let proto = c.protocol.map_or("?".to_string(), |p| p.to_string());
+            format!(
+                "foreign {}: a route of protocol {proto}{}{} holds it; left in place",
+                c.prefix,
+                c.via
+                    .as_ref()
+                    .map(|v| format!(" via {v}"))
+                    .unwrap_or_default(),
+                c.dev
+                    .as_ref()
+                    .map(|d| format!(" dev {d}"))
+                    .unwrap_or_default(),
+            )
+        });
+        list(s, &self.rejected, 20, "rejected", |x| {
+            format!(
+                "rejected {} (client {}, from {}): {}",
+                x.prefix, x.client, x.server, x.reason
+            )
+        });
+        list(s, &self.failed, 20, "failed", |f| {
+            format!("failed {} {}: {}", f.op, f.prefix, f.error)
+        });
+    }
+}

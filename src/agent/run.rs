@@ -1,0 +1,256 @@
+//! The recovery itself: every server asked at once, their claims streamed
+//! into the installer as they arrive, the end of the plan, the report.
+
+use super::report::{Report, ServerPart};
+use super::{interfaces::mapped_interfaces, RecoverError, RecoverOptions};
+use crate::config::Config;
+use crate::proto::Duid;
+use crate::recovery::claim::Claim;
+use crate::recovery::install::Installer;
+use crate::recovery::prune::{PruneRule, PruneSkip};
+use crate::recovery::rank::Millis;
+use crate::requestor::{Delivery, Fanout, ServerReport, Update};
+use crate::routes::{Interface, RouteTable, TableError};
+use futures::FutureExt;
+use std::net::Ipv6Addr;
+use std::time::{Duration, Instant};
+
+/// Bindings between two looks at the progress clock.
+const PROGRESS_STEP: u64 = 65536;
+
+/// Delivery batches (up to 512 bindings each) queued from the connection
+/// tasks: a few in flight keep the installer busy without buffering the
+/// stream.
+const CHANNEL_BATCHES: usize = 16;
+
+/// Run the recovery into `table`, whose interfaces are `interfaces`.
+/// `stop` ends the run early (a signal): what was received is installed,
+/// nothing is pruned.
+pub async fn recover<T: RouteTable>(
+    config: &Config,
+    relay: &Duid,
+    table: T,
+    interfaces: Vec<Interface>,
+    opts: &RecoverOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(Report, T), RecoverError> {
+    let start = Instant::now();
+    let links = config.query_links(&interfaces);
+    let settings = config.plan_settings(relay.clone(), &links);
+    let missing_interfaces: Vec<String> = mapped_interfaces(config)
+        .into_iter()
+        .filter(|m| !interfaces.iter().any(|i| *i.name == **m))
+        .collect();
+    let scope = prune_scope(&links, &interfaces);
+    let mut installer = Installer::start(table, settings, interfaces, opts.dry_run)
+        .await?
+        .with_prune_scope(scope);
+    let mut fanout = config.recovery_fanout(relay, &links);
+    fanout.channel_capacity = CHANNEL_BATCHES;
+    tracing::debug!(
+        servers = config.servers.len(),
+        queries = links.len(),
+        dry_run = opts.dry_run,
+        "recover: asking every server"
+    );
+    // Bindings become compact claims, their routes planned, on the connection tasks.
+    let mut fan = Fanout::start(fanout, installer.mapper());
+    let mut got = Received::new(start, config);
+    receive(&mut fan, &mut installer, &mut got, opts, stop).await?;
+    let rule = prune_rule(config, opts, &got);
+    let (install, table) = installer.finish(got.now_ms(Instant::now()), rule).await?;
+    let mut report = Report {
+        query: config.query,
+        relay: relay.clone(),
+        links,
+        dry_run: opts.dry_run,
+        interrupted: got.interrupted,
+        servers: got.servers,
+        bindings: got.total,
+        install,
+        missing_interfaces,
+        notes: Vec::new(),
+        first_binding: got.first_binding,
+        duration: start.elapsed(),
+    };
+    report.explain();
+    tracing::debug!(outcome = report.outcome().as_str(), "recover: done");
+    Ok((report, table))
+}
+
+/// What the recovery gathered from the servers while installing.
+struct Received {
+    start: Instant,
+    servers: Vec<ServerPart>,
+    total: u64,
+    first_binding: Option<Duration>,
+    last_progress: Instant,
+    next_progress: u64,
+    interrupted: bool,
+}
+
+impl Received {
+    fn new(start: Instant, config: &Config) -> Self {
+        Received {
+            start,
+            servers: config
+                .servers
+                .iter()
+                .map(|s| ServerPart {
+                    addr: s.socket_addr(),
+                    report: None,
+                    delivered: 0,
+                })
+                .collect(),
+            total: 0,
+            first_binding: None,
+            last_progress: start,
+            next_progress: PROGRESS_STEP,
+            interrupted: false,
+        }
+    }
+
+    /// `t` on the recovery clock.
+    fn now_ms(&self, t: Instant) -> Millis {
+        super::render::ms(t.saturating_duration_since(self.start))
+    }
+
+    /// Hand a burst of claims to the installer.
+    async fn bindings<T: RouteTable>(
+        &mut self,
+        batch: Vec<Delivery<Claim>>,
+        installer: &mut Installer<T>,
+    ) -> Result<(), TableError> {
+        for d in batch {
+            self.total += 1;
+            if let Some(s) = self.servers.get_mut(d.server_index.get()) {
+                s.delivered += 1;
+            }
+            self.first_binding
+                .get_or_insert(d.received.saturating_duration_since(self.start));
+            let t = self.now_ms(d.received);
+            installer
+                .offer_claim(d.server_index, t, d.binding, t)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A line in the log every `every` on large tables.
+    fn progress(&mut self, every: Duration) {
+        if self.total < self.next_progress {
+            return;
+        }
+        self.next_progress = self.total + PROGRESS_STEP;
+        let now = Instant::now();
+        if now.duration_since(self.last_progress) >= every {
+            self.last_progress = now;
+            let secs = now.duration_since(self.start).as_secs_f64();
+            tracing::info!(
+                bindings = self.total,
+                rate = format!("{:.0}/s", self.total as f64 / secs),
+                "receiving"
+            );
+        }
+    }
+
+    /// A server is finished: logged (a failure as a warning) and kept.
+    fn server_done(&mut self, r: ServerReport) {
+        if r.is_complete() {
+            tracing::info!("{r}");
+        } else {
+            tracing::warn!("{r}");
+        }
+        if let Some(s) = self.servers.get_mut(r.server_index.get()) {
+            s.report = Some(r);
+        }
+    }
+
+    fn all_complete(&self) -> bool {
+        self.servers.iter().all(ServerPart::complete)
+    }
+}
+
+/// Receive every server's claims into the installer until the last server
+/// is done or `stop` resolves.
+async fn receive<T: RouteTable>(
+    fan: &mut Fanout<Claim>,
+    installer: &mut Installer<T>,
+    got: &mut Received,
+    opts: &RecoverOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), RecoverError> {
+    enum Next {
+        Update(Update<Claim>),
+        Closed,
+        Stopped,
+    }
+    tokio::pin!(stop);
+    loop {
+        // Take what is already there; when the channel runs dry, push the
+        // queued routes to the kernel before waiting (low latency when the
+        // servers are slow, full batches when they are fast).
+        let next = match fan.recv().now_or_never() {
+            Some(_) if (&mut stop).now_or_never().is_some() => Next::Stopped,
+            Some(u) => u.map_or(Next::Closed, Next::Update),
+            None => {
+                installer.flush(got.now_ms(Instant::now())).await?;
+                tokio::select! {
+                    u = fan.recv() => u.map_or(Next::Closed, Next::Update),
+                    _ = &mut stop => Next::Stopped,
+                }
+            }
+        };
+        match next {
+            Next::Update(Update::Bindings(batch)) => {
+                got.bindings(batch, installer).await?;
+                got.progress(opts.progress_every);
+            }
+            Next::Update(Update::ServerDone(r)) => got.server_done(r),
+            Next::Closed => return Ok(()),
+            Next::Stopped => {
+                got.interrupted = true;
+                tracing::warn!("stopping: installing what was received, pruning nothing");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The interfaces whose routes the queries cover, by their position in
+/// `interfaces`: those holding a queried link's address; `None` (all) when a
+/// query covers every link (QUERY_BY_RELAY_ID with `::`). A link that was
+/// not asked about keeps its routes through a prune.
+pub(crate) fn prune_scope(links: &[Ipv6Addr], interfaces: &[Interface]) -> Option<Vec<u32>> {
+    if links.iter().any(|l| l.is_unspecified()) {
+        return None;
+    }
+    Some(
+        interfaces
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| {
+                i.addresses
+                    .iter()
+                    .any(|a| links.iter().any(|l| a.contains(l)))
+            })
+            .map(|(p, _)| p as u32)
+            .collect(),
+    )
+}
+
+/// What pruning may do after this run (see [`crate::recovery::prune`]).
+fn prune_rule(config: &Config, opts: &RecoverOptions, got: &Received) -> PruneRule {
+    if !config.routes.prune {
+        PruneRule::Off
+    } else if got.interrupted {
+        PruneRule::Skip(PruneSkip::Interrupted)
+    } else if !got.all_complete() {
+        PruneRule::Skip(PruneSkip::IncompleteAnswer)
+    } else {
+        PruneRule::Allowed {
+            limit: config.routes.prune_limit,
+            force: opts.force_prune,
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! `pdrestore decode`: Bulk Leasequery messages from a raw stream or a
+//! capture, as text or JSON lines.
+
+use crate::exit;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// `pdrestore decode FILE`: a raw stream, or a pcap or pcapng capture.
+pub fn run(file: &Path, json: bool, ports: &[u16]) -> ExitCode {
+    let data = if file.as_os_str() == "-" {
+        let mut v = Vec::new();
+        if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut v) {
+            eprintln!("pdrestore: reading standard input: {e}");
+            return ExitCode::from(exit::NOINPUT);
+        }
+        v
+    } else {
+        match std::fs::read(file) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("pdrestore: {}: {e}", file.display());
+                return ExitCode::from(exit::NOINPUT);
+            }
+        }
+    };
+    use crate::decode::capture::Format;
+    let format = Format::detect(&data);
+    if format != Format::Raw {
+        return decode_capture(file, &data, format, json, ports);
+    }
+    let records = crate::decode::decode_stream(&data);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut failed = false;
+    for r in &records {
+        failed |= matches!(r, crate::decode::Record::Error { .. });
+        let line = if json {
+            serde_json::to_string(r).expect("records serialise")
+        } else {
+            crate::decode::format_record(r)
+        };
+        if writeln!(out, "{line}").is_err() {
+            return ExitCode::from(exit::IOERR);
+        }
+    }
+    let _ = out.flush();
+    if failed {
+        ExitCode::from(exit::PARTIAL)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `decode` of a pcap or pcapng file: every direction of every connection
+/// on the ports, decoded as a raw stream.
+fn decode_capture(
+    file: &Path,
+    data: &[u8],
+    format: crate::decode::capture::Format,
+    json: bool,
+    extra_ports: &[u16],
+) -> ExitCode {
+    use crate::decode::capture::{self, DecodedStream};
+    let mut ports = vec![capture::BULK_LEASEQUERY_PORT];
+    for p in extra_ports {
+        if !ports.contains(p) {
+            ports.push(*p);
+        }
+    }
+    let port_list = ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let name = file.display();
+    let cap = match capture::read_capture(data, format, &ports) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pdrestore: {name}: {e}");
+            return ExitCode::from(exit::PARTIAL);
+        }
+    };
+    for note in capture::notes(&cap) {
+        eprintln!("pdrestore: {name}: {note}");
+    }
+    let mut failed = false;
+    if let Some(e) = &cap.error {
+        eprintln!("pdrestore: {name}: {e}; the packets before it are decoded");
+        failed = true;
+    }
+    if cap.streams.is_empty() {
+        eprintln!(
+            "pdrestore: {name}: no TCP traffic on port{} {port_list} in {} packet(s) ({format})",
+            if ports.len() > 1 { "s" } else { "" },
+            cap.packets
+        );
+        return ExitCode::from(exit::PARTIAL);
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for stream in cap.streams {
+        let d = DecodedStream::new(stream);
+        failed |= d.failed();
+        let lines = if json { d.json_lines() } else { d.text_lines() };
+        for line in lines {
+            if writeln!(out, "{line}").is_err() {
+                return ExitCode::from(exit::IOERR);
+            }
+        }
+    }
+    if out.flush().is_err() {
+        return ExitCode::from(exit::IOERR);
+    }
+    if failed {
+        ExitCode::from(exit::PARTIAL)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
