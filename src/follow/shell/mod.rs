@@ -20,27 +20,32 @@
 //! sleeps, so a renewal storm costs one netlink datagram per batch and a
 //! lone REPLY is routed within a millisecond or two.
 
-use super::core::{CoreSettings, FollowCore, FollowEvent, RouteChange};
+use super::core::{CoreSettings, FollowCore, Need};
 use super::metrics::MetricsWriter;
 use super::watch::{KernelEvent, Watcher};
 use crate::agent::{self, Outcome, RecoverError, RecoverOptions, Report};
 use crate::config::Config;
 use crate::exit;
 use crate::proto::Duid;
-use crate::routes::{Change, Failure, Interface, NetlinkTable, RouteTable, TableError, TableRoute};
-use crate::snoop::{
-    parse, CaptureError, CaptureSocket, Forged, PacketBudget, Release, Reply, Snooped, SNAP_LEN,
-};
+use crate::routes::{Change, Failure, NetlinkTable, RouteTable, TableError, TableRoute};
+use crate::snoop::CaptureError;
+use capture::{Captures, Item, SnoopBatch};
+use notify::Notifier;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
-/// Packets read from one capture socket per wake-up at most.
-const READ_BATCH: u32 = 64;
+mod capture;
+mod log;
+mod notify;
+mod resync;
+
+pub(crate) use capture::CaptureCounters;
+
 /// Batches of snooped messages queued from the capture tasks at most.
 const SNOOP_QUEUE: usize = 16;
 /// Snoop batches taken before the route changes are submitted.
@@ -140,44 +145,6 @@ pub fn signal_control() -> std::io::Result<mpsc::UnboundedReceiver<Control>> {
     Ok(rx)
 }
 
-/// systemd notifications, sent from a thread of their own: the notify
-/// socket is a blocking datagram socket, and a manager (or a test) that
-/// does not read it must not stall the service. What cannot be queued is
-/// dropped (a STATUS is superseded by the next one anyway).
-struct Notifier {
-    tx: Option<std::sync::mpsc::SyncSender<String>>,
-}
-
-impl Notifier {
-    fn new(on: bool) -> Notifier {
-        if !on || std::env::var_os("NOTIFY_SOCKET").is_none() {
-            return Notifier { tx: None };
-        }
-        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(8);
-        let spawned = std::thread::Builder::new()
-            .name("pdrestore-notify".into())
-            .spawn(move || {
-                for m in rx {
-                    let state = match m.as_str() {
-                        "READY=1" => sd_notify::NotifyState::Ready,
-                        "STOPPING=1" => sd_notify::NotifyState::Stopping,
-                        s => sd_notify::NotifyState::Status(s),
-                    };
-                    let _ = sd_notify::notify(&[state]);
-                }
-            });
-        Notifier {
-            tx: spawned.ok().map(|_| tx),
-        }
-    }
-
-    fn send(&self, m: String) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.try_send(m);
-        }
-    }
-}
-
 /// The core's settings from the configuration.
 pub fn core_settings(config: &Config) -> CoreSettings {
     CoreSettings {
@@ -187,158 +154,6 @@ pub fn core_settings(config: &Config) -> CoreSettings {
         ..CoreSettings::default()
     }
 }
-
-// ----- capture -----
-
-/// One snooped message of interest.
-#[derive(Debug)]
-enum Item {
-    Reply(Box<Reply>),
-    Release(Box<Release>),
-    Forged(Forged),
-}
-
-/// What one capture task read in one wake-up.
-#[derive(Debug)]
-struct SnoopBatch {
-    ifindex: u32,
-    items: Vec<Item>,
-}
-
-/// Counters of one capture task.
-#[derive(Debug, Default)]
-pub(crate) struct CaptureCounters {
-    pub(crate) packets: AtomicU64,
-    ignored: AtomicU64,
-    pub(crate) malformed: AtomicU64,
-    pub(crate) throttled: AtomicU64,
-}
-
-/// The capture tasks, one per client-facing interface.
-struct Captures {
-    wanted: Vec<String>,
-    rate: u32,
-    burst: u32,
-    rcvbuf: usize,
-    tx: mpsc::Sender<SnoopBatch>,
-    tasks: HashMap<String, (u32, tokio::task::JoinHandle<()>)>,
-    counters: Arc<CaptureCounters>,
-}
-
-impl Captures {
-    /// Open a socket on each wanted interface that exists and has none;
-    /// a missing one is tried again when a link event names it.
-    fn open_missing(&mut self) -> Result<(), CaptureError> {
-        for name in self.wanted.clone() {
-            if self.tasks.get(&name).is_some_and(|(_, t)| !t.is_finished()) {
-                continue;
-            }
-            let Some(index) = if_index(&name) else {
-                continue;
-            };
-            let sock = match CaptureSocket::open_with(index, self.rcvbuf) {
-                Ok(s) => s,
-                Err(CaptureError::NoSuchInterface(_)) => continue,
-                Err(e) => return Err(e),
-            };
-            let ifindex = sock.ifindex();
-            tracing::info!(interface = %name, ifindex, rcvbuf = sock.rcvbuf(), "snooping DHCPv6");
-            let budget = PacketBudget::new(self.rate, self.burst, Instant::now());
-            let task = tokio::spawn(capture_task(
-                sock,
-                budget,
-                self.tx.clone(),
-                self.counters.clone(),
-            ));
-            if let Some((_, old)) = self.tasks.insert(name, (ifindex, task)) {
-                old.abort();
-            }
-        }
-        Ok(())
-    }
-
-    fn wants(&self, name: &str) -> bool {
-        self.wanted.iter().any(|w| w == name)
-    }
-}
-
-impl Drop for Captures {
-    fn drop(&mut self) {
-        for (_, t) in self.tasks.values() {
-            t.abort();
-        }
-    }
-}
-
-/// The index of the interface named `name`, if it exists.
-fn if_index(name: &str) -> Option<u32> {
-    let c = std::ffi::CString::new(name).ok()?;
-    // SAFETY: `c` is a valid NUL-terminated string for the call.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    (i != 0).then_some(i)
-}
-
-fn classify(packet: &[u8], dir: crate::snoop::Direction, c: &CaptureCounters) -> Option<Item> {
-    c.packets.fetch_add(1, Ordering::Relaxed);
-    match parse(packet, dir) {
-        Ok(Snooped::Reply(r)) => Some(Item::Reply(Box::new(r))),
-        Ok(Snooped::Release(r)) => Some(Item::Release(Box::new(r))),
-        Ok(Snooped::Forged(f)) => Some(Item::Forged(f)),
-        Ok(Snooped::Ignored(_)) => {
-            c.ignored.fetch_add(1, Ordering::Relaxed);
-            None
-        }
-        Err(e) => {
-            c.malformed.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(error = %e, code = e.kind.name(), "malformed DHCPv6 packet");
-            None
-        }
-    }
-}
-
-/// Read one interface's packets under its budget and hand the messages of
-/// interest to the loop. What the budget does not allow waits in the
-/// socket's buffer (the kernel drops what does not fit).
-async fn capture_task(
-    mut sock: CaptureSocket,
-    mut budget: PacketBudget,
-    tx: mpsc::Sender<SnoopBatch>,
-    counters: Arc<CaptureCounters>,
-) {
-    let mut buf = vec![0u8; SNAP_LEN];
-    let ifindex = sock.ifindex();
-    loop {
-        let now = Instant::now();
-        let n = budget.grant(READ_BATCH, now);
-        if n == 0 {
-            counters.throttled.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(budget.wait_time(now)).await;
-            continue;
-        }
-        let mut items = Vec::new();
-        let read = sock
-            .recv_batch(&mut buf, n as usize, |p, dir| {
-                items.extend(classify(p, dir, &counters));
-            })
-            .await;
-        match read {
-            Ok(_) => {}
-            // The interface went down: the socket says so once; go on.
-            Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => {
-                tracing::warn!(ifindex, error = %e, "capture socket failed; reopened when the interface is back");
-                return;
-            }
-        }
-        if !items.is_empty() && tx.send(SnoopBatch { ifindex, items }).await.is_err() {
-            return;
-        }
-    }
-}
-
-// ----- the loop -----
 
 type ResyncFuture<'a> =
     Pin<Box<dyn Future<Output = Result<(Report, NetlinkTable), RecoverError>> + 'a>>;
@@ -354,6 +169,10 @@ struct Service<'a> {
     unsynced: bool,
     stop_tx: watch::Sender<bool>,
     resync_start: Option<Instant>,
+    /// The core asked for a resync ([`Need::Resync`]) and none has started.
+    resync_wanted: bool,
+    /// When the last resync (or the start-up recovery) ended, and how.
+    last_resync: Option<(Instant, String)>,
     last_activity: Instant,
     batch: Vec<Change>,
     notifier: Notifier,
@@ -367,64 +186,38 @@ async fn list_all(t: &mut NetlinkTable, table: u32) -> Result<Vec<TableRoute>, T
     Ok(out)
 }
 
-fn log_change(c: &RouteChange) {
-    let r = c.change.route();
-    tracing::info!(
-        prefix = %r.prefix,
-        via = %r.gateway,
-        dev = %r.interface,
-        expires = r.expires.map_or("never".to_string(), |e| format!("{e}s")),
-        why = c.why.code(),
-        "follow: {} route",
-        c.change.op()
-    );
-}
-
-fn log_event(e: &FollowEvent) {
-    match e {
-        FollowEvent::Refused {
-            prefix,
-            next_hop,
-            interface,
-            reason,
-        } => {
-            tracing::warn!(%prefix, via = %next_hop, dev = %interface, reason = reason.code(), "follow: refused: {reason}")
-        }
-        FollowEvent::Ignored { prefix, code } => {
-            let p = prefix.map(|p| p.to_string()).unwrap_or_default();
-            if *code == "cap" {
-                tracing::warn!(prefix = %p, reason = code, "follow: not followed: max_prefixes reached");
-            } else {
-                tracing::info!(prefix = %p, reason = code, "follow: not used");
+/// Serve what the core needs from the kernel before it goes on: the
+/// interfaces ([`Need::Interfaces`]). A resync it asks for is noted in
+/// `resync_wanted` for the loop to start.
+async fn serve_needs(
+    core: &mut FollowCore,
+    table: Option<&mut NetlinkTable>,
+    resync_wanted: &mut bool,
+) -> Result<(), FollowError> {
+    let mut table = table;
+    while let Some(n) = core.poll_need() {
+        match n {
+            Need::Interfaces => {
+                if let Some(t) = table.as_deref_mut() {
+                    let i = t.interfaces().await?;
+                    core.handle_interfaces(Instant::now(), i);
+                }
             }
-        }
-        FollowEvent::Foreign { prefix, how } => {
-            tracing::info!(%prefix, how, reason = "foreign-route", "follow: a route that is not ours holds the prefix; left in place")
-        }
-        FollowEvent::ManualDelete { route } => {
-            tracing::info!(prefix = %route.prefix, via = %route.gateway, dev = %route.interface, reason = "manual-delete", "follow: our route was deleted by someone else; forgotten until the next resync")
-        }
-        FollowEvent::Forged {
-            interface,
-            source,
-            msg_type,
-        } => {
-            tracing::warn!(dev = %interface, %source, msg_type = %msg_type, reason = "forged", "follow: a server message arrived from the client side; ignored")
-        }
-        FollowEvent::Failed { change, error } => {
-            tracing::warn!(prefix = %change.route().prefix, op = %change.op(), error = %error, code = error.code(), "follow: the kernel refused a route change")
+            Need::Resync => *resync_wanted = true,
         }
     }
+    Ok(())
 }
 
-impl<'a> Service<'a> {
+impl Service<'_> {
     fn status(&self) -> String {
         let c = &self.captures.counters;
-        format!(
-            "{}; {} packets, {} malformed",
-            self.core.status_line(Instant::now()),
+        log::status_line(
+            &self.core,
+            self.last_resync.as_ref(),
+            Instant::now(),
             c.packets.load(Ordering::Relaxed),
-            c.malformed.load(Ordering::Relaxed)
+            c.malformed.load(Ordering::Relaxed),
         )
     }
 
@@ -443,23 +236,24 @@ impl<'a> Service<'a> {
         let now = Instant::now();
         for item in b.items {
             match item {
-                Item::Reply(r) => self.core.reply(now, b.ifindex, &r),
-                Item::Release(r) => self.core.release(now, b.ifindex, &r),
-                Item::Forged(f) => self.core.forged(now, b.ifindex, &f),
+                Item::Reply(r) => self.core.handle_reply(now, b.ifindex, &r),
+                Item::Release(r) => self.core.handle_release(now, b.ifindex, &r),
+                Item::Forged(f) => self.core.handle_forged(now, b.ifindex, &f),
             }
         }
     }
 
+    async fn needs(&mut self) -> Result<(), FollowError> {
+        serve_needs(&mut self.core, self.table.as_mut(), &mut self.resync_wanted).await
+    }
+
     async fn handle_kernel(&mut self, events: Vec<KernelEvent>) -> Result<(), FollowError> {
-        let now = Instant::now();
         for e in events {
+            let now = Instant::now();
             match e {
-                KernelEvent::Route { new, route } => self.core.route_event(now, new, &route),
+                KernelEvent::Route { new, route } => self.core.handle_route_event(now, new, &route),
                 KernelEvent::Link { index, name, up } => {
-                    if self.core.link(now, index, &name, up) {
-                        self.refresh_interfaces().await?;
-                        self.core.link(now, index, &name, up);
-                    }
+                    self.core.handle_link(now, index, &name, up);
                     if up && self.captures.wants(&name) {
                         self.captures.open_missing()?;
                     }
@@ -467,23 +261,15 @@ impl<'a> Service<'a> {
                 KernelEvent::Overflow => {
                     tracing::warn!("follow: rtnetlink events were lost; reading the table again");
                     if let Some(t) = self.table.as_mut() {
-                        let links = t.links().await?;
-                        for l in links {
-                            self.core.link(now, l.index, &l.name, l.up);
+                        for l in t.links().await? {
+                            self.core.handle_link(now, l.index, &l.name, l.up);
                         }
                         let routes = list_all(t, self.config.routes.table).await?;
-                        self.core.reconcile_kernel(now, routes);
+                        self.core.handle_kernel_table(now, routes);
                     }
                 }
             }
-        }
-        Ok(())
-    }
-
-    async fn refresh_interfaces(&mut self) -> Result<(), FollowError> {
-        if let Some(t) = self.table.as_mut() {
-            let i = t.interfaces().await?;
-            self.core.set_interfaces(i);
+            self.needs().await?;
         }
         Ok(())
     }
@@ -491,13 +277,13 @@ impl<'a> Service<'a> {
     /// Log the core's events and hand its changes to the table.
     async fn flush(&mut self) -> Result<(), FollowError> {
         while let Some(e) = self.core.poll_event() {
-            log_event(&e);
+            log::log_event(&e);
         }
         let Some(table) = self.table.as_mut() else {
             return Ok(());
         };
         while let Some(c) = self.core.poll_change() {
-            log_change(&c);
+            log::log_change(&c);
             self.batch.push(c.change);
         }
         if self.batch.is_empty() {
@@ -515,7 +301,7 @@ impl<'a> Service<'a> {
     fn failures(&mut self, failures: Vec<Failure>) {
         let now = Instant::now();
         for (c, e) in failures {
-            self.core.failed(now, &c, &e);
+            self.core.handle_failure(now, &c, &e);
         }
     }
 
@@ -528,81 +314,6 @@ impl<'a> Service<'a> {
             self.unsynced = false;
             self.failures(f);
         }
-        Ok(())
-    }
-
-    /// Start a resync: the table goes to the recovery until it is done.
-    async fn start_resync(&mut self) -> Result<Option<ResyncFuture<'a>>, FollowError> {
-        self.flush().await?;
-        self.sync().await?;
-        let Some(mut table) = self.table.take() else {
-            return Ok(None);
-        };
-        let interfaces: Vec<Interface> = table.interfaces().await?;
-        let now = Instant::now();
-        self.core.begin_resync(now);
-        self.resync_start = Some(now);
-        tracing::info!("follow: resync (Bulk Leasequery) starting");
-        let mut stop = self.stop_tx.subscribe();
-        let stop = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        let (config, relay) = (self.config, self.relay);
-        Ok(Some(Box::pin(async move {
-            let opts = RecoverOptions::default();
-            agent::recover(config, relay, table, interfaces, &opts, stop).await
-        })))
-    }
-
-    /// The resync ended: rebuild from the kernel, lay snooping on top.
-    async fn finish_resync(
-        &mut self,
-        r: Result<(Report, NetlinkTable), RecoverError>,
-    ) -> Result<(), FollowError> {
-        let started = self.resync_start.take().unwrap_or_else(Instant::now);
-        let (report, mut table) = match r {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "follow: resync failed; the routes stay as they are");
-                if let Some(m) = self.metrics.as_mut() {
-                    m.failed(e.exit_code());
-                }
-                let mut t = NetlinkTable::open()?;
-                let routes = list_all(&mut t, self.config.routes.table).await?;
-                self.core
-                    .finish_resync(Instant::now(), routes, &[], &format!("error: {e}"), false);
-                self.table = Some(t);
-                self.write_metrics(true);
-                return Ok(());
-            }
-        };
-        for line in report.to_text().lines() {
-            tracing::info!("resync: {line}");
-        }
-        if let Some(m) = self.metrics.as_mut() {
-            m.recovered(&report);
-        }
-        let interfaces = table.interfaces().await?;
-        self.core.set_interfaces(interfaces);
-        let routes = list_all(&mut table, self.config.routes.table).await?;
-        let outcome = report.outcome();
-        self.core.finish_resync(
-            Instant::now(),
-            routes,
-            &report.answered(),
-            outcome.as_str(),
-            outcome != Outcome::Failed,
-        );
-        self.table = Some(table);
-        tracing::info!(
-            outcome = outcome.as_str(),
-            seconds = format!("{:.3}", started.elapsed().as_secs_f64()),
-            followed = self.core.followed(),
-            "follow: resync done"
-        );
-        self.flush().await?;
-        self.send_status();
-        self.write_metrics(true);
         Ok(())
     }
 }
@@ -620,20 +331,22 @@ async fn load_core(
     let links = config.query_links(&interfaces);
     let plan = config.plan_settings(relay.clone(), &links);
     let mut core = FollowCore::new(core_settings(config), plan, interfaces, start);
-    core.begin_resync(start);
+    core.handle_resync_started(start);
     let routes = list_all(&mut table, config.routes.table).await?;
     let outcome = startup.outcome();
-    core.finish_resync(
+    core.handle_resync_finished(
         Instant::now(),
         routes,
         &startup.answered(),
-        outcome.as_str(),
         outcome != Outcome::Failed,
     );
     let now = Instant::now();
     for l in table.links().await? {
-        core.link(now, l.index, &l.name, l.up);
+        core.handle_link(now, l.index, &l.name, l.up);
     }
+    // A resync the core would ask for now is the loop's to start.
+    let mut resync = false;
+    serve_needs(&mut core, Some(&mut table), &mut resync).await?;
     Ok((core, table))
 }
 
@@ -697,6 +410,8 @@ pub async fn run(
         unsynced: false,
         stop_tx,
         resync_start: None,
+        resync_wanted: false,
+        last_resync: Some((Instant::now(), startup.outcome().as_str().to_string())),
         last_activity: Instant::now(),
         batch: Vec::new(),
         notifier: Notifier::new(opts.notify),
@@ -766,7 +481,8 @@ async fn event_loop<'a>(
         if took > 0 {
             svc.last_activity = Instant::now();
         }
-        svc.core.tick(Instant::now());
+        svc.core.handle_timeout(Instant::now());
+        svc.needs().await?;
         svc.flush().await?;
         if took > 0 {
             tokio::task::yield_now().await;
@@ -778,7 +494,7 @@ async fn event_loop<'a>(
         if stopping && resync.is_none() {
             return Ok(());
         }
-        if resync.is_none() && !stopping && svc.core.resync_due(Instant::now()) {
+        if resync.is_none() && !stopping && svc.resync_wanted {
             resync = svc.start_resync().await?;
         }
         let wake_core = tokio::time::Instant::from_std(svc.core.poll_timeout());

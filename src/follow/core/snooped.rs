@@ -1,0 +1,244 @@
+//! What snooping saw on the client links: REPLYs that delegate, renew or
+//! withdraw prefixes (RFC 8415 s.18.2.10.1, RFC 8987 s.4), and server
+//! messages arriving from the client side.
+
+use super::events::{FollowEvent, Why};
+use super::store::{fingerprint, Entry, PKey, F_SNOOPED, NO_SERVER};
+use super::FollowCore;
+use crate::proto::{Duid, StatusCode};
+use crate::recovery::rejection::Rejection;
+use crate::routes::Change;
+use crate::snoop::{Forged, Reply};
+use ipnet::Ipv6Net;
+use std::net::Ipv6Addr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One prefix of a REPLY, on its way to [`FollowCore::learn`].
+#[derive(Debug, Clone, Copy)]
+struct Learned {
+    prefix: Ipv6Net,
+    hop: Ipv6Addr,
+    slot: u16,
+    valid: u32,
+    client: u32,
+    server: u8,
+}
+
+/// No status, or Success (RFC 8415 s.21.13).
+pub(super) fn status_ok(s: Option<StatusCode>) -> bool {
+    matches!(s, None | Some(StatusCode::Success))
+}
+
+impl FollowCore {
+    /// A REPLY seen leaving the router on the interface with index
+    /// `ifindex` (directly, or in RELAY-REPL to a lightweight relay).
+    pub fn handle_reply(&mut self, now: Instant, ifindex: u32, r: &Reply) {
+        self.reply(now, ifindex, r);
+        self.refresh_timers();
+    }
+
+    fn reply(&mut self, now: Instant, ifindex: u32, r: &Reply) {
+        self.counters.replies += 1;
+        let client = r.client_id.as_ref().map_or(0, fingerprint);
+        if client != 0 {
+            self.match_release(now, r, client);
+        }
+        if r.ia_pds.is_empty() {
+            return;
+        }
+        if !status_ok(r.status) {
+            self.ignore(None, "reply-status");
+            return;
+        }
+        let hop = r.client_address();
+        let server = self.server_slot(&r.server_id);
+        let slot = self.slot_of(ifindex);
+        for ia in &r.ia_pds {
+            // NoPrefixAvail, NoBinding: nothing delegated in this IA_PD.
+            if !status_ok(ia.status) {
+                continue;
+            }
+            if !ia.timers_consistent() {
+                self.ignore(None, "ia-pd-timers");
+                continue;
+            }
+            for p in &ia.prefixes {
+                let prefix = p.prefix.trunc();
+                if !status_ok(p.status) {
+                    continue;
+                }
+                if !p.lifetimes_consistent() {
+                    self.ignore(Some(prefix), "iaprefix-lifetimes");
+                    continue;
+                }
+                if p.valid_lifetime == 0 {
+                    self.withdraw(now, prefix, client, hop, Why::ValidLifetimeZero);
+                    continue;
+                }
+                let Some(slot) = slot else {
+                    self.refuse_no_interface(prefix, hop, ifindex);
+                    continue;
+                };
+                let learned = Learned {
+                    prefix,
+                    hop,
+                    slot,
+                    valid: p.valid_lifetime,
+                    client,
+                    server,
+                };
+                self.learn(now, learned);
+            }
+        }
+    }
+
+    fn refuse_no_interface(&mut self, prefix: Ipv6Net, hop: Ipv6Addr, ifindex: u32) {
+        self.counters.refused += 1;
+        let interface: Arc<str> = format!("ifindex {ifindex}").into();
+        self.event(FollowEvent::Refused {
+            prefix,
+            next_hop: hop,
+            interface,
+            reason: Rejection::NoInterface {
+                interface_id: None,
+                link_address: hop,
+            },
+        });
+    }
+
+    /// Install or refresh one prefix a REPLY delegated.
+    fn learn(&mut self, now: Instant, l: Learned) {
+        let slot = &self.slots[usize::from(l.slot)];
+        let name = slot.name.clone();
+        let pos = slot.pos.expect("slot_of gives planned slots");
+        if let Err(reason) = self.planner.plan_on(l.prefix, l.hop, pos) {
+            self.counters.refused += 1;
+            self.event(FollowEvent::Refused {
+                prefix: l.prefix,
+                next_hop: l.hop,
+                interface: name,
+                reason,
+            });
+            return;
+        }
+        let key = PKey::of(&l.prefix);
+        if self.foreign.contains(&key) {
+            self.counters.foreign += 1;
+            self.event(FollowEvent::Foreign {
+                prefix: l.prefix,
+                how: "listed",
+            });
+            return;
+        }
+        self.tombstones.remove(&key);
+        let expires = self.clock.expiry(now, l.valid);
+        let fresh = Entry {
+            gateway: l.hop.octets(),
+            expires,
+            seen: self.clock.secs(now) + 1,
+            client: l.client,
+            slot: l.slot,
+            flags: F_SNOOPED,
+            server: l.server,
+        };
+        let old = self.store.get(&key);
+        match old {
+            None if self.store.len() >= self.settings.max_prefixes => {
+                self.counters.capped += 1;
+                self.ignore(Some(l.prefix), "cap");
+                return;
+            }
+            None => {
+                self.store.insert(key, fresh);
+                let r = self.route(&key, &fresh, now);
+                self.emit(Change::Add(r), Why::Reply);
+            }
+            Some(o) => {
+                self.store.insert(key, fresh);
+                let new = self.route(&key, &fresh, now);
+                if !o.installed() {
+                    // Not in the kernel now: create-exclusive, as any add.
+                    self.emit(Change::Add(new), Why::Reply);
+                } else {
+                    let moved = o.gateway != fresh.gateway || o.slot != fresh.slot;
+                    let old = self.route(&key, &o, now);
+                    let why = if moved { Why::Moved } else { Why::Renewal };
+                    self.emit(Change::Replace { old, new }, why);
+                }
+            }
+        }
+        self.note_lifetime(now, expires);
+    }
+
+    /// Remove a followed prefix (valid lifetime 0, a confirmed release),
+    /// when it is ours and belongs to this client.
+    pub(super) fn withdraw(
+        &mut self,
+        now: Instant,
+        prefix: Ipv6Net,
+        client: u32,
+        hop: Ipv6Addr,
+        why: Why,
+    ) {
+        let key = PKey::of(&prefix);
+        let Some(e) = self.store.get(&key) else {
+            if self.resync_from.is_some() && !self.foreign.contains(&key) {
+                self.remember_tombstone(key, why);
+            }
+            return;
+        };
+        let belongs = if e.client != 0 && client != 0 {
+            e.client == client
+        } else {
+            e.gateway == hop.octets()
+        };
+        if !belongs {
+            return;
+        }
+        self.forget(&key);
+        if self.resync_from.is_some() {
+            self.remember_tombstone(key, why);
+        }
+        if e.installed() {
+            let r = self.route(&key, &e, now);
+            self.emit(Change::Remove(r), why);
+        }
+    }
+
+    fn remember_tombstone(&mut self, key: PKey, why: Why) {
+        if self.tombstones.len() < self.settings.max_prefixes {
+            self.tombstones.insert(key, why);
+        }
+    }
+
+    /// A server-to-client message arrived from the client side of `ifindex`:
+    /// counted, and nothing else.
+    pub fn handle_forged(&mut self, _now: Instant, ifindex: u32, f: &Forged) {
+        self.counters.forged += 1;
+        let interface = self
+            .slots
+            .iter()
+            .find(|s| s.index == ifindex)
+            .map(|s| s.name.clone())
+            .unwrap_or_else(|| format!("ifindex {ifindex}").into());
+        self.event(FollowEvent::Forged {
+            interface,
+            source: f.datagram.source,
+            msg_type: f.msg_type,
+        });
+    }
+
+    fn server_slot(&mut self, id: &Duid) -> u8 {
+        if let Some(p) = self.servers.iter().position(|s| s == id) {
+            return p as u8;
+        }
+        if self.servers.len() < usize::from(NO_SERVER) {
+            self.servers.push(id.clone());
+            return (self.servers.len() - 1) as u8;
+        }
+        NO_SERVER
+    }
+
+    // ----- the kernel -----
+}

@@ -1,0 +1,253 @@
+//! The followed prefixes: one compact entry per prefix in a hash map, and
+//! a histogram of their expiries in 64 s buckets (the expiry sweep and the
+//! resync deadline read its first bucket). Every insert and remove keeps
+//! the two in step.
+
+use crate::proto::Duid;
+use hashbrown::HashMap;
+use ipnet::Ipv6Net;
+use std::collections::BTreeMap;
+use std::net::Ipv6Addr;
+
+/// Expiry of a prefix with an infinite valid lifetime (RFC 8415 s.7.7).
+pub(super) const NEVER: u32 = u32::MAX;
+/// The valid lifetime that means infinity (RFC 8415 s.7.7).
+pub(super) const INFINITY: u32 = 0xffff_ffff;
+/// Expiry histogram buckets: 64 s each.
+pub(super) const BUCKET_SHIFT: u32 = 6;
+/// Server slot of a prefix learned from the kernel or an unknown server.
+pub(super) const NO_SERVER: u8 = u8::MAX;
+
+/// Entry flag: learned or confirmed by a snooped REPLY.
+pub(super) const F_SNOOPED: u8 = 1;
+/// Entry flag: the kernel deleted the route; what that means is decided
+/// after the settle time (link down, or an operator).
+pub(super) const F_GONE: u8 = 2;
+/// Entry flag: dropped by the kernel with its interface; reinstalled when
+/// the interface comes back up.
+pub(super) const F_DROPPED: u8 = 4;
+
+/// A prefix as a compact key (host bits clear).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct PKey {
+    pub(super) addr: [u8; 16],
+    pub(super) len: u8,
+}
+
+impl PKey {
+    pub(super) fn of(p: &Ipv6Net) -> Self {
+        PKey {
+            addr: p.trunc().addr().octets(),
+            len: p.prefix_len(),
+        }
+    }
+
+    pub(super) fn net(&self) -> Ipv6Net {
+        Ipv6Net::new(Ipv6Addr::from(self.addr), self.len).expect("a valid length")
+    }
+}
+
+/// One followed prefix (32 octets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Entry {
+    /// The next hop.
+    pub(super) gateway: [u8; 16],
+    /// Absolute expiry, seconds of the core's clock ([`NEVER`]: none).
+    pub(super) expires: u32,
+    /// Last client transaction seen by snooping, seconds of the core's
+    /// clock plus 1 (0: none; learned from the kernel after a resync).
+    pub(super) seen: u32,
+    /// Fingerprint of the client DUID (0: unknown).
+    pub(super) client: u32,
+    /// The interface slot.
+    pub(super) slot: u16,
+    /// F_* flags.
+    pub(super) flags: u8,
+    /// The server whose REPLY it was (a slot of the core's servers), or NO_SERVER.
+    pub(super) server: u8,
+}
+
+impl Entry {
+    /// The kernel holds the route now (not deleted, not dropped with its link).
+    pub(super) fn installed(&self) -> bool {
+        self.flags & (F_GONE | F_DROPPED) == 0
+    }
+}
+
+/// FNV-1a of a DUID, never 0 (0 means unknown).
+pub(super) fn fingerprint(d: &Duid) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in d.as_bytes() {
+        h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
+    }
+    h.max(1)
+}
+
+/// The followed prefixes and the histogram of their expiries.
+#[derive(Debug, Default)]
+pub(super) struct Store {
+    entries: HashMap<PKey, Entry>,
+    /// Followed prefixes by expiry bucket (expiry >> BUCKET_SHIFT): count.
+    hist: BTreeMap<u32, u32>,
+}
+
+impl Store {
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(super) fn get(&self, k: &PKey) -> Option<Entry> {
+        self.entries.get(k).copied()
+    }
+
+    pub(super) fn contains(&self, k: &PKey) -> bool {
+        self.entries.contains_key(k)
+    }
+
+    /// The entry of `k`, to change its flags or what it knows of the
+    /// client (never its expiry: that goes through [`Store::insert`]).
+    pub(super) fn get_mut(&mut self, k: &PKey) -> Option<&mut Entry> {
+        self.entries.get_mut(k)
+    }
+
+    /// Every entry, to change flags (never the expiry).
+    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = (&PKey, &mut Entry)> {
+        self.entries.iter_mut()
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&PKey, &Entry)> {
+        self.entries.iter()
+    }
+
+    /// Put `e` at `k`; the entry it replaces, if any.
+    pub(super) fn insert(&mut self, k: PKey, e: Entry) -> Option<Entry> {
+        let old = self.entries.insert(k, e);
+        if let Some(o) = old {
+            self.hist_remove(o.expires);
+        }
+        self.hist_add(e.expires);
+        old
+    }
+
+    /// Forget `k`; its entry, if it had one.
+    pub(super) fn remove(&mut self, k: &PKey) -> Option<Entry> {
+        let old = self.entries.remove(k);
+        if let Some(o) = old {
+            self.hist_remove(o.expires);
+        }
+        old
+    }
+
+    /// Every entry, taken out (the store is left empty).
+    pub(super) fn take(&mut self) -> HashMap<PKey, Entry> {
+        self.hist.clear();
+        std::mem::take(&mut self.entries)
+    }
+
+    /// The start of the earliest expiry bucket, in seconds, if any prefix expires.
+    pub(super) fn first_expiry(&self) -> Option<u32> {
+        self.hist.first_key_value().map(|(&b, _)| b << BUCKET_SHIFT)
+    }
+
+    /// When every entry of the earliest bucket has expired, in seconds
+    /// (past `u32::MAX` for the last bucket).
+    pub(super) fn first_bucket_end(&self) -> Option<u64> {
+        self.hist
+            .first_key_value()
+            .map(|(&b, _)| (u64::from(b) + 1) << BUCKET_SHIFT)
+    }
+
+    /// Forget every entry expired at `t` (seconds); how many. Walks the map
+    /// only once the first bucket is over.
+    pub(super) fn sweep(&mut self, t: u32) -> u64 {
+        let Some(end) = self.first_bucket_end() else {
+            return 0;
+        };
+        if end > u64::from(t) {
+            return 0;
+        }
+        let mut gone = 0u64;
+        let hist = &mut self.hist;
+        self.entries.retain(|_, e| {
+            if e.expires <= t {
+                gone += 1;
+                if let Some(c) = hist.get_mut(&(e.expires >> BUCKET_SHIFT)) {
+                    *c -= 1;
+                }
+                false
+            } else {
+                true
+            }
+        });
+        self.hist.retain(|_, c| *c > 0);
+        gone
+    }
+
+    /// Octets the map holds (capacity, not length).
+    pub(super) fn footprint(&self) -> usize {
+        self.entries.capacity() * (std::mem::size_of::<(PKey, Entry)>() + 1)
+    }
+
+    fn hist_add(&mut self, expires: u32) {
+        if expires != NEVER {
+            *self.hist.entry(expires >> BUCKET_SHIFT).or_insert(0) += 1;
+        }
+    }
+
+    fn hist_remove(&mut self, expires: u32) {
+        if expires == NEVER {
+            return;
+        }
+        let b = expires >> BUCKET_SHIFT;
+        if let Some(c) = self.hist.get_mut(&b) {
+            *c -= 1;
+            if *c == 0 {
+                self.hist.remove(&b);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(expires: u32) -> Entry {
+        Entry {
+            gateway: [0; 16],
+            expires,
+            seen: 0,
+            client: 0,
+            slot: 0,
+            flags: 0,
+            server: NO_SERVER,
+        }
+    }
+
+    fn key(n: u8) -> PKey {
+        PKey::of(&format!("2001:db8:8000:{n:x}00::/56").parse().unwrap())
+    }
+
+    #[test]
+    fn the_histogram_follows_every_insert_and_remove() {
+        let mut s = Store::default();
+        s.insert(key(1), entry(100));
+        s.insert(key(2), entry(200));
+        s.insert(key(3), entry(NEVER));
+        assert_eq!(s.first_expiry(), Some(64));
+        // Renewed: the old bucket is empty now.
+        s.insert(key(1), entry(1000));
+        assert_eq!(s.first_expiry(), Some(192));
+        assert_eq!(s.remove(&key(2)).map(|e| e.expires), Some(200));
+        assert_eq!(s.first_expiry(), Some(960));
+        assert_eq!(s.sweep(1000), 0, "the bucket of 1000 runs to 1024");
+        assert_eq!(s.sweep(1024), 1);
+        assert_eq!((s.len(), s.first_expiry()), (1, None));
+        let all = s.take();
+        assert_eq!((all.len(), s.len()), (1, 0));
+        // The last bucket ends past u32::MAX, not at 0.
+        s.insert(key(4), entry(NEVER - 1));
+        assert_eq!(s.first_bucket_end(), Some(1 << 32));
+        assert_eq!(s.sweep(NEVER - 1), 0);
+    }
+}
