@@ -105,6 +105,7 @@ class FileInfo:
         self.uses = []       # (module path at the site, segments, line)
         self.decls = []      # (module path at the site, name, path attr, line)
         self.inline = []     # module paths of inline modules
+        self.test_decls = []  # like decls, for `#[cfg(test)] mod x;`
         self.is_test = False
 
 
@@ -132,9 +133,19 @@ def scan(text, module):
                     return info
                 continue
             if is_test:
-                # Skip the other attributes, then the item they belong to.
+                # Skip the other attributes, then the item they belong to
+                # (noting a test module's file, which is not an orphan).
+                test_path = path if path is not None else pending_path
                 while i < len(toks) and toks[i].value == '#':
-                    i = parse_attribute(toks, i)[0]
+                    i, _, _, more, _ = parse_attribute(toks, i)
+                    test_path = more if more is not None else test_path
+                k = i
+                if toks[k].value == 'pub' and k + 1 < len(toks) and toks[k + 1].value == '(':
+                    k = matching(toks, k + 1) + 1
+                elif toks[k].value == 'pub':
+                    k += 1
+                if k + 2 < len(toks) and toks[k].value == 'mod' and toks[k + 2].value == ';':
+                    info.test_decls.append((here(), toks[k + 1].value, test_path, toks[k].line))
                 i = skip_item(toks, i)
                 pending_path = None
                 continue
@@ -216,6 +227,7 @@ def load(src):
     uses = []
     notes = []
     seen = set()
+    test_code = set()  # files of `#[cfg(test)] mod x;`, and their directories (with a slash)
     todo = [(os.path.join(src, 'lib.rs'), (), True)]
     while todo:
         path, module, owns_dir = todo.pop()
@@ -232,17 +244,23 @@ def load(src):
         here_dir = os.path.dirname(path)
         if not owns_dir:
             here_dir = os.path.join(here_dir, os.path.splitext(os.path.basename(path))[0])
-        for at, name, attr, line in info.decls:
+        def candidates(at, name, attr):
             inner = list(at[len(module):])
             if attr is not None:
                 base = os.path.dirname(path) if not inner else os.path.join(here_dir, *inner)
-                candidates = [(os.path.join(base, attr), True)]
-            else:
-                base = os.path.join(here_dir, *inner)
-                candidates = [(os.path.join(base, name + '.rs'), False),
-                              (os.path.join(base, name, 'mod.rs'), True)]
+                return [(os.path.join(base, attr), True)]
+            base = os.path.join(here_dir, *inner)
+            return [(os.path.join(base, name + '.rs'), False),
+                    (os.path.join(base, name, 'mod.rs'), True)]
+        for at, name, attr, line in info.test_decls:
+            for c, owns in candidates(at, name, attr):
+                c = os.path.normpath(c)
+                test_code.add(c)
+                owned = os.path.dirname(c) if owns or c.endswith('mod.rs') else os.path.splitext(c)[0]
+                test_code.add(owned + os.sep)
+        for at, name, attr, line in info.decls:
             child = tuple(at) + (name,)
-            for c, owns in candidates:
+            for c, owns in candidates(at, name, attr):
                 if os.path.exists(c):
                     modules.add(child)
                     todo.append((c, child, owns or os.path.basename(c) == 'mod.rs'))
@@ -253,7 +271,9 @@ def load(src):
         for f in files:
             p = os.path.normpath(os.path.join(dirpath, f))
             if f.endswith('.rs') and p not in seen and not is_test_file(p, src) \
-                    and p != os.path.normpath(os.path.join(src, 'main.rs')):
+                    and p != os.path.normpath(os.path.join(src, 'main.rs')) \
+                    and p not in test_code \
+                    and not any(p.startswith(t) for t in test_code if t.endswith(os.sep)):
                 notes.append(f'{p}: not in the module tree (not compiled?)')
     return modules, uses, notes
 
@@ -418,6 +438,13 @@ def self_test():
                       '    use super::super::mid::M;\n}\n',
             'other/x.rs': 'use crate::high::H;\n',
         }, ['other/x.rs:1: low uses high', 'low.rs:5: low uses mid'], 2),
+        ('a test-only module tree is not an orphan; a stray file is', {
+            'lib.rs': lib, 'high.rs': '', 'mid.rs': '',
+            'low/mod.rs': '#[cfg(test)]\npub(crate) mod reference;\n',
+            'low/reference/mod.rs': 'mod plan;\n',
+            'low/reference/plan.rs': 'use crate::high;\n',
+            'low/stray.rs': 'use crate::high;\n',
+        }, ['note: low/stray.rs: not in the module tree'], 0),
         ('a module without a floor', {
             'lib.rs': lib + 'pub mod extra;\n', 'high.rs': '', 'mid.rs': '', 'low.rs': '',
             'extra.rs': '',
@@ -442,9 +469,11 @@ def self_test():
             problems, notes, _ = check(d, table)
         finally:
             shutil.rmtree(d)
-        lines = [p.replace(d + os.sep, '') for p in problems]
+        lines = [p.replace(d + os.sep, '') for p in problems + ['note: ' + n for n in notes]]
         ok = all(any(e in line for line in lines) for e in expect) and \
-            len([p for p in lines if not p.startswith('    ')]) == count
+            len([p for p in lines if not p.startswith(('    ', 'note: '))]) == count and \
+            len([p for p in lines if p.startswith('note: ')]) == len(
+                [e for e in expect if e.startswith('note: ')])
         print(('ok    ' if ok else 'FAIL  ') + title)
         if not ok:
             failed += 1
