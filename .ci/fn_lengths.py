@@ -5,69 +5,44 @@ tests and generated code.
     python3 .ci/fn_lengths.py [LIMIT] [PATH ...]     # default: src
 
 A function's length counts the lines from its `fn` line to its closing
-brace. Skipped: `#[cfg(test)]` modules, files named tests.rs or *_tests.rs,
-and `tests/`, `benches/`, `fuzz/`, `examples/` unless named. Exit status 1
-when some function is over the limit.
+brace. The source is read by a lexer (.ci/rust_source.py), so braces in
+strings, chars and comments do not count. Skipped: items under
+`#[cfg(test)]` or `#[test]`, files named tests.rs or *_tests.rs, files
+under a tests/ directory, and `tests/`, `benches/`, `fuzz/`, `examples/`
+unless named. Exit status 1 when some function is over the limit.
 """
 import os
-import re
 import sys
 
-FN = re.compile(r'^\s*(pub(\([^)]*\))?\s+)?(const\s+)?(async\s+)?(unsafe\s+)?(extern\s+"[^"]*"\s+)?fn\s+([A-Za-z_][A-Za-z0-9_]*)')
-
-
-def strip(line):
-    # Drop string and char literals and line comments well enough for brace counting.
-    line = re.sub(r'"(\\.|[^"\\])*"', '""', line)
-    line = re.sub(r"'(\\.|[^'\\])'", "''", line)
-    return line.split('//', 1)[0]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rust_source import is_test_file, matching, parse_attribute, skip_item, tokens  # noqa: E402
 
 
 def functions(path):
-    lines = open(path, encoding='utf-8').read().split('\n')
+    """(name, first line, length in lines) of every function with a body."""
+    toks = tokens(open(path, encoding='utf-8').read())
     out = []
     i = 0
-    skip_depth = None
-    depth = 0
-    pending_cfg_test = False
-    while i < len(lines):
-        raw = lines[i]
-        s = strip(raw)
-        if skip_depth is None and re.match(r'^\s*#\[cfg\(test\)\]', raw):
-            pending_cfg_test = True
-        m = FN.match(raw)
-        if skip_depth is None and m and not pending_cfg_test:
-            # Find the body: from the first '{' to its match.
-            start = i
-            d = 0
-            opened = False
-            j = i
-            while j < len(lines):
-                t = strip(lines[j])
-                if not opened and ';' in t and '{' not in t:
-                    break  # a declaration without a body
-                for c in t:
-                    if c == '{':
-                        d += 1
-                        opened = True
-                    elif c == '}':
-                        d -= 1
-                if opened and d == 0:
-                    break
+    while i < len(toks):
+        t = toks[i]
+        if t.value == '#' and i + 1 < len(toks) and toks[i + 1].value in ('[', '!'):
+            i, inner, is_test, _, _ = parse_attribute(toks, i)
+            if is_test and inner:
+                return []
+            if is_test:
+                while i < len(toks) and toks[i].value == '#':
+                    i = parse_attribute(toks, i)[0]
+                i = skip_item(toks, i)
+            continue
+        if t.kind == 'ident' and t.value == 'fn' and i + 1 < len(toks) and toks[i + 1].kind == 'ident':
+            j = i + 2
+            while j < len(toks) and toks[j].value not in ('{', ';'):
+                if toks[j].value in ('(', '['):
+                    j = matching(toks, j)
                 j += 1
-            if opened:
-                out.append((m.group(7), start + 1, j - start + 1))
-        if pending_cfg_test and ('mod ' in s or 'fn ' in s):
-            if '{' in s:
-                skip_depth = depth
-            pending_cfg_test = False
-        for c in s:
-            if c == '{':
-                depth += 1
-            elif c == '}':
-                depth -= 1
-                if skip_depth is not None and depth == skip_depth:
-                    skip_depth = None
+            if j < len(toks) and toks[j].value == '{':
+                end = matching(toks, j)
+                out.append((toks[i + 1].value, t.line, toks[end].line - t.line + 1))
         i += 1
     return out
 
@@ -82,9 +57,9 @@ def main():
     for root in roots:
         for dirpath, _, files in os.walk(root):
             for f in files:
-                if not f.endswith('.rs') or f == 'tests.rs' or f.endswith('_tests.rs'):
-                    continue
                 p = os.path.join(dirpath, f)
+                if not f.endswith('.rs') or is_test_file(p, root):
+                    continue
                 for name, line, n in functions(p):
                     if n > limit:
                         over.append((n, p, line, name))

@@ -1,7 +1,10 @@
 //! State-machine tests on injected time: no sockets, no sleeps.
 
 use super::*;
-use crate::proto::{ClientMessage, DhcpOption, IaAddr, IaPrefix, LeaseKind, Xid};
+use crate::proto::{
+    ClientDataError, ClientMessage, DhcpOption, IaAddr, IaPrefix, LeaseKind, MessageType,
+    MessageView, StatusCode, Xid,
+};
 use std::net::Ipv6Addr;
 
 const US: &str = "000100012a2b2c2d020000009901";
