@@ -14,6 +14,7 @@
 //! their loopback and veth links.
 
 mod route_lab;
+mod support;
 use pdrestore::agent::{recover, RecoverOptions, Summary};
 use pdrestore::config::Config;
 use pdrestore::netns::NetNs;

@@ -7,6 +7,7 @@
 //! stays inside the namespace: its loopback and veth links.
 
 mod route_lab;
+mod support;
 use pdrestore::agent::{self, RecoverOptions, Summary};
 use pdrestore::config::Config;
 use pdrestore::netns::NetNs;

@@ -3,6 +3,7 @@
 //! `ip -6 route`. Needs root (ip netns); never touches the host's routes.
 
 mod route_lab;
+mod support;
 use pdrestore::agent::{recover, RecoverOptions, Summary};
 use pdrestore::config::Config;
 use pdrestore::netns::NetNs;
