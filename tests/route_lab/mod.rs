@@ -1,10 +1,16 @@
 //! Helpers shared by the end-to-end recovery tests (tests/recover.rs,
-//! tests/fault_matrix.rs, ...): binding builders and a reader of the kernel
-//! table. A crate that uses it declares `mod support;` too.
+//! tests/fault_matrix.rs, ...): binding builders, a namespace with client
+//! links and a reader of its kernel table, and the same router's interfaces
+//! made up for an in-memory table (no root). A crate that uses it declares
+//! `mod support;` too.
 #![allow(dead_code)]
 
+use ipnet::Ipv6Net;
 use pdrestore::netns::NetNs;
 use pdrestore::proto::{Binding, LeaseKind, RelayLayer};
+use pdrestore::routes::{Interface, MemoryTable};
+use pdrestore::server::synth::link_prefix;
+use std::net::Ipv6Addr;
 
 /// The Relay-ID the tests recover for.
 pub const RELAY: &str = "000200000009010203040506";
@@ -90,4 +96,48 @@ pub fn client_links(prefix: &str, links: u32) -> Option<NetNs> {
         ns.ip(&c).unwrap();
     }
     Some(ns)
+}
+
+/// The interfaces `client_links(_, links)` makes, as the kernel lists them
+/// in that namespace (lo 1, then cpeN 2N+2 and custN 2N+3: the peer is made
+/// first), for a recovery into a `MemoryTable` without root: custN holds
+/// `link_prefix(N)::1/64` and a link-local address, cpeN a link-local one.
+pub fn client_interfaces(links: u32) -> Vec<Interface> {
+    let mut ifs = vec![Interface {
+        name: "lo".into(),
+        index: 1,
+        addresses: vec!["::1/128".parse().unwrap()],
+    }];
+    for j in 0..links {
+        let global = Ipv6Addr::from(u128::from(link_prefix(j).network()) | 1);
+        ifs.push(Interface {
+            name: format!("cpe{j}").into(),
+            index: 2 * j + 2,
+            addresses: vec![format!("fe80::ff:fe00:{:x}/64", 2 * j + 2).parse().unwrap()],
+        });
+        ifs.push(Interface {
+            name: pdrestore::demo::link_ifname(j).into(),
+            index: 2 * j + 3,
+            addresses: vec![
+                Ipv6Net::new(global, 64).unwrap(),
+                format!("fe80::ff:fe00:{:x}/64", 2 * j + 3).parse().unwrap(),
+            ],
+        });
+    }
+    ifs
+}
+
+/// A `MemoryTable` that knows exactly the interfaces `ifs`.
+pub fn memory_table(ifs: &[Interface]) -> MemoryTable {
+    MemoryTable::with_interfaces(ifs.iter().map(|i| i.index))
+}
+
+/// Run `f` to completion on a runtime of its own (a current-thread one, as
+/// `NetNs::run` uses), for the rows that need no namespace.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
