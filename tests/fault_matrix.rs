@@ -243,50 +243,48 @@ async fn serve_and_recover<T: RouteTable>(
     table: T,
     ifs: Vec<Interface>,
 ) -> (Summary, T) {
-    {
-        let mut handles = Vec::new();
-        let mut addrs = Vec::new();
-        for (n, srv) in servers.into_iter().enumerate() {
-            let l = TcpListener::bind((host, 0)).await.unwrap();
-            addrs.push(l.local_addr().unwrap());
-            match srv {
-                Srv::Lab(b, faults) => {
-                    let store =
-                        BindingStore::from_bindings(&b, server::store::unix_now(), &[]).unwrap();
-                    let cfg = ServerConfig {
-                        server_duid: Duid::new_en(32473, format!("lab-{n}").as_bytes()),
-                        faults: faults.iter().map(|f| f.parse::<Fault>().unwrap()).collect(),
-                        ..ServerConfig::default()
-                    };
-                    handles.push(server::spawn(l, Arc::new(store), cfg).unwrap());
-                }
-                Srv::Closed => drop(l),
-                Srv::Endless => {
-                    tokio::spawn(rogue(l, None));
-                }
-                Srv::Deep(depth) => {
-                    tokio::spawn(rogue(l, Some(depth)));
-                }
+    let mut handles = Vec::new();
+    let mut addrs = Vec::new();
+    for (n, srv) in servers.into_iter().enumerate() {
+        let l = TcpListener::bind((host, 0)).await.unwrap();
+        addrs.push(l.local_addr().unwrap());
+        match srv {
+            Srv::Lab(b, faults) => {
+                let store =
+                    BindingStore::from_bindings(&b, server::store::unix_now(), &[]).unwrap();
+                let cfg = ServerConfig {
+                    server_duid: Duid::new_en(32473, format!("lab-{n}").as_bytes()),
+                    faults: faults.iter().map(|f| f.parse::<Fault>().unwrap()).collect(),
+                    ..ServerConfig::default()
+                };
+                handles.push(server::spawn(l, Arc::new(store), cfg).unwrap());
+            }
+            Srv::Closed => drop(l),
+            Srv::Endless => {
+                tokio::spawn(rogue(l, None));
+            }
+            Srv::Deep(depth) => {
+                tokio::spawn(rogue(l, Some(depth)));
             }
         }
-        let text = config_text(&addrs, top, pools, tail);
-        let cfg = Config::parse(&text, std::path::Path::new("fault.toml")).unwrap();
-        let relay: Duid = RELAY.parse().unwrap();
-        let (summary, table) = recover(
-            &cfg,
-            &relay,
-            table,
-            ifs,
-            &RecoverOptions::default(),
-            std::future::pending(),
-        )
-        .await
-        .unwrap();
-        for h in handles {
-            h.shutdown().await.unwrap();
-        }
-        (summary, table)
     }
+    let text = config_text(&addrs, top, pools, tail);
+    let cfg = Config::parse(&text, std::path::Path::new("fault.toml")).unwrap();
+    let relay: Duid = RELAY.parse().unwrap();
+    let (summary, table) = recover(
+        &cfg,
+        &relay,
+        table,
+        ifs,
+        &RecoverOptions::default(),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    for h in handles {
+        h.shutdown().await.unwrap();
+    }
+    (summary, table)
 }
 
 /// A relay chain of `depth` layers, outermost first, ending in our relay
@@ -435,34 +433,22 @@ fn kernel_ours(ns: &NetNs) -> BTreeSet<String> {
     set
 }
 
-/// The in-memory table's routes as `ip -6 route` shows them (the protocol
-/// by number, the device named after the route's interface index, as the
-/// kernel names it, `expires ~` for a lifetime of about an hour, without
-/// `pref medium`). Panics on a route outside table 100, of another
-/// protocol, or whose interface name does not match its index.
+/// The in-memory table's routes as `ip -6 route` shows them
+/// (`route_lab::memory_routes`), `expires ~` for a lifetime of about an
+/// hour. Panics on a route outside table 100 or of another protocol.
 fn routes(t: &MemoryTable) -> Vec<String> {
-    let ifs = route_lab::client_interfaces(3);
-    t.routes()
-        .map(|r| {
-            let dev = ifs.iter().find(|i| i.index == r.ifindex);
-            assert_eq!(
-                dev.map(|i| &*i.name),
-                Some(&*r.interface),
-                "interface index {} of {r:?}",
-                r.ifindex
-            );
-            assert_eq!((r.table, r.protocol), (100, 16), "{r:?}");
-            let expires = match r.expires {
-                None => String::new(),
-                Some(e) => {
-                    assert!((3590..=3600).contains(&e), "{r:?}");
-                    " expires ~".into()
-                }
-            };
-            format!(
-                "{} via {} dev {} proto {} metric {}{expires}",
-                r.prefix, r.gateway, r.interface, r.protocol, r.metric
-            )
+    for r in t.routes() {
+        assert_eq!((r.table, r.protocol), (100, 16), "{r:?}");
+    }
+    route_lab::memory_routes(t)
+        .into_iter()
+        .map(|l| match l.split_once(" expires ") {
+            None => l,
+            Some((head, e)) => {
+                let secs: u32 = e.trim_end_matches("sec").parse().unwrap();
+                assert!((3590..=3600).contains(&secs), "{l}");
+                format!("{head} expires ~")
+            }
         })
         .collect()
 }

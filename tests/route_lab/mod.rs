@@ -141,3 +141,33 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .unwrap()
         .block_on(f)
 }
+
+/// The routes of an in-memory table of a router made by
+/// `client_interfaces`, as `ip -6 route show` prints them (the protocol by
+/// number, `expires Nsec`, no `pref medium`), the device named after the
+/// route's interface index as the kernel names it: panics when the route's
+/// interface name disagrees with its index.
+pub fn memory_routes(t: &MemoryTable) -> Vec<String> {
+    let ifs = client_interfaces(8);
+    t.routes()
+        .map(|r| {
+            let dev = ifs.iter().find(|i| i.index == r.ifindex);
+            assert_eq!(
+                dev.map(|i| &*i.name),
+                Some(&*r.interface),
+                "interface index {} of {r:?}",
+                r.ifindex
+            );
+            let expires = r.expires.map(|e| format!(" expires {e}sec"));
+            format!(
+                "{} via {} dev {} proto {} metric {}{}",
+                r.prefix,
+                r.gateway,
+                r.interface,
+                r.protocol,
+                r.metric,
+                expires.unwrap_or_default()
+            )
+        })
+        .collect()
+}
