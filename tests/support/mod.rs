@@ -78,7 +78,10 @@ pub fn unmet(reason: &str, required: bool) -> bool {
         Some(n) if n != "main" => n.to_owned(),
         _ => format!("{}:{}", here.file(), here.line()),
     };
-    // Not eprintln!: the harness captures that and shows it only on failure.
-    let _ = writeln!(std::io::stderr(), "SKIPPED {name}: {reason}");
+    // Not eprintln!: the harness captures that and shows it only on
+    // failure. One write of the whole line (stderr is unbuffered: a
+    // formatted write would be several, torn by other tests' output).
+    let line = format!("SKIPPED {name}: {reason}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
     false
 }
