@@ -5,14 +5,15 @@
 //! captures must decode to exactly the raw stream's records and to the
 //! bindings the query printed.
 //!
-//! Needs root (ip netns, capturing); skipped otherwise. Needs dumpcap (the
-//! tshark package): skipped without it unless PDRESTORE_REQUIRE_TSHARK is
-//! set, as CI does.
+//! Needs root (ip netns, capturing), iproute2 and dumpcap (the tshark
+//! package): skipped with a `SKIPPED` line without them, a failure under CI
+//! or with PDRESTORE_REQUIRE_TSHARK set (tests/support).
 
 mod common;
+mod support;
 
 use pdrestore::decode::capture::{read_capture, Format};
-use pdrestore::netns::{can_create, NetNs};
+use pdrestore::netns::NetNs;
 use pdrestore::proto::{MessageType, Query};
 use pdrestore::server::{self as lab, BindingStore, ServerConfig};
 use serde_json::Value;
@@ -25,15 +26,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const RELAY_B: &str = "0003000102005e000002";
-
-fn have_dumpcap() -> bool {
-    Command::new("dumpcap")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 /// dumpcap on the namespace's loopback, writing to standard output (so
 /// that it flushes every packet) redirected to `file`.
@@ -183,16 +175,7 @@ fn timeless(b: &[Value]) -> Vec<Value> {
 
 #[test]
 fn real_captures_decode_like_the_raw_stream_and_the_query() {
-    if !can_create() {
-        eprintln!("skipped: network namespaces need root");
-        return;
-    }
-    if !have_dumpcap() {
-        assert!(
-            std::env::var_os("PDRESTORE_REQUIRE_TSHARK").is_none(),
-            "dumpcap (tshark package) is required (PDRESTORE_REQUIRE_TSHARK is set) but not installed"
-        );
-        eprintln!("skipped: dumpcap not installed");
+    if !(support::need_netns() && support::need_tool("dumpcap", "tshark")) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -6,13 +6,14 @@
 //! from a client to the relay's port 547: they arrive), and the kernel's
 //! table read with `ip -6 route`.
 //!
-//! Needs root (`ip netns`, AF_PACKET); skipped with a message otherwise.
+//! Needs root (`ip netns`, AF_PACKET) and iproute2: skipped with a
+//! `SKIPPED` line otherwise, a failure under CI (tests/support).
 //! Nothing touches the host's interfaces or routes.
 
 mod follow_lab;
 mod prom;
+mod support;
 use follow_lab::*;
-use pdrestore::netns::can_create;
 use pdrestore::proto::MessageType;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -21,12 +22,11 @@ use std::time::Duration;
 /// with another follow process.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Root (namespaces, AF_PACKET) and iproute2; skipped visibly otherwise.
+#[track_caller]
 fn root() -> bool {
-    if !can_create() {
-        eprintln!("skipped: network namespaces and AF_PACKET sockets need root");
-        return false;
-    }
-    true
+    support::need_root("network namespaces and AF_PACKET sockets")
+        && support::need_tool("ip", "iproute2")
 }
 
 const SECOND: Duration = Duration::from_secs(1);

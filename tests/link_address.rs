@@ -1,23 +1,26 @@
-//! Recovery by link-address in a network namespace (issue 14): lab servers
-//! with Kea's subnet semantics (a link query returns every binding of the
-//! subnet that holds the address, whichever relay relayed it), and the
-//! whole `recover` (netlink included) into the namespace's table.
-//!
-//! Needs root (`ip netns`); skipped with a message otherwise. Everything
-//! stays inside the namespace: its loopback and veth links.
+//! Recovery by link-address (issue 14): lab servers with Kea's subnet
+//! semantics (a link query returns every binding of the subnet that holds
+//! the address, whichever relay relayed it) on 127.0.0.1, and the whole
+//! `recover` into an in-memory table of a router with the client links
+//! cust0 (2001:db8:0:1::1/64) and cust1 (2001:db8:0:2::1/64), as
+//! `route_lab::client_links` makes them in a namespace. Needs no root; no
+//! route of the host is touched. (The netlink side of a recovery is tested
+//! in namespaces by tests/recover.rs, tests/safety.rs and tests/netlink.rs.)
 
 mod route_lab;
+mod support;
 use pdrestore::agent::{self, RecoverOptions, Summary};
 use pdrestore::config::Config;
-use pdrestore::netns::NetNs;
 use pdrestore::proto::{Binding, Duid, LeaseKind, RelayLayer};
+use pdrestore::routes::MemoryTable;
 use pdrestore::server::{self, BindingStore, ServerConfig};
 use route_lab::pd;
 use std::path::Path;
 use std::sync::Arc;
 
-fn lab() -> Option<NetNs> {
-    route_lab::client_links("pdr-link", 2)
+/// A fresh in-memory table of the router (cust0, cust1).
+fn lab() -> MemoryTable {
+    route_lab::memory_table(&route_lab::client_interfaces(2))
 }
 
 /// A binding relayed by ISC dhcrelay-style relay `relay` (its address on
@@ -38,48 +41,62 @@ fn relayed(n: u32, relay: &str) -> Binding {
     )
 }
 
-/// Recover with `links` from lab servers serving `sets` on the loopback.
-fn recover(ns: &NetNs, sets: Vec<(u16, Vec<Binding>)>, links: &str, extra: &str) -> Summary {
-    let mut text = format!(
-        "relay_duid = \"0003000102000000ff01\"\nstate_directory = \"/nonexistent\"\nquery = \"link-address\"\nlinks = [{links}]\nstartup_deadline = \"0s\"\nretries = 0\n{extra}\n"
-    );
-    for (port, _) in &sets {
-        text.push_str(&format!("[[server]]\naddress = \"::1\"\nport = {port}\n"));
-    }
-    text.push_str(
-        "[routes]\nallowed_prefixes = [\"2001:db8:8000::/40\"]\nprune_limit = \"100%\"\n",
-    );
-    ns.run(move || async move {
+/// Recover into `table` with `links` from lab servers serving `sets` (one
+/// server each) on 127.0.0.1; the summary and the table afterwards.
+fn recover(
+    table: MemoryTable,
+    sets: Vec<Vec<Binding>>,
+    links: &str,
+    extra: &str,
+) -> (Summary, MemoryTable) {
+    route_lab::block_on(async move {
         let mut handles = Vec::new();
-        for (port, b) in sets {
-            let l = tokio::net::TcpListener::bind(("::1", port)).await.unwrap();
+        let mut text = format!(
+            "relay_duid = \"0003000102000000ff01\"\nstate_directory = \"/nonexistent\"\nquery = \"link-address\"\nlinks = [{links}]\nstartup_deadline = \"0s\"\nretries = 0\n{extra}\n"
+        );
+        for b in sets {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let store = BindingStore::from_bindings(&b, server::store::unix_now(), &[]).unwrap();
-            handles.push(server::spawn(l, Arc::new(store), ServerConfig::default()).unwrap());
+            let h = server::spawn(l, Arc::new(store), ServerConfig::default()).unwrap();
+            let a = h.local_addr();
+            text.push_str(&format!(
+                "[[server]]\naddress = \"{}\"\nport = {}\n",
+                a.ip(),
+                a.port()
+            ));
+            handles.push(h);
         }
+        text.push_str(
+            "[routes]\nallowed_prefixes = [\"2001:db8:8000::/40\"]\nprune_limit = \"100%\"\n",
+        );
         let cfg = Config::parse(&text, Path::new("link.toml")).unwrap();
         let relay: Duid = "0003000102000000ff01".parse().unwrap();
-        let s = agent::run(
+        let ifs = route_lab::client_interfaces(2);
+        let (s, table) = agent::recover(
             &cfg,
             &relay,
+            table,
+            ifs,
             &RecoverOptions::default(),
             std::future::pending(),
         )
         .await
-        .unwrap()
-        .summary();
+        .unwrap();
         for h in handles {
             h.shutdown().await.unwrap();
         }
-        s
+        (s.summary(), table)
     })
-    .unwrap()
 }
 
-fn ours(ns: &NetNs) -> Vec<String> {
-    let mut v: Vec<String> = ns
-        .ip(["-6", "route", "show", "proto", "57"])
-        .unwrap()
-        .lines()
+/// Our routes (protocol 57, in the main table: every route of the table
+/// is), as `prefix via next-hop dev interface`, sorted.
+fn ours(t: &MemoryTable) -> Vec<String> {
+    for r in t.routes() {
+        assert_eq!((r.table, r.protocol), (254, 57), "{r:?}");
+    }
+    let mut v: Vec<String> = route_lab::memory_routes(t)
+        .iter()
         .map(|l| l.split_whitespace().take(5).collect::<Vec<_>>().join(" "))
         .collect();
     v.sort();
@@ -92,16 +109,10 @@ fn ours(ns: &NetNs) -> Vec<String> {
 /// relay's are dropped, counted by reason, never an error or a route.
 #[test]
 fn two_relays_on_one_subnet_only_ours_are_routed() {
-    let Some(ns) = lab() else { return };
     let mut set: Vec<Binding> = (0..4).map(|n| relayed(n, "2001:db8:0:1::1")).collect();
     set.extend((10..13).map(|n| relayed(n, "2001:db8:0:1::2")));
     // The other relay's binding whose only layer carries a foreign link-address.
-    let s = recover(
-        &ns,
-        vec![(5601, set.clone()), (5602, set)],
-        "\"2001:db8:0:1::1\"",
-        "",
-    );
+    let (s, t) = recover(lab(), vec![set.clone(), set], "\"2001:db8:0:1::1\"", "");
     let text = s.to_text();
     assert_eq!((s.outcome.as_str(), s.exit_code), ("complete", 0), "{text}");
     assert_eq!(s.bindings, 14, "both servers sent the whole subnet");
@@ -110,7 +121,7 @@ fn two_relays_on_one_subnet_only_ours_are_routed() {
     assert_eq!(s.routes.dropped.get("other-relay"), Some(&3));
     let v = serde_json::to_value(&s).unwrap();
     assert_eq!(v["routes"]["dropped"]["other-relay"], 3);
-    let r = ours(&ns);
+    let r = ours(&t);
     assert_eq!(r.len(), 4, "{r:?}");
     assert!(r.iter().all(|l| l.contains("dev cust0")), "{r:?}");
     assert!(
@@ -124,29 +135,23 @@ fn two_relays_on_one_subnet_only_ours_are_routed() {
 /// link that is, a prefix no longer backed is pruned.
 #[test]
 fn a_link_not_queried_keeps_its_routes_through_a_prune() {
-    let Some(ns) = lab() else { return };
     let on0: Vec<Binding> = (0..3).map(|n| relayed(n, "2001:db8:0:1::1")).collect();
     let on1: Vec<Binding> = (20..23).map(|n| relayed(n, "2001:db8:0:2::1")).collect();
     let both: Vec<Binding> = on0.iter().chain(&on1).cloned().collect();
-    let s = recover(
-        &ns,
-        vec![(5603, both)],
+    let (s, t) = recover(
+        lab(),
+        vec![both],
         "\"2001:db8:0:1::1\", \"2001:db8:0:2::1\"",
         "",
     );
     assert_eq!(s.routes.added, 6, "{}", s.to_text());
     // Now only cust0's link is asked about, and one of its prefixes is gone.
-    let s = recover(
-        &ns,
-        vec![(5604, on0[..2].to_vec())],
-        "\"2001:db8:0:1::1\"",
-        "",
-    );
+    let (s, t) = recover(t, vec![on0[..2].to_vec()], "\"2001:db8:0:1::1\"", "");
     let text = s.to_text();
     assert!(s.routes.pruned, "{text}");
     assert_eq!(s.routes.removed, 1, "{text}");
     assert_eq!(s.routes.removed_routes[0].prefix, "2001:db8:8000:200::/56");
-    let r = ours(&ns);
+    let r = ours(&t);
     assert_eq!(r.len(), 5, "{r:?}");
     assert_eq!(
         r.iter().filter(|l| l.contains("dev cust1")).count(),
@@ -160,14 +165,14 @@ fn a_link_not_queried_keeps_its_routes_through_a_prune() {
 /// its own address.
 #[test]
 fn any_address_of_the_subnet_selects_it() {
-    let Some(ns) = lab() else { return };
     let mut set: Vec<Binding> = (0..3).map(|n| relayed(n, "2001:db8:0:1::1")).collect();
     let mut na = relayed(40, "2001:db8:0:1::1");
     na.lease = LeaseKind::Address("2001:db8:0:1::99".parse().unwrap());
     set.push(na);
-    let s = recover(&ns, vec![(5605, set)], "\"2001:db8:0:1::77\"", "");
+    let (s, t) = recover(lab(), vec![set], "\"2001:db8:0:1::77\"", "");
     assert_eq!(s.bindings, 4, "{}", s.to_text());
     // ::77 is not the relay's link-address: every binding is another relay's.
     assert_eq!(s.routes.dropped.get("other-relay"), Some(&3));
     assert_eq!(s.routes.added, 0);
+    assert!(ours(&t).is_empty());
 }

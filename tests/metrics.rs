@@ -8,6 +8,7 @@
 
 mod prom;
 mod route_lab;
+mod support;
 use pdrestore::netns::NetNs;
 use pdrestore::proto::Binding;
 use prom::Metrics;

@@ -1,14 +1,16 @@
 //! The netlink route table in a private network namespace: batched adds,
 //! replace, remove, per-route errors, listing only our routes.
-//! Needs root (ip netns); never touches the host's routes.
+//! Needs root (ip netns): skipped with a `SKIPPED` line otherwise, a
+//! failure under CI (tests/support). Never touches the host's routes.
 
-use pdrestore::netns::{can_create, NetNs};
+mod support;
+use pdrestore::netns::NetNs;
 use pdrestore::routes::{diff, errno, Change, NetlinkTable, Ownership, Route, RouteOp, RouteTable};
 use std::collections::BTreeMap;
 
+#[track_caller]
 fn setup() -> Option<NetNs> {
-    if !can_create() {
-        eprintln!("skipped: creating network namespaces needs root");
+    if !support::need_netns() {
         return None;
     }
     let ns = NetNs::create("pdr-nl").expect("create netns");

@@ -2,17 +2,22 @@
 //! touches a route it does not own, never empties the table on a suspicious
 //! answer, rides out a slow boot, and fails clearly without privileges.
 //!
-//! Each test builds its own network namespace (`ip netns`, as root; skipped
-//! otherwise) with veth client links, runs the recovery (the library, or
-//! the real binary through `ip netns exec` where the process matters), and
-//! checks the kernel's table with `ip -6 route`. Nothing touches the host:
-//! every address used is inside the namespace (loopback and its veth links).
+//! Each test but one builds its own network namespace (`ip netns`, as
+//! root: skipped with a `SKIPPED` line otherwise, a failure under CI;
+//! tests/support) with veth client links, runs the recovery (the library,
+//! or the real binary through `ip netns exec` where the process matters),
+//! and checks the kernel's table with `ip -6 route`. Nothing touches the
+//! host: every address used is inside the namespace (loopback and its veth
+//! links). The prune rail's refusals need no kernel: that test recovers
+//! from lab servers on 127.0.0.1 into an in-memory table, without root.
 
 mod route_lab;
+mod support;
 use pdrestore::agent::{self, RecoverOptions, Summary};
 use pdrestore::config::{Config, DEFAULT_PROTOCOL};
 use pdrestore::netns::NetNs;
 use pdrestore::proto::{Binding, Duid};
+use pdrestore::routes::MemoryTable;
 use pdrestore::server::{self, BindingStore, ServerConfig};
 use route_lab::{layer, pd, pdrestore_in, wait_listening, Child, RELAY};
 use std::path::{Path, PathBuf};
@@ -47,9 +52,14 @@ fn bindings(range: std::ops::Range<u32>) -> Vec<Binding> {
 /// The configuration text: our relay, `servers` on the namespace's
 /// loopback, the pool, both links mapped; `top` and `routes` add keys.
 fn config_text(servers: &[u16], top: &str, routes: &str) -> String {
+    config_text_at("::1", servers, top, routes)
+}
+
+/// `config_text` with the servers on `host`.
+fn config_text_at(host: &str, servers: &[u16], top: &str, routes: &str) -> String {
     let mut t = format!("relay_duid = \"{RELAY}\"\nstate_directory = \"/nonexistent\"\n{top}\n");
     for p in servers {
-        t.push_str(&format!("[[server]]\naddress = \"::1\"\nport = {p}\n"));
+        t.push_str(&format!("[[server]]\naddress = \"{host}\"\nport = {p}\n"));
     }
     t.push_str(&format!(
         "[routes]\nallowed_prefixes = [\"{POOL}\"]\n{routes}\n[routes.interfaces]\n\"ge-0/0/0\" = \"cust0\"\n\"ge-0/0/1\" = \"cust1\"\n"
@@ -84,6 +94,36 @@ fn recover_lib(
         summary
     })
     .unwrap()
+}
+
+/// Serve `set` on 127.0.0.1 and recover (`agent::recover`) into `table`,
+/// the in-memory table of the router of `lab()` (cust0, cust1): no root.
+/// `routes` adds keys to the configuration's `[routes]`.
+fn recover_memory(table: MemoryTable, set: Vec<Binding>, routes: &str) -> (Summary, MemoryTable) {
+    route_lab::block_on(async move {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let store = BindingStore::from_bindings(&set, server::store::unix_now(), &[]).unwrap();
+        let h = server::spawn(l, Arc::new(store), ServerConfig::default()).unwrap();
+        let text = config_text_at("127.0.0.1", &[h.local_addr().port()], "", routes);
+        let cfg = Config::parse(&text, Path::new("safety.toml")).unwrap();
+        let relay: Duid = RELAY.parse().unwrap();
+        let ifs = route_lab::client_interfaces(2);
+        let opts = RecoverOptions::default();
+        let out = agent::recover(&cfg, &relay, table, ifs, &opts, std::future::pending())
+            .await
+            .unwrap();
+        h.shutdown().await.unwrap();
+        (out.0.summary(), out.1)
+    })
+}
+
+/// Our routes (pdrestore's protocol, in the main table) in an in-memory
+/// table that holds nothing else.
+fn memory_ours(t: &MemoryTable) -> usize {
+    for r in t.routes() {
+        assert_eq!((r.table, r.protocol), (254, DEFAULT_PROTOCOL), "{r:?}");
+    }
+    route_lab::memory_routes(t).len()
 }
 
 /// `ip -6 route show` of the main table, one string per route, with the
@@ -269,27 +309,17 @@ fn routes_that_are_not_ours_survive_a_pruning_recovery() {
 }
 
 /// Point 3: a complete answer with no binding at all, or with 5 of the 100
-/// prefixes we route, prunes nothing by default and says why (exit 1);
-/// `--force-prune` prunes, and every removal is logged and listed.
+/// prefixes we route, prunes nothing by default and says why (exit 1). In
+/// memory (no root): lab servers on 127.0.0.1, the router's table a
+/// MemoryTable.
 #[test]
-fn an_empty_or_collapsed_answer_prunes_nothing_unless_forced() {
-    let Some(ns) = lab() else { return };
-    let cfg = config_text(&[5550], "", "");
-    let s = recover_lib(
-        &ns,
-        vec![(5550, bindings(0..100))],
-        cfg.clone(),
-        RecoverOptions::default(),
-    );
+fn an_empty_or_collapsed_answer_prunes_nothing() {
+    let table = route_lab::memory_table(&route_lab::client_interfaces(2));
+    let (s, t) = recover_memory(table, bindings(0..100), "");
     assert_eq!(s.routes.added, 100, "{}", s.to_text());
-    assert_eq!(count_ours(&ns), 100);
+    assert_eq!(memory_ours(&t), 100);
 
-    let s = recover_lib(
-        &ns,
-        vec![(5550, vec![])],
-        cfg.clone(),
-        RecoverOptions::default(),
-    );
+    let (s, t) = recover_memory(t, vec![], "");
     let text = s.to_text();
     assert_eq!((s.outcome.as_str(), s.exit_code), ("partial", 1), "{text}");
     assert_eq!(s.routes.removed, 0);
@@ -299,14 +329,9 @@ fn an_empty_or_collapsed_answer_prunes_nothing_unless_forced() {
         text.contains("prune refused: every server answered with no binding at all, which would remove all 100 of our routes"),
         "{text}"
     );
-    assert_eq!(count_ours(&ns), 100);
+    assert_eq!(memory_ours(&t), 100);
 
-    let s = recover_lib(
-        &ns,
-        vec![(5550, bindings(0..5))],
-        cfg.clone(),
-        RecoverOptions::default(),
-    );
+    let (s, t) = recover_memory(t, bindings(0..5), "");
     let text = s.to_text();
     assert_eq!(s.exit_code, 1, "{text}");
     assert_eq!(s.routes.prune.reason_code, Some("over-limit"));
@@ -314,6 +339,22 @@ fn an_empty_or_collapsed_answer_prunes_nothing_unless_forced() {
         text.contains("it would remove 95 of our 100 routes, more than prune_limit 10% allows"),
         "{text}"
     );
+    assert_eq!(memory_ours(&t), 100);
+}
+
+/// Point 3: `--force-prune` (the binary) prunes a collapsed answer (5 of
+/// the 100 prefixes we route), and every removal is logged and listed.
+#[test]
+fn a_forced_prune_removes_and_logs_every_route() {
+    let Some(ns) = lab() else { return };
+    let cfg = config_text(&[5550], "", "");
+    let s = recover_lib(
+        &ns,
+        vec![(5550, bindings(0..100))],
+        cfg,
+        RecoverOptions::default(),
+    );
+    assert_eq!(s.routes.added, 100, "{}", s.to_text());
     assert_eq!(count_ours(&ns), 100);
 
     // The binary, --force-prune: the 95 go, each listed and logged.
@@ -445,17 +486,19 @@ fn prefixes_refused_for_a_missing_interface_make_the_run_partial() {
 
 /// Point 4: a black-holed server (its SYNs dropped by nftables inside the
 /// namespace) costs at most connect_timeout per try, not data_timeout, and
-/// the healthy server beside it is restored.
+/// the healthy server beside it is restored. Needs nft (nftables).
 #[test]
 fn a_black_holed_server_costs_only_the_connect_timeout() {
     let Some(ns) = lab() else { return };
-    let nft = std::process::Command::new("ip")
+    if !support::need_tool("nft", "nftables") {
+        return;
+    }
+    let mut nft = std::process::Command::new("ip")
         .args(["netns", "exec", ns.name(), "nft", "-f", "-"])
         .stdin(std::process::Stdio::piped())
-        .spawn();
-    let Ok(mut nft) = nft else {
-        panic!("nft (nftables) is needed: apt-get install nftables");
-    };
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     use std::io::Write;
     nft.stdin
         .take()
@@ -464,7 +507,12 @@ fn a_black_holed_server_costs_only_the_connect_timeout() {
             b"table inet pdr {\n chain in {\n  type filter hook input priority 0; policy accept;\n  tcp dport 5599 drop\n }\n}\n",
         )
         .unwrap();
-    assert!(nft.wait().unwrap().success());
+    let out = nft.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "nft -f: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cfg = config_text(
         &[5599, 5555],
         "connect_timeout = \"1s\"\nstartup_deadline = \"0s\"\nretries = 1\nretry_initial_delay = \"50ms\"",
@@ -499,10 +547,13 @@ fn a_black_holed_server_costs_only_the_connect_timeout() {
 
 /// Point 4: without CAP_NET_ADMIN, recover says so in one line and exits
 /// 77 before asking any server (the lab server sees no connection but the
-/// test's own probe).
+/// test's own probe). Needs setpriv (util-linux).
 #[test]
 fn without_cap_net_admin_recover_fails_before_asking_anyone() {
     let Some(ns) = lab() else { return };
+    if !support::need_tool("setpriv", "util-linux") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "b.jsonl", &jsonl(&bindings(0..4)));
     let log = dir.path().join("server.log");

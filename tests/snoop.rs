@@ -1,6 +1,7 @@
 //! The snoop layer on a real link: a "router" and a "client" network
 //! namespace joined by a veth pair, the capture socket on the router's end.
-//! Needs root (ip netns, AF_PACKET); skipped with a message otherwise. Never
+//! Needs root (ip netns, AF_PACKET): skipped with a `SKIPPED` line
+//! otherwise, a failure under CI (tests/support). Never
 //! touches the host's interfaces or routes: every address is link-local on
 //! the veth pair, and both ends live in namespaces made here.
 //!
@@ -8,7 +9,8 @@
 //! `nodad` (no automatic link-local address: `addrgenmode none`) and the
 //! neighbours are static, so nothing waits on DAD or neighbour discovery.
 
-use pdrestore::netns::{can_create, NetNs};
+mod support;
+use pdrestore::netns::NetNs;
 use pdrestore::proto::{ClientMessage, DhcpOption, Duid, IaPrefix, Message, MessageType};
 use pdrestore::proto::{RelayMessage, StatusCode};
 use pdrestore::snoop::{parse, CaptureSocket, Direction, IgnoreReason, Snooped, SNAP_LEN};
@@ -42,9 +44,11 @@ fn ifindex(ns: &NetNs, ifname: &str) -> u32 {
     out.split(':').next().unwrap().trim().parse().unwrap()
 }
 
+#[track_caller]
 fn lab() -> Option<Lab> {
-    if !can_create() {
-        eprintln!("skipped: network namespaces and AF_PACKET sockets need root");
+    if !(support::need_root("network namespaces and AF_PACKET sockets")
+        && support::need_tool("ip", "iproute2"))
+    {
         return None;
     }
     let router = NetNs::create("pdr-snoop-r").expect("create router netns");

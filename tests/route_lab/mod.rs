@@ -1,9 +1,16 @@
 //! Helpers shared by the end-to-end recovery tests (tests/recover.rs,
-//! tests/fault_matrix.rs): binding builders and a reader of the kernel table.
+//! tests/fault_matrix.rs, ...): binding builders, a namespace with client
+//! links and a reader of its kernel table, and the same router's interfaces
+//! made up for an in-memory table (no root). A crate that uses it declares
+//! `mod support;` too.
 #![allow(dead_code)]
 
+use ipnet::Ipv6Net;
 use pdrestore::netns::NetNs;
 use pdrestore::proto::{Binding, LeaseKind, RelayLayer};
+use pdrestore::routes::{Interface, MemoryTable};
+use pdrestore::server::synth::link_prefix;
+use std::net::Ipv6Addr;
 
 /// The Relay-ID the tests recover for.
 pub const RELAY: &str = "000200000009010203040506";
@@ -77,11 +84,11 @@ pub fn wait_listening(ns: &NetNs, port: u16) {
 }
 
 /// A namespace named after `prefix` with `links` veth client links
-/// (`demo::link_commands`: cust0, cust1, ...), or `None` (and a line
-/// saying so) without root.
+/// (`demo::link_commands`: cust0, cust1, ...), or `None` without root or
+/// iproute2 (`support::need_netns`: skipped visibly, a failure under CI).
+#[track_caller]
 pub fn client_links(prefix: &str, links: u32) -> Option<NetNs> {
-    if !pdrestore::netns::can_create() {
-        eprintln!("skipped: network namespaces need root");
+    if !crate::support::need_netns() {
         return None;
     }
     let ns = NetNs::create(prefix).unwrap();
@@ -89,4 +96,78 @@ pub fn client_links(prefix: &str, links: u32) -> Option<NetNs> {
         ns.ip(&c).unwrap();
     }
     Some(ns)
+}
+
+/// The interfaces `client_links(_, links)` makes, as the kernel lists them
+/// in that namespace (lo 1, then cpeN 2N+2 and custN 2N+3: the peer is made
+/// first), for a recovery into a `MemoryTable` without root: custN holds
+/// `link_prefix(N)::1/64` and a link-local address, cpeN a link-local one.
+pub fn client_interfaces(links: u32) -> Vec<Interface> {
+    let mut ifs = vec![Interface {
+        name: "lo".into(),
+        index: 1,
+        addresses: vec!["::1/128".parse().unwrap()],
+    }];
+    for j in 0..links {
+        let global = Ipv6Addr::from(u128::from(link_prefix(j).network()) | 1);
+        ifs.push(Interface {
+            name: format!("cpe{j}").into(),
+            index: 2 * j + 2,
+            addresses: vec![format!("fe80::ff:fe00:{:x}/64", 2 * j + 2).parse().unwrap()],
+        });
+        ifs.push(Interface {
+            name: pdrestore::demo::link_ifname(j).into(),
+            index: 2 * j + 3,
+            addresses: vec![
+                Ipv6Net::new(global, 64).unwrap(),
+                format!("fe80::ff:fe00:{:x}/64", 2 * j + 3).parse().unwrap(),
+            ],
+        });
+    }
+    ifs
+}
+
+/// A `MemoryTable` that knows exactly the interfaces `ifs`.
+pub fn memory_table(ifs: &[Interface]) -> MemoryTable {
+    MemoryTable::with_interfaces(ifs.iter().map(|i| i.index))
+}
+
+/// Run `f` to completion on a runtime of its own (a current-thread one, as
+/// `NetNs::run` uses), for the rows that need no namespace.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// The routes of an in-memory table of a router made by
+/// `client_interfaces`, as `ip -6 route show` prints them (the protocol by
+/// number, `expires Nsec`, no `pref medium`), the device named after the
+/// route's interface index as the kernel names it: panics when the route's
+/// interface name disagrees with its index.
+pub fn memory_routes(t: &MemoryTable) -> Vec<String> {
+    let ifs = client_interfaces(8);
+    t.routes()
+        .map(|r| {
+            let dev = ifs.iter().find(|i| i.index == r.ifindex);
+            assert_eq!(
+                dev.map(|i| &*i.name),
+                Some(&*r.interface),
+                "interface index {} of {r:?}",
+                r.ifindex
+            );
+            let expires = r.expires.map(|e| format!(" expires {e}sec"));
+            format!(
+                "{} via {} dev {} proto {} metric {}{}",
+                r.prefix,
+                r.gateway,
+                r.interface,
+                r.protocol,
+                r.metric,
+                expires.unwrap_or_default()
+            )
+        })
+        .collect()
 }
