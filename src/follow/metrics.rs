@@ -3,15 +3,24 @@
 //! (`pdrestore_follow_*`), written by a thread of its own.
 
 use super::core::FollowCore;
-use super::shell::CaptureCounters;
 use crate::agent::Report;
 use crate::metrics::family::{counter, gauge, label_sets, one, samples};
 use crate::metrics::{self, unix_seconds, RecoverMetrics};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::{Registry, Unit};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
+
+/// What the capture sockets delivered since the start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Packets {
+    /// Packets delivered.
+    pub delivered: u64,
+    /// Packets the snoop parser refused.
+    pub malformed: u64,
+    /// Times the packet budget held a socket back.
+    pub over_budget: u64,
+}
 
 /// The shortest interval between two writes of the metrics file in a
 /// storm of changes (each write is an fsync and a rename).
@@ -222,7 +231,7 @@ impl MetricsWriter {
 
     /// Write a snapshot if something changed since the last one and
     /// (unless `now_anyway`) [`METRICS_EVERY`] has passed.
-    pub(crate) fn maybe_write(&mut self, core: &FollowCore, c: &CaptureCounters, now_anyway: bool) {
+    pub(crate) fn maybe_write(&mut self, core: &FollowCore, p: Packets, now_anyway: bool) {
         let state = (core.counters().clone(), core.followed());
         if !now_anyway
             && (self.written.as_ref() == Some(&state)
@@ -236,9 +245,9 @@ impl MetricsWriter {
             followed: metrics::count_of(state.1),
             foreign: metrics::count_of(core.foreign_prefixes()),
             counters: state.0.clone(),
-            packets: c.packets.load(Ordering::Relaxed),
-            malformed: c.malformed.load(Ordering::Relaxed),
-            over_budget: c.throttled.load(Ordering::Relaxed),
+            packets: p.delivered,
+            malformed: p.malformed,
+            over_budget: p.over_budget,
         };
         let text = metrics::encode(&snapshot.registry(self.last_complete));
         if let Some(tx) = &self.tx {
@@ -252,8 +261,8 @@ impl MetricsWriter {
     }
 
     /// Write the last snapshot and wait for the writer.
-    pub(crate) fn finish(&mut self, core: &FollowCore, c: &CaptureCounters) {
-        self.maybe_write(core, c, true);
+    pub(crate) fn finish(&mut self, core: &FollowCore, p: Packets) {
+        self.maybe_write(core, p, true);
         self.tx = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();

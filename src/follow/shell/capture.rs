@@ -2,6 +2,7 @@
 //! read under its packet budget, its DHCPv6 messages parsed
 //! ([`crate::snoop::parse`]) and handed to the loop in batches.
 
+use crate::follow::metrics::Packets;
 use crate::snoop::{
     parse, CaptureError, CaptureSocket, Direction, Forged, PacketBudget, Release, Reply, Snooped,
     SNAP_LEN,
@@ -32,11 +33,22 @@ pub(super) struct SnoopBatch {
 
 /// Counters of one capture task.
 #[derive(Debug, Default)]
-pub(crate) struct CaptureCounters {
-    pub(crate) packets: AtomicU64,
+pub(super) struct CaptureCounters {
+    pub(super) packets: AtomicU64,
     ignored: AtomicU64,
-    pub(crate) malformed: AtomicU64,
-    pub(crate) throttled: AtomicU64,
+    pub(super) malformed: AtomicU64,
+    pub(super) throttled: AtomicU64,
+}
+
+impl CaptureCounters {
+    /// The counts now, for the metrics file.
+    pub(super) fn figures(&self) -> Packets {
+        Packets {
+            delivered: self.packets.load(Ordering::Relaxed),
+            malformed: self.malformed.load(Ordering::Relaxed),
+            over_budget: self.throttled.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// The capture tasks, one per client-facing interface.

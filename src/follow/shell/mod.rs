@@ -44,7 +44,6 @@ mod log;
 mod notify;
 mod resync;
 
-pub(crate) use capture::CaptureCounters;
 
 /// Batches of snooped messages queued from the capture tasks at most.
 const SNOOP_QUEUE: usize = 16;
@@ -228,7 +227,7 @@ impl Service<'_> {
     /// Rewrite the metrics file if the figures moved (see [`MetricsWriter`]).
     fn write_metrics(&mut self, now_anyway: bool) {
         if let Some(m) = self.metrics.as_mut() {
-            m.maybe_write(&self.core, &self.captures.counters, now_anyway);
+            m.maybe_write(&self.core, self.captures.counters.figures(), now_anyway);
         }
     }
 
@@ -430,7 +429,7 @@ pub async fn run(
     }
     svc.notifier.send("STOPPING=1".into());
     if let Some(mut m) = svc.metrics.take() {
-        m.finish(&svc.core, &svc.captures.counters);
+        m.finish(&svc.core, svc.captures.counters.figures());
     }
     let status = svc.status();
     tracing::info!("follow: stopping, routes left in place: {status}");
