@@ -184,7 +184,7 @@ fn default_state_directory() -> PathBuf {
     PathBuf::from("/var/lib/pdrestore")
 }
 fn default_data_timeout() -> Duration {
-    Duration::from_secs(300)
+    crate::proto::BULK_LQ_DATA_TIMEOUT
 }
 fn default_connect_timeout() -> Duration {
     Duration::from_secs(5)
@@ -214,7 +214,7 @@ fn default_in_flight() -> u32 {
     1
 }
 fn default_port() -> u16 {
-    547
+    crate::proto::SERVER_PORT
 }
 fn default_table() -> u32 {
     254

@@ -61,7 +61,7 @@ fn decode_capture(
     extra_ports: &[u16],
 ) -> ExitCode {
     use crate::decode::capture::{self, DecodedStream};
-    let mut ports = vec![capture::BULK_LEASEQUERY_PORT];
+    let mut ports = vec![crate::proto::SERVER_PORT];
     for p in extra_ports {
         if !ports.contains(p) {
             ports.push(*p);

@@ -20,7 +20,7 @@ use std::time::Duration;
 #[derive(Args, Debug, Clone)]
 pub struct LabServerArgs {
     /// Address and port to listen on (RFC 5460 s.5.6: port 547); repeat for several.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "[::]:547")]
+    #[arg(long, value_name = "ADDR:PORT", default_values_t = [SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), crate::proto::SERVER_PORT)])]
     pub listen: Vec<SocketAddr>,
 
     /// Bindings as JSON Lines, the shape `pdrestore decode --json` prints

@@ -20,9 +20,6 @@ use serde::Serialize;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-/// The Bulk Leasequery port (RFC 5460 section 5.2): always watched.
-pub const BULK_LEASEQUERY_PORT: u16 = 547;
-
 /// What a `decode` input is, by its first octets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

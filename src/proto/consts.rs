@@ -5,6 +5,19 @@
 //! message type 99 or a status 42 decodes and re-encodes unchanged.
 
 use std::fmt;
+use std::time::Duration;
+
+/// The port DHCPv6 servers and relay agents listen on (RFC 8415 s.7.2),
+/// over UDP, and Bulk Leasequery servers over TCP (RFC 5460 s.5.2).
+pub const SERVER_PORT: u16 = 547;
+/// The UDP port DHCPv6 clients listen on (RFC 8415 s.7.2).
+pub const CLIENT_PORT: u16 = 546;
+/// BULK_LQ_DATA_TIMEOUT (RFC 5460 s.5.6): how long a blocked write or a
+/// silent read may last before the connection is abandoned.
+pub const BULK_LQ_DATA_TIMEOUT: Duration = Duration::from_secs(300);
+/// BULK_LQ_MAX_CONNS (RFC 5460 s.5.6): the connections a server accepts
+/// from one requestor at most, by default.
+pub const BULK_LQ_MAX_CONNS: usize = 10;
 
 macro_rules! code_enum {
     (

@@ -1,9 +1,13 @@
 //! TCP framing (RFC 5460 s.5.1): each DHCPv6 message is preceded by its
 //! size as a 2-octet big-endian integer.
 //!
-//! [`FrameIter`] splits a byte buffer (a capture file) into frames and says
-//! where each one starts; the tokio-util codec for live connections is
-//! [`crate::transport::FrameCodec`].
+//! The framing is written once: [`check`] says what the start of a buffer
+//! holds (a whole frame, not yet, a zero-length frame: the mini-redis
+//! `Frame::check` split from the parse), and [`prefix`] the length prefix
+//! of an outgoing message. [`FrameIter`] splits a byte buffer (a capture
+//! file) into frames with them and says where each one starts; the
+//! tokio-util codec for live connections,
+//! [`crate::transport::FrameCodec`], uses them too.
 
 /// The length prefix of a frame.
 pub const LENGTH_PREFIX: usize = 2;
@@ -30,6 +34,50 @@ pub enum FrameError {
         /// Octets left in the buffer.
         available: usize,
     },
+}
+
+/// What the start of a buffer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Head {
+    /// A whole frame: a message of `len` octets after the prefix.
+    Frame {
+        /// The message's length (at least 1).
+        len: usize,
+    },
+    /// A frame whose message-size is zero (a DHCPv6 message never is).
+    Empty,
+    /// Not a whole frame yet: it needs `needed` octets, prefix included
+    /// (2 while the prefix itself is incomplete).
+    Incomplete {
+        /// Octets the frame needs, length prefix included.
+        needed: usize,
+    },
+}
+
+/// What the start of `buf` holds (RFC 5460 s.5.1).
+pub fn check(buf: &[u8]) -> Head {
+    let Some(&[a, b]) = buf.get(..LENGTH_PREFIX) else {
+        return Head::Incomplete {
+            needed: LENGTH_PREFIX,
+        };
+    };
+    let len = usize::from(u16::from_be_bytes([a, b]));
+    if len == 0 {
+        Head::Empty
+    } else if buf.len() < LENGTH_PREFIX + len {
+        Head::Incomplete {
+            needed: LENGTH_PREFIX + len,
+        }
+    } else {
+        Head::Frame { len }
+    }
+}
+
+/// The length prefix of a message of `len` octets, or `None` when it does
+/// not fit a frame (empty, or over [`MAX_MESSAGE`]).
+pub fn prefix(len: usize) -> Option<[u8; LENGTH_PREFIX]> {
+    let n = u16::try_from(len).ok().filter(|&n| n > 0)?;
+    Some(n.to_be_bytes())
 }
 
 /// One frame found in a buffer.
@@ -67,47 +115,37 @@ impl<'a> Iterator for FrameIter<'a> {
     type Item = Result<Frame<'a>, FrameError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let rest = self.buf.get(self.pos..)?;
-        if rest.is_empty() {
-            return None;
-        }
+        let rest = self.buf.get(self.pos..).filter(|r| !r.is_empty())?;
         let offset = self.pos;
-        if rest.len() < LENGTH_PREFIX {
-            self.pos = self.buf.len();
-            return Some(Err(FrameError::Truncated {
-                offset,
-                needed: LENGTH_PREFIX,
-                available: rest.len(),
-            }));
+        match check(rest) {
+            Head::Frame { len } => {
+                self.pos += LENGTH_PREFIX + len;
+                Some(Ok(Frame {
+                    offset,
+                    message: &rest[LENGTH_PREFIX..LENGTH_PREFIX + len],
+                }))
+            }
+            Head::Empty => {
+                self.pos += LENGTH_PREFIX;
+                Some(Err(FrameError::Empty { offset }))
+            }
+            Head::Incomplete { needed } => {
+                self.pos = self.buf.len();
+                Some(Err(FrameError::Truncated {
+                    offset,
+                    needed,
+                    available: rest.len(),
+                }))
+            }
         }
-        let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
-        if len == 0 {
-            self.pos += LENGTH_PREFIX;
-            return Some(Err(FrameError::Empty { offset }));
-        }
-        if rest.len() < LENGTH_PREFIX + len {
-            self.pos = self.buf.len();
-            return Some(Err(FrameError::Truncated {
-                offset,
-                needed: LENGTH_PREFIX + len,
-                available: rest.len(),
-            }));
-        }
-        self.pos += LENGTH_PREFIX + len;
-        Some(Ok(Frame {
-            offset,
-            message: &rest[LENGTH_PREFIX..LENGTH_PREFIX + len],
-        }))
     }
 }
 
 /// Append `message` to `out` with its length prefix. Fails if the message
 /// does not fit a frame (empty or over 65535 octets).
 pub fn put_frame(message: &[u8], out: &mut Vec<u8>) -> Result<(), usize> {
-    if message.is_empty() || message.len() > MAX_MESSAGE {
-        return Err(message.len());
-    }
-    out.extend_from_slice(&(message.len() as u16).to_be_bytes());
+    let head = prefix(message.len()).ok_or(message.len())?;
+    out.extend_from_slice(&head);
     out.extend_from_slice(message);
     Ok(())
 }
@@ -147,6 +185,18 @@ mod tests {
                 available: 1
             })]
         );
+    }
+
+    #[test]
+    fn check_says_what_the_buffer_starts_with() {
+        assert_eq!(check(&[]), Head::Incomplete { needed: 2 });
+        assert_eq!(check(&[0]), Head::Incomplete { needed: 2 });
+        assert_eq!(check(&[0, 3, 1]), Head::Incomplete { needed: 5 });
+        assert_eq!(check(&[0, 0, 1]), Head::Empty);
+        assert_eq!(check(&[0, 1, 9, 9]), Head::Frame { len: 1 });
+        assert_eq!(prefix(0), None);
+        assert_eq!(prefix(65535), Some([0xff, 0xff]));
+        assert_eq!(prefix(65536), None);
     }
 
     #[test]

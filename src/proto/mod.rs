@@ -1,7 +1,8 @@
 //! The protocol core: DHCPv6 Leasequery (RFC 5007) and Bulk Leasequery
 //! (RFC 5460) on the wire. No sockets, no clock, no tokio.
 //!
-//! - [`consts`]: code points (message types, options, statuses, query types).
+//! - [`consts`]: code points (message types, options, statuses, query types),
+//!   the ports and the protocol constants of RFC 8415 and RFC 5460.
 //! - [`view`]: zero-copy checked views, the fast path.
 //! - [`message`]: owned messages and options; decode, build, encode.
 //! - [`binding`]: bindings extracted from OPTION_CLIENT_DATA.
@@ -29,7 +30,10 @@ pub use binding::{
     Binding, BindingMapper, BindingRef, ClientData, ClientDataError, LeaseKind, OwnedBindings,
     RelayLayer,
 };
-pub use consts::{MessageType, OptionCode, QueryType, StatusCode};
+pub use consts::{
+    MessageType, OptionCode, QueryType, StatusCode, BULK_LQ_DATA_TIMEOUT, BULK_LQ_MAX_CONNS,
+    CLIENT_PORT, SERVER_PORT,
+};
 pub use duid::Duid;
 pub use error::{DecodeError, ErrorKind};
 pub use ids::{ServerIndex, Xid};

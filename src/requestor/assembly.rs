@@ -42,7 +42,7 @@
 //!   the other queries in flight end [`PartialReason::Aborted`].
 
 use crate::proto::{Binding, Duid, Xid};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 mod demux;
 mod error;
@@ -55,8 +55,7 @@ pub use error::{
 };
 pub use query::QueryAssembler;
 
-/// BULK_LQ_DATA_TIMEOUT default: 300 s (RFC 5460 s.5.6).
-pub const BULK_LQ_DATA_TIMEOUT: Duration = Duration::from_secs(300);
+pub use crate::proto::BULK_LQ_DATA_TIMEOUT;
 
 /// Counters and times of one query.
 #[derive(Debug, Clone, PartialEq, Eq)]

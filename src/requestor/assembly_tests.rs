@@ -6,10 +6,11 @@ use crate::proto::{
     MessageView, StatusCode, Xid,
 };
 use std::net::Ipv6Addr;
+use std::time::Duration;
 
 const US: &str = "000100012a2b2c2d020000009901";
 const SERVER: &str = "0002000009bf0102030405060708";
-const T: Duration = Duration::from_secs(300);
+const T: Duration = crate::proto::BULK_LQ_DATA_TIMEOUT;
 
 /// A transaction-id from a literal.
 fn x(v: u32) -> Xid {

@@ -28,9 +28,6 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
-/// The DHCPv6 server port, where Bulk Leasequery listens by default (RFC 5460 s.5.6).
-pub const DHCPV6_SERVER_PORT: u16 = 547;
-
 /// The read buffer of a connection: tokio-util's default size, on purpose.
 /// A read returns what has arrived, up to this much, and never waits for
 /// more; 64 KiB cut the reads of a fast 100k-binding stream from about

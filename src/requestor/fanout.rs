@@ -33,7 +33,7 @@
 //! ```
 
 use super::assembly::{Outcome, QueryStats};
-use super::connection::{self, DHCPV6_SERVER_PORT};
+use super::connection;
 use super::core::{Attempt, ConnectionConfig, ConnectionReport, Delivery, PlannedQuery};
 use super::retry::{Disposition, RetryPolicy};
 use crate::proto::BindingMapper;
@@ -107,7 +107,7 @@ pub fn parse_server_addr(s: &str) -> Result<SocketAddr, String> {
     }
     let bare = s.trim_start_matches('[').trim_end_matches(']');
     IpAddr::from_str(bare)
-        .map(|ip| SocketAddr::new(ip, DHCPV6_SERVER_PORT))
+        .map(|ip| SocketAddr::new(ip, crate::proto::SERVER_PORT))
         .map_err(|_| format!("{s:?} is not ADDR, ADDR:PORT or [ADDR]:PORT"))
 }
 

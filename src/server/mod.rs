@@ -71,10 +71,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// BULK_LQ_MAX_CONNS default (RFC 5460 s.5.6).
-pub const BULK_LQ_MAX_CONNS: usize = 10;
-/// BULK_LQ_DATA_TIMEOUT default (RFC 5460 s.5.6).
-pub const BULK_LQ_DATA_TIMEOUT: Duration = Duration::from_secs(300);
+pub use crate::proto::{BULK_LQ_DATA_TIMEOUT, BULK_LQ_MAX_CONNS};
 
 /// When OPTION_LQ_RELAY_DATA goes into OPTION_CLIENT_DATA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -43,10 +43,7 @@ use std::net::Ipv6Addr;
 mod error;
 pub use error::{SnoopError, SnoopErrorKind};
 
-/// UDP port DHCPv6 clients listen on (RFC 8415 s.7.2).
-pub const CLIENT_PORT: u16 = 546;
-/// UDP port DHCPv6 servers and relay agents listen on (RFC 8415 s.7.2).
-pub const SERVER_PORT: u16 = 547;
+pub use crate::proto::{CLIENT_PORT, SERVER_PORT};
 /// Most relay layers walked around a message: HOP_COUNT_LIMIT (RFC 8415 s.7.6).
 pub const HOP_COUNT_LIMIT: usize = 32;
 

@@ -48,6 +48,7 @@
 //! many packets per wake-up (see also [`super::PacketBudget`]).
 
 use super::Direction;
+use crate::proto::{CLIENT_PORT, SERVER_PORT};
 use std::ffi::CString;
 use std::io;
 use std::mem;
@@ -111,11 +112,11 @@ pub const FILTER: [libc::sock_filter; 15] = [
     /*  5 */ stmt(BPF_LD_B_ABS, 6),                     // A = Next Header
     /*  6 */ jeq(17, 0, 6),                             // UDP, else DROP
     /*  7 */ stmt(BPF_LD_H_ABS, 40),                    // A = UDP source port
-    /*  8 */ jeq(546, 5, 0),                            // ACCEPT
-    /*  9 */ jeq(547, 4, 0),                            // ACCEPT
+    /*  8 */ jeq(CLIENT_PORT as u32, 5, 0),             // ACCEPT
+    /*  9 */ jeq(SERVER_PORT as u32, 4, 0),             // ACCEPT
     /* 10 */ stmt(BPF_LD_H_ABS, 42),                    // A = UDP destination port
-    /* 11 */ jeq(546, 2, 0),                            // ACCEPT
-    /* 12 */ jeq(547, 1, 0),                            // ACCEPT
+    /* 11 */ jeq(CLIENT_PORT as u32, 2, 0),             // ACCEPT
+    /* 12 */ jeq(SERVER_PORT as u32, 1, 0),             // ACCEPT
     /* 13 */ stmt(BPF_RET_K, 0),                        // DROP
     /* 14 */ stmt(BPF_RET_K, SNAP_LEN as u32),          // ACCEPT, cut to SNAP_LEN
 ];

@@ -1,5 +1,6 @@
 //! The RFC 5460 s.5.1 framing as a tokio-util codec.
 
+use crate::proto::frame::{self, Head, LENGTH_PREFIX};
 use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -49,35 +50,31 @@ impl Decoder for FrameCodec {
     type Error = FrameCodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, FrameCodecError> {
-        let Some(head) = src.get(..2) else {
-            return Ok(None);
-        };
-        let len = u16::from_be_bytes([head[0], head[1]]) as usize;
-        if len == 0 {
-            src.advance(2);
-            return Err(FrameCodecError::EmptyFrame);
+        match frame::check(src) {
+            Head::Frame { len } => {
+                src.advance(LENGTH_PREFIX);
+                Ok(Some(src.split_to(len)))
+            }
+            Head::Empty => {
+                src.advance(LENGTH_PREFIX);
+                Err(FrameCodecError::EmptyFrame)
+            }
+            Head::Incomplete { needed } => {
+                src.reserve(needed.saturating_sub(src.len()));
+                Ok(None)
+            }
         }
-        if src.len() < 2 + len {
-            src.reserve(2 + len - src.len());
-            return Ok(None);
-        }
-        src.advance(2);
-        Ok(Some(src.split_to(len)))
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, FrameCodecError> {
-        match self.decode(src)? {
-            Some(f) => Ok(Some(f)),
-            None if src.is_empty() => Ok(None),
-            None => {
-                let needed = match src.get(..2) {
-                    Some(h) => 2 + u16::from_be_bytes([h[0], h[1]]) as usize,
-                    None => 2,
-                };
+        match frame::check(src) {
+            _ if src.is_empty() => Ok(None),
+            Head::Incomplete { needed } => {
                 let available = src.len();
                 src.clear();
                 Err(FrameCodecError::Truncated { needed, available })
             }
+            Head::Frame { .. } | Head::Empty => self.decode(src),
         }
     }
 }
@@ -86,12 +83,6 @@ impl Encoder<Bytes> for FrameCodec {
     type Error = FrameCodecError;
 
     fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), FrameCodecError> {
-        if item.is_empty() {
-            return Err(FrameCodecError::EmptyFrame);
-        }
-        if item.len() > u16::MAX as usize {
-            return Err(FrameCodecError::TooLarge(item.len()));
-        }
         self.encode(&item[..], dst)
     }
 }
@@ -100,14 +91,13 @@ impl Encoder<&[u8]> for FrameCodec {
     type Error = FrameCodecError;
 
     fn encode(&mut self, item: &[u8], dst: &mut BytesMut) -> Result<(), FrameCodecError> {
-        if item.is_empty() {
-            return Err(FrameCodecError::EmptyFrame);
-        }
-        if item.len() > u16::MAX as usize {
-            return Err(FrameCodecError::TooLarge(item.len()));
-        }
-        dst.reserve(2 + item.len());
-        dst.extend_from_slice(&(item.len() as u16).to_be_bytes());
+        let head = match frame::prefix(item.len()) {
+            Some(h) => h,
+            None if item.is_empty() => return Err(FrameCodecError::EmptyFrame),
+            None => return Err(FrameCodecError::TooLarge(item.len())),
+        };
+        dst.reserve(LENGTH_PREFIX + item.len());
+        dst.extend_from_slice(&head);
         dst.extend_from_slice(item);
         Ok(())
     }

@@ -44,7 +44,6 @@ mod log;
 mod notify;
 mod resync;
 
-
 /// Batches of snooped messages queued from the capture tasks at most.
 const SNOOP_QUEUE: usize = 16;
 /// Snoop batches taken before the route changes are submitted.
