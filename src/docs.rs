@@ -543,3 +543,95 @@ pub fn generate(dir: &Path) -> io::Result<()> {
     std::fs::write(dir.join("configuration.md"), configuration_markdown())?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// The default a key's documentation gives: the first `code` span of
+    /// its default column, as a TOML value (`300s` and other words as a
+    /// string); `None` for a default in words ("required", "generated").
+    fn documented(default: &str) -> Option<toml::Value> {
+        let start = default.find('`')? + 1;
+        let end = start + default[start..].find('`')?;
+        let code = &default[start..end];
+        let value = toml::from_str::<toml::Table>(&format!("v = {code}"))
+            .ok()
+            .and_then(|t| t.get("v").cloned());
+        Some(value.unwrap_or_else(|| toml::Value::String(code.to_string())))
+    }
+
+    /// Two values are the same setting: equal, or the same duration.
+    fn same(doc: &toml::Value, code: &toml::Value) -> bool {
+        let duration = |v: &toml::Value| v.as_str().and_then(|s| humantime::parse_duration(s).ok());
+        doc == code || duration(doc).is_some_and(|d| Some(d) == duration(code))
+    }
+
+    /// Every default the configuration reference states is the code's (the
+    /// effective settings of a minimal file, as `check-config` prints them),
+    /// and every key the code has is documented.
+    #[test]
+    fn the_documented_defaults_are_the_code_defaults() {
+        let minimal =
+            "[[server]]\naddress = \"::1\"\n[routes]\nallowed_prefixes = [\"2001:db8::/32\"]\n";
+        let config = Config::parse(minimal, std::path::Path::new("t.toml")).unwrap();
+        let effective: toml::Table = toml::from_str(&config.to_toml()).unwrap();
+        let mut checked = 0;
+        for sec in CONFIG_REFERENCE {
+            let table = match sec.table {
+                "" => Some(&effective),
+                "server" => effective["server"].as_array().and_then(|a| a[0].as_table()),
+                t => effective.get(t).and_then(|v| v.as_table()),
+            };
+            for (key, default, _) in sec.keys {
+                let code = table.and_then(|t| t.get(*key));
+                match (documented(default), code) {
+                    (Some(doc), Some(code)) => {
+                        assert!(
+                            same(&doc, code),
+                            "{}.{key}: documented {doc}, code {code}",
+                            sec.table
+                        );
+                        checked += 1;
+                    }
+                    // A default in words: the key has no value of its own.
+                    (None, _) | (Some(_), None) => {
+                        assert!(
+                            code.is_none() || !default.contains('`'),
+                            "{}.{key}: documented {default:?}, code {code:?}",
+                            sec.table
+                        );
+                    }
+                }
+            }
+        }
+        assert!(checked >= 25, "only {checked} defaults compared");
+        // Every key of the effective settings is documented.
+        let documented_keys = |table: &str| -> Vec<&str> {
+            CONFIG_REFERENCE
+                .iter()
+                .filter(|s| s.table == table)
+                .flat_map(|s| s.keys.iter().map(|k| k.0))
+                .collect()
+        };
+        for (key, value) in &effective {
+            match value.as_table() {
+                Some(t) => {
+                    for (k, v) in t {
+                        let section = format!("{key}.{k}");
+                        let known = documented_keys(key).contains(&k.as_str())
+                            || (v.is_table()
+                                && CONFIG_REFERENCE.iter().any(|s| s.table == section));
+                        assert!(known, "{section} is not documented");
+                    }
+                }
+                None if key == "server" => {}
+                None => assert!(
+                    documented_keys("").contains(&key.as_str()),
+                    "{key} is not documented"
+                ),
+            }
+        }
+    }
+}

@@ -9,14 +9,6 @@ use std::time::{Duration, Instant};
 /// How often the links are read again while waiting.
 const POLL: Duration = Duration::from_millis(200);
 
-/// The interfaces `[routes.interfaces]` names, in order, once each.
-pub fn mapped_interfaces(config: &Config) -> Vec<String> {
-    let mut v: Vec<String> = config.routes.interfaces.values().cloned().collect();
-    v.sort();
-    v.dedup();
-    v
-}
-
 /// Wait, at most `config.interface_wait`, until every interface that
 /// `[routes.interfaces]` names exists and is up; returns those that still
 /// do not (or are down). `stop` ends the wait early.
@@ -25,7 +17,7 @@ pub async fn wait_for_interfaces(
     config: &Config,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<Vec<String>, TableError> {
-    let wanted = mapped_interfaces(config);
+    let wanted = config.mapped_interfaces();
     let until = Instant::now() + config.interface_wait;
     tokio::pin!(stop);
     let mut told = false;

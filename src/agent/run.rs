@@ -2,7 +2,7 @@
 //! into the installer as they arrive, the end of the plan, the report.
 
 use super::report::{Report, ServerPart};
-use super::{interfaces::mapped_interfaces, RecoverError, RecoverOptions};
+use super::{RecoverError, RecoverOptions};
 use crate::config::Config;
 use crate::proto::Duid;
 use crate::recovery::claim::Claim;
@@ -37,7 +37,8 @@ pub async fn recover<T: RouteTable>(
     let start = Instant::now();
     let links = config.query_links(&interfaces);
     let settings = config.plan_settings(relay.clone(), &links);
-    let missing_interfaces: Vec<String> = mapped_interfaces(config)
+    let missing_interfaces: Vec<String> = config
+        .mapped_interfaces()
         .into_iter()
         .filter(|m| !interfaces.iter().any(|i| *i.name == **m))
         .collect();

@@ -19,10 +19,10 @@ pub struct FollowConfig {
     /// Packets handled per second on one interface (a token bucket); the
     /// excess waits in the socket buffer, where the kernel drops and counts
     /// what does not fit.
-    #[serde(deserialize_with = "positive")]
+    #[serde(deserialize_with = "super::de::positive")]
     pub packets_per_second: u32,
     /// Largest burst of packets handled at once on one interface.
-    #[serde(deserialize_with = "positive")]
+    #[serde(deserialize_with = "super::de::positive")]
     pub packet_burst: u32,
     /// Receive buffer asked for each capture socket, octets: how large a
     /// burst is queued while the service catches up (kernel memory, used
@@ -32,11 +32,11 @@ pub struct FollowConfig {
     /// Bulk Leasequery resynchronisation every this long (with up to 10%
     /// jitter), and never later than half the shortest remaining valid
     /// lifetime among the followed prefixes.
-    #[serde(with = "super::duration")]
+    #[serde(with = "super::de::duration")]
     pub resync_interval: Duration,
     /// Most prefixes followed at once; a REPLY for one more is refused
     /// (`cap`) and counted.
-    #[serde(deserialize_with = "positive_usize")]
+    #[serde(deserialize_with = "super::de::positive_usize")]
     pub max_prefixes: usize,
 }
 
@@ -51,22 +51,6 @@ impl Default for FollowConfig {
             max_prefixes: 1_000_000,
         }
     }
-}
-
-fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    let v = u32::deserialize(d)?;
-    if v == 0 {
-        return Err(serde::de::Error::custom("must be at least 1"));
-    }
-    Ok(v)
-}
-
-fn positive_usize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    let v = usize::deserialize(d)?;
-    if v == 0 {
-        return Err(serde::de::Error::custom("must be at least 1"));
-    }
-    Ok(v)
 }
 
 fn buffer_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
