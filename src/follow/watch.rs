@@ -11,6 +11,11 @@
 //! the traffic). When the kernel could not queue every event (ENOBUFS:
 //! the socket's buffer overflowed), [`KernelEvent::Overflow`] says so, and
 //! the shell lists the table again.
+//!
+//! Messages are decoded by [`crate::routes::netlink::wire`], strictly: one
+//! that does not decode is logged at WARN with the decoder's error, counted
+//! ([`Watcher::malformed`]) and followed by [`KernelEvent::Overflow`], since
+//! it may have been a change the follower needed.
 
 use crate::routes::netlink::wire::{self, Message, Messages, WireError};
 use crate::routes::netlink::{grow_receive_buffer, Link};
