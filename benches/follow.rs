@@ -103,7 +103,7 @@ fn monitor(lab: &Lab) -> Monitor {
             };
             let now = Instant::now();
             let mut m = s2.lock().unwrap();
-            for e in parse_events(&buf[..n.min(buf.len())], 254, 0, &names) {
+            for e in parse_events(&buf[..n.min(buf.len())], 254, 0, &names).events {
                 if let KernelEvent::Route { new: true, route } = e {
                     if route.protocol == 57 {
                         m.insert(route.prefix, now);

@@ -11,27 +11,25 @@
 //! the traffic). When the kernel could not queue every event (ENOBUFS:
 //! the socket's buffer overflowed), [`KernelEvent::Overflow`] says so, and
 //! the shell lists the table again.
+//!
+//! Messages are decoded by [`crate::routes::netlink::wire`], strictly: one
+//! that does not decode is logged at WARN with the decoder's error, counted
+//! ([`Watcher::malformed`]) and followed by [`KernelEvent::Overflow`], since
+//! it may have been a change the follower needed.
 
-use crate::routes::netlink::parse_route_bytes;
+use crate::routes::netlink::wire::{self, Message, Messages, WireError};
+use crate::routes::netlink::{grow_receive_buffer, Link};
 use crate::routes::TableRoute;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
+use nix::sys::socket::{setsockopt, sockopt};
+use nix::sys::time::TimeVal;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// RTNLGRP_LINK (linux/rtnetlink.h).
-const RTNLGRP_LINK: u32 = 1;
-/// RTNLGRP_IPV6_ROUTE (linux/rtnetlink.h).
-const RTNLGRP_IPV6_ROUTE: u32 = 11;
-const RTM_NEWLINK: u16 = 16;
-const RTM_DELLINK: u16 = 17;
-const RTM_NEWROUTE: u16 = 24;
-const RTM_DELROUTE: u16 = 25;
-const IFLA_IFNAME: u16 = 3;
-const IFF_UP: u32 = 1;
 /// The watcher's receive buffer (SO_RCVBUFFORCE as root).
-const RCVBUF: libc::c_int = 16 << 20;
+const RCVBUF: usize = 16 << 20;
 
 /// One event of the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +52,10 @@ pub enum KernelEvent {
         /// The route.
         route: TableRoute,
     },
-    /// Events were lost (ENOBUFS): the kernel's state must be read again.
+    /// Events were lost: the kernel's state must be read again. The
+    /// socket's buffer overflowed (ENOBUFS), or a message did not decode
+    /// (it may have been a change; those after a bad message length are
+    /// lost with it).
     Overflow,
 }
 
@@ -64,20 +65,8 @@ pub enum KernelEvent {
 pub struct Watcher {
     rx: mpsc::Receiver<Vec<KernelEvent>>,
     stop: Arc<AtomicBool>,
+    malformed: Arc<AtomicU64>,
     handle: Option<std::thread::JoinHandle<()>>,
-}
-
-fn setsockopt_int(fd: i32, name: libc::c_int, v: libc::c_int) -> bool {
-    // SAFETY: setsockopt with a live c_int and its size.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            name,
-            &v as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        ) == 0
-    }
 }
 
 impl Watcher {
@@ -85,40 +74,39 @@ impl Watcher {
     /// the thread. Route events are those of `table`; additions of routes
     /// with `protocol` are not forwarded.
     pub fn spawn(table: u32, protocol: u8) -> std::io::Result<Watcher> {
-        use std::os::fd::AsRawFd;
         let mut socket = Socket::new(NETLINK_ROUTE)?;
         socket.bind_auto()?;
-        socket.add_membership(RTNLGRP_LINK)?;
-        socket.add_membership(RTNLGRP_IPV6_ROUTE)?;
-        let fd = socket.as_raw_fd();
-        if !setsockopt_int(fd, libc::SO_RCVBUFFORCE, RCVBUF) {
-            setsockopt_int(fd, libc::SO_RCVBUF, RCVBUF);
-        }
-        let tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 200_000,
-        };
-        // SAFETY: setsockopt with a live timeval and its size.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                &tv as *const libc::timeval as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            );
-        }
+        socket.add_membership(libc::RTNLGRP_LINK)?;
+        socket.add_membership(libc::RTNLGRP_IPV6_ROUTE)?;
+        grow_receive_buffer(&socket, RCVBUF);
+        // The thread looks at its stop flag this often.
+        setsockopt(&socket, sockopt::ReceiveTimeout, &TimeVal::new(0, 200_000))?;
         let (tx, rx) = mpsc::channel(256);
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let malformed = Arc::new(AtomicU64::new(0));
+        let reader = Reader {
+            socket,
+            tx,
+            stop: stop.clone(),
+            malformed: malformed.clone(),
+            table,
+            protocol,
+        };
         let handle = std::thread::Builder::new()
             .name("pdrestore-watch".into())
-            .spawn(move || read_loop(socket, tx, flag, table, protocol))?;
+            .spawn(move || reader.run())?;
         Ok(Watcher {
             rx,
             stop,
+            malformed,
             handle: Some(handle),
         })
+    }
+
+    /// The messages that did not decode so far (each logged at WARN, and
+    /// followed by [`KernelEvent::Overflow`]).
+    pub fn malformed(&self) -> u64 {
+        self.malformed.load(Ordering::Relaxed)
     }
 
     /// The next batch of events; `None` when the thread has ended.
@@ -142,120 +130,126 @@ impl Drop for Watcher {
     }
 }
 
-fn read_loop(
+/// The watcher thread's side.
+struct Reader {
     socket: Socket,
     tx: mpsc::Sender<Vec<KernelEvent>>,
     stop: Arc<AtomicBool>,
+    malformed: Arc<AtomicU64>,
     table: u32,
     protocol: u8,
-) {
-    let mut buf = vec![0u8; 1 << 20];
-    let names = BTreeMap::new();
-    while !stop.load(Ordering::Relaxed) {
-        let n = match socket.recv(&mut &mut buf[..], 0) {
-            Ok(n) => n.min(buf.len()),
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                if tx.blocking_send(vec![KernelEvent::Overflow]).is_err() {
+}
+
+impl Reader {
+    fn run(self) {
+        let mut buf = vec![0u8; 1 << 20];
+        let names = BTreeMap::new();
+        while !self.stop.load(Ordering::Relaxed) {
+            let n = match self.socket.recv(&mut &mut buf[..], 0) {
+                Ok(n) => n.min(buf.len()),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    if self.tx.blocking_send(vec![KernelEvent::Overflow]).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "rtnetlink watcher: receive failed; stopping");
                     return;
                 }
-                continue;
+            };
+            let parsed = parse_events(&buf[..n], self.table, self.protocol, &names);
+            for e in &parsed.malformed {
+                tracing::warn!(error = %e, "rtnetlink watcher: a message did not decode; reading the kernel's state again");
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "rtnetlink watcher: receive failed; stopping");
+            self.malformed
+                .fetch_add(parsed.malformed.len() as u64, Ordering::Relaxed);
+            if !parsed.events.is_empty() && self.tx.blocking_send(parsed.events).is_err() {
                 return;
             }
-        };
-        let events = parse_events(&buf[..n], table, protocol, &names);
-        if !events.is_empty() && tx.blocking_send(events).is_err() {
-            return;
         }
     }
 }
 
-/// The events of one datagram of notifications (several netlink messages).
+/// What one datagram of notifications gave.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    /// Its events, in order; [`KernelEvent::Overflow`] last when a message
+    /// did not decode.
+    pub events: Vec<KernelEvent>,
+    /// The messages that did not decode, each with what was wrong and where.
+    pub malformed: Vec<WireError>,
+}
+
+/// The events of one datagram of notifications (several netlink messages):
+/// every link event, and the route events of `table` except the additions
+/// of routes with `protocol`. Strict: a message that does not decode is
+/// reported in [`Parsed::malformed`] and the rest of the datagram is still
+/// read (all of it after a bad message length is lost); either way
+/// [`KernelEvent::Overflow`] ends the events, since the message may have
+/// been a change the follower needed.
 pub fn parse_events(
-    mut b: &[u8],
+    datagram: &[u8],
     table: u32,
     protocol: u8,
     names: &BTreeMap<u32, Arc<str>>,
-) -> Vec<KernelEvent> {
-    let mut out = Vec::new();
-    while b.len() >= 16 {
-        let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
-        if len < 16 || len > b.len() {
-            break;
+) -> Parsed {
+    let mut out = Parsed::default();
+    for msg in Messages::new(datagram) {
+        let event = msg.and_then(|m| event(&m, table, protocol, names));
+        match event {
+            Ok(Some(e)) => out.events.push(e),
+            Ok(None) => {}
+            Err(e) => out.malformed.push(e),
         }
-        let kind = u16::from_ne_bytes([b[4], b[5]]);
-        let body = &b[16..len];
-        match kind {
-            RTM_NEWLINK | RTM_DELLINK => {
-                if let Some(mut e) = parse_link(body) {
-                    if kind == RTM_DELLINK {
-                        if let KernelEvent::Link { up, .. } = &mut e {
-                            *up = false;
-                        }
-                    }
-                    out.push(e);
-                }
-            }
-            RTM_NEWROUTE | RTM_DELROUTE => {
-                let new = kind == RTM_NEWROUTE;
-                // rtm_protocol is octet 5 of the rtmsg.
-                if new && body.get(5) == Some(&protocol) {
-                    // One of ours: the core knows it.
-                } else if let Some(route) = parse_route_bytes(body, names) {
-                    if route.table == table {
-                        out.push(KernelEvent::Route { new, route });
-                    }
-                }
-            }
-            _ => {}
-        }
-        b = &b[((len + 3) & !3).min(b.len())..];
+    }
+    if !out.malformed.is_empty() {
+        out.events.push(KernelEvent::Overflow);
     }
     out
 }
 
-/// An ifinfomsg and its attributes: index, flags, name.
-fn parse_link(body: &[u8]) -> Option<KernelEvent> {
-    let hdr = body.get(..16)?;
-    let index = u32::from_ne_bytes(hdr[4..8].try_into().ok()?);
-    let flags = u32::from_ne_bytes(hdr[8..12].try_into().ok()?);
-    let mut rest = &body[16..];
-    let mut name = None;
-    while rest.len() >= 4 {
-        let len = usize::from(u16::from_ne_bytes([rest[0], rest[1]]));
-        let attr = u16::from_ne_bytes([rest[2], rest[3]]) & 0x3fff;
-        if len < 4 || len > rest.len() {
-            break;
+/// The event of one message, if it is one the follower wants.
+fn event(
+    m: &Message<'_>,
+    table: u32,
+    protocol: u8,
+    names: &BTreeMap<u32, Arc<str>>,
+) -> Result<Option<KernelEvent>, WireError> {
+    match m.kind {
+        libc::RTM_NEWLINK | libc::RTM_DELLINK => {
+            let Link { index, name, up } = wire::link(m)?;
+            // A deleted link is down, whatever its flags said last.
+            let up = up && m.kind == libc::RTM_NEWLINK;
+            Ok(Some(KernelEvent::Link { index, name, up }))
         }
-        if attr == IFLA_IFNAME {
-            let v = &rest[4..len];
-            let v = v.split(|&c| c == 0).next().unwrap_or(v);
-            name = std::str::from_utf8(v).ok().map(Arc::<str>::from);
+        libc::RTM_NEWROUTE | libc::RTM_DELROUTE => {
+            let new = m.kind == libc::RTM_NEWROUTE;
+            if new && wire::route_protocol(m)? == protocol {
+                // One of ours: the core knows it.
+                return Ok(None);
+            }
+            let route = wire::route(m, names)?;
+            Ok((route.table == table).then_some(KernelEvent::Route { new, route }))
         }
-        rest = &rest[((len + 3) & !3).min(rest.len())..];
+        _ => Ok(None),
     }
-    Some(KernelEvent::Link {
-        index,
-        name: name?,
-        up: flags & IFF_UP != 0,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use libc::{IFF_UP, RTM_DELLINK, RTM_DELROUTE, RTM_NEWLINK, RTM_NEWROUTE};
 
     fn nlmsg(kind: u16, body: &[u8]) -> Vec<u8> {
         let mut v = Vec::new();
@@ -269,15 +263,15 @@ mod tests {
         v
     }
 
-    fn link_body(index: u32, flags: u32, name: &str) -> Vec<u8> {
+    fn link_body(index: u32, flags: i32, name: &str) -> Vec<u8> {
         let mut v = vec![0u8; 4];
         v.extend_from_slice(&index.to_ne_bytes());
-        v.extend_from_slice(&flags.to_ne_bytes());
+        v.extend_from_slice(&(flags as u32).to_ne_bytes());
         v.extend_from_slice(&0u32.to_ne_bytes());
         let mut n = name.as_bytes().to_vec();
         n.push(0);
         v.extend_from_slice(&((4 + n.len()) as u16).to_ne_bytes());
-        v.extend_from_slice(&IFLA_IFNAME.to_ne_bytes());
+        v.extend_from_slice(&libc::IFLA_IFNAME.to_ne_bytes());
         v.extend_from_slice(&n);
         while v.len() % 4 != 0 {
             v.push(0);
@@ -293,32 +287,31 @@ mod tests {
             v.extend_from_slice(&kind.to_ne_bytes());
             v.extend_from_slice(val);
         };
-        attr(
-            1,
-            &"2001:db8:8000:100::"
-                .parse::<std::net::Ipv6Addr>()
-                .unwrap()
-                .octets(),
-        );
-        attr(
-            5,
-            &"fe80::2".parse::<std::net::Ipv6Addr>().unwrap().octets(),
-        );
-        attr(4, &7u32.to_ne_bytes());
-        attr(6, &1024u32.to_ne_bytes());
+        let ip = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets();
+        attr(libc::RTA_DST, &ip("2001:db8:8000:100::"));
+        attr(libc::RTA_GATEWAY, &ip("fe80::2"));
+        attr(libc::RTA_OIF, &7u32.to_ne_bytes());
+        attr(libc::RTA_PRIORITY, &1024u32.to_ne_bytes());
         v
     }
 
-    #[test]
-    fn links_and_routes_are_read_ours_added_are_skipped() {
+    /// One message of every kind the watcher reads, and one it does not.
+    fn every_kind() -> Vec<u8> {
         let mut d = nlmsg(RTM_NEWLINK, &link_body(7, IFF_UP | 0x40, "cust0"));
         d.extend(nlmsg(RTM_DELLINK, &link_body(8, IFF_UP, "cust1")));
         d.extend(nlmsg(RTM_NEWROUTE, &route_body(57, 254)));
         d.extend(nlmsg(RTM_DELROUTE, &route_body(57, 254)));
         d.extend(nlmsg(RTM_NEWROUTE, &route_body(4, 254)));
         d.extend(nlmsg(RTM_DELROUTE, &route_body(57, 100)));
-        d.extend(nlmsg(3, &[]));
-        let ev = parse_events(&d, 254, 57, &BTreeMap::new());
+        d.extend(nlmsg(libc::NLMSG_DONE as u16, &[0; 4]));
+        d
+    }
+
+    #[test]
+    fn links_and_routes_are_read_ours_added_are_skipped() {
+        let p = parse_events(&every_kind(), 254, 57, &BTreeMap::new());
+        assert!(p.malformed.is_empty(), "{:?}", p.malformed);
+        let ev = p.events;
         assert_eq!(ev.len(), 4, "{ev:?}");
         assert_eq!(
             ev[0],
@@ -340,9 +333,85 @@ mod tests {
             matches!(&ev[2], KernelEvent::Route { new: false, route } if route.protocol == 57 && route.ifindex == 7)
         );
         assert!(matches!(&ev[3], KernelEvent::Route { new: true, route } if route.protocol == 4));
-        // Truncated input is no panic.
+    }
+
+    /// Cut anywhere: no panic, what came before the cut is kept, and a cut
+    /// message is counted and followed by Overflow.
+    #[test]
+    fn truncation_at_every_offset() {
+        let d = every_kind();
+        let whole = parse_events(&d, 254, 57, &BTreeMap::new()).events;
+        let ends: Vec<usize> = Messages::new(&d)
+            .map(|m| {
+                let m = m.unwrap();
+                m.offset + 16 + m.body.len()
+            })
+            .collect();
         for cut in 0..d.len() {
-            let _ = parse_events(&d[..cut], 254, 57, &BTreeMap::new());
+            let p = parse_events(&d[..cut], 254, 57, &BTreeMap::new());
+            if cut == 0 || ends.contains(&cut) {
+                assert!(p.malformed.is_empty(), "cut {cut}");
+                assert!(whole.starts_with(&p.events), "cut {cut}");
+            } else {
+                assert_eq!(p.malformed.len(), 1, "cut {cut}");
+                assert_eq!(p.events.last(), Some(&KernelEvent::Overflow), "cut {cut}");
+                assert!(whole.starts_with(&p.events[..p.events.len() - 1]));
+            }
         }
+    }
+
+    /// A bad message in the middle: counted, the messages after it still
+    /// read (its length is right), Overflow at the end.
+    #[test]
+    fn a_bad_message_in_the_middle_is_counted_and_the_rest_read() {
+        let mut bad_route = route_body(4, 254);
+        bad_route[12..14].copy_from_slice(&8u16.to_ne_bytes()); // RTA_DST of 4 octets
+        let mut d = nlmsg(RTM_NEWLINK, &link_body(7, IFF_UP, "cust0"));
+        let at = d.len();
+        d.extend(nlmsg(RTM_NEWROUTE, &bad_route));
+        d.extend(nlmsg(RTM_DELLINK, &link_body(8, IFF_UP, "cust1")));
+        let p = parse_events(&d, 254, 57, &BTreeMap::new());
+        assert_eq!(
+            p.malformed,
+            [WireError::AttributeSize {
+                kind: libc::RTA_DST,
+                offset: at + 16 + 12,
+                length: 4,
+                expected: 16
+            }]
+        );
+        assert_eq!(p.events.len(), 3, "{:?}", p.events);
+        assert!(matches!(p.events[1], KernelEvent::Link { index: 8, .. }));
+        assert_eq!(p.events[2], KernelEvent::Overflow);
+        // A bad message length: the rest cannot be walked.
+        d[at..at + 4].copy_from_slice(&9u32.to_ne_bytes());
+        let p = parse_events(&d, 254, 57, &BTreeMap::new());
+        assert!(matches!(
+            p.malformed[..],
+            [WireError::MessageLength { length: 9, .. }]
+        ));
+        assert_eq!(
+            p.malformed[0],
+            WireError::MessageLength {
+                offset: at,
+                length: 9,
+                available: d.len() - at
+            }
+        );
+        assert_eq!(p.events.len(), 2);
+        assert_eq!(p.events[1], KernelEvent::Overflow);
+    }
+
+    /// A route of ours with a bad body is still a bad message, not skipped
+    /// on its protocol alone (the protocol octet must be there).
+    #[test]
+    fn a_short_route_message_is_malformed() {
+        let d = nlmsg(RTM_NEWROUTE, &[libc::AF_INET6 as u8, 56, 0, 0]);
+        let p = parse_events(&d, 254, 57, &BTreeMap::new());
+        assert!(matches!(
+            p.malformed[..],
+            [WireError::Truncated { what: "rtmsg", .. }]
+        ));
+        assert_eq!(p.events, [KernelEvent::Overflow]);
     }
 }

@@ -199,60 +199,30 @@ impl Change {
     }
 }
 
-/// `errno` values the kernel's route code answers with, by name.
+/// `errno` values the kernel's route code answers with (`libc`'s), and
+/// their names and texts.
 pub mod errno {
-    /// Operation not permitted (no CAP_NET_ADMIN).
-    pub const EPERM: i32 = 1;
-    /// No such file or directory.
-    pub const ENOENT: i32 = 2;
-    /// No such process (the route to delete is gone).
-    pub const ESRCH: i32 = 3;
-    /// Out of memory.
-    pub const ENOMEM: i32 = 12;
-    /// Permission denied.
-    pub const EACCES: i32 = 13;
-    /// File exists (a route already holds the table, prefix and metric).
-    pub const EEXIST: i32 = 17;
-    /// No such device (the interface is gone).
-    pub const ENODEV: i32 = 19;
-    /// Invalid argument.
-    pub const EINVAL: i32 = 22;
-    /// No buffer space.
-    pub const ENOBUFS: i32 = 105;
-    /// Operation not supported.
-    pub const EOPNOTSUPP: i32 = 95;
-    /// Network is down (the interface is not up).
-    pub const ENETDOWN: i32 = 100;
-    /// Network is unreachable (the next hop is not on the interface).
-    pub const ENETUNREACH: i32 = 101;
-    /// No route to host.
-    pub const EHOSTUNREACH: i32 = 113;
+    pub use libc::{
+        EACCES, EEXIST, EHOSTUNREACH, EINVAL, ENETDOWN, ENETUNREACH, ENOBUFS, ENODEV, ENOENT,
+        ENOMEM, EOPNOTSUPP, EPERM, ESRCH,
+    };
+    use nix::errno::Errno;
 
-    /// The symbolic name of `code` (`EEXIST`), or `E<code>` for others:
-    /// the stable machine-readable form of a route failure.
+    /// The symbolic name of `code` (`EEXIST`, sign ignored), or `E<code>`
+    /// for a number the system does not name: the stable machine-readable
+    /// form of a route failure.
     pub fn name(code: i32) -> String {
-        let n = match code.abs() {
-            EPERM => "EPERM",
-            ENOENT => "ENOENT",
-            ESRCH => "ESRCH",
-            ENOMEM => "ENOMEM",
-            EACCES => "EACCES",
-            EEXIST => "EEXIST",
-            ENODEV => "ENODEV",
-            EINVAL => "EINVAL",
-            ENOBUFS => "ENOBUFS",
-            EOPNOTSUPP => "EOPNOTSUPP",
-            ENETDOWN => "ENETDOWN",
-            ENETUNREACH => "ENETUNREACH",
-            EHOSTUNREACH => "EHOSTUNREACH",
-            other => return format!("E{other}"),
-        };
-        n.to_string()
+        let code = code.saturating_abs();
+        match Errno::from_raw(code) {
+            Errno::UnknownErrno => format!("E{code}"),
+            // The variants are named as the C constants.
+            e => format!("{e:?}"),
+        }
     }
 
     /// The system's text for `code` ("File exists").
     pub fn text(code: i32) -> String {
-        let t = std::io::Error::from_raw_os_error(code.abs()).to_string();
+        let t = std::io::Error::from_raw_os_error(code.saturating_abs()).to_string();
         match t.rfind(" (os error ") {
             Some(at) => t[..at].to_string(),
             None => t,
@@ -311,7 +281,10 @@ pub enum TableError {
         /// The kernel's errno.
         errno: i32,
     },
-    /// The kernel's answer did not decode.
+    /// The kernel's answer did not decode (see [`netlink::wire`]).
+    #[error("route table: netlink: {0}")]
+    Wire(#[from] netlink::wire::WireError),
+    /// The kernel's answer did not decode (netlink-packet-route's word).
     #[error("route table: netlink: {0}")]
     Malformed(String),
     /// The thread that applies batches is gone.
@@ -333,8 +306,8 @@ impl TableError {
     }
 }
 
-/// rtm_type of a unicast route (RTN_UNICAST).
-pub const RTN_UNICAST: u8 = 1;
+/// rtm_type of a unicast route.
+pub use libc::RTN_UNICAST;
 
 /// A route as the kernel's table holds it: ours or anyone's, of any kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -487,6 +460,36 @@ mod tests {
 
     fn desired(routes: &[Route]) -> BTreeMap<Ipv6Net, Route> {
         routes.iter().map(|r| (r.prefix, r.clone())).collect()
+    }
+
+    /// The names are the stable codes of route failures (JSON, metrics).
+    #[test]
+    fn errno_names_and_texts() {
+        let named = [
+            (errno::EPERM, "EPERM"),
+            (errno::ENOENT, "ENOENT"),
+            (errno::ESRCH, "ESRCH"),
+            (errno::ENOMEM, "ENOMEM"),
+            (errno::EACCES, "EACCES"),
+            (errno::EEXIST, "EEXIST"),
+            (errno::ENODEV, "ENODEV"),
+            (errno::EINVAL, "EINVAL"),
+            (errno::ENOBUFS, "ENOBUFS"),
+            (errno::EOPNOTSUPP, "EOPNOTSUPP"),
+            (errno::ENETDOWN, "ENETDOWN"),
+            (errno::ENETUNREACH, "ENETUNREACH"),
+            (errno::EHOSTUNREACH, "EHOSTUNREACH"),
+        ];
+        for (code, name) in named {
+            assert_eq!(errno::name(code), name);
+            assert_eq!(errno::name(-code), name);
+        }
+        assert_eq!((errno::EEXIST, errno::ENOBUFS), (17, 105));
+        assert_eq!(errno::name(0), "E0");
+        assert_eq!(errno::name(4000), "E4000");
+        assert_eq!(errno::text(-17), "File exists");
+        let e = RouteError::from_errno(RouteOp::Add, "2001:db8::/56".parse().unwrap(), -17);
+        assert_eq!((e.code(), e.errno), ("EEXIST".to_string(), Some(17)));
     }
 
     #[test]
