@@ -20,6 +20,8 @@ pub struct Packets {
     pub malformed: u64,
     /// Times the packet budget held a socket back.
     pub over_budget: u64,
+    /// Route and link notifications of the kernel that did not decode.
+    pub netlink_malformed: u64,
 }
 
 /// The shortest interval between two writes of the metrics file in a
@@ -48,6 +50,8 @@ pub struct FollowMetrics {
     pub malformed: u64,
     /// Packets dropped by the packet budget.
     pub over_budget: u64,
+    /// Route and link notifications of the kernel that did not decode.
+    pub netlink_malformed: u64,
 }
 
 impl FollowMetrics {
@@ -147,6 +151,12 @@ impl Collector for FollowCollector {
             "follow_packets",
             "Packets the capture sockets delivered, those the snoop parser refused, those dropped by the packet budget",
             &samples(&outcomes, [f.packets, f.malformed, f.over_budget].into_iter()),
+        )?;
+        counter(
+            &mut e,
+            "follow_netlink_malformed",
+            "Route and link notifications of the kernel that did not decode (each is logged, and the kernel's table is read again)",
+            &one(f.netlink_malformed),
         )?;
         Ok(())
     }
@@ -248,6 +258,7 @@ impl MetricsWriter {
             packets: p.delivered,
             malformed: p.malformed,
             over_budget: p.over_budget,
+            netlink_malformed: p.netlink_malformed,
         };
         let text = metrics::encode(&snapshot.registry(self.last_complete));
         if let Some(tx) = &self.tx {
@@ -307,6 +318,7 @@ mod tests {
             packets: 9,
             malformed: 1,
             over_budget: 0,
+            netlink_malformed: 2,
         };
         let text = encode(&f.registry(Some(42.0)));
         for line in [
@@ -320,6 +332,7 @@ mod tests {
             "pdrestore_follow_route_changes_total{change=\"refreshed\"} 2\n",
             "pdrestore_follow_resyncs_total 4\n",
             "pdrestore_follow_packets_total{outcome=\"malformed\"} 1\n",
+            "pdrestore_follow_netlink_malformed_total 2\n",
             // The recovery's series, as recover writes them.
             "pdrestore_recover_outcome{outcome=\"partial\"} 1\n",
             "pdrestore_last_complete_timestamp_seconds 42.0\n",

@@ -47,6 +47,7 @@ impl CaptureCounters {
             delivered: self.packets.load(Ordering::Relaxed),
             malformed: self.malformed.load(Ordering::Relaxed),
             over_budget: self.throttled.load(Ordering::Relaxed),
+            netlink_malformed: 0,
         }
     }
 }

@@ -172,6 +172,8 @@ struct Service<'a> {
     /// When the last resync (or the start-up recovery) ended, and how.
     last_resync: Option<(Instant, String)>,
     last_activity: Instant,
+    /// Kernel notifications that did not decode, as the watcher counted.
+    netlink_malformed: u64,
     batch: Vec<Change>,
     notifier: Notifier,
     metrics: Option<MetricsWriter>,
@@ -226,7 +228,9 @@ impl Service<'_> {
     /// Rewrite the metrics file if the figures moved (see [`MetricsWriter`]).
     fn write_metrics(&mut self, now_anyway: bool) {
         if let Some(m) = self.metrics.as_mut() {
-            m.maybe_write(&self.core, self.captures.counters.figures(), now_anyway);
+            let mut p = self.captures.counters.figures();
+            p.netlink_malformed = self.netlink_malformed;
+            m.maybe_write(&self.core, p, now_anyway);
         }
     }
 
@@ -411,6 +415,7 @@ pub async fn run(
         resync_wanted: false,
         last_resync: Some((Instant::now(), startup.outcome().as_str().to_string())),
         last_activity: Instant::now(),
+        netlink_malformed: 0,
         batch: Vec::new(),
         notifier: Notifier::new(opts.notify),
         metrics: opts.metrics_file.clone().map(|p| {
@@ -428,7 +433,9 @@ pub async fn run(
     }
     svc.notifier.send("STOPPING=1".into());
     if let Some(mut m) = svc.metrics.take() {
-        m.finish(&svc.core, svc.captures.counters.figures());
+        let mut p = svc.captures.counters.figures();
+        p.netlink_malformed = svc.netlink_malformed;
+        m.finish(&svc.core, p);
     }
     let status = svc.status();
     tracing::info!("follow: stopping, routes left in place: {status}");
@@ -476,6 +483,7 @@ async fn event_loop<'a>(
             svc.handle_kernel(ev).await?;
             took += 1;
         }
+        svc.netlink_malformed = watcher.malformed();
         if took > 0 {
             svc.last_activity = Instant::now();
         }
