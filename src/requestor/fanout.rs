@@ -32,17 +32,16 @@
 //! # }
 //! ```
 
-use super::assembly::{Outcome, QueryStats};
 use super::connection;
-use super::core::{Attempt, ConnectionConfig, ConnectionReport, Delivery, PlannedQuery};
-use super::retry::{Disposition, RetryPolicy};
+use super::core::{ConnectionConfig, Delivery};
+pub use super::report::{QueryReport, ServerReport};
+use super::retry::RetryPolicy;
+use super::tries::Tries;
 use crate::proto::BindingMapper;
 use crate::proto::{Duid, LeasequeryBuilder, Query, ServerIndex, Xid};
-use std::collections::HashSet;
-use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -142,95 +141,6 @@ impl FanoutConfig {
             channel_capacity: 1024,
             max_connections: 1,
         }
-    }
-}
-
-/// How one query fared on one server, after its last try.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueryReport {
-    /// Index of the query in [`FanoutConfig::queries`].
-    pub index: usize,
-    /// The outcome of the last try.
-    pub outcome: Outcome,
-    /// How the policy judged it.
-    pub disposition: Disposition,
-    /// Tries made.
-    pub attempts: u32,
-    /// Bindings delivered over every try.
-    pub bindings: u64,
-    /// Counters of the last try, if it was sent.
-    pub stats: Option<QueryStats>,
-}
-
-/// How one server fared.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerReport {
-    /// The server.
-    pub server: SocketAddr,
-    /// Its position in the configuration.
-    pub server_index: ServerIndex,
-    /// Its DUID, from OPTION_SERVERID.
-    pub server_id: Option<Duid>,
-    /// One report per query, in query order.
-    pub queries: Vec<QueryReport>,
-    /// Connections made (tries), all queries together.
-    pub connections: u32,
-    /// From the task's start to its end.
-    pub duration: Duration,
-}
-
-impl ServerReport {
-    /// True when every query's answer is whole (complete or no bindings).
-    pub fn is_complete(&self) -> bool {
-        self.queries.iter().all(|q| q.outcome.is_complete())
-    }
-
-    /// Bindings delivered, all queries and tries together.
-    pub fn bindings(&self) -> u64 {
-        self.queries.iter().map(|q| q.bindings).sum()
-    }
-
-    /// True when a server called one of our queries malformed.
-    pub fn our_bug(&self) -> bool {
-        self.queries
-            .iter()
-            .any(|q| q.disposition == Disposition::OurBug)
-    }
-}
-
-impl fmt::Display for ServerReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {} bindings in {:.3}s, {} connection(s)",
-            self.server,
-            self.bindings(),
-            self.duration.as_secs_f64(),
-            self.connections
-        )?;
-        if let Some(id) = &self.server_id {
-            write!(f, ", server-id {id}")?;
-        }
-        let dropped: u64 = self
-            .queries
-            .iter()
-            .filter_map(|q| q.stats.as_ref())
-            .map(|s| s.dropped)
-            .sum();
-        if dropped > 0 {
-            write!(f, ", {dropped} discarded")?;
-        }
-        for q in &self.queries {
-            let tries = if q.attempts == 1 { "try" } else { "tries" };
-            write!(
-                f,
-                "; query {}: {} ({} {tries})",
-                q.index + 1,
-                q.outcome,
-                q.attempts
-            )?;
-        }
-        Ok(())
     }
 }
 
@@ -413,167 +323,22 @@ async fn query_share<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
     tx: &mpsc::Sender<T>,
     mapper: M,
 ) -> ServerReport {
-    let mut tries = Tries::new(mine, Instant::now());
-    let deadline = conn.server_deadline.map(|d| tries.started + d);
-    while !tries.todo.is_empty() {
-        if tries.connections > 0 {
-            let backoff = tries.backoff(retry);
+    let mut tries = Tries::new(mine, Instant::now(), fastrand::Rng::new());
+    let deadline = conn.server_deadline.map(|d| tries.started() + d);
+    while tries.pending() {
+        if let Some(backoff) = tries.backoff(retry) {
             if deadline.is_some_and(|d| Instant::now() + backoff >= d) {
                 break; // No time for another try: the last outcomes stand.
             }
             tokio::time::sleep(backoff).await;
         }
         let attempt = tries.next_attempt(server_index, conn, deadline);
-        let planned = tries.plan(queries, &conn.requestor);
+        let planned = tries.plan(|i, xid| queries[i].encode(xid, &conn.requestor));
         let report =
             connection::connect_and_query(server, conn, planned, attempt, tx, mapper.clone()).await;
-        tries.record(report, retry);
+        tries.record(report, retry, Instant::now());
     }
-    tries.into_report(server, server_index)
-}
-
-/// What the tries on one server have come to so far.
-struct Tries {
-    started: Instant,
-    /// One per query of this share, in query order.
-    reports: Vec<QueryReport>,
-    /// The queries for the next try, ascending.
-    todo: Vec<usize>,
-    /// Tries that count against the policy's attempts, per query.
-    counted: Vec<u32>,
-    /// Every transaction-id used with the server: a late reply to an
-    /// earlier try never matches a new query.
-    used_xids: HashSet<Xid>,
-    server_id: Option<Duid>,
-    connections: u32,
-    /// Least wait before the next try, besides the backoff (QueryTerminated
-    /// asks for one, RFC 5460 s.5.5).
-    wait: Duration,
-}
-
-impl Tries {
-    fn new(queries: Vec<usize>, started: Instant) -> Self {
-        let report = |index| QueryReport {
-            index,
-            outcome: Outcome::Partial(super::PartialReason::Closed),
-            disposition: Disposition::Retry {
-                min_delay: Duration::ZERO,
-            },
-            attempts: 0,
-            bindings: 0,
-            stats: None,
-        };
-        Tries {
-            started,
-            reports: queries.iter().copied().map(report).collect(),
-            counted: vec![0; queries.len()],
-            todo: queries,
-            used_xids: HashSet::new(),
-            server_id: None,
-            connections: 0,
-            wait: Duration::ZERO,
-        }
-    }
-
-    /// The wait before the next try: exponential backoff with jitter, at
-    /// least what the last outcomes asked for.
-    fn backoff(&self, retry: &RetryPolicy) -> Duration {
-        retry
-            .delay(self.connections, fastrand::f64())
-            .max(self.wait)
-    }
-
-    /// The next try, with what is left of the server's binding budget
-    /// ([`super::Limits::max_bindings_per_server`]).
-    fn next_attempt(
-        &mut self,
-        server_index: ServerIndex,
-        conn: &ConnectionConfig,
-        deadline: Option<Instant>,
-    ) -> Attempt {
-        self.connections += 1;
-        let delivered: u64 = self.reports.iter().map(|q| q.bindings).sum();
-        Attempt {
-            server_index,
-            number: self.connections,
-            budget: conn
-                .limits
-                .max_bindings_per_server
-                .saturating_sub(delivered),
-            deadline,
-        }
-    }
-
-    /// The queries still to do, each with a transaction-id never used
-    /// with this server.
-    fn plan(&mut self, queries: &[QuerySpec], requestor: &Duid) -> Vec<PlannedQuery> {
-        let todo = std::mem::take(&mut self.todo);
-        let planned = todo
-            .iter()
-            .map(|&index| {
-                let xid = self.fresh_xid();
-                PlannedQuery {
-                    index,
-                    xid,
-                    message: queries[index].encode(xid, requestor),
-                }
-            })
-            .collect();
-        self.todo = todo;
-        planned
-    }
-
-    fn fresh_xid(&mut self) -> Xid {
-        loop {
-            let x = Xid::new(fastrand::u32(1..=Xid::MAX));
-            if let Some(x) = x.filter(|&x| self.used_xids.insert(x)) {
-                return x;
-            }
-        }
-    }
-
-    /// Take a try's results: each query's outcome and how the policy judges
-    /// it; the queries to retry are the next try's.
-    fn record(&mut self, report: ConnectionReport, retry: &RetryPolicy) {
-        if self.server_id.is_none() {
-            self.server_id = report.server_id;
-        }
-        let mut next = Vec::new();
-        self.wait = Duration::ZERO;
-        for r in report.results {
-            let Some(k) = self.reports.iter().position(|q| q.index == r.index) else {
-                continue;
-            };
-            let q = &mut self.reports[k];
-            q.attempts += 1;
-            if !retry.within_patience(&r.outcome, self.started.elapsed()) {
-                self.counted[k] += 1;
-            }
-            q.bindings += r.stats.as_ref().map_or(0, |s| s.bindings);
-            q.disposition = retry.classify(&r.outcome);
-            q.outcome = r.outcome;
-            q.stats = r.stats;
-            if let Disposition::Retry { min_delay } = q.disposition {
-                if retry.may_retry(self.counted[k]) {
-                    next.push(r.index);
-                    self.wait = self.wait.max(min_delay);
-                }
-            }
-        }
-        next.sort_unstable();
-        self.todo = next;
-    }
-
-    fn into_report(self, server: SocketAddr, server_index: ServerIndex) -> ServerReport {
-        ServerReport {
-            server,
-            server_index,
-            server_id: self.server_id,
-            queries: self.reports,
-            connections: self.connections,
-            duration: self.started.elapsed(),
-        }
-    }
+    tries.into_report(server, server_index, Instant::now())
 }
 
 #[cfg(test)]

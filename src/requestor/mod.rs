@@ -5,6 +5,8 @@
 //! - [`core`]: the sans-IO core of one connection: window, timeouts, bounds,
 //!   bursts, results.
 //! - [`retry`]: the retry policy (exponential backoff with jitter), pure.
+//! - `tries`: one server's tries on virtual time (which queries, which
+//!   transaction-ids, how long to wait), sans IO.
 //! - [`connection`]: the tokio shell of one TCP connection around [`core`].
 //! - [`fanout`]: every server at once, bindings streamed as they arrive.
 //!
@@ -16,7 +18,9 @@ pub mod assembly;
 pub mod connection;
 pub mod core;
 pub mod fanout;
+mod report;
 pub mod retry;
+mod tries;
 
 pub use assembly::{
     CloseReason, DropReason, Event, IoError, OurBug, Outcome, PartialReason, ProtocolError,

@@ -1,0 +1,203 @@
+//! One server's tries on virtual time, with a seeded random source: no
+//! sockets, no sleeps.
+
+use super::*;
+use crate::proto::StatusCode;
+use crate::requestor::core::QueryResult;
+use crate::requestor::{PartialReason, QueryStats, ServerStatus, TransportError};
+
+const SERVER: &str = "[2001:db8::547]:547";
+
+fn tries(queries: usize, t0: Instant) -> Tries {
+    Tries::new((0..queries).collect(), t0, fastrand::Rng::with_seed(7))
+}
+
+fn conn() -> ConnectionConfig {
+    ConnectionConfig::new("000100012a2b2c2d020000009901".parse().unwrap())
+}
+
+fn stats(t0: Instant, bindings: u64) -> Option<QueryStats> {
+    Some(QueryStats {
+        started: t0,
+        replied: Some(t0),
+        finished: Some(t0),
+        messages: bindings + 2,
+        bindings,
+        dropped: 0,
+        server_id: None,
+    })
+}
+
+/// A try's report: each planned query ends with its outcome, `bindings`
+/// delivered.
+fn report(planned: &[PlannedQuery], outcome: &[(Outcome, u64)], t0: Instant) -> ConnectionReport {
+    ConnectionReport {
+        results: planned
+            .iter()
+            .zip(outcome)
+            .map(|(p, (o, n))| QueryResult {
+                index: p.index,
+                xid: p.xid,
+                outcome: o.clone(),
+                stats: stats(t0, *n),
+            })
+            .collect(),
+        close: None,
+        server_id: Some("000200000009aa".parse().unwrap()),
+    }
+}
+
+fn index() -> ServerIndex {
+    ServerIndex::new(0).unwrap()
+}
+
+#[test]
+fn only_what_failed_is_tried_again_with_new_transaction_ids() {
+    let t0 = Instant::now();
+    let retry = RetryPolicy::default();
+    let mut t = tries(3, t0);
+    assert_eq!(t.backoff(&retry), None, "no wait before the first try");
+    let a = t.next_attempt(index(), &conn(), None);
+    assert_eq!(a.number, 1);
+    let first = t.plan(|i, xid| vec![i as u8, xid.octets()[2]]);
+    assert_eq!(first.len(), 3);
+    let closed = Outcome::Partial(PartialReason::Closed);
+    t.record(
+        report(
+            &first,
+            &[
+                (Outcome::Complete, 10),
+                (closed.clone(), 4),
+                (Outcome::NoBindings, 0),
+            ],
+            t0,
+        ),
+        &retry,
+        t0 + Duration::from_secs(1),
+    );
+    assert!(t.pending());
+    let wait = t.backoff(&retry).unwrap();
+    assert!(
+        wait <= Duration::from_secs(1) && wait >= Duration::from_millis(500),
+        "{wait:?}"
+    );
+    // The second try carries what is left of the server's binding budget.
+    let mut c = conn();
+    c.limits.max_bindings_per_server = 100;
+    assert_eq!(t.next_attempt(index(), &c, None).budget, 86);
+    let second = t.plan(|i, _| vec![i as u8]);
+    assert_eq!(second.iter().map(|p| p.index).collect::<Vec<_>>(), [1]);
+    assert!(
+        first.iter().all(|p| p.xid != second[0].xid),
+        "a new transaction-id"
+    );
+    t.record(
+        report(&second, &[(Outcome::Complete, 6)], t0),
+        &retry,
+        t0 + Duration::from_secs(3),
+    );
+    assert!(!t.pending());
+    let r = t.into_report(
+        SERVER.parse().unwrap(),
+        index(),
+        t0 + Duration::from_secs(3),
+    );
+    assert!(r.is_complete());
+    assert_eq!(r.bindings(), 20);
+    assert_eq!(r.connections, 2);
+    assert_eq!(r.duration, Duration::from_secs(3));
+    assert_eq!(r.queries[1].attempts, 2);
+}
+
+#[test]
+fn the_tries_stop_at_the_policy_and_a_final_answer_is_not_retried() {
+    let t0 = Instant::now();
+    let retry = RetryPolicy {
+        attempts: 3,
+        ..RetryPolicy::default()
+    };
+    let mut t = tries(2, t0);
+    let mut now = t0;
+    let mut waits = Vec::new();
+    while t.pending() {
+        if let Some(w) = t.backoff(&retry) {
+            waits.push(w);
+            now += w;
+        }
+        t.next_attempt(index(), &conn(), None);
+        let planned = t.plan(|_, _| Vec::new());
+        let not_allowed = Outcome::ServerStatus(ServerStatus {
+            code: StatusCode::NotAllowed,
+            message: "no".into(),
+        });
+        let outcomes: Vec<(Outcome, u64)> = planned
+            .iter()
+            .map(|p| match p.index {
+                0 => (Outcome::TransportFailure(TransportError::WriteTimeout), 0),
+                _ => (not_allowed.clone(), 0),
+            })
+            .collect();
+        t.record(report(&planned, &outcomes, now), &retry, now);
+    }
+    let r = t.into_report(SERVER.parse().unwrap(), index(), now);
+    assert_eq!(r.queries[0].attempts, 3, "three tries in all");
+    assert_eq!(r.queries[1].attempts, 1, "NotAllowed is final");
+    assert_eq!(waits.len(), 2);
+    assert!(waits[1] > waits[0] / 2, "the backoff grows: {waits:?}");
+}
+
+#[test]
+fn a_server_not_reachable_at_boot_is_waited_for_until_the_deadline() {
+    let t0 = Instant::now();
+    let retry = RetryPolicy {
+        attempts: 2,
+        startup_patience: Duration::from_secs(60),
+        ..RetryPolicy::default()
+    };
+    let mut t = tries(1, t0);
+    let refused = [(Outcome::TransportFailure(TransportError::Refused), 0)];
+    // Refused for 50 s: within the patience, no try counts.
+    for s in [0, 10, 20, 30, 40, 50] {
+        t.next_attempt(index(), &conn(), None);
+        let p = t.plan(|_, _| Vec::new());
+        let now = t0 + Duration::from_secs(s);
+        t.record(report(&p, &refused, now), &retry, now);
+        assert!(t.pending(), "at {s} s");
+    }
+    // Past it, the policy's two tries count.
+    for s in [61, 62] {
+        t.next_attempt(index(), &conn(), None);
+        let p = t.plan(|_, _| Vec::new());
+        let now = t0 + Duration::from_secs(s);
+        t.record(report(&p, &refused, now), &retry, now);
+    }
+    assert!(!t.pending());
+    let r = t.into_report(
+        SERVER.parse().unwrap(),
+        index(),
+        t0 + Duration::from_secs(62),
+    );
+    assert_eq!(r.queries[0].attempts, 8);
+    assert!(!r.is_complete());
+}
+
+#[test]
+fn query_terminated_asks_for_a_longer_wait_and_the_seed_makes_it_repeatable() {
+    let t0 = Instant::now();
+    let retry = RetryPolicy::default();
+    let waits = |seed| {
+        let mut t = Tries::new(vec![0], t0, fastrand::Rng::with_seed(seed));
+        t.next_attempt(index(), &conn(), None);
+        let p = t.plan(|_, _| Vec::new());
+        let terminated = Outcome::ServerStatus(ServerStatus {
+            code: StatusCode::QueryTerminated,
+            message: String::new(),
+        });
+        t.record(report(&p, &[(terminated, 0)], t0), &retry, t0);
+        let xid = t.plan(|_, _| Vec::new())[0].xid;
+        (t.backoff(&retry).unwrap(), xid)
+    };
+    let (w, x) = waits(1);
+    assert!(w >= retry.terminated_delay, "{w:?}");
+    assert_eq!(waits(1), (w, x), "the same seed, the same waits and ids");
+}
