@@ -11,31 +11,18 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rust_source import is_test_file  # noqa: E402
+from rust_source import limit_and_roots, production_files, report  # noqa: E402
 
 
 def main():
-    args = sys.argv[1:]
-    limit = 800
-    if args and args[0].isdigit():
-        limit = int(args.pop(0))
-    roots = args or ['src', 'benches', 'examples']
+    limit, roots = limit_and_roots(sys.argv[1:], 800, ['src', 'benches', 'examples'])
     over = []
-    for root in roots:
-        for dirpath, _, files in os.walk(root):
-            for f in files:
-                p = os.path.join(dirpath, f)
-                if not f.endswith('.rs') or is_test_file(p, root):
-                    continue
-                with open(p, encoding='utf-8') as fh:
-                    n = sum(1 for _ in fh)
-                if n > limit:
-                    over.append((n, p))
-    for n, p in sorted(over, reverse=True):
-        print(f'{n:5} lines  {p}')
-    if not over:
-        print(f'no file over {limit} lines')
-    return 1 if over else 0
+    for p in production_files(roots):
+        with open(p, encoding='utf-8') as fh:
+            n = sum(1 for _ in fh)
+        if n > limit:
+            over.append((n, p))
+    return report(over, 'file', limit, lambda x: f'{x[0]:5} lines  {x[1]}')
 
 
 if __name__ == '__main__':

@@ -15,7 +15,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rust_source import is_test_file, matching, parse_attribute, skip_item, tokens  # noqa: E402
+from rust_source import (  # noqa: E402
+    limit_and_roots, matching, parse_attribute, production_files, report, skip_item, tokens)
 
 
 def functions(path):
@@ -48,26 +49,13 @@ def functions(path):
 
 
 def main():
-    args = sys.argv[1:]
-    limit = 100
-    if args and args[0].isdigit():
-        limit = int(args.pop(0))
-    roots = args or ['src']
+    limit, roots = limit_and_roots(sys.argv[1:], 100, ['src'])
     over = []
-    for root in roots:
-        for dirpath, _, files in os.walk(root):
-            for f in files:
-                p = os.path.join(dirpath, f)
-                if not f.endswith('.rs') or is_test_file(p, root):
-                    continue
-                for name, line, n in functions(p):
-                    if n > limit:
-                        over.append((n, p, line, name))
-    for n, p, line, name in sorted(over, reverse=True):
-        print(f'{n:5} lines  {p}:{line}  fn {name}')
-    if not over:
-        print(f'no function over {limit} lines')
-    return 1 if over else 0
+    for p in production_files(roots):
+        for name, line, n in functions(p):
+            if n > limit:
+                over.append((n, p, line, name))
+    return report(over, 'function', limit, lambda x: f'{x[0]:5} lines  {x[1]}:{x[2]}  fn {x[3]}')
 
 
 if __name__ == '__main__':

@@ -296,3 +296,31 @@ def is_test_file(path, root):
     parts = os.path.relpath(path, root).replace(os.sep, '/').split('/')
     name = parts[-1]
     return name == 'tests.rs' or name.endswith('_tests.rs') or 'tests' in parts[:-1]
+
+
+def limit_and_roots(args, limit, roots):
+    """The `[LIMIT] [PATH ...]` command line of the length checks."""
+    args = list(args)
+    if args and args[0].isdigit():
+        limit = int(args.pop(0))
+    return limit, (args or roots)
+
+
+def production_files(roots):
+    """Every .rs file under the roots that is not test code by its name."""
+    for root in roots:
+        for dirpath, _, files in os.walk(root):
+            for f in sorted(files):
+                p = os.path.join(dirpath, f)
+                if f.endswith('.rs') and not is_test_file(p, root):
+                    yield p
+
+
+def report(over, what, limit, line):
+    """Print the items over the limit (largest first) with `line`, or that
+    there are none; the exit status."""
+    for item in sorted(over, reverse=True):
+        print(line(item))
+    if not over:
+        print(f'no {what} over {limit} lines')
+    return 1 if over else 0

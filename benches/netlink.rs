@@ -14,6 +14,9 @@
 //!     rtnetlink (one request per route, as holo does, 1 and K in flight)
 //!     and `ip -6 -batch` (the baseline of benches/routes.rs).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use futures::{StreamExt, TryStreamExt};
 use ipnet::Ipv6Net;
 use netlink_packet_route::address::AddressAttribute;
@@ -22,7 +25,7 @@ use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::AddressFamily;
-use pdrestore::netns::{can_create, NetNs};
+use pdrestore::netns::NetNs;
 use pdrestore::routes::netlink::Link;
 use pdrestore::routes::{Change, Interface, NetlinkTable, Route, RouteTable, TableRoute};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -378,18 +381,8 @@ fn row(what: &str, n: u32, d: Duration, extra: &str) {
 }
 
 fn main() {
-    if !can_create() {
-        eprintln!("netlink benchmark skipped: needs root to create network namespaces");
+    let Some(sizes) = support::sizes::<u32>("netlink", &[100_000, 1_000_000]) else {
         return;
-    }
-    let args: Vec<u32> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let sizes = if args.is_empty() {
-        vec![100_000, 1_000_000]
-    } else {
-        args
     };
     links_and_addresses();
     for n in sizes {

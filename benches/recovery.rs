@@ -11,8 +11,11 @@
 //! `PDR_PROFILE=/tmp/perf.data` records a perf profile of the `pdrestore recover` process,
 //! `PDR_PROFILE_RERUN=FILE` one of the second run.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use pdrestore::demo::{link_commands, link_ifname};
-use pdrestore::netns::{can_create, NetNs};
+use pdrestore::netns::NetNs;
 use pdrestore::proto::LeaseKind;
 use pdrestore::routes::{Change, NetlinkTable, Route, RouteTable};
 use pdrestore::server::synth::{Synth, SynthConfig};
@@ -455,14 +458,9 @@ fn print_round(k: usize, n: u64, r: &Round) {
 }
 
 fn main() {
-    if !can_create() {
-        eprintln!("recovery benchmark skipped: needs root to create network namespaces");
+    let Some(sizes) = support::sizes::<u64>("recovery", &[100_000, 1_000_000]) else {
         return;
-    }
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    };
     // PDR_ROUNDS: rounds per size (default 3); the kernel's own speed varies
     // from run to run, so medians are printed as well as every round.
     let rounds = std::env::var("PDR_ROUNDS")
@@ -470,11 +468,7 @@ fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(3usize)
         .max(1);
-    for n in if args.is_empty() {
-        vec![100_000, 1_000_000]
-    } else {
-        args
-    } {
+    for n in sizes {
         bench(n, rounds);
     }
 }

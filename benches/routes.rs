@@ -5,7 +5,10 @@
 //! Each measurement gets a fresh namespace with one veth pair; nothing touches
 //! the host's routes.
 
-use pdrestore::netns::{can_create, NetNs};
+#[path = "support/mod.rs"]
+mod support;
+
+use pdrestore::netns::NetNs;
 use pdrestore::routes::{Change, NetlinkTable, Route, RouteTable};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -116,18 +119,8 @@ fn ip_batch(n: u32) -> Duration {
 }
 
 fn main() {
-    if !can_create() {
-        eprintln!("routes benchmark skipped: needs root to create network namespaces");
+    let Some(sizes) = support::sizes::<u32>("routes", &[100_000, 1_000_000]) else {
         return;
-    }
-    let args: Vec<u32> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let sizes = if args.is_empty() {
-        vec![100_000, 1_000_000]
-    } else {
-        args
     };
     println!(
         "{:>9}  {:>22}  {:>22}  {:>7}",

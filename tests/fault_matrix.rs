@@ -25,7 +25,7 @@
 
 mod route_lab;
 mod support;
-use pdrestore::agent::{recover, RecoverOptions, Summary};
+use pdrestore::agent::{RecoverOptions, Summary};
 use pdrestore::config::Config;
 use pdrestore::netns::NetNs;
 use pdrestore::proto::{
@@ -270,21 +270,8 @@ async fn serve_and_recover<T: RouteTable>(
     }
     let text = config_text(&addrs, top, pools, tail);
     let cfg = Config::parse(&text, std::path::Path::new("fault.toml")).unwrap();
-    let relay: Duid = RELAY.parse().unwrap();
-    let (summary, table) = recover(
-        &cfg,
-        &relay,
-        table,
-        ifs,
-        &RecoverOptions::default(),
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
-    for h in handles {
-        h.shutdown().await.unwrap();
-    }
-    (summary.summary(), table)
+    let opts = RecoverOptions::default();
+    route_lab::recover_then_stop(&cfg, RELAY, table, ifs, &opts, handles).await
 }
 
 /// A relay chain of `depth` layers, outermost first, ending in our relay

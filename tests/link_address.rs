@@ -9,9 +9,9 @@
 
 mod route_lab;
 mod support;
-use pdrestore::agent::{self, RecoverOptions, Summary};
+use pdrestore::agent::{RecoverOptions, Summary};
 use pdrestore::config::Config;
-use pdrestore::proto::{Binding, Duid, LeaseKind, RelayLayer};
+use pdrestore::proto::{Binding, LeaseKind, RelayLayer};
 use pdrestore::routes::MemoryTable;
 use pdrestore::server::{self, BindingStore, ServerConfig};
 use route_lab::pd;
@@ -70,22 +70,9 @@ fn recover(
             "[routes]\nallowed_prefixes = [\"2001:db8:8000::/40\"]\nprune_limit = \"100%\"\n",
         );
         let cfg = Config::parse(&text, Path::new("link.toml")).unwrap();
-        let relay: Duid = "0003000102000000ff01".parse().unwrap();
         let ifs = route_lab::client_interfaces(2);
-        let (s, table) = agent::recover(
-            &cfg,
-            &relay,
-            table,
-            ifs,
-            &RecoverOptions::default(),
-            std::future::pending(),
-        )
-        .await
-        .unwrap();
-        for h in handles {
-            h.shutdown().await.unwrap();
-        }
-        (s.summary(), table)
+        let opts = RecoverOptions::default();
+        route_lab::recover_then_stop(&cfg, "0003000102000000ff01", table, ifs, &opts, handles).await
     })
 }
 

@@ -8,10 +8,10 @@
 
 mod route_lab;
 mod support;
-use pdrestore::agent::{recover, RecoverOptions, Summary};
+use pdrestore::agent::{RecoverOptions, Summary};
 use pdrestore::config::Config;
 use pdrestore::netns::NetNs;
-use pdrestore::proto::{Binding, Duid, LeaseKind, RelayLayer};
+use pdrestore::proto::{Binding, LeaseKind, RelayLayer};
 use pdrestore::routes::{Interface, MemoryTable, NetlinkTable, RouteTable};
 use pdrestore::server::{self, BindingStore, ServerConfig};
 use route_lab::{layer, pd, table_lines, RELAY};
@@ -140,24 +140,11 @@ async fn serve_and_recover<T: RouteTable>(
         }
     }
     let cfg = config(&addrs, extra);
-    let relay: Duid = RELAY.parse().unwrap();
-    let (summary, table) = recover(
-        &cfg,
-        &relay,
-        table,
-        ifs,
-        &RecoverOptions {
-            dry_run,
-            ..RecoverOptions::default()
-        },
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
-    for h in handles {
-        h.shutdown().await.unwrap();
-    }
-    (summary.summary(), table)
+    let opts = RecoverOptions {
+        dry_run,
+        ..RecoverOptions::default()
+    };
+    route_lab::recover_then_stop(&cfg, RELAY, table, ifs, &opts, handles).await
 }
 
 fn routes(ns: &NetNs) -> Vec<String> {

@@ -171,3 +171,25 @@ pub fn memory_routes(t: &MemoryTable) -> Vec<String> {
         })
         .collect()
 }
+
+/// Recover into `table` (a router with the interfaces `ifs`) with `cfg` as
+/// the relay `relay`, then stop the lab servers `servers`: the summary and
+/// the table afterwards.
+pub async fn recover_then_stop<T: pdrestore::routes::RouteTable>(
+    cfg: &pdrestore::config::Config,
+    relay: &str,
+    table: T,
+    ifs: Vec<Interface>,
+    opts: &pdrestore::agent::RecoverOptions,
+    servers: Vec<pdrestore::server::ServerHandle>,
+) -> (pdrestore::agent::Summary, T) {
+    let relay: pdrestore::proto::Duid = relay.parse().unwrap();
+    let (report, table) =
+        pdrestore::agent::recover(cfg, &relay, table, ifs, opts, std::future::pending())
+            .await
+            .unwrap();
+    for s in servers {
+        s.shutdown().await.unwrap();
+    }
+    (report.summary(), table)
+}
