@@ -4,18 +4,22 @@
 //! # Layout
 //! - [`proto`]: the sans-IO protocol core: wire codec, bindings, framing.
 //! - [`transport`]: the tokio shell: framed TCP connections.
-//! - [`agent`]: `pdrestore recover`, the main job, end to end.
-//! - [`cli`]: the command line (clap), shared by the binary and [`docs`].
+//! - [`agent`]: the recovery, end to end (`recover`, and `follow`'s start-up
+//!   and resyncs): the run, its typed report, the report's renderings.
+//! - [`cli`]: the command line: every subcommand's clap definition and
+//!   runner (the binary's `main`), shared with [`docs`].
 //! - [`docs`]: the generated man pages, completions and configuration reference.
 //! - [`config`]: the TOML configuration file.
 //! - [`demo`]: `pdrestore demo`, the embedded default in a private namespace.
 //! - [`exit`]: the exit statuses of the command (sysexits names).
 //! - [`decode`]: `pdrestore decode`, reading captured byte streams.
 //! - [`identity`]: the relay DUID: configured, or generated once and kept.
-//! - [`metrics`]: the metrics file of `recover` for node_exporter's textfile collector.
+//! - [`metrics`]: the metrics file for node_exporter's textfile collector.
 //! - [`netns`]: private network namespaces for the demo, tests and benchmarks.
-//! - [`recovery`]: pure reconciliation of servers' bindings and route planning.
-//! - [`routes`]: route tables (in-memory; netlink) and the diff between them.
+//! - [`recovery`]: reconciliation of servers' bindings, route planning and
+//!   installation (sans IO but for the installer).
+//! - [`routes`]: route tables (in-memory; netlink), the ownership rule, the
+//!   diff between tables.
 //! - [`requestor`]: Bulk Leasequery to several servers at once: reply
 //!   assembly (sans IO), connections, retries, fan-out.
 //! - [`server`]: `pdrestore lab-server`, the reference Bulk Leasequery server
