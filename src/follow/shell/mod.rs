@@ -1,7 +1,7 @@
 //! The async shell of `pdrestore follow`: sockets, netlink, timers,
 //! signals, systemd, around the sans-IO [`FollowCore`].
 //!
-//! 1. Capture sockets ([`CaptureSocket`]) are opened on the client-facing
+//! 1. Capture sockets ([`crate::snoop::CaptureSocket`]) are opened on the client-facing
 //!    interfaces first, so that what the relay sends while the start-up
 //!    recovery runs is queued in their buffers, not missed.
 //! 2. The start-up recovery is `recover` itself ([`agent::run`]: the
@@ -9,7 +9,7 @@
 //! 3. The core is loaded from our routes in the kernel; the rtnetlink
 //!    watcher ([`Watcher`]) starts; systemd is told READY=1.
 //! 4. The loop: snooped messages (each interface read by a task of its own
-//!    under a [`PacketBudget`], through a bounded channel), kernel events,
+//!    under a [`crate::snoop::PacketBudget`], through a bounded channel), kernel events,
 //!    the core's timers, resyncs (on the core's deadline and on
 //!    [`Control::Resync`], SIGHUP), status lines, until [`Control::Stop`]
 //!    (SIGTERM), which leaves every route in place.
