@@ -487,22 +487,27 @@ fn connection_refused() {
     assert_eq!(ours(&t), set(&[&GOOD, &[STALE]]));
 }
 
-/// Row: accept then silence. BULK_LQ_DATA_TIMEOUT (RFC 5460 s.5.6, s.6.3)
-/// ends the wait; retried once; reported.
+/// Row: accept then silence. The first-answer timeout ends the wait (not
+/// BULK_LQ_DATA_TIMEOUT: nothing came at all); retried once; reported as
+/// no answer.
 #[test]
-fn accept_then_silence_is_a_data_timeout() {
+fn accept_then_silence_is_no_answer() {
     let t0 = Instant::now();
     let (s, t) = run(
         2,
         vec![Srv::Lab(other(), &["stall-after=0"]), Srv::Lab(good(), &[])],
-        "data_timeout = \"1s\"",
+        "first_answer_timeout = \"1s\"",
         "",
     );
     assert_partial_others_kept(&s);
-    assert_eq!(s.servers[0].status, "partial: data timeout");
+    assert_eq!(s.servers[0].status, "no answer to the query");
+    assert_eq!(s.servers[0].status_code, "no-answer");
     assert_eq!(s.servers[0].queries[0].attempts, 2);
     assert_eq!(s.servers[0].bindings, 0);
-    assert!(t0.elapsed() >= Duration::from_secs(2), "two data timeouts");
+    assert!(
+        t0.elapsed() >= Duration::from_secs(2),
+        "two first-answer timeouts"
+    );
     assert!(t0.elapsed() < Duration::from_secs(10), "bounded");
     assert_eq!(ours(&t), set(&[&GOOD, &[STALE]]));
 }

@@ -467,7 +467,7 @@ _pdrestore() {
             return 0
             ;;
         pdrestore__subcmd__query)
-            opts="-c -h --config --server --relay-id --link-address --remote-id --client-id --address --link --requestor-duid --source --timeout --connect-timeout --deadline --retries --retry-delay --max-in-flight --json --help"
+            opts="-c -h --config --server --relay-id --link-address --remote-id --client-id --address --link --requestor-duid --source --timeout --connect-timeout --first-answer-timeout --deadline --retries --retry-delay --max-in-flight --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -522,6 +522,10 @@ _pdrestore() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --first-answer-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -69,6 +69,7 @@ complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l requestor-
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l source -d 'Local address to connect from' -r
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l timeout -d 'BULK_LQ_DATA_TIMEOUT: blocked write, silent read (RFC 5460 5.6), e.g. 30s, 2m [default: 300s]' -r
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l connect-timeout -d 'Longest wait for each TCP connect [default: 5s]' -r
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l first-answer-timeout -d 'Longest wait for the server\'s first message once the query is sent (at most the data timeout); past it, "no answer to the query" [default: 30s]' -r
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l deadline -d 'Overall time allowed for each server, every try and wait included (none by default)' -r
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l retries -d 'Retries per server after the first try (refused or failed connects, timeouts, partial results, QueryTerminated) [default: 3]' -r
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -l retry-delay -d 'Wait before the first retry; it doubles each time (with jitter), up to 60 s [default: 1s]' -r

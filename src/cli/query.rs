@@ -65,6 +65,9 @@ pub struct QueryArgs {
     /// Longest wait for each TCP connect [default: 5s].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub connect_timeout: Option<Duration>,
+    /// Longest wait for the server's first message once the query is sent (at most the data timeout); past it, "no answer to the query" [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub first_answer_timeout: Option<Duration>,
     /// Overall time allowed for each server, every try and wait included (none by default).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub deadline: Option<Duration>,
@@ -193,6 +196,9 @@ impl QueryArgs {
         }
         if let Some(t) = self.connect_timeout {
             cfg.connection.connect_timeout = t;
+        }
+        if let Some(t) = self.first_answer_timeout {
+            cfg.connection.first_answer_timeout = t;
         }
         if let Some(n) = self.max_in_flight {
             cfg.connection.max_in_flight = n as usize;

@@ -19,7 +19,10 @@ pub(super) fn default_data_timeout() -> Duration {
     crate::proto::BULK_LQ_DATA_TIMEOUT
 }
 pub(super) fn default_connect_timeout() -> Duration {
-    Duration::from_secs(5)
+    crate::requestor::core::DEFAULT_CONNECT_TIMEOUT
+}
+pub(super) fn default_first_answer_timeout() -> Duration {
+    crate::requestor::core::DEFAULT_FIRST_ANSWER_TIMEOUT
 }
 pub(super) fn default_startup_deadline() -> Duration {
     crate::proto::BULK_LQ_DATA_TIMEOUT

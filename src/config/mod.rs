@@ -72,6 +72,11 @@ pub struct Config {
     /// Longest wait for one TCP connect (a black-holed server costs this per try).
     #[serde(default = "de::default_connect_timeout", with = "de::duration")]
     pub connect_timeout: Duration,
+    /// Longest wait, once a query is sent, for the server's first message
+    /// (at most `data_timeout`): past it the query ends "no answer to the
+    /// query" and is tried once more at most.
+    #[serde(default = "de::default_first_answer_timeout", with = "de::duration")]
+    pub first_answer_timeout: Duration,
     /// From the start of a run: while it lasts, failed connects are retried
     /// (with backoff) without counting against `retries`, so a server that
     /// is not reachable yet at boot is waited for.
@@ -333,7 +338,7 @@ impl Config {
     }
 
     /// The fan-out this configuration asks for, running `queries` on every
-    /// server: its servers, data and connect timeouts, queries in flight,
+    /// server: its servers, data, connect and first-answer timeouts, queries in flight,
     /// retries (waiting for servers until `startup_deadline`) and limits.
     /// `requestor` is the configured `requestor_duid`, or the relay DUID
     /// when none is set.
@@ -349,6 +354,7 @@ impl Config {
             .collect();
         cfg.connection.data_timeout = self.data_timeout;
         cfg.connection.connect_timeout = self.connect_timeout;
+        cfg.connection.first_answer_timeout = self.first_answer_timeout;
         cfg.connection.max_in_flight = self.max_in_flight as usize;
         cfg.max_connections = self.max_connections as usize;
         cfg.connection.limits = self.limits;

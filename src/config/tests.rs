@@ -143,6 +143,7 @@ fn defaults() {
     );
     assert_eq!(DEFAULT_PROTOCOL, 57);
     assert_eq!(c.connect_timeout, Duration::from_secs(5));
+    assert_eq!(c.first_answer_timeout, Duration::from_secs(30));
     assert_eq!(c.startup_deadline, Duration::from_secs(300));
     assert_eq!(c.interface_wait, Duration::from_secs(30));
     assert_eq!(c.routes.prune_limit, PruneLimit::Share(1000));

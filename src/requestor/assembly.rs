@@ -10,8 +10,10 @@
 //!   in flight, routes each received message by transaction-id however the
 //!   replies interleave (RFC 5460 s.6.5), enforces the connection-wide rules
 //!   (a DATA or DONE for no outstanding query closes the connection, s.6.3)
-//!   and runs BULK_LQ_DATA_TIMEOUT (s.5.6, s.6.3) as a deadline given by
-//!   [`ReplyDemux::poll_timeout`].
+//!   and runs two timers as one deadline, [`ReplyDemux::poll_timeout`]: the
+//!   first-answer timeout while no query in flight has received anything
+//!   (past it, [`Outcome::NoAnswer`]), BULK_LQ_DATA_TIMEOUT (s.5.6, s.6.3)
+//!   once one has (a stalled stream, [`PartialReason::DataTimeout`]).
 //!
 //! Bindings are yielded as [`Event::Binding`] as soon as the message holding
 //! them has been handled, not at the end of the query.

@@ -531,15 +531,77 @@ fn data_timeout_runs_on_injected_time() {
 }
 
 #[test]
-fn silent_server_times_out_before_any_reply() {
+fn a_silent_server_gives_no_answer_not_a_data_timeout() {
     let t0 = Instant::now();
     let mut d = demux(t0, &[1]);
+    assert!(d.is_waiting_first_answer());
     d.handle_timeout(t0 + T);
+    let ev = events(&mut d);
+    assert_eq!(outcome(&ev, 1), Some(Outcome::NoAnswer));
+    assert_eq!(d.close_reason(), Some(&CloseReason::NoAnswer));
+    assert_eq!(Outcome::NoAnswer.code(), "no-answer");
+    assert_eq!(Outcome::NoAnswer.to_string(), "no answer to the query");
+}
+
+#[test]
+fn the_first_answer_timeout_runs_until_a_query_hears_something() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let mut d = ReplyDemux::new(us(), s(300));
+    d.set_first_answer_timeout(s(30));
+    d.start_query(x(1), t0).unwrap();
+    d.handle_sent(t0 + s(1));
+    assert_eq!(d.poll_timeout(), Some(t0 + s(31)), "30 s from the write");
+    d.handle_timeout(t0 + s(30));
+    assert_eq!(d.close_reason(), None, "not yet");
+    // The REPLY: from now on the data timeout.
+    d.handle_frame(&reply(1, vec![cd(0, Some(1))]), t0 + s(20));
+    assert!(!d.is_waiting_first_answer());
+    assert_eq!(d.poll_timeout(), Some(t0 + s(320)));
+    d.handle_timeout(t0 + s(100));
+    assert_eq!(d.close_reason(), None, "a stream may pause past 30 s");
+    d.handle_timeout(t0 + s(320));
+    assert_eq!(d.close_reason(), Some(&CloseReason::DataTimeout));
     let ev = events(&mut d);
     assert_eq!(
         outcome(&ev, 1),
-        Some(Outcome::Partial(PartialReason::DataTimeout))
+        Some(Outcome::Partial(PartialReason::DataTimeout)),
+        "a stream that stalled after data stays a data timeout"
     );
+}
+
+#[test]
+fn after_a_done_the_next_query_gets_its_own_first_answer_timeout() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let mut d = ReplyDemux::new(us(), s(300));
+    d.set_first_answer_timeout(s(30));
+    d.start_query(x(1), t0).unwrap();
+    d.start_query(x(2), t0).unwrap();
+    // A server that answers one query after the other: the second waits
+    // while the first streams, without a timeout of its own.
+    d.handle_frame(&reply(1, vec![cd(0, Some(1))]), t0 + s(1));
+    d.handle_frame(&data(1, vec![cd(1, Some(1))]), t0 + s(200));
+    assert_eq!(d.poll_timeout(), Some(t0 + s(500)));
+    d.handle_frame(&done(1), t0 + s(201));
+    assert!(d.is_waiting_first_answer(), "only the second is left");
+    assert_eq!(d.poll_timeout(), Some(t0 + s(231)));
+    d.handle_timeout(t0 + s(231));
+    let ev = events(&mut d);
+    assert_eq!(outcome(&ev, 1), Some(Outcome::Complete));
+    assert_eq!(outcome(&ev, 2), Some(Outcome::NoAnswer));
+}
+
+#[test]
+fn a_first_answer_timeout_longer_than_the_data_timeout_is_the_data_timeout() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let mut d = ReplyDemux::new(us(), s(10));
+    d.set_first_answer_timeout(s(30));
+    d.start_query(x(1), t0).unwrap();
+    assert_eq!(d.poll_timeout(), Some(t0 + s(10)));
+    d.handle_timeout(t0 + s(10));
+    assert_eq!(outcome(&events(&mut d), 1), Some(Outcome::NoAnswer));
 }
 
 #[test]

@@ -15,9 +15,14 @@
 //!   for the data timeout fails the connection. While bytes wait to be
 //!   written, the read timeout does not run: a server that does not read
 //!   cannot be blamed for not answering.
-//! - **The read timeout** (RFC 5460 s.6.3). Nothing received for the data
-//!   timeout once every query was written ends the connection
-//!   ([`ReplyDemux::poll_timeout`]).
+//! - **The first answer.** Once the queries are written, nothing at all
+//!   received for [`ConnectionConfig::first_answer_timeout`] while no query
+//!   in flight has received anything ends them [`Outcome::NoAnswer`] and the
+//!   connection: a server that accepts a query and never answers costs
+//!   that, not the data timeout.
+//! - **The read timeout** (RFC 5460 s.6.3). Once a query has received
+//!   something, nothing received for the data timeout ends the connection
+//!   (a stalled stream; [`ReplyDemux::poll_timeout`] runs both timers).
 //! - **The server deadline.** The caller's overall time for the server
 //!   ([`Attempt::deadline`]) ends the connection wherever it is.
 //! - **Bounds.** The octets read ([`Limits::max_bytes_per_connection`]), the
@@ -72,6 +77,12 @@ pub const MAX_DROP_WARNINGS: u32 = 10;
 /// data timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The first-answer timeout unless configured: a live server answers a
+/// LEASEQUERY (its REPLY, or the first page of it) in milliseconds to
+/// seconds; one that says nothing for this long after the query was sent
+/// does not answer it, and is not waited for the whole data timeout.
+pub const DEFAULT_FIRST_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Resource bounds against servers that stream forever or send monsters:
 /// past any, the server is cut off and not retried. The `[limits]` table of
 /// the configuration file.
@@ -117,6 +128,10 @@ pub struct ConnectionConfig {
     pub data_timeout: Duration,
     /// Longest wait for the TCP connect.
     pub connect_timeout: Duration,
+    /// Longest wait, once the queries are written, for the first message
+    /// while no query in flight has received anything (at most the data
+    /// timeout): past it, they end [`Outcome::NoAnswer`].
+    pub first_answer_timeout: Duration,
     /// Queries outstanding at once on the connection (RFC 5460 s.6.5); 0 counts as 1.
     pub max_in_flight: usize,
     /// Local address to connect from (port chosen by the system).
@@ -131,12 +146,13 @@ pub struct ConnectionConfig {
 }
 
 impl ConnectionConfig {
-    /// Defaults: 300 s data timeout, 5 s connect timeout, one query in
-    /// flight, no source address.
+    /// Defaults: 300 s data timeout, 5 s connect timeout, 30 s first-answer
+    /// timeout, one query in flight, no source address.
     pub fn new(requestor: Duid) -> Self {
         ConnectionConfig {
             data_timeout: BULK_LQ_DATA_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            first_answer_timeout: DEFAULT_FIRST_ANSWER_TIMEOUT,
             max_in_flight: 1,
             source: None,
             requestor,
@@ -296,6 +312,7 @@ fn unsent_outcome(close: Option<&CloseReason>) -> Outcome {
     match close {
         None | Some(CloseReason::PeerClosed) => Outcome::Partial(PartialReason::Closed),
         Some(CloseReason::DataTimeout) => Outcome::Partial(PartialReason::DataTimeout),
+        Some(CloseReason::NoAnswer) => Outcome::NoAnswer,
         Some(CloseReason::Deadline) => Outcome::Partial(PartialReason::Deadline),
         Some(CloseReason::Protocol(e)) => Outcome::Partial(PartialReason::Aborted(e.clone())),
         Some(CloseReason::Transport(e)) => Outcome::TransportFailure(e.clone()),
@@ -358,6 +375,7 @@ impl<M: BindingMapper> ConnectionCore<M> {
         let mut demux = ReplyDemux::with_mapper(cfg.requestor.clone(), cfg.data_timeout, mapper);
         demux.set_limits(cfg.limits.max_bindings_per_query, attempt.budget);
         demux.set_max_relay_depth(cfg.limits.max_relay_depth.into());
+        demux.set_first_answer_timeout(cfg.first_answer_timeout);
         let mut core = ConnectionCore {
             demux,
             server,

@@ -567,3 +567,24 @@ fn the_binding_budget_cuts_the_server_off() {
         Outcome::Partial(PartialReason::Protocol(e))
     );
 }
+
+#[test]
+fn a_silent_server_ends_every_query_with_no_answer_after_the_first_answer_timeout() {
+    let t0 = Instant::now();
+    let mut cfg = cfg(1);
+    cfg.data_timeout = secs(300);
+    cfg.first_answer_timeout = secs(30);
+    let mut c = core(&cfg, planned(3), t0);
+    write_all(&mut c, t0 + secs(2));
+    assert_eq!(c.poll_timeout(), Some(t0 + secs(32)), "30 s from the write");
+    c.handle_timeout(t0 + secs(31));
+    assert!(!c.is_done());
+    c.handle_timeout(t0 + secs(32));
+    assert!(c.is_done(), "not the 300 s data timeout");
+    let r = c.into_report();
+    assert_eq!(r.close, Some(CloseReason::NoAnswer));
+    // The one asked and the two never sent on the silent connection alike.
+    for q in by_index(&r, 3) {
+        assert_eq!(q.outcome, Outcome::NoAnswer, "query {}", q.index);
+    }
+}

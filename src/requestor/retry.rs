@@ -4,6 +4,8 @@
 //! Retried (RFC 5460 s.6.1, s.6.3, s.5.5): refused or failed connects,
 //! timeouts, partial results, and QueryTerminated, after which the requestor
 //! "should wait at least a short interval" ([`RetryPolicy::terminated_delay`]).
+//! A query the server never answered ([`Outcome::NoAnswer`]) is retried
+//! once at most ([`SILENT_TRIES`]), whatever `attempts` allows.
 //! Final for that server (RFC 5007 s.4.3.3), in a REPLY or in a DONE after
 //! data (RFC 5460 s.5.2.2): NotAllowed, NotConfigured,
 //! UnknownQueryType and any other status (UnspecFail aside, which is
@@ -13,6 +15,12 @@
 use super::assembly::Outcome;
 use crate::proto::StatusCode;
 use std::time::Duration;
+
+/// Tries in all for a query the server never answered
+/// ([`Outcome::NoAnswer`]): the first and one retry, on a new connection.
+/// A server that said nothing twice will not speak on a third try, and
+/// waiting for it `attempts` times would hold the whole run up.
+pub const SILENT_TRIES: u32 = 2;
 
 /// What to do after a query ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +110,7 @@ impl RetryPolicy {
             {
                 Disposition::Final
             }
-            Outcome::Partial(_) | Outcome::TransportFailure(_) => retry,
+            Outcome::Partial(_) | Outcome::TransportFailure(_) | Outcome::NoAnswer => retry,
             // Sending it again would make the same mistake.
             Outcome::OurBug(_) => Disposition::OurBug,
         }
@@ -145,6 +153,13 @@ impl RetryPolicy {
     /// True when a try numbered `attempt` (1 for the first) may be followed by another.
     pub fn may_retry(&self, attempt: u32) -> bool {
         attempt < self.attempts.max(1)
+    }
+
+    /// True when a query that met `silent` tries without an answer
+    /// ([`Outcome::NoAnswer`]) may be tried again (as far as silence goes;
+    /// [`RetryPolicy::may_retry`] still holds): fewer than [`SILENT_TRIES`].
+    pub fn may_retry_silent(&self, silent: u32) -> bool {
+        silent < SILENT_TRIES
     }
 }
 
@@ -210,6 +225,9 @@ mod tests {
             p.classify(&Outcome::TransportFailure(TransportError::Refused)),
             retry
         );
+        assert_eq!(p.classify(&Outcome::NoAnswer), retry);
+        assert!(p.may_retry_silent(1), "one retry after silence");
+        assert!(!p.may_retry_silent(SILENT_TRIES), "not a third try");
         assert_eq!(
             p.classify(&Outcome::Partial(PartialReason::Protocol(
                 crate::requestor::ProtocolError::ClientLink

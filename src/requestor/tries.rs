@@ -22,6 +22,8 @@ pub(super) struct Tries {
     todo: Vec<usize>,
     /// Tries that count against the policy's attempts, per query.
     counted: Vec<u32>,
+    /// Tries the server did not answer at all, per query.
+    silent: Vec<u32>,
     /// Every transaction-id used with the server: a late reply to an
     /// earlier try never matches a new query.
     used_xids: HashSet<Xid>,
@@ -52,6 +54,7 @@ impl Tries {
             started,
             reports: queries.iter().copied().map(report).collect(),
             counted: vec![0; queries.len()],
+            silent: vec![0; queries.len()],
             todo: queries,
             used_xids: HashSet::new(),
             server_id: None,
@@ -144,12 +147,15 @@ impl Tries {
             if !retry.within_patience(&r.outcome, elapsed) {
                 self.counted[k] += 1;
             }
+            if r.outcome == Outcome::NoAnswer {
+                self.silent[k] += 1;
+            }
             q.bindings += r.stats.as_ref().map_or(0, |s| s.bindings);
             q.disposition = retry.classify(&r.outcome);
             q.outcome = r.outcome;
             q.stats = r.stats;
             if let Disposition::Retry { min_delay } = q.disposition {
-                if retry.may_retry(self.counted[k]) {
+                if retry.may_retry(self.counted[k]) && retry.may_retry_silent(self.silent[k]) {
                     next.push(r.index);
                     self.wait = self.wait.max(min_delay);
                 }

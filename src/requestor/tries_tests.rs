@@ -201,3 +201,59 @@ fn query_terminated_asks_for_a_longer_wait_and_the_seed_makes_it_repeatable() {
     assert!(w >= retry.terminated_delay, "{w:?}");
     assert_eq!(waits(1), (w, x), "the same seed, the same waits and ids");
 }
+
+/// One try of every pending query, each ending with `outcome`, at `now`.
+fn one_try(t: &mut Tries, retry: &RetryPolicy, outcome: &Outcome, now: Instant) {
+    t.next_attempt(index(), &conn(), None);
+    let p = t.plan(|_, _| Vec::new());
+    let outcomes: Vec<(Outcome, u64)> = p.iter().map(|_| (outcome.clone(), 0)).collect();
+    t.record(report(&p, &outcomes, now), retry, now);
+}
+
+#[test]
+fn a_query_the_server_never_answers_is_tried_twice_not_the_full_retries() {
+    let t0 = Instant::now();
+    let retry = RetryPolicy {
+        attempts: 4,
+        ..RetryPolicy::default()
+    };
+    // On virtual time: every try waits its backoff, connects at once and
+    // hears nothing for the 30 s first-answer timeout.
+    let mut t = tries(2, t0);
+    let mut now = t0;
+    let mut tries_made = 0;
+    while t.pending() {
+        now += t.backoff(&retry).unwrap_or_default() + Duration::from_secs(30);
+        one_try(&mut t, &retry, &Outcome::NoAnswer, now);
+        tries_made += 1;
+    }
+    assert_eq!(tries_made, 2, "the first try and one retry");
+    assert!(now - t0 < Duration::from_secs(62), "{:?}", now - t0);
+    let r = t.into_report(SERVER.parse().unwrap(), index(), now);
+    for q in &r.queries {
+        assert_eq!(q.outcome, Outcome::NoAnswer);
+        assert_eq!(q.outcome.code(), "no-answer");
+        assert_eq!(q.attempts, 2);
+    }
+    // A stalled stream keeps every retry the policy allows.
+    let mut t = tries(1, t0);
+    let stall = Outcome::Partial(PartialReason::DataTimeout);
+    let mut n = 0;
+    while t.pending() {
+        one_try(&mut t, &retry, &stall, t0);
+        n += 1;
+    }
+    assert_eq!(n, 4);
+    // Silence after a stall: still two silent tries at most, within attempts.
+    let mut t = tries(1, t0);
+    let mut seq = vec![];
+    for o in [stall.clone(), Outcome::NoAnswer, stall, Outcome::NoAnswer] {
+        if !t.pending() {
+            break;
+        }
+        one_try(&mut t, &retry, &o, t0);
+        seq.push(o);
+    }
+    assert_eq!(seq.len(), 4);
+    assert!(!t.pending());
+}

@@ -13,8 +13,12 @@ use std::time::{Duration, Instant};
 pub enum CloseReason {
     /// The server closed it.
     PeerClosed,
-    /// BULK_LQ_DATA_TIMEOUT passed with nothing received (RFC 5460 s.6.3).
+    /// BULK_LQ_DATA_TIMEOUT passed with nothing received (RFC 5460 s.6.3),
+    /// while some query was being answered.
     DataTimeout,
+    /// The first-answer timeout passed while no query in flight had
+    /// received anything: the server does not answer.
+    NoAnswer,
     /// The overall time allowed for the server ran out.
     Deadline,
     /// The server broke the protocol.
@@ -49,7 +53,10 @@ pub struct ReplyDemux<M: BindingMapper = OwnedBindings> {
     mapper: M,
     requestor: Duid,
     data_timeout: Duration,
+    first_answer_timeout: Duration,
     queries: BTreeMap<Xid, QueryAssembler<M>>,
+    /// Outstanding queries that have received a message.
+    answered: usize,
     last_activity: Option<Instant>,
     events: VecDeque<Event<M::Item>>,
     closed: Option<CloseReason>,
@@ -75,7 +82,9 @@ impl<M: BindingMapper> ReplyDemux<M> {
             mapper,
             requestor,
             data_timeout,
+            first_answer_timeout: data_timeout,
             queries: BTreeMap::new(),
+            answered: 0,
             last_activity: None,
             events: VecDeque::new(),
             closed: None,
@@ -99,6 +108,14 @@ impl<M: BindingMapper> ReplyDemux<M> {
     /// and closes the connection (see [`QueryAssembler::set_max_relay_depth`]).
     pub fn set_max_relay_depth(&mut self, max: usize) {
         self.max_relay_depth = max;
+    }
+
+    /// Wait at most `timeout` for the first message while no outstanding
+    /// query has received any (the data timeout by default; a longer one
+    /// counts as the data timeout): past it, every outstanding query ends
+    /// [`Outcome::NoAnswer`] and the connection is to be closed.
+    pub fn set_first_answer_timeout(&mut self, timeout: Duration) {
+        self.first_answer_timeout = timeout;
     }
 
     /// Bindings delivered on this connection so far.
@@ -163,14 +180,28 @@ impl<M: BindingMapper> ReplyDemux<M> {
         self.events.pop_front()
     }
 
-    /// When [`ReplyDemux::handle_timeout`] must be called: BULK_LQ_DATA_TIMEOUT
-    /// after the last message received or query started, while a query is
-    /// outstanding (RFC 5460 s.6.3).
+    /// When [`ReplyDemux::handle_timeout`] must be called, while a query is
+    /// outstanding, counted from the last message received or query
+    /// started or sent: the first-answer timeout while no outstanding query
+    /// has received anything ([`ReplyDemux::is_waiting_first_answer`]),
+    /// BULK_LQ_DATA_TIMEOUT once one has (RFC 5460 s.6.3).
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.closed.is_some() || self.queries.is_empty() {
             return None;
         }
-        self.last_activity.map(|t| t + self.data_timeout)
+        let wait = if self.is_waiting_first_answer() {
+            self.first_answer_timeout.min(self.data_timeout)
+        } else {
+            self.data_timeout
+        };
+        self.last_activity.map(|t| t + wait)
+    }
+
+    /// True while queries are outstanding and none of them has received a
+    /// message: the server owes a first answer and is not sending anything
+    /// of ours (after a query's DONE, the next one's REPLY is awaited).
+    pub fn is_waiting_first_answer(&self) -> bool {
+        self.answered == 0 && !self.queries.is_empty()
     }
 
     fn touch(&mut self, now: Instant) {
@@ -186,6 +217,9 @@ impl<M: BindingMapper> ReplyDemux<M> {
                 self.events.push_back(e);
             }
             if q.is_finished() {
+                if q.stats().messages > 0 {
+                    self.answered -= 1;
+                }
                 self.queries.remove(&xid);
             }
         }
@@ -269,10 +303,14 @@ impl<M: BindingMapper> ReplyDemux<M> {
             );
         };
         let before = q.stats().bindings;
+        let fresh = q.stats().messages == 0;
         let left = self.max_total.saturating_sub(self.delivered);
         q.set_max_bindings(self.max_per_query.min(before.saturating_add(left)));
         q.set_max_relay_depth(self.max_relay_depth);
         let res = q.handle_message(msg, now);
+        if fresh && q.stats().messages > 0 {
+            self.answered += 1;
+        }
         self.delivered += q.stats().bindings - before;
         self.drain(xid);
         if let Err(e) = res {
@@ -314,17 +352,26 @@ impl<M: BindingMapper> ReplyDemux<M> {
         );
     }
 
-    /// Check the data timeout at `now`; once it has passed, every outstanding
-    /// query ends [`PartialReason::DataTimeout`] and the connection is to be closed.
+    /// Check the timeouts at `now`; once the one of
+    /// [`ReplyDemux::poll_timeout`] has passed, every outstanding query ends
+    /// [`Outcome::NoAnswer`] (nothing came for any of them) or
+    /// [`PartialReason::DataTimeout`] (a stream stalled), and the
+    /// connection is to be closed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Some(deadline) = self.poll_timeout() {
-            if now >= deadline {
-                self.close(
-                    CloseReason::DataTimeout,
-                    Outcome::Partial(PartialReason::DataTimeout),
-                    now,
-                );
-            }
+        let Some(deadline) = self.poll_timeout() else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        if self.is_waiting_first_answer() {
+            self.close(CloseReason::NoAnswer, Outcome::NoAnswer, now);
+        } else {
+            self.close(
+                CloseReason::DataTimeout,
+                Outcome::Partial(PartialReason::DataTimeout),
+                now,
+            );
         }
     }
 }

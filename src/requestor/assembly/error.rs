@@ -244,6 +244,12 @@ pub enum Outcome {
     Partial(PartialReason),
     /// The transport failed; the bindings delivered, if any, are a subset.
     TransportFailure(TransportError),
+    /// No message at all came for the query within the first-answer
+    /// timeout after it was sent (nor for any other query on the
+    /// connection): the server accepted the connection and does not
+    /// answer (a query type it ignores, a hung worker). Told apart from a
+    /// stream that stalls after data, which is [`PartialReason::DataTimeout`].
+    NoAnswer,
     /// pdrestore did not send the query: a bug of its own ([`OurBug`]).
     OurBug(OurBug),
 }
@@ -258,8 +264,8 @@ impl Outcome {
 
 impl Outcome {
     /// A stable machine-readable code for the outcome: `complete`,
-    /// `no-bindings`, `status-<name>` (`status-not-allowed`), `closed`,
-    /// `data-timeout`, `deadline`, `done-status-<name>`, `protocol-error`,
+    /// `no-bindings`, `status-<name>` (`status-not-allowed`), `no-answer`,
+    /// `closed`, `data-timeout`, `deadline`, `done-status-<name>`, `protocol-error`,
     /// `aborted`, `connection-refused`, `connect-timeout`, `connect-failed`,
     /// `write-timeout`, `io-error`, `pdrestore-bug`.
     pub fn code(&self) -> String {
@@ -281,6 +287,7 @@ impl Outcome {
             Outcome::Complete => "complete".into(),
             Outcome::NoBindings => "no-bindings".into(),
             Outcome::ServerStatus(s) => format!("status-{}", kebab(s)),
+            Outcome::NoAnswer => "no-answer".into(),
             Outcome::Partial(PartialReason::Closed) => "closed".into(),
             Outcome::Partial(PartialReason::DataTimeout) => "data-timeout".into(),
             Outcome::Partial(PartialReason::Deadline) => "deadline".into(),
@@ -306,6 +313,7 @@ impl fmt::Display for Outcome {
             Outcome::Complete => write!(f, "complete"),
             Outcome::NoBindings => write!(f, "no bindings"),
             Outcome::ServerStatus(s) => write!(f, "status {s}"),
+            Outcome::NoAnswer => write!(f, "no answer to the query"),
             Outcome::Partial(r) => write!(f, "partial: {r}"),
             Outcome::TransportFailure(e) => write!(f, "transport failure: {e}"),
             Outcome::OurBug(e) => write!(f, "not sent, a pdrestore bug: {e}"),
