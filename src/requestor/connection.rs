@@ -13,7 +13,7 @@
 use super::assembly::{IoError, TransportError};
 use super::core::{
     Attempt, ConnectionConfig, ConnectionCore, ConnectionEvent, ConnectionReport, Delivery,
-    PlannedQuery, Severity,
+    PlannedQuery, QueryStep, Severity,
 };
 use crate::proto::BindingMapper;
 use crate::transport::{FrameCodec, FrameCodecError};
@@ -80,9 +80,16 @@ pub async fn connect_and_query<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>
     mapper: M,
 ) -> ConnectionReport {
     let timeout = attempt.connect_timeout(cfg.connect_timeout, Instant::now());
+    tracing::debug!(%server, attempt = attempt.number, timeout = ?timeout, "connecting");
     match connect(server, cfg.source, timeout).await {
-        Ok(stream) => query_over(stream, server, cfg, queries, attempt, tx, mapper).await,
-        Err(e) => ConnectionReport::not_connected(queries, e, &attempt, Instant::now()),
+        Ok(stream) => {
+            tracing::debug!(%server, attempt = attempt.number, "connected");
+            query_over(stream, server, cfg, queries, attempt, tx, mapper).await
+        }
+        Err(e) => {
+            tracing::debug!(%server, attempt = attempt.number, error = %e, "connect failed");
+            ConnectionReport::not_connected(queries, e, &attempt, Instant::now())
+        }
     }
 }
 
@@ -125,7 +132,7 @@ pub async fn query_over<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
             read = reader.next() => read_burst(&mut core, &mut reader, read),
             _ = sleep_until(deadline), if deadline.is_some() => core.handle_timeout(Instant::now()),
         }
-        forward(&mut core, server, tx).await;
+        forward(&mut core, server, attempt.number, tx).await;
     }
     // Best effort: tell the server we are done (RFC 5460 s.6.6).
     let _ = tokio::time::timeout(Duration::from_millis(100), wr.shutdown()).await;
@@ -156,10 +163,12 @@ fn read_burst<M: BindingMapper>(
     }
 }
 
-/// Deliver the core's events: the batch of bindings to `tx`, warnings to the log.
+/// Deliver the core's events: the batch of bindings to `tx`, warnings and
+/// the queries' steps (of try `attempt`) to the log.
 async fn forward<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
     core: &mut ConnectionCore<M>,
     server: SocketAddr,
+    attempt: u32,
     tx: &mpsc::Sender<T>,
 ) {
     while let Some(ev) = core.poll_event() {
@@ -175,6 +184,18 @@ async fn forward<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
             } => tracing::warn!(%server, %xid, "{reason}"),
             ConnectionEvent::Discarded { xid, reason, .. } => {
                 tracing::debug!(%server, %xid, "{reason}")
+            }
+            ConnectionEvent::Query { index, xid, step } => {
+                let query = index + 1;
+                match step {
+                    QueryStep::Sent => tracing::debug!(%server, attempt, query, %xid, "query sent"),
+                    QueryStep::Answered => {
+                        tracing::debug!(%server, attempt, query, %xid, "first answer")
+                    }
+                    QueryStep::Ended(outcome) => {
+                        tracing::debug!(%server, attempt, query, %xid, %outcome, "query done")
+                    }
+                }
             }
         }
     }

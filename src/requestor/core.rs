@@ -32,6 +32,8 @@
 //!   [`MAX_FRAMES_PER_BURST`], and their bindings delivered as one batch
 //!   ([`ConnectionEvent::Bindings`]), so that the consumer gets one channel
 //!   message per burst and not per binding.
+//! - **Steps.** Each query's steps (written, first answer, ended) are
+//!   events ([`ConnectionEvent::Query`]), for the shell's debug log.
 //! - **Warnings.** Discarded messages (RFC 5007 s.4.2.2, RFC 5460 s.6.3)
 //!   are reported with a [`Severity`]: warnings for the first
 //!   [`MAX_DROP_WARNINGS`] on the connection, debug after that (a hostile
@@ -288,9 +290,29 @@ pub enum Severity {
     Debug,
 }
 
+/// A step of one query on a connection, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryStep {
+    /// The LEASEQUERY was written in full.
+    Sent,
+    /// The first message for it arrived.
+    Answered,
+    /// It ended so.
+    Ended(Outcome),
+}
+
 /// What a [`ConnectionCore`] has to tell its shell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectionEvent<T = Binding> {
+    /// A query took a step: to be logged at debug level.
+    Query {
+        /// The caller's index of the query.
+        index: usize,
+        /// Its transaction-id.
+        xid: Xid,
+        /// What happened.
+        step: QueryStep,
+    },
     /// The bindings of one burst, in the order they arrived: one channel
     /// message for the consumer.
     Bindings(Vec<Delivery<T>>),
@@ -328,6 +350,13 @@ fn unsent(q: PlannedQuery, close: Option<&CloseReason>) -> QueryResult {
     }
 }
 
+/// A query in flight: the caller's index, and whether anything came for it.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    index: usize,
+    answered: bool,
+}
+
 /// One Bulk Leasequery connection, sans IO: see the [module](self) for its
 /// rules and how to drive it. `M` makes the bindings (see [`BindingMapper`]).
 #[derive(Debug)]
@@ -340,8 +369,12 @@ pub struct ConnectionCore<M: BindingMapper = OwnedBindings> {
     max_bytes: u64,
     /// Queries not started yet, in the caller's order.
     pending: VecDeque<PlannedQuery>,
-    /// The caller's index of every query in flight.
-    in_flight: HashMap<Xid, usize>,
+    /// Every query in flight.
+    in_flight: HashMap<Xid, InFlight>,
+    /// Queries started and not yet written in full: (index, xid).
+    unwritten: Vec<(usize, Xid)>,
+    /// Steps not yet polled.
+    steps: VecDeque<(usize, Xid, QueryStep)>,
     /// The last lookup in `in_flight`: the bindings of a message share it.
     last_query: Option<(Xid, usize)>,
     results: Vec<QueryResult>,
@@ -385,6 +418,8 @@ impl<M: BindingMapper> ConnectionCore<M> {
             max_bytes: cfg.limits.max_bytes_per_connection,
             pending: queries.into(),
             in_flight: HashMap::new(),
+            unwritten: Vec::new(),
+            steps: VecDeque::new(),
             last_query: None,
             results: Vec::new(),
             server_id: None,
@@ -426,6 +461,9 @@ impl<M: BindingMapper> ConnectionCore<M> {
             self.written = 0;
             self.write_progress = None;
             self.demux.handle_sent(now);
+            for (index, xid) in self.unwritten.drain(..) {
+                self.steps.push_back((index, xid, QueryStep::Sent));
+            }
         } else {
             self.write_progress = Some(now);
         }
@@ -512,8 +550,9 @@ impl<M: BindingMapper> ConnectionCore<M> {
         }
     }
 
-    /// The next event: discarded messages first, then the bindings of the
-    /// burst as one batch. Drain after every input; `None` ends the burst.
+    /// The next event: discarded messages first, then the queries' steps,
+    /// then the bindings of the burst as one batch. Drain after every
+    /// input; `None` ends the burst.
     pub fn poll_event(&mut self) -> Option<ConnectionEvent<M::Item>> {
         if let Some((xid, reason, severity)) = self.discarded.pop_front() {
             return Some(ConnectionEvent::Discarded {
@@ -521,6 +560,9 @@ impl<M: BindingMapper> ConnectionCore<M> {
                 reason,
                 severity,
             });
+        }
+        if let Some((index, xid, step)) = self.steps.pop_front() {
+            return Some(ConnectionEvent::Query { index, xid, step });
         }
         if !self.batch.is_empty() {
             // The next burst is likely as large: one allocation for it.
@@ -553,7 +595,11 @@ impl<M: BindingMapper> ConnectionCore<M> {
     pub fn into_report(self) -> ConnectionReport {
         let close = self.demux.close_reason().cloned();
         let mut results = self.results;
-        let mut left: Vec<(Xid, usize)> = self.in_flight.into_iter().collect();
+        let mut left: Vec<(Xid, usize)> = self
+            .in_flight
+            .into_iter()
+            .map(|(xid, q)| (xid, q.index))
+            .collect();
         left.sort_unstable_by_key(|&(_, index)| index);
         results.extend(left.into_iter().map(|(xid, index)| QueryResult {
             index,
@@ -612,21 +658,40 @@ impl<M: BindingMapper> ConnectionCore<M> {
                 StartError::Closed => None,
             });
         }
-        self.in_flight.insert(q.xid, q.index);
+        self.in_flight.insert(
+            q.xid,
+            InFlight {
+                index: q.index,
+                answered: false,
+            },
+        );
+        self.unwritten.push((q.index, q.xid));
         self.write_progress.get_or_insert(now);
         Ok(())
     }
 
-    /// The caller's index of the query in flight with `xid`.
+    /// The caller's index of the query in flight with `xid`, which has
+    /// received a message.
     fn query_of(&mut self, xid: Xid) -> Option<usize> {
         match self.last_query {
             Some((x, index)) if x == xid => Some(index),
             _ => {
-                let index = *self.in_flight.get(&xid)?;
+                let index = self.answered_by(xid)?;
                 self.last_query = Some((xid, index));
                 Some(index)
             }
         }
+    }
+
+    /// The caller's index of the query in flight with `xid`, which has
+    /// received a message: the first one is a step.
+    fn answered_by(&mut self, xid: Xid) -> Option<usize> {
+        let q = self.in_flight.get_mut(&xid)?;
+        if !q.answered {
+            q.answered = true;
+            self.steps.push_back((q.index, xid, QueryStep::Answered));
+        }
+        Some(q.index)
     }
 
     /// Sort what the reply assembly reported into deliveries, warnings and
@@ -651,6 +716,7 @@ impl<M: BindingMapper> ConnectionCore<M> {
                     });
                 }
                 Event::Dropped { xid, reason } => {
+                    self.answered_by(xid);
                     self.drops = self.drops.saturating_add(1);
                     let severity = if self.drops <= MAX_DROP_WARNINGS {
                         Severity::Warn
@@ -668,10 +734,15 @@ impl<M: BindingMapper> ConnectionCore<M> {
                         self.server_id = stats.server_id.clone();
                     }
                     self.last_query = None;
-                    let Some(index) = self.in_flight.remove(&xid) else {
+                    if stats.messages > 0 {
+                        self.answered_by(xid);
+                    }
+                    let Some(InFlight { index, .. }) = self.in_flight.remove(&xid) else {
                         debug_assert!(false, "{xid} finished, not in flight");
                         continue;
                     };
+                    let step = QueryStep::Ended(outcome.clone());
+                    self.steps.push_back((index, xid, step));
                     self.results.push(QueryResult {
                         index,
                         xid,

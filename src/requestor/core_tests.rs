@@ -118,8 +118,26 @@ fn write_all(c: &mut ConnectionCore, now: Instant) {
     c.handle_written(n, now);
 }
 
+/// The events but the queries' steps (see [`steps`]).
 fn events(c: &mut ConnectionCore) -> Vec<ConnectionEvent> {
+    all_events(c)
+        .into_iter()
+        .filter(|e| !matches!(e, ConnectionEvent::Query { .. }))
+        .collect()
+}
+
+fn all_events(c: &mut ConnectionCore) -> Vec<ConnectionEvent> {
     std::iter::from_fn(|| c.poll_event()).collect()
+}
+
+/// The queries' steps among `ev`: (index, step).
+fn steps(ev: &[ConnectionEvent]) -> Vec<(usize, QueryStep)> {
+    ev.iter()
+        .filter_map(|e| match e {
+            ConnectionEvent::Query { index, step, .. } => Some((*index, step.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 fn bindings(ev: &[ConnectionEvent]) -> Vec<&Delivery> {
@@ -587,4 +605,46 @@ fn a_silent_server_ends_every_query_with_no_answer_after_the_first_answer_timeou
     for q in by_index(&r, 3) {
         assert_eq!(q.outcome, Outcome::NoAnswer, "query {}", q.index);
     }
+}
+
+#[test]
+fn each_query_step_is_an_event_for_the_log() {
+    let t0 = Instant::now();
+    let q = planned(2);
+    let (a, b) = (q[0].xid, q[1].xid);
+    let mut c = core(&cfg(1), q, t0);
+    assert!(steps(&all_events(&mut c)).is_empty(), "nothing written yet");
+    write_all(&mut c, t0);
+    assert_eq!(steps(&all_events(&mut c)), [(0, QueryStep::Sent)]);
+    c.handle_frame(&reply(a, vec![cd(1)]), t0 + secs(1));
+    c.handle_frame(&data(a, 2), t0 + secs(1));
+    assert_eq!(steps(&all_events(&mut c)), [(0, QueryStep::Answered)]);
+    c.handle_frame(&done(a), t0 + secs(2));
+    assert_eq!(
+        steps(&all_events(&mut c)),
+        [(0, QueryStep::Ended(Outcome::Complete))],
+        "the next query is started, not written yet"
+    );
+    write_all(&mut c, t0 + secs(2));
+    c.handle_frame(&reply(b, vec![]), t0 + secs(3));
+    assert_eq!(
+        steps(&all_events(&mut c)),
+        [
+            (1, QueryStep::Sent),
+            (1, QueryStep::Answered),
+            (1, QueryStep::Ended(Outcome::NoBindings))
+        ]
+    );
+    // A query that times out was never answered.
+    let mut c = core(&cfg(1), planned(1), t0);
+    write_all(&mut c, t0);
+    c.handle_timeout(t0 + T);
+    let ev = steps(&all_events(&mut c));
+    assert_eq!(
+        ev,
+        [
+            (0, QueryStep::Sent),
+            (0, QueryStep::Ended(Outcome::NoAnswer))
+        ]
+    );
 }

@@ -36,12 +36,12 @@ use super::connection;
 use super::core::{ConnectionConfig, Delivery};
 pub use super::report::{QueryReport, ServerReport};
 use super::retry::RetryPolicy;
-use super::tries::Tries;
+use super::tries::{Tries, Unreachable};
 use crate::proto::BindingMapper;
 use crate::proto::{Duid, LeasequeryBuilder, Query, ServerIndex, Xid};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -328,17 +328,45 @@ async fn query_share<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
     while tries.pending() {
         if let Some(backoff) = tries.backoff(retry) {
             if deadline.is_some_and(|d| Instant::now() + backoff >= d) {
+                tracing::debug!(%server, "no time left for another try");
                 break; // No time for another try: the last outcomes stand.
             }
+            tracing::debug!(%server, backoff = ?backoff, "waiting before the next try");
             tokio::time::sleep(backoff).await;
         }
         let attempt = tries.next_attempt(server_index, conn, deadline);
         let planned = tries.plan(|i, xid| queries[i].encode(xid, &conn.requestor));
         let report =
             connection::connect_and_query(server, conn, planned, attempt, tx, mapper.clone()).await;
-        tries.record(report, retry, Instant::now());
+        let now = Instant::now();
+        tries.record(report, retry, now);
+        if let Some(u) = tries.poll_unreachable(retry, now) {
+            warn_unreachable(server, &u);
+        }
+        for (index, outcome) in tries.retrying() {
+            tracing::debug!(%server, query = index + 1, %outcome, "trying the query again");
+        }
     }
     tries.into_report(server, server_index, Instant::now())
+}
+
+/// The warning for a server that could not be reached, and what happens next.
+fn warn_unreachable(server: SocketAddr, u: &Unreachable) {
+    let secs = |d: Duration| humantime::format_duration(Duration::from_secs(d.as_secs()));
+    let tries = u.tries;
+    let waited = secs(u.waited);
+    if u.patience_left.is_zero() {
+        tracing::warn!(%server, tries, %waited, "server unreachable ({}); trying again", u.error);
+    } else {
+        let left = secs(u.patience_left);
+        tracing::warn!(
+            %server,
+            tries,
+            %waited,
+            "server unreachable ({}); still trying for up to {left} (startup_deadline) without using up retries",
+            u.error
+        );
+    }
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ pub use assembly::{
 };
 pub use core::{
     Attempt, ConnectionConfig, ConnectionCore, ConnectionEvent, ConnectionReport, Delivery, Limits,
-    PlannedQuery, QueryResult, Severity,
+    PlannedQuery, QueryResult, QueryStep, Severity,
 };
 pub use fanout::{Fanout, FanoutConfig, QuerySpec, ServerConfig, ServerReport, Update};
 pub use retry::{Disposition, RetryPolicy};

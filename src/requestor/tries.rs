@@ -1,8 +1,9 @@
 //! The tries of one server's queries, sans IO: which queries are still to
 //! be tried, with which transaction-ids (never one used before with the
 //! server), how long to wait before the next try, and what each query came
-//! to. The policy is [`super::retry::RetryPolicy`]; time and the random
-//! source are arguments, so the tests drive it on virtual time.
+//! to, and when a server that cannot be reached deserves a warning. The
+//! policy is [`super::retry::RetryPolicy`]; time and the random source are
+//! arguments, so the tests drive it on virtual time.
 
 use super::core::{Attempt, ConnectionConfig, ConnectionReport, PlannedQuery};
 use super::report::{QueryReport, ServerReport};
@@ -12,6 +13,25 @@ use crate::proto::{Duid, ServerIndex, Xid};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+/// While a server stays unreachable, a warning at most this often (the
+/// first one at the first try that could not connect).
+pub const UNREACHABLE_WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// A server that could not be reached on its last try: what to warn about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Unreachable {
+    /// Why the last try could not connect.
+    pub(super) error: Outcome,
+    /// Tries in a row that could not connect.
+    pub(super) tries: u32,
+    /// Since the first try.
+    pub(super) waited: Duration,
+    /// What is left of the boot patience
+    /// ([`RetryPolicy::startup_patience`]): while some is, failed connects
+    /// use up no retry.
+    pub(super) patience_left: Duration,
+}
 
 /// What the tries on one server have come to so far.
 pub(super) struct Tries {
@@ -24,6 +44,10 @@ pub(super) struct Tries {
     counted: Vec<u32>,
     /// Tries the server did not answer at all, per query.
     silent: Vec<u32>,
+    /// Why the tries in a row that could not connect failed, and how many.
+    unreachable: Option<(Outcome, u32)>,
+    /// When the last warning about it was due.
+    warned: Option<Instant>,
     /// Every transaction-id used with the server: a late reply to an
     /// earlier try never matches a new query.
     used_xids: HashSet<Xid>,
@@ -55,6 +79,8 @@ impl Tries {
             reports: queries.iter().copied().map(report).collect(),
             counted: vec![0; queries.len()],
             silent: vec![0; queries.len()],
+            unreachable: None,
+            warned: None,
             todo: queries,
             used_xids: HashSet::new(),
             server_id: None,
@@ -133,6 +159,7 @@ impl Tries {
     /// policy judges it; the queries to retry are the next try's.
     pub(super) fn record(&mut self, report: ConnectionReport, retry: &RetryPolicy, now: Instant) {
         let elapsed = now.saturating_duration_since(self.started);
+        self.note_reachability(&report);
         if self.server_id.is_none() {
             self.server_id = report.server_id;
         }
@@ -163,6 +190,63 @@ impl Tries {
         }
         next.sort_unstable();
         self.todo = next;
+    }
+
+    /// Whether the try of `report` reached the server at all: a try whose
+    /// every query ended before a connection was made adds to the tries in
+    /// a row that could not; any other ends the run of them.
+    fn note_reachability(&mut self, report: &ConnectionReport) {
+        let failed = report
+            .results
+            .iter()
+            .all(|r| RetryPolicy::is_connect_failure(&r.outcome));
+        match report.results.first() {
+            Some(r) if failed => {
+                let tries = self.unreachable.as_ref().map_or(0, |(_, n)| *n);
+                self.unreachable = Some((r.outcome.clone(), tries + 1));
+            }
+            _ => {
+                self.unreachable = None;
+                self.warned = None;
+            }
+        }
+    }
+
+    /// At `now`, after a try was recorded: a warning is due when the server
+    /// could not be reached on that try and another will be made, at the
+    /// first such try and then at most every [`UNREACHABLE_WARN_EVERY`]
+    /// while it stays unreachable. (A server that is done says so in its
+    /// report.)
+    pub(super) fn poll_unreachable(
+        &mut self,
+        retry: &RetryPolicy,
+        now: Instant,
+    ) -> Option<Unreachable> {
+        let (error, tries) = self.unreachable.as_ref()?;
+        if !self.pending()
+            || self
+                .warned
+                .is_some_and(|t| now < t + UNREACHABLE_WARN_EVERY)
+        {
+            return None;
+        }
+        self.warned = Some(now);
+        let waited = now.saturating_duration_since(self.started);
+        Some(Unreachable {
+            error: error.clone(),
+            tries: *tries,
+            waited,
+            patience_left: retry.startup_patience.saturating_sub(waited),
+        })
+    }
+
+    /// The queries of the next try and how their last try ended: why they
+    /// are tried again.
+    pub(super) fn retrying(&self) -> impl Iterator<Item = (usize, &Outcome)> {
+        self.reports
+            .iter()
+            .filter(|q| self.todo.contains(&q.index))
+            .map(|q| (q.index, &q.outcome))
     }
 
     /// The server's report, at `now`.

@@ -257,3 +257,76 @@ fn a_query_the_server_never_answers_is_tried_twice_not_the_full_retries() {
     assert_eq!(seq.len(), 4);
     assert!(!t.pending());
 }
+
+#[test]
+fn an_unreachable_server_is_warned_about_at_once_then_once_a_minute() {
+    let t0 = Instant::now();
+    let retry = RetryPolicy {
+        attempts: 2,
+        startup_patience: Duration::from_secs(300),
+        ..RetryPolicy::default()
+    };
+    let mut t = tries(1, t0);
+    let timeout = Outcome::TransportFailure(TransportError::ConnectTimeout);
+    // A black-holed server: 5 s per connect, then the backoff.
+    let mut now = t0;
+    let mut warnings = Vec::new();
+    while t.pending() {
+        now += t.backoff(&retry).unwrap_or_default() + Duration::from_secs(5);
+        one_try(&mut t, &retry, &timeout, now);
+        if let Some(w) = t.poll_unreachable(&retry, now) {
+            warnings.push((now - t0, w));
+        }
+    }
+    let (first_at, first) = &warnings[0];
+    assert_eq!(
+        *first_at,
+        Duration::from_secs(5),
+        "at the first connect timeout"
+    );
+    assert_eq!(first.error, timeout);
+    assert_eq!(first.tries, 1);
+    assert_eq!(first.patience_left, Duration::from_secs(295));
+    for w in warnings.windows(2) {
+        assert!(w[1].0 - w[0].0 >= UNREACHABLE_WARN_EVERY, "{:?}", w[1].0);
+    }
+    let spent = now - t0;
+    assert!(
+        warnings.len() as u64 <= spent.as_secs() / 60 + 1,
+        "{} warnings in {spent:?}",
+        warnings.len()
+    );
+    assert!(
+        warnings.len() >= 3,
+        "still warned about: {} in {spent:?}",
+        warnings.len()
+    );
+    // The last try ends the tries: its failure is in the report, no warning.
+    assert!(t
+        .poll_unreachable(&retry, now + Duration::from_secs(600))
+        .is_none());
+}
+
+#[test]
+fn a_server_that_answers_is_no_longer_warned_about() {
+    let t0 = Instant::now();
+    let retry = RetryPolicy {
+        attempts: 3,
+        startup_patience: Duration::from_secs(300),
+        ..RetryPolicy::default()
+    };
+    let mut t = tries(2, t0);
+    let refused = Outcome::TransportFailure(TransportError::Refused);
+    one_try(&mut t, &retry, &refused, t0);
+    assert!(t.poll_unreachable(&retry, t0).is_some());
+    assert!(t.poll_unreachable(&retry, t0).is_none(), "once");
+    // It answers, partially: no warning about reachability.
+    one_try(&mut t, &retry, &Outcome::Partial(PartialReason::Closed), t0);
+    assert!(t.poll_unreachable(&retry, t0).is_none());
+    // Unreachable again: warned at once.
+    one_try(&mut t, &retry, &refused, t0);
+    let w = t.poll_unreachable(&retry, t0).unwrap();
+    assert_eq!(w.tries, 1, "a new run of failed connects");
+    let why: Vec<usize> = t.retrying().map(|(i, _)| i).collect();
+    assert_eq!(why, [0, 1]);
+}
