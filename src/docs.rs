@@ -30,7 +30,7 @@ pub struct ConfigSection {
 
 /// What comes before the sections of the configuration reference.
 pub const CONFIG_PREAMBLE: &[&str] = &[
-    "pdrestore reads one TOML file, by default `/etc/pdrestore/pdrestore.toml` (`--config FILE` overrides). A complete, commented example is `pdrestore.example.toml` at the top of the repository (installed as `/usr/share/doc/pdrestore/examples/pdrestore.toml`). `pdrestore check-config` validates a file, prints the effective settings and the relay and requestor DUIDs, and warns about `[routes.interfaces]` targets that do not exist on this machine.",
+    "pdrestore reads one TOML file, by default `/etc/pdrestore/pdrestore.toml` (`--config FILE` overrides). A complete, commented example is `pdrestore.example.toml` at the top of the repository (installed as `/usr/share/doc/pdrestore/examples/pdrestore.toml`). `pdrestore check-config` validates a file, prints the effective settings, the relay and requestor DUIDs and the worst case of one run (what the unit's `TimeoutStartSec` must cover), and warns about `[routes.interfaces]` targets that do not exist on this machine.",
     "Unknown keys and bad values are errors that name the file, line and column, e.g. `pdrestore: /etc/pdrestore/pdrestore.toml:12:11: invalid IP address syntax`. So are values that contradict each other: the same server twice, an IPv4 `source` for an IPv6 server.",
     "Durations use humantime syntax: `300s`, `5m`, `1h 30m`, `500ms`.",
 ];
@@ -374,6 +374,7 @@ pub fn page_extras(name: &str) -> PageExtras {
         "check-config" => e(
             &[
                 ("0", "The file is valid."),
+                ("74", "Standard output could not be written."),
                 ("78", "It is not (the error names file, line and column)."),
             ],
             CONFIG_FILES,
@@ -385,6 +386,7 @@ pub fn page_extras(name: &str) -> PageExtras {
         "duid" => e(
             &[
                 ("0", "The DUID was printed."),
+                ("74", "Standard output could not be written."),
                 (
                     "78",
                     "Configuration error, or a corrupt or unwritable DUID file.",

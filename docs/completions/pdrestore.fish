@@ -53,7 +53,7 @@ complete -c pdrestore -n "__fish_pdrestore_using_subcommand follow" -s h -l help
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand duid" -s c -l config -d 'Configuration file' -r -F
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand duid" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand check-config" -s c -l config -d 'Configuration file' -r -F
-complete -c pdrestore -n "__fish_pdrestore_using_subcommand check-config" -s h -l help -d 'Print help'
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand check-config" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand decode" -l port -d 'In a capture, also follow TCP connections on this port (547 always is); repeatable' -r
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand decode" -l json -d 'One JSON object per line instead of text'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand decode" -s h -l help -d 'Print help (see more with \'--help\')'

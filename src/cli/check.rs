@@ -1,8 +1,9 @@
 //! `pdrestore check-config` and `pdrestore duid`: the configuration and
 //! the identities it gives, without touching anything.
 
-use super::load_config;
+use super::{load_config, print_or_quiet};
 use crate::exit;
+use std::fmt::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -14,10 +15,9 @@ pub fn duid(path: &Path) -> ExitCode {
     };
     match crate::identity::relay_duid(config.relay_duid.as_ref(), &config.state_directory) {
         Ok((duid, source)) => {
-            println!("{}", duid.to_hex());
-            println!("{}", duid.to_colon_hex());
             eprintln!("relay DUID {source}");
-            ExitCode::SUCCESS
+            let text = format!("{}\n{}\n", duid.to_hex(), duid.to_colon_hex());
+            ExitCode::from(print_or_quiet(&text).unwrap_or(exit::OK))
         }
         Err(e) => {
             eprintln!("pdrestore: {e}");
@@ -26,7 +26,8 @@ pub fn duid(path: &Path) -> ExitCode {
     }
 }
 
-/// `pdrestore check-config`: validate, print the effective settings.
+/// `pdrestore check-config`: validate, print the effective settings, the
+/// DUIDs and the worst case of one run.
 pub fn check_config(path: &Path) -> ExitCode {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -42,28 +43,39 @@ pub fn check_config(path: &Path) -> ExitCode {
             return ExitCode::from(exit::CONFIG);
         }
     };
-    print!("{}", config.to_toml());
-    // The effective identities, without creating anything.
+    let mut out = config.to_toml();
+    // The effective identities, without creating anything. (Writing to a
+    // String cannot fail.)
     match crate::identity::lookup(config.relay_duid.as_ref(), &config.state_directory) {
         Ok(Some((relay, source))) => {
-            println!("# relay DUID: {} ({source})", relay.to_hex());
+            let _ = writeln!(out, "# relay DUID: {} ({source})", relay.to_hex());
             let requestor = config.requestor_duid.clone().unwrap_or(relay);
-            println!("# requestor DUID: {}", requestor.to_hex());
+            let _ = writeln!(out, "# requestor DUID: {}", requestor.to_hex());
         }
         Ok(None) => {
-            println!(
+            let _ = writeln!(
+                out,
                 "# relay DUID: none yet; the first `pdrestore recover` (or `pdrestore duid`) generates one in {}",
                 config.state_directory.display()
             );
-            match &config.requestor_duid {
-                Some(d) => println!("# requestor DUID: {}", d.to_hex()),
-                None => println!("# requestor DUID: the relay DUID"),
-            }
+            let _ = match &config.requestor_duid {
+                Some(d) => writeln!(out, "# requestor DUID: {}", d.to_hex()),
+                None => writeln!(out, "# requestor DUID: the relay DUID"),
+            };
         }
         Err(e) => {
             eprintln!("pdrestore: {e}");
             return ExitCode::from(exit::CONFIG);
         }
+    }
+    // What the unit's TimeoutStartSec must cover.
+    let _ = writeln!(
+        out,
+        "# worst case of one run, the transfer aside: {}",
+        config.worst_case()
+    );
+    if let Some(code) = print_or_quiet(&out) {
+        return ExitCode::from(code);
     }
     if !config.routes.interfaces.is_empty() {
         let links = crate::routes::netlink::links_now();

@@ -8,11 +8,12 @@ use crate::proto::{Duid, Query};
 use crate::recovery::prune::PruneLimit;
 use crate::recovery::settings::{NextHopFallback, OurLayer, PlanSettings};
 use crate::requestor::fanout::{FanoutConfig, QuerySpec, ServerConfig as FanoutServer};
-use crate::requestor::{Limits, RetryPolicy};
+use crate::requestor::{Limits, RetryPolicy, ServerWorstCase};
 use crate::routes::{Interface, Ownership};
 use ipnet::Ipv6Net;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -124,6 +125,37 @@ pub struct Config {
     /// `pdrestore follow`: snooping and resynchronisation.
     #[serde(default)]
     pub follow: FollowConfig,
+}
+
+/// The longest a `recover` run can wait with a configuration
+/// ([`Config::worst_case`]): the interfaces, then the servers, side by side.
+/// The time the servers spend sending their answers and the installation
+/// of the routes (seconds, about 4 s per million routes) come on top.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorstCase {
+    /// The wait for the interfaces ([`Config::interface_wait`]).
+    pub interface_wait: Duration,
+    /// The longest server (see [`crate::requestor::worst`]).
+    pub server: ServerWorstCase,
+}
+
+impl WorstCase {
+    /// The whole of it.
+    pub fn total(&self) -> Duration {
+        self.interface_wait + self.server.total()
+    }
+}
+
+impl fmt::Display for WorstCase {
+    /// `29m 50s (interface_wait 30s + startup_deadline 5m + 4 tries x (...) + backoff 2m)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let human = crate::requestor::worst::human;
+        write!(f, "{} (", human(self.total()))?;
+        if !self.interface_wait.is_zero() {
+            write!(f, "interface_wait {} + ", human(self.interface_wait))?;
+        }
+        write!(f, "{})", self.server)
+    }
 }
 
 /// How recovery finds our bindings (RFC 5460 s.5.3, s.6.1).
@@ -335,6 +367,18 @@ impl Config {
             })
             .collect();
         self.fanout_config(requestor, queries)
+    }
+
+    /// The longest a `recover` run (and `follow`'s start-up recovery, and
+    /// each of its resyncs) can wait with this configuration: see
+    /// [`WorstCase`]. `check-config` prints it.
+    pub fn worst_case(&self) -> WorstCase {
+        // The DUIDs and the queries play no part in it.
+        let fanout = self.fanout_config(Duid::from_bytes(Vec::new()), Vec::new());
+        WorstCase {
+            interface_wait: self.interface_wait,
+            server: fanout.worst_case(),
+        }
     }
 
     /// The fan-out this configuration asks for, running `queries` on every

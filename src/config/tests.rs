@@ -449,3 +449,36 @@ fn example_config_parses() {
     let c = Config::load(&p).unwrap();
     assert!(!c.servers.is_empty());
 }
+
+#[test]
+fn the_worst_case_of_a_run_is_the_fanouts_after_the_interfaces() {
+    let c =
+        parse("[[server]]\naddress = \"::1\"\n[routes]\nallowed_prefixes = [\"2001:db8::/32\"]\n")
+            .unwrap();
+    let w = c.worst_case();
+    // interface_wait, then startup_deadline of failed connects, then 4 tries
+    // that each connect, hear a first answer at the last moment and stall,
+    // each after a backoff at its cap.
+    let per_try = Duration::from_secs(5 + 30 + 300) + Duration::from_millis(100);
+    assert_eq!(
+        w.total(),
+        Duration::from_secs(30 + 300 + 4 * 30) + 4 * per_try
+    );
+    assert_eq!(
+        w.server,
+        c.recovery_fanout(&"000300010203".parse().unwrap(), &[])
+            .worst_case()
+    );
+    assert!(
+        w.to_string()
+            .starts_with("29m 51s (interface_wait 30s + startup_deadline 5m + 4 tries"),
+        "{w}"
+    );
+    // The first-answer timeout is what makes a silent server cheap: with it
+    // as long as the data timeout, a try costs 5 more minutes.
+    let long = parse("first_answer_timeout = \"1h\"\n[[server]]\naddress = \"::1\"\n[routes]\nallowed_prefixes = [\"2001:db8::/32\"]\n").unwrap();
+    assert_eq!(
+        long.worst_case().server.first_answer,
+        Duration::from_secs(300)
+    );
+}

@@ -37,6 +37,10 @@ use tokio_util::codec::FramedRead;
 /// `pdrestore query`'s peak RSS went from 11 to 28 MiB for 1M bindings.
 const READ_BUFFER: usize = 8 * 1024;
 
+/// The longest wait, at the end of a connection, for the close to go out
+/// (best effort: RFC 5460 s.6.6).
+pub const CLOSE_WAIT: Duration = Duration::from_millis(100);
+
 /// Connect to `server` within `timeout`, from `source` if given.
 pub async fn connect(
     server: SocketAddr,
@@ -135,7 +139,7 @@ pub async fn query_over<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>>(
         forward(&mut core, server, attempt.number, tx).await;
     }
     // Best effort: tell the server we are done (RFC 5460 s.6.6).
-    let _ = tokio::time::timeout(Duration::from_millis(100), wr.shutdown()).await;
+    let _ = tokio::time::timeout(CLOSE_WAIT, wr.shutdown()).await;
     core.into_report()
 }
 

@@ -130,6 +130,13 @@ pub struct FanoutConfig {
 }
 
 impl FanoutConfig {
+    /// The longest one server's tries can wait with these settings (the
+    /// servers, and a server's connections, run side by side): see
+    /// [`super::worst`].
+    pub fn worst_case(&self) -> super::worst::ServerWorstCase {
+        super::worst::ServerWorstCase::of(&self.connection, &self.retry)
+    }
+
     /// No servers yet; default connection settings and retry policy; one
     /// connection per server.
     pub fn new(requestor: Duid, queries: Vec<QuerySpec>) -> Self {

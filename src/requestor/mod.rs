@@ -9,6 +9,7 @@
 //!   transaction-ids, how long to wait), sans IO.
 //! - [`connection`]: the tokio shell of one TCP connection around [`core`].
 //! - [`fanout`]: every server at once, bindings streamed as they arrive.
+//! - [`worst`]: the longest one server's tries can take, from the settings.
 //!
 //! `pdrestore query` (in [`crate::cli::query`]) and `pdrestore recover`
 //! (in [`crate::agent`]) run it; the requestor itself knows nothing of the
@@ -21,6 +22,7 @@ pub mod fanout;
 mod report;
 pub mod retry;
 mod tries;
+pub mod worst;
 
 pub use assembly::{
     CloseReason, DropReason, Event, IoError, OurBug, Outcome, PartialReason, ProtocolError,
@@ -33,3 +35,4 @@ pub use core::{
 };
 pub use fanout::{Fanout, FanoutConfig, QuerySpec, ServerConfig, ServerReport, Update};
 pub use retry::{Disposition, RetryPolicy};
+pub use worst::ServerWorstCase;
