@@ -50,6 +50,18 @@ pub enum DemoError {
     /// Something else, described.
     #[error("{0}")]
     Other(String),
+    /// Standard output could not be written (a closed pipe: `| head`).
+    #[error("standard output: {0}")]
+    Stdout(std::io::Error),
+}
+
+/// Write `text` to standard output, as one write.
+fn say(text: &str) -> Result<(), DemoError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(DemoError::Stdout)
 }
 
 /// The demo's Relay-ID.
@@ -218,10 +230,10 @@ pub async fn run_inside(opts: &DemoOptions) -> Result<Report, DemoError> {
     Ok(report)
 }
 
-fn print_result(report: &Report, routes: &str, show: usize) {
+fn print_result(report: &Report, routes: &str, show: usize) -> Result<(), DemoError> {
     let lines: Vec<&str> = routes.lines().collect();
-    println!(
-        "== kernel routes with protocol {} (pdrestore) in the demo namespace ({} routes) ==",
+    let mut text = format!(
+        "== kernel routes with protocol {} (pdrestore) in the demo namespace ({} routes) ==\n",
         crate::config::DEFAULT_PROTOCOL,
         lines.len()
     );
@@ -231,20 +243,24 @@ fn print_result(report: &Report, routes: &str, show: usize) {
         show.min(lines.len())
     };
     for l in &lines[..n] {
-        println!("{l}");
+        text.push_str(l);
+        text.push('\n');
     }
     if n < lines.len() {
-        println!("... {} more", lines.len() - n);
+        text.push_str(&format!("... {} more\n", lines.len() - n));
     }
-    println!();
-    println!("== summary ==");
-    print!("{}", report.to_text());
+    text.push_str("\n== summary ==\n");
+    text.push_str(&report.to_text());
+    say(&text)
 }
 
 /// Run the demo as root, in a namespace made with `ip netns`.
 pub fn run_as_root(opts: &DemoOptions) -> Result<Report, DemoError> {
     let ns = NetNs::create("pdrestore-demo")?;
-    println!("network namespace {} (deleted at the end)", ns.name());
+    say(&format!(
+        "network namespace {} (deleted at the end)\n",
+        ns.name()
+    ))?;
     for c in link_commands(opts.links) {
         ns.ip(&c)?;
     }
@@ -252,7 +268,7 @@ pub fn run_as_root(opts: &DemoOptions) -> Result<Report, DemoError> {
     let report = ns.run(move || async move { run_inside(&o).await })??;
     let proto = crate::config::DEFAULT_PROTOCOL.to_string();
     let routes = ns.ip(["-6", "route", "show", "proto", &proto])?;
-    print_result(&report, &routes, opts.show);
+    print_result(&report, &routes, opts.show)?;
     Ok(report)
 }
 
@@ -270,6 +286,6 @@ pub fn run_in_current_namespace(opts: &DemoOptions) -> Result<Report, DemoError>
     let proto = crate::config::DEFAULT_PROTOCOL.to_string();
     let routes =
         String::from_utf8_lossy(&ip(["-6", "route", "show", "proto", &proto])?.stdout).into_owned();
-    print_result(&report, &routes, opts.show);
+    print_result(&report, &routes, opts.show)?;
     Ok(report)
 }

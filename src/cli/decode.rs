@@ -43,7 +43,9 @@ pub fn run(file: &Path, json: bool, ports: &[u16]) -> ExitCode {
             return ExitCode::from(exit::IOERR);
         }
     }
-    let _ = out.flush();
+    if out.flush().is_err() {
+        return ExitCode::from(exit::IOERR);
+    }
     if failed {
         ExitCode::from(exit::PARTIAL)
     } else {

@@ -49,6 +49,14 @@ pub fn run(opts: DemoOptions) -> ExitCode {
     };
     match result {
         Ok(report) => ExitCode::from(report.exit_code()),
+        // A closed pipe ends it quietly, as `head` expects.
+        Err(crate::demo::DemoError::Stdout(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::from(exit::IOERR)
+        }
+        Err(crate::demo::DemoError::Stdout(e)) => {
+            eprintln!("pdrestore demo: standard output: {e}");
+            ExitCode::from(exit::IOERR)
+        }
         Err(e) => {
             eprintln!("pdrestore demo: {e}");
             ExitCode::from(exit::SOFTWARE)
