@@ -229,6 +229,7 @@ type Rows = &'static [(&'static str, &'static str)];
 const ENVIRONMENT: Rows = &[
     ("RUST_LOG", "Log filter in tracing-subscriber syntax (e.g. info, debug, pdrestore=debug). Logs go to standard error; info by default."),
     ("NO_COLOR", "When set and not empty, logs carry no colour. Without it, colour is used only when standard error is a terminal (never in the journal)."),
+    ("JOURNAL_STREAM", "Set by systemd when standard error goes to the journal (device:inode of the stream, systemd.exec(5)). When it names standard error, each log line starts with its syslog priority (<3> error, <4> warning, <6> info, <7> debug), which journald takes as the line's priority, and carries no timestamp of its own."),
 ];
 
 const CONFIG_FILES: Rows = &[
@@ -267,6 +268,7 @@ const RECOVER_EXIT: Rows = &[
     ("2", "Nothing was restored, and something failed."),
     ("64", "Usage error."),
     ("70", "Internal error (the route table is unusable)."),
+    ("74", "Standard output could not be written (a closed pipe: `recover --json | head`), after the run was over; the metrics file holds the run's own status."),
     ("77", "No permission to change routes (CAP_NET_ADMIN), found before any server is asked."),
     ("78", "Configuration error."),
 ];
@@ -441,6 +443,7 @@ pub fn page_extras(name: &str) -> PageExtras {
                 ("0", "The recovery was complete."),
                 ("1", "Partial."),
                 ("70", "The namespace could not be made."),
+                ("74", "Standard output could not be written."),
             ],
             &[],
             &[(

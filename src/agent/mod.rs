@@ -90,6 +90,12 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<Report, RecoverError> {
     let stop = stop.shared();
+    tracing::debug!(
+        dry_run = opts.dry_run,
+        servers = config.servers.len(),
+        worst_case = %config.worst_case(),
+        "recover: starting"
+    );
     let mut table = NetlinkTable::open()?;
     if !opts.dry_run {
         table.check_write_access().await.map_err(|e| {
@@ -105,6 +111,10 @@ pub async fn run(
         "recover: the route table is writable"
     );
     let missing = wait_for_interfaces(&mut table, config, stop.clone()).await?;
+    tracing::debug!(
+        missing = missing.len(),
+        "recover: done waiting for interfaces"
+    );
     for m in &missing {
         tracing::warn!(interface = %m, "interface named in [routes.interfaces] is missing or down");
     }

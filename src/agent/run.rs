@@ -59,6 +59,11 @@ pub async fn recover<T: RouteTable>(
     let mut got = Received::new(start, config);
     receive(&mut fan, &mut installer, &mut got, opts, stop).await?;
     let rule = prune_rule(config, opts, &got);
+    tracing::debug!(
+        bindings = got.total,
+        prune = ?rule,
+        "recover: every server done; settling the rest, withdrawing, pruning"
+    );
     let (install, table) = installer.finish(got.now_ms(Instant::now()), rule).await?;
     let mut report = Report {
         query: config.query,
@@ -85,6 +90,8 @@ struct Received {
     servers: Vec<ServerPart>,
     total: u64,
     first_binding: Option<Duration>,
+    /// Bindings handed to the installer at its last flush.
+    flushed: u64,
     last_progress: Instant,
     next_progress: u64,
     interrupted: bool,
@@ -105,6 +112,7 @@ impl Received {
                 .collect(),
             total: 0,
             first_binding: None,
+            flushed: 0,
             last_progress: start,
             next_progress: PROGRESS_STEP,
             interrupted: false,
@@ -195,6 +203,13 @@ async fn receive<T: RouteTable>(
             Some(_) if (&mut stop).now_or_never().is_some() => Next::Stopped,
             Some(u) => u.map_or(Next::Closed, Next::Update),
             None => {
+                if got.flushed < got.total {
+                    got.flushed = got.total;
+                    tracing::debug!(
+                        bindings = got.total,
+                        "recover: handing the queued routes to the kernel"
+                    );
+                }
                 installer.flush(got.now_ms(Instant::now())).await?;
                 tokio::select! {
                     u = fan.recv() => u.map_or(Next::Closed, Next::Update),

@@ -5,15 +5,16 @@
 //!
 //! One file per subcommand: [`recover`], [`follow`], [`query`] (the
 //! requestor run by hand), [`lab_server`], [`decode`], [`check`]
-//! (`check-config` and `duid`), [`demo`]. What they share (logging, the
-//! runtime, signals, the configuration, writing to standard output) is
-//! here.
+//! (`check-config` and `duid`), [`demo`]; [`log`] sets up the log, for a
+//! terminal or for the journal. What they share (the runtime, signals,
+//! the configuration, writing to standard output) is here.
 
 pub mod check;
 pub mod decode;
 pub mod demo;
 pub mod follow;
 pub mod lab_server;
+pub mod log;
 pub mod query;
 pub mod recover;
 
@@ -59,8 +60,8 @@ pub enum Command {
     /// place; 1 partial (a server failed, a route did, an interface was
     /// missing, or the prune rail refused a prune, but something was
     /// restored); 2 nothing restored; 64 usage error; 70 internal error (route
-    /// table unusable); 77 no permission to change routes (CAP_NET_ADMIN);
-    /// 78 configuration error. SIGTERM/SIGINT stop cleanly: what was received
+    /// table unusable); 74 standard output could not be written; 77 no
+    /// permission to change routes (CAP_NET_ADMIN); 78 configuration error. SIGTERM/SIGINT stop cleanly: what was received
     /// is installed, nothing is pruned, a rerun converges.
     Recover {
         /// Configuration file.
@@ -144,7 +145,8 @@ pub enum Command {
     /// naming the connection and direction. Exit code 0 when everything
     /// decoded; 1 when some frame or option was malformed, octets are
     /// missing from a captured stream, the capture is malformed or has no
-    /// TCP traffic on those ports; 66 when the file cannot be read.
+    /// TCP traffic on those ports; 66 when the file cannot be read; 74 when
+    /// standard output cannot be written.
     Decode {
         /// The file: a raw stream (e.g. a Kea `*.response.bin`), pcap or pcapng; `-` reads standard input.
         file: PathBuf,
@@ -188,7 +190,7 @@ pub fn main() -> ExitCode {
         }
     };
     // The demo prints its own story; its servers' logs would drown it.
-    init_logging(if matches!(cli.command, Command::Demo { .. }) {
+    log::init(if matches!(cli.command, Command::Demo { .. }) {
         "warn"
     } else {
         "info"
@@ -258,21 +260,6 @@ fn print_or_quiet(text: &str) -> Option<u8> {
             Some(exit::IOERR)
         }
     }
-}
-
-/// Logs go to stderr; `RUST_LOG` (tracing-subscriber syntax) sets the
-/// level, `default` otherwise. Colour only on a terminal, and never with
-/// `NO_COLOR` set (no escape codes in journald).
-fn init_logging(default: &str) {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal() && !no_color)
-        .init();
 }
 
 /// Resolves on SIGTERM or SIGINT (the stop of `recover` and `lab-server`).

@@ -179,23 +179,56 @@ impl<T: RouteTable> Installer<T> {
         self.flush(now).await?;
         self.sync().await?;
         let t = self.table.report();
-        for (old, new) in &t.moved {
+        // One line per kind, with a few examples, not one per route: a run
+        // may move, or meet foreign routes on, tens of thousands (the
+        // summary and --json list them all).
+        const EXAMPLES: usize = 5;
+        let more = |n: usize| match n.checked_sub(EXAMPLES) {
+            Some(rest) if rest > 0 => format!(" and {rest} more"),
+            _ => String::new(),
+        };
+        if !t.moved.is_empty() {
+            let examples: Vec<String> = t.moved[..t.moved.len().min(EXAMPLES)]
+                .iter()
+                .map(|(old, new)| {
+                    let (was, is) = (old.gateway, new.gateway);
+                    let (from, to) = (&old.interface, &new.interface);
+                    format!("{} via {was} dev {from} -> via {is} dev {to}", new.prefix)
+                })
+                .collect();
             tracing::info!(
-                prefix = %new.prefix,
-                old_via = %old.gateway,
-                old_dev = %old.interface,
-                via = %new.gateway,
-                dev = %new.interface,
+                count = t.moved.len(),
                 dry_run = self.dry_run,
-                "replacing our route: the client moved"
+                "replacing our routes whose client moved: {}{}",
+                examples.join(", "),
+                more(t.moved.len())
             );
         }
-        for c in &t.foreign_conflicts {
+        if !t.foreign_conflicts.is_empty() {
+            let examples: Vec<String> = t.foreign_conflicts
+                [..t.foreign_conflicts.len().min(EXAMPLES)]
+                .iter()
+                .map(|c| {
+                    let f = &c.foreign;
+                    let mut s = format!("{} (protocol ", c.prefix);
+                    match f.protocol {
+                        Some(p) => s.push_str(&p.to_string()),
+                        None => s.push('?'),
+                    }
+                    if let Some(g) = f.gateway {
+                        s.push_str(&format!(" via {g}"));
+                    }
+                    if let Some(d) = &f.interface {
+                        s.push_str(&format!(" dev {d}"));
+                    }
+                    s + ")"
+                })
+                .collect();
             tracing::warn!(
-                prefix = %c.prefix,
-                protocol = ?c.foreign.protocol,
-                via = ?c.foreign.gateway,
-                "leaving a route that is not ours in place of a delegated prefix's"
+                count = t.foreign_conflicts.len(),
+                "leaving routes that are not ours in place of delegated prefixes': {}{}",
+                examples.join(", "),
+                more(t.foreign_conflicts.len())
             );
         }
         let report = InstallReport {
