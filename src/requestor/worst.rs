@@ -1,5 +1,5 @@
 //! The longest the requestor can keep one server busy, from its settings
-//! alone: written once here, from what [`super::tries`] and
+//! alone: written once here, from what `requestor::tries` and
 //! [`super::core`] do, so that `pdrestore check-config` can print the
 //! worst case of a run and a test can hold the units' `TimeoutStartSec` to
 //! it.
