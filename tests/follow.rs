@@ -256,7 +256,9 @@ fn sighup_resyncs_and_converges() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let lab = lab("pdr-fol6", 1);
     let server = lab_server(&lab, 5706, &[binding(0, 0), binding(1, 0), binding(2, 0)]);
-    let cfg = config(&lab, &[5706], "");
+    // A floor of 1 s (5 min by default): the SIGHUP right after the start-up
+    // recovery is honoured within a second.
+    let cfg = config(&lab, &[5706], "[follow]\nmin_resync_interval = \"1s\"\n");
     let mut f = Follow::start(&lab, &cfg, &[], "info");
     assert_eq!(ours(&lab.router).len(), 3);
     drop(server);
