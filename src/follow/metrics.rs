@@ -111,6 +111,7 @@ impl Collector for FollowCollector {
                 "moved",
                 "removed",
                 "relinked",
+                "adopted",
                 "expired",
                 "manual_delete",
                 "failed",
@@ -120,11 +121,23 @@ impl Collector for FollowCollector {
         counter(
             &mut e,
             "follow_route_changes",
-            "Route changes since the start: added, refreshed (renewals), moved, removed (valid lifetime 0, release), re-added after a link came up, expired, deleted by someone else, refused by the kernel",
+            "Route changes since the start: added, refreshed (renewals), moved, removed (valid lifetime 0, release), re-added after a link came up, routes of ours installed by another run taken over, expired, deleted by someone else, refused by the kernel",
             &samples(
                 &changes,
-                [c.added, c.refreshed, c.moved, c.removed, c.relinked, c.expired, c.manual_deletes, c.failures].into_iter(),
+                [c.added, c.refreshed, c.moved, c.removed, c.relinked, c.adopted, c.expired, c.manual_deletes, c.failures].into_iter(),
             ),
+        )?;
+        counter(
+            &mut e,
+            "follow_targeted_queries",
+            "Leasequeries about one prefix nearing expiry with no renewal seen (instead of a full resync)",
+            &one(c.confirm_queries),
+        )?;
+        counter(
+            &mut e,
+            "follow_targeted_extended",
+            "Prefixes whose route a targeted query extended (the server had a later expiry)",
+            &one(c.confirmed),
         )?;
         let reasons = label_sets(
             "reason",
@@ -307,6 +320,10 @@ mod tests {
             refreshed: 2,
             forged: 1,
             resyncs: 4,
+            adopted: 6,
+            confirm_queries: 8,
+            confirmed: 5,
+            expired: 2,
             ..Default::default()
         };
         let f = FollowMetrics {
@@ -331,6 +348,10 @@ mod tests {
             "pdrestore_follow_route_changes_total{change=\"added\"} 3\n",
             "pdrestore_follow_route_changes_total{change=\"refreshed\"} 2\n",
             "pdrestore_follow_resyncs_total 4\n",
+            "pdrestore_follow_route_changes_total{change=\"adopted\"} 6\n",
+            "pdrestore_follow_route_changes_total{change=\"expired\"} 2\n",
+            "pdrestore_follow_targeted_queries_total 8\n",
+            "pdrestore_follow_targeted_extended_total 5\n",
             "pdrestore_follow_packets_total{outcome=\"malformed\"} 1\n",
             "pdrestore_follow_netlink_malformed_total 2\n",
             // The recovery's series, as recover writes them.

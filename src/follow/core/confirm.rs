@@ -8,7 +8,7 @@
 //! resyncs.
 
 use super::events::{Need, Why};
-use super::store::{PKey, F_ASKED, NEVER};
+use super::store::{PKey, BUCKET_SHIFT, F_ASKED, NEVER};
 use super::FollowCore;
 use crate::routes::Change;
 use ipnet::Ipv6Net;
@@ -28,6 +28,8 @@ pub(super) struct Confirm {
     tokens: f64,
     /// When `tokens` was counted (ms of the clock).
     at_ms: u64,
+    /// When the store was last scanned (ms of the clock).
+    scanned_at_ms: u64,
 }
 
 impl Confirm {
@@ -38,6 +40,7 @@ impl Confirm {
             in_flight: false,
             tokens: 0.0,
             at_ms: 0,
+            scanned_at_ms: 0,
         }
     }
 }
@@ -49,21 +52,34 @@ impl FollowCore {
     }
 
     /// When the confirm timer is due: when the budget allows the next
-    /// query of a waiting queue, or when the next expiry bucket enters the
-    /// window; none while a batch is out.
+    /// query of a waiting queue, when the next expiry bucket enters the
+    /// window, or (one bucket after the last scan at the soonest) when an
+    /// expiry was set inside the part of the window already looked at (a
+    /// short lease snooped or learned since); none while a batch is out.
     pub(super) fn confirm_deadline_ms(&self) -> Option<u64> {
         let c = &self.confirm;
         let off = self.settings.confirm_per_minute == 0 || self.settings.confirm_before.is_zero();
         if c.in_flight || off {
             return None;
         }
-        if !c.queue.is_empty() {
+        let behind = self
+            .store
+            .low()
+            .filter(|&l| l <= c.scanned_until)
+            .map(|_| c.scanned_at_ms + (1000 << BUCKET_SHIFT));
+        let next = if c.queue.is_empty() {
+            let window = self.settings.confirm_before.as_secs();
+            self.store
+                .next_bucket_end_after(c.scanned_until)
+                .map(|end| end.saturating_sub(window).saturating_mul(1000))
+        } else {
             let missing = (1.0 - c.tokens).max(0.0);
-            return Some(c.at_ms + (missing / self.confirm_rate()).ceil() as u64);
+            Some(c.at_ms + (missing / self.confirm_rate()).ceil() as u64)
+        };
+        match (behind, next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        let window = self.settings.confirm_before.as_secs();
-        let end = self.store.next_bucket_end_after(c.scanned_until)?;
-        Some(end.saturating_sub(window).saturating_mul(1000))
     }
 
     /// The confirm timer fired: look for prefixes that entered the window,
@@ -81,9 +97,26 @@ impl FollowCore {
             .clock
             .secs(now)
             .saturating_add(self.settings.confirm_before.as_secs() as u32);
-        if until > self.confirm.scanned_until {
-            self.confirm_scan(self.confirm.scanned_until, until);
-            self.confirm.scanned_until = until;
+        // An expiry set since the last scan at or before what was scanned
+        // is behind the window's front: looked at again, one bucket after
+        // the last scan at the soonest (a whole-store walk).
+        let low = self.store.low();
+        let behind = low.filter(|&l| l <= self.confirm.scanned_until);
+        let rescan =
+            behind.is_some() && now_ms >= self.confirm.scanned_at_ms + (1000 << BUCKET_SHIFT);
+        if until > self.confirm.scanned_until || rescan {
+            let from = match behind {
+                Some(l) if rescan => l.saturating_sub(1),
+                _ => self.confirm.scanned_until,
+            };
+            if low.is_some_and(|l| l > from) {
+                // In this scan, or ahead of the window (the front reaches it).
+                self.store.take_low();
+            }
+            let to = until.max(self.confirm.scanned_until);
+            self.confirm_scan(from, to);
+            self.confirm.scanned_until = to;
+            self.confirm.scanned_at_ms = now_ms;
         }
         let n = (self.confirm.tokens as usize).min(self.confirm.queue.len());
         if n == 0 {

@@ -96,6 +96,10 @@ pub(super) struct Store {
     entries: HashMap<PKey, Entry>,
     /// Followed prefixes by expiry bucket (expiry >> BUCKET_SHIFT): count.
     hist: BTreeMap<u32, u32>,
+    /// The earliest expiry set by an insert since [`Store::take_low`]: the
+    /// targeted queries look again at what may have entered their window
+    /// behind them.
+    low: Option<u32>,
 }
 
 impl Store {
@@ -126,14 +130,33 @@ impl Store {
         self.entries.iter()
     }
 
-    /// Put `e` at `k`; the entry it replaces, if any.
-    pub(super) fn insert(&mut self, k: PKey, e: Entry) -> Option<Entry> {
+    /// Put `e` at `k`; the entry it replaces, if any. A new expiry clears
+    /// [`F_ASKED`] (a lease that changed is worth asking about again when
+    /// it nears its new end) and is noted for [`Store::take_low`].
+    pub(super) fn insert(&mut self, k: PKey, mut e: Entry) -> Option<Entry> {
+        let moved = self.entries.get(&k).is_none_or(|o| o.expires != e.expires);
+        if moved {
+            e.flags &= !F_ASKED;
+            if e.expires != NEVER {
+                self.low = Some(self.low.map_or(e.expires, |l| l.min(e.expires)));
+            }
+        }
         let old = self.entries.insert(k, e);
         if let Some(o) = old {
             self.hist_remove(o.expires);
         }
         self.hist_add(e.expires);
         old
+    }
+
+    /// The earliest expiry an insert set since the last call, if any.
+    pub(super) fn low(&self) -> Option<u32> {
+        self.low
+    }
+
+    /// [`Store::low`], reset.
+    pub(super) fn take_low(&mut self) -> Option<u32> {
+        self.low.take()
     }
 
     /// Forget `k`; its entry, if it had one.
@@ -148,6 +171,7 @@ impl Store {
     /// Every entry, taken out (the store is left empty).
     pub(super) fn take(&mut self) -> HashMap<PKey, Entry> {
         self.hist.clear();
+        self.low = None;
         std::mem::take(&mut self.entries)
     }
 

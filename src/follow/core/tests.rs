@@ -1063,3 +1063,70 @@ fn near_expiry_leases_cost_targeted_queries_not_resyncs() {
     );
     assert_eq!(core.counters().expired, 1000);
 }
+
+/// Run the core's timers from `from` to `to` seconds; the targeted
+/// queries it asked for, answered with `answer(prefix)`.
+fn run_confirms(
+    t: &mut T,
+    from: f64,
+    to: f64,
+    answer: impl Fn(&Ipv6Net) -> Option<u32>,
+) -> Vec<(f64, Vec<Ipv6Net>)> {
+    let mut asked = Vec::new();
+    let mut now = from;
+    while now < to {
+        let next = t.core.poll_timeout().saturating_duration_since(t.t0);
+        now = next.as_secs_f64().clamp(now + 0.001, to);
+        t.core.handle_timeout(t.at(now));
+        while let Some(n) = t.core.poll_need() {
+            if let Need::Confirm(batch) = n {
+                let answers = batch.iter().map(|p| (*p, answer(p))).collect();
+                asked.push((now, batch));
+                t.core.handle_confirmed(t.at(now), answers);
+            }
+        }
+        t.changes();
+    }
+    asked
+}
+
+#[test]
+fn a_short_lease_snooped_inside_the_window_and_a_renewed_one_are_asked_about() {
+    let mut t = T::new();
+    t.core.handle_resync_started(t.at(0.0));
+    t.core
+        .handle_resync_finished(t.at(0.0), vec![], &[server()], true);
+    let (p1, p2): (Ipv6Net, Ipv6Net) = (P1.parse().unwrap(), P2.parse().unwrap());
+    // P2 (200 s left) has the window (300 s) looked at up to 300 s.
+    t.core.handle_reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 3, "fe80::3", vec![ia(1, vec![prefix(P2, 200)])]),
+    );
+    let asked = run_confirms(&mut t, 0.0, 10.0, |_| None);
+    assert_eq!(asked.iter().map(|a| &a.1).collect::<Vec<_>>(), [&vec![p2]]);
+    // P1 comes with 60 s, inside what was looked at: asked about within a
+    // bucket (8 s).
+    t.core.handle_reply(
+        t.at(10.0),
+        CUST0,
+        &reply(2, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 60)])]),
+    );
+    t.changes();
+    let asked = run_confirms(&mut t, 10.0, 30.0, |p| (*p == p1).then_some(3600));
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].1, vec![p1]);
+    assert!(asked[0].0 <= 18.1, "asked at {} s", asked[0].0);
+    // The server had a later expiry: extended (3600 s from then).
+    assert_eq!(t.core.counters().confirmed, 1);
+    // Nearing that new end (no renewal seen), it is asked about again.
+    let asked = run_confirms(&mut t, 30.0, 3700.0, |_| None);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(
+        (3300.0..3400.0).contains(&asked[0].0),
+        "asked at {} s",
+        asked[0].0
+    );
+    let c = t.core.counters();
+    assert_eq!((c.expired, c.confirm_queries, c.confirmed), (2, 3, 1));
+}
