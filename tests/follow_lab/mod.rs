@@ -140,10 +140,12 @@ pub fn ifindex(ns: &NetNs, ifname: &str) -> u32 {
 }
 
 /// The configuration: lab servers on the router's loopback, the pool, the
-/// links mapped (`ge-0/0/J` = `custJ`); `extra` adds lines at the end.
+/// state directory (the writer lock) in the lab's directory, the links
+/// mapped (`ge-0/0/J` = `custJ`); `extra` adds lines at the end.
 pub fn config(lab: &Lab, ports: &[u16], extra: &str) -> PathBuf {
+    let state = lab.dir.path().join("state");
     let mut t = format!(
-        "relay_duid = \"{RELAY}\"\nstate_directory = \"/nonexistent\"\nstartup_deadline = \"0s\"\nretries = 0\nconnect_timeout = \"1s\"\ninterface_wait = \"0s\"\n"
+        "relay_duid = \"{RELAY}\"\nstate_directory = {state:?}\nstartup_deadline = \"0s\"\nretries = 0\nconnect_timeout = \"1s\"\ninterface_wait = \"0s\"\n"
     );
     for p in ports {
         t.push_str(&format!("[[server]]\naddress = \"::1\"\nport = {p}\n"));
