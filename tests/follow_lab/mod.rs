@@ -60,70 +60,12 @@ pub fn lab(prefix: &str, links: usize) -> Lab {
     let mut out = Vec::new();
     for j in 0..links {
         let client = NetNs::create(&format!("{prefix}-c{j}")).expect("client netns");
-        let (rif, cif) = (format!("cust{j}"), format!("cpe{j}"));
-        router
-            .ip([
-                "link",
-                "add",
-                &rif,
-                "address",
-                &mac(j, 1),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &cif,
-                "address",
-                &mac(j, 2),
-                "netns",
-                client.name(),
-            ])
-            .unwrap();
-        let global = format!("2001:db8:0:{}::1/64", j + 1);
-        for (ns, ifname, addrs, peer_mac, neigh) in [
-            (
-                &router,
-                &rif,
-                vec!["fe80::1/64", global.as_str()],
-                mac(j, 2),
-                vec!["fe80::2", "fe80::3"],
-            ),
-            (
-                &client,
-                &cif,
-                vec!["fe80::2/64", "fe80::3/64"],
-                mac(j, 1),
-                vec!["fe80::1"],
-            ),
-        ] {
-            ns.ip(["link", "set", "dev", ifname, "addrgenmode", "none"])
-                .unwrap();
-            for a in addrs {
-                ns.ip(["-6", "addr", "add", a, "dev", ifname, "nodad"])
-                    .unwrap();
-            }
-            ns.ip(["link", "set", "dev", ifname, "up"]).unwrap();
-            for n in neigh {
-                ns.ip([
-                    "-6",
-                    "neigh",
-                    "replace",
-                    n,
-                    "lladdr",
-                    &peer_mac,
-                    "dev",
-                    ifname,
-                    "nud",
-                    "permanent",
-                ])
-                .unwrap();
-            }
-        }
+        veth(&router, &client, j);
         out.push(Link {
-            router_if: rif,
-            client_if: cif,
+            router_if: format!("cust{j}"),
+            client_if: format!("cpe{j}"),
             client,
-            router_global: global,
+            router_global: format!("2001:db8:0:{}::1/64", j + 1),
         });
     }
     Lab {
@@ -131,6 +73,80 @@ pub fn lab(prefix: &str, links: usize) -> Lab {
         links: out,
         dir: tempfile::tempdir().unwrap(),
     }
+}
+
+/// Client link `j`: the veth pair custJ (router) and cpeJ (client), its
+/// addresses and neighbours, up.
+fn veth(router: &NetNs, client: &NetNs, j: usize) {
+    let (rif, cif) = (format!("cust{j}"), format!("cpe{j}"));
+    router
+        .ip([
+            "link",
+            "add",
+            &rif,
+            "address",
+            &mac(j, 1),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &cif,
+            "address",
+            &mac(j, 2),
+            "netns",
+            client.name(),
+        ])
+        .unwrap();
+    let global = format!("2001:db8:0:{}::1/64", j + 1);
+    for (ns, ifname, addrs, peer_mac, neigh) in [
+        (
+            router,
+            &rif,
+            vec!["fe80::1/64", global.as_str()],
+            mac(j, 2),
+            vec!["fe80::2", "fe80::3"],
+        ),
+        (
+            client,
+            &cif,
+            vec!["fe80::2/64", "fe80::3/64"],
+            mac(j, 1),
+            vec!["fe80::1"],
+        ),
+    ] {
+        ns.ip(["link", "set", "dev", ifname, "addrgenmode", "none"])
+            .unwrap();
+        for a in addrs {
+            ns.ip(["-6", "addr", "add", a, "dev", ifname, "nodad"])
+                .unwrap();
+        }
+        ns.ip(["link", "set", "dev", ifname, "up"]).unwrap();
+        for n in neigh {
+            ns.ip([
+                "-6",
+                "neigh",
+                "replace",
+                n,
+                "lladdr",
+                &peer_mac,
+                "dev",
+                ifname,
+                "nud",
+                "permanent",
+            ])
+            .unwrap();
+        }
+    }
+}
+
+/// Delete client link `j` (both ends) and make it again under the same
+/// names, as a network manager rebuilding a VLAN or bridge does: the router's
+/// end gets a new interface index.
+pub fn recreate_link(lab: &Lab, j: usize) {
+    lab.router
+        .ip(["link", "del", &lab.links[j].router_if])
+        .unwrap();
+    veth(&lab.router, &lab.links[j].client, j);
 }
 
 /// Interface index of `ifname` in `ns`.
