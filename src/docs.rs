@@ -44,7 +44,7 @@ pub const CONFIG_REFERENCE: &[ConfigSection] = &[
         keys: &[
             ("relay_duid", "generated", "Our Relay-ID (RFC 5460 5.4.1), hex (`0003000102005e000002`) or colon-hex (`00:03:00:01:02:00:5e:00:00:02`), 3 to 130 octets. The relay agent must put this DUID in OPTION_RELAY_ID of the RELAY-FORW messages it sends, so that the servers associate it with the bindings. When absent, pdrestore generates a DUID-LLT (from the first interface's MAC address and the current time; DUID-UUID when there is no MAC) on the first run and keeps it in `state_directory/relay-duid`; `pdrestore duid` prints it."),
             ("requestor_duid", "`relay_duid`", "Our OPTION_CLIENTID in LEASEQUERY messages (RFC 5007 4.3.1), 3 to 130 octets. Servers may restrict bulk leasequery to known requestors."),
-            ("state_directory", "`/var/lib/pdrestore`", "Where the generated relay DUID is kept (mode 0600, written atomically). `recover --dry-run` and `check-config` never write there."),
+            ("state_directory", "`/var/lib/pdrestore`", "Where the generated relay DUID is kept (mode 0600, written atomically), and the writer lock (`writer.lock`: one `recover` or `follow` writes the routes at a time); made with mode 0700 when missing. `recover --dry-run` and `check-config` never write there."),
             ("query", "`\"relay-id\"`", "How the bindings are found. `\"relay-id\"`: QUERY_BY_RELAY_ID with our relay DUID (RFC 5460 5.3.1), for relay agents that put OPTION_RELAY_ID in every RELAY-FORW. `\"link-address\"`: one QUERY_BY_LINK_ADDRESS per link (RFC 5460 5.3.1, 6.1), for relay agents that send no Relay-ID, such as ISC dhcrelay (Debian's isc-dhcp-relay, VyOS, Cumulus). In that mode our layer of a binding's relay chain is the one whose link-address is one of `links`; a binding relayed by another relay on the same subnet (a link query returns the whole subnet) is dropped and counted (`other-relay`), never routed."),
             ("links", "see meaning", "With `query = \"relay-id\"`: the link filter of each QUERY_BY_RELAY_ID, `[\"::\"]` (every link) by default. With `query = \"link-address\"`: the addresses the relay uses as link-address, one query each (for ISC dhcrelay, the router's global address on each client link, e.g. `[\"2001:db8:1::1\", \"2001:db8:2::1\"]`); by default the global addresses of the interfaces `[routes.interfaces]` names, one per prefix. An empty list, and `::` in link-address mode, are refused. Pruning covers only the routes out of the interfaces of the links asked about: a link not queried keeps its routes."),
             ("data_timeout", "`300s`", "BULK_LQ_DATA_TIMEOUT (RFC 5460 5.6): how long a blocked write or a silent read may last before the connection is abandoned. RFC 5460 advises against values below the default."),
@@ -254,6 +254,10 @@ const RECOVER_FILES: Rows = &[
         "The relay DUID, generated on the first run when relay_duid is not configured.",
     ),
     (
+        "/var/lib/pdrestore/writer.lock",
+        "The writer lock (flock(2)), held by recover for its run and follow for its lifetime: one writer of the routes at a time. It names its holder (pid, command, start time); the kernel releases it with the process.",
+    ),
+    (
         "/usr/lib/systemd/system/pdrestore.service",
         "Runs recover once at boot (Restart=on-failure).",
     ),
@@ -269,6 +273,7 @@ const RECOVER_EXIT: Rows = &[
     ("2", "Nothing was restored, and something failed."),
     ("64", "Usage error."),
     ("70", "Internal error (the route table is unusable)."),
+    ("75", "Refused at once, nothing done: another pdrestore (follow, or a recover) writes the routes; the one line printed names it (pid, command, start time). A running follow is resynced with systemctl reload pdrestore-follow. A dry run is never refused."),
     ("77", "No permission to change routes (CAP_NET_ADMIN), found before any server is asked."),
     ("78", "Configuration error."),
 ];
@@ -416,6 +421,7 @@ pub fn page_extras(name: &str) -> PageExtras {
             &[
                 ("0", "Stopped cleanly (SIGTERM or SIGINT; with --once, idle); the routes are left in place."),
                 ("70", "Internal error: the route table or the rtnetlink watcher failed."),
+                ("75", "Refused at once, nothing done: another pdrestore (a recover, or another follow) writes the routes; the one line printed names it. pdrestore-follow.service tries again after RestartSec."),
                 ("77", "No permission: changing routes needs CAP_NET_ADMIN, the capture sockets CAP_NET_RAW."),
                 ("78", "Configuration error, or no client-facing interface to snoop."),
             ],

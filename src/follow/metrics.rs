@@ -22,6 +22,9 @@ pub struct Packets {
     pub over_budget: u64,
     /// Route and link notifications of the kernel that did not decode.
     pub netlink_malformed: u64,
+    /// Capture sockets opened again on a re-created interface (same name,
+    /// new index).
+    pub captures_reopened: u64,
 }
 
 /// The shortest interval between two writes of the metrics file in a
@@ -52,6 +55,8 @@ pub struct FollowMetrics {
     pub over_budget: u64,
     /// Route and link notifications of the kernel that did not decode.
     pub netlink_malformed: u64,
+    /// Capture sockets opened again on a re-created interface.
+    pub captures_reopened: u64,
 }
 
 impl FollowMetrics {
@@ -171,6 +176,12 @@ impl Collector for FollowCollector {
             "Route and link notifications of the kernel that did not decode (each is logged, and the kernel's table is read again)",
             &one(f.netlink_malformed),
         )?;
+        counter(
+            &mut e,
+            "follow_captures_reopened",
+            "Capture sockets opened again because their interface was re-created (same name, new index: a VLAN or bridge rebuilt)",
+            &one(f.captures_reopened),
+        )?;
         Ok(())
     }
 }
@@ -272,6 +283,7 @@ impl MetricsWriter {
             malformed: p.malformed,
             over_budget: p.over_budget,
             netlink_malformed: p.netlink_malformed,
+            captures_reopened: p.captures_reopened,
         };
         let text = metrics::encode(&snapshot.registry(self.last_complete));
         if let Some(tx) = &self.tx {
@@ -336,6 +348,7 @@ mod tests {
             malformed: 1,
             over_budget: 0,
             netlink_malformed: 2,
+            captures_reopened: 1,
         };
         let text = encode(&f.registry(Some(42.0)));
         for line in [
@@ -354,6 +367,7 @@ mod tests {
             "pdrestore_follow_targeted_extended_total 5\n",
             "pdrestore_follow_packets_total{outcome=\"malformed\"} 1\n",
             "pdrestore_follow_netlink_malformed_total 2\n",
+            "pdrestore_follow_captures_reopened_total 1\n",
             // The recovery's series, as recover writes them.
             "pdrestore_recover_outcome{outcome=\"partial\"} 1\n",
             "pdrestore_last_complete_timestamp_seconds 42.0\n",

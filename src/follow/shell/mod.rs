@@ -274,14 +274,20 @@ impl Service<'_> {
                 KernelEvent::Route { new, route } => self.core.handle_route_event(now, new, &route),
                 KernelEvent::Link { index, name, up } => {
                     self.core.handle_link(now, index, &name, up);
-                    if up && self.captures.wants(&name) {
-                        self.captures.open_missing()?;
+                    // A capture follows its interface by name: opened when
+                    // it appears, again when it is re-created (new index).
+                    if self.captures.wants(&name) && self.captures.open(&name)? {
+                        self.write_metrics(true);
                     }
                 }
                 KernelEvent::Overflow => {
                     tracing::warn!("follow: rtnetlink events were lost; reading the table again");
                     for l in self.table.links().await? {
                         self.core.handle_link(now, l.index, &l.name, l.up);
+                    }
+                    // An interface re-created while the events were lost.
+                    if self.captures.open_missing()? > 0 {
+                        self.write_metrics(true);
                     }
                     let routes = list_all(&mut self.table, self.config.routes.table).await?;
                     self.core.handle_kernel_table(now, routes);
