@@ -44,45 +44,7 @@ fn pdrestore(lab: &Lab, args: &[&str]) -> std::process::Command {
 /// `pdrestore lab-server` serving `bindings` on [::1]:`port`, its REPLY
 /// held back 3 s (a slow server: the run that asks it lasts).
 fn slow_lab_server(lab: &Lab, port: u16, bindings: &[pdrestore::proto::Binding]) -> Child {
-    let file = lab.dir.path().join(format!("slow-{port}.jsonl"));
-    let text: String = bindings
-        .iter()
-        .map(|b| serde_json::to_string(b).unwrap() + "\n")
-        .collect();
-    std::fs::write(&file, text).unwrap();
-    let listen = format!("[::1]:{port}");
-    let child = Child(
-        pdrestore(
-            lab,
-            &[
-                "lab-server",
-                "--listen",
-                &listen,
-                "--bindings",
-                file.to_str().unwrap(),
-                "--fault",
-                "delay-reply=3s",
-            ],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap(),
-    );
-    let up = lab
-        .router
-        .run(move || async move {
-            for _ in 0..400 {
-                if tokio::net::TcpStream::connect(("::1", port)).await.is_ok() {
-                    return true;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            false
-        })
-        .unwrap();
-    assert!(up, "lab server did not start");
-    child
+    lab_server_with(lab, port, bindings, &["--fault", "delay-reply=3s"])
 }
 
 /// Wait (5 s at most) until the writer lock names `pid` as `command`,

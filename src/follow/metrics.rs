@@ -108,42 +108,7 @@ impl Collector for FollowCollector {
             "DHCPv6 messages snooped on the client links: replies sent to clients, releases and declines from them, releases the server confirmed, server messages arriving from the client side (forged)",
             &samples(&kinds, [c.replies, c.releases, c.releases_confirmed, c.forged].into_iter()),
         )?;
-        let changes = label_sets(
-            "change",
-            [
-                "added",
-                "refreshed",
-                "moved",
-                "removed",
-                "relinked",
-                "adopted",
-                "expired",
-                "manual_delete",
-                "failed",
-            ]
-            .into_iter(),
-        );
-        counter(
-            &mut e,
-            "follow_route_changes",
-            "Route changes since the start: added, refreshed (renewals), moved, removed (valid lifetime 0, release), re-added after a link came up, routes of ours installed by another run taken over, expired, deleted by someone else, refused by the kernel",
-            &samples(
-                &changes,
-                [c.added, c.refreshed, c.moved, c.removed, c.relinked, c.adopted, c.expired, c.manual_deletes, c.failures].into_iter(),
-            ),
-        )?;
-        counter(
-            &mut e,
-            "follow_targeted_queries",
-            "Leasequeries about one prefix nearing expiry with no renewal seen (instead of a full resync)",
-            &one(c.confirm_queries),
-        )?;
-        counter(
-            &mut e,
-            "follow_targeted_extended",
-            "Prefixes whose route a targeted query extended (the server had a later expiry)",
-            &one(c.confirmed),
-        )?;
+        route_changes(&mut e, c)?;
         let reasons = label_sets(
             "reason",
             ["refused", "foreign", "capped", "ignored"].into_iter(),
@@ -184,6 +149,50 @@ impl Collector for FollowCollector {
         )?;
         Ok(())
     }
+}
+
+/// The route changes and the targeted queries of follow's counters.
+fn route_changes(
+    e: &mut DescriptorEncoder,
+    c: &crate::follow::Counters,
+) -> Result<(), std::fmt::Error> {
+    let changes = label_sets(
+        "change",
+        [
+            "added",
+            "refreshed",
+            "moved",
+            "removed",
+            "relinked",
+            "adopted",
+            "expired",
+            "manual_delete",
+            "failed",
+        ]
+        .into_iter(),
+    );
+    counter(
+            e,
+            "follow_route_changes",
+            "Route changes since the start: added, refreshed (renewals), moved, removed (valid lifetime 0, release), re-added after a link came up, routes of ours installed by another run taken over, expired, deleted by someone else, refused by the kernel",
+            &samples(
+                &changes,
+                [c.added, c.refreshed, c.moved, c.removed, c.relinked, c.adopted, c.expired, c.manual_deletes, c.failures].into_iter(),
+            ),
+        )?;
+    counter(
+            e,
+            "follow_targeted_queries",
+            "Leasequeries about one prefix nearing expiry with no renewal seen (instead of a full resync)",
+            &one(c.confirm_queries),
+        )?;
+    counter(
+        e,
+        "follow_targeted_extended",
+        "Prefixes whose route a targeted query extended (the server had a later expiry)",
+        &one(c.confirmed),
+    )?;
+    Ok(())
 }
 
 /// The metrics file, written from a thread of its own (an fsync must not

@@ -208,6 +208,11 @@ pub fn prefix_n(n: u32) -> String {
 
 /// `pdrestore lab-server` in the router namespace on [::1]:`port`, serving `bindings`.
 pub fn lab_server(lab: &Lab, port: u16, bindings: &[Binding]) -> Child {
+    lab_server_with(lab, port, bindings, &[])
+}
+
+/// [`lab_server`] with more arguments (`--fault ...`).
+pub fn lab_server_with(lab: &Lab, port: u16, bindings: &[Binding], args: &[&str]) -> Child {
     let file = lab.dir.path().join(format!("bindings-{port}.jsonl"));
     let text: String = bindings
         .iter()
@@ -228,6 +233,7 @@ pub fn lab_server(lab: &Lab, port: u16, bindings: &[Binding]) -> Child {
         "--bindings",
     ])
     .arg(&file)
+    .args(args)
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::null());
     let child = Child(c.spawn().unwrap());
@@ -258,6 +264,17 @@ pub struct Follow {
 impl Follow {
     /// Start it with `config` and wait (20 s at most) for READY=1.
     pub fn start(lab: &Lab, config: &Path, args: &[&str], rust_log: &str) -> Follow {
+        let mut f = Follow::spawn(lab, config, args, rust_log);
+        assert!(
+            f.wait_notify(|m| m.contains("READY=1"), Duration::from_secs(20)),
+            "follow did not get ready; log:\n{}",
+            f.log_text()
+        );
+        f
+    }
+
+    /// Start it with `config`, not waiting for anything.
+    pub fn spawn(lab: &Lab, config: &Path, args: &[&str], rust_log: &str) -> Follow {
         let sock = lab.dir.path().join(format!("notify-{}", fastrand::u32(..)));
         let notify = UnixDatagram::bind(&sock).unwrap();
         let log = lab
@@ -280,18 +297,12 @@ impl Follow {
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
-        let mut f = Follow {
+        Follow {
             child: Child(c.spawn().unwrap()),
             notify,
             log,
             statuses: Vec::new(),
-        };
-        assert!(
-            f.wait_notify(|m| m.contains("READY=1"), Duration::from_secs(20)),
-            "follow did not get ready; log:\n{}",
-            f.log_text()
-        );
-        f
+        }
     }
 
     /// Read notify messages until one satisfies `pred` (true) or `wait` passes.

@@ -15,6 +15,10 @@ use ipnet::Ipv6Net;
 use std::collections::VecDeque;
 use std::time::Instant;
 
+/// How much later than the route's a server's expiry must be to extend
+/// it (one expiry bucket, seconds): less is the same lease read twice.
+const SLACK: u32 = 1 << BUCKET_SHIFT;
+
 /// What is to ask, and the budget.
 #[derive(Debug)]
 pub(super) struct Confirm {
@@ -147,7 +151,10 @@ impl FollowCore {
     /// The servers' answers to a batch of [`Need::Confirm`]: for each
     /// prefix, the valid lifetime the most recent binding a server holds
     /// for it has left, or `None` (no server holds one, or none answered).
-    /// A later expiry than the route's extends it; else it expires.
+    /// A later expiry than the route's extends it; else it expires. Later
+    /// means by more than one expiry bucket (8 s): the server counts its client
+    /// transaction times in whole seconds (OPTION_CLT_TIME, RFC 5007 s.4.1.2.3),
+    /// so the same lease read twice may end a second or two apart.
     pub fn handle_confirmed(&mut self, now: Instant, answers: Vec<(Ipv6Net, Option<u32>)>) {
         self.confirm.in_flight = false;
         for (prefix, valid) in answers {
@@ -156,7 +163,7 @@ impl FollowCore {
                 continue;
             };
             let expires = self.clock.expiry(now, valid);
-            if !e.installed() || expires <= e.expires {
+            if !e.installed() || expires <= e.expires.saturating_add(SLACK) {
                 continue;
             }
             let mut n = e;

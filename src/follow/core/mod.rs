@@ -38,23 +38,31 @@
 //! - **Every route** passes [`crate::recovery::planner::Planner::plan_on`] (the pools, the lengths,
 //!   the next hop link-local or on-link, not covering a local prefix), the
 //!   very rules of `recover`; a refusal is an event with its reason code.
-//! - **Ownership** ([`crate::routes::Ownership`]): only a route the core knows to be ours
-//!   (added by it, or listed as ours from the kernel) is ever replaced or
-//!   removed; a new prefix is added create-exclusive, and an add that meets
-//!   EEXIST, or a route of another protocol at our key, is foreign: left in
-//!   place, counted, and never touched.
+//! - **Ownership** ([`crate::routes::Ownership`]): a route of our protocol
+//!   in our table inside the pools is ours, at any metric, whoever put it
+//!   there. A new prefix is added create-exclusive; an add that meets
+//!   EEXIST has the table read ([`Need::Inspect`]): a route of ours there
+//!   is adopted (replaced with what snooping says), another's is foreign:
+//!   left in place, counted, never touched. A valid lifetime of 0 removes
+//!   a route of ours the core did not follow too.
 //! - **Links**: routes the kernel drops with an interface going down are
 //!   reinstalled when it comes back up (RFC 8987 s.4, R-5: routes survive
 //!   a link flap). A route of ours deleted by someone else, while its
 //!   interface stayed up and before it expired, is forgotten (the operator
-//!   is not fought; the next resync decides).
+//!   is not fought; the next resync decides). One whose lease ran out is
+//!   removed at the end of its 8 s expiry bucket and counted as expired.
 //! - **Resync**: a Bulk Leasequery resync is due every
-//!   [`CoreSettings::resync_interval`] (with jitter), and never later than
-//!   half the shortest remaining valid lifetime seen since the last one.
-//!   While it runs the core keeps learning but holds its changes; after it,
-//!   [`FollowCore::handle_resync_finished`] rebuilds the state from our routes in the
-//!   kernel and lays on top what snooping learned that the resync could not
-//!   know (see its documentation).
+//!   [`CoreSettings::resync_interval`] (with jitter) and on request, never
+//!   sooner than [`CoreSettings::min_resync_spacing`] after the last one.
+//!   It runs beside snooping, which goes on routing; at its end
+//!   [`FollowCore::handle_resync_finished`] rebuilds the state from our
+//!   routes in the kernel and lays on top what snooping learned that the
+//!   resync could not know (see its documentation).
+//! - **Near expiry** (`confirm`): a prefix entering its last
+//!   [`CoreSettings::confirm_before`] with no renewal seen is asked about
+//!   alone ([`Need::Confirm`]: QUERY_BY_ADDRESS, RFC 5007 s.4.1.2.1, over
+//!   the bulk connection, RFC 5460 s.6), batched and rate-limited; a later
+//!   expiry a server holds extends the route, else it runs out.
 //!
 //! # State, and its size
 //! One hash map entry per followed prefix: the key (17 octets: address and

@@ -1103,8 +1103,11 @@ fn a_short_lease_snooped_inside_the_window_and_a_renewed_one_are_asked_about() {
         CUST0,
         &reply(1, 3, "fe80::3", vec![ia(1, vec![prefix(P2, 200)])]),
     );
-    let asked = run_confirms(&mut t, 0.0, 10.0, |_| None);
+    // The server holds the same lease (a second later by its rounding of
+    // the client's transaction time): not an extension.
+    let asked = run_confirms(&mut t, 0.0, 10.0, |_| Some(201));
     assert_eq!(asked.iter().map(|a| &a.1).collect::<Vec<_>>(), [&vec![p2]]);
+    assert_eq!(t.core.counters().confirmed, 0);
     // P1 comes with 60 s, inside what was looked at: asked about within a
     // bucket (8 s).
     t.core.handle_reply(

@@ -48,8 +48,8 @@ impl Clock {
 /// The core's deadlines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Timer {
-    /// A resync is due (the interval with jitter, or half the shortest
-    /// remaining lifetime, not sooner than the spacing).
+    /// A resync is due (the interval with jitter, or a request, not sooner
+    /// than the floor after the last one).
     Resync,
     /// The oldest kernel delete of one of our routes is to be decided
     /// (the settle time after it).

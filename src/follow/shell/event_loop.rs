@@ -58,8 +58,15 @@ pub(super) async fn event_loop<'a>(
             tokio::task::yield_now().await;
             continue;
         }
+        // What the kernel refused feeds back into the core, which may
+        // need the table read (an add met a route: whose?) and have more
+        // to send: round again until the kernel has it all.
         svc.sync().await?;
+        svc.needs().await?;
         svc.flush().await?;
+        if svc.unsynced {
+            continue;
+        }
         svc.write_metrics(false);
         if b.stopping && b.resync.is_none() {
             return Ok(());

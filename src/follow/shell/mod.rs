@@ -1,18 +1,21 @@
 //! The async shell of `pdrestore follow`: sockets, netlink, timers,
 //! signals, systemd, around the sans-IO [`FollowCore`].
 //!
-//! 1. Capture sockets ([`crate::snoop::CaptureSocket`]) are opened on the client-facing
-//!    interfaces first, so that what the relay sends while the start-up
-//!    recovery runs is queued in their buffers, not missed.
-//! 2. The start-up recovery is `recover` itself ([`agent::run`]: the
-//!    permission check, the wait for the interfaces, every safety rule).
-//! 3. The core is loaded from our routes in the kernel; the rtnetlink
-//!    watcher ([`Watcher`]) starts; systemd is told READY=1.
-//! 4. The loop: snooped messages (each interface read by a task of its own
+//! 1. The writer lock is held (by the command, `crate::lock`); capture
+//!    sockets ([`crate::snoop::CaptureSocket`]) are opened on the
+//!    client-facing interfaces and the rtnetlink watcher
+//!    ([`crate::follow::watch::Watcher`]) starts, before anything else.
+//! 2. The start-up recovery is `recover` itself ([`crate::agent::run`]:
+//!    the permission check, the wait for the interfaces, every safety
+//!    rule), run as the first resync, beside the loop: snooped REPLYs are
+//!    routed meanwhile, and its result is merged by transaction time when
+//!    it ends; then systemd is told READY=1.
+//! 3. The loop: snooped messages (each interface read by a task of its own
 //!    under a [`crate::snoop::PacketBudget`], through a bounded channel), kernel events,
-//!    the core's timers, resyncs (on the core's deadline and on
-//!    [`Control::Resync`], SIGHUP), status lines, until [`Control::Stop`]
-//!    (SIGTERM), which leaves every route in place.
+//!    the core's timers and needs (the table read after an add met a
+//!    route, targeted queries about prefixes near expiry), resyncs (on the
+//!    core's deadline and on [`Control::Resync`], SIGHUP), status lines,
+//!    until [`Control::Stop`] (SIGTERM), which leaves every route in place.
 //!
 //! Route changes are handed to the [`NetlinkTable`] in batches: everything
 //! that is already queued is taken, then the batch is submitted, and the
