@@ -41,6 +41,7 @@ ALLOWED = {
     'proto': set(),
     'netns': set(),
     'exit': set(),  # sysexits codes
+    'lock': set(),  # the writer lock in the state directory
     'transport': {'proto'},
     'routes': {'proto'},
     'snoop': {'proto'},
@@ -56,8 +57,9 @@ ALLOWED = {
                'identity', 'agent', 'metrics'},
     'demo': {'proto', 'exit', 'netns', 'routes', 'recovery', 'requestor', 'server',
              'config', 'identity', 'agent'},
-    'cli': {'proto', 'exit', 'netns', 'transport', 'routes', 'snoop', 'decode', 'identity',
-            'requestor', 'server', 'recovery', 'config', 'agent', 'metrics', 'follow', 'demo'},
+    'cli': {'proto', 'exit', 'lock', 'netns', 'transport', 'routes', 'snoop', 'decode',
+            'identity', 'requestor', 'server', 'recovery', 'config', 'agent', 'metrics',
+            'follow', 'demo'},
     'docs': {'cli', 'config', 'exit', 'proto', 'routes', 'recovery', 'requestor', 'snoop'},
 }
 ROOT = 'lib'  # src/lib.rs: may use anything (so may src/main.rs, a crate of its own)

@@ -44,7 +44,7 @@ pub const CONFIG_REFERENCE: &[ConfigSection] = &[
         keys: &[
             ("relay_duid", "generated", "Our Relay-ID (RFC 5460 5.4.1), hex (`0003000102005e000002`) or colon-hex (`00:03:00:01:02:00:5e:00:00:02`), 3 to 130 octets. The relay agent must put this DUID in OPTION_RELAY_ID of the RELAY-FORW messages it sends, so that the servers associate it with the bindings. When absent, pdrestore generates a DUID-LLT (from the first interface's MAC address and the current time; DUID-UUID when there is no MAC) on the first run and keeps it in `state_directory/relay-duid`; `pdrestore duid` prints it."),
             ("requestor_duid", "`relay_duid`", "Our OPTION_CLIENTID in LEASEQUERY messages (RFC 5007 4.3.1), 3 to 130 octets. Servers may restrict bulk leasequery to known requestors."),
-            ("state_directory", "`/var/lib/pdrestore`", "Where the generated relay DUID is kept (mode 0600, written atomically). `recover --dry-run` and `check-config` never write there."),
+            ("state_directory", "`/var/lib/pdrestore`", "Where the generated relay DUID is kept (mode 0600, written atomically), and the writer lock (`writer.lock`: one `recover` or `follow` writes the routes at a time); made with mode 0700 when missing. `recover --dry-run` and `check-config` never write there."),
             ("query", "`\"relay-id\"`", "How the bindings are found. `\"relay-id\"`: QUERY_BY_RELAY_ID with our relay DUID (RFC 5460 5.3.1), for relay agents that put OPTION_RELAY_ID in every RELAY-FORW. `\"link-address\"`: one QUERY_BY_LINK_ADDRESS per link (RFC 5460 5.3.1, 6.1), for relay agents that send no Relay-ID, such as ISC dhcrelay (Debian's isc-dhcp-relay, VyOS, Cumulus). In that mode our layer of a binding's relay chain is the one whose link-address is one of `links`; a binding relayed by another relay on the same subnet (a link query returns the whole subnet) is dropped and counted (`other-relay`), never routed."),
             ("links", "see meaning", "With `query = \"relay-id\"`: the link filter of each QUERY_BY_RELAY_ID, `[\"::\"]` (every link) by default. With `query = \"link-address\"`: the addresses the relay uses as link-address, one query each (for ISC dhcrelay, the router's global address on each client link, e.g. `[\"2001:db8:1::1\", \"2001:db8:2::1\"]`); by default the global addresses of the interfaces `[routes.interfaces]` names, one per prefix. An empty list, and `::` in link-address mode, are refused. Pruning covers only the routes out of the interfaces of the links asked about: a link not queried keeps its routes."),
             ("data_timeout", "`300s`", "BULK_LQ_DATA_TIMEOUT (RFC 5460 5.6): how long a blocked write or a silent read may last before the connection is abandoned. RFC 5460 advises against values below the default."),
@@ -117,7 +117,10 @@ pub const CONFIG_REFERENCE: &[ConfigSection] = &[
             ("packets_per_second", "`20000`", "DHCPv6 packets handled per second on one interface (a token bucket), so that a flood on one link cannot starve the others or the route installation. What the budget does not allow waits in the capture socket's buffer; what does not fit there is dropped by the kernel."),
             ("packet_burst", "`4000`", "The largest burst handled at once on one interface (the bucket's size)."),
             ("capture_buffer", "`16777216`", "Receive buffer of each capture socket, in octets (65536 to 1073741824): how large a burst of REPLYs (a renewal storm after an outage) is queued while the service catches up. Kernel memory, used only while packets wait; the kernel doubles the value for its bookkeeping."),
-            ("resync_interval", "`1h`", "A Bulk Leasequery resync (the recovery of `recover`, with the prune rail) runs this often, with up to 10% jitter, and never later than half the shortest remaining valid lifetime among the prefixes learned since the last one (but not within 10 s of the previous resync). SIGHUP (`systemctl reload pdrestore-follow`) runs one at once. A resync that failed is tried again after 5 minutes (or the interval, if shorter)."),
+            ("resync_interval", "`1h`", "A Bulk Leasequery resync (the recovery of `recover`, with the prune rail) runs this often, with up to 10% jitter. SIGHUP (`systemctl reload pdrestore-follow`) asks for one at once. Leases near expiry never bring it forward: they are asked about one by one (`confirm_before`). A resync that failed is tried again after 5 minutes (or the interval, if shorter). Snooping goes on routing while a resync (or the start-up recovery) runs; its result is merged by time: the most recent client transaction wins."),
+            ("min_resync_interval", "`5m`", "The floor: no resync starts sooner than this after the last one ended, whatever asks for it (the interval, SIGHUP). A SIGHUP within it is kept and honoured when it has passed."),
+            ("confirm_before", "`5m`", "A followed prefix whose lease runs out within this long, with no renewal snooped, is asked about alone: a QUERY_BY_ADDRESS of the prefix (RFC 5007 4.1.2.1) to every server over the bulk connection (RFC 5460 6), in batches of up to 64. When a server holds a later expiry (the client renewed by a path the relay does not see), the route is extended; else it is removed when the lease ends. `0s` asks nothing."),
+            ("confirm_per_minute", "`600`", "Targeted queries per minute at most (a token bucket of one batch): N leases near expiry cost N small queries spread over time, never N full resyncs."),
             ("max_prefixes", "`1000000`", "Most delegated prefixes followed at once (about 100 octets of memory each). A REPLY for one more is refused and counted (`cap`); routes over the cap that a resync installs are left to expire in the kernel."),
         ],
     },
@@ -253,6 +256,10 @@ const RECOVER_FILES: Rows = &[
         "The relay DUID, generated on the first run when relay_duid is not configured.",
     ),
     (
+        "/var/lib/pdrestore/writer.lock",
+        "The writer lock (flock(2)), held by recover for its run and follow for its lifetime: one writer of the routes at a time. It names its holder (pid, command, start time); the kernel releases it with the process.",
+    ),
+    (
         "/usr/lib/systemd/system/pdrestore.service",
         "Runs recover once at boot (Restart=on-failure).",
     ),
@@ -269,6 +276,7 @@ const RECOVER_EXIT: Rows = &[
     ("64", "Usage error."),
     ("70", "Internal error (the route table is unusable)."),
     ("74", "Standard output could not be written (a closed pipe: `recover --json | head`), after the run was over; the metrics file holds the run's own status."),
+    ("75", "Refused at once, nothing done: another pdrestore (follow, or a recover) writes the routes; the one line printed names it (pid, command, start time). A running follow is resynced with systemctl reload pdrestore-follow. A dry run is never refused."),
     ("77", "No permission to change routes (CAP_NET_ADMIN), found before any server is asked."),
     ("78", "Configuration error."),
 ];
@@ -418,6 +426,7 @@ pub fn page_extras(name: &str) -> PageExtras {
             &[
                 ("0", "Stopped cleanly (SIGTERM or SIGINT; with --once, idle); the routes are left in place."),
                 ("70", "Internal error: the route table or the rtnetlink watcher failed."),
+                ("75", "Refused at once, nothing done: another pdrestore (a recover, or another follow) writes the routes; the one line printed names it. pdrestore-follow.service tries again after RestartSec."),
                 ("77", "No permission: changing routes needs CAP_NET_ADMIN, the capture sockets CAP_NET_RAW."),
                 ("78", "Configuration error, or no client-facing interface to snoop."),
             ],

@@ -24,6 +24,11 @@ pub const UNAVAILABLE: u8 = 69;
 pub const SOFTWARE: u8 = 70;
 /// EX_IOERR: standard output (or another output) cannot be written.
 pub const IOERR: u8 = 74;
+/// EX_TEMPFAIL: another pdrestore writes the routes now (`follow`, or a
+/// `recover`): this run was refused before it did anything (see
+/// [`crate::lock`]). Try again later, or resync a running `follow` with
+/// `systemctl reload pdrestore-follow`.
+pub const TEMPFAIL: u8 = 75;
 /// EX_NOPERM: no permission (CAP_NET_ADMIN to change routes, CAP_NET_RAW
 /// to snoop).
 pub const NOPERM: u8 = 77;

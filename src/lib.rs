@@ -14,6 +14,8 @@
 //! - [`exit`]: the exit statuses of the command (sysexits names).
 //! - [`decode`]: `pdrestore decode`, reading captured byte streams.
 //! - [`identity`]: the relay DUID: configured, or generated once and kept.
+//! - [`lock`]: one writer of the routes at a time (the writer lock in the
+//!   state directory).
 //! - [`metrics`]: the metrics file for node_exporter's textfile collector.
 //! - [`netns`]: private network namespaces for the demo, tests and benchmarks.
 //! - [`recovery`]: reconciliation of servers' bindings, route planning and
@@ -40,6 +42,7 @@ pub mod docs;
 pub mod exit;
 pub mod follow;
 pub mod identity;
+pub mod lock;
 pub mod metrics;
 pub mod netns;
 pub mod proto;

@@ -1220,8 +1220,8 @@ fn sigterm_during_installation_then_rerun_converges() {
 /// Row: the relay DUID file (RFC 5460 s.5.4.1, stable storage) missing,
 /// corrupt or unwritable, through the real binary. Missing: generated once,
 /// kept (mode 0600) and used by `recover`. Corrupt: refused (exit 78), left
-/// as it was, nothing installed. Unwritable or unreadable: refused (exit
-/// 78), nothing installed.
+/// as it was, nothing installed. A state directory that cannot be made, or
+/// a DUID file that cannot be read: refused (exit 78), nothing installed.
 #[test]
 fn duid_file_missing_corrupt_or_unwritable() {
     use std::os::unix::fs::PermissionsExt;
@@ -1264,7 +1264,7 @@ fn duid_file_missing_corrupt_or_unwritable() {
     assert_eq!(kernel_ours(&ns), set(&[&[STALE]]));
 
     // Unwritable: a state directory that cannot be made (procfs refuses,
-    // even to root).
+    // even to root). The writer lock, taken first, finds it.
     let dir = tempfile::tempdir().unwrap();
     let cfg = binary_config(
         dir.path(),
@@ -1278,14 +1278,15 @@ fn duid_file_missing_corrupt_or_unwritable() {
     assert_eq!(out.status.code(), Some(78));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("cannot write relay DUID file /proc/pdrestore-fault-state/relay-duid"),
+        err.contains("cannot take the writer lock /proc/pdrestore-fault-state"),
         "{err}"
     );
+    assert_eq!(err.lines().count(), 1, "{err}");
     assert_eq!(kernel_ours(&ns), set(&[&[STALE]]));
 
     // Unreadable: something that is not a file where the file should be.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("state"), "a file, not a directory").unwrap();
+    std::fs::create_dir_all(dir.path().join("state").join("relay-duid")).unwrap();
     let cfg = binary_config(dir.path(), &dir.path().join("state"), 9, false);
     let out = pdrestore_in(&ns, &["recover", "-c", cfg.to_str().unwrap()])
         .output()

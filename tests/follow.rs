@@ -256,7 +256,9 @@ fn sighup_resyncs_and_converges() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let lab = lab("pdr-fol6", 1);
     let server = lab_server(&lab, 5706, &[binding(0, 0), binding(1, 0), binding(2, 0)]);
-    let cfg = config(&lab, &[5706], "");
+    // A floor of 1 s (5 min by default): the SIGHUP right after the start-up
+    // recovery is honoured within a second.
+    let cfg = config(&lab, &[5706], "[follow]\nmin_resync_interval = \"1s\"\n");
     let mut f = Follow::start(&lab, &cfg, &[], "info");
     assert_eq!(ours(&lab.router).len(), 3);
     drop(server);
@@ -364,4 +366,67 @@ fn once_handles_what_arrives_then_exits_when_idle() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
         .collect();
     assert!(tmp.is_empty(), "{tmp:?}");
+}
+
+/// Issue 20, case 2: the client link is deleted and made again under the
+/// same name (a VLAN or bridge rebuilt: a new interface index). follow
+/// opens its capture again on the new index (an INFO line with both
+/// indexes, `pdrestore_follow_captures_reopened_total` 1), and a REPLY
+/// on the new interface gets its route within a second.
+#[test]
+fn an_interface_recreated_under_its_name_is_snooped_again() {
+    if !root() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = lab("pdr-fol8", 1);
+    let _server = lab_server(&lab, 5708, &[]);
+    let prom = lab.dir.path().join("follow.prom");
+    let cfg = config(&lab, &[5708], "");
+    let metrics_arg = format!("--metrics-file={}", prom.display());
+    let mut f = Follow::start(&lab, &cfg, &[&metrics_arg], "info");
+    let old = ifindex(&lab.router, "cust0");
+    recreate_link(&lab, 0);
+    let new = ifindex(&lab.router, "cust0");
+    assert_ne!(old, new, "the same index again");
+    // Give follow the time to see the new link (its re-open line), then
+    // a REPLY on the new interface.
+    let reopened = format!("old_ifindex={old} ifindex={new}");
+    let t0 = std::time::Instant::now();
+    while !f.log_text().contains(&reopened) && t0.elapsed() < 2 * SECOND {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let p = prefix_n(50);
+    to_client(&lab, 0, "fe80::2", 546, vec![reply(0x800, 2, &p, 3600)]);
+    let took = wait_route(&lab.router, &p, SECOND, |l| l.is_some());
+    assert!(
+        took.is_some(),
+        "no route for a REPLY on the re-created interface; log:\n{}",
+        f.log_text()
+    );
+    let line = route_line(&lab.router, &p).unwrap();
+    assert!(line.contains("via fe80::2 dev cust0 proto 57"), "{line}");
+    // The re-open line, at INFO, with both indexes.
+    let log = f.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains(&reopened))
+        .unwrap_or_else(|| panic!("no re-open line ({reopened}); log:\n{log}"));
+    assert!(
+        line.contains(" INFO ") && line.contains("interface=cust0"),
+        "{line}"
+    );
+    let status = f.stop();
+    assert!(status.success(), "{status:?}; log:\n{}", f.log_text());
+    let m = prom::Metrics::read(&prom);
+    assert_eq!(
+        m.counter("pdrestore_follow_captures_reopened_total", &[]),
+        1.0,
+        "{}",
+        m.1
+    );
+    assert_eq!(
+        m.counter("pdrestore_follow_messages_total", &[("kind", "reply")]),
+        1.0
+    );
 }

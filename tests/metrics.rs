@@ -46,9 +46,10 @@ fn bindings() -> Vec<Binding> {
     v
 }
 
-fn config_text(ports: &[u16], top: &str) -> String {
+/// The configuration: `state` is the state directory (the writer lock).
+fn config_text(state: &Path, ports: &[u16], top: &str) -> String {
     let mut t = format!(
-        "relay_duid = \"{RELAY}\"\nstate_directory = \"/nonexistent\"\nstartup_deadline = \"0s\"\nretries = 0\n{top}\n"
+        "relay_duid = \"{RELAY}\"\nstate_directory = {state:?}\nstartup_deadline = \"0s\"\nretries = 0\n{top}\n"
     );
     for p in ports {
         t.push_str(&format!("[[server]]\naddress = \"::1\"\nport = {p}\n"));
@@ -112,12 +113,16 @@ fn recover_writes_the_metrics_file_that_a_parser_reads_back() {
     let _server = lab_server(&ns, 5561, &file);
     wait_listening(&ns, 5561);
     let prom = dir.path().join("pdrestore.prom");
+    // The state directory (the writer lock) apart: `dir` is listed below.
+    let state = tempfile::tempdir().unwrap();
+    let state = state.path();
 
     // 1: complete, the path from the configuration.
     let cfg = dir.path().join("one.toml");
     std::fs::write(
         &cfg,
         config_text(
+            state,
             &[5561],
             &format!("metrics_file = {:?}", prom.to_str().unwrap()),
         ),
@@ -164,7 +169,7 @@ fn recover_writes_the_metrics_file_that_a_parser_reads_back() {
     // 2: partial (the second server refuses), the path from the flag.
     std::thread::sleep(std::time::Duration::from_millis(20));
     let cfg = dir.path().join("two.toml");
-    std::fs::write(&cfg, config_text(&[5561, 5562], "")).unwrap();
+    std::fs::write(&cfg, config_text(state, &[5561, 5562], "")).unwrap();
     let flag = [
         "-c",
         cfg.to_str().unwrap(),

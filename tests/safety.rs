@@ -159,6 +159,17 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// Write a configuration for the binary, its state directory (where the
+/// writer lock is) in `dir`: each test a directory of its own.
+fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let state = format!("state_directory = {:?}", dir.join("state"));
+    write(
+        dir,
+        name,
+        &text.replace("state_directory = \"/nonexistent\"", &state),
+    )
+}
+
 fn jsonl(bindings: &[Binding]) -> String {
     bindings
         .iter()
@@ -266,7 +277,7 @@ fn routes_that_are_not_ours_survive_a_pruning_recovery() {
     ));
     // The conflicts, as text and JSON with their codes.
     assert!(
-        text.contains("foreign 2001:db8:8000:200::/56: a route of protocol 4 via fe80::99 dev cust0 holds it; left in place"),
+        text.contains("foreign 2001:db8:8000:200::/56: a route of protocol 4 metric 1024 via fe80::99 dev cust0 holds it; left in place"),
         "{text}"
     );
     let j = serde_json::to_value(&s).unwrap();
@@ -274,6 +285,7 @@ fn routes_that_are_not_ours_survive_a_pruning_recovery() {
     assert_eq!(c.as_array().unwrap().len(), 2, "{c}");
     assert_eq!(c[0]["prefix"], "2001:db8:8000:200::/56");
     assert_eq!(c[0]["protocol"], 4);
+    assert_eq!(c[0]["metric"], 1024);
     assert_eq!(c[0]["via"], "fe80::99");
     assert_eq!(c[0]["dev"], "cust0");
     assert_eq!(c[0]["code"], "foreign-route");
@@ -362,7 +374,7 @@ fn a_forced_prune_removes_and_logs_every_route() {
     let file = write(dir.path(), "five.jsonl", &jsonl(&bindings(0..5)));
     let _server = lab_server(&ns, 5551, &file, None);
     wait_listening(&ns, 5551);
-    let cfg = write(dir.path(), "p.toml", &config_text(&[5551], "", ""));
+    let cfg = write_config(dir.path(), "p.toml", &config_text(&[5551], "", ""));
     let out = pdrestore_in(
         &ns,
         &[
@@ -401,7 +413,7 @@ fn a_server_that_comes_up_late_is_waited_for() {
     let Some(ns) = lab() else { return };
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "b.jsonl", &jsonl(&bindings(0..10)));
-    let cfg = write(dir.path(), "late.toml", &config_text(&[5552], "", ""));
+    let cfg = write_config(dir.path(), "late.toml", &config_text(&[5552], "", ""));
     let start = Instant::now();
     let child = pdrestore_in(&ns, &["recover", "-c", cfg.to_str().unwrap(), "--json"])
         .stdout(std::process::Stdio::piped())
@@ -429,7 +441,7 @@ fn an_interface_that_comes_up_late_gets_its_routes() {
     let file = write(dir.path(), "b.jsonl", &jsonl(&bindings(0..6)));
     let _server = lab_server(&ns, 5553, &file, None);
     wait_listening(&ns, 5553);
-    let cfg = write(dir.path(), "if.toml", &config_text(&[5553], "", ""));
+    let cfg = write_config(dir.path(), "if.toml", &config_text(&[5553], "", ""));
     let child = pdrestore_in(&ns, &["recover", "-c", cfg.to_str().unwrap(), "--json"])
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::piped())
@@ -559,7 +571,7 @@ fn without_cap_net_admin_recover_fails_before_asking_anyone() {
     let log = dir.path().join("server.log");
     let server = lab_server(&ns, 5556, &file, Some(&log));
     wait_listening(&ns, 5556);
-    let cfg = write(dir.path(), "c.toml", &config_text(&[5556], "", ""));
+    let cfg = write_config(dir.path(), "c.toml", &config_text(&[5556], "", ""));
     let out = std::process::Command::new("ip")
         .args(["netns", "exec", ns.name()])
         .args([

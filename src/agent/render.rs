@@ -109,6 +109,8 @@ pub struct ForeignConflictSummary {
     pub server: String,
     /// The other route's protocol tag (`null`: unknown).
     pub protocol: Option<u8>,
+    /// The other route's metric (`null`: unknown).
+    pub metric: Option<u32>,
     /// The other route's next hop, if any.
     pub via: Option<String>,
     /// The other route's interface, if any.
@@ -126,10 +128,14 @@ pub struct MovedSummary {
     pub old_via: String,
     /// Interface before.
     pub old_dev: String,
+    /// Metric before.
+    pub old_metric: u32,
     /// Next hop now.
     pub via: String,
     /// Interface now.
     pub dev: String,
+    /// Metric now.
+    pub metric: u32,
 }
 
 /// What became of pruning.
@@ -466,6 +472,7 @@ fn route_summary(r: &InstallReport, name: &dyn Fn(ServerIndex) -> String) -> Rou
                 client: c.client.to_hex(),
                 server: name(c.server),
                 protocol: c.foreign.protocol,
+                metric: c.foreign.metric,
                 via: c.foreign.gateway.map(|g| g.to_string()),
                 dev: c.foreign.interface.as_ref().map(|d| d.to_string()),
                 code: "foreign-route",
@@ -485,8 +492,10 @@ fn route_summary(r: &InstallReport, name: &dyn Fn(ServerIndex) -> String) -> Rou
                 prefix: new.prefix.to_string(),
                 old_via: old.gateway.to_string(),
                 old_dev: old.interface.to_string(),
+                old_metric: old.metric,
                 via: new.gateway.to_string(),
                 dev: new.interface.to_string(),
+                metric: new.metric,
             })
             .collect(),
         prune: prune_summary(&r.table.prune),
@@ -594,15 +603,29 @@ impl RouteSummary {
             });
         }
         list(s, &self.moved_routes, 20, "moved", |m| {
+            let metric = |x: u32| {
+                if m.old_metric == m.metric {
+                    String::new()
+                } else {
+                    format!(" metric {x}")
+                }
+            };
             format!(
-                "moved {} from {} dev {} to {} dev {}",
-                m.prefix, m.old_via, m.old_dev, m.via, m.dev
+                "moved {} from {} dev {}{} to {} dev {}{}",
+                m.prefix,
+                m.old_via,
+                m.old_dev,
+                metric(m.old_metric),
+                m.via,
+                m.dev,
+                metric(m.metric)
             )
         });
         list(s, &self.foreign_conflicts, 20, "foreign", |c| {
             let proto = c.protocol.map_or("?".to_string(), |p| p.to_string());
+            let metric = c.metric.map(|m| format!(" metric {m}")).unwrap_or_default();
             format!(
-                "foreign {}: a route of protocol {proto}{}{} holds it; left in place",
+                "foreign {}: a route of protocol {proto}{metric}{}{} holds it; left in place",
                 c.prefix,
                 c.via
                     .as_ref()

@@ -1,6 +1,6 @@
 //! `pdrestore follow`: the service, until SIGTERM.
 
-use super::{load_config, runtime};
+use super::{load_config, runtime, writer_lock};
 use crate::exit;
 use crate::follow::{self, FollowOptions};
 use crate::metrics::{write_recover, RecoverMetrics};
@@ -13,6 +13,13 @@ use std::time::Duration;
 pub fn run(path: &Path, once: Option<Duration>, metrics_file: Option<PathBuf>) -> ExitCode {
     let config = match load_config(path) {
         Ok(c) => c,
+        Err(code) => return ExitCode::from(code),
+    };
+    // The writer lock first, held for the service's lifetime: before the
+    // capture sockets, the relay DUID and the start-up recovery. A refused
+    // follow writes no metrics file (the holder's counts).
+    let _lock = match writer_lock(&config, "follow") {
+        Ok(l) => l,
         Err(code) => return ExitCode::from(code),
     };
     let metrics_file = metrics_file.or_else(|| config.metrics_file.clone());

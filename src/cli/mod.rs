@@ -60,9 +60,14 @@ pub enum Command {
     /// place; 1 partial (a server failed, a route did, an interface was
     /// missing, or the prune rail refused a prune, but something was
     /// restored); 2 nothing restored; 64 usage error; 70 internal error (route
-    /// table unusable); 74 standard output could not be written; 77 no
-    /// permission to change routes (CAP_NET_ADMIN); 78 configuration error. SIGTERM/SIGINT stop cleanly: what was received
-    /// is installed, nothing is pruned, a rerun converges.
+    /// table unusable); 74 standard output could not be written; 75 refused
+    /// at once: another pdrestore (`follow`, or a `recover`) writes the
+    /// routes, named in the one line printed (`systemctl reload
+    /// pdrestore-follow` resyncs a running follow); 77 no permission to
+    /// change routes (CAP_NET_ADMIN); 78 configuration error. SIGTERM/SIGINT
+    /// stop cleanly: what was received is installed, nothing is pruned, a
+    /// rerun converges. One writer at a time: a run (not a dry run) holds
+    /// the lock `writer.lock` in the state directory.
     Recover {
         /// Configuration file.
         #[arg(long, short, default_value = crate::config::DEFAULT_PATH)]
@@ -93,9 +98,11 @@ pub enum Command {
     /// confirmed RELEASE/DECLINE removes it, routes dropped with an
     /// interface come back with it, and a Bulk Leasequery resync runs every
     /// `[follow] resync_interval` and on SIGHUP. SIGTERM stops cleanly and
-    /// leaves every route in place. Exit status: 0 stopped cleanly; 64
-    /// usage; 70 internal error; 77 no CAP_NET_ADMIN or CAP_NET_RAW; 78
-    /// configuration error.
+    /// leaves every route in place. It holds the writer lock (`writer.lock`
+    /// in the state directory) for its lifetime, so a `recover` meanwhile is
+    /// refused. Exit status: 0 stopped cleanly; 64 usage; 70 internal error;
+    /// 75 refused at once: another pdrestore writes the routes (named); 77
+    /// no CAP_NET_ADMIN or CAP_NET_RAW; 78 configuration error.
     Follow {
         /// Configuration file.
         #[arg(long, short, default_value = crate::config::DEFAULT_PATH)]
@@ -231,6 +238,23 @@ fn load_config(path: &Path) -> Result<crate::config::Config, u8> {
     crate::config::Config::load(path).map_err(|e| {
         eprintln!("pdrestore: {e}");
         exit::CONFIG
+    })
+}
+
+/// The writer lock ([`crate::lock`]) for `command`, held by every run
+/// that writes routes, or the exit status of its refusal, printed in one
+/// line: [`exit::TEMPFAIL`] when another process holds it (named),
+/// [`exit::CONFIG`] when the state directory cannot hold it.
+fn writer_lock(
+    config: &crate::config::Config,
+    command: &str,
+) -> Result<crate::lock::WriterLock, u8> {
+    crate::lock::take(&config.state_directory, command).map_err(|e| {
+        eprintln!("pdrestore: {e}");
+        match e {
+            crate::lock::LockError::Held { .. } => exit::TEMPFAIL,
+            crate::lock::LockError::Io { .. } => exit::CONFIG,
+        }
     })
 }
 

@@ -1,7 +1,7 @@
 //! `pdrestore recover`: the relay DUID, the run, its summary (text or
 //! JSON) on standard output, its metrics file.
 
-use super::{load_config, print_or_quiet, runtime, stop_signal};
+use super::{load_config, print_or_quiet, runtime, stop_signal, writer_lock};
 use crate::agent::{self, Note, RecoverOptions, Report};
 use crate::exit;
 use crate::metrics::{write_recover, RecoverMetrics};
@@ -44,7 +44,9 @@ pub fn run(
 }
 
 /// The exit status, and the report when the run got that far;
-/// `metrics_file` is set from the configuration unless already given.
+/// `metrics_file` is set from the configuration unless already given, and
+/// cleared when another writer holds the lock. The writer lock is held
+/// for the whole run.
 fn recover(
     path: &Path,
     dry_run: bool,
@@ -54,6 +56,20 @@ fn recover(
     let config = match load_config(path) {
         Ok(c) => c,
         Err(code) => return (code, None),
+    };
+    // One writer at a time; a dry run writes nothing and takes no lock. A
+    // refused run writes no metrics file either: the holder's is the one
+    // that counts.
+    let _lock = if dry_run {
+        None
+    } else {
+        match writer_lock(&config, "recover") {
+            Ok(l) => Some(l),
+            Err(code) => {
+                *metrics_file = None;
+                return (code, None);
+            }
+        }
     };
     if metrics_file.is_none() {
         metrics_file.clone_from(&config.metrics_file);

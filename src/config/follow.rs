@@ -30,10 +30,20 @@ pub struct FollowConfig {
     #[serde(deserialize_with = "buffer_size")]
     pub capture_buffer: usize,
     /// Bulk Leasequery resynchronisation every this long (with up to 10%
-    /// jitter), and never later than half the shortest remaining valid
-    /// lifetime among the followed prefixes.
+    /// jitter), and on SIGHUP.
     #[serde(with = "super::de::duration")]
     pub resync_interval: Duration,
+    /// No resync starts sooner than this after the last one ended, whatever
+    /// asks for it (the floor).
+    #[serde(with = "super::de::duration")]
+    pub min_resync_interval: Duration,
+    /// A followed prefix whose lease runs out within this long with no
+    /// renewal seen is asked about alone (a targeted query); `0s`: never.
+    #[serde(with = "super::de::duration_or_zero")]
+    pub confirm_before: Duration,
+    /// Targeted queries per minute at most.
+    #[serde(deserialize_with = "super::de::positive")]
+    pub confirm_per_minute: u32,
     /// Most prefixes followed at once; a REPLY for one more is refused
     /// (`cap`) and counted.
     #[serde(deserialize_with = "super::de::positive_usize")]
@@ -48,6 +58,9 @@ impl Default for FollowConfig {
             packet_burst: 4_000,
             capture_buffer: 16 << 20,
             resync_interval: Duration::from_secs(3600),
+            min_resync_interval: Duration::from_secs(300),
+            confirm_before: Duration::from_secs(300),
+            confirm_per_minute: 600,
             max_prefixes: 1_000_000,
         }
     }

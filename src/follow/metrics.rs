@@ -22,6 +22,9 @@ pub struct Packets {
     pub over_budget: u64,
     /// Route and link notifications of the kernel that did not decode.
     pub netlink_malformed: u64,
+    /// Capture sockets opened again on a re-created interface (same name,
+    /// new index).
+    pub captures_reopened: u64,
 }
 
 /// The shortest interval between two writes of the metrics file in a
@@ -52,6 +55,8 @@ pub struct FollowMetrics {
     pub over_budget: u64,
     /// Route and link notifications of the kernel that did not decode.
     pub netlink_malformed: u64,
+    /// Capture sockets opened again on a re-created interface.
+    pub captures_reopened: u64,
 }
 
 impl FollowMetrics {
@@ -103,29 +108,7 @@ impl Collector for FollowCollector {
             "DHCPv6 messages snooped on the client links: replies sent to clients, releases and declines from them, releases the server confirmed, server messages arriving from the client side (forged)",
             &samples(&kinds, [c.replies, c.releases, c.releases_confirmed, c.forged].into_iter()),
         )?;
-        let changes = label_sets(
-            "change",
-            [
-                "added",
-                "refreshed",
-                "moved",
-                "removed",
-                "relinked",
-                "expired",
-                "manual_delete",
-                "failed",
-            ]
-            .into_iter(),
-        );
-        counter(
-            &mut e,
-            "follow_route_changes",
-            "Route changes since the start: added, refreshed (renewals), moved, removed (valid lifetime 0, release), re-added after a link came up, expired, deleted by someone else, refused by the kernel",
-            &samples(
-                &changes,
-                [c.added, c.refreshed, c.moved, c.removed, c.relinked, c.expired, c.manual_deletes, c.failures].into_iter(),
-            ),
-        )?;
+        route_changes(&mut e, c)?;
         let reasons = label_sets(
             "reason",
             ["refused", "foreign", "capped", "ignored"].into_iter(),
@@ -158,8 +141,58 @@ impl Collector for FollowCollector {
             "Route and link notifications of the kernel that did not decode (each is logged, and the kernel's table is read again)",
             &one(f.netlink_malformed),
         )?;
+        counter(
+            &mut e,
+            "follow_captures_reopened",
+            "Capture sockets opened again because their interface was re-created (same name, new index: a VLAN or bridge rebuilt)",
+            &one(f.captures_reopened),
+        )?;
         Ok(())
     }
+}
+
+/// The route changes and the targeted queries of follow's counters.
+fn route_changes(
+    e: &mut DescriptorEncoder,
+    c: &crate::follow::Counters,
+) -> Result<(), std::fmt::Error> {
+    let changes = label_sets(
+        "change",
+        [
+            "added",
+            "refreshed",
+            "moved",
+            "removed",
+            "relinked",
+            "adopted",
+            "expired",
+            "manual_delete",
+            "failed",
+        ]
+        .into_iter(),
+    );
+    counter(
+            e,
+            "follow_route_changes",
+            "Route changes since the start: added, refreshed (renewals), moved, removed (valid lifetime 0, release), re-added after a link came up, routes of ours installed by another run taken over, expired, deleted by someone else, refused by the kernel",
+            &samples(
+                &changes,
+                [c.added, c.refreshed, c.moved, c.removed, c.relinked, c.adopted, c.expired, c.manual_deletes, c.failures].into_iter(),
+            ),
+        )?;
+    counter(
+            e,
+            "follow_targeted_queries",
+            "Leasequeries about one prefix nearing expiry with no renewal seen (instead of a full resync)",
+            &one(c.confirm_queries),
+        )?;
+    counter(
+        e,
+        "follow_targeted_extended",
+        "Prefixes whose route a targeted query extended (the server had a later expiry)",
+        &one(c.confirmed),
+    )?;
+    Ok(())
 }
 
 /// The metrics file, written from a thread of its own (an fsync must not
@@ -259,6 +292,7 @@ impl MetricsWriter {
             malformed: p.malformed,
             over_budget: p.over_budget,
             netlink_malformed: p.netlink_malformed,
+            captures_reopened: p.captures_reopened,
         };
         let text = metrics::encode(&snapshot.registry(self.last_complete));
         if let Some(tx) = &self.tx {
@@ -307,6 +341,10 @@ mod tests {
             refreshed: 2,
             forged: 1,
             resyncs: 4,
+            adopted: 6,
+            confirm_queries: 8,
+            confirmed: 5,
+            expired: 2,
             ..Default::default()
         };
         let f = FollowMetrics {
@@ -319,6 +357,7 @@ mod tests {
             malformed: 1,
             over_budget: 0,
             netlink_malformed: 2,
+            captures_reopened: 1,
         };
         let text = encode(&f.registry(Some(42.0)));
         for line in [
@@ -331,8 +370,13 @@ mod tests {
             "pdrestore_follow_route_changes_total{change=\"added\"} 3\n",
             "pdrestore_follow_route_changes_total{change=\"refreshed\"} 2\n",
             "pdrestore_follow_resyncs_total 4\n",
+            "pdrestore_follow_route_changes_total{change=\"adopted\"} 6\n",
+            "pdrestore_follow_route_changes_total{change=\"expired\"} 2\n",
+            "pdrestore_follow_targeted_queries_total 8\n",
+            "pdrestore_follow_targeted_extended_total 5\n",
             "pdrestore_follow_packets_total{outcome=\"malformed\"} 1\n",
             "pdrestore_follow_netlink_malformed_total 2\n",
+            "pdrestore_follow_captures_reopened_total 1\n",
             // The recovery's series, as recover writes them.
             "pdrestore_recover_outcome{outcome=\"partial\"} 1\n",
             "pdrestore_last_complete_timestamp_seconds 42.0\n",

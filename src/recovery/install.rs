@@ -152,6 +152,19 @@ impl<T: RouteTable> Installer<T> {
         Ok(())
     }
 
+    /// Some adds met routes that came to their keys after the listing:
+    /// list the table again so the prefix table tells ours from another's.
+    async fn relist(&mut self, now: Millis) -> Result<(), TableError> {
+        let table_id = self.table.planner().settings().owner.table();
+        let table = &mut self.table;
+        self.routes
+            .list_table(table_id, &mut |r| table.handle_relisted(r, now))
+            .await?;
+        self.table.relisted();
+        self.flush(now).await?;
+        self.sync().await
+    }
+
     /// Wait until the route table has applied everything submitted.
     async fn sync(&mut self) -> Result<(), TableError> {
         if !self.dry_run {
@@ -171,10 +184,16 @@ impl<T: RouteTable> Installer<T> {
     ) -> Result<(InstallReport, T), TableError> {
         self.flush(now).await?;
         self.sync().await?;
+        if self.table.needs_relisting() {
+            self.relist(now).await?;
+        }
         self.table.begin_settling();
         while self.table.settle(now, self.batch) {
             self.flush(now).await?;
         }
+        // Make-before-break: what settling added is in before anything
+        // (a route moving from another metric) comes out.
+        self.sync().await?;
         self.table.withdraw(prune, self.dry_run);
         self.flush(now).await?;
         self.sync().await?;
@@ -220,6 +239,9 @@ impl<T: RouteTable> Installer<T> {
                     }
                     if let Some(d) = &f.interface {
                         s.push_str(&format!(" dev {d}"));
+                    }
+                    if let Some(m) = f.metric {
+                        s.push_str(&format!(" metric {m}"));
                     }
                     s + ")"
                 })

@@ -31,17 +31,22 @@ pub struct Ownership {
     nets: Vec<(u128, u8)>,
 }
 
-/// Where a route of our table stands under the rule ([`Ownership::held`]).
+/// Where a route stands under the rule ([`Ownership::held`]). Ownership is
+/// the route's, not the process's: whatever installed it (this run, an
+/// earlier one, `follow`, an older version), a route of our protocol in our
+/// table inside the pools is ours, at any metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Held {
     /// Ours, at our metric: the route a delegated prefix's key holds.
     Ours,
-    /// Ours, at another metric (an earlier configuration's).
+    /// Ours, at another metric (an earlier configuration's): moved to our
+    /// metric, make-before-break, when its prefix is routed again.
     OursElsewhere,
-    /// Another's route at our key (table, metric) on a prefix we could
-    /// route: never touched; a binding for the prefix is a foreign conflict.
+    /// Another's route in our table, at any metric, on a prefix we could
+    /// route: never touched, and no route of ours is put beside it; a
+    /// binding for the prefix is a foreign conflict.
     Foreign,
-    /// None of our business: another table or metric, or a prefix we never route.
+    /// None of our business: another table, or a prefix we never route.
     Unrelated,
 }
 
@@ -167,19 +172,18 @@ impl Ownership {
         }
     }
 
-    /// The route sits at our key (our table and metric) on a prefix we
-    /// could route, whoever put it there.
-    pub fn at_our_key(&self, r: &TableRoute) -> bool {
-        r.table == self.table && r.metric == self.metric && self.covers(&r.prefix)
-    }
-
     /// Where a route stands under the rule.
     pub fn held(&self, r: &TableRoute) -> Held {
-        match (self.owns(r), self.at_our_key(r)) {
-            (true, true) => Held::Ours,
-            (true, false) => Held::OursElsewhere,
-            (false, true) => Held::Foreign,
-            (false, false) => Held::Unrelated,
+        if self.owns(r) {
+            if r.metric == self.metric {
+                Held::Ours
+            } else {
+                Held::OursElsewhere
+            }
+        } else if r.table == self.table && self.covers(&r.prefix) {
+            Held::Foreign
+        } else {
+            Held::Unrelated
         }
     }
 
@@ -238,7 +242,9 @@ mod tests {
         assert_eq!(o.held(&route(p, 4, 1024, RTN_UNICAST)), Held::Foreign);
         // A blackhole with our tag is not a shape we install: foreign.
         assert_eq!(o.held(&route(p, 57, 1024, 6)), Held::Foreign);
-        assert_eq!(o.held(&route(p, 4, 512, RTN_UNICAST)), Held::Unrelated);
+        // Another's route on a delegated prefix is foreign at any metric.
+        assert_eq!(o.held(&route(p, 4, 512, RTN_UNICAST)), Held::Foreign);
+        assert_eq!(o.held(&route(p, 57, 2048, 6)), Held::Foreign);
         let mut other_table = route(p, 57, 1024, RTN_UNICAST);
         other_table.table = 100;
         assert_eq!(o.held(&other_table), Held::Unrelated);

@@ -60,70 +60,12 @@ pub fn lab(prefix: &str, links: usize) -> Lab {
     let mut out = Vec::new();
     for j in 0..links {
         let client = NetNs::create(&format!("{prefix}-c{j}")).expect("client netns");
-        let (rif, cif) = (format!("cust{j}"), format!("cpe{j}"));
-        router
-            .ip([
-                "link",
-                "add",
-                &rif,
-                "address",
-                &mac(j, 1),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &cif,
-                "address",
-                &mac(j, 2),
-                "netns",
-                client.name(),
-            ])
-            .unwrap();
-        let global = format!("2001:db8:0:{}::1/64", j + 1);
-        for (ns, ifname, addrs, peer_mac, neigh) in [
-            (
-                &router,
-                &rif,
-                vec!["fe80::1/64", global.as_str()],
-                mac(j, 2),
-                vec!["fe80::2", "fe80::3"],
-            ),
-            (
-                &client,
-                &cif,
-                vec!["fe80::2/64", "fe80::3/64"],
-                mac(j, 1),
-                vec!["fe80::1"],
-            ),
-        ] {
-            ns.ip(["link", "set", "dev", ifname, "addrgenmode", "none"])
-                .unwrap();
-            for a in addrs {
-                ns.ip(["-6", "addr", "add", a, "dev", ifname, "nodad"])
-                    .unwrap();
-            }
-            ns.ip(["link", "set", "dev", ifname, "up"]).unwrap();
-            for n in neigh {
-                ns.ip([
-                    "-6",
-                    "neigh",
-                    "replace",
-                    n,
-                    "lladdr",
-                    &peer_mac,
-                    "dev",
-                    ifname,
-                    "nud",
-                    "permanent",
-                ])
-                .unwrap();
-            }
-        }
+        veth(&router, &client, j);
         out.push(Link {
-            router_if: rif,
-            client_if: cif,
+            router_if: format!("cust{j}"),
+            client_if: format!("cpe{j}"),
             client,
-            router_global: global,
+            router_global: format!("2001:db8:0:{}::1/64", j + 1),
         });
     }
     Lab {
@@ -133,6 +75,80 @@ pub fn lab(prefix: &str, links: usize) -> Lab {
     }
 }
 
+/// Client link `j`: the veth pair custJ (router) and cpeJ (client), its
+/// addresses and neighbours, up.
+fn veth(router: &NetNs, client: &NetNs, j: usize) {
+    let (rif, cif) = (format!("cust{j}"), format!("cpe{j}"));
+    router
+        .ip([
+            "link",
+            "add",
+            &rif,
+            "address",
+            &mac(j, 1),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &cif,
+            "address",
+            &mac(j, 2),
+            "netns",
+            client.name(),
+        ])
+        .unwrap();
+    let global = format!("2001:db8:0:{}::1/64", j + 1);
+    for (ns, ifname, addrs, peer_mac, neigh) in [
+        (
+            router,
+            &rif,
+            vec!["fe80::1/64", global.as_str()],
+            mac(j, 2),
+            vec!["fe80::2", "fe80::3"],
+        ),
+        (
+            client,
+            &cif,
+            vec!["fe80::2/64", "fe80::3/64"],
+            mac(j, 1),
+            vec!["fe80::1"],
+        ),
+    ] {
+        ns.ip(["link", "set", "dev", ifname, "addrgenmode", "none"])
+            .unwrap();
+        for a in addrs {
+            ns.ip(["-6", "addr", "add", a, "dev", ifname, "nodad"])
+                .unwrap();
+        }
+        ns.ip(["link", "set", "dev", ifname, "up"]).unwrap();
+        for n in neigh {
+            ns.ip([
+                "-6",
+                "neigh",
+                "replace",
+                n,
+                "lladdr",
+                &peer_mac,
+                "dev",
+                ifname,
+                "nud",
+                "permanent",
+            ])
+            .unwrap();
+        }
+    }
+}
+
+/// Delete client link `j` (both ends) and make it again under the same
+/// names, as a network manager rebuilding a VLAN or bridge does: the router's
+/// end gets a new interface index.
+pub fn recreate_link(lab: &Lab, j: usize) {
+    lab.router
+        .ip(["link", "del", &lab.links[j].router_if])
+        .unwrap();
+    veth(&lab.router, &lab.links[j].client, j);
+}
+
 /// Interface index of `ifname` in `ns`.
 pub fn ifindex(ns: &NetNs, ifname: &str) -> u32 {
     let out = ns.ip(["-o", "link", "show", "dev", ifname]).unwrap();
@@ -140,10 +156,12 @@ pub fn ifindex(ns: &NetNs, ifname: &str) -> u32 {
 }
 
 /// The configuration: lab servers on the router's loopback, the pool, the
-/// links mapped (`ge-0/0/J` = `custJ`); `extra` adds lines at the end.
+/// state directory (the writer lock) in the lab's directory, the links
+/// mapped (`ge-0/0/J` = `custJ`); `extra` adds lines at the end.
 pub fn config(lab: &Lab, ports: &[u16], extra: &str) -> PathBuf {
+    let state = lab.dir.path().join("state");
     let mut t = format!(
-        "relay_duid = \"{RELAY}\"\nstate_directory = \"/nonexistent\"\nstartup_deadline = \"0s\"\nretries = 0\nconnect_timeout = \"1s\"\ninterface_wait = \"0s\"\n"
+        "relay_duid = \"{RELAY}\"\nstate_directory = {state:?}\nstartup_deadline = \"0s\"\nretries = 0\nconnect_timeout = \"1s\"\ninterface_wait = \"0s\"\n"
     );
     for p in ports {
         t.push_str(&format!("[[server]]\naddress = \"::1\"\nport = {p}\n"));
@@ -190,6 +208,11 @@ pub fn prefix_n(n: u32) -> String {
 
 /// `pdrestore lab-server` in the router namespace on [::1]:`port`, serving `bindings`.
 pub fn lab_server(lab: &Lab, port: u16, bindings: &[Binding]) -> Child {
+    lab_server_with(lab, port, bindings, &[])
+}
+
+/// [`lab_server`] with more arguments (`--fault ...`).
+pub fn lab_server_with(lab: &Lab, port: u16, bindings: &[Binding], args: &[&str]) -> Child {
     let file = lab.dir.path().join(format!("bindings-{port}.jsonl"));
     let text: String = bindings
         .iter()
@@ -210,6 +233,7 @@ pub fn lab_server(lab: &Lab, port: u16, bindings: &[Binding]) -> Child {
         "--bindings",
     ])
     .arg(&file)
+    .args(args)
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::null());
     let child = Child(c.spawn().unwrap());
@@ -240,6 +264,17 @@ pub struct Follow {
 impl Follow {
     /// Start it with `config` and wait (20 s at most) for READY=1.
     pub fn start(lab: &Lab, config: &Path, args: &[&str], rust_log: &str) -> Follow {
+        let mut f = Follow::spawn(lab, config, args, rust_log);
+        assert!(
+            f.wait_notify(|m| m.contains("READY=1"), Duration::from_secs(20)),
+            "follow did not get ready; log:\n{}",
+            f.log_text()
+        );
+        f
+    }
+
+    /// Start it with `config`, not waiting for anything.
+    pub fn spawn(lab: &Lab, config: &Path, args: &[&str], rust_log: &str) -> Follow {
         let sock = lab.dir.path().join(format!("notify-{}", fastrand::u32(..)));
         let notify = UnixDatagram::bind(&sock).unwrap();
         let log = lab
@@ -262,18 +297,12 @@ impl Follow {
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
-        let mut f = Follow {
+        Follow {
             child: Child(c.spawn().unwrap()),
             notify,
             log,
             statuses: Vec::new(),
-        };
-        assert!(
-            f.wait_notify(|m| m.contains("READY=1"), Duration::from_secs(20)),
-            "follow did not get ready; log:\n{}",
-            f.log_text()
-        );
-        f
+        }
     }
 
     /// Read notify messages until one satisfies `pred` (true) or `wait` passes.

@@ -27,6 +27,15 @@ pub enum Why {
     LinkUp,
     /// Snooping learned it after (or beyond) what the resync could know.
     Resync,
+    /// Its lease ran out: removed at once, not left to the kernel's
+    /// garbage collection.
+    Expired,
+    /// A route of ours the core did not follow (another writer's) held the
+    /// key: adopted, and made what snooping says.
+    Adopted,
+    /// A server confirmed the lease of a prefix nearing expiry with no
+    /// renewal seen (a targeted query): the expiry moves.
+    Confirmed,
 }
 
 impl Why {
@@ -41,6 +50,9 @@ impl Why {
             Why::Decline => "decline",
             Why::LinkUp => "link-up",
             Why::Resync => "snooped-after-resync",
+            Why::Expired => "expired",
+            Why::Adopted => "adopted",
+            Why::Confirmed => "confirmed",
         }
     }
 }
@@ -145,8 +157,15 @@ pub struct Counters {
     pub capped: u64,
     /// Our routes deleted by someone else, forgotten.
     pub manual_deletes: u64,
-    /// Followed prefixes whose lifetime ran out.
+    /// Followed prefixes whose lifetime ran out (their routes removed).
     pub expired: u64,
+    /// Routes of ours the core did not follow, found at a key its add met
+    /// (EEXIST), and adopted.
+    pub adopted: u64,
+    /// Targeted queries asked about prefixes nearing expiry.
+    pub confirm_queries: u64,
+    /// Prefixes whose lease a targeted query extended.
+    pub confirmed: u64,
     /// Route changes the kernel refused.
     pub failures: u64,
     /// Resyncs finished.
@@ -156,7 +175,7 @@ pub struct Counters {
 }
 
 /// What the core needs the shell to do ([`super::FollowCore::poll_need`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Need {
     /// An interface the core does not know appeared or changed: read the
     /// interfaces with their addresses and hand them to
@@ -166,4 +185,12 @@ pub enum Need {
     /// [`super::FollowCore::handle_resync_started`] and
     /// [`super::FollowCore::handle_resync_finished`].
     Resync,
+    /// Adds met routes at their keys that the core does not know (EEXIST):
+    /// list our table and hand it to [`super::FollowCore::handle_inspected`].
+    Inspect,
+    /// These prefixes near expiry with no renewal seen: ask the servers
+    /// about each (QUERY_BY_ADDRESS of the prefix, RFC 5007 s.4.1.2.1, over
+    /// the bulk connection, RFC 5460 s.6) and hand the answers to
+    /// [`super::FollowCore::handle_confirmed`].
+    Confirm(Vec<Ipv6Net>),
 }

@@ -4,7 +4,7 @@
 //! time (with their link, or by an operator).
 
 use super::events::{FollowEvent, Need, Why};
-use super::store::{Entry, PKey, F_DROPPED, F_GONE, NEVER, NO_SERVER};
+use super::store::{Entry, PKey, F_DROPPED, F_GONE, F_INSPECT, NEVER, NO_SERVER};
 use super::FollowCore;
 use crate::recovery::planner::Planner;
 use crate::routes::{errno, Change, Held, Interface, RouteError, TableRoute};
@@ -260,7 +260,7 @@ impl FollowCore {
             .is_some_and(|e| e.gateway == change.route().gateway.octets());
         match change {
             Change::Add(_) if code == errno::EEXIST => {
-                self.add_met_another(key, change, ours_now);
+                self.add_met_a_route(key);
                 return self.refresh_timers();
             }
             Change::Add(_) | Change::Replace { .. } if ours_now => {
@@ -285,25 +285,91 @@ impl FollowCore {
         self.refresh_timers();
     }
 
-    /// Our create-exclusive add met EEXIST: another's route holds the key.
-    fn add_met_another(&mut self, key: PKey, change: &Change, ours_now: bool) {
+    /// Our create-exclusive add met EEXIST: a route holds the key. During a
+    /// resync it is the resync's own (the merge at its end lays snooping
+    /// over it); otherwise the table is read ([`Need::Inspect`]) to tell a
+    /// route of ours from another writer (adopted) from another's (left,
+    /// foreign). Nothing is sent for the prefix until then.
+    fn add_met_a_route(&mut self, key: PKey) {
         // It was counted as added when it was asked for.
         self.counters.added = self.counters.added.saturating_sub(1);
-        if ours_now {
-            self.forget(&key);
+        if self.resync_from.is_some() {
+            return;
         }
-        // The route event of the foreign route may have told already.
-        let known = self.foreign.contains(&key);
-        if !known && self.foreign.len() < self.settings.max_prefixes {
-            self.foreign.insert(key);
+        let Some(e) = self.store.get_mut(&key) else {
+            return;
+        };
+        e.flags |= F_INSPECT;
+        if self.inspect.len() < self.settings.max_prefixes {
+            self.inspect.insert(key);
         }
-        if !known {
-            self.counters.foreign += 1;
-            self.event(FollowEvent::Foreign {
-                prefix: change.route().prefix,
-                how: "eexist",
-            });
+        if !self.asked_inspect {
+            self.asked_inspect = true;
+            self.needs.push_back(Need::Inspect);
         }
+    }
+
+    /// Our table, read after adds met routes the core did not know
+    /// ([`Need::Inspect`]): at each such key, a route of ours is adopted
+    /// and made what snooping says (replaced); another's is left in place
+    /// and the prefix is foreign; a key that is free now gets its add again.
+    pub fn handle_inspected(&mut self, now: Instant, kernel: impl IntoIterator<Item = TableRoute>) {
+        self.asked_inspect = false;
+        let mut waiting = std::mem::take(&mut self.inspect);
+        let mut found: Vec<(PKey, TableRoute)> = Vec::new();
+        for r in kernel {
+            let key = PKey::of(&r.prefix);
+            if waiting.contains(&key) && self.owner.held(&r) != Held::Unrelated {
+                found.push((key, r));
+            }
+        }
+        found.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.metric.cmp(&b.1.metric)));
+        for (key, r) in found {
+            if !waiting.remove(&key) {
+                continue;
+            }
+            self.inspected(now, key, &r);
+        }
+        // Gone meanwhile: the add again.
+        let mut free: Vec<PKey> = waiting.into_iter().collect();
+        free.sort_unstable();
+        for key in free {
+            if let Some(e) = self.clear_inspect(&key) {
+                let r = self.route(&key, &e, now);
+                self.emit(Change::Add(r), Why::Reply);
+            }
+        }
+        self.refresh_timers();
+    }
+
+    /// What holds `key`, as the table says.
+    fn inspected(&mut self, now: Instant, key: PKey, r: &TableRoute) {
+        match self.owner.held(r) {
+            Held::Ours => {
+                if let (Some(e), Some(old)) = (self.clear_inspect(&key), r.as_route()) {
+                    let new = self.route(&key, &e, now);
+                    self.emit(Change::Replace { old, new }, Why::Adopted);
+                }
+            }
+            _ => {
+                self.forget(&key);
+                if self.foreign.len() < self.settings.max_prefixes {
+                    self.foreign.insert(key);
+                }
+                self.counters.foreign += 1;
+                self.event(FollowEvent::Foreign {
+                    prefix: r.prefix,
+                    how: "eexist",
+                });
+            }
+        }
+    }
+
+    /// The entry of `key`, no longer waiting for the table.
+    fn clear_inspect(&mut self, key: &PKey) -> Option<Entry> {
+        let e = self.store.get_mut(key)?;
+        e.flags &= !F_INSPECT;
+        Some(*e)
     }
 
     /// The kernel deletes of our routes whose settle time is over: dropped

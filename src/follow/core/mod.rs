@@ -38,23 +38,31 @@
 //! - **Every route** passes [`crate::recovery::planner::Planner::plan_on`] (the pools, the lengths,
 //!   the next hop link-local or on-link, not covering a local prefix), the
 //!   very rules of `recover`; a refusal is an event with its reason code.
-//! - **Ownership** ([`crate::routes::Ownership`]): only a route the core knows to be ours
-//!   (added by it, or listed as ours from the kernel) is ever replaced or
-//!   removed; a new prefix is added create-exclusive, and an add that meets
-//!   EEXIST, or a route of another protocol at our key, is foreign: left in
-//!   place, counted, and never touched.
+//! - **Ownership** ([`crate::routes::Ownership`]): a route of our protocol
+//!   in our table inside the pools is ours, at any metric, whoever put it
+//!   there. A new prefix is added create-exclusive; an add that meets
+//!   EEXIST has the table read ([`Need::Inspect`]): a route of ours there
+//!   is adopted (replaced with what snooping says), another's is foreign:
+//!   left in place, counted, never touched. A valid lifetime of 0 removes
+//!   a route of ours the core did not follow too.
 //! - **Links**: routes the kernel drops with an interface going down are
 //!   reinstalled when it comes back up (RFC 8987 s.4, R-5: routes survive
 //!   a link flap). A route of ours deleted by someone else, while its
 //!   interface stayed up and before it expired, is forgotten (the operator
-//!   is not fought; the next resync decides).
+//!   is not fought; the next resync decides). One whose lease ran out is
+//!   removed at the end of its 8 s expiry bucket and counted as expired.
 //! - **Resync**: a Bulk Leasequery resync is due every
-//!   [`CoreSettings::resync_interval`] (with jitter), and never later than
-//!   half the shortest remaining valid lifetime seen since the last one.
-//!   While it runs the core keeps learning but holds its changes; after it,
-//!   [`FollowCore::handle_resync_finished`] rebuilds the state from our routes in the
-//!   kernel and lays on top what snooping learned that the resync could not
-//!   know (see its documentation).
+//!   [`CoreSettings::resync_interval`] (with jitter) and on request, never
+//!   sooner than [`CoreSettings::min_resync_spacing`] after the last one.
+//!   It runs beside snooping, which goes on routing; at its end
+//!   [`FollowCore::handle_resync_finished`] rebuilds the state from our
+//!   routes in the kernel and lays on top what snooping learned that the
+//!   resync could not know (see its documentation).
+//! - **Near expiry** (`confirm`): a prefix entering its last
+//!   [`CoreSettings::confirm_before`] with no renewal seen is asked about
+//!   alone ([`Need::Confirm`]: QUERY_BY_ADDRESS, RFC 5007 s.4.1.2.1, over
+//!   the bulk connection, RFC 5460 s.6), batched and rate-limited; a later
+//!   expiry a server holds extends the route, else it runs out.
 //!
 //! # State, and its size
 //! One hash map entry per followed prefix: the key (17 octets: address and
@@ -80,6 +88,7 @@ use std::time::{Duration, Instant};
 use store::{Entry, PKey, Store, NEVER};
 use timers::{Clock, Timer, TimerTable};
 
+mod confirm;
 mod events;
 mod kernel;
 mod release;
@@ -107,8 +116,15 @@ pub struct CoreSettings {
     /// Share of the interval added or taken at random (0.1: +-10%).
     pub resync_jitter: f64,
     /// No resync starts sooner than this after the previous one ended,
-    /// whatever the lifetimes (a hostile 2 s lease cannot make a storm).
+    /// whatever asks for it (`[follow] min_resync_interval`).
     pub min_resync_spacing: Duration,
+    /// A followed prefix whose lease runs out within this long, with no
+    /// renewal seen, is asked about (`[follow] confirm_before`).
+    pub confirm_before: Duration,
+    /// Targeted queries per minute at most (`[follow] confirm_per_minute`).
+    pub confirm_per_minute: u32,
+    /// Prefixes asked about in one batch at most.
+    pub confirm_batch: usize,
     /// A failed resync is tried again after this long (or the interval,
     /// if shorter).
     pub resync_retry: Duration,
@@ -128,7 +144,10 @@ impl Default for CoreSettings {
             release_timeout: Duration::from_secs(60),
             resync_interval: Duration::from_secs(3600),
             resync_jitter: 0.1,
-            min_resync_spacing: Duration::from_secs(10),
+            min_resync_spacing: Duration::from_secs(300),
+            confirm_before: Duration::from_secs(300),
+            confirm_per_minute: 600,
+            confirm_batch: 64,
             resync_retry: Duration::from_secs(300),
             settle: Duration::from_millis(500),
             seed: 0x5eed,
@@ -146,8 +165,8 @@ pub struct FollowCore {
     slots: Vec<Slot>,
     store: Store,
     foreign: HashSet<PKey>,
-    /// The earliest resync deadline that half a remaining lifetime asks for.
-    halflife: Option<u32>,
+    /// A resync was asked for (SIGHUP): due once the floor has passed.
+    resync_requested: bool,
     /// The resync deadline the interval sets, seconds of the core's clock.
     scheduled: u32,
     /// No resync before this (seconds).
@@ -172,6 +191,12 @@ pub struct FollowCore {
     /// Link events for interfaces the core did not know, taken when the
     /// interfaces come.
     waiting_links: Vec<(u32, Arc<str>, bool)>,
+    /// Prefixes whose add met a route the core does not know (EEXIST).
+    inspect: HashSet<PKey>,
+    /// [`Need::Inspect`] is out and not answered yet.
+    asked_inspect: bool,
+    /// The targeted queries (near expiry): what is to ask, the budget.
+    confirm: confirm::Confirm,
     counters: Counters,
     rng: fastrand::Rng,
 }
@@ -194,7 +219,7 @@ impl FollowCore {
             slots: Vec::new(),
             store: Store::default(),
             foreign: HashSet::new(),
-            halflife: None,
+            resync_requested: false,
             scheduled: 0,
             not_before: 0,
             resync_from: None,
@@ -209,6 +234,9 @@ impl FollowCore {
             asked_interfaces: false,
             asked_resync: false,
             waiting_links: Vec::new(),
+            inspect: HashSet::new(),
+            asked_inspect: false,
+            confirm: confirm::Confirm::new(now),
             counters: Counters::default(),
             rng,
             settings,
@@ -232,6 +260,7 @@ impl FollowCore {
                 Timer::Settle => self.settle_deletes(now),
                 Timer::Release => self.expire_releases(now),
                 Timer::Expiry => self.sweep(now),
+                Timer::Confirm => self.confirm_due(now),
                 Timer::Resync => {
                     self.asked_resync = true;
                     self.needs.push_back(Need::Resync);
@@ -261,12 +290,22 @@ impl FollowCore {
             .first_bucket_end()
             .map(|s| s.saturating_mul(1000));
         self.timers.set(Timer::Expiry, expiry);
+        let confirm = self.confirm_deadline_ms();
+        self.timers.set(Timer::Confirm, confirm);
     }
 
-    /// Forget every followed prefix whose lifetime has run out (the kernel
-    /// removes its route by itself).
+    /// Forget every followed prefix whose lifetime has run out, and remove
+    /// its route at once (not at the kernel's garbage collection, which
+    /// keeps an expired route listed, and advertised, for up to half a
+    /// minute).
     fn sweep(&mut self, now: Instant) {
-        self.counters.expired += self.store.sweep(self.clock.secs(now));
+        for (k, e) in self.store.sweep(self.clock.secs(now)) {
+            self.counters.expired += 1;
+            if e.installed() {
+                let r = self.route(&k, &e, now);
+                self.emit(Change::Remove(r), Why::Expired);
+            }
+        }
     }
 
     // ----- output -----
@@ -290,15 +329,16 @@ impl FollowCore {
     }
 
     fn emit(&mut self, change: Change, why: Why) {
-        if self.resync_from.is_some() {
-            return;
-        }
         let c = &mut self.counters;
         match (&change, why) {
             (Change::Add(_), Why::LinkUp) => c.relinked += 1,
             (Change::Add(_), _) => c.added += 1,
             (Change::Replace { .. }, Why::Moved) => c.moved += 1,
+            (Change::Replace { .. }, Why::Adopted) => c.adopted += 1,
+            (Change::Replace { .. }, Why::Confirmed) => c.confirmed += 1,
             (Change::Replace { .. }, _) => c.refreshed += 1,
+            // Counted where the lease is found expired.
+            (Change::Remove(_), Why::Expired) => {}
             (Change::Remove(_), _) => c.removed += 1,
         }
         self.out.push_back(RouteChange { change, why });

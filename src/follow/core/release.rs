@@ -24,12 +24,14 @@ pub(super) struct Pending {
     decline: bool,
     pub(super) at_ms: u64,
     hop: Ipv6Addr,
+    /// The interface slot it arrived on, if the core knows it.
+    slot: Option<u16>,
     prefixes: Vec<(u32, Ipv6Net)>,
 }
 
 impl FollowCore {
     /// A RELEASE or DECLINE from a client, seen arriving on `ifindex`.
-    pub fn handle_release(&mut self, now: Instant, _ifindex: u32, r: &Release) {
+    pub fn handle_release(&mut self, now: Instant, ifindex: u32, r: &Release) {
         self.counters.releases += 1;
         let client = fingerprint(&r.client_id);
         let xid = r.transaction_id;
@@ -52,6 +54,7 @@ impl FollowCore {
             decline: r.msg_type == MessageType::Decline,
             at_ms: self.clock.ms(now),
             hop: r.client_address(),
+            slot: self.slot_of(ifindex),
             prefixes,
         });
         self.refresh_timers();
@@ -83,7 +86,7 @@ impl FollowCore {
                 .iter()
                 .any(|ia| ia.iaid == iaid && ia.status == Some(StatusCode::NoBinding));
             if !no_binding {
-                self.withdraw(now, prefix, client, p.hop, why);
+                self.withdraw(now, prefix, client, p.hop, p.slot, why);
             }
         }
     }

@@ -10,6 +10,9 @@ use crate::routes::{Change, TableRoute};
 use std::time::Instant;
 
 impl FollowCore {
+    /// The next resync after one that ended at `now` (`ok`: it restored
+    /// something): the interval with jitter (the retry time after a
+    /// failure), never sooner than the floor.
     pub(super) fn schedule(&mut self, now: Instant, ok: bool) {
         let t = self.clock.secs(now);
         let interval = self.settings.resync_interval.as_secs_f64();
@@ -21,36 +24,34 @@ impl FollowCore {
         };
         self.scheduled = t.saturating_add(after.max(1.0) as u32);
         self.not_before = t.saturating_add(self.settings.min_resync_spacing.as_secs() as u32);
-        // Half of the shortest lifetime now followed.
-        self.halflife = None;
-        if let Some(first) = self.store.first_expiry() {
-            self.note_lifetime(now, first.max(t));
-        }
+        self.resync_requested = false;
     }
 
-    /// A prefix now expires at `expires`: the resync must come no later
-    /// than half its remaining lifetime from now.
-    pub(super) fn note_lifetime(&mut self, now: Instant, expires: u32) {
-        if expires == NEVER {
-            return;
+    /// A resync is asked for now (SIGHUP, `systemctl reload`): it starts at
+    /// once, or when the floor after the last one has passed
+    /// ([`Need::Resync`](super::Need::Resync) says when).
+    pub fn handle_resync_requested(&mut self, _now: Instant) {
+        if self.resync_from.is_none() {
+            self.resync_requested = true;
+            self.refresh_timers();
         }
-        let t = self.clock.secs(now);
-        let half = t + expires.saturating_sub(t) / 2;
-        self.halflife = Some(self.halflife.map_or(half, |h| h.min(half)));
     }
 
     /// When the next resync is due: the interval's deadline (with jitter),
-    /// or half the shortest remaining valid lifetime of the prefixes learned
-    /// since the last resync (or followed after it), whichever is earlier;
-    /// never sooner than `min_resync_spacing` after the last one.
+    /// or at once when one was asked for; never sooner than
+    /// `min_resync_spacing` after the last one. Leases near expiry do not
+    /// bring it forward: those are asked about one by one
+    /// ([`Need::Confirm`](super::Need::Confirm)).
     pub fn resync_deadline(&self) -> Instant {
         self.clock.at_ms(self.resync_deadline_ms())
     }
 
     pub(super) fn resync_deadline_ms(&self) -> u64 {
-        let due = self
-            .halflife
-            .map_or(self.scheduled, |h| h.min(self.scheduled));
+        let due = if self.resync_requested {
+            0
+        } else {
+            self.scheduled
+        };
         u64::from(due.max(self.not_before)) * 1000
     }
 
@@ -64,15 +65,16 @@ impl FollowCore {
         self.resync_from.is_some()
     }
 
-    /// A resync starts now: the core goes on learning, but holds its
-    /// changes (the resync's own installation would race them); removals
-    /// learned meanwhile are kept for
-    /// [`FollowCore::handle_resync_finished`].
+    /// A resync starts now: the core goes on learning and routing (snooping
+    /// never waits for a recovery); what it learns meanwhile, removals
+    /// included, is laid over the resync's result by
+    /// [`FollowCore::handle_resync_finished`], as the more recent client
+    /// transaction.
     pub fn handle_resync_started(&mut self, now: Instant) {
         self.resync_from = Some(self.clock.secs(now) + 1);
         self.asked_resync = false;
+        self.resync_requested = false;
         self.tombstones.clear();
-        self.out.clear();
         self.refresh_timers();
     }
 
@@ -114,15 +116,24 @@ impl FollowCore {
                         .get(usize::from(o.server))
                         .copied()
                         .unwrap_or(false));
-            match self.store.get_mut(&k) {
+            match self.store.get(&k) {
                 Some(n) if n.gateway == o.gateway && n.slot == o.slot => {
-                    n.client = o.client;
-                    n.seen = o.seen;
-                    n.server = o.server;
-                    n.flags |= o.flags & F_SNOOPED;
-                    if wins && n.expires != o.expires {
+                    let mut kept = Entry {
+                        client: o.client,
+                        seen: o.seen,
+                        server: o.server,
+                        flags: n.flags | (o.flags & F_SNOOPED),
+                        ..n
+                    };
+                    if kept.expires == NEVER && o.expires != NEVER {
+                        // The kernel lists a route whose expiry has passed
+                        // (awaiting its garbage collection) with none: the
+                        // lease's end stays the one the core knew.
+                        kept.expires = o.expires;
+                    } else if wins && kept.expires != o.expires {
                         replay.push((k, o));
                     }
+                    self.store.insert(k, kept);
                 }
                 _ if wins && o.installed() => replay.push((k, o)),
                 _ => {}

@@ -3,7 +3,7 @@
 //! messages arriving from the client side.
 
 use super::events::{FollowEvent, Why};
-use super::store::{fingerprint, Entry, PKey, F_SNOOPED, NO_SERVER};
+use super::store::{fingerprint, Entry, PKey, F_INSPECT, F_SNOOPED, NO_SERVER};
 use super::FollowCore;
 use crate::proto::{Duid, StatusCode};
 use crate::recovery::rejection::Rejection;
@@ -73,7 +73,7 @@ impl FollowCore {
                     continue;
                 }
                 if p.valid_lifetime == 0 {
-                    self.withdraw(now, prefix, client, hop, Why::ValidLifetimeZero);
+                    self.withdraw(now, prefix, client, hop, slot, Why::ValidLifetimeZero);
                     continue;
                 }
                 let Some(slot) = slot else {
@@ -147,12 +147,22 @@ impl FollowCore {
             None if self.store.len() >= self.settings.max_prefixes => {
                 self.counters.capped += 1;
                 self.ignore(Some(l.prefix), "cap");
-                return;
             }
             None => {
                 self.store.insert(key, fresh);
                 let r = self.route(&key, &fresh, now);
                 self.emit(Change::Add(r), Why::Reply);
+            }
+            Some(o) if o.flags & F_INSPECT != 0 => {
+                // Whose route holds the key is being asked: nothing is sent
+                // until the table says.
+                self.store.insert(
+                    key,
+                    Entry {
+                        flags: fresh.flags | F_INSPECT,
+                        ..fresh
+                    },
+                );
             }
             Some(o) => {
                 self.store.insert(key, fresh);
@@ -168,24 +178,32 @@ impl FollowCore {
                 }
             }
         }
-        self.note_lifetime(now, expires);
     }
 
     /// Remove a followed prefix (valid lifetime 0, a confirmed release),
-    /// when it is ours and belongs to this client.
+    /// when it is ours and belongs to this client. A prefix the core does
+    /// not follow (its route another writer's) is removed all the same
+    /// when the message came through `slot`: the delete names our
+    /// protocol, the client as next hop and the interface, so the kernel
+    /// takes only that route of ours, and "already gone" is no failure.
     pub(super) fn withdraw(
         &mut self,
         now: Instant,
         prefix: Ipv6Net,
         client: u32,
         hop: Ipv6Addr,
+        slot: Option<u16>,
         why: Why,
     ) {
         let key = PKey::of(&prefix);
         let Some(e) = self.store.get(&key) else {
-            if self.resync_from.is_some() && !self.foreign.contains(&key) {
+            if self.foreign.contains(&key) {
+                return;
+            }
+            if self.resync_from.is_some() {
                 self.remember_tombstone(key, why);
             }
+            self.withdraw_unfollowed(now, prefix, hop, slot, why);
             return;
         };
         let belongs = if e.client != 0 && client != 0 {
@@ -204,6 +222,30 @@ impl FollowCore {
             let r = self.route(&key, &e, now);
             self.emit(Change::Remove(r), why);
         }
+    }
+
+    /// The removal of a route of ours for `prefix` through `hop` out of
+    /// `slot`, which the core does not follow, when planning accepts it.
+    fn withdraw_unfollowed(
+        &mut self,
+        now: Instant,
+        prefix: Ipv6Net,
+        hop: Ipv6Addr,
+        slot: Option<u16>,
+        why: Why,
+    ) {
+        let Some(s) = slot.and_then(|s| self.slots.get(usize::from(s))) else {
+            return;
+        };
+        let Some(pos) = s.pos else {
+            return;
+        };
+        if self.planner.plan_on(prefix, hop, pos).is_err() {
+            return;
+        }
+        let _ = now;
+        let r = self.owner.route(prefix, hop, s.name.clone(), s.index, None);
+        self.emit(Change::Remove(r), why);
     }
 
     fn remember_tombstone(&mut self, key: PKey, why: Why) {

@@ -1,6 +1,6 @@
 //! The followed prefixes: one compact entry per prefix in a hash map, and
-//! a histogram of their expiries in 64 s buckets (the expiry sweep and the
-//! resync deadline read its first bucket). Every insert and remove keeps
+//! a histogram of their expiries in 8 s buckets (the expiry timer and the
+//! targeted queries read its first bucket). Every insert and remove keeps
 //! the two in step.
 
 use crate::proto::Duid;
@@ -13,8 +13,9 @@ use std::net::Ipv6Addr;
 pub(super) const NEVER: u32 = u32::MAX;
 /// The valid lifetime that means infinity (RFC 8415 s.7.7).
 pub(super) const INFINITY: u32 = 0xffff_ffff;
-/// Expiry histogram buckets: 64 s each.
-pub(super) const BUCKET_SHIFT: u32 = 6;
+/// Expiry histogram buckets: 8 s each (a route is removed at most 8 s after
+/// its lease ran out).
+pub(super) const BUCKET_SHIFT: u32 = 3;
 /// Server slot of a prefix learned from the kernel or an unknown server.
 pub(super) const NO_SERVER: u8 = u8::MAX;
 
@@ -26,6 +27,11 @@ pub(super) const F_GONE: u8 = 2;
 /// Entry flag: dropped by the kernel with its interface; reinstalled when
 /// the interface comes back up.
 pub(super) const F_DROPPED: u8 = 4;
+/// Entry flag: its add met a route at the key (EEXIST) that the core does
+/// not know; nothing is sent for it until the table says whose it is.
+pub(super) const F_INSPECT: u8 = 8;
+/// Entry flag: a targeted query about it was asked for (near expiry).
+pub(super) const F_ASKED: u8 = 16;
 
 /// A prefix as a compact key (host bits clear).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -68,9 +74,10 @@ pub(super) struct Entry {
 }
 
 impl Entry {
-    /// The kernel holds the route now (not deleted, not dropped with its link).
+    /// The kernel holds the route now (not deleted, not dropped with its
+    /// link, not waiting to be told whose the route at its key is).
     pub(super) fn installed(&self) -> bool {
-        self.flags & (F_GONE | F_DROPPED) == 0
+        self.flags & (F_GONE | F_DROPPED | F_INSPECT) == 0
     }
 }
 
@@ -89,6 +96,10 @@ pub(super) struct Store {
     entries: HashMap<PKey, Entry>,
     /// Followed prefixes by expiry bucket (expiry >> BUCKET_SHIFT): count.
     hist: BTreeMap<u32, u32>,
+    /// The earliest expiry set by an insert since [`Store::take_low`]: the
+    /// targeted queries look again at what may have entered their window
+    /// behind them.
+    low: Option<u32>,
 }
 
 impl Store {
@@ -119,14 +130,33 @@ impl Store {
         self.entries.iter()
     }
 
-    /// Put `e` at `k`; the entry it replaces, if any.
-    pub(super) fn insert(&mut self, k: PKey, e: Entry) -> Option<Entry> {
+    /// Put `e` at `k`; the entry it replaces, if any. A new expiry clears
+    /// [`F_ASKED`] (a lease that changed is worth asking about again when
+    /// it nears its new end) and is noted for [`Store::take_low`].
+    pub(super) fn insert(&mut self, k: PKey, mut e: Entry) -> Option<Entry> {
+        let moved = self.entries.get(&k).is_none_or(|o| o.expires != e.expires);
+        if moved {
+            e.flags &= !F_ASKED;
+            if e.expires != NEVER {
+                self.low = Some(self.low.map_or(e.expires, |l| l.min(e.expires)));
+            }
+        }
         let old = self.entries.insert(k, e);
         if let Some(o) = old {
             self.hist_remove(o.expires);
         }
         self.hist_add(e.expires);
         old
+    }
+
+    /// The earliest expiry an insert set since the last call, if any.
+    pub(super) fn low(&self) -> Option<u32> {
+        self.low
+    }
+
+    /// [`Store::low`], reset.
+    pub(super) fn take_low(&mut self) -> Option<u32> {
+        self.low.take()
     }
 
     /// Forget `k`; its entry, if it had one.
@@ -141,12 +171,18 @@ impl Store {
     /// Every entry, taken out (the store is left empty).
     pub(super) fn take(&mut self) -> HashMap<PKey, Entry> {
         self.hist.clear();
+        self.low = None;
         std::mem::take(&mut self.entries)
     }
 
-    /// The start of the earliest expiry bucket, in seconds, if any prefix expires.
-    pub(super) fn first_expiry(&self) -> Option<u32> {
-        self.hist.first_key_value().map(|(&b, _)| b << BUCKET_SHIFT)
+    /// The end of the first expiry bucket that ends after `t` (seconds):
+    /// once that much is looked at, every entry of the bucket is.
+    pub(super) fn next_bucket_end_after(&self, t: u32) -> Option<u64> {
+        let from = t >> BUCKET_SHIFT;
+        self.hist
+            .range(from..)
+            .map(|(&b, _)| (u64::from(b) + 1) << BUCKET_SHIFT)
+            .find(|&end| end > u64::from(t))
     }
 
     /// When every entry of the earliest bucket has expired, in seconds
@@ -157,20 +193,20 @@ impl Store {
             .map(|(&b, _)| (u64::from(b) + 1) << BUCKET_SHIFT)
     }
 
-    /// Forget every entry expired at `t` (seconds); how many. Walks the map
-    /// only once the first bucket is over.
-    pub(super) fn sweep(&mut self, t: u32) -> u64 {
+    /// Forget every entry expired at `t` (seconds), and hand them back.
+    /// Walks the map only once the first bucket is over.
+    pub(super) fn sweep(&mut self, t: u32) -> Vec<(PKey, Entry)> {
+        let mut gone = Vec::new();
         let Some(end) = self.first_bucket_end() else {
-            return 0;
+            return gone;
         };
         if end > u64::from(t) {
-            return 0;
+            return gone;
         }
-        let mut gone = 0u64;
         let hist = &mut self.hist;
-        self.entries.retain(|_, e| {
+        self.entries.retain(|k, e| {
             if e.expires <= t {
-                gone += 1;
+                gone.push((*k, *e));
                 if let Some(c) = hist.get_mut(&(e.expires >> BUCKET_SHIFT)) {
                     *c -= 1;
                 }
@@ -180,6 +216,7 @@ impl Store {
             }
         });
         self.hist.retain(|_, c| *c > 0);
+        gone.sort_unstable_by_key(|(k, _)| *k);
         gone
     }
 
@@ -234,20 +271,22 @@ mod tests {
         s.insert(key(1), entry(100));
         s.insert(key(2), entry(200));
         s.insert(key(3), entry(NEVER));
-        assert_eq!(s.first_expiry(), Some(64));
+        assert_eq!(s.next_bucket_end_after(0), Some(104));
         // Renewed: the old bucket is empty now.
         s.insert(key(1), entry(1000));
-        assert_eq!(s.first_expiry(), Some(192));
+        assert_eq!(s.next_bucket_end_after(0), Some(208));
         assert_eq!(s.remove(&key(2)).map(|e| e.expires), Some(200));
-        assert_eq!(s.first_expiry(), Some(960));
-        assert_eq!(s.sweep(1000), 0, "the bucket of 1000 runs to 1024");
-        assert_eq!(s.sweep(1024), 1);
-        assert_eq!((s.len(), s.first_expiry()), (1, None));
+        assert_eq!(s.next_bucket_end_after(0), Some(1008));
+        assert_eq!(s.next_bucket_end_after(1007), Some(1008));
+        assert_eq!(s.next_bucket_end_after(1008), None);
+        assert!(s.sweep(1006).is_empty(), "the bucket of 1000 runs to 1008");
+        assert_eq!(s.sweep(1008), vec![(key(1), entry(1000))]);
+        assert_eq!((s.len(), s.next_bucket_end_after(0)), (1, None));
         let all = s.take();
         assert_eq!((all.len(), s.len()), (1, 0));
         // The last bucket ends past u32::MAX, not at 0.
         s.insert(key(4), entry(NEVER - 1));
         assert_eq!(s.first_bucket_end(), Some(1 << 32));
-        assert_eq!(s.sweep(NEVER - 1), 0);
+        assert!(s.sweep(NEVER - 1).is_empty());
     }
 }

@@ -49,6 +49,9 @@ fn settings() -> CoreSettings {
         min_resync_spacing: Duration::from_secs(10),
         resync_retry: Duration::from_secs(300),
         settle: Duration::from_millis(500),
+        confirm_before: Duration::from_secs(300),
+        confirm_per_minute: 600,
+        confirm_batch: 64,
         seed: 1,
     }
 }
@@ -438,7 +441,7 @@ fn the_cap_refuses_more_prefixes() {
 }
 
 #[test]
-fn expired_prefixes_are_forgotten() {
+fn expired_prefixes_are_removed_and_counted_as_expired() {
     let mut t = T::new();
     t.core.handle_reply(
         t.at(0.0),
@@ -454,70 +457,80 @@ fn expired_prefixes_are_forgotten() {
     assert!(c[1].0.ends_with("expires None"), "{c:?}");
     t.core.handle_timeout(t.at(99.0));
     assert_eq!(t.core.followed(), 2);
-    // The sweep runs when the expiry bucket is over (at most 64 s late).
-    assert!(t.core.poll_timeout() <= t.at(128.0));
-    t.core.handle_timeout(t.at(127.0));
-    assert_eq!(t.core.followed(), 2);
-    t.core.handle_timeout(t.at(128.0));
+    // The lease ran out at 100 s: its route is removed within 8 s (the
+    // expiry bucket), not left to the kernel's garbage collection.
+    assert!(t.core.poll_timeout() <= t.at(104.0));
+    t.core.handle_timeout(t.at(104.0));
     assert_eq!(t.core.followed(), 1);
-    assert_eq!(t.core.counters().expired, 1);
+    assert_eq!(
+        t.changes(),
+        vec![(
+            format!("remove {P1} via fe80::2 dev cust0 expires Some(1)"),
+            "expired"
+        )]
+    );
+    let c = t.core.counters();
+    assert_eq!((c.expired, c.removed, c.manual_deletes), (1, 0, 0));
+    // The kernel's delete of it, when it comes, is nothing new.
+    t.core
+        .handle_route_event(t.at(130.0), false, &kroute(P1, "fe80::2", CUST0, 57, None));
+    t.core.handle_timeout(t.at(131.0));
+    let c = t.core.counters();
+    assert_eq!((c.expired, c.manual_deletes), (1, 0));
 }
 
 #[test]
-fn the_resync_deadline_is_never_later_than_half_the_shortest_lifetime() {
+fn resyncs_come_on_the_interval_and_on_request_never_under_the_floor() {
     let mut t = T::new();
-    // Nothing followed: the interval.
     assert_eq!(t.core.resync_deadline(), t.at(3600.0));
+    // A lease near its end does not bring the resync forward (it is asked
+    // about alone, see the targeted queries).
     t.core.handle_reply(
         t.at(100.0),
         CUST0,
         &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 1000)])]),
     );
-    assert_eq!(t.core.resync_deadline(), t.at(600.0));
-    // A renewal does not push it back; a shorter lifetime brings it forward.
-    t.core.handle_reply(
-        t.at(200.0),
-        CUST0,
-        &reply(2, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 5000)])]),
-    );
-    assert_eq!(t.core.resync_deadline(), t.at(600.0));
-    t.core.handle_reply(
-        t.at(300.0),
-        CUST0,
-        &reply(3, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 200)])]),
-    );
-    assert_eq!(t.core.resync_deadline(), t.at(400.0));
-    assert!(!t.core.resync_due(t.at(399.0)));
-    assert!(t.core.resync_due(t.at(400.0)));
-    assert!(t.core.poll_timeout() <= t.at(400.0));
-    // The timer fires: the core asks for a resync, once, and stops asking.
-    t.core.handle_timeout(t.at(400.0));
+    assert_eq!(t.core.resync_deadline(), t.at(3600.0));
+    // A request (SIGHUP) is due at once...
+    t.core.handle_resync_requested(t.at(150.0));
+    assert!(t.core.resync_due(t.at(150.0)));
+    t.core.handle_timeout(t.at(150.0));
     assert_eq!(t.core.poll_need(), Some(Need::Resync));
-    t.core.handle_timeout(t.at(400.5));
-    assert_eq!(t.core.poll_need(), None);
+    t.core.handle_timeout(t.at(150.5));
+    assert_eq!(t.core.poll_need(), None, "asked once");
     assert!(
-        t.core.poll_timeout() > t.at(400.5),
+        t.core.poll_timeout() > t.at(150.5),
         "no timer left in the past"
     );
-    // After the resync: the interval again, or half of what is left of the
-    // shortest lifetime still followed (P2: 100 s left, in 64 s buckets).
-    t.core.handle_resync_started(t.at(400.0));
-    assert!(!t.core.resync_due(t.at(401.0)));
-    let k = vec![
-        kroute(P1, "fe80::2", CUST0, 57, Some(4800)),
-        kroute(P2, "fe80::2", CUST0, 57, Some(100)),
-    ];
+    t.core.handle_resync_started(t.at(150.0));
+    assert!(!t.core.resync_due(t.at(151.0)));
     t.core
-        .handle_resync_finished(t.at(401.0), k, &[server()], true);
-    let d = t.core.resync_deadline();
-    assert!(d >= t.at(411.0) && d <= t.at(451.0), "{:?}", d - t.t0);
-    // A 2 s lease cannot make a storm: min_resync_spacing.
-    t.core.handle_reply(
-        t.at(402.0),
-        CUST0,
-        &reply(4, 2, "fe80::2", vec![ia(1, vec![prefix(P2, 2)])]),
+        .handle_resync_finished(t.at(160.0), vec![], &[server()], true);
+    assert_eq!(t.core.resync_deadline(), t.at(3760.0));
+    // ...but never sooner than the floor (10 s here) after the last one.
+    t.core.handle_resync_requested(t.at(161.0));
+    assert_eq!(t.core.resync_deadline(), t.at(170.0));
+    t.core.handle_timeout(t.at(165.0));
+    assert_eq!(t.core.poll_need(), None);
+    t.core.handle_timeout(t.at(170.0));
+    assert_eq!(t.core.poll_need(), Some(Need::Resync));
+    t.core.handle_resync_started(t.at(170.0));
+    t.core.handle_resync_finished(
+        t.at(171.0),
+        vec![kroute(P1, "fe80::2", CUST0, 57, Some(929))],
+        &[server()],
+        true,
     );
-    assert_eq!(t.core.resync_deadline(), t.at(411.0));
+    // P1 (expiring at 1100 s) enters the 300 s window at 800 s: a targeted
+    // query by the end of its 8 s expiry bucket, no resync.
+    t.core.handle_timeout(t.at(799.0));
+    assert_eq!(t.core.poll_need(), None);
+    assert!(t.core.poll_timeout() <= t.at(804.0));
+    t.core.handle_timeout(t.at(804.0));
+    assert_eq!(
+        t.core.poll_need(),
+        Some(Need::Confirm(vec![P1.parse().unwrap()]))
+    );
 }
 
 #[test]
@@ -561,7 +574,8 @@ fn foreign_routes_are_left_alone() {
         &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 0)])]),
     );
     assert!(t.changes().is_empty());
-    // An add that meets EEXIST: foreign from then on, never replaced.
+    // An add that meets EEXIST: the table is read; another's route there
+    // makes the prefix foreign from then on, never replaced.
     let p3 = "2001:db8:8000:300::/56";
     t.core.handle_reply(
         now,
@@ -575,6 +589,16 @@ fn foreign_routes_are_left_alone() {
         errno::EEXIST,
     );
     t.core.handle_failure(now, &add, &err);
+    assert_eq!(t.core.poll_need(), Some(Need::Inspect));
+    t.core.handle_reply(
+        t.at(1.0),
+        CUST0,
+        &reply(2, 2, "fe80::2", vec![ia(1, vec![prefix(p3, 3600)])]),
+    );
+    assert!(t.changes().is_empty(), "nothing sent until the table says");
+    let mut static3 = kroute(p3, "fe80::77", CUST0, 4, None);
+    static3.metric = 2048;
+    t.core.handle_inspected(t.at(2.0), vec![static3]);
     assert_eq!(t.core.foreign_prefixes(), 2);
     t.core.handle_reply(
         t.at(5.0),
@@ -730,7 +754,20 @@ fn the_resync_reconciles_with_snooping_by_time() {
     );
     t.core
         .handle_reply(t.at(11.5), CUST0, &reply(9, 2, "fe80::2", vec![]));
-    assert!(t.changes().is_empty(), "held while the resync runs");
+    // Snooping never waits for a recovery: both go to the kernel at once.
+    assert_eq!(
+        t.changes(),
+        vec![
+            (
+                format!("add {p3} via fe80::4 dev cust1 expires Some(600)"),
+                "reply"
+            ),
+            (
+                format!("remove {P1} via fe80::2 dev cust0 expires Some(3589)"),
+                "release"
+            ),
+        ]
+    );
     // The resync put P1 (the server's view as of its start) back and moved
     // P2 to another client (an answering server's older claim).
     let kernel = vec![
@@ -865,4 +902,234 @@ fn lost_events_are_made_up_by_reading_the_kernel_again() {
         &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(p3, 60)])]),
     );
     assert!(t.changes().is_empty(), "foreign");
+}
+
+#[test]
+fn a_route_of_ours_the_core_did_not_follow_is_adopted_not_foreign() {
+    let mut t = T::new();
+    // `recover` (or an earlier follow) put P1 in; the core never saw it.
+    t.core.handle_reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 7200)])]),
+    );
+    let add = t.core.poll_change().unwrap().change;
+    let err = RouteError::from_errno(
+        crate::routes::RouteOp::Add,
+        P1.parse().unwrap(),
+        errno::EEXIST,
+    );
+    t.core.handle_failure(t.at(0.1), &add, &err);
+    assert_eq!(t.core.poll_need(), Some(Need::Inspect));
+    // Ours in the table (the old expiry): adopted, made what the REPLY says.
+    t.core
+        .handle_inspected(t.at(0.2), vec![kroute(P1, "fe80::2", CUST0, 57, Some(300))]);
+    assert_eq!(
+        t.changes(),
+        vec![(
+            format!("replace {P1} via fe80::2 dev cust0 expires Some(7200)"),
+            "adopted"
+        )]
+    );
+    assert!(t
+        .events()
+        .iter()
+        .all(|e| !matches!(e, FollowEvent::Foreign { .. })));
+    let c = t.core.counters();
+    assert_eq!((c.adopted, c.foreign, c.added), (1, 0, 0));
+    // A renewal is a plain replace now.
+    t.core.handle_reply(
+        t.at(10.0),
+        CUST0,
+        &reply(2, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 7200)])]),
+    );
+    assert_eq!(t.changes()[0].1, "renewal");
+    // An add whose key is free again by the time the table is read: added.
+    t.core.handle_reply(
+        t.at(11.0),
+        CUST0,
+        &reply(3, 3, "fe80::3", vec![ia(1, vec![prefix(P2, 7200)])]),
+    );
+    let add = t.core.poll_change().unwrap().change;
+    let err = RouteError::from_errno(
+        crate::routes::RouteOp::Add,
+        P2.parse().unwrap(),
+        errno::EEXIST,
+    );
+    t.core.handle_failure(t.at(11.1), &add, &err);
+    assert_eq!(t.core.poll_need(), Some(Need::Inspect));
+    t.core.handle_inspected(t.at(11.2), vec![]);
+    assert_eq!(
+        t.changes()[0].0,
+        format!("add {P2} via fe80::3 dev cust0 expires Some(7200)")
+    );
+}
+
+#[test]
+fn a_valid_lifetime_of_0_removes_a_route_of_ours_the_core_did_not_follow() {
+    let mut t = T::new();
+    t.core.handle_reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 0)])]),
+    );
+    // The delete names our protocol, the client and the interface: the
+    // kernel takes only that route of ours ("already gone" is no failure).
+    assert_eq!(
+        t.changes(),
+        vec![(
+            format!("remove {P1} via fe80::2 dev cust0 expires None"),
+            "valid-lifetime-0"
+        )]
+    );
+    // Outside the pools: nothing.
+    t.core.handle_reply(
+        t.at(1.0),
+        CUST0,
+        &reply(
+            2,
+            2,
+            "fe80::2",
+            vec![ia(1, vec![prefix("2001:db9::/56", 0)])],
+        ),
+    );
+    assert!(t.changes().is_empty());
+}
+
+/// 100k followed prefixes over an hour, 1% of them (1000) near expiry with
+/// no renewal seen: full resyncs stay on the interval (and the floor),
+/// targeted queries within their rate, and each near-expiry prefix is
+/// asked about once.
+#[test]
+fn near_expiry_leases_cost_targeted_queries_not_resyncs() {
+    let mut s = settings();
+    s.max_prefixes = 200_000;
+    s.min_resync_spacing = Duration::from_secs(300);
+    s.confirm_per_minute = 600;
+    let t0 = Instant::now();
+    let at = |secs: f64| t0 + Duration::from_secs_f64(secs);
+    let mut core = FollowCore::new(s, plan(), interfaces(), t0);
+    let base = u128::from("2001:db8:8000::".parse::<Ipv6Addr>().unwrap());
+    let mut kernel = Vec::new();
+    for n in 0..100_000u128 {
+        let p = Ipv6Net::new(Ipv6Addr::from(base + (n << 64)), 64).unwrap();
+        // 1% expire within the first half hour; the rest in a day.
+        let left = if n % 100 == 0 {
+            600 + (n / 100) as u32
+        } else {
+            86_400
+        };
+        let mut r = kroute(&p.to_string(), "fe80::2", CUST0, 57, Some(left));
+        r.prefix = p;
+        kernel.push(r);
+    }
+    core.handle_resync_started(at(0.0));
+    core.handle_resync_finished(at(0.0), kernel, &[server()], true);
+    assert_eq!(core.followed(), 100_000);
+    let (mut resyncs, mut asked, mut per_minute) = (0, 0usize, vec![0usize; 61]);
+    let mut now = 0.0;
+    while now < 3600.0 {
+        let next = core
+            .poll_timeout()
+            .saturating_duration_since(t0)
+            .as_secs_f64();
+        now = next.clamp(now + 0.001, 3600.0);
+        core.handle_timeout(at(now));
+        while let Some(n) = core.poll_need() {
+            match n {
+                Need::Resync => {
+                    resyncs += 1;
+                    core.handle_resync_started(at(now));
+                    core.handle_resync_finished(at(now + 1.0), vec![], &[], true);
+                }
+                Need::Confirm(batch) => {
+                    asked += batch.len();
+                    per_minute[(now / 60.0) as usize] += batch.len();
+                    // No server holds a later expiry: they run out.
+                    let answers = batch.into_iter().map(|p| (p, None)).collect();
+                    core.handle_confirmed(at(now), answers);
+                }
+                _ => {}
+            }
+        }
+        while core.poll_change().is_some() {}
+    }
+    assert!(resyncs <= 2, "{resyncs} full resyncs in an hour");
+    assert_eq!(asked, 1000, "each near-expiry prefix asked about once");
+    let busiest = per_minute.iter().max().unwrap();
+    assert!(
+        *busiest <= 600 + 64,
+        "{busiest} targeted queries in a minute"
+    );
+    assert_eq!(core.counters().expired, 1000);
+}
+
+/// Run the core's timers from `from` to `to` seconds; the targeted
+/// queries it asked for, answered with `answer(prefix)`.
+fn run_confirms(
+    t: &mut T,
+    from: f64,
+    to: f64,
+    answer: impl Fn(&Ipv6Net) -> Option<u32>,
+) -> Vec<(f64, Vec<Ipv6Net>)> {
+    let mut asked = Vec::new();
+    let mut now = from;
+    while now < to {
+        let next = t.core.poll_timeout().saturating_duration_since(t.t0);
+        now = next.as_secs_f64().clamp(now + 0.001, to);
+        t.core.handle_timeout(t.at(now));
+        while let Some(n) = t.core.poll_need() {
+            if let Need::Confirm(batch) = n {
+                let answers = batch.iter().map(|p| (*p, answer(p))).collect();
+                asked.push((now, batch));
+                t.core.handle_confirmed(t.at(now), answers);
+            }
+        }
+        t.changes();
+    }
+    asked
+}
+
+#[test]
+fn a_short_lease_snooped_inside_the_window_and_a_renewed_one_are_asked_about() {
+    let mut t = T::new();
+    t.core.handle_resync_started(t.at(0.0));
+    t.core
+        .handle_resync_finished(t.at(0.0), vec![], &[server()], true);
+    let (p1, p2): (Ipv6Net, Ipv6Net) = (P1.parse().unwrap(), P2.parse().unwrap());
+    // P2 (200 s left) has the window (300 s) looked at up to 300 s.
+    t.core.handle_reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 3, "fe80::3", vec![ia(1, vec![prefix(P2, 200)])]),
+    );
+    // The server holds the same lease (a second later by its rounding of
+    // the client's transaction time): not an extension.
+    let asked = run_confirms(&mut t, 0.0, 10.0, |_| Some(201));
+    assert_eq!(asked.iter().map(|a| &a.1).collect::<Vec<_>>(), [&vec![p2]]);
+    assert_eq!(t.core.counters().confirmed, 0);
+    // P1 comes with 60 s, inside what was looked at: asked about within a
+    // bucket (8 s).
+    t.core.handle_reply(
+        t.at(10.0),
+        CUST0,
+        &reply(2, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 60)])]),
+    );
+    t.changes();
+    let asked = run_confirms(&mut t, 10.0, 30.0, |p| (*p == p1).then_some(3600));
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].1, vec![p1]);
+    assert!(asked[0].0 <= 18.1, "asked at {} s", asked[0].0);
+    // The server had a later expiry: extended (3600 s from then).
+    assert_eq!(t.core.counters().confirmed, 1);
+    // Nearing that new end (no renewal seen), it is asked about again.
+    let asked = run_confirms(&mut t, 30.0, 3700.0, |_| None);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(
+        (3300.0..3400.0).contains(&asked[0].0),
+        "asked at {} s",
+        asked[0].0
+    );
+    let c = t.core.counters();
+    assert_eq!((c.expired, c.confirm_queries, c.confirmed), (2, 3, 1));
 }

@@ -48,8 +48,8 @@ impl Clock {
 /// The core's deadlines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Timer {
-    /// A resync is due (the interval with jitter, or half the shortest
-    /// remaining lifetime, not sooner than the spacing).
+    /// A resync is due (the interval with jitter, or a request, not sooner
+    /// than the floor after the last one).
     Resync,
     /// The oldest kernel delete of one of our routes is to be decided
     /// (the settle time after it).
@@ -58,14 +58,23 @@ pub(super) enum Timer {
     Release,
     /// Every prefix of the earliest expiry bucket has run out.
     Expiry,
+    /// Prefixes near expiry are to be asked about (a new bucket entered the
+    /// window, or the rate limit allows the next batch).
+    Confirm,
 }
 
-const TIMERS: [Timer; 4] = [Timer::Resync, Timer::Settle, Timer::Release, Timer::Expiry];
+const TIMERS: [Timer; 5] = [
+    Timer::Resync,
+    Timer::Settle,
+    Timer::Release,
+    Timer::Expiry,
+    Timer::Confirm,
+];
 
 /// One deadline (milliseconds of the clock) per [`Timer`], or none.
 #[derive(Debug, Clone, Default)]
 pub(super) struct TimerTable {
-    at: [Option<u64>; 4],
+    at: [Option<u64>; 5],
 }
 
 impl TimerTable {

@@ -38,6 +38,8 @@ pub(super) struct CaptureCounters {
     ignored: AtomicU64,
     pub(super) malformed: AtomicU64,
     pub(super) throttled: AtomicU64,
+    /// Sockets opened again on a re-created interface.
+    reopened: AtomicU64,
 }
 
 impl CaptureCounters {
@@ -48,6 +50,7 @@ impl CaptureCounters {
             malformed: self.malformed.load(Ordering::Relaxed),
             over_budget: self.throttled.load(Ordering::Relaxed),
             netlink_malformed: 0,
+            captures_reopened: self.reopened.load(Ordering::Relaxed),
         }
     }
 }
@@ -64,35 +67,61 @@ pub(super) struct Captures {
 }
 
 impl Captures {
-    /// Open a socket on each wanted interface that exists and has none;
-    /// a missing one is tried again when a link event names it.
-    pub(super) fn open_missing(&mut self) -> Result<(), CaptureError> {
+    /// Open a socket on each wanted interface that exists and has none, or
+    /// whose socket points at an index it no longer has ([`Self::open`]);
+    /// how many were re-opened.
+    pub(super) fn open_missing(&mut self) -> Result<u64, CaptureError> {
+        let mut reopened = 0;
         for name in self.wanted.clone() {
-            if self.tasks.get(&name).is_some_and(|(_, t)| !t.is_finished()) {
-                continue;
-            }
-            let Some(index) = if_index(&name) else {
-                continue;
-            };
-            let sock = match CaptureSocket::open_with(index, self.rcvbuf) {
-                Ok(s) => s,
-                Err(CaptureError::NoSuchInterface(_)) => continue,
-                Err(e) => return Err(e),
-            };
-            let ifindex = sock.ifindex();
-            tracing::info!(interface = %name, ifindex, rcvbuf = sock.rcvbuf(), "snooping DHCPv6");
-            let budget = PacketBudget::new(self.rate, self.burst, Instant::now());
-            let task = tokio::spawn(capture_task(
-                sock,
-                budget,
-                self.tx.clone(),
-                self.counters.clone(),
-            ));
-            if let Some((_, old)) = self.tasks.insert(name, (ifindex, task)) {
-                old.abort();
-            }
+            reopened += u64::from(self.open(&name)?);
         }
-        Ok(())
+        Ok(reopened)
+    }
+
+    /// Open a socket on the wanted interface `name` if it exists and has
+    /// none. A capture follows its interface by name: one re-created under
+    /// the same name (a new index: a VLAN or bridge rebuilt) gets a new
+    /// socket, and the old task, whose socket points at the gone index, is
+    /// stopped (logged with both indexes, counted): true then. A missing
+    /// interface is tried again when a link event names it.
+    pub(super) fn open(&mut self, name: &str) -> Result<bool, CaptureError> {
+        let Some(index) = if_index(name) else {
+            return Ok(false);
+        };
+        let old = match self.tasks.get(name) {
+            Some((i, t)) if !t.is_finished() && *i == index => return Ok(false),
+            Some((i, t)) if !t.is_finished() => Some(*i),
+            _ => None,
+        };
+        let sock = match CaptureSocket::open_with(index, self.rcvbuf) {
+            Ok(s) => s,
+            // Gone again meanwhile (ENODEV at bind): its next link event says.
+            Err(CaptureError::NoSuchInterface(_)) => return Ok(false),
+            Err(CaptureError::Os { source, .. }) if source.raw_os_error() == Some(libc::ENODEV) => {
+                return Ok(false)
+            }
+            Err(e) => return Err(e),
+        };
+        let ifindex = sock.ifindex();
+        let rcvbuf = sock.rcvbuf();
+        match old {
+            Some(old_ifindex) => {
+                self.counters.reopened.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(interface = %name, old_ifindex, ifindex, rcvbuf, "interface re-created: snooping DHCPv6 on its new index");
+            }
+            None => tracing::info!(interface = %name, ifindex, rcvbuf, "snooping DHCPv6"),
+        }
+        let budget = PacketBudget::new(self.rate, self.burst, Instant::now());
+        let task = tokio::spawn(capture_task(
+            sock,
+            budget,
+            self.tx.clone(),
+            self.counters.clone(),
+        ));
+        if let Some((_, old)) = self.tasks.insert(name.to_owned(), (ifindex, task)) {
+            old.abort();
+        }
+        Ok(old.is_some())
     }
 
     pub(super) fn wants(&self, name: &str) -> bool {

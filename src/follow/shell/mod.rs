@@ -1,18 +1,21 @@
 //! The async shell of `pdrestore follow`: sockets, netlink, timers,
 //! signals, systemd, around the sans-IO [`FollowCore`].
 //!
-//! 1. Capture sockets ([`crate::snoop::CaptureSocket`]) are opened on the client-facing
-//!    interfaces first, so that what the relay sends while the start-up
-//!    recovery runs is queued in their buffers, not missed.
-//! 2. The start-up recovery is `recover` itself ([`agent::run`]: the
-//!    permission check, the wait for the interfaces, every safety rule).
-//! 3. The core is loaded from our routes in the kernel; the rtnetlink
-//!    watcher ([`Watcher`]) starts; systemd is told READY=1.
-//! 4. The loop: snooped messages (each interface read by a task of its own
+//! 1. The writer lock is held (by the command, `crate::lock`); capture
+//!    sockets ([`crate::snoop::CaptureSocket`]) are opened on the
+//!    client-facing interfaces and the rtnetlink watcher
+//!    ([`crate::follow::watch::Watcher`]) starts, before anything else.
+//! 2. The start-up recovery is `recover` itself ([`crate::agent::run`]:
+//!    the permission check, the wait for the interfaces, every safety
+//!    rule), run as the first resync, beside the loop: snooped REPLYs are
+//!    routed meanwhile, and its result is merged by transaction time when
+//!    it ends; then systemd is told READY=1.
+//! 3. The loop: snooped messages (each interface read by a task of its own
 //!    under a [`crate::snoop::PacketBudget`], through a bounded channel), kernel events,
-//!    the core's timers, resyncs (on the core's deadline and on
-//!    [`Control::Resync`], SIGHUP), status lines, until [`Control::Stop`]
-//!    (SIGTERM), which leaves every route in place.
+//!    the core's timers and needs (the table read after an add met a
+//!    route, targeted queries about prefixes near expiry), resyncs (on the
+//!    core's deadline and on [`Control::Resync`], SIGHUP), status lines,
+//!    until [`Control::Stop`] (SIGTERM), which leaves every route in place.
 //!
 //! Route changes are handed to the [`NetlinkTable`] in batches: everything
 //! that is already queued is taken, then the batch is submitted, and the
@@ -22,27 +25,31 @@
 
 use super::core::{CoreSettings, FollowCore, Need};
 use super::metrics::MetricsWriter;
-use super::watch::{KernelEvent, Watcher};
-use crate::agent::{self, Outcome, RecoverError, RecoverOptions, Report};
+use super::watch::KernelEvent;
+use crate::agent::{RecoverError, Report};
 use crate::config::Config;
 use crate::exit;
 use crate::proto::Duid;
 use crate::routes::{Change, Failure, NetlinkTable, RouteTable, TableError, TableRoute};
 use crate::snoop::CaptureError;
 use capture::{Captures, Item, SnoopBatch};
+use ipnet::Ipv6Net;
 use notify::Notifier;
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 mod capture;
+mod confirm;
+mod event_loop;
 mod log;
 mod notify;
 mod resync;
+mod run;
+
+pub use run::run;
 
 /// Batches of snooped messages queued from the capture tasks at most.
 const SNOOP_QUEUE: usize = 16;
@@ -110,8 +117,8 @@ impl FollowError {
 /// What a run did, when it ended.
 #[derive(Debug, Clone)]
 pub struct FollowSummary {
-    /// The start-up recovery's report.
-    pub startup: Report,
+    /// The start-up recovery's report (`None`: stopped before it ended).
+    pub startup: Option<Report>,
     /// The core's counters at the end.
     pub counters: super::Counters,
     /// Prefixes followed at the end.
@@ -148,13 +155,19 @@ pub fn core_settings(config: &Config) -> CoreSettings {
     CoreSettings {
         max_prefixes: config.follow.max_prefixes,
         resync_interval: config.follow.resync_interval,
+        min_resync_spacing: config.follow.min_resync_interval,
+        confirm_before: config.follow.confirm_before,
+        confirm_per_minute: config.follow.confirm_per_minute,
         seed: fastrand::u64(..),
         ..CoreSettings::default()
     }
 }
 
-type ResyncFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<(Report, NetlinkTable), RecoverError>> + 'a>>;
+/// A recovery in flight: the start-up one, or a resync.
+type ResyncFuture<'a> = Pin<Box<dyn Future<Output = Result<Report, RecoverError>> + 'a>>;
+
+/// A batch of targeted queries in flight.
+type ConfirmFuture<'a> = Pin<Box<dyn Future<Output = Vec<(Ipv6Net, Option<u32>)>> + 'a>>;
 
 /// The running service.
 struct Service<'a> {
@@ -162,13 +175,18 @@ struct Service<'a> {
     relay: &'a Duid,
     opts: &'a FollowOptions,
     core: FollowCore,
-    table: Option<NetlinkTable>,
+    /// The service's own route table: snooping's changes, the core's needs.
+    table: NetlinkTable,
     captures: Captures,
     unsynced: bool,
     stop_tx: watch::Sender<bool>,
     resync_start: Option<Instant>,
     /// The core asked for a resync ([`Need::Resync`]) and none has started.
     resync_wanted: bool,
+    /// The prefixes the core asked about ([`Need::Confirm`]), not asked yet.
+    confirm_wanted: Vec<Ipv6Net>,
+    /// The start-up recovery's report, once it is over.
+    startup: Option<Report>,
     /// When the last resync (or the start-up recovery) ended, and how.
     last_resync: Option<(Instant, String)>,
     last_activity: Instant,
@@ -179,6 +197,13 @@ struct Service<'a> {
     metrics: Option<MetricsWriter>,
 }
 
+/// What the capture sockets and the watcher counted, for the metrics file.
+fn metrics_figures(svc: &Service<'_>) -> super::metrics::Packets {
+    let mut p = svc.captures.counters.figures();
+    p.netlink_malformed = svc.netlink_malformed;
+    p
+}
+
 /// Every route of `table` (ours and others').
 async fn list_all(t: &mut NetlinkTable, table: u32) -> Result<Vec<TableRoute>, TableError> {
     let mut out = Vec::new();
@@ -186,27 +211,28 @@ async fn list_all(t: &mut NetlinkTable, table: u32) -> Result<Vec<TableRoute>, T
     Ok(out)
 }
 
-/// Serve what the core needs from the kernel before it goes on: the
-/// interfaces ([`Need::Interfaces`]). A resync it asks for is noted in
-/// `resync_wanted` for the loop to start.
-async fn serve_needs(
-    core: &mut FollowCore,
-    table: Option<&mut NetlinkTable>,
-    resync_wanted: &mut bool,
-) -> Result<(), FollowError> {
-    let mut table = table;
-    while let Some(n) = core.poll_need() {
-        match n {
-            Need::Interfaces => {
-                if let Some(t) = table.as_deref_mut() {
-                    let i = t.interfaces().await?;
-                    core.handle_interfaces(Instant::now(), i);
+impl Service<'_> {
+    /// Serve what the core needs from the kernel before it goes on: the
+    /// interfaces ([`Need::Interfaces`]), the table after adds met unknown
+    /// routes ([`Need::Inspect`]). A resync and targeted queries it asks
+    /// for are noted for the loop to start.
+    async fn needs(&mut self) -> Result<(), FollowError> {
+        while let Some(n) = self.core.poll_need() {
+            match n {
+                Need::Interfaces => {
+                    let i = self.table.interfaces().await?;
+                    self.core.handle_interfaces(Instant::now(), i);
                 }
+                Need::Inspect => {
+                    let routes = list_all(&mut self.table, self.config.routes.table).await?;
+                    self.core.handle_inspected(Instant::now(), routes);
+                }
+                Need::Resync => self.resync_wanted = true,
+                Need::Confirm(prefixes) => self.confirm_wanted.extend(prefixes),
             }
-            Need::Resync => *resync_wanted = true,
         }
+        Ok(())
     }
-    Ok(())
 }
 
 impl Service<'_> {
@@ -227,9 +253,8 @@ impl Service<'_> {
 
     /// Rewrite the metrics file if the figures moved (see [`MetricsWriter`]).
     fn write_metrics(&mut self, now_anyway: bool) {
+        let p = metrics_figures(self);
         if let Some(m) = self.metrics.as_mut() {
-            let mut p = self.captures.counters.figures();
-            p.netlink_malformed = self.netlink_malformed;
             m.maybe_write(&self.core, p, now_anyway);
         }
     }
@@ -245,10 +270,6 @@ impl Service<'_> {
         }
     }
 
-    async fn needs(&mut self) -> Result<(), FollowError> {
-        serve_needs(&mut self.core, self.table.as_mut(), &mut self.resync_wanted).await
-    }
-
     async fn handle_kernel(&mut self, events: Vec<KernelEvent>) -> Result<(), FollowError> {
         for e in events {
             let now = Instant::now();
@@ -256,19 +277,23 @@ impl Service<'_> {
                 KernelEvent::Route { new, route } => self.core.handle_route_event(now, new, &route),
                 KernelEvent::Link { index, name, up } => {
                     self.core.handle_link(now, index, &name, up);
-                    if up && self.captures.wants(&name) {
-                        self.captures.open_missing()?;
+                    // A capture follows its interface by name: opened when
+                    // it appears, again when it is re-created (new index).
+                    if self.captures.wants(&name) && self.captures.open(&name)? {
+                        self.write_metrics(true);
                     }
                 }
                 KernelEvent::Overflow => {
                     tracing::warn!("follow: rtnetlink events were lost; reading the table again");
-                    if let Some(t) = self.table.as_mut() {
-                        for l in t.links().await? {
-                            self.core.handle_link(now, l.index, &l.name, l.up);
-                        }
-                        let routes = list_all(t, self.config.routes.table).await?;
-                        self.core.handle_kernel_table(now, routes);
+                    for l in self.table.links().await? {
+                        self.core.handle_link(now, l.index, &l.name, l.up);
                     }
+                    // An interface re-created while the events were lost.
+                    if self.captures.open_missing()? > 0 {
+                        self.write_metrics(true);
+                    }
+                    let routes = list_all(&mut self.table, self.config.routes.table).await?;
+                    self.core.handle_kernel_table(now, routes);
                 }
             }
             self.needs().await?;
@@ -281,9 +306,6 @@ impl Service<'_> {
         while let Some(e) = self.core.poll_event() {
             log::log_event(&e);
         }
-        let Some(table) = self.table.as_mut() else {
-            return Ok(());
-        };
         while let Some(c) = self.core.poll_change() {
             log::log_change(&c);
             self.batch.push(c.change);
@@ -293,7 +315,7 @@ impl Service<'_> {
         }
         let changes = std::mem::take(&mut self.batch);
         tracing::debug!(changes = changes.len(), "follow: submitting");
-        let failures = table.submit(changes).await?;
+        let failures = self.table.submit(changes).await?;
         tracing::debug!(failures = failures.len(), "follow: submitted");
         self.unsynced = true;
         self.failures(failures);
@@ -309,252 +331,13 @@ impl Service<'_> {
 
     /// Wait until the table has applied everything; feed back failures.
     async fn sync(&mut self) -> Result<(), FollowError> {
-        if let (true, Some(t)) = (self.unsynced, self.table.as_mut()) {
+        if self.unsynced {
             tracing::debug!("follow: syncing");
-            let f = t.sync().await?;
+            let f = self.table.sync().await?;
             tracing::debug!(failures = f.len(), "follow: synced");
             self.unsynced = false;
             self.failures(f);
         }
         Ok(())
-    }
-}
-
-/// The core after the start-up recovery (begun at `start`), loaded from
-/// our routes and the links in the kernel, and the route table it drives.
-async fn load_core(
-    config: &Config,
-    relay: &Duid,
-    startup: &Report,
-    start: Instant,
-) -> Result<(FollowCore, NetlinkTable), FollowError> {
-    let mut table = NetlinkTable::open()?;
-    let interfaces = table.interfaces().await?;
-    let links = config.query_links(&interfaces);
-    let plan = config.plan_settings(relay.clone(), &links);
-    let mut core = FollowCore::new(core_settings(config), plan, interfaces, start);
-    core.handle_resync_started(start);
-    let routes = list_all(&mut table, config.routes.table).await?;
-    let outcome = startup.outcome();
-    core.handle_resync_finished(
-        Instant::now(),
-        routes,
-        &startup.answered(),
-        outcome != Outcome::Failed,
-    );
-    let now = Instant::now();
-    for l in table.links().await? {
-        core.handle_link(now, l.index, &l.name, l.up);
-    }
-    // A resync the core would ask for now is the loop's to start.
-    let mut resync = false;
-    serve_needs(&mut core, Some(&mut table), &mut resync).await?;
-    Ok((core, table))
-}
-
-/// `pdrestore follow` in the calling thread's network namespace: the
-/// start-up recovery, then the routes kept in step (see the [module
-/// documentation](self)) until [`Control::Stop`] (or, with `--once`, until
-/// nothing happens for a while).
-pub async fn run(
-    config: &Config,
-    relay: &Duid,
-    opts: &FollowOptions,
-    mut control: mpsc::UnboundedReceiver<Control>,
-) -> Result<FollowSummary, FollowError> {
-    let start = Instant::now();
-    let started_at = std::time::SystemTime::now();
-    let wanted = config.follow_interfaces();
-    if wanted.is_empty() {
-        return Err(FollowError::NoInterfaces);
-    }
-    let (snoop_tx, mut snoop_rx) = mpsc::channel(SNOOP_QUEUE);
-    let mut captures = Captures {
-        wanted,
-        rate: config.follow.packets_per_second,
-        burst: config.follow.packet_burst,
-        rcvbuf: config.follow.capture_buffer,
-        tx: snoop_tx,
-        tasks: HashMap::new(),
-        counters: Arc::default(),
-    };
-    captures.open_missing()?;
-    // The start-up recovery: `recover`, every rule included.
-    let mut stopped = false;
-    let startup = {
-        let stop = async {
-            loop {
-                match control.recv().await {
-                    Some(Control::Stop) => break,
-                    Some(Control::Resync) => continue,
-                    None => std::future::pending::<()>().await,
-                }
-            }
-            stopped = true;
-        };
-        agent::run(config, relay, &RecoverOptions::default(), stop).await?
-    };
-    for line in startup.to_text().lines() {
-        tracing::info!("start-up: {line}");
-    }
-    let (core, table) = load_core(config, relay, &startup, start).await?;
-    let watcher =
-        Watcher::spawn(config.routes.table, config.routes.protocol).map_err(FollowError::Watch)?;
-    captures.open_missing()?;
-    let (stop_tx, _) = watch::channel(false);
-    let mut svc = Service {
-        config,
-        relay,
-        opts,
-        core,
-        table: Some(table),
-        captures,
-        unsynced: false,
-        stop_tx,
-        resync_start: None,
-        resync_wanted: false,
-        last_resync: Some((Instant::now(), startup.outcome().as_str().to_string())),
-        last_activity: Instant::now(),
-        netlink_malformed: 0,
-        batch: Vec::new(),
-        notifier: Notifier::new(opts.notify),
-        metrics: opts.metrics_file.clone().map(|p| {
-            let mut m = MetricsWriter::new(p, started_at);
-            m.recovered(&startup);
-            m
-        }),
-    };
-    svc.write_metrics(true);
-    tracing::info!(followed = svc.core.followed(), "follow: ready");
-    svc.notifier.send("READY=1".into());
-    svc.send_status();
-    if !stopped {
-        event_loop(&mut svc, &mut snoop_rx, watcher, &mut control).await?;
-    }
-    svc.notifier.send("STOPPING=1".into());
-    if let Some(mut m) = svc.metrics.take() {
-        let mut p = svc.captures.counters.figures();
-        p.netlink_malformed = svc.netlink_malformed;
-        m.finish(&svc.core, p);
-    }
-    let status = svc.status();
-    tracing::info!("follow: stopping, routes left in place: {status}");
-    Ok(FollowSummary {
-        startup,
-        counters: svc.core.counters().clone(),
-        followed: svc.core.followed(),
-        status,
-    })
-}
-
-/// What woke the loop.
-enum Wake {
-    Snoop(SnoopBatch),
-    Kernel(Vec<KernelEvent>),
-    Control(Control),
-    Resynced(Box<Result<(Report, NetlinkTable), RecoverError>>),
-    Timer,
-    Status,
-    Idle,
-}
-
-async fn event_loop<'a>(
-    svc: &mut Service<'a>,
-    snoop_rx: &mut mpsc::Receiver<SnoopBatch>,
-    mut watcher: Watcher,
-    control: &mut mpsc::UnboundedReceiver<Control>,
-) -> Result<(), FollowError> {
-    let mut resync: Option<ResyncFuture<'a>> = None;
-    let mut stopping = false;
-    let mut status_at = tokio::time::Instant::now() + STATUS_EVERY;
-    loop {
-        // Take what is already there, then push the changes to the kernel.
-        let mut took = 0;
-        while took < DRAIN_BATCHES {
-            match snoop_rx.try_recv() {
-                Ok(b) => {
-                    svc.handle_snoop(b);
-                    took += 1;
-                }
-                Err(_) => break,
-            }
-        }
-        while let Some(ev) = watcher.try_recv() {
-            svc.handle_kernel(ev).await?;
-            took += 1;
-        }
-        svc.netlink_malformed = watcher.malformed();
-        if took > 0 {
-            svc.last_activity = Instant::now();
-        }
-        svc.core.handle_timeout(Instant::now());
-        svc.needs().await?;
-        svc.flush().await?;
-        if took > 0 {
-            tokio::task::yield_now().await;
-            continue;
-        }
-        svc.sync().await?;
-        svc.flush().await?;
-        svc.write_metrics(false);
-        if stopping && resync.is_none() {
-            return Ok(());
-        }
-        if resync.is_none() && !stopping && svc.resync_wanted {
-            resync = svc.start_resync().await?;
-        }
-        let wake_core = tokio::time::Instant::from_std(svc.core.poll_timeout());
-        let idle_at = svc.opts.once.map(|d| svc.last_activity + d);
-        tracing::debug!("follow: waiting");
-        let wake = tokio::select! {
-            b = snoop_rx.recv() => b.map_or(Wake::Timer, Wake::Snoop),
-            e = watcher.recv() => match e {
-                Some(e) => Wake::Kernel(e),
-                None => return Err(FollowError::Watch(std::io::Error::other("the rtnetlink watcher stopped"))),
-            },
-            c = control.recv(), if !stopping => match c {
-                Some(c) => Wake::Control(c),
-                None => { std::future::pending::<()>().await; Wake::Timer }
-            },
-            r = async { resync.as_mut().expect("guarded").await }, if resync.is_some() => Wake::Resynced(Box::new(r)),
-            _ = tokio::time::sleep_until(wake_core) => Wake::Timer,
-            _ = tokio::time::sleep_until(status_at) => Wake::Status,
-            _ = async { tokio::time::sleep_until(tokio::time::Instant::from_std(idle_at.expect("guarded"))).await }, if idle_at.is_some() && resync.is_none() => Wake::Idle,
-        };
-        match wake {
-            Wake::Snoop(b) => {
-                svc.last_activity = Instant::now();
-                svc.handle_snoop(b);
-            }
-            Wake::Kernel(e) => {
-                svc.last_activity = Instant::now();
-                svc.handle_kernel(e).await?;
-            }
-            Wake::Control(Control::Stop) => {
-                stopping = true;
-                let _ = svc.stop_tx.send(true);
-            }
-            Wake::Control(Control::Resync) => {
-                if resync.is_none() {
-                    resync = svc.start_resync().await?;
-                }
-            }
-            Wake::Resynced(r) => {
-                resync = None;
-                svc.finish_resync(*r).await?;
-                svc.last_activity = Instant::now();
-            }
-            Wake::Timer => {}
-            Wake::Status => {
-                status_at = tokio::time::Instant::now() + STATUS_EVERY;
-                svc.send_status();
-                svc.write_metrics(false);
-            }
-            Wake::Idle => {
-                if Instant::now() >= svc.last_activity + svc.opts.once.unwrap_or_default() {
-                    return Ok(());
-                }
-            }
-        }
     }
 }

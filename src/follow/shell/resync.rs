@@ -1,74 +1,89 @@
-//! A resync in the shell: the route table goes to `recover` until it is
-//! done, the core holds its changes meanwhile, and the result is merged
-//! by the core ([`crate::follow::core::FollowCore::handle_resync_finished`]).
+//! Recoveries in the shell: the start-up recovery and every resync run
+//! `recover` into a route table of their own while the service goes on
+//! routing what it snoops; their result is merged by the core
+//! ([`crate::follow::core::FollowCore::handle_resync_finished`]).
 
 use super::{list_all, FollowError, ResyncFuture, Service};
 use crate::agent::{self, Outcome, RecoverError, RecoverOptions, Report};
-use crate::routes::{Interface, NetlinkTable};
+use crate::routes::NetlinkTable;
+use std::future::Future;
 use std::time::Instant;
 
 impl<'a> Service<'a> {
-    /// Start a resync: the table goes to the recovery until it is done.
-    pub(super) async fn start_resync(&mut self) -> Result<Option<ResyncFuture<'a>>, FollowError> {
+    /// Resolves once the service is told to stop (the recovery in flight
+    /// then installs what it received and prunes nothing).
+    pub(super) fn stop_signal(&self) -> impl Future<Output = ()> + 'a {
+        let mut stop = self.stop_tx.subscribe();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }
+    }
+
+    /// Start a resync: `recover` into a route table of its own.
+    pub(super) async fn start_resync(&mut self) -> Result<ResyncFuture<'a>, FollowError> {
         self.flush().await?;
         self.sync().await?;
-        let Some(mut table) = self.table.take() else {
-            return Ok(None);
-        };
-        let interfaces: Vec<Interface> = table.interfaces().await?;
+        let mut table = NetlinkTable::open()?;
+        let interfaces = table.interfaces().await?;
         let now = Instant::now();
         self.core.handle_resync_started(now);
         self.resync_wanted = false;
         self.resync_start = Some(now);
         tracing::info!("follow: resync (Bulk Leasequery) starting");
-        let mut stop = self.stop_tx.subscribe();
-        let stop = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
+        let stop = self.stop_signal();
         let (config, relay) = (self.config, self.relay);
-        Ok(Some(Box::pin(async move {
+        Ok(Box::pin(async move {
             let opts = RecoverOptions::default();
-            agent::recover(config, relay, table, interfaces, &opts, stop).await
-        })))
+            agent::recover(config, relay, table, interfaces, &opts, stop)
+                .await
+                .map(|(report, _)| report)
+        }))
     }
 
-    /// The resync ended: rebuild from the kernel, lay snooping on top.
+    /// A recovery ended: rebuild the core from the kernel, lay snooping on
+    /// top. The first one is the start-up recovery: the service is ready
+    /// after it, and its failure (no permission, an unusable table) ends
+    /// the service.
     pub(super) async fn finish_resync(
         &mut self,
-        r: Result<(Report, NetlinkTable), RecoverError>,
+        r: Result<Report, RecoverError>,
     ) -> Result<(), FollowError> {
+        let first = self.startup.is_none();
         let started = self.resync_start.take().unwrap_or_else(Instant::now);
-        let (report, mut table) = match r {
+        let report = match r {
             Ok(x) => x,
+            Err(e) if first => return Err(FollowError::Recover(e)),
             Err(e) => return self.resync_failed(e).await,
         };
+        let what = if first { "start-up" } else { "resync" };
         for line in report.to_text().lines() {
-            tracing::info!("resync: {line}");
+            tracing::info!("{what}: {line}");
         }
         if let Some(m) = self.metrics.as_mut() {
             m.recovered(&report);
         }
-        let interfaces = table.interfaces().await?;
+        let interfaces = self.table.interfaces().await?;
         self.core.handle_interfaces(Instant::now(), interfaces);
-        let routes = list_all(&mut table, self.config.routes.table).await?;
+        let routes = list_all(&mut self.table, self.config.routes.table).await?;
         let outcome = report.outcome();
         let now = Instant::now();
-        self.core.handle_resync_finished(
-            now,
-            routes,
-            &report.answered(),
-            outcome != Outcome::Failed,
-        );
+        let answered = report.answered();
+        self.core
+            .handle_resync_finished(now, routes, &answered, outcome != Outcome::Failed);
         self.last_resync = Some((now, outcome.as_str().to_string()));
-        self.table = Some(table);
         tracing::info!(
             outcome = outcome.as_str(),
             seconds = format!("{:.3}", started.elapsed().as_secs_f64()),
             followed = self.core.followed(),
-            "follow: resync done"
+            "follow: {what} done"
         );
         self.needs().await?;
         self.flush().await?;
+        if first {
+            self.startup = Some(report);
+            tracing::info!(followed = self.core.followed(), "follow: ready");
+            self.notifier.send("READY=1".into());
+        }
         self.send_status();
         self.write_metrics(true);
         Ok(())
@@ -81,12 +96,10 @@ impl<'a> Service<'a> {
         if let Some(m) = self.metrics.as_mut() {
             m.failed(e.exit_code());
         }
-        let mut t = NetlinkTable::open()?;
-        let routes = list_all(&mut t, self.config.routes.table).await?;
+        let routes = list_all(&mut self.table, self.config.routes.table).await?;
         let now = Instant::now();
         self.core.handle_resync_finished(now, routes, &[], false);
         self.last_resync = Some((now, format!("error: {e}")));
-        self.table = Some(t);
         self.write_metrics(true);
         Ok(())
     }

@@ -91,6 +91,7 @@ impl PrefixTable {
                 self.slots[i].kernel = Kernel::Absent;
             }
         }
+        self.move_metric(&mut out);
         let stale_out = self.stale_unheld();
         let report = prune::decide(
             rule,
@@ -117,6 +118,34 @@ impl PrefixTable {
         self.queued.extend(out.into_iter().map(Change::Remove));
         self.prune = report;
         report
+    }
+
+    /// Our routes at another metric (an earlier configuration's) whose
+    /// prefix now has its route of ours at our metric in place: moved,
+    /// make-before-break (the new route is in, the old one goes), outside
+    /// the prune rail. Call once every change before is applied and its
+    /// failures handed back.
+    fn move_metric(&mut self, out: &mut Vec<Route>) {
+        let stale = std::mem::take(&mut self.stale);
+        for r in stale {
+            let now_ours = (r.metric != self.owner.metric())
+                .then(|| self.slots.find(&r.prefix))
+                .flatten()
+                .filter(|&i| {
+                    let s = &self.slots[i];
+                    s.best != Best::Unbound
+                        && !self.refused.contains(&i)
+                        && matches!(s.kernel, Kernel::Sent { .. } | Kernel::Listed)
+                });
+            match now_ours {
+                Some(i) => {
+                    self.moved_metric.push((r.clone(), self.slot_route(i)));
+                    self.metric_moved.insert(i);
+                    out.push(r);
+                }
+                None => self.stale.push(r),
+            }
+        }
     }
 
     /// The stale routes whose key does not hold a route of ours now (they
@@ -228,6 +257,11 @@ impl PrefixTable {
     fn count(&self, r: &mut TableReport) {
         for i in 0..self.slots.len() {
             let s = &self.slots[i];
+            if self.metric_moved.contains(&i) {
+                // Moved from another metric: a replacement, not a new route.
+                r.replaced += 1;
+                continue;
+            }
             match s.kernel {
                 Kernel::Sent { listed: false } => r.added += 1,
                 Kernel::Sent { listed: true } => match self.listed_before.get(&i) {
@@ -245,7 +279,8 @@ impl PrefixTable {
                 _ => {}
             }
         }
-        r.moved.sort_by_key(|(old, _)| old.prefix);
+        r.moved.extend(self.moved_metric.iter().cloned());
+        r.moved.sort_by_key(|(old, _)| (old.prefix, old.metric));
         r.unchanged += self.stale.len();
         r.removed = self.removed.len();
     }

@@ -75,6 +75,13 @@ pub struct PrefixTable {
     stale: Vec<Route>,
     /// Listed routes this run removed.
     removed: HashSet<RouteKey>,
+    /// Slots whose add met EEXIST: a route came to the key after the
+    /// listing, to be told ours or another's by listing again.
+    taken: Vec<u32>,
+    /// Our routes at an earlier metric moved to ours: (old, new).
+    moved_metric: Vec<(Route, Route)>,
+    /// The slots whose route came from another metric.
+    metric_moved: HashSet<u32>,
     /// The latest refusal per route.
     failed: BTreeMap<RouteKey, Failure>,
     queued: Vec<Change>,
@@ -109,6 +116,9 @@ impl PrefixTable {
             listed_before: HashMap::new(),
             stale: Vec::new(),
             removed: HashSet::new(),
+            taken: Vec::new(),
+            moved_metric: Vec::new(),
+            metric_moved: HashSet::new(),
             failed: BTreeMap::new(),
             queued: Vec::new(),
             owned: 0,
@@ -228,15 +238,7 @@ impl PrefixTable {
             self.owned -= 1;
         }
         s.kernel = Kernel::Foreign;
-        self.foreign.insert(
-            i,
-            ForeignRoute {
-                protocol: Some(t.protocol),
-                gateway: t.gateway,
-                interface: (!t.interface.is_empty()).then_some(t.interface),
-                kind: Some(t.kind),
-            },
-        );
+        self.foreign.insert(i, ForeignRoute::of(&t));
     }
 
     /// Take one claim from `server`, received at `received` (ms on the
@@ -436,8 +438,9 @@ impl PrefixTable {
 
     /// The table refused these: keep the books true (what is in the table)
     /// and remember the latest error per route. An add refused with EEXIST
-    /// met someone else's route that came after the listing: it stays, as
-    /// one listed would.
+    /// met a route that came to the key after the listing: the table must
+    /// be listed again ([`PrefixTable::needs_relisting`]) to tell whether
+    /// it is ours or another's.
     pub fn handle_failures(&mut self, failures: Vec<Failure>) {
         for (c, e) in failures {
             let key = c.route().key();
@@ -454,13 +457,11 @@ impl PrefixTable {
                         continue;
                     }
                     if matches!(c, Change::Add(_)) && e.errno == Some(errno::EEXIST) {
+                        // A route came to the key after the listing: whose
+                        // it is, the table is listed again to tell.
                         self.slots[i].kernel = Kernel::Foreign;
-                        self.foreign.entry(i).or_insert(ForeignRoute {
-                            protocol: None,
-                            gateway: None,
-                            interface: None,
-                            kind: None,
-                        });
+                        self.foreign.entry(i).or_insert_with(ForeignRoute::unknown);
+                        self.taken.push(i);
                         continue;
                     }
                     self.slots[i].kernel = Kernel::Refused { listed };
@@ -475,5 +476,60 @@ impl PrefixTable {
             }
             self.failed.insert(key, (c, e));
         }
+    }
+
+    /// Some add met a route that came to its key after the listing (EEXIST):
+    /// list the table again into [`PrefixTable::handle_relisted`] before
+    /// settling.
+    pub fn needs_relisting(&self) -> bool {
+        !self.taken.is_empty()
+    }
+
+    /// A route of our table listed again, after adds met EEXIST: at a key
+    /// one of them met, a route of ours (another writer's: `follow` while
+    /// it resyncs, an older pdrestore) is ours like any other, and the
+    /// best claim's route replaces it when it differs; another's is a
+    /// foreign conflict, now with what it is. Call for every route of the
+    /// table, then [`PrefixTable::relisted`] and [`PrefixTable::poll_changes`].
+    pub fn handle_relisted(&mut self, t: TableRoute, now: Millis) {
+        let p = t.prefix.trunc();
+        let Some(i) = self.slots.find(&p).filter(|i| self.taken.contains(i)) else {
+            return;
+        };
+        match self.owner.held(&t) {
+            Held::Ours => self.adopt(i, &t, now),
+            Held::Foreign => {
+                self.foreign.insert(i, ForeignRoute::of(&t));
+            }
+            Held::OursElsewhere | Held::Unrelated => {}
+        }
+    }
+
+    /// The route of ours `t` holds slot `i`'s key: the slot's kernel state
+    /// is it, and the best claim's planned route replaces it if it differs.
+    fn adopt(&mut self, i: u32, t: &TableRoute, now: Millis) {
+        let interfaces = self.planner.interfaces();
+        let pos = interfaces.iter().position(|x| x.index == t.ifindex);
+        let (Some(pos), Some(gateway)) = (pos, t.gateway) else {
+            return;
+        };
+        self.foreign.remove(&i);
+        self.owned += 1;
+        let planned = self.slots[i].route;
+        let s = &mut self.slots[i];
+        s.kernel = Kernel::Listed;
+        s.route = SlotRoute {
+            gateway,
+            iface: pos as u32,
+            expires: t.expires,
+        };
+        if s.best == Best::Planned {
+            self.route_to(i, planned.gateway, planned.iface, now);
+        }
+    }
+
+    /// The listing again is over.
+    pub fn relisted(&mut self) {
+        self.taken.clear();
     }
 }

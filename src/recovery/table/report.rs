@@ -4,7 +4,7 @@
 use crate::proto::{Duid, ServerIndex};
 use crate::recovery::prune::PruneReport;
 use crate::recovery::rejection::Rejected;
-use crate::routes::{Route, RouteError};
+use crate::routes::{Route, RouteError, TableRoute};
 use ipnet::Ipv6Net;
 use std::net::Ipv6Addr;
 use std::sync::Arc;
@@ -32,6 +32,32 @@ pub struct ForeignRoute {
     pub interface: Option<Arc<str>>,
     /// Its route type (rtm_type), when known.
     pub kind: Option<u8>,
+    /// Its metric, when known.
+    pub metric: Option<u32>,
+}
+
+impl ForeignRoute {
+    /// What a listing says of another's route.
+    pub fn of(t: &TableRoute) -> Self {
+        ForeignRoute {
+            protocol: Some(t.protocol),
+            gateway: t.gateway,
+            interface: (!t.interface.is_empty()).then(|| t.interface.clone()),
+            kind: Some(t.kind),
+            metric: Some(t.metric),
+        }
+    }
+
+    /// A route the kernel said holds our key (EEXIST), not listed yet.
+    pub fn unknown() -> Self {
+        ForeignRoute {
+            protocol: None,
+            gateway: None,
+            interface: None,
+            kind: None,
+            metric: None,
+        }
+    }
 }
 
 /// A binding whose route would take the key of a route that is not ours.
@@ -72,7 +98,10 @@ pub struct TableReport {
     pub foreign_conflicts: Vec<ForeignConflict>,
     /// Our routes removed (or, in a dry run, that would be), as they were.
     pub removals: Vec<Route>,
-    /// Our routes whose next hop or interface changed: (before, after).
+    /// Our routes whose next hop, interface or metric changed: (before,
+    /// after). A route of ours at an earlier metric is moved to ours
+    /// make-before-break (added, then the old one removed), outside the
+    /// prune rail.
     pub moved: Vec<(Route, Route)>,
     /// What became of pruning.
     pub prune: PruneReport,

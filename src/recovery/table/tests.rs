@@ -266,3 +266,94 @@ fn a_client_that_moved_is_replaced_and_listed_with_both_next_hops() {
     assert_eq!(r.moved[0].0.gateway.to_string(), "fe80::2");
     assert_eq!(r.moved[0].1.gateway.to_string(), "fe80::7");
 }
+
+#[test]
+fn a_route_of_ours_at_an_earlier_metric_is_moved_make_before_break() {
+    for rule in [PRUNE, PruneRule::Off] {
+        let mut t = table();
+        // Ours at 512 (an earlier configuration); the settings say 1024.
+        t.handle_listed(listed(P, "fe80::2", 16, 512));
+        let c = claim(&t, P, "01", "fe80::2", 10);
+        t.handle_claim(sv(0), 1000, c, 1000);
+        // The new route goes in first...
+        assert_eq!(
+            ops(&t.poll_changes()),
+            [(RouteOp::Add, P.into(), "fe80::2".into())]
+        );
+        let (changes, r) = finish(t, rule);
+        // ...then the old one comes out, whatever the prune setting.
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(
+            (changes[0].op(), changes[0].route().metric),
+            (RouteOp::Remove, 512)
+        );
+        assert_eq!((r.added, r.replaced, r.removed), (0, 1, 0));
+        assert_eq!(r.moved.len(), 1);
+        assert_eq!((r.moved[0].0.metric, r.moved[0].1.metric), (512, 1024));
+        // Outside the prune rail: not a candidate.
+        assert_eq!(r.prune.candidates, 0);
+    }
+    // Not routed this time: the old route is a prune candidate like any
+    // route of ours no binding backs.
+    let mut t = table();
+    t.handle_listed(listed(P, "fe80::2", 16, 512));
+    let (changes, r) = finish(t, PRUNE);
+    assert_eq!(r.prune.candidates, 1);
+    assert!(r.moved.is_empty());
+    assert!(changes.is_empty(), "an empty answer prunes nothing");
+}
+
+#[test]
+fn another_route_on_a_delegated_prefix_is_foreign_at_any_metric() {
+    let mut t = table();
+    // An operator's blackhole at 2048 on the prefix a binding names.
+    let mut bh = listed(P, "fe80::9", 4, 2048);
+    bh.kind = 6;
+    bh.gateway = None;
+    t.handle_listed(bh);
+    let c = claim(&t, P, "01", "fe80::2", 10);
+    t.handle_claim(sv(0), 1000, c, 1000);
+    assert!(t.poll_changes().is_empty(), "no route of ours beside it");
+    let (_, r) = finish(t, PRUNE);
+    assert_eq!(r.foreign_conflicts.len(), 1);
+    let f = &r.foreign_conflicts[0].foreign;
+    assert_eq!(
+        (f.protocol, f.metric, f.kind),
+        (Some(4), Some(2048), Some(6))
+    );
+}
+
+#[test]
+fn a_route_that_came_after_the_listing_is_told_ours_or_another_s() {
+    let other = "2001:db8:8000:200::/56";
+    let mut t = table();
+    let a = claim(&t, P, "01", "fe80::2", 10);
+    let b = claim(&t, other, "02", "fe80::3", 10);
+    t.handle_claim(sv(0), 1000, a, 1000);
+    t.handle_claim(sv(0), 1000, b, 1000);
+    let sent = t.poll_changes();
+    let eexist = |c: &Change| {
+        (
+            c.clone(),
+            RouteError::from_errno(c.op(), c.route().prefix, errno::EEXIST),
+        )
+    };
+    t.handle_failures(sent.iter().map(eexist).collect());
+    assert!(t.needs_relisting());
+    // Listed again: P holds a route of ours (another writer's, another
+    // next hop), the other prefix a static route.
+    t.handle_relisted(listed(P, "fe80::7", 16, 1024), 1000);
+    t.handle_relisted(listed(other, "fe80::9", 4, 1024), 1000);
+    t.relisted();
+    assert!(!t.needs_relisting());
+    // Ours: the best claim's route replaces it.
+    assert_eq!(
+        ops(&t.poll_changes()),
+        [(RouteOp::Replace, P.into(), "fe80::2".into())]
+    );
+    let (_, r) = finish(t, PRUNE);
+    assert_eq!(r.foreign_conflicts.len(), 1);
+    assert_eq!(r.foreign_conflicts[0].prefix.to_string(), other);
+    assert_eq!(r.foreign_conflicts[0].foreign.protocol, Some(4));
+    assert_eq!((r.replaced, r.added), (1, 0));
+}
