@@ -27,6 +27,9 @@ pub(super) fn default_first_answer_timeout() -> Duration {
 pub(super) fn default_startup_deadline() -> Duration {
     crate::proto::BULK_LQ_DATA_TIMEOUT
 }
+pub(super) fn default_group_grace() -> Duration {
+    Duration::from_secs(10)
+}
 pub(super) fn default_interface_wait() -> Duration {
     Duration::from_secs(30)
 }
@@ -272,6 +275,21 @@ pub(super) fn non_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
         return Err(serde::de::Error::custom("must not be empty"));
     }
     Ok(v)
+}
+
+/// The longest server group name.
+const MAX_GROUP: usize = 64;
+
+/// A server group's name: 1 to 64 letters, digits, `.`, `_`, `-`, `:`.
+pub(super) fn group<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let g = String::deserialize(d)?;
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':');
+    if g.is_empty() || g.len() > MAX_GROUP || !g.chars().all(ok) {
+        return Err(serde::de::Error::custom(format!(
+            "group {g:?}: 1 to {MAX_GROUP} letters, digits, '.', '_', '-' or ':'"
+        )));
+    }
+    Ok(Some(g))
 }
 
 pub(super) fn prefix_len<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {

@@ -105,6 +105,10 @@ pub struct Config {
     /// max-requester-connections, 10 by default).
     #[serde(default = "de::default_connections", deserialize_with = "de::positive")]
     pub max_connections: u32,
+    /// After a server group answered completely through one member, how
+    /// long its other members (replicas) are still waited for.
+    #[serde(default = "de::default_group_grace", with = "de::duration_or_zero")]
+    pub group_grace: Duration,
     /// Queries in flight on one connection (RFC 5460 s.6.5); 1 unless the servers are known to interleave.
     #[serde(default = "de::default_in_flight", deserialize_with = "de::positive")]
     pub max_in_flight: u32,
@@ -183,12 +187,28 @@ pub struct ServerConfig {
     /// Source address to connect from.
     #[serde(default)]
     pub source: Option<IpAddr>,
+    /// The server group: servers of one group are replicas (a Kea HA pair),
+    /// each holding every binding of the group; by default each server is
+    /// a group of its own (servers that hold different bindings).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::group"
+    )]
+    pub group: Option<String>,
 }
 
 impl ServerConfig {
     /// The server's socket address.
     pub fn socket_addr(&self) -> SocketAddr {
         SocketAddr::new(self.address, self.port)
+    }
+
+    /// The name of its group: `group`, or its address and port.
+    pub fn group_name(&self) -> String {
+        self.group
+            .clone()
+            .unwrap_or_else(|| self.socket_addr().to_string())
     }
 }
 
@@ -351,6 +371,20 @@ impl Config {
                 out
             }
         }
+    }
+
+    /// The server groups in order of first appearance: each one's name and
+    /// the indexes of its servers (see [`ServerConfig::group`]).
+    pub fn server_groups(&self) -> Vec<(String, Vec<usize>)> {
+        let mut out: Vec<(String, Vec<usize>)> = Vec::new();
+        for (i, s) in self.servers.iter().enumerate() {
+            let name = s.group_name();
+            match out.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, members)) => members.push(i),
+                None => out.push((name, vec![i])),
+            }
+        }
+        out
     }
 
     /// The fan-out of a recovery: on every server, for each of `links`,

@@ -31,6 +31,7 @@ data_timeout = "2m"
 retries = 5
 retry_initial_delay = "500ms"
 retry_max_delay = "1m"
+group_grace = "3s"
 max_in_flight = 2
 metrics_file = "/var/lib/prometheus/node-exporter/pdrestore.prom"
 
@@ -41,6 +42,7 @@ address = "2001:db8::547"
 address = "2001:db8::548"
 port = 5547
 source = "2001:db8::1"
+group = "kea-ha"
 
 [routes]
 table = 100
@@ -100,6 +102,14 @@ fn every_key() {
     );
     assert_eq!(c.servers[1].port, 5547);
     assert_eq!(c.servers[1].source, Some("2001:db8::1".parse().unwrap()));
+    assert_eq!(c.group_grace, Duration::from_secs(3));
+    assert_eq!(
+        c.server_groups(),
+        [
+            ("[2001:db8::547]:547".to_string(), vec![0]),
+            ("kea-ha".to_string(), vec![1])
+        ]
+    );
     assert_eq!(
         (c.routes.table, c.routes.protocol, c.routes.metric),
         (100, 200, 512)
@@ -481,4 +491,22 @@ fn the_worst_case_of_a_run_is_the_fanouts_after_the_interfaces() {
         long.worst_case().server.first_answer,
         Duration::from_secs(300)
     );
+}
+
+#[test]
+fn server_groups_are_named_and_replicas_share_one() {
+    let two = |g1: &str, g2: &str| {
+        format!(
+            "relay_duid = \"0003000102005e000002\"\n[[server]]\naddress = \"::1\"\n{g1}\n[[server]]\naddress = \"::2\"\n{g2}\n[routes]\nallowed_prefixes = [\"2001:db8::/32\"]\n"
+        )
+    };
+    let c = parse(&two("group = \"ha\"", "group = \"ha\"")).unwrap();
+    assert_eq!(c.server_groups(), [("ha".to_string(), vec![0, 1])]);
+    assert_eq!(c.group_grace, Duration::from_secs(10), "the default");
+    let c = parse(&two("", "")).unwrap();
+    assert_eq!(c.server_groups().len(), 2, "each server its own group");
+    for bad in ["\"\"", "\"a b\"", "\"[::1]:547\"", &format!("\"{}\"", "x".repeat(65))] {
+        let e = err(&two(&format!("group = {bad}"), ""));
+        assert!(e.contains("group") && e.contains("1 to 64"), "{bad}: {e}");
+    }
 }
