@@ -92,6 +92,12 @@ impl<T: RouteTable> Installer<T> {
         self
     }
 
+    /// What the run knows of its links and server groups, for the prune
+    /// rail; see [`PrefixTable::set_parts`].
+    pub fn set_parts(&mut self, parts: crate::recovery::prune::Parts) {
+        self.table.set_parts(parts);
+    }
+
     /// Set the batch size.
     pub fn with_batch(mut self, batch: usize) -> Self {
         self.batch = batch.max(1);

@@ -225,6 +225,16 @@ impl<T: Send + 'static> Fanout<T> {
         Fanout { rx, tasks }
     }
 
+    /// Stop server `index` (its position in the configuration) now: its
+    /// connection is dropped, it sends nothing more, and no
+    /// [`Update::ServerDone`] comes for it (what it delivered stays
+    /// delivered). For a replica whose group already answered.
+    pub fn abort_server(&self, index: usize) {
+        if let Some(t) = self.tasks.get(index) {
+            t.abort();
+        }
+    }
+
     /// The next update; `None` once every server is finished.
     pub async fn recv(&mut self) -> Option<Update<T>> {
         self.rx.recv().await

@@ -92,13 +92,18 @@ impl PrefixTable {
             }
         }
         self.move_metric(&mut out);
-        let stale_out = self.stale_unheld();
-        let report = prune::decide(
+        let mut stale_out = self.stale_unheld();
+        // Link by link first (link-address mode): a link held back keeps
+        // its routes and leaves the run's rail; the rest is the run's.
+        let links = self.hold_back_links(rule, &mut candidates, &mut stale_out);
+        let mut report = prune::decide(
             rule,
             candidates.len() + stale_out.len(),
             self.owned,
             self.claims,
+            &self.parts.groups,
         );
+        report.held_back.splice(0..0, links);
         if report.state == PruneState::Done {
             self.prune_listed(&candidates, stale_out, &mut out);
         } else {
@@ -116,7 +121,7 @@ impl PrefixTable {
         }
         out.sort_unstable_by_key(Route::key);
         self.queued.extend(out.into_iter().map(Change::Remove));
-        self.prune = report;
+        self.prune = report.clone();
         report
     }
 
@@ -182,7 +187,7 @@ impl PrefixTable {
 
     /// Put back, as listed, the routes of ours this run changed for
     /// prefixes that ended up unwanted.
-    fn restore_listed(&mut self, candidates: &[u32]) {
+    pub(super) fn restore_listed(&mut self, candidates: &[u32]) {
         for &i in candidates {
             let s = &self.slots[i];
             let changed = matches!(s.kernel, Kernel::Sent { .. } | Kernel::Refused { .. });
@@ -221,7 +226,7 @@ impl PrefixTable {
             failed,
             foreign_conflicts,
             removals: std::mem::take(&mut self.removals),
-            prune: self.prune,
+            prune: std::mem::take(&mut self.prune),
             ..Default::default()
         };
         self.count(&mut r);

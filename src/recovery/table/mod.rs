@@ -34,7 +34,7 @@
 use super::claim::{Claim, Path};
 use super::observed::{Addresses, Observed};
 use super::planner::Planner;
-use super::prune::PruneReport;
+use super::prune::{Parts, PruneReport};
 use super::rank::{self, Millis, Rank};
 use super::rejection::Rejected;
 use crate::proto::{Duid, LeaseKind, ServerIndex};
@@ -46,6 +46,7 @@ use std::net::Ipv6Addr;
 use std::sync::Arc;
 
 mod end;
+mod rail;
 mod report;
 mod slots;
 #[cfg(test)]
@@ -99,6 +100,10 @@ pub struct PrefixTable {
     /// The interfaces (positions) whose routes the queries cover; `None`:
     /// every interface.
     scope: Option<Vec<u32>>,
+    /// What the run knows of its links and server groups, for the rail.
+    parts: Parts,
+    /// Our routes listed at the start, by interface position.
+    owned_on: Vec<u32>,
 }
 
 impl PrefixTable {
@@ -130,6 +135,8 @@ impl PrefixTable {
             removals: Vec::new(),
             prune: PruneReport::default(),
             scope: None,
+            parts: Parts::default(),
+            owned_on: Vec::new(),
         }
     }
 
@@ -205,6 +212,9 @@ impl PrefixTable {
             Some(iface) if held == Held::Ours => self.list_ours(&r, iface as u32),
             _ => {
                 self.owned += 1;
+                if let Some(p) = iface {
+                    self.count_owned(p as u32, true);
+                }
                 self.stale.push(r);
             }
         }
@@ -220,6 +230,7 @@ impl PrefixTable {
             return;
         }
         self.owned += 1;
+        self.count_owned(iface, true);
         let s = &mut self.slots[i];
         s.kernel = Kernel::Listed;
         s.route = SlotRoute {
@@ -232,12 +243,12 @@ impl PrefixTable {
     fn list_foreign(&mut self, t: TableRoute) {
         let p = t.prefix.trunc();
         let (i, _) = self.slots.get_or_insert(split(p.addr()), p.prefix_len());
-        let s = &mut self.slots[i];
-        if s.kernel == Kernel::Listed {
+        if self.slots[i].kernel == Kernel::Listed {
             // Our route shares the key with another's: touch neither.
             self.owned -= 1;
+            self.count_owned(self.slots[i].route.iface, false);
         }
-        s.kernel = Kernel::Foreign;
+        self.slots[i].kernel = Kernel::Foreign;
         self.foreign.insert(i, ForeignRoute::of(&t));
     }
 
@@ -515,6 +526,7 @@ impl PrefixTable {
         };
         self.foreign.remove(&i);
         self.owned += 1;
+        self.count_owned(pos as u32, true);
         let planned = self.slots[i].route;
         let s = &mut self.slots[i];
         s.kernel = Kernel::Listed;

@@ -357,3 +357,6 @@ fn a_route_that_came_after_the_listing_is_told_ours_or_another_s() {
     assert_eq!(r.foreign_conflicts[0].foreign.protocol, Some(4));
     assert_eq!((r.replaced, r.added), (1, 0));
 }
+
+#[path = "rail_tests.rs"]
+mod rail_tests;
