@@ -8,13 +8,16 @@
 //!
 //! Bindings from a server whose answer stayed partial are still used (they
 //! are what the server said), but pruning runs only when every server
-//! answered completely, so a failing server never takes routes away.
+//! group answered completely (servers of one group are replicas: one
+//! member's whole answer is the group's, `groups.rs`), so a failing server
+//! never takes routes away; the rail looks at each link and group too.
 //!
 //! - [`run`](fn@run): the command in this namespace: the permission check,
 //!   the wait for the interfaces ([`interfaces`]), then [`recover`].
 //! - [`recover`]: the recovery into any route table (`run.rs`).
 //! - [`Report`] (`report.rs`): what it did, typed, with the outcome policy.
-//! - [`Summary`] (`render.rs`): its JSON form and text.
+//! - [`Summary`] (`render.rs`, the groups in `render_groups.rs`): its
+//!   JSON form and text.
 
 use crate::config::Config;
 use crate::exit;
@@ -23,8 +26,11 @@ use crate::routes::{NetlinkTable, TableError};
 use futures::FutureExt;
 use std::time::Duration;
 
+mod groups;
 pub mod interfaces;
+pub mod memory;
 mod render;
+mod render_groups;
 mod report;
 mod run;
 
@@ -33,7 +39,8 @@ pub use render::{
     ChangeSummary, ConflictSummary, FailedSummary, ForeignConflictSummary, MovedSummary,
     PruneSummary, QuerySummary, RejectedSummary, RouteSummary, ServerSummary, Summary,
 };
-pub use report::{Note, Outcome, Report, ServerPart};
+pub use render_groups::GroupSummary;
+pub use report::{groups_of, GroupPart, Note, Outcome, Report, ServerPart};
 pub use run::recover;
 
 /// How to run.

@@ -2,10 +2,11 @@
 //! ([`Summary`], one object, its schema kept stable for scripts and
 //! alerts) and the human-readable text ([`Summary::to_text`]).
 
+use super::render_groups::{group_summaries, group_warnings, GroupSummary};
 use super::report::{Note, Report, ServerPart};
 use crate::proto::ServerIndex;
 use crate::recovery::install::InstallReport;
-use crate::recovery::prune::{PruneRefusal, PruneReport, PruneSkip, PruneState};
+use crate::recovery::prune::{HeldBack, Part, PruneRefusal, PruneReport, PruneSkip, PruneState};
 use crate::routes::Route;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -34,6 +35,8 @@ pub struct QuerySummary {
 pub struct ServerSummary {
     /// Address and port.
     pub server: String,
+    /// Its server group.
+    pub group: String,
     /// Its DUID (OPTION_SERVERID), when it answered.
     pub server_id: Option<String>,
     /// Every query answered whole.
@@ -154,6 +157,54 @@ pub struct PruneSummary {
     pub candidates: usize,
     /// The rail (`prune_limit`).
     pub limit: Option<String>,
+    /// The parts the rail held back: links whose routes were kept while
+    /// the rest was pruned, server groups that stopped the prune.
+    pub held_back: Vec<HeldBackSummary>,
+}
+
+/// A link or server group the prune rail held back.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldBackSummary {
+    /// `link` or `group`.
+    pub kind: &'static str,
+    /// The interface (a link).
+    pub interface: Option<String>,
+    /// The link-addresses asked about on it (a link in link-address mode).
+    pub links: Vec<String>,
+    /// The group's name (a group).
+    pub group: Option<String>,
+    /// `link-empty`, `link-over-limit`, `group-empty`, `group-over-limit`.
+    pub reason_code: &'static str,
+    /// Why, in words.
+    pub reason: String,
+    /// Our routes on the link (a group: the bindings of its last complete answer).
+    pub ours: usize,
+    /// What it would have lost (a group: how many fewer bindings it has).
+    pub candidates: usize,
+}
+
+impl HeldBackSummary {
+    fn of(h: &HeldBack) -> Self {
+        let (kind, interface, links, group) = match &h.part {
+            Part::Link { interface, links } => (
+                "link",
+                Some(interface.to_string()),
+                links.iter().map(|l| l.to_string()).collect(),
+                None,
+            ),
+            Part::Group(g) => ("group", None, Vec::new(), Some(g.clone())),
+        };
+        HeldBackSummary {
+            kind,
+            interface,
+            links,
+            group,
+            reason_code: h.code(),
+            reason: h.to_string(),
+            ours: h.ours,
+            candidates: h.candidates,
+        }
+    }
 }
 
 /// One change a dry run would make.
@@ -220,6 +271,11 @@ pub struct Summary {
     pub interrupted: bool,
     /// Per server, in configuration order.
     pub servers: Vec<ServerSummary>,
+    /// Per server group (`[[server]] group`), in order of first appearance.
+    pub groups: Vec<GroupSummary>,
+    /// What the operator must hear of although the run is complete: a
+    /// member that failed in a group that answered through another.
+    pub warnings: Vec<String>,
     /// Bindings received in all.
     pub bindings: u64,
     /// Bindings dropped because their lifetime had run out.
@@ -280,6 +336,8 @@ impl Summary {
                 .iter()
                 .map(|s| server_summary(s, &r.links, r.duration))
                 .collect(),
+            groups: group_summaries(r),
+            warnings: group_warnings(r),
             bindings: r.bindings,
             expired: r.install.table.expired,
             routes: route_summary(&r.install, &name),
@@ -327,13 +385,19 @@ fn note_text(n: &Note, r: &Report) -> String {
 /// finished, what it delivered until then.
 fn server_summary(p: &ServerPart, links: &[Ipv6Addr], run: Duration) -> ServerSummary {
     let Some(r) = &p.report else {
+        let (status, code) = if p.stopped {
+            ("stopped: its group had answered (group_grace)", "stopped")
+        } else {
+            ("interrupted", "interrupted")
+        };
         return ServerSummary {
             server: p.addr.to_string(),
+            group: p.group.clone(),
             server_id: None,
             complete: false,
             bindings: p.delivered,
-            status: "interrupted".into(),
-            status_code: "interrupted".into(),
+            status: status.into(),
+            status_code: code.into(),
             duration_ms: ms(run),
             connections: 0,
             queries: Vec::new(),
@@ -361,6 +425,7 @@ fn server_summary(p: &ServerPart, links: &[Ipv6Addr], run: Duration) -> ServerSu
         .unwrap_or_else(|| ("complete".into(), "complete".into()));
     ServerSummary {
         server: r.server.to_string(),
+        group: p.group.clone(),
         server_id: r.server_id.as_ref().map(|d| d.to_hex()),
         complete: r.is_complete(),
         bindings: r.bindings(),
@@ -404,6 +469,18 @@ fn prune_summary(p: &PruneReport) -> PruneSummary {
                 p.candidates
             ),
         ),
+        PruneState::Refused(PruneRefusal::GroupAnswer) => (
+            Some("group-answer"),
+            format!(
+                "a server group's answer collapsed against its last complete one ({}): nothing is removed (recover --force-prune removes them)",
+                p.held_back
+                    .iter()
+                    .filter(|h| matches!(h.part, Part::Group(_)))
+                    .map(|h| h.part.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
         PruneState::Refused(PruneRefusal::OverLimit) => (
             Some("over-limit"),
             format!(
@@ -421,6 +498,7 @@ fn prune_summary(p: &PruneReport) -> PruneSummary {
         ours: p.ours,
         candidates: p.candidates,
         limit: p.limit.map(|l| l.to_string()),
+        held_back: p.held_back.iter().map(HeldBackSummary::of).collect(),
     }
 }
 
@@ -527,10 +605,18 @@ impl Summary {
         for n in &self.notes {
             let _ = writeln!(s, "  note: {n}");
         }
+        for w in &self.warnings {
+            let _ = writeln!(s, "  warning: {w}");
+        }
         for v in &self.servers {
+            let group = if v.group == v.server {
+                String::new()
+            } else {
+                format!("  (group {})", v.group)
+            };
             let _ = writeln!(
                 s,
-                "  server {:<28} {:>8} bindings  {:>8.3}s  {}",
+                "  server {:<28} {:>8} bindings  {:>8.3}s  {}{group}",
                 v.server,
                 v.bindings,
                 v.duration_ms as f64 / 1000.0,
@@ -593,6 +679,9 @@ impl RouteSummary {
         );
         if let Some(why) = &self.prune.reason {
             let _ = writeln!(s, "  prune {}: {why}", self.prune.state);
+        }
+        for h in &self.prune.held_back {
+            let _ = writeln!(s, "  prune held back ({}): {}", h.reason_code, h.reason);
         }
         list(s, &self.changes, 50, "changes", |c| {
             format!("would {} {} via {} dev {}", c.op, c.prefix, c.via, c.dev)

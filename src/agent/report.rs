@@ -73,10 +73,16 @@ impl Note {
 pub struct ServerPart {
     /// Its address and port, as configured.
     pub addr: SocketAddr,
-    /// How it fared; `None` when the run was stopped before it finished.
+    /// Its server group (`[[server]] group`, or its address).
+    pub group: String,
+    /// How it fared; `None` when the run was stopped before it finished,
+    /// or when it was stopped because its group had answered ([`ServerPart::stopped`]).
     pub report: Option<ServerReport>,
     /// Bindings it delivered to the run.
     pub delivered: u64,
+    /// Stopped `group_grace` after its group had answered completely
+    /// through another member.
+    pub stopped: bool,
 }
 
 impl ServerPart {
@@ -84,6 +90,75 @@ impl ServerPart {
     pub fn complete(&self) -> bool {
         self.report.as_ref().is_some_and(ServerReport::is_complete)
     }
+}
+
+/// A server group's part of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupPart<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its members, in configuration order.
+    pub members: Vec<&'a ServerPart>,
+}
+
+impl<'a> GroupPart<'a> {
+    /// A member answered every query whole: the group has answered (its
+    /// members are replicas).
+    pub fn complete(&self) -> bool {
+        self.members.iter().any(|m| m.complete())
+    }
+
+    /// Members that did not answer whole although the group did: a
+    /// warning, not a partial run.
+    pub fn degraded(&self) -> Vec<&'a ServerPart> {
+        if !self.complete() {
+            return Vec::new();
+        }
+        self.members
+            .iter()
+            .filter(|m| !m.complete())
+            .copied()
+            .collect()
+    }
+
+    /// Bindings of its most complete answer: the most a member that
+    /// answered whole delivered.
+    pub fn bindings(&self) -> u64 {
+        self.members
+            .iter()
+            .filter(|m| m.complete())
+            .map(|m| m.delivered)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Bindings of its most complete answer to query `index` (a link):
+    /// the most a member that answered whole delivered for it.
+    pub fn bindings_of(&self, index: usize) -> u64 {
+        self.members
+            .iter()
+            .filter(|m| m.complete())
+            .filter_map(|m| m.report.as_ref())
+            .flat_map(|r| r.queries.iter().filter(|q| q.index == index))
+            .map(|q| q.bindings)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// The server groups of `servers`, in order of first appearance.
+pub fn groups_of(servers: &[ServerPart]) -> Vec<GroupPart<'_>> {
+    let mut out: Vec<GroupPart<'_>> = Vec::new();
+    for s in servers {
+        match out.iter_mut().find(|g| g.name == s.group) {
+            Some(g) => g.members.push(s),
+            None => out.push(GroupPart {
+                name: &s.group,
+                members: vec![s],
+            }),
+        }
+    }
+    out
 }
 
 /// What one recovery did: what each server answered, what the prefix table
@@ -117,10 +192,20 @@ pub struct Report {
 }
 
 impl Report {
+    /// The server groups, in order of first appearance in the configuration.
+    pub fn groups(&self) -> Vec<GroupPart<'_>> {
+        groups_of(&self.servers)
+    }
+
+    /// Members that did not answer whole in groups that did (warnings).
+    pub fn degraded(&self) -> Vec<&ServerPart> {
+        self.groups().iter().flat_map(|g| g.degraded()).collect()
+    }
+
     /// The notes a run's answers call for: no binding at all for our
     /// Relay-ID, no link to ask about.
     pub fn explain(&mut self) {
-        let complete = self.servers.iter().all(ServerPart::complete);
+        let complete = self.groups().iter().all(GroupPart::complete);
         if self.query == QueryMode::RelayId && complete && self.bindings == 0 {
             self.notes.push(Note::NoRelayIdBindings);
         }
@@ -135,16 +220,18 @@ impl Report {
         self.notes.iter().any(Note::is_empty_answer)
     }
 
-    /// Every server answered whole, and the run was not stopped.
+    /// Every server group answered whole (through one member at least),
+    /// and the run was not stopped.
     pub fn servers_complete(&self) -> bool {
-        !self.interrupted && self.servers.iter().all(ServerPart::complete)
+        !self.interrupted && self.groups().iter().all(GroupPart::complete)
     }
 
-    /// How the run ended: complete when every server answered whole, every
+    /// How the run ended: complete when every server group answered whole
+    /// (a member that failed beside one that answered is a warning), every
     /// planned route is in place, no prefix was refused for a missing
-    /// interface, the prune rail refused nothing and the answer was not
-    /// empty; failed when nothing is in place and a server, a route or an
-    /// interface failed; partial otherwise.
+    /// interface, the prune rail refused nothing and held nothing back and
+    /// the answer was not empty; failed when nothing is in place and a
+    /// server, a route or an interface failed; partial otherwise.
     pub fn outcome(&self) -> Outcome {
         let t = &self.install.table;
         let servers_ok = self.servers_complete();
@@ -152,7 +239,9 @@ impl Report {
         // is up: not complete. A missing interface nothing needed is only
         // reported.
         let no_interface = t.rejected.iter().any(|x| x.reason.is_missing_interface());
-        let refused = matches!(t.prune.state, PruneState::Refused(_)) || self.empty_answer();
+        let refused = matches!(t.prune.state, PruneState::Refused(_))
+            || !t.prune.held_back.is_empty()
+            || self.empty_answer();
         let in_place = t.planned.saturating_sub(t.failed.len());
         if servers_ok && t.failed.is_empty() && !no_interface && !refused {
             Outcome::Complete
@@ -168,11 +257,14 @@ impl Report {
         self.outcome().exit_code()
     }
 
-    /// The DUIDs of the servers that answered completely.
+    /// The DUIDs of the servers whose bindings the run's answer holds:
+    /// those that answered completely, and the other members of their
+    /// groups (replicas) whose DUID the run learned.
     pub fn answered(&self) -> Vec<Duid> {
-        self.servers
+        self.groups()
             .iter()
-            .filter(|s| s.complete())
+            .filter(|g| g.complete())
+            .flat_map(|g| g.members.iter())
             .filter_map(|s| s.report.as_ref()?.server_id.clone())
             .collect()
     }

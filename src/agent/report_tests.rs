@@ -19,6 +19,8 @@ fn server(i: usize, outcome: QueryOutcome, bindings: u64) -> ServerPart {
     };
     ServerPart {
         addr,
+        group: addr.to_string(),
+        stopped: false,
         report: Some(ServerReport {
             server: addr,
             server_index: ServerIndex::new(i).unwrap(),
@@ -139,6 +141,7 @@ fn a_refused_route_or_a_missing_interface_is_not_complete() {
 fn a_prune_the_rail_refused_is_partial() {
     let mut r = report();
     r.install.table.prune = PruneReport {
+        held_back: Vec::new(),
         state: PruneState::Refused(PruneRefusal::OverLimit),
         ours: 20,
         candidates: 9,

@@ -1,6 +1,8 @@
 //! The recovery itself: every server asked at once, their claims streamed
 //! into the installer as they arrive, the end of the plan, the report.
 
+use super::groups::{self, Grace};
+use super::memory::Memory;
 use super::report::{Report, ServerPart};
 use super::{RecoverError, RecoverOptions};
 use crate::config::Config;
@@ -43,6 +45,7 @@ pub async fn recover<T: RouteTable>(
         .filter(|m| !interfaces.iter().any(|i| *i.name == **m))
         .collect();
     let scope = prune_scope(&links, &interfaces);
+    let positions = interfaces.clone();
     let mut installer = Installer::start(table, settings, interfaces, opts.dry_run)
         .await?
         .with_prune_scope(scope);
@@ -59,6 +62,14 @@ pub async fn recover<T: RouteTable>(
     let mut got = Received::new(start, config);
     receive(&mut fan, &mut installer, &mut got, opts, stop).await?;
     let rule = prune_rule(config, opts, &got);
+    let mut memory = Memory::load(&config.state_directory);
+    installer.set_parts(groups::rail_parts(
+        &links,
+        &positions,
+        &got.servers,
+        &memory,
+        rule,
+    ));
     tracing::debug!(
         bindings = got.total,
         prune = ?rule,
@@ -80,6 +91,23 @@ pub async fn recover<T: RouteTable>(
         duration: start.elapsed(),
     };
     report.explain();
+    if !opts.dry_run && !report.interrupted {
+        let held = &report.install.table.prune.held_back;
+        groups::remember(
+            &mut memory,
+            &report.links,
+            &report.servers,
+            held,
+            opts.force_prune,
+        );
+        if let Err(e) = memory.save(&config.state_directory) {
+            tracing::warn!(
+                dir = %config.state_directory.display(),
+                error = %e,
+                "cannot keep the server groups' answer counts (the group prune rail needs them)"
+            );
+        }
+    }
     tracing::debug!(outcome = report.outcome().as_str(), "recover: done");
     Ok((report, table))
 }
@@ -95,6 +123,8 @@ struct Received {
     last_progress: Instant,
     next_progress: u64,
     interrupted: bool,
+    /// The server groups' answers and their members' grace.
+    grace: Grace,
 }
 
 impl Received {
@@ -106,8 +136,10 @@ impl Received {
                 .iter()
                 .map(|s| ServerPart {
                     addr: s.socket_addr(),
+                    group: s.group_name(),
                     report: None,
                     delivered: 0,
+                    stopped: false,
                 })
                 .collect(),
             total: 0,
@@ -116,6 +148,7 @@ impl Received {
             last_progress: start,
             next_progress: PROGRESS_STEP,
             interrupted: false,
+            grace: Grace::new(config.group_grace),
         }
     }
 
@@ -163,7 +196,8 @@ impl Received {
         }
     }
 
-    /// A server is finished: logged (a failure as a warning) and kept.
+    /// A server is finished: logged (a failure as a warning; a replica's
+    /// as a warning too, its group may have answered) and kept.
     fn server_done(&mut self, r: ServerReport) {
         if r.is_complete() {
             tracing::info!("{r}");
@@ -171,12 +205,29 @@ impl Received {
             tracing::warn!("{r}");
         }
         if let Some(s) = self.servers.get_mut(r.server_index.get()) {
+            self.grace.server_done(s, &r, Instant::now());
             s.report = Some(r);
         }
     }
 
+    /// Stop the members of answered groups whose grace is over.
+    fn stop_late(&mut self, fan: &Fanout<Claim>, now: Instant) {
+        for i in self.grace.late(&mut self.servers, now) {
+            let s = &self.servers[i];
+            tracing::info!(
+                server = %s.addr,
+                group = %s.group,
+                "stopped: its group answered completely through another member (group_grace)"
+            );
+            fan.abort_server(i);
+        }
+    }
+
+    /// Every server group answered whole through a member.
     fn all_complete(&self) -> bool {
-        self.servers.iter().all(ServerPart::complete)
+        super::report::groups_of(&self.servers)
+            .iter()
+            .all(|g| g.complete())
     }
 }
 
@@ -196,6 +247,7 @@ async fn receive<T: RouteTable>(
     }
     tokio::pin!(stop);
     loop {
+        got.stop_late(fan, Instant::now());
         // Take what is already there; when the channel runs dry, push the
         // queued routes to the kernel before waiting (low latency when the
         // servers are slow, full batches when they are fast).
@@ -211,9 +263,11 @@ async fn receive<T: RouteTable>(
                     );
                 }
                 installer.flush(got.now_ms(Instant::now())).await?;
+                let grace = got.grace.deadline(&got.servers);
                 tokio::select! {
                     u = fan.recv() => u.map_or(Next::Closed, Next::Update),
                     _ = &mut stop => Next::Stopped,
+                    _ = async { tokio::time::sleep_until(grace.expect("guarded").into()).await }, if grace.is_some() => continue,
                 }
             }
         };

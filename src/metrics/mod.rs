@@ -34,7 +34,9 @@ pub const LAST_COMPLETE: &str = "pdrestore_last_complete_timestamp_seconds";
 pub mod family;
 mod recover;
 
-pub use recover::{RecoverMetrics, RunFigures, ServerMetrics, OUTCOMES, PRUNE_STATES};
+pub use recover::{
+    GroupMetrics, RecoverMetrics, RunFigures, ServerMetrics, OUTCOMES, PRUNE_STATES,
+};
 
 /// A count as a sample value (saturating).
 pub fn count_of(n: usize) -> u64 {

@@ -32,11 +32,24 @@ pub struct ServerMetrics {
     pub duration_seconds: f64,
 }
 
+/// One server group's part of a run (`[[server]] group`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupMetrics {
+    /// Its name (the `group` label).
+    pub group: String,
+    /// A member answered every query whole.
+    pub complete: bool,
+    /// Members that did not answer whole although the group did.
+    pub degraded: u64,
+}
+
 /// The figures of a run that got as far as a summary.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RunFigures {
     /// Per server, in configuration order.
     pub servers: Vec<ServerMetrics>,
+    /// Per server group, in order of first appearance.
+    pub groups: Vec<GroupMetrics>,
     /// Bindings received in all.
     pub bindings: u64,
     /// Prefixes with a route in the plan.
@@ -63,6 +76,9 @@ pub struct RunFigures {
     pub prune_ours: u64,
     /// Our routes no binding backs (removed, or that a prune would remove).
     pub prune_candidates: u64,
+    /// Links and groups the rail held back, by reason code
+    /// (`link-empty`, `link-over-limit`, `group-empty`, `group-over-limit`).
+    pub prune_held_back: BTreeMap<String, u64>,
     /// Seconds from the start to the end of the run.
     pub duration_seconds: f64,
 }
@@ -88,7 +104,21 @@ impl RecoverMetrics {
         for x in t.rejected.iter().filter(|x| !x.reason.is_other_relays()) {
             *rejected.entry(x.reason.code().to_string()).or_insert(0) += 1;
         }
+        let mut prune_held_back = BTreeMap::new();
+        for h in &t.prune.held_back {
+            *prune_held_back.entry(h.code().to_string()).or_insert(0) += 1;
+        }
         let figures = RunFigures {
+            groups: report
+                .groups()
+                .iter()
+                .map(|g| GroupMetrics {
+                    group: g.name.to_string(),
+                    complete: g.complete(),
+                    degraded: count_of(g.degraded().len()),
+                })
+                .collect(),
+            prune_held_back,
             servers: report
                 .servers
                 .iter()
@@ -254,6 +284,21 @@ fn encode_servers(e: &mut DescriptorEncoder, f: &RunFigures) -> Result<(), std::
         Some(&seconds),
         &samples(&servers, f.servers.iter().map(|s| s.duration_seconds)),
     )?;
+    let groups = label_sets("group", f.groups.iter().map(|g| &*g.group));
+    gauge(
+        e,
+        "server_group_complete",
+        "1 when a member of the server group answered every query whole in the last recover run, 0 otherwise",
+        None,
+        &samples(&groups, f.groups.iter().map(|g| i64::from(g.complete))),
+    )?;
+    gauge(
+        e,
+        "server_group_degraded",
+        "Members of the server group that did not answer whole although the group did (a replica down: a warning, not a partial run)",
+        None,
+        &samples(&groups, f.groups.iter().map(|g| g.degraded)),
+    )?;
     Ok(())
 }
 
@@ -342,6 +387,14 @@ fn encode_prune(e: &mut DescriptorEncoder, f: &RunFigures) -> Result<(), std::fm
         "pdrestore's routes in the table at the start of the last recover run",
         None,
         &one(f.prune_ours),
+    )?;
+    let reasons = label_sets("reason", f.prune_held_back.keys().map(|k| &**k));
+    gauge(
+        e,
+        "prune_held_back",
+        "Links and server groups the prune rail held back in the last recover run, by reason (link-empty, link-over-limit, group-empty, group-over-limit; no series: none)",
+        None,
+        &samples(&reasons, f.prune_held_back.values().copied()),
     )?;
     Ok(())
 }

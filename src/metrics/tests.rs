@@ -27,6 +27,18 @@ fn partial_run() -> RecoverMetrics {
                     duration_seconds: 5.0,
                 },
             ],
+            groups: vec![
+                GroupMetrics {
+                    group: "[2001:db8::547]:547".into(),
+                    complete: true,
+                    degraded: 0,
+                },
+                GroupMetrics {
+                    group: "192.0.2.7:547".into(),
+                    complete: false,
+                    degraded: 0,
+                },
+            ],
             bindings: 100,
             planned: 97,
             added: 90,
@@ -45,6 +57,7 @@ fn partial_run() -> RecoverMetrics {
             prune_state: "skipped".into(),
             prune_ours: 7,
             prune_candidates: 0,
+            prune_held_back: [("link-empty".to_string(), 1)].into_iter().collect(),
             duration_seconds: 5.125,
         }),
     }
@@ -83,6 +96,9 @@ pdrestore_recover_outcome{outcome=\"error\"} 0
         "pdrestore_prune_state{state=\"done\"} 0\npdrestore_prune_state{state=\"off\"} 0\npdrestore_prune_state{state=\"skipped\"} 1\npdrestore_prune_state{state=\"refused\"} 0\n",
         "pdrestore_prune_candidates 0\n",
         "pdrestore_prune_routes_owned 7\n",
+        "pdrestore_server_group_complete{group=\"[2001:db8::547]:547\"} 1\npdrestore_server_group_complete{group=\"192.0.2.7:547\"} 0\n",
+        "pdrestore_server_group_degraded{group=\"192.0.2.7:547\"} 0\n",
+        "pdrestore_prune_held_back{reason=\"link-empty\"} 1\n",
     ] {
         assert!(text.contains(line), "{line:?} not in:\n{text}");
     }
