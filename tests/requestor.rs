@@ -885,10 +885,7 @@ async fn final_statuses_are_not_retried() {
         let q = &report.queries[0];
         assert_eq!(
             q.outcome,
-            Outcome::ServerStatus(ServerStatus {
-                code,
-                message: "no".into()
-            })
+            Outcome::ServerStatus(ServerStatus::new(code, "no"))
         );
         assert_eq!(q.attempts, 1, "{code}");
         assert_eq!(conns.load(Ordering::SeqCst), 1);

@@ -42,6 +42,14 @@
 //!   REPLY, and a message of any other type are protocol errors. Every protocol
 //!   error closes the connection: the stream can no longer be trusted, and
 //!   the other queries in flight end [`PartialReason::Aborted`].
+//! - A message of a type RFC 5460 s.4 does not allow on the connection
+//!   (anything but LEASEQUERY-REPLY, -DATA and -DONE reaching a requestor)
+//!   is decoded as far as it goes, even when its options do not all
+//!   decode: [`ProtocolError::UnexpectedMessage`] keeps its type,
+//!   transaction-id and status with its text ([`UnexpectedMessage`]), for
+//!   the query it names.
+//! - A status text is kept to [`MAX_STATUS_TEXT`] octets
+//!   ([`ServerStatus::truncated_from`] says when it was cut).
 
 use crate::proto::{Binding, Duid, Xid};
 use std::time::Instant;
@@ -52,8 +60,8 @@ mod query;
 
 pub use demux::{CloseReason, ReplyDemux, StartError};
 pub use error::{
-    DropReason, IoError, OurBug, Outcome, PartialReason, ProtocolError, ServerStatus,
-    TransportError,
+    DropReason, IoError, OurBug, Outcome, PartialReason, ProtocolError, ServerStatus, StatusFrom,
+    TransportError, UnexpectedMessage, MAX_STATUS_TEXT,
 };
 pub use query::QueryAssembler;
 

@@ -3,7 +3,7 @@
 use super::*;
 use crate::proto::{
     ClientDataError, ClientMessage, DhcpOption, IaAddr, IaPrefix, LeaseKind, MessageType,
-    MessageView, StatusCode, Xid,
+    MessageView, RelayMessage, StatusCode, Xid,
 };
 use std::net::Ipv6Addr;
 use std::time::Duration;
@@ -224,10 +224,7 @@ fn error_status_in_reply_is_server_status() {
         let ev = events(&mut d);
         assert_eq!(
             outcome(&ev, 3),
-            Some(Outcome::ServerStatus(ServerStatus {
-                code,
-                message: "why".into()
-            }))
+            Some(Outcome::ServerStatus(ServerStatus::new(code, "why")))
         );
         assert_eq!(d.close_reason(), None);
     }
@@ -460,10 +457,9 @@ fn done_with_status_after_data_is_partial() {
     assert_eq!(prefixes(&ev, 1).len(), 2);
     assert_eq!(
         outcome(&ev, 1),
-        Some(Outcome::Partial(PartialReason::DoneStatus(ServerStatus {
-            code: StatusCode::QueryTerminated,
-            message: "shutting down".into()
-        })))
+        Some(Outcome::Partial(PartialReason::DoneStatus(
+            ServerStatus::new(StatusCode::QueryTerminated, "shutting down")
+        )))
     );
     assert_eq!(d.close_reason(), None);
     // A DONE with Success status is an ordinary end.
@@ -653,11 +649,19 @@ fn out_of_order_and_duplicate_messages_are_protocol_errors() {
         ),
         (
             vec![msg(MessageType::Leasequery, 1, vec![])],
-            ProtocolError::UnexpectedMessage(MessageType::Leasequery),
+            ProtocolError::UnexpectedMessage(UnexpectedMessage {
+                msg_type: MessageType::Leasequery,
+                xid: Some(x(1)),
+                status: None,
+            }),
         ),
         (
             vec![msg(MessageType::Reply, 1, vec![])],
-            ProtocolError::UnexpectedMessage(MessageType::Reply),
+            ProtocolError::UnexpectedMessage(UnexpectedMessage {
+                msg_type: MessageType::Reply,
+                xid: Some(x(1)),
+                status: None,
+            }),
         ),
     ];
     for (frames, want) in cases {
@@ -962,4 +966,193 @@ fn relay_chains_deeper_than_the_limit_cut_the_server_off() {
     let mut d = demux(t0, &[9]);
     d.handle_frame(&reply(9, vec![cd_relayed(0, 40)]), t0);
     assert_eq!(prefixes(&events(&mut d), 9).len(), 1);
+}
+
+/// What dhcpkit 1.0.7 sends from a listener without its leasequery
+/// handler (tests/data/dhcpkit, q12): a plain REPLY (7) with our xid,
+/// UseMulticast and a text, on the bulk connection.
+fn plain_reply(xid: u32, code: StatusCode, text: &str) -> Vec<u8> {
+    msg(
+        MessageType::Reply,
+        xid,
+        vec![
+            DhcpOption::ClientId(us()),
+            DhcpOption::ServerId(SERVER.parse().unwrap()),
+            DhcpOption::status(code, text),
+        ],
+    )
+}
+
+#[test]
+fn a_plain_reply_is_reported_with_its_status_and_text() {
+    let t0 = Instant::now();
+    let text = "You cannot send requests directly to this server";
+    let mut d = demux(t0, &[1, 2]);
+    d.handle_frame(&plain_reply(1, StatusCode::UseMulticast, text), t0);
+    let ev = events(&mut d);
+    let want = ProtocolError::UnexpectedMessage(UnexpectedMessage {
+        msg_type: MessageType::Reply,
+        xid: Some(x(1)),
+        status: Some(ServerStatus::new(StatusCode::UseMulticast, text)),
+    });
+    let mine = outcome(&ev, 1).unwrap();
+    assert_eq!(
+        mine,
+        Outcome::Partial(PartialReason::Protocol(want.clone()))
+    );
+    // The connection is closed (RFC 5460 s.4, s.6.3); the other query ends
+    // with it, and says why.
+    assert_eq!(
+        outcome(&ev, 2),
+        Some(Outcome::Partial(PartialReason::Aborted(want.clone())))
+    );
+    assert_eq!(d.close_reason(), Some(&CloseReason::Protocol(want)));
+    let s = mine.server_status().unwrap();
+    assert_eq!(s.message, MessageType::Reply);
+    assert_eq!(
+        (s.status.code, s.status.name()),
+        (StatusCode::UseMulticast, "UseMulticast")
+    );
+    assert_eq!(s.status.message, text);
+    assert!(mine.hint().unwrap().contains("not Bulk Leasequery"));
+    let words = mine.to_string();
+    for w in ["REPLY(7)", "UseMulticast(5)", text, "RFC 5460 4"] {
+        assert!(words.contains(w), "{w} in {words}");
+    }
+    assert_eq!(mine.code(), "protocol-error");
+}
+
+#[test]
+fn a_message_not_allowed_is_decoded_as_far_as_it_goes() {
+    let t0 = Instant::now();
+    // The status first, then an option that overruns the message: the
+    // message does not validate, its status is still read.
+    let mut m = plain_reply(1, StatusCode::NotAllowed, "go away");
+    m.extend_from_slice(&[0, 45, 0, 200, 0, 1]);
+    let mut d = demux(t0, &[1]);
+    d.handle_frame(&m, t0);
+    let ev = events(&mut d);
+    let o = outcome(&ev, 1).unwrap();
+    let s = o.server_status().expect("the status before the bad option");
+    assert_eq!(
+        (s.message, s.status.code),
+        (MessageType::Reply, StatusCode::NotAllowed)
+    );
+    assert_eq!(s.status.message, "go away");
+    // A relay message has no transaction-id: every query is aborted by it.
+    let relay = crate::proto::Message::Relay(RelayMessage {
+        msg_type: MessageType::RelayRepl,
+        hop_count: 0,
+        link_address: Ipv6Addr::UNSPECIFIED,
+        peer_address: Ipv6Addr::UNSPECIFIED,
+        options: vec![DhcpOption::status(StatusCode::UnspecFail, "relayed")],
+    })
+    .to_bytes();
+    let mut d = demux(t0, &[1]);
+    d.handle_frame(&relay, t0);
+    let o = outcome(&events(&mut d), 1).unwrap();
+    let Outcome::Partial(PartialReason::Aborted(ProtocolError::UnexpectedMessage(u))) = &o else {
+        panic!("{o:?}")
+    };
+    assert_eq!((u.msg_type, u.xid), (MessageType::RelayRepl, None));
+    assert_eq!(u.status.as_ref().unwrap().message, "relayed");
+    // A status option too short for its code: no status, no panic.
+    let mut short = msg(MessageType::Reply, 1, vec![]);
+    short.extend_from_slice(&[0, 13, 0, 1, 5]);
+    let mut d = demux(t0, &[1]);
+    d.handle_frame(&short, t0);
+    let o = outcome(&events(&mut d), 1).unwrap();
+    assert!(o.server_status().is_none(), "{o:?}");
+    assert!(o.to_string().contains("REPLY(7) without a status"), "{o}");
+}
+
+#[test]
+fn a_long_status_text_is_cut_and_says_so() {
+    let t0 = Instant::now();
+    // 300 octets: 'a' then two-octet characters, so the cut at 256 falls
+    // inside one; and a line break a server could forge lines with.
+    let text = format!("a\nb{}", "é".repeat(150));
+    assert!(text.len() > MAX_STATUS_TEXT && text.as_bytes()[MAX_STATUS_TEXT] & 0xc0 == 0x80);
+    for frame in [
+        reply_with_status(1, StatusCode::NotAllowed, &text),
+        plain_reply(1, StatusCode::UseMulticast, &text),
+    ] {
+        let mut d = demux(t0, &[1]);
+        d.handle_frame(&frame, t0);
+        let o = outcome(&events(&mut d), 1).unwrap();
+        let s = o.server_status().unwrap().status;
+        assert_eq!(s.truncated_from, Some(text.len()));
+        assert!(s.message.len() <= MAX_STATUS_TEXT && s.message.len() >= MAX_STATUS_TEXT - 3);
+        assert!(text.starts_with(&s.message), "cut at a character boundary");
+        assert!(!s.message.contains('\u{fffd}'));
+        let words = o.to_string();
+        assert!(
+            words.contains(&format!(
+                "text cut to {} of its {} octets",
+                s.message.len(),
+                text.len()
+            )),
+            "{words}"
+        );
+        assert!(!words.contains('\n'), "control characters escaped: {words}");
+    }
+    // Short texts are whole.
+    let s = ServerStatus::new(StatusCode::NotConfigured, "no such link");
+    assert_eq!(s.truncated_from, None);
+    assert_eq!(s.to_string(), "NotConfigured(9) \"no such link\"");
+    assert_eq!(
+        ServerStatus::new(StatusCode::from(42), "").name(),
+        "unknown"
+    );
+}
+
+fn reply_with_status(xid: u32, code: StatusCode, text: &str) -> Vec<u8> {
+    msg(
+        MessageType::LeasequeryReply,
+        xid,
+        vec![
+            DhcpOption::ClientId(us()),
+            DhcpOption::ServerId(SERVER.parse().unwrap()),
+            DhcpOption::status(code, text),
+        ],
+    )
+}
+
+#[test]
+fn error_statuses_name_what_they_say_of_the_query_type() {
+    let t0 = Instant::now();
+    for (code, hint) in [
+        (
+            StatusCode::UnknownQueryType,
+            "does not support this query type",
+        ),
+        (StatusCode::NotAllowed, "does not allow this query"),
+        (StatusCode::MalformedQuery, "calls the query malformed"),
+        (StatusCode::NotConfigured, "no configuration"),
+    ] {
+        let mut d = demux(t0, &[1]);
+        d.handle_frame(&reply_with_status(1, code, "the words"), t0);
+        let o = outcome(&events(&mut d), 1).unwrap();
+        let s = o.server_status().unwrap();
+        assert_eq!(
+            (s.message, s.status.code),
+            (MessageType::LeasequeryReply, code)
+        );
+        assert_eq!(s.status.message, "the words");
+        assert!(o.hint().unwrap().contains(hint), "{code}: {:?}", o.hint());
+    }
+    assert!(Outcome::NoAnswer
+        .hint()
+        .unwrap()
+        .contains("may not support this query type"));
+    assert_eq!(Outcome::Complete.hint(), None);
+    let done = Outcome::Partial(PartialReason::DoneStatus(ServerStatus::new(
+        StatusCode::QueryTerminated,
+        "shutting down",
+    )));
+    assert_eq!(
+        done.server_status().unwrap().message,
+        MessageType::LeasequeryDone
+    );
+    assert!(done.hint().unwrap().contains("ended the query early"));
 }

@@ -26,8 +26,8 @@ pub mod worst;
 
 pub use assembly::{
     CloseReason, DropReason, Event, IoError, OurBug, Outcome, PartialReason, ProtocolError,
-    QueryAssembler, QueryStats, ReplyDemux, ServerStatus, StartError, TransportError,
-    BULK_LQ_DATA_TIMEOUT,
+    QueryAssembler, QueryStats, ReplyDemux, ServerStatus, StartError, StatusFrom, TransportError,
+    UnexpectedMessage, BULK_LQ_DATA_TIMEOUT, MAX_STATUS_TEXT,
 };
 pub use core::{
     Attempt, ConnectionConfig, ConnectionCore, ConnectionEvent, ConnectionReport, Delivery, Limits,

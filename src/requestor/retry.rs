@@ -10,7 +10,9 @@
 //! data (RFC 5460 s.5.2.2): NotAllowed, NotConfigured,
 //! UnknownQueryType and any other status (UnspecFail aside, which is
 //! retried), and a server past our limits; MalformedQuery is final too, and
-//! flagged as our own bug.
+//! flagged as our own bug. A status in a message RFC 5460 s.4 does not
+//! allow on the connection (a plain REPLY with UseMulticast from a listener
+//! without Bulk Leasequery) is final in the same way, never our bug.
 
 use super::assembly::Outcome;
 use crate::proto::StatusCode;
@@ -96,6 +98,16 @@ impl RetryPolicy {
                     _ => Disposition::Final,
                 }
             }
+            // A message RFC 5460 s.4 does not allow on the connection, with
+            // a status: the server's answer all the same (a listener
+            // without Bulk Leasequery says it again on every try).
+            Outcome::Partial(super::PartialReason::Protocol(
+                super::ProtocolError::UnexpectedMessage(m),
+            )) if m.status.is_some() => match m.status.as_ref().map(|s| s.code) {
+                Some(StatusCode::QueryTerminated) => terminated,
+                Some(StatusCode::UnspecFail) => retry,
+                _ => Disposition::Final,
+            },
             // No time left.
             Outcome::Partial(super::PartialReason::Deadline) => Disposition::Final,
             // A server past our limits would only do it again.
@@ -169,10 +181,7 @@ mod tests {
     use crate::requestor::{PartialReason, ServerStatus, TransportError};
 
     fn status(code: StatusCode) -> Outcome {
-        Outcome::ServerStatus(ServerStatus {
-            code,
-            message: String::new(),
-        })
+        Outcome::ServerStatus(ServerStatus::new(code, ""))
     }
 
     #[test]
@@ -188,10 +197,9 @@ mod tests {
         assert_eq!(p.classify(&Outcome::NoBindings), Disposition::Done);
         assert_eq!(p.classify(&status(StatusCode::QueryTerminated)), terminated);
         assert_eq!(
-            p.classify(&Outcome::Partial(PartialReason::DoneStatus(ServerStatus {
-                code: StatusCode::QueryTerminated,
-                message: String::new()
-            }))),
+            p.classify(&Outcome::Partial(PartialReason::DoneStatus(
+                ServerStatus::new(StatusCode::QueryTerminated, "")
+            ))),
             terminated
         );
         for c in [
@@ -205,17 +213,30 @@ mod tests {
             p.classify(&status(StatusCode::MalformedQuery)),
             Disposition::OurBug
         );
-        let done = |code| {
-            Outcome::Partial(PartialReason::DoneStatus(ServerStatus {
-                code,
-                message: String::new(),
-            }))
-        };
+        let done = |code| Outcome::Partial(PartialReason::DoneStatus(ServerStatus::new(code, "")));
         assert_eq!(
             p.classify(&done(StatusCode::NotAllowed)),
             Disposition::Final
         );
         assert_eq!(p.classify(&done(StatusCode::UnspecFail)), retry);
+        // A plain REPLY with a status: the server's answer, final (and
+        // never our bug); without a status, a protocol error, retried.
+        let plain = |status: Option<StatusCode>| {
+            Outcome::Partial(PartialReason::Protocol(
+                crate::requestor::ProtocolError::UnexpectedMessage(
+                    crate::requestor::UnexpectedMessage {
+                        msg_type: crate::proto::MessageType::Reply,
+                        xid: None,
+                        status: status.map(|c| ServerStatus::new(c, "words")),
+                    },
+                ),
+            ))
+        };
+        for c in [StatusCode::UseMulticast, StatusCode::MalformedQuery] {
+            assert_eq!(p.classify(&plain(Some(c))), Disposition::Final, "{c}");
+        }
+        assert_eq!(p.classify(&plain(Some(StatusCode::UnspecFail))), retry);
+        assert_eq!(p.classify(&plain(None)), retry);
         assert_eq!(p.classify(&Outcome::Partial(PartialReason::Closed)), retry);
         assert_eq!(
             p.classify(&Outcome::Partial(PartialReason::DataTimeout)),

@@ -126,10 +126,7 @@ fn the_tries_stop_at_the_policy_and_a_final_answer_is_not_retried() {
         }
         t.next_attempt(index(), &conn(), None);
         let planned = t.plan(|_, _| Vec::new());
-        let not_allowed = Outcome::ServerStatus(ServerStatus {
-            code: StatusCode::NotAllowed,
-            message: "no".into(),
-        });
+        let not_allowed = Outcome::ServerStatus(ServerStatus::new(StatusCode::NotAllowed, "no"));
         let outcomes: Vec<(Outcome, u64)> = planned
             .iter()
             .map(|p| match p.index {
@@ -189,10 +186,7 @@ fn query_terminated_asks_for_a_longer_wait_and_the_seed_makes_it_repeatable() {
         let mut t = Tries::new(vec![0], t0, fastrand::Rng::with_seed(seed));
         t.next_attempt(index(), &conn(), None);
         let p = t.plan(|_, _| Vec::new());
-        let terminated = Outcome::ServerStatus(ServerStatus {
-            code: StatusCode::QueryTerminated,
-            message: String::new(),
-        });
+        let terminated = Outcome::ServerStatus(ServerStatus::new(StatusCode::QueryTerminated, ""));
         t.record(report(&p, &[(terminated, 0)], t0), &retry, t0);
         let xid = t.plan(|_, _| Vec::new())[0].xid;
         (t.backoff(&retry).unwrap(), xid)

@@ -318,9 +318,27 @@ impl Stream<'_> {
             self.shared.close.cancel();
             return Err(Stop::Closed);
         }
+        if let (Some(status), 0) = (f.plain_reply, k) {
+            let sh = self.shared;
+            let text = format!(
+                "lab server fault: a plain DHCPv6 listener, no Bulk Leasequery here ({status})"
+            );
+            encode::put_plain_reply(
+                &mut self.buf,
+                self.xid,
+                self.client_id,
+                sh.config.server_duid.as_bytes(),
+                (status, &text),
+            );
+            self.sent += 1;
+            return Ok(false);
+        }
         if let Some((at, status)) = f.done_error_after {
             if at == k {
-                self.end_with(status, "error injected by the lab server");
+                self.end_with(
+                    status,
+                    &format!("error injected by the lab server: {status}"),
+                );
                 return Ok(false);
             }
         }

@@ -17,6 +17,8 @@ use bytes::{BufMut, BytesMut};
 
 /// Message types written here.
 pub(crate) const REPLY: u8 = 15;
+/// A plain DHCPv6 REPLY, only written by the `plain-reply` fault.
+const PLAIN_REPLY: u8 = 7;
 pub(crate) const DONE: u8 = 16;
 pub(crate) const DATA: u8 = 17;
 
@@ -236,6 +238,26 @@ pub(crate) fn put_done(buf: &mut BytesMut, xid: Xid, status: Option<(StatusCode,
     if let Some((code, msg)) = status {
         put_status(buf, code, msg);
     }
+    let _ = finish(buf, start);
+}
+
+/// Append a plain REPLY (7), not a LEASEQUERY-REPLY: CLIENTID (the
+/// requestor's, when it sent one), SERVERID and STATUS_CODE, as a DHCPv6
+/// listener without Bulk Leasequery answers a LEASEQUERY (fault injection;
+/// RFC 5460 s.4 allows no such message on the connection).
+pub(crate) fn put_plain_reply(
+    buf: &mut BytesMut,
+    xid: Xid,
+    client_id: Option<&[u8]>,
+    server_id: &[u8],
+    status: (StatusCode, &str),
+) {
+    let start = begin(buf, PLAIN_REPLY, xid);
+    if let Some(c) = client_id {
+        put_opt(buf, 1, c);
+    }
+    put_opt(buf, 2, server_id);
+    put_status(buf, status.0, status.1);
     let _ = finish(buf, start);
 }
 

@@ -18,7 +18,8 @@
 //! | `delay-each=DUR` | wait before every message (each is flushed on its own) |
 //! | `stall-after=K` | send nothing more after K messages; the connection stays open |
 //! | `close-after=K` | close the connection after K messages |
-//! | `done-error=K:STATUS` | after K messages, end the query with that status (REPLY if K = 0, DONE otherwise) |
+//! | `done-error=K:STATUS` | after K messages, end the query with that status (REPLY if K = 0, DONE otherwise), and a text naming it |
+//! | `plain-reply=STATUS` | instead of the LEASEQUERY-REPLY, a plain REPLY (7) with that status and a text, as a DHCPv6 listener without Bulk Leasequery answers (RFC 5460 s.4 allows no such message on the connection); nothing more for the query |
 //! | `terminate-at=K` | same with QueryTerminated (11), RFC 5460 s.5.5 |
 //! | `malformed-at=K` | before message K, send a frame that does not decode |
 //! | `wrong-xid-done` | the final LEASEQUERY-DONE carries another transaction-id |
@@ -78,6 +79,11 @@ pub enum FaultAction {
     ClientLink,
     /// Every binding is sent twice.
     DuplicateBindings,
+    /// Instead of the LEASEQUERY-REPLY, a plain REPLY (7) carrying this
+    /// status and a text, as a DHCPv6 listener without Bulk Leasequery
+    /// answers (dhcpkit 1.0.7: UseMulticast); RFC 5460 s.4 allows only
+    /// LEASEQUERY, -REPLY, -DATA and -DONE on the connection.
+    PlainReply(StatusCode),
 }
 
 /// A fault and the queries it applies to.
@@ -130,6 +136,7 @@ pub(crate) struct QueryFaults {
     pub empty_data_at: Option<u64>,
     pub client_link: bool,
     pub duplicate: bool,
+    pub plain_reply: Option<StatusCode>,
 }
 
 impl QueryFaults {
@@ -151,6 +158,7 @@ impl QueryFaults {
                 FaultAction::EmptyDataAt(k) => f.empty_data_at = Some(k),
                 FaultAction::ClientLink => f.client_link = true,
                 FaultAction::DuplicateBindings => f.duplicate = true,
+                FaultAction::PlainReply(s) => f.plain_reply = Some(s),
             }
         }
         f
@@ -182,6 +190,12 @@ fn num(s: &str) -> Result<u64, String> {
         None => s.parse(),
     };
     r.map_err(|_| format!("{s:?} is not a number"))
+}
+
+fn status(v: u64) -> Result<StatusCode, String> {
+    u16::try_from(v)
+        .map(StatusCode::from)
+        .map_err(|_| format!("status {v} over 65535"))
 }
 
 impl FromStr for Fault {
@@ -217,15 +231,15 @@ impl FromStr for Fault {
                     .split_once(':')
                     .ok_or_else(|| err("done-error=K:STATUS".into()))?;
                 let k = num(k).map_err(err)?;
-                let s = num(s).map_err(err)?;
-                let s = u16::try_from(s).map_err(|_| err(format!("status {s} over 65535")))?;
-                FaultAction::DoneErrorAfter(k, StatusCode::from(s))
+                let s = status(num(s).map_err(err)?).map_err(err)?;
+                FaultAction::DoneErrorAfter(k, s)
             }
             "malformed-at" => FaultAction::MalformedAt(k()?),
             "wrong-xid-done" => FaultAction::WrongXidDone,
             "empty-data-at" => FaultAction::EmptyDataAt(k()?),
             "client-link" => FaultAction::ClientLink,
             "duplicate-bindings" => FaultAction::DuplicateBindings,
+            "plain-reply" => FaultAction::PlainReply(status(k()?).map_err(err)?),
             other => return Err(err(format!("unknown fault {other:?}"))),
         };
         let mut filter = FaultFilter::default();
@@ -271,6 +285,7 @@ impl fmt::Display for Fault {
             FaultAction::EmptyDataAt(k) => write!(f, "empty-data-at={k}"),
             FaultAction::ClientLink => write!(f, "client-link"),
             FaultAction::DuplicateBindings => write!(f, "duplicate-bindings"),
+            FaultAction::PlainReply(s) => write!(f, "plain-reply={}", u16::from(s)),
         }?;
         if let Some(c) = self.filter.connection {
             write!(f, ",conn={c}")?;
@@ -345,5 +360,10 @@ mod tests {
         );
         assert_eq!(merged.stall_after, None);
         assert!(merged.client_link);
+        let f: Fault = "plain-reply=5,query-type=3".parse().unwrap();
+        assert_eq!(f.action, FaultAction::PlainReply(StatusCode::UseMulticast));
+        assert_eq!(f.to_string(), "plain-reply=5,query-type=3");
+        assert!("plain-reply".parse::<Fault>().is_err());
+        assert!("plain-reply=70000".parse::<Fault>().is_err());
     }
 }

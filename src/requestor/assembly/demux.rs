@@ -1,12 +1,24 @@
 //! [`ReplyDemux`]: the reply side of one connection, every query in flight.
 
-use super::error::{DropReason, Outcome, PartialReason, ProtocolError, TransportError};
+use super::error::{
+    DropReason, Outcome, PartialReason, ProtocolError, TransportError, UnexpectedMessage,
+};
 use super::query::QueryAssembler;
 use super::Event;
 use crate::proto::binding::{BindingMapper, OwnedBindings};
 use crate::proto::{Duid, MessageType, MessageView, Xid};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
+
+/// The message types a requestor receives on a Bulk Leasequery connection:
+/// LEASEQUERY-REPLY, LEASEQUERY-DATA and LEASEQUERY-DONE (RFC 5460 s.4;
+/// LEASEQUERY goes the other way).
+fn is_bulk_reply(t: MessageType) -> bool {
+    matches!(
+        t,
+        MessageType::LeasequeryReply | MessageType::LeasequeryData | MessageType::LeasequeryDone
+    )
+}
 
 /// Why a [`ReplyDemux`] wants its connection closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,6 +260,13 @@ impl<M: BindingMapper> ReplyDemux<M> {
         match MessageView::parse_validated(frame) {
             Ok(msg) => self.handle_message(&msg, now),
             Err(e) => {
+                // A message not allowed on the connection is reported for
+                // what it is, decoded as far as it goes (RFC 5460 s.4).
+                if let Ok(msg) = MessageView::parse(frame) {
+                    if !is_bulk_reply(msg.msg_type()) {
+                        return self.unexpected(&msg, now);
+                    }
+                }
                 // The xid, when the header is there, names the query at fault.
                 let xid = (frame.len() >= 4 && !MessageType::from(frame[0]).is_relay())
                     .then(|| Xid::from_octets([frame[1], frame[2], frame[3]]));
@@ -269,6 +288,16 @@ impl<M: BindingMapper> ReplyDemux<M> {
         );
     }
 
+    /// A message RFC 5460 s.4 does not allow on the connection: the query
+    /// its transaction-id names ends with it, its type, status and text
+    /// ([`UnexpectedMessage`]), and the connection is to be closed; the
+    /// other queries end [`PartialReason::Aborted`].
+    fn unexpected(&mut self, msg: &MessageView<'_>, now: Instant) {
+        let m = UnexpectedMessage::of(msg);
+        let xid = m.xid;
+        self.protocol_violation(xid, ProtocolError::UnexpectedMessage(m), now)
+    }
+
     /// Handle one received message, validated ([`MessageView::parse_validated`]).
     pub fn handle_message(&mut self, msg: &MessageView<'_>, now: Instant) {
         if self.closed.is_some() {
@@ -276,14 +305,8 @@ impl<M: BindingMapper> ReplyDemux<M> {
         }
         self.touch(now);
         let msg_type = msg.msg_type();
-        if !matches!(
-            msg_type,
-            MessageType::LeasequeryReply
-                | MessageType::LeasequeryData
-                | MessageType::LeasequeryDone
-        ) {
-            let xid = (!msg.is_relay()).then(|| msg.xid());
-            return self.protocol_violation(xid, ProtocolError::UnexpectedMessage(msg_type), now);
+        if !is_bulk_reply(msg_type) {
+            return self.unexpected(msg, now);
         }
         let xid = msg.xid();
         let Some(q) = self.queries.get_mut(&xid) else {

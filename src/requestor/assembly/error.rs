@@ -1,36 +1,144 @@
 //! What a query and a connection end with: outcomes, protocol and transport
 //! errors, and why a message was discarded.
 
-use crate::proto::{ClientDataError, DecodeError, Duid, MessageType, StatusCode, Xid};
+use crate::proto::{
+    ClientDataError, DecodeError, Duid, MessageType, MessageView, OptionCode, StatusCode, Xid,
+};
 use std::fmt;
 use std::io;
 use std::net::IpAddr;
 
-/// A status a server sent in OPTION_STATUS_CODE.
+/// The longest status text kept, in octets. OPTION_STATUS_CODE's text
+/// (RFC 8415 s.21.13) has no bound of its own but the option's length: a
+/// server could send 65 000 octets of it, which no summary line, log line
+/// or JSON field should carry. Past this, the text is cut (at a character
+/// boundary) and [`ServerStatus::truncated_from`] says so.
+pub const MAX_STATUS_TEXT: usize = 256;
+
+/// A status a server sent in OPTION_STATUS_CODE (RFC 8415 s.21.13; the
+/// Leasequery codes of RFC 5007 s.4.1.3 and RFC 5460 s.5.5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerStatus {
     /// The status code.
     pub code: StatusCode,
-    /// The status message (lossy UTF-8).
+    /// The status message (lossy UTF-8), at most [`MAX_STATUS_TEXT`]
+    /// octets of it.
     pub message: String,
+    /// The length of the text on the wire, in octets, when it was longer
+    /// than [`MAX_STATUS_TEXT`] and cut; `None` when `message` is all of it.
+    pub truncated_from: Option<usize>,
 }
 
 impl ServerStatus {
-    pub(super) fn from_wire(code: StatusCode, message: &[u8]) -> Self {
+    /// A status with its whole text (cut to [`MAX_STATUS_TEXT`] octets,
+    /// and marked so, when longer).
+    pub fn new(code: StatusCode, text: &str) -> Self {
+        Self::from_wire(code, text.as_bytes())
+    }
+
+    /// The status of an OPTION_STATUS_CODE body: its code and text, the
+    /// text decoded as lossy UTF-8 and cut to [`MAX_STATUS_TEXT`] octets.
+    pub fn from_wire(code: StatusCode, text: &[u8]) -> Self {
+        if text.len() <= MAX_STATUS_TEXT {
+            return ServerStatus {
+                code,
+                message: String::from_utf8_lossy(text).into_owned(),
+                truncated_from: None,
+            };
+        }
+        // Cut at a character boundary: a UTF-8 sequence split by the cut
+        // would read as a replacement character the server never sent. A
+        // continuation octet (0b10xxxxxx) at the cut belongs to a sequence
+        // begun before it, at most 3 octets back.
+        let mut end = MAX_STATUS_TEXT;
+        while MAX_STATUS_TEXT - end < 3 && text[end] & 0xc0 == 0x80 {
+            end -= 1;
+        }
         ServerStatus {
             code,
-            message: String::from_utf8_lossy(message).into_owned(),
+            message: String::from_utf8_lossy(&text[..end]).into_owned(),
+            truncated_from: Some(text.len()),
         }
+    }
+
+    /// The status's name (`NotAllowed`), or `unknown` for a code no RFC
+    /// this implementation knows names: a bounded set, fit for a metric
+    /// label.
+    pub fn name(&self) -> &'static str {
+        self.code.name().unwrap_or("unknown")
     }
 }
 
 impl fmt::Display for ServerStatus {
+    /// `NotAllowed(10) "text"`: the text quoted with its control
+    /// characters escaped, so that a server cannot forge lines of a
+    /// summary or a log; a cut text says so.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.message.is_empty() {
-            write!(f, "{}", self.code)
+            write!(f, "{}", self.code)?;
         } else {
-            write!(f, "{} {:?}", self.code, self.message)
+            write!(f, "{} {:?}", self.code, self.message)?;
         }
+        if let Some(n) = self.truncated_from {
+            write!(f, " (text cut to {} of its {n} octets)", self.message.len())?;
+        }
+        Ok(())
+    }
+}
+
+/// A message that RFC 5460 s.4 does not allow on a Bulk Leasequery
+/// connection (only LEASEQUERY, LEASEQUERY-REPLY, LEASEQUERY-DATA and
+/// LEASEQUERY-DONE travel there), decoded as far as it goes: its type, its
+/// transaction-id, and the status it carries. A DHCPv6 listener that does
+/// not do Bulk Leasequery answers a LEASEQUERY with a plain REPLY (7)
+/// saying why, e.g. UseMulticast and a text (dhcpkit 1.0.7 without its
+/// leasequery handler): that status and text are what the operator needs
+/// to read. The connection is closed (RFC 5460 s.6.3: the stream can no
+/// longer be trusted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnexpectedMessage {
+    /// Its message type.
+    pub msg_type: MessageType,
+    /// Its transaction-id (a relay message has none).
+    pub xid: Option<Xid>,
+    /// The first OPTION_STATUS_CODE among its options, read up to the
+    /// first option that does not decode.
+    pub status: Option<ServerStatus>,
+}
+
+impl UnexpectedMessage {
+    /// What `msg` (whose fixed header was checked, its options perhaps
+    /// not) says: its type, transaction-id and first status, the options
+    /// walked until one does not decode.
+    pub fn of(msg: &MessageView<'_>) -> Self {
+        let mut status = None;
+        for raw in msg.options().iter() {
+            let Ok(raw) = raw else { break };
+            if raw.code == u16::from(OptionCode::StatusCode) && raw.data.len() >= 2 {
+                let code = StatusCode::from(u16::from_be_bytes([raw.data[0], raw.data[1]]));
+                status = Some(ServerStatus::from_wire(code, &raw.data[2..]));
+                break;
+            }
+        }
+        UnexpectedMessage {
+            msg_type: msg.msg_type(),
+            xid: (!msg.is_relay()).then(|| msg.xid()),
+            status,
+        }
+    }
+}
+
+impl fmt::Display for UnexpectedMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unexpected message {}", self.msg_type)?;
+        match &self.status {
+            Some(s) => write!(f, " with status {s}")?,
+            None => write!(f, " without a status")?,
+        }
+        write!(
+            f,
+            " (RFC 5460 4: only LEASEQUERY-REPLY, -DATA and -DONE come on a Bulk Leasequery connection)"
+        )
     }
 }
 
@@ -43,9 +151,11 @@ pub enum ProtocolError {
     /// A zero-length frame (RFC 5460 s.5.1).
     #[error("zero-length frame")]
     EmptyFrame,
-    /// A message type a requestor never receives (a relay message, a LEASEQUERY, ...).
-    #[error("unexpected message type {0}")]
-    UnexpectedMessage(MessageType),
+    /// A message of a type RFC 5460 s.4 does not allow on the connection
+    /// (a plain REPLY, a relay message, a LEASEQUERY, ...), with the status
+    /// and text it carries.
+    #[error("{0}")]
+    UnexpectedMessage(UnexpectedMessage),
     /// OPTION_LQ_CLIENT_LINK in a bulk reply (RFC 5460 s.6.3: MUST NOT be present).
     #[error("OPTION_LQ_CLIENT_LINK in a bulk reply (RFC 5460 6.3)")]
     ClientLink,
@@ -304,6 +414,84 @@ impl Outcome {
             .into(),
             Outcome::OurBug(_) => "pdrestore-bug".into(),
         }
+    }
+}
+
+/// A status a server sent, and the message that carried it: what
+/// [`Outcome::server_status`] finds in an outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusFrom<'a> {
+    /// The message that carried it: LEASEQUERY-REPLY (RFC 5007 s.4.3.3),
+    /// LEASEQUERY-DONE (RFC 5460 s.5.2.2), or a message RFC 5460 s.4 does
+    /// not allow on the connection (a plain REPLY).
+    pub message: MessageType,
+    /// The status, with its text.
+    pub status: &'a ServerStatus,
+}
+
+impl Outcome {
+    /// The error status the server sent that ended the query, with the
+    /// message that carried it: an error status in the LEASEQUERY-REPLY
+    /// ([`Outcome::ServerStatus`]: UnknownQueryType, MalformedQuery,
+    /// NotConfigured, NotAllowed of RFC 5007 s.4.1.3, or any other), in
+    /// the LEASEQUERY-DONE after data ([`PartialReason::DoneStatus`]:
+    /// QueryTerminated, RFC 5460 s.5.5, or any other), or in a message not
+    /// allowed on the connection ([`ProtocolError::UnexpectedMessage`]; for
+    /// [`PartialReason::Aborted`], the message that closed the connection
+    /// under this query). `None` for every other outcome.
+    pub fn server_status(&self) -> Option<StatusFrom<'_>> {
+        match self {
+            Outcome::ServerStatus(status) => Some(StatusFrom {
+                message: MessageType::LeasequeryReply,
+                status,
+            }),
+            Outcome::Partial(PartialReason::DoneStatus(status)) => Some(StatusFrom {
+                message: MessageType::LeasequeryDone,
+                status,
+            }),
+            Outcome::Partial(
+                PartialReason::Protocol(ProtocolError::UnexpectedMessage(m))
+                | PartialReason::Aborted(ProtocolError::UnexpectedMessage(m)),
+            ) => m.status.as_ref().map(|status| StatusFrom {
+                message: m.msg_type,
+                status,
+            }),
+            _ => None,
+        }
+    }
+
+    /// What the outcome says of the server's support for the query, in
+    /// words for the operator, when it says something: a server that
+    /// never answers a query type (dhcpkit 1.0.7 and QUERY_BY_RELAY_ID),
+    /// refuses it with a status (UnknownQueryType, NotAllowed,
+    /// MalformedQuery, NotConfigured: RFC 5007 s.4.1.3), ends it early
+    /// (QueryTerminated, RFC 5460 s.5.5), or answers with a message RFC
+    /// 5460 s.4 does not allow (a listener without Bulk Leasequery).
+    pub fn hint(&self) -> Option<&'static str> {
+        if let Outcome::Partial(PartialReason::Protocol(ProtocolError::UnexpectedMessage(_))) = self
+        {
+            return Some(
+                "the server answered with a message that is not Bulk Leasequery: Bulk Leasequery may not be enabled on this listener",
+            );
+        }
+        if *self == Outcome::NoAnswer {
+            return Some("the server may not support this query type");
+        }
+        let s = self.server_status()?;
+        Some(match s.status.code {
+            StatusCode::UnknownQueryType => "the server does not support this query type",
+            StatusCode::NotAllowed => {
+                "the server does not allow this query (from this requestor, or of this type)"
+            }
+            StatusCode::MalformedQuery => {
+                "the server calls the query malformed: it may not support this query type as sent"
+            }
+            StatusCode::NotConfigured => {
+                "the server has no configuration for the query's link or relay"
+            }
+            StatusCode::QueryTerminated => "the server ended the query early",
+            _ => return None,
+        })
     }
 }
 

@@ -1,6 +1,8 @@
 //! [`QueryAssembler`]: the reply assembly of one query.
 
-use super::error::{DropReason, Outcome, PartialReason, ProtocolError, ServerStatus};
+use super::error::{
+    DropReason, Outcome, PartialReason, ProtocolError, ServerStatus, UnexpectedMessage,
+};
 use super::{Event, QueryStats};
 use crate::proto::binding::{BindingMapper, ClientData, OwnedBindings};
 use crate::proto::{Duid, MessageType, MessageView, OptionView, StatusCode, Xid};
@@ -218,7 +220,7 @@ impl<M: BindingMapper> QueryAssembler<M> {
         let msg_type = msg.msg_type();
         if msg.is_relay() || msg.xid() != self.xid {
             let e = if msg.is_relay() {
-                ProtocolError::UnexpectedMessage(msg_type)
+                ProtocolError::UnexpectedMessage(UnexpectedMessage::of(msg))
             } else {
                 ProtocolError::UnknownXid {
                     msg_type,
@@ -228,7 +230,7 @@ impl<M: BindingMapper> QueryAssembler<M> {
             return self.violate(e, now);
         }
         if self.is_finished() {
-            return Err(self.after_the_end(msg_type));
+            return Err(self.after_the_end(msg));
         }
         self.stats.messages += 1;
         let s = scan(msg);
@@ -244,13 +246,18 @@ impl<M: BindingMapper> QueryAssembler<M> {
                 self.violate(ProtocolError::DoneBeforeReply, now)
             }
             MessageType::LeasequeryDone => self.handle_done(&s, now),
-            other => self.violate(ProtocolError::UnexpectedMessage(other), now),
+            _ => self.violate(
+                ProtocolError::UnexpectedMessage(UnexpectedMessage::of(msg)),
+                now,
+            ),
         }
     }
 
-    /// What a message of `msg_type` for this query is once it has ended: a
-    /// second REPLY, or a DATA or DONE for no outstanding query (RFC 5460 s.6.3).
-    fn after_the_end(&self, msg_type: MessageType) -> ProtocolError {
+    /// What `msg`, for this query, is once it has ended: a second REPLY, a
+    /// DATA or DONE for no outstanding query (RFC 5460 s.6.3), or a message
+    /// not allowed on the connection (RFC 5460 s.4).
+    fn after_the_end(&self, msg: &MessageView<'_>) -> ProtocolError {
+        let msg_type = msg.msg_type();
         match msg_type {
             MessageType::LeasequeryReply => ProtocolError::DuplicateReply,
             MessageType::LeasequeryData | MessageType::LeasequeryDone => {
@@ -259,7 +266,7 @@ impl<M: BindingMapper> QueryAssembler<M> {
                     xid: self.xid,
                 }
             }
-            other => ProtocolError::UnexpectedMessage(other),
+            _ => ProtocolError::UnexpectedMessage(UnexpectedMessage::of(msg)),
         }
     }
 
