@@ -505,7 +505,12 @@ fn server_groups_are_named_and_replicas_share_one() {
     assert_eq!(c.group_grace, Duration::from_secs(10), "the default");
     let c = parse(&two("", "")).unwrap();
     assert_eq!(c.server_groups().len(), 2, "each server its own group");
-    for bad in ["\"\"", "\"a b\"", "\"[::1]:547\"", &format!("\"{}\"", "x".repeat(65))] {
+    for bad in [
+        "\"\"",
+        "\"a b\"",
+        "\"[::1]:547\"",
+        &format!("\"{}\"", "x".repeat(65)),
+    ] {
         let e = err(&two(&format!("group = {bad}"), ""));
         assert!(e.contains("group") && e.contains("1 to 64"), "{bad}: {e}");
     }
