@@ -37,7 +37,8 @@ mod run;
 pub use interfaces::wait_for_interfaces;
 pub use render::{
     ChangeSummary, ConflictSummary, FailedSummary, ForeignConflictSummary, MovedSummary,
-    PruneSummary, QuerySummary, RejectedSummary, RouteSummary, ServerSummary, Summary,
+    PruneSummary, QuerySummary, RejectedSummary, RouteSummary, ServerSummary, StatusSummary,
+    Summary,
 };
 pub use render_groups::GroupSummary;
 pub use report::{groups_of, GroupPart, Note, Outcome, Report, ServerPart};

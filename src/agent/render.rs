@@ -4,6 +4,7 @@
 
 use super::render_groups::{group_summaries, group_warnings, GroupSummary};
 use super::report::{Note, Report, ServerPart};
+use crate::config::QueryMode;
 use crate::proto::ServerIndex;
 use crate::recovery::install::InstallReport;
 use crate::recovery::prune::{HeldBack, Part, PruneRefusal, PruneReport, PruneSkip, PruneState};
@@ -13,9 +14,28 @@ use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
 use std::time::Duration;
 
+/// A status a server sent that ended a query (RFC 5007 s.4.1.3, RFC 5460
+/// s.5.5), with its text, and the message that carried it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusSummary {
+    /// The message: `LEASEQUERY-REPLY`, `LEASEQUERY-DONE`, or one RFC 5460
+    /// s.4 does not allow on the connection (`REPLY`, ...).
+    pub message: String,
+    /// The status code's number.
+    pub code: u16,
+    /// Its name (`NotAllowed`, `UseMulticast`, ...; `unknown` for one
+    /// without a name).
+    pub name: String,
+    /// The server's text, as sent (cut at 256 octets, and marked so).
+    pub text: String,
+}
+
 /// One query's fate on one server.
 #[derive(Debug, Clone, Serialize)]
 pub struct QuerySummary {
+    /// The query type: `relay-id` (QUERY_BY_RELAY_ID) or `link-address`
+    /// (QUERY_BY_LINK_ADDRESS).
+    pub query_type: &'static str,
     /// The query's link-address (:: for all links).
     pub link: String,
     /// How it ended.
@@ -28,6 +48,12 @@ pub struct QuerySummary {
     pub attempts: u32,
     /// Bindings delivered.
     pub bindings: u64,
+    /// The status the server ended the query with, and its text, when it
+    /// sent one that is not Success.
+    pub server_status: Option<StatusSummary>,
+    /// What the outcome says of the server's support for the query (an
+    /// unsupported query type, a listener without Bulk Leasequery, ...).
+    pub hint: Option<&'static str>,
 }
 
 /// One server's part.
@@ -334,7 +360,7 @@ impl Summary {
             servers: r
                 .servers
                 .iter()
-                .map(|s| server_summary(s, &r.links, r.duration))
+                .map(|s| server_summary(s, r.query, &r.links, r.duration))
                 .collect(),
             groups: group_summaries(r),
             warnings: group_warnings(r),
@@ -383,7 +409,12 @@ fn note_text(n: &Note, r: &Report) -> String {
 
 /// One server's line: its report, or, when the run was stopped before it
 /// finished, what it delivered until then.
-fn server_summary(p: &ServerPart, links: &[Ipv6Addr], run: Duration) -> ServerSummary {
+fn server_summary(
+    p: &ServerPart,
+    query: QueryMode,
+    links: &[Ipv6Addr],
+    run: Duration,
+) -> ServerSummary {
     let Some(r) = &p.report else {
         let (status, code) = if p.stopped {
             ("stopped: its group had answered (group_grace)", "stopped")
@@ -407,6 +438,10 @@ fn server_summary(p: &ServerPart, links: &[Ipv6Addr], run: Duration) -> ServerSu
         .queries
         .iter()
         .map(|q| QuerySummary {
+            query_type: match query {
+                QueryMode::RelayId => "relay-id",
+                QueryMode::LinkAddress => "link-address",
+            },
             link: links
                 .get(q.index)
                 .map(|l| l.to_string())
@@ -416,6 +451,16 @@ fn server_summary(p: &ServerPart, links: &[Ipv6Addr], run: Duration) -> ServerSu
             complete: q.outcome.is_complete(),
             attempts: q.attempts,
             bindings: q.bindings,
+            server_status: q.outcome.server_status().map(|s| StatusSummary {
+                message: s.message.name().map_or_else(
+                    || format!("message type {}", u8::from(s.message)),
+                    str::to_string,
+                ),
+                code: u16::from(s.status.code),
+                name: s.status.code.name().unwrap_or("unknown").to_string(),
+                text: s.status.message.clone(),
+            }),
+            hint: q.outcome.hint(),
         })
         .collect();
     let (status, status_code) = queries
@@ -622,6 +667,11 @@ impl Summary {
                 v.duration_ms as f64 / 1000.0,
                 v.status
             );
+            for q in v.queries.iter().filter(|q| !q.complete) {
+                if let Some(h) = q.hint {
+                    let _ = writeln!(s, "    {} {}: {h}", q.query_type, q.link);
+                }
+            }
         }
         self.routes.write_text(&mut s, self.dry_run);
         for m in &self.missing_interfaces {

@@ -35,7 +35,7 @@ pub mod family;
 mod recover;
 
 pub use recover::{
-    GroupMetrics, RecoverMetrics, RunFigures, ServerMetrics, OUTCOMES, PRUNE_STATES,
+    GroupMetrics, RecoverMetrics, Refusal, RunFigures, ServerMetrics, OUTCOMES, PRUNE_STATES,
 };
 
 /// A count as a sample value (saturating).

@@ -32,6 +32,21 @@ pub struct ServerMetrics {
     pub duration_seconds: f64,
 }
 
+/// Queries a server ended with an error status (or left unanswered), by
+/// query type, status and the server's text.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Refusal {
+    /// The server (the `server` label).
+    pub server: String,
+    /// `relay-id` or `link-address`.
+    pub query_type: String,
+    /// The status's name (`NotAllowed`, `UseMulticast`, ...), or
+    /// `no-answer` for a query the server never answered.
+    pub status: String,
+    /// The server's text (empty for no answer).
+    pub text: String,
+}
+
 /// One server group's part of a run (`[[server]] group`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupMetrics {
@@ -50,6 +65,8 @@ pub struct RunFigures {
     pub servers: Vec<ServerMetrics>,
     /// Per server group, in order of first appearance.
     pub groups: Vec<GroupMetrics>,
+    /// Queries servers refused (an error status, or no answer), counted.
+    pub refusals: BTreeMap<Refusal, u64>,
     /// Bindings received in all.
     pub bindings: u64,
     /// Prefixes with a route in the plan.
@@ -104,11 +121,13 @@ impl RecoverMetrics {
         for x in t.rejected.iter().filter(|x| !x.reason.is_other_relays()) {
             *rejected.entry(x.reason.code().to_string()).or_insert(0) += 1;
         }
+        let summary = report.summary();
         let mut prune_held_back = BTreeMap::new();
         for h in &t.prune.held_back {
             *prune_held_back.entry(h.code().to_string()).or_insert(0) += 1;
         }
         let figures = RunFigures {
+            refusals: refusals(&summary),
             groups: report
                 .groups()
                 .iter()
@@ -259,6 +278,28 @@ impl RecoverCollector {
     }
 }
 
+/// The refusals of a run, from its summary (statuses as it names them).
+fn refusals(summary: &crate::agent::Summary) -> BTreeMap<Refusal, u64> {
+    let mut out = BTreeMap::new();
+    for v in &summary.servers {
+        for q in &v.queries {
+            let (status, text) = match (&q.server_status, q.outcome_code.as_str()) {
+                (Some(s), _) => (s.name.clone(), s.text.clone()),
+                (None, "no-answer") => ("no-answer".to_string(), String::new()),
+                _ => continue,
+            };
+            let r = Refusal {
+                server: v.server.clone(),
+                query_type: q.query_type.to_string(),
+                status,
+                text,
+            };
+            *out.entry(r).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
 /// Per server: bindings, whole or not, duration.
 fn encode_servers(e: &mut DescriptorEncoder, f: &RunFigures) -> Result<(), std::fmt::Error> {
     let seconds = Unit::Seconds;
@@ -283,6 +324,30 @@ fn encode_servers(e: &mut DescriptorEncoder, f: &RunFigures) -> Result<(), std::
         "Time from the start of the last recover run to the server's last answer",
         Some(&seconds),
         &samples(&servers, f.servers.iter().map(|s| s.duration_seconds)),
+    )?;
+    let refusal_labels: Vec<[(&str, &str); 4]> = f
+        .refusals
+        .keys()
+        .map(|r| {
+            [
+                ("server", &*r.server),
+                ("query_type", &*r.query_type),
+                ("status", &*r.status),
+                ("text", &*r.text),
+            ]
+        })
+        .collect();
+    let refused: Vec<(&[(&str, &str)], u64)> = refusal_labels
+        .iter()
+        .map(|l| &l[..])
+        .zip(f.refusals.values().copied())
+        .collect();
+    gauge(
+        e,
+        "server_queries_refused",
+        "Queries the server ended with an error status (NotAllowed, UnknownQueryType, MalformedQuery, NotConfigured, QueryTerminated, a status in a message not allowed on the connection), or never answered (status=\"no-answer\"), in the last recover run, with the server's text",
+        None,
+        &refused,
     )?;
     let groups = label_sets("group", f.groups.iter().map(|g| &*g.group));
     gauge(

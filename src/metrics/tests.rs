@@ -39,6 +39,17 @@ fn partial_run() -> RecoverMetrics {
                     degraded: 0,
                 },
             ],
+            refusals: [(
+                Refusal {
+                    server: "192.0.2.7:547".into(),
+                    query_type: "relay-id".into(),
+                    status: "NotAllowed".into(),
+                    text: "requestor \"x\" not allowed".into(),
+                },
+                1,
+            )]
+            .into_iter()
+            .collect(),
             bindings: 100,
             planned: 97,
             added: 90,
@@ -99,6 +110,7 @@ pdrestore_recover_outcome{outcome=\"error\"} 0
         "pdrestore_server_group_complete{group=\"[2001:db8::547]:547\"} 1\npdrestore_server_group_complete{group=\"192.0.2.7:547\"} 0\n",
         "pdrestore_server_group_degraded{group=\"192.0.2.7:547\"} 0\n",
         "pdrestore_prune_held_back{reason=\"link-empty\"} 1\n",
+        "pdrestore_server_queries_refused{server=\"192.0.2.7:547\",query_type=\"relay-id\",status=\"NotAllowed\",text=\"requestor \\\"x\\\" not allowed\"} 1\n",
     ] {
         assert!(text.contains(line), "{line:?} not in:\n{text}");
     }
