@@ -18,62 +18,12 @@ mod route_lab;
 mod support;
 use pdrestore::netns::NetNs;
 use pdrestore::proto::Binding;
-use route_lab::{layer, pd, pdrestore_in, wait_listening, Child, RELAY};
+use route_lab::{jsonl_file as jsonl, lab_server_in as lab_server, numbered_range as bindings};
+use route_lab::{pdrestore_in, RELAY};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const POOL: &str = "2001:db8:8000::/40";
-
-/// Prefix `n` of the pool (a /56) for a client on link `link` (cust0, cust1).
-fn binding(n: u32, link: u32) -> Binding {
-    pd(
-        &format!("00030001{n:012x}"),
-        &format!("2001:db8:80{:02x}:{:x}00::/56", n / 256, n % 256),
-        5,
-        vec![layer(
-            &format!("2001:db8:0:{}::1", link + 1),
-            &format!("fe80::{:x}", n + 1),
-            &format!("ge-0/0/{link}"),
-            Some(RELAY),
-        )],
-    )
-}
-
-/// Bindings `range`, on cust0 and cust1 in turn.
-fn bindings(range: std::ops::Range<u32>) -> Vec<Binding> {
-    range.map(|n| binding(n, n % 2)).collect()
-}
-
-/// A file of `bindings` as JSON Lines, for `lab-server --bindings`.
-fn jsonl(dir: &Path, name: &str, bindings: &[Binding]) -> PathBuf {
-    let p = dir.join(name);
-    let text: String = bindings
-        .iter()
-        .map(|b| serde_json::to_string(b).unwrap() + "\n")
-        .collect();
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-/// `pdrestore lab-server` serving `file` on [::1]:`port`, with `extra`
-/// arguments (`--fault SPEC`, `--link PREFIX`).
-fn lab_server(ns: &NetNs, port: u16, file: &Path, extra: &[&str]) -> Child {
-    let listen = format!("[::1]:{port}");
-    let mut args = vec![
-        "lab-server",
-        "--listen",
-        &listen,
-        "--bindings",
-        file.to_str().unwrap(),
-    ];
-    args.extend(extra);
-    let mut c = pdrestore_in(ns, &args);
-    c.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let child = Child(c.spawn().unwrap());
-    wait_listening(ns, port);
-    child
-}
 
 /// A configuration in `dir` (its state directory too): `servers` as
 /// (port, group), `top` top-level keys, both links mapped.

@@ -356,6 +356,13 @@ fn summarise(reports: &mut [ServerReport]) -> u8 {
             "INCOMPLETE"
         };
         eprintln!("{status} {r}");
+        // What a refusal or a silence says of the server's support for
+        // the query type, once per server.
+        let mut hints: Vec<&str> = r.queries.iter().filter_map(|q| q.outcome.hint()).collect();
+        hints.dedup();
+        for h in hints {
+            eprintln!("  hint: {h}");
+        }
         all_complete &= r.is_complete();
         our_bug |= r.our_bug();
     }

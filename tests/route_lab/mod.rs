@@ -193,3 +193,57 @@ pub async fn recover_then_stop<T: pdrestore::routes::RouteTable>(
     }
     (report.summary(), table)
 }
+
+/// Prefix `n` of 2001:db8:8000::/40 (a /56) for client `n` on link `link`
+/// (cust0, cust1: link-address `2001:db8:0:{link+1}::1`, interface-id
+/// `ge-0/0/{link}`), relayed with our Relay-ID.
+pub fn numbered(n: u32, link: u32) -> Binding {
+    pd(
+        &format!("00030001{n:012x}"),
+        &format!("2001:db8:80{:02x}:{:x}00::/56", n / 256, n % 256),
+        5,
+        vec![layer(
+            &format!("2001:db8:0:{}::1", link + 1),
+            &format!("fe80::{:x}", n + 1),
+            &format!("ge-0/0/{link}"),
+            Some(RELAY),
+        )],
+    )
+}
+
+/// `numbered` bindings `range`, on cust0 and cust1 in turn.
+pub fn numbered_range(range: std::ops::Range<u32>) -> Vec<Binding> {
+    range.map(|n| numbered(n, n % 2)).collect()
+}
+
+/// A file `dir/name` of `bindings` as JSON Lines, for `lab-server --bindings`.
+pub fn jsonl_file(dir: &std::path::Path, name: &str, bindings: &[Binding]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    let text: String = bindings
+        .iter()
+        .map(|b| serde_json::to_string(b).unwrap() + "\n")
+        .collect();
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// `pdrestore lab-server` (the binary) in `ns` serving `file` on
+/// [::1]:`port` with `extra` arguments (`--fault SPEC`, `--link PREFIX`,
+/// ...), once it listens; killed when dropped.
+pub fn lab_server_in(ns: &NetNs, port: u16, file: &std::path::Path, extra: &[&str]) -> Child {
+    let listen = format!("[::1]:{port}");
+    let mut args = vec![
+        "lab-server",
+        "--listen",
+        &listen,
+        "--bindings",
+        file.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let mut c = pdrestore_in(ns, &args);
+    c.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let child = Child(c.spawn().unwrap());
+    wait_listening(ns, port);
+    child
+}
