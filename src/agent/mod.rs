@@ -16,8 +16,8 @@
 //!   the wait for the interfaces ([`interfaces`]), then [`recover`].
 //! - [`recover`]: the recovery into any route table (`run.rs`).
 //! - [`Report`] (`report.rs`): what it did, typed, with the outcome policy.
-//! - [`Summary`] (`render.rs`, the groups in `render_groups.rs`): its
-//!   JSON form and text.
+//! - [`Summary`] (`render.rs`, the servers in `render_servers.rs`, the groups in
+//!   `render_groups.rs`): its JSON form and text.
 
 use crate::config::Config;
 use crate::exit;
@@ -31,16 +31,17 @@ pub mod interfaces;
 pub mod memory;
 mod render;
 mod render_groups;
+mod render_servers;
 mod report;
 mod run;
 
 pub use interfaces::wait_for_interfaces;
 pub use render::{
     ChangeSummary, ConflictSummary, FailedSummary, ForeignConflictSummary, MovedSummary,
-    PruneSummary, QuerySummary, RejectedSummary, RouteSummary, ServerSummary, StatusSummary,
-    Summary,
+    PruneSummary, RejectedSummary, RouteSummary, Summary,
 };
 pub use render_groups::GroupSummary;
+pub use render_servers::{QuerySummary, ServerSummary, StatusSummary};
 pub use report::{groups_of, GroupPart, Note, Outcome, Report, ServerPart};
 pub use run::recover;
 

@@ -3,7 +3,8 @@
 //! alerts) and the human-readable text ([`Summary::to_text`]).
 
 use super::render_groups::{group_summaries, group_warnings, GroupSummary};
-use super::report::{Note, Report, ServerPart};
+use super::render_servers::{server_summary, ServerSummary};
+use super::report::{Note, Report};
 use crate::config::QueryMode;
 use crate::proto::ServerIndex;
 use crate::recovery::install::InstallReport;
@@ -11,75 +12,7 @@ use crate::recovery::prune::{HeldBack, Part, PruneRefusal, PruneReport, PruneSki
 use crate::routes::Route;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::net::Ipv6Addr;
 use std::time::Duration;
-
-/// A status a server sent that ended a query (RFC 5007 s.4.1.3, RFC 5460
-/// s.5.5), with its text, and the message that carried it.
-#[derive(Debug, Clone, Serialize)]
-pub struct StatusSummary {
-    /// The message: `LEASEQUERY-REPLY`, `LEASEQUERY-DONE`, or one RFC 5460
-    /// s.4 does not allow on the connection (`REPLY`, ...).
-    pub message: String,
-    /// The status code's number.
-    pub code: u16,
-    /// Its name (`NotAllowed`, `UseMulticast`, ...; `unknown` for one
-    /// without a name).
-    pub name: String,
-    /// The server's text, as sent (cut at 256 octets, and marked so).
-    pub text: String,
-}
-
-/// One query's fate on one server.
-#[derive(Debug, Clone, Serialize)]
-pub struct QuerySummary {
-    /// The query type: `relay-id` (QUERY_BY_RELAY_ID) or `link-address`
-    /// (QUERY_BY_LINK_ADDRESS).
-    pub query_type: &'static str,
-    /// The query's link-address (:: for all links).
-    pub link: String,
-    /// How it ended.
-    pub outcome: String,
-    /// How it ended, as a stable code (`complete`, `connection-refused`, ...).
-    pub outcome_code: String,
-    /// Whether the answer is whole.
-    pub complete: bool,
-    /// Tries made.
-    pub attempts: u32,
-    /// Bindings delivered.
-    pub bindings: u64,
-    /// The status the server ended the query with, and its text, when it
-    /// sent one that is not Success.
-    pub server_status: Option<StatusSummary>,
-    /// What the outcome says of the server's support for the query (an
-    /// unsupported query type, a listener without Bulk Leasequery, ...).
-    pub hint: Option<&'static str>,
-}
-
-/// One server's part.
-#[derive(Debug, Clone, Serialize)]
-pub struct ServerSummary {
-    /// Address and port.
-    pub server: String,
-    /// Its server group.
-    pub group: String,
-    /// Its DUID (OPTION_SERVERID), when it answered.
-    pub server_id: Option<String>,
-    /// Every query answered whole.
-    pub complete: bool,
-    /// Bindings received.
-    pub bindings: u64,
-    /// Short status: `complete`, or the first query's problem.
-    pub status: String,
-    /// The status as a stable code (see [`QuerySummary::outcome_code`]).
-    pub status_code: String,
-    /// Milliseconds from start to its last answer.
-    pub duration_ms: u64,
-    /// Connections made.
-    pub connections: u32,
-    /// Per query.
-    pub queries: Vec<QuerySummary>,
-}
 
 /// A prefix refused.
 #[derive(Debug, Clone, Serialize)]
@@ -289,8 +222,15 @@ pub struct RouteSummary {
 /// What `recover` did: printed as text or as one JSON object.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
-    /// The Relay-ID queried.
-    pub relay_duid: String,
+    /// How the bindings were asked for: `relay-id` or `link-address`.
+    pub query: &'static str,
+    /// The Relay-ID queried (relay-id mode; `null` in link-address mode,
+    /// which uses no relay DUID).
+    pub relay_duid: Option<String>,
+    /// The DUID the queries carried as CLIENTID.
+    pub requestor_duid: String,
+    /// The link-addresses asked about (`::` for every link in relay-id mode).
+    pub links: Vec<String>,
     /// Dry run: nothing was touched.
     pub dry_run: bool,
     /// Stopped by a signal before every server finished.
@@ -354,7 +294,13 @@ impl Summary {
             })
             .collect();
         Summary {
-            relay_duid: r.relay.to_hex(),
+            query: match r.query {
+                QueryMode::RelayId => "relay-id",
+                QueryMode::LinkAddress => "link-address",
+            },
+            relay_duid: (r.query == QueryMode::RelayId).then(|| r.relay.to_hex()),
+            requestor_duid: r.requestor.to_hex(),
+            links: r.links.iter().map(|l| l.to_string()).collect(),
             dry_run: r.dry_run,
             interrupted: r.interrupted,
             servers: r
@@ -404,81 +350,6 @@ fn note_text(n: &Note, r: &Report) -> String {
             "no relay DUID is configured or stored in {} yet: this dry run asked with a temporary one, which no server knows",
             state_directory.display()
         ),
-    }
-}
-
-/// One server's line: its report, or, when the run was stopped before it
-/// finished, what it delivered until then.
-fn server_summary(
-    p: &ServerPart,
-    query: QueryMode,
-    links: &[Ipv6Addr],
-    run: Duration,
-) -> ServerSummary {
-    let Some(r) = &p.report else {
-        let (status, code) = if p.stopped {
-            ("stopped: its group had answered (group_grace)", "stopped")
-        } else {
-            ("interrupted", "interrupted")
-        };
-        return ServerSummary {
-            server: p.addr.to_string(),
-            group: p.group.clone(),
-            server_id: None,
-            complete: false,
-            bindings: p.delivered,
-            status: status.into(),
-            status_code: code.into(),
-            duration_ms: ms(run),
-            connections: 0,
-            queries: Vec::new(),
-        };
-    };
-    let queries: Vec<QuerySummary> = r
-        .queries
-        .iter()
-        .map(|q| QuerySummary {
-            query_type: match query {
-                QueryMode::RelayId => "relay-id",
-                QueryMode::LinkAddress => "link-address",
-            },
-            link: links
-                .get(q.index)
-                .map(|l| l.to_string())
-                .unwrap_or_default(),
-            outcome: q.outcome.to_string(),
-            outcome_code: q.outcome.code(),
-            complete: q.outcome.is_complete(),
-            attempts: q.attempts,
-            bindings: q.bindings,
-            server_status: q.outcome.server_status().map(|s| StatusSummary {
-                message: s.message.name().map_or_else(
-                    || format!("message type {}", u8::from(s.message)),
-                    str::to_string,
-                ),
-                code: u16::from(s.status.code),
-                name: s.status.code.name().unwrap_or("unknown").to_string(),
-                text: s.status.message.clone(),
-            }),
-            hint: q.outcome.hint(),
-        })
-        .collect();
-    let (status, status_code) = queries
-        .iter()
-        .find(|q| !q.complete)
-        .map(|q| (q.outcome.clone(), q.outcome_code.clone()))
-        .unwrap_or_else(|| ("complete".into(), "complete".into()));
-    ServerSummary {
-        server: r.server.to_string(),
-        group: p.group.clone(),
-        server_id: r.server_id.as_ref().map(|d| d.to_hex()),
-        complete: r.is_complete(),
-        bindings: r.bindings(),
-        status,
-        status_code,
-        duration_ms: ms(r.duration),
-        connections: r.connections,
-        queries,
     }
 }
 
@@ -639,11 +510,18 @@ impl Summary {
     pub fn to_text(&self) -> String {
         use std::fmt::Write;
         let mut s = String::new();
+        let asked = match &self.relay_duid {
+            Some(r) => format!("relay-id {r}"),
+            None => format!(
+                "link-address {} (requestor {})",
+                self.links.join(", "),
+                self.requestor_duid
+            ),
+        };
         let _ = writeln!(
             s,
-            "pdrestore recover{}: relay-id {}, {} in {:.3}s",
+            "pdrestore recover{}: {asked}, {} in {:.3}s",
             if self.dry_run { " (dry run)" } else { "" },
-            self.relay_duid,
             self.outcome,
             self.duration_ms as f64 / 1000.0
         );

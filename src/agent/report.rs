@@ -169,6 +169,10 @@ pub struct Report {
     pub query: QueryMode,
     /// The relay DUID (the Relay-ID queried, in relay-id mode).
     pub relay: Duid,
+    /// The DUID the queries carried as CLIENTID (RFC 5007 s.4.2.1):
+    /// `requestor_duid`, or the relay DUID. In link-address mode it is
+    /// the only DUID the run uses.
+    pub requestor: Duid,
     /// The links asked about.
     pub links: Vec<Ipv6Addr>,
     /// Nothing was touched.

@@ -48,6 +48,7 @@ fn report() -> Report {
     Report {
         query: QueryMode::RelayId,
         relay: "0003000102005e000002".parse().unwrap(),
+        requestor: "0003000102005e000002".parse().unwrap(),
         links: vec![Ipv6Addr::UNSPECIFIED],
         dry_run: false,
         interrupted: false,

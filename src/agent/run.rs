@@ -79,6 +79,10 @@ pub async fn recover<T: RouteTable>(
     let mut report = Report {
         query: config.query,
         relay: relay.clone(),
+        requestor: config
+            .requestor_duid
+            .clone()
+            .unwrap_or_else(|| relay.clone()),
         links,
         dry_run: opts.dry_run,
         interrupted: got.interrupted,

@@ -23,14 +23,14 @@ pub fn run(path: &Path, once: Option<Duration>, metrics_file: Option<PathBuf>) -
         Err(code) => return ExitCode::from(code),
     };
     let metrics_file = metrics_file.or_else(|| config.metrics_file.clone());
-    let relay =
-        match crate::identity::relay_duid(config.relay_duid.as_ref(), &config.state_directory) {
-            Ok((d, _)) => d,
-            Err(e) => {
-                eprintln!("pdrestore: {e}");
-                return ExitCode::from(exit::CONFIG);
-            }
-        };
+    // As recover: link-address mode needs no relay DUID.
+    let relay = match super::recover::run_duid(&config, false, &mut Vec::new()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("pdrestore: {e}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
     let rt = match runtime(Some(2)) {
         Ok(rt) => rt,
         Err(code) => return ExitCode::from(code),

@@ -3,6 +3,7 @@
 
 use super::{load_config, print_or_quiet, runtime, stop_signal, writer_lock};
 use crate::agent::{self, Note, RecoverOptions, Report};
+use crate::config::{Config, QueryMode};
 use crate::exit;
 use crate::metrics::{write_recover, RecoverMetrics};
 use std::path::{Path, PathBuf};
@@ -75,21 +76,7 @@ fn recover(
         metrics_file.clone_from(&config.metrics_file);
     }
     let mut notes = Vec::new();
-    // A dry run creates nothing, not even the relay DUID.
-    let relay = if dry_run {
-        crate::identity::lookup(config.relay_duid.as_ref(), &config.state_directory).map(|found| {
-            found.map(|(d, _)| d).unwrap_or_else(|| {
-                notes.push(Note::TemporaryRelayDuid {
-                    state_directory: config.state_directory.clone(),
-                });
-                crate::identity::generate()
-            })
-        })
-    } else {
-        crate::identity::relay_duid(config.relay_duid.as_ref(), &config.state_directory)
-            .map(|(d, _)| d)
-    };
-    let relay = match relay {
+    let relay = match run_duid(&config, dry_run, &mut notes) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("pdrestore: {e}");
@@ -114,5 +101,43 @@ fn recover(
             eprintln!("pdrestore: {e}");
             (e.exit_code(), None)
         }
+    }
+}
+
+/// The DUID the run asks with. Relay-id mode: the relay DUID (the
+/// Relay-ID queried), configured or stored, made and stored when there is
+/// none; a dry run creates nothing and asks with a temporary one (noted).
+/// Link-address mode needs no relay DUID: the one it has is only the
+/// requestor's CLIENTID (unless `requestor_duid` is set), so none is made
+/// or stored, and a missing or corrupt relay DUID file means a temporary
+/// one (a corrupt file is logged, not fatal).
+pub(super) fn run_duid(
+    config: &Config,
+    dry_run: bool,
+    notes: &mut Vec<Note>,
+) -> Result<crate::proto::Duid, crate::identity::IdentityError> {
+    use crate::identity::{generate, lookup, relay_duid};
+    let found = || lookup(config.relay_duid.as_ref(), &config.state_directory);
+    match config.query {
+        QueryMode::RelayId if dry_run => Ok(found()?.map(|(d, _)| d).unwrap_or_else(|| {
+            notes.push(Note::TemporaryRelayDuid {
+                state_directory: config.state_directory.clone(),
+            });
+            generate()
+        })),
+        QueryMode::RelayId => {
+            relay_duid(config.relay_duid.as_ref(), &config.state_directory).map(|(d, _)| d)
+        }
+        QueryMode::LinkAddress => Ok(match found() {
+            Ok(Some((d, _))) => d,
+            Ok(None) => generate(),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "link-address mode uses no relay DUID: asking with a temporary requestor DUID"
+                );
+                generate()
+            }
+        }),
     }
 }

@@ -276,9 +276,33 @@ impl Config {
         v
     }
 
+    /// The client-facing interfaces `pdrestore follow` snoops on a machine
+    /// with interfaces `ifs`: `[follow] interfaces` (once each, in order),
+    /// else [`Config::mapped_interfaces`] and, in link-address mode, the
+    /// interfaces that hold an address of `links` (as `recover` routes
+    /// out of them), sorted, once each.
+    pub fn follow_interfaces_on(&self, ifs: &[Interface]) -> Vec<String> {
+        if self.follow.interfaces.is_some() || self.query != QueryMode::LinkAddress {
+            return self.follow_interfaces();
+        }
+        let mut v = self.mapped_interfaces();
+        for l in self.links.iter().flatten() {
+            for i in ifs
+                .iter()
+                .filter(|i| i.addresses.iter().any(|a| a.contains(l)))
+            {
+                v.push(i.name.to_string());
+            }
+        }
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// The client-facing interfaces `pdrestore follow` snoops:
     /// `[follow] interfaces` (once each, in order), else
-    /// [`Config::mapped_interfaces`].
+    /// [`Config::mapped_interfaces`] (see [`Config::follow_interfaces_on`]
+    /// for link-address mode's `links`).
     pub fn follow_interfaces(&self) -> Vec<String> {
         match &self.follow.interfaces {
             Some(v) => {

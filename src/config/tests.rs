@@ -515,3 +515,33 @@ fn server_groups_are_named_and_replicas_share_one() {
         assert!(e.contains("group") && e.contains("1 to 64"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn follow_snoops_the_interfaces_of_links_in_link_address_mode() {
+    let iface = |name: &str, addr: &str| crate::routes::Interface {
+        name: name.into(),
+        index: 1,
+        addresses: vec![addr.parse().unwrap()],
+    };
+    let ifs = [
+        iface("br1", "2001:db8:1::1/64"),
+        iface("br2", "2001:db8:2::1/64"),
+        iface("up0", "2001:db8:ff::1/64"),
+    ];
+    let base = "[[server]]\naddress = \"::1\"\n[routes]\nallowed_prefixes = [\"2001:db8::/32\"]\n";
+    let lam =
+        format!("query = \"link-address\"\nlinks = [\"2001:db8:2::1\", \"2001:db8:1::1\"]\n{base}");
+    let c = parse(&lam).unwrap();
+    assert_eq!(c.follow_interfaces_on(&ifs), ["br1", "br2"]);
+    // With a map too: both, once each.
+    let c = parse(&format!(
+        "{lam}[routes.interfaces]\n\"x\" = \"br2\"\n\"y\" = \"eth9\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.follow_interfaces_on(&ifs), ["br1", "br2", "eth9"]);
+    // [follow] interfaces wins; relay-id mode keeps the map's targets.
+    let c = parse(&format!("{lam}[follow]\ninterfaces = [\"up0\"]\n")).unwrap();
+    assert_eq!(c.follow_interfaces_on(&ifs), ["up0"]);
+    let c = parse(&format!("links = [\"2001:db8:1::1\"]\n{base}")).unwrap();
+    assert!(c.follow_interfaces_on(&ifs).is_empty());
+}

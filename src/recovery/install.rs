@@ -224,7 +224,12 @@ impl<T: RouteTable> Installer<T> {
             tracing::info!(
                 count = t.moved.len(),
                 dry_run = self.dry_run,
-                "replacing our routes whose client moved: {}{}",
+                "{} our routes whose client moved: {}{}",
+                if self.dry_run {
+                    "would replace"
+                } else {
+                    "replacing"
+                },
                 examples.join(", "),
                 more(t.moved.len())
             );

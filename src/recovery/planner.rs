@@ -132,7 +132,17 @@ pub struct Planner {
     /// binary search (a router with thousands of VLANs has as many local
     /// prefixes, and every binding is checked against them).
     locals_by_net: Vec<(u128, u8, u32, u32)>,
+    /// The global /64 subnets of the interfaces `[routes.interfaces]` maps
+    /// to (the client links), top 64 bits to interface position: the link
+    /// a relay layer's link-address says the client is on, checked for
+    /// every binding whose interface comes from the map (one hash lookup).
+    client_links: HashMap<u64, u32>,
+    /// Their subnets of other lengths (rare).
+    client_links_other: Vec<LocalNet>,
 }
+
+/// A local subnet: network, length, interface position.
+type LocalNet = (u128, u8, u32);
 
 /// `(net, len)` holds the prefix `addr`/`plen` (whose host bits may be set).
 fn holds(net: u128, len: u8, addr: u128, plen: u8) -> bool {
@@ -174,12 +184,15 @@ impl Planner {
             .map(|(k, &(n, l, p))| (n, l, p, k as u32))
             .collect();
         locals_by_net.sort_unstable();
+        let (client_links, client_links_other) = client_links(&settings, &interfaces);
         Planner {
             settings,
             interfaces,
             by_id,
             locals,
             locals_by_net,
+            client_links,
+            client_links_other,
         }
     }
 
@@ -367,7 +380,7 @@ impl Planner {
     fn interface_for(&self, interface_id: Option<&[u8]>, link: Ipv6Addr) -> Result<u32, Rejection> {
         if let Some(id) = interface_id {
             match self.by_id.get(id) {
-                Some(Some(p)) => return Ok(*p),
+                Some(Some(p)) => return self.check_link(id, *p, link),
                 // The map is the operator's word: no guessing past it.
                 Some(None) => {
                     return Err(Rejection::MissingInterface {
@@ -396,6 +409,33 @@ impl Planner {
             interface_id: interface_id.map(display_interface_id),
             link_address: link,
         })
+    }
+
+    /// The interface `p` the map gives for interface-id `id`, unless the
+    /// layer's link-address lies in the subnet of another client
+    /// interface ([`Rejection::LinkElsewhere`]).
+    fn check_link(&self, id: &[u8], p: u32, link: Ipv6Addr) -> Result<u32, Rejection> {
+        let l = u128::from(link);
+        if link.is_unspecified() || link.is_unicast_link_local() || self.client_links.is_empty() {
+            return Ok(p);
+        }
+        // The first client interface (in interface order) holding it.
+        let by64 = self.client_links.get(&((l >> 64) as u64)).copied();
+        let other = self
+            .client_links_other
+            .iter()
+            .find(|&&(n, len, _)| holds(n, len, l, 128))
+            .map(|&(_, _, q)| q);
+        let holder = by64.into_iter().chain(other).min();
+        match holder {
+            Some(q) if q != p => Err(Rejection::LinkElsewhere {
+                interface_id: display_interface_id(id),
+                interface: self.interfaces[p as usize].name.to_string(),
+                link_address: link,
+                holder: self.interfaces[q as usize].name.to_string(),
+            }),
+            _ => Ok(p),
+        }
     }
 
     /// The next hop must be a unicast neighbour on interface `iface`
@@ -428,3 +468,31 @@ pub fn check_next_hop(next_hop: Ipv6Addr, out: &Interface) -> Result<(), Rejecti
 #[cfg(test)]
 #[path = "planner_tests.rs"]
 mod tests;
+
+/// The global subnets of the interfaces `settings.interface_map` maps to:
+/// /64s by their top 64 bits, others listed (see [`Planner`]).
+fn client_links(
+    settings: &PlanSettings,
+    interfaces: &[Interface],
+) -> (HashMap<u64, u32>, Vec<LocalNet>) {
+    let mut by64 = HashMap::new();
+    let mut other = Vec::new();
+    for (p, i) in interfaces.iter().enumerate() {
+        if !settings.interface_map.values().any(|n| *n == *i.name) {
+            continue;
+        }
+        for a in &i.addresses {
+            let addr = a.addr();
+            if addr.is_loopback() || addr.is_unicast_link_local() || addr.is_multicast() {
+                continue;
+            }
+            let net = u128::from(a.trunc().addr());
+            if a.prefix_len() == 64 {
+                by64.entry((net >> 64) as u64).or_insert(p as u32);
+            } else {
+                other.push((net, a.prefix_len(), p as u32));
+            }
+        }
+    }
+    (by64, other)
+}

@@ -399,3 +399,59 @@ fn covered_locals_are_found_as_the_reference_finds_them() {
     }
     assert!(refused > 1000, "the grid refuses some prefixes: {refused}");
 }
+
+#[test]
+fn a_map_that_sends_a_links_clients_out_of_another_links_interface_is_refused() {
+    let mut s = settings();
+    s.interface_map
+        .insert(b"ge-0/0/2".to_vec(), "veth-c2".to_string());
+    // ge-0/0/1 maps to veth-c1, but the relay's link-address is on
+    // veth-c2's subnet: the client is on veth-c2's link.
+    let o = obs(
+        "2001:db8:8000:100::/56",
+        vec![layer(
+            "2001:db8:2::1",
+            "fe80::2",
+            Some("ge-0/0/1"),
+            Some(OURS),
+        )],
+    );
+    let r = route_with(&s, &o, None);
+    let e = r.unwrap_err();
+    assert_eq!(
+        e,
+        Rejection::LinkElsewhere {
+            interface_id: "ge-0/0/1".into(),
+            interface: "veth-c1".into(),
+            link_address: "2001:db8:2::1".parse().unwrap(),
+            holder: "veth-c2".into(),
+        }
+    );
+    assert_eq!(e.code(), "link-on-other-interface");
+    assert!(e.to_string().contains("on veth-c2's subnet"), "{e}");
+    // The link-address on the mapped interface's own subnet: routed.
+    let o = obs(
+        "2001:db8:8000:100::/56",
+        vec![layer(
+            "2001:db8:1::1",
+            "fe80::2",
+            Some("ge-0/0/1"),
+            Some(OURS),
+        )],
+    );
+    assert_eq!(&*route_with(&s, &o, None).unwrap().interface, "veth-c1");
+    // Nothing is questioned for :: (an LDRA), a link-local link-address,
+    // or one no client interface holds (port-0 is not a map target; an
+    // unnumbered link whose relay uses a loopback address).
+    for link in ["::", "fe80::1", "2001:db8:3::1", "2001:db8:77::1"] {
+        let o = obs(
+            "2001:db8:8000:100::/56",
+            vec![layer(link, "fe80::2", Some("ge-0/0/1"), Some(OURS))],
+        );
+        assert_eq!(
+            &*route_with(&s, &o, None).unwrap().interface,
+            "veth-c1",
+            "{link}"
+        );
+    }
+}

@@ -47,6 +47,20 @@ pub enum Rejection {
         /// The interface it maps to.
         name: String,
     },
+    /// The interface-id maps to one client interface while the layer's
+    /// link-address (RFC 8415 s.9.1: the link the client is on) lies in a
+    /// subnet of another: the map sends that link's clients out of the
+    /// wrong interface.
+    LinkElsewhere {
+        /// The layer's interface-id, as text where it is text.
+        interface_id: String,
+        /// The interface it maps to.
+        interface: String,
+        /// The layer's link-address.
+        link_address: Ipv6Addr,
+        /// The client interface whose subnet holds it.
+        holder: String,
+    },
     /// No local interface for the client.
     NoInterface {
         /// The layer's interface-id, as text where it is text.
@@ -85,6 +99,7 @@ impl Rejection {
             Rejection::OtherRelay { .. } => "other-relay",
             Rejection::NoRelayData => "no-relay-data",
             Rejection::MissingInterface { .. } => "missing-interface",
+            Rejection::LinkElsewhere { .. } => "link-on-other-interface",
             Rejection::NoInterface { .. } => "no-interface",
             Rejection::BadNextHop { .. } => "bad-next-hop",
         }
@@ -127,6 +142,15 @@ impl fmt::Display for Rejection {
             Rejection::MissingInterface { interface_id, name } => write!(
                 f,
                 "interface-id {interface_id} maps to interface {name}, which does not exist"
+            ),
+            Rejection::LinkElsewhere {
+                interface_id,
+                interface,
+                link_address,
+                holder,
+            } => write!(
+                f,
+                "interface-id {interface_id} maps to {interface}, but the relay's link-address {link_address} is on {holder}'s subnet: the client is on {holder}'s link (check [routes.interfaces])"
             ),
             Rejection::NoInterface {
                 interface_id,

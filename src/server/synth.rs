@@ -1,13 +1,14 @@
 //! Synthetic bindings: N clients behind a few relays, deterministic for a seed.
 //!
-//! Layout: `links` client links `2001:db8:0:J::/64` (J = 1..), each with the
-//! relay link-address `2001:db8:0:J::1`; relay R (R = 0..relays) serves the
-//! links with `J - 1 = R (mod relays)`; relay R's RELAY_ID is the given DUID
+//! Layout: `links` client links numbered from 0: link j (j = 0..links) is
+//! `2001:db8:0:(j+1)::/64` ([`link_prefix`]), with the relay link-address
+//! `2001:db8:0:(j+1)::1` and the interface-id `ge-0/0/j`; relay R
+//! (R = 0..relays) serves the links with `j = R (mod relays)`; relay R's RELAY_ID is the given DUID
 //! with R added to its last two octets. Client K has DUID-LL
 //! `00030001 02 00 KKKKKKKK`, a link-local peer-address, is on a link chosen by
 //! the generator and holds either an IA_NA address in its link's /64 or the
 //! K-th delegated prefix of the pool. Each relay layer carries INTERFACE_ID
-//! (`ge-0/0/J`), REMOTE_ID (enterprise 4491, `CM-<relay>-<n>` with n below
+//! (`ge-0/0/j`), REMOTE_ID (enterprise 4491, `CM-<relay>-<n>` with n below
 //! `remote_ids`) and RELAY_ID; a share of clients sits behind a second,
 //! outer relay (hop-count 1, link-address ::, no RELAY_ID).
 
@@ -289,7 +290,18 @@ mod tests {
                 inner.relay_id.as_ref().unwrap(),
                 &relay_duid(&SynthConfig::default().relay_id, j % 2)
             );
+            // Link j (from 0) is 2001:db8:0:(j+1)::/64, interface-id ge-0/0/j,
+            // as the module documentation and docs/lab-server.md say.
+            assert_eq!(
+                u128::from(link_prefix(j).network()) | 1,
+                u128::from(inner.link_address)
+            );
+            assert_eq!(
+                inner.interface_id.as_deref(),
+                Some(format!("ge-0/0/{j}").as_bytes())
+            );
         }
+        assert_eq!(link_prefix(0).to_string(), "2001:db8:0:1::/64");
         let small = SynthConfig {
             count: 300,
             pool: "2001:db8:8000::/48".parse().unwrap(),

@@ -126,10 +126,12 @@ pub const FILTER: [libc::sock_filter; 15] = [
 pub enum CaptureError {
     /// The process lacks CAP_NET_RAW.
     #[error(
-        "opening a packet socket on interface index {ifindex} needs CAP_NET_RAW \
+        "opening a packet socket on {interface} (interface index {ifindex}) needs CAP_NET_RAW \
          (run as root, or grant the capability): {source}"
     )]
     Permission {
+        /// The interface's name (`index N` when it has none now).
+        interface: String,
         /// The interface index.
         ifindex: u32,
         /// The error (EPERM or EACCES).
@@ -139,15 +141,32 @@ pub enum CaptureError {
     #[error("no network interface named {0:?}")]
     NoSuchInterface(String),
     /// Another system call failed.
-    #[error("{what} (interface index {ifindex}): {source}")]
+    #[error("{what} on {interface} (interface index {ifindex}): {source}")]
     Os {
         /// What was attempted.
         what: &'static str,
+        /// The interface's name (`index N` when it has none now).
+        interface: String,
         /// The interface index.
         ifindex: u32,
         /// The error.
         source: io::Error,
     },
+}
+
+/// The name of interface `ifindex` now (`if_indextoname`), or `index N`.
+fn interface_name(ifindex: u32) -> String {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has the IF_NAMESIZE octets the call may write; the
+    // result is NULL or a pointer into `buf`, NUL-terminated.
+    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return format!("index {ifindex}");
+    }
+    // SAFETY: on success `buf` holds a NUL-terminated name.
+    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Counters kept by a [`CaptureSocket`] (since it was opened).
@@ -234,6 +253,7 @@ impl CaptureSocket {
         let os = |what| {
             move |source| CaptureError::Os {
                 what,
+                interface: interface_name(ifindex),
                 ifindex,
                 source,
             }
@@ -249,9 +269,11 @@ impl CaptureSocket {
         if raw < 0 {
             let e = last_error();
             return Err(match e.raw_os_error() {
-                Some(libc::EPERM) | Some(libc::EACCES) => {
-                    CaptureError::Permission { ifindex, source: e }
-                }
+                Some(libc::EPERM) | Some(libc::EACCES) => CaptureError::Permission {
+                    interface: interface_name(ifindex),
+                    ifindex,
+                    source: e,
+                },
                 _ => os("opening an AF_PACKET socket")(e),
             });
         }
@@ -546,12 +568,15 @@ mod tests {
     #[test]
     fn permission_errors_name_the_capability() {
         let e = CaptureError::Permission {
-            ifindex: 3,
+            interface: interface_name(1),
+            ifindex: 1,
             source: io::Error::from_raw_os_error(libc::EPERM),
         };
         let text = e.to_string();
         assert!(text.contains("CAP_NET_RAW"), "{text}");
-        assert!(text.contains("interface index 3"), "{text}");
+        // Index 1 is the loopback interface of every namespace.
+        assert!(text.contains("on lo (interface index 1)"), "{text}");
+        assert_eq!(interface_name(u32::MAX), format!("index {}", u32::MAX));
     }
 
     #[test]

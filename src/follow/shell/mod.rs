@@ -95,7 +95,7 @@ pub enum FollowError {
     #[error(transparent)]
     Capture(#[from] CaptureError),
     /// Nothing to snoop.
-    #[error("no client-facing interface to snoop: set [follow] interfaces, or map interface-ids to interfaces in [routes.interfaces]")]
+    #[error("no client-facing interface to snoop: set [follow] interfaces, map interface-ids to interfaces in [routes.interfaces], or (link-address mode) give links the machine holds")]
     NoInterfaces,
     /// The rtnetlink watcher could not start.
     #[error("watching rtnetlink link and route events: {0}")]

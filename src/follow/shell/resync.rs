@@ -80,9 +80,19 @@ impl<'a> Service<'a> {
         self.needs().await?;
         self.flush().await?;
         if first {
+            // A stop (SIGTERM) during the start-up recovery ends it early:
+            // the service stops without ever having been ready.
+            let stopped = report.interrupted;
             self.startup = Some(report);
-            tracing::info!(followed = self.core.followed(), "follow: ready");
-            self.notifier.send("READY=1".into());
+            if stopped {
+                tracing::info!(
+                    followed = self.core.followed(),
+                    "follow: stopped during the start-up recovery, before it was ready"
+                );
+            } else {
+                tracing::info!(followed = self.core.followed(), "follow: ready");
+                self.notifier.send("READY=1".into());
+            }
         }
         self.send_status();
         self.write_metrics(true);

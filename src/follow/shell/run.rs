@@ -34,7 +34,9 @@ pub async fn run(
 ) -> Result<FollowSummary, FollowError> {
     let start = Instant::now();
     let started_at = std::time::SystemTime::now();
-    let wanted = config.follow_interfaces();
+    let ifs = crate::routes::netlink::interfaces_now()
+        .map_err(|e| FollowError::Recover(RecoverError::Table(e)))?;
+    let wanted = config.follow_interfaces_on(&ifs);
     if wanted.is_empty() {
         return Err(FollowError::NoInterfaces);
     }

@@ -100,24 +100,60 @@ fn interface_of<'a>(
 ) -> Result<&'a Interface, Rejection> {
     let id = layer.interface_id.as_deref();
     let by_name = |name: &[u8]| interfaces.iter().find(|i| i.name.as_bytes() == name);
+    let link = layer.link_address;
     if let Some(mapped) = id.and_then(|id| s.interface_map.get(id)) {
-        return by_name(mapped.as_bytes()).ok_or_else(|| Rejection::MissingInterface {
+        let out = by_name(mapped.as_bytes()).ok_or_else(|| Rejection::MissingInterface {
             interface_id: display_interface_id(id.unwrap_or_default()),
             name: mapped.clone(),
-        });
+        })?;
+        return link_on(s, id.unwrap_or_default(), out, link, interfaces);
     }
-    let link = layer.link_address;
-    id.and_then(by_name)
-        .or_else(|| {
-            let on_link = |i: &&Interface| i.addresses.iter().any(|a| a.contains(&link));
-            (!link.is_unspecified())
-                .then(|| interfaces.iter().find(on_link))
-                .flatten()
-        })
-        .ok_or(Rejection::NoInterface {
-            interface_id: id.map(display_interface_id),
+    if let Some(out) = id.and_then(by_name) {
+        return link_on(s, id.unwrap_or_default(), out, link, interfaces);
+    }
+    None.or_else(|| {
+        let on_link = |i: &&Interface| i.addresses.iter().any(|a| a.contains(&link));
+        (!link.is_unspecified())
+            .then(|| interfaces.iter().find(on_link))
+            .flatten()
+    })
+    .ok_or(Rejection::NoInterface {
+        interface_id: id.map(display_interface_id),
+        link_address: link,
+    })
+}
+
+/// `out`, the interface interface-id `id` gives, unless the first client
+/// interface (a target of the map, in interface order) with a global
+/// subnet holding the layer's link-address is another one.
+fn link_on<'a>(
+    s: &PlanSettings,
+    id: &[u8],
+    out: &'a Interface,
+    link: Ipv6Addr,
+    interfaces: &'a [Interface],
+) -> Result<&'a Interface, Rejection> {
+    if link.is_unspecified() || link.is_unicast_link_local() {
+        return Ok(out);
+    }
+    let client = |i: &&Interface| s.interface_map.values().any(|n| *n == *i.name);
+    let global = |a: &ipnet::Ipv6Net| {
+        let x = a.addr();
+        !x.is_loopback() && !x.is_unicast_link_local() && !x.is_multicast() && a.contains(&link)
+    };
+    match interfaces
+        .iter()
+        .filter(client)
+        .find(|i| i.addresses.iter().any(global))
+    {
+        Some(h) if h.index != out.index => Err(Rejection::LinkElsewhere {
+            interface_id: display_interface_id(id),
+            interface: out.name.to_string(),
             link_address: link,
-        })
+            holder: h.name.to_string(),
+        }),
+        _ => Ok(out),
+    }
 }
 
 /// The route for one winning prefix binding.

@@ -196,6 +196,12 @@ pub fn links_now() -> Result<Vec<Link>, TableError> {
     NetlinkSocket::open()?.links()
 }
 
+/// The interfaces of the calling thread's network namespace with their
+/// IPv6 addresses, now, from a synchronous caller (`check-config`).
+pub fn interfaces_now() -> Result<Vec<Interface>, TableError> {
+    NetlinkSocket::open()?.interfaces()
+}
+
 impl Drop for NetlinkTable {
     fn drop(&mut self) {
         // Closing the channel ends the worker once it has done what it has.
