@@ -323,9 +323,20 @@ pub(super) fn table<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
         T::S(s) => match s.as_str() {
             "main" => 254,
             "default" => 253,
-            other => other.parse().map_err(|_| {
-                serde::de::Error::custom(format!("unknown table {other:?} (a number or \"main\")"))
-            })?,
+            other => match other.parse() {
+                Ok(n) => n,
+                Err(_) => {
+                    let dirs = super::rt_tables::dirs();
+                    super::rt_tables::lookup(other, &dirs).ok_or_else(|| {
+                        let searched: Vec<String> =
+                            dirs.iter().map(|d| d.display().to_string()).collect();
+                        serde::de::Error::custom(format!(
+                            "unknown table {other:?}: not a number, \"main\", nor a name in rt_tables or rt_tables.d/*.conf of {}",
+                            searched.join(", ")
+                        ))
+                    })?
+                }
+            },
         },
     };
     if v == 0 || v == 255 {

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 mod check;
 mod de;
+pub mod rt_tables;
 
 use check::{line_col, locate};
 pub mod follow;
