@@ -31,7 +31,7 @@ pub struct ConfigSection {
 /// What comes before the sections of the configuration reference.
 pub const CONFIG_PREAMBLE: &[&str] = &[
     "pdrestore reads one TOML file, by default `/etc/pdrestore/pdrestore.toml` (`--config FILE` overrides). A complete, commented example is `pdrestore.example.toml` at the top of the repository (installed as `/usr/share/doc/pdrestore/examples/pdrestore.toml`). `pdrestore check-config` validates a file, prints the effective settings, the relay and requestor DUIDs and the worst case of one run (what the unit's `TimeoutStartSec` must cover), and warns about `[routes.interfaces]` targets that do not exist on this machine.",
-    "Unknown keys and bad values are errors that name the file, line and column, e.g. `pdrestore: /etc/pdrestore/pdrestore.toml:12:11: invalid IP address syntax`. So are values that contradict each other: the same server twice, an IPv4 `source` for an IPv6 server.",
+    "Unknown keys and bad values are errors that name the file, line and column, e.g. `pdrestore: /etc/pdrestore/pdrestore.toml:12:11: \"kea 1\" is neither an IP address nor a DNS name`. So are values that contradict each other: the same server twice, an IPv4 `source` for an IPv6 server.",
     "Durations use humantime syntax: `300s`, `5m`, `1h 30m`, `500ms`.",
 ];
 
@@ -66,7 +66,7 @@ pub const CONFIG_REFERENCE: &[ConfigSection] = &[
         title: "`[[server]]` (one table per DHCPv6 server; at least one)",
         intro: &[],
         keys: &[
-            ("address", "required", "The server's address (IPv6, or IPv4). Each server (address and port) may appear once."),
+            ("address", "required", "The server's address (IPv6, or IPv4), or a DNS name, resolved when the configuration is read (at the start of every run, and by `check-config`, which prints the address): its first IPv6 address, else its first address. A name that does not resolve is a configuration error (exit 78), which `pdrestore.service` does not retry: give literal addresses where DNS may not answer at boot. Each server (address and port) may appear once."),
             ("port", "`547`", "TCP port (RFC 5460 5.6)."),
             ("source", "none", "Source address to connect from (e.g. a loopback address the server's ACL allows); of the same family as `address`. `check-config` refuses one this machine does not have (a run would fail to connect from it on every try; at boot `recover` retries, as the address may still be coming up)."),
             ("group", "the server's own", "The server group, a name (1 to 64 letters, digits, `.`, `_`, `-`, `:`). Servers of one group are replicas that each hold every binding of the group (a Kea HA pair, hot-standby or load-balancing): the group has answered completely when one member has, and a member that failed beside it is a warning, not a partial run. Servers in different groups hold different bindings (one per region, two servers during a migration): every group must answer completely for a complete run and for pruning. By default each server is a group of its own, named by its address and port. Every member is asked at once, and the bindings of all that answered are reconciled (the most recent client transaction wins); once a group has answered completely, its other members are waited for `group_grace` more at most."),

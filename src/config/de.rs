@@ -355,3 +355,38 @@ pub(super) fn positive_usize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D
     }
     Ok(v)
 }
+
+/// A server's address: an IPv6 or IPv4 address, or a DNS name resolved
+/// now, when the configuration is read (each run, `check-config`): its
+/// first IPv6 address, else its first address (getaddrinfo's order).
+pub(super) fn address<'de, D: Deserializer<'de>>(d: D) -> Result<std::net::IpAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    if let Ok(ip) = s.parse() {
+        return Ok(ip);
+    }
+    let name_ok = !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+        });
+    if !name_ok {
+        return Err(serde::de::Error::custom(format!(
+            "{s:?} is neither an IP address nor a DNS name"
+        )));
+    }
+    use std::net::ToSocketAddrs;
+    let found: Vec<std::net::IpAddr> = (s.as_str(), 0)
+        .to_socket_addrs()
+        .map_err(|e| serde::de::Error::custom(format!("server name {s:?} does not resolve: {e}")))?
+        .map(|a| a.ip())
+        .collect();
+    found
+        .iter()
+        .find(|a| a.is_ipv6())
+        .or(found.first())
+        .copied()
+        .ok_or_else(|| serde::de::Error::custom(format!("server name {s:?} has no address")))
+}

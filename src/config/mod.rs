@@ -180,7 +180,9 @@ pub enum QueryMode {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Its address.
+    /// Its address (a DNS name in the file is resolved when the file is
+    /// read: see `de::address`).
+    #[serde(deserialize_with = "de::address")]
     pub address: IpAddr,
     /// TCP port (RFC 5460 s.5.6: 547).
     #[serde(default = "de::default_port")]

@@ -176,10 +176,10 @@ fn errors_name_line_and_column() {
         "{e}"
     );
     let e = err(
-        "[[server]]\naddress = \"not-an-ip\"\n[routes]\nallowed_prefixes = [\"2001:db8::/32\"]\n",
+        "[[server]]\naddress = \"not_an_ip\"\n[routes]\nallowed_prefixes = [\"2001:db8::/32\"]\n",
     );
     assert!(
-        e.starts_with("test.toml:2:11: invalid IP address syntax"),
+        e.starts_with("test.toml:2:11: \"not_an_ip\" is neither an IP address nor a DNS name"),
         "{e}"
     );
     let e = err(&format!("data_timeout = \"soon\"\n{base}"));
@@ -544,4 +544,26 @@ fn follow_snoops_the_interfaces_of_links_in_link_address_mode() {
     assert_eq!(c.follow_interfaces_on(&ifs), ["up0"]);
     let c = parse(&format!("links = [\"2001:db8:1::1\"]\n{base}")).unwrap();
     assert!(c.follow_interfaces_on(&ifs).is_empty());
+}
+
+#[test]
+fn a_server_name_is_resolved_when_the_file_is_read() {
+    let with = |a: &str| {
+        format!("[[server]]\naddress = \"{a}\"\n[routes]\nallowed_prefixes = [\"2001:db8::/32\"]\n")
+    };
+    // localhost is in every /etc/hosts: ::1 when it has an IPv6 line.
+    let c = parse(&with("localhost")).unwrap();
+    assert!(
+        c.servers[0].address.is_loopback(),
+        "{:?}",
+        c.servers[0].address
+    );
+    let e = err(&with("no-such-host.invalid"));
+    assert!(
+        e.contains("server name \"no-such-host.invalid\" does not resolve"),
+        "{e}"
+    );
+    let e = err(&with("not a name"));
+    assert!(e.contains("is neither an IP address nor a DNS name"), "{e}");
+    assert!(e.starts_with("test.toml:2:11:"), "where it is: {e}");
 }
