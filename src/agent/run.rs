@@ -53,7 +53,8 @@ pub async fn recover<T: RouteTable>(
     let positions = interfaces.clone();
     let mut installer = Installer::start(table, settings, interfaces, opts.dry_run)
         .await?
-        .with_prune_scope(scope);
+        .with_prune_scope(scope)
+        .with_pace(config.routes.max_routes_per_second);
     let mut fanout = config.recovery_fanout(relay, &links);
     fanout.channel_capacity = CHANNEL_BATCHES;
     tracing::debug!(
