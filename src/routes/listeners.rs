@@ -186,7 +186,7 @@ pub fn advice(drops: &[ListenerDrops]) -> String {
         })
         .collect();
     format!(
-        "a route listener lost kernel route notifications during this run ({}): a routing daemon (FRR's zebra, BIRD) that learns kernel routes may now miss some of ours and not redistribute them. Give it a large netlink receive buffer (zebra: `-s 90000000`, as Debian's /etc/frr/daemons sets in zebra_options) or pace the installation with [routes] max_routes_per_second, then restart the daemon (it reads the whole table at start) or run recover again",
+        "a route listener lost kernel route notifications during this run ({}): a routing daemon (FRR's zebra, BIRD) that learns kernel routes may now miss some of ours and not redistribute them. Give it a large netlink receive buffer (zebra: `-s 90000000`, as Debian's /etc/frr/daemons sets in zebra_options) or pace the installation with [routes] max_routes_per_second; then restart the daemon, which reads the whole table at start (running recover again does not help: it changes nothing, so no notification is sent again)",
         who.join("; ")
     )
 }
