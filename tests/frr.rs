@@ -14,7 +14,9 @@
 //! - Recover, then follow: the peer holds exactly the delegated prefixes
 //!   (a pruned one withdrawn, a kernel route of another protocol outside
 //!   the pool never advertised); a new lease seen by `follow` reaches the
-//!   peer, a release takes it away.
+//!   peer, a release takes it away, and so does the end of a lease: follow
+//!   removes the route itself (the kernel's garbage collection is made 10
+//!   minutes long in the lab, so it cannot be what removed it).
 //! - A zebra without a large netlink receive buffer (no `-s`) and a burst
 //!   of 10 000 routes: when the kernel drops notifications to zebra (the
 //!   Drops column of /proc/net/netlink), `recover` warns and lists them in
@@ -324,6 +326,14 @@ fn the_bgp_peer_holds_exactly_the_delegated_prefixes_through_recover_and_follow(
     }
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let lab = lab("pdr-frr1", 1);
+    // The kernel's garbage collection of expired routes: 10 minutes, so
+    // that only follow can take away a route whose lease ran out.
+    let gc = std::process::Command::new("ip")
+        .args(["netns", "exec", lab.router.name(), "sysctl", "-qw"])
+        .arg("net.ipv6.route.gc_interval=600")
+        .status()
+        .unwrap();
+    assert!(gc.success());
     let peer_ns = NetNs::create("pdr-frr1-p").unwrap();
     uplink(&lab.router, &peer_ns);
     // Before FRR: a route of ours in the pool that no lease backs any more
@@ -377,6 +387,20 @@ fn the_bgp_peer_holds_exactly_the_delegated_prefixes_through_recover_and_follow(
     to_client(&lab, 0, "fe80::2", 546, vec![release_reply(0x101, 2)]);
     let took = peer_holds(&peer, &delegated, "after a release");
     eprintln!("the peer lost the released prefix {took:?} after the release");
+    // A lease that runs out (valid 3 s): follow removes its route at the
+    // end of its 8 s expiry bucket. The kernel's garbage collection, which
+    // alone would take an expired route away, is 10 minutes away here.
+    let q = prefix_n(101);
+    to_client(&lab, 0, "fe80::2", 546, vec![reply(0x102, 2, &q, 3)]);
+    let sent = Instant::now();
+    let mut with = delegated.clone();
+    with.insert(q.clone());
+    peer_holds(&peer, &with, "after a 3 s lease");
+    peer_holds(&peer, &delegated, "after the 3 s lease ran out");
+    let took = sent.elapsed();
+    eprintln!("the peer lost the prefix of a 3 s lease {took:?} after its REPLY");
+    assert!(took < Duration::from_secs(13), "{took:?}");
+    assert!(f.log_text().contains("expired"), "{}", f.log_text());
     assert!(f.stop().success(), "{}", f.log_text());
 }
 
