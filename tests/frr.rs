@@ -23,7 +23,8 @@
 //!   `netlink_listener_drops`, exactly as many as the kernel counted, and
 //!   zebra lacks exactly that many routes. Whether a free-running zebra
 //!   keeps up depends on the machine; a zebra stopped through the burst
-//!   (SIGSTOP) always drops without `-s` and never with `-s 90000000`.
+//!   (SIGSTOP) always drops without `-s` and never with `-s 90000000`;
+//!   paced (`max_routes_per_second = 2000`), the burst loses nothing.
 //!
 //! Needs root (namespaces), iproute2 and FRR: skipped with a `SKIPPED`
 //! line otherwise, a failure under CI (tests/support). Nothing touches the
@@ -454,7 +455,7 @@ fn synthetic_server(lab: &Lab, port: u16, count: u32) -> Child {
 
 /// A burst of `count` routes (a synthetic lab server on `port`) recovered
 /// into the router of `lab` while `zebra` listens, `during` run around
-/// `recover`: (the JSON summary, drops the kernel counted on the
+/// `recover`, `routes` more keys of `[routes]`: (the JSON summary, drops the kernel counted on the
 /// namespace's route sockets, kernel routes zebra holds once it settled).
 /// The summary reports exactly the kernel's drops, and zebra holds a route
 /// for each notification it was not denied.
@@ -463,10 +464,17 @@ fn burst(
     zebra: &Frr,
     port: u16,
     count: u32,
+    routes: &str,
     during: impl FnOnce(&mut dyn FnMut()),
 ) -> (serde_json::Value, u64, u64) {
     let _server = synthetic_server(lab, port, count);
     let cfg = config(lab, &[port], "");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replacen("[routes]\n", &format!("[routes]\n{routes}"), 1),
+    )
+    .unwrap();
     assert_eq!(route_socket_drops(&lab.router), 0);
     let mut out = None;
     during(&mut || {
@@ -523,7 +531,7 @@ fn a_zebra_without_a_large_receive_buffer_loses_a_burst_and_recover_says_so() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let lab = lab("pdr-frr2", 1);
     let zebra = Frr::start(&lab.router, &frr_dir(&lab).join("router"), &[], None);
-    let (j, dropped, held) = burst(&lab, &zebra, 5802, 10_000, |run| run());
+    let (j, dropped, held) = burst(&lab, &zebra, 5802, 10_000, "", |run| run());
     eprintln!(
         "burst of 10000 routes in {} ms: the kernel dropped {dropped} notifications to zebra (no -s); zebra holds {held} kernel routes",
         j["duration_ms"]
@@ -533,6 +541,25 @@ fn a_zebra_without_a_large_receive_buffer_loses_a_burst_and_recover_says_so() {
     } else {
         assert_warned(&j);
     }
+}
+
+/// `[routes] max_routes_per_second = 2000`: the same burst to the same kind
+/// of zebra (no `-s`) takes 5 s and loses nothing.
+#[test]
+fn a_paced_recovery_loses_nothing_to_a_zebra_without_a_large_buffer() {
+    if !need_frr() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = lab("pdr-frr4", 1);
+    let zebra = Frr::start(&lab.router, &frr_dir(&lab).join("router"), &[], None);
+    let pace = "max_routes_per_second = 2000\n";
+    let (j, dropped, held) = burst(&lab, &zebra, 5805, 10_000, pace, |run| run());
+    let ms = j["duration_ms"].as_u64().unwrap();
+    eprintln!("10000 routes at 2000/s in {ms} ms: {dropped} dropped, zebra holds {held}");
+    assert!(ms >= 4900, "not paced: {ms} ms");
+    assert_eq!(dropped, 0, "{j}");
+    assert!(j["warnings"].as_array().unwrap().is_empty(), "{j}");
 }
 
 /// zebra stopped (SIGSTOP) through a burst of 10 000 routes, as a zebra busy
@@ -547,7 +574,7 @@ fn a_zebra_that_cannot_keep_up_loses_routes_unless_its_buffer_is_large() {
     for (args, port) in [(&[][..], 5803), (BIG_BUFFER, 5804)] {
         let lab = lab("pdr-frr3", 1);
         let zebra = Frr::start(&lab.router, &frr_dir(&lab).join("router"), args, None);
-        let (j, dropped, held) = burst(&lab, &zebra, port, 10_000, |run| {
+        let (j, dropped, held) = burst(&lab, &zebra, port, 10_000, "", |run| {
             zebra.signal_zebra(libc::SIGSTOP);
             run();
             zebra.signal_zebra(libc::SIGCONT);
