@@ -290,9 +290,11 @@ fn uplink(router: &NetNs, peer: &NetNs) {
     }
 }
 
-/// `pdrestore recover --json -c cfg` in the router namespace: the exit
-/// status and the JSON summary.
+/// `pdrestore recover --json -c cfg` in the router namespace, writing its
+/// metrics to `metrics.prom` in the lab's directory: the exit status and
+/// the JSON summary.
 fn recover(lab: &Lab, cfg: &Path) -> (Option<i32>, serde_json::Value) {
+    let metrics = lab.dir.path().join("metrics.prom");
     let out = std::process::Command::new("ip")
         .args([
             "netns",
@@ -301,6 +303,8 @@ fn recover(lab: &Lab, cfg: &Path) -> (Option<i32>, serde_json::Value) {
             env!("CARGO_BIN_EXE_pdrestore"),
         ])
         .args(["recover", "--json", "-c", cfg.to_str().unwrap()])
+        .arg("--metrics-file")
+        .arg(&metrics)
         .output()
         .unwrap();
     let j = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -492,6 +496,9 @@ fn burst(
         .map(|d| d["drops"].as_u64().unwrap())
         .sum();
     assert_eq!(reported, dropped, "{j}");
+    let prom = std::fs::read_to_string(lab.dir.path().join("metrics.prom")).unwrap();
+    let series = format!("\npdrestore_netlink_listener_drops {dropped}\n");
+    assert!(prom.contains(&series), "{series:?} not in {prom}");
     // Let zebra read what it did get: its count still for half a second.
     let (mut held, mut still) = (0, 0);
     wait_for(Duration::from_secs(30), || {
