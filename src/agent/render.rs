@@ -242,6 +242,9 @@ pub struct Summary {
     /// What the operator must hear of although the run is complete: a
     /// member that failed in a group that answered through another.
     pub warnings: Vec<String>,
+    /// Other rtnetlink listeners (a routing daemon) that lost route
+    /// notifications during the run (each also a warning).
+    pub netlink_listener_drops: Vec<crate::routes::listeners::ListenerDrops>,
     /// Bindings received in all.
     pub bindings: u64,
     /// Bindings dropped because their lifetime had run out.
@@ -310,6 +313,7 @@ impl Summary {
                 .collect(),
             groups: group_summaries(r),
             warnings: group_warnings(r),
+            netlink_listener_drops: r.listener_drops.clone(),
             bindings: r.bindings,
             expired: r.install.table.expired,
             routes: route_summary(&r.install, &name),

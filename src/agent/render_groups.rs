@@ -67,5 +67,8 @@ pub(super) fn group_warnings(r: &Report) -> Vec<String> {
             ));
         }
     }
+    if !r.listener_drops.is_empty() {
+        out.push(crate::routes::listeners::advice(&r.listener_drops));
+    }
     out
 }

@@ -193,6 +193,9 @@ pub struct Report {
     pub first_binding: Option<Duration>,
     /// From the start to the end.
     pub duration: Duration,
+    /// Other rtnetlink listeners (a routing daemon) that lost route
+    /// notifications during the run: they may miss some of our routes.
+    pub listener_drops: Vec<crate::routes::listeners::ListenerDrops>,
 }
 
 impl Report {

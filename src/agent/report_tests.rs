@@ -62,6 +62,7 @@ fn report() -> Report {
         notes: Vec::new(),
         first_binding: Some(Duration::from_millis(3)),
         duration: Duration::from_millis(50),
+        listener_drops: Vec::new(),
     }
 }
 
@@ -225,4 +226,35 @@ fn the_text_and_the_json_agree() {
         text.contains("note: no relay DUID is configured or stored in /var/lib/pdrestore"),
         "{text}"
     );
+}
+
+/// A routing daemon's socket that lost notifications: a warning with what
+/// to do, listed in the JSON; the run is still complete (our routes are in).
+#[test]
+fn a_listener_that_dropped_notifications_is_a_warning_not_a_failure() {
+    let mut r = report();
+    assert!(Summary::of(&r).netlink_listener_drops.is_empty());
+    r.listener_drops = vec![crate::routes::listeners::ListenerDrops {
+        inode: 686583,
+        portid: 20161,
+        process: Some("zebra (pid 20161)".into()),
+        drops: 1260,
+    }];
+    assert_eq!(r.outcome(), Outcome::Complete);
+    let s = Summary::of(&r);
+    assert_eq!(s.netlink_listener_drops.len(), 1);
+    assert_eq!(s.warnings.len(), 1);
+    assert!(
+        s.warnings[0].contains("zebra (pid 20161)"),
+        "{:?}",
+        s.warnings
+    );
+    assert!(s.warnings[0].contains("-s 90000000"), "{:?}", s.warnings);
+    let j = serde_json::to_value(&s).unwrap();
+    assert_eq!(j["netlink_listener_drops"][0]["drops"], 1260);
+    assert_eq!(
+        j["netlink_listener_drops"][0]["process"],
+        "zebra (pid 20161)"
+    );
+    assert!(s.to_text().contains("lost kernel route notifications"));
 }

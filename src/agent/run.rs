@@ -31,12 +31,17 @@ const CHANNEL_BATCHES: usize = 16;
 pub async fn recover<T: RouteTable>(
     config: &Config,
     relay: &Duid,
-    table: T,
+    mut table: T,
     interfaces: Vec<Interface>,
     opts: &RecoverOptions,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(Report, T), RecoverError> {
     let start = Instant::now();
+    // The other route listeners' drops before we write (see `listener_drops`).
+    let listeners = match opts.dry_run {
+        true => None,
+        false => table.listeners().await,
+    };
     let links = config.query_links(&interfaces);
     let settings = config.plan_settings(relay.clone(), &links);
     let missing_interfaces: Vec<String> = config
@@ -48,7 +53,8 @@ pub async fn recover<T: RouteTable>(
     let positions = interfaces.clone();
     let mut installer = Installer::start(table, settings, interfaces, opts.dry_run)
         .await?
-        .with_prune_scope(scope);
+        .with_prune_scope(scope)
+        .with_pace(config.routes.max_routes_per_second);
     let mut fanout = config.recovery_fanout(relay, &links);
     fanout.channel_capacity = CHANNEL_BATCHES;
     tracing::debug!(
@@ -75,7 +81,11 @@ pub async fn recover<T: RouteTable>(
         prune = ?rule,
         "recover: every server done; settling the rest, withdrawing, pruning"
     );
-    let (install, table) = installer.finish(got.now_ms(Instant::now()), rule).await?;
+    let (install, mut table) = installer.finish(got.now_ms(Instant::now()), rule).await?;
+    let listener_drops = match listeners {
+        Some(before) => listener_drops(&before, table.listeners().await),
+        None => Vec::new(),
+    };
     let mut report = Report {
         query: config.query,
         relay: relay.clone(),
@@ -93,6 +103,7 @@ pub async fn recover<T: RouteTable>(
         notes: Vec::new(),
         first_binding: got.first_binding,
         duration: start.elapsed(),
+        listener_drops,
     };
     report.explain();
     if !opts.dry_run && !report.interrupted {
@@ -114,6 +125,25 @@ pub async fn recover<T: RouteTable>(
     }
     tracing::debug!(outcome = report.outcome().as_str(), "recover: done");
     Ok((report, table))
+}
+
+/// The route listeners other than us (a routing daemon's rtnetlink socket)
+/// whose dropped notifications grew between `before` and `after`, with the
+/// process that holds each where it can be found; warned about once.
+fn listener_drops(
+    before: &crate::routes::listeners::Snapshot,
+    after: Option<crate::routes::listeners::Snapshot>,
+) -> Vec<crate::routes::listeners::ListenerDrops> {
+    use crate::routes::listeners;
+    let Some(after) = after else {
+        return Vec::new();
+    };
+    let mut drops = after.dropped_since(before, &listeners::own_sockets());
+    if !drops.is_empty() {
+        listeners::find_owners(&mut drops);
+        tracing::warn!("{}", listeners::advice(&drops));
+    }
+    drops
 }
 
 /// What the recovery gathered from the servers while installing.

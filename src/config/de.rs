@@ -261,6 +261,10 @@ pub(super) fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error>
     Ok(v)
 }
 
+pub(super) fn routes_per_second<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    positive(d).map(Some)
+}
+
 pub(super) fn some_non_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Vec<T>>, D::Error> {

@@ -248,6 +248,10 @@ pub struct RoutesConfig {
     /// Without relay data: `none` (reject) or `client-address` (the client's IA_NA as gateway).
     #[serde(default)]
     pub next_hop_fallback: NextHopFallback,
+    /// Install at most this many route changes a second (`None`: as fast as
+    /// the kernel takes them), for a routing daemon that loses a burst.
+    #[serde(default, deserialize_with = "de::routes_per_second")]
+    pub max_routes_per_second: Option<u32>,
 }
 
 impl Config {

@@ -52,6 +52,7 @@ allowed_prefixes = ["2001:db8:8000::/40", "2001:db8:9000::/40"]
 min_prefix_len = 40
 prune = false
 next_hop_fallback = "client-address"
+max_routes_per_second = 2000
 
 [routes.interfaces]
 "ge-0/0/1" = "eth1"
@@ -118,6 +119,7 @@ fn every_key() {
     assert_eq!(c.routes.min_prefix_len, 40);
     assert!(!c.routes.prune);
     assert_eq!(c.routes.next_hop_fallback, NextHopFallback::ClientAddress);
+    assert_eq!(c.routes.max_routes_per_second, Some(2000));
     assert_eq!(c.routes.interfaces["ge-0/0/1"], "eth1");
     assert_eq!(
         c.limits,
@@ -160,6 +162,7 @@ fn defaults() {
     assert_eq!(c.routes.min_prefix_len, 48);
     assert!(c.routes.prune);
     assert_eq!(c.routes.next_hop_fallback, NextHopFallback::None);
+    assert_eq!(c.routes.max_routes_per_second, None, "no pace by default");
     assert_eq!(c.limits, Limits::default());
     let c = parse("[[server]]\naddress = \"::1\"\n[routes]\ntable = \"main\"\nallowed_prefixes = [\"2001:db8::/32\"]\n").unwrap();
     assert_eq!(c.routes.table, 254);
@@ -313,6 +316,8 @@ fn mistakes_are_refused_where_they_are() {
         e.starts_with("test.toml:194:11: at most 64 servers can be configured"),
         "{e}"
     );
+    let e = err(&format!("{base}max_routes_per_second = 0\n"));
+    assert!(e.starts_with("test.toml:5:25: must be at least 1"), "{e}");
     let e = err(&format!("{base}prune_limit = \"ten\"\n"));
     assert!(
         e.starts_with("test.toml:5:15: invalid prune_limit \"ten\""),

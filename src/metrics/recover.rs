@@ -87,6 +87,9 @@ pub struct RunFigures {
     pub rejected: BTreeMap<String, u64>,
     /// Prefixes two servers gave to different clients.
     pub conflicts: u64,
+    /// Route notifications other rtnetlink listeners (a routing daemon)
+    /// lost during the run, summed over the listeners.
+    pub netlink_listener_drops: u64,
     /// `done`, `off`, `skipped` or `refused`.
     pub prune_state: String,
     /// Our routes listed at the start.
@@ -162,6 +165,7 @@ impl RecoverMetrics {
             failed: count_of(t.failed.len()),
             rejected,
             conflicts: count_of(t.conflicts.len()),
+            netlink_listener_drops: report.listener_drops.iter().map(|d| d.drops).sum(),
             prune_state: t.prune.state.name().to_string(),
             prune_ours: count_of(t.prune.ours),
             prune_candidates: count_of(t.prune.candidates),
@@ -414,6 +418,11 @@ fn encode_routes(e: &mut DescriptorEncoder, f: &RunFigures) -> Result<(), std::f
             "binding_conflicts",
             "Prefixes two servers gave to different clients in the last recover run",
             f.conflicts,
+        ),
+        (
+            "netlink_listener_drops",
+            "Route notifications other rtnetlink listeners (a routing daemon such as zebra) lost during the last recover run: they may not know some of its routes",
+            f.netlink_listener_drops,
         ),
     ] {
         gauge(e, name, help, None, &one(v))?;

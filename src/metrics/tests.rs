@@ -65,6 +65,7 @@ fn partial_run() -> RecoverMetrics {
             .into_iter()
             .collect(),
             conflicts: 3,
+            netlink_listener_drops: 1260,
             prune_state: "skipped".into(),
             prune_ours: 7,
             prune_candidates: 0,
@@ -103,6 +104,7 @@ pdrestore_recover_outcome{outcome=\"error\"} 0
         "pdrestore_routes_foreign_conflicts 1\n",
         "pdrestore_routes_failed 0\n",
         "pdrestore_binding_conflicts 3\n",
+        "pdrestore_netlink_listener_drops 1260\n",
         "pdrestore_routes_rejected{reason=\"bad-next-hop\"} 1\npdrestore_routes_rejected{reason=\"outside-pools\"} 2\n",
         "pdrestore_prune_state{state=\"done\"} 0\npdrestore_prune_state{state=\"off\"} 0\npdrestore_prune_state{state=\"skipped\"} 1\npdrestore_prune_state{state=\"refused\"} 0\n",
         "pdrestore_prune_candidates 0\n",

@@ -56,6 +56,8 @@ pub struct Installer<T: RouteTable> {
     operations: usize,
     dry_run: bool,
     dry_run_changes: Vec<Change>,
+    /// `[routes] max_routes_per_second`: changes go out no faster.
+    pace: Option<super::pace::Pace>,
 }
 
 impl<T: RouteTable> Installer<T> {
@@ -81,6 +83,7 @@ impl<T: RouteTable> Installer<T> {
             operations: 0,
             dry_run,
             dry_run_changes: Vec::new(),
+            pace: None,
         })
     }
 
@@ -96,6 +99,13 @@ impl<T: RouteTable> Installer<T> {
     /// rail; see [`PrefixTable::set_parts`].
     pub fn set_parts(&mut self, parts: crate::recovery::prune::Parts) {
         self.table.set_parts(parts);
+    }
+
+    /// Send at most `per_second` changes a second (`None`: as fast as the
+    /// table takes them), in slices (see [`super::pace::Pace`]).
+    pub fn with_pace(mut self, per_second: Option<u32>) -> Self {
+        self.pace = per_second.map(super::pace::Pace::new);
+        self
     }
 
     /// Set the batch size.
@@ -153,8 +163,16 @@ impl<T: RouteTable> Installer<T> {
             return Ok(());
         }
         self.first_route_at.get_or_insert(now);
-        let failures = self.routes.submit(changes).await?;
-        self.table.handle_failures(failures);
+        let Some(pace) = &mut self.pace else {
+            let failures = self.routes.submit(changes).await?;
+            self.table.handle_failures(failures);
+            return Ok(());
+        };
+        for slice in changes.chunks(pace.slice()) {
+            pace.admit(slice.len()).await;
+            let failures = self.routes.submit(slice.to_vec()).await?;
+            self.table.handle_failures(failures);
+        }
         Ok(())
     }
 

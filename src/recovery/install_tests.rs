@@ -627,3 +627,62 @@ proptest! {
         prop_assert_eq!(report.table.added, plan.routes.len());
     }
 }
+
+/// A table that notes when (on the tokio clock) each submission came, and
+/// how many changes it held.
+struct Clocked(MemoryTable, Vec<(tokio::time::Instant, usize)>);
+
+impl RouteTable for Clocked {
+    async fn list_table(
+        &mut self,
+        table: u32,
+        each: &mut (dyn FnMut(TableRoute) + Send),
+    ) -> Result<(), TableError> {
+        self.0.list_table(table, each).await
+    }
+
+    async fn apply(&mut self, changes: &[Change]) -> Result<Vec<RouteError>, TableError> {
+        self.1.push((tokio::time::Instant::now(), changes.len()));
+        self.0.apply(changes).await
+    }
+}
+
+/// `max_routes_per_second`: 200 routes at 100 a second go out in slices
+/// of 5, the last one 1.95 s after the first; without a pace, at once.
+#[test]
+fn the_install_pace_holds_on_virtual_time() {
+    let run = |pace: Option<u32>| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let t = Clocked(MemoryTable::new(), Vec::new());
+                let mut i = Installer::start(t, settings(), interfaces(), false)
+                    .await
+                    .unwrap()
+                    .with_pace(pace);
+                let t0 = tokio::time::Instant::now();
+                for n in 0..200 {
+                    i.offer(obs(0, n, "fe80::1", 5), 1000).await.unwrap();
+                }
+                let (report, table) = i.finish(1000, RAIL).await.unwrap();
+                assert_eq!(report.table.added, 200);
+                assert_eq!(table.0.routes().count(), 200);
+                let sent: Vec<(std::time::Duration, usize)> =
+                    table.1.iter().map(|(t, n)| (*t - t0, *n)).collect();
+                sent
+            })
+    };
+    let paced = run(Some(100));
+    assert_eq!(paced.iter().map(|s| s.1).sum::<usize>(), 200);
+    assert!(paced.iter().all(|s| s.1 <= 5), "{paced:?}");
+    assert_eq!(
+        paced.last().unwrap().0,
+        std::time::Duration::from_millis(1950)
+    );
+    let fast = run(None);
+    assert_eq!(fast.iter().map(|s| s.1).sum::<usize>(), 200);
+    assert!(fast.iter().all(|s| s.0.is_zero()), "{fast:?}");
+}

@@ -25,6 +25,7 @@
 pub mod claim;
 pub mod install;
 pub mod observed;
+pub mod pace;
 pub mod planner;
 pub mod prune;
 pub mod rank;

@@ -10,6 +10,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
 
+pub mod listeners;
 mod memory;
 pub mod netlink;
 mod ownership;
@@ -421,6 +422,13 @@ pub trait RouteTable {
     /// Wait until everything submitted is applied; the failures not yet returned.
     async fn sync(&mut self) -> Result<Vec<Failure>, TableError> {
         Ok(Vec::new())
+    }
+
+    /// The rtnetlink sockets of the table's network namespace now, to tell
+    /// whether another listener (a routing daemon) lost route notifications
+    /// while we wrote; `None` for a table that is not the kernel's.
+    async fn listeners(&mut self) -> Option<listeners::Snapshot> {
+        None
     }
 }
 

@@ -73,6 +73,7 @@ enum Command {
     Links(oneshot::Sender<Result<Vec<Link>, TableError>>),
     Interfaces(oneshot::Sender<Result<Vec<Interface>, TableError>>),
     CheckWrite(oneshot::Sender<Result<(), TableError>>),
+    Listeners(oneshot::Sender<Option<super::listeners::Snapshot>>),
 }
 
 /// The worker thread: every netlink call of a [`NetlinkTable`] runs here,
@@ -105,6 +106,10 @@ fn work(mut sock: NetlinkSocket, mut commands: mpsc::Receiver<Command>) {
             }
             Command::CheckWrite(reply) => {
                 let _ = reply.send(sock.check_write_access());
+            }
+            // Read here: this thread is in the socket's namespace.
+            Command::Listeners(reply) => {
+                let _ = reply.send(super::listeners::Snapshot::read());
             }
         }
     }
@@ -251,5 +256,15 @@ impl RouteTable for NetlinkTable {
 
     async fn sync(&mut self) -> Result<Vec<Failure>, TableError> {
         self.collect(true).await
+    }
+
+    async fn listeners(&mut self) -> Option<super::listeners::Snapshot> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .as_ref()?
+            .send(Command::Listeners(tx))
+            .await
+            .ok()?;
+        rx.await.ok()?
     }
 }
