@@ -3,6 +3,7 @@
 //! alerts) and the human-readable text ([`Summary::to_text`]).
 
 use super::render_groups::{group_summaries, group_warnings, GroupSummary};
+pub(crate) use super::render_servers::ms;
 use super::render_servers::{server_summary, ServerSummary};
 use super::report::{Note, Report};
 use crate::config::QueryMode;
@@ -12,7 +13,6 @@ use crate::recovery::prune::{HeldBack, Part, PruneRefusal, PruneReport, PruneSki
 use crate::routes::Route;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 /// A prefix refused.
 #[derive(Debug, Clone, Serialize)]
@@ -270,11 +270,6 @@ pub struct Summary {
     pub outcome: String,
     /// The process exit status this summary stands for.
     pub exit_code: u8,
-}
-
-/// Milliseconds, saturating.
-pub(crate) fn ms(d: Duration) -> u64 {
-    d.as_millis().min(u128::from(u64::MAX)) as u64
 }
 
 impl Summary {

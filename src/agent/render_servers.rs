@@ -1,12 +1,16 @@
 //! The servers in the summary: each one's part, each query's fate, and the
 //! status a server ended a query with, in its own words.
 
-use super::render::ms;
 use super::report::ServerPart;
 use crate::config::QueryMode;
 use serde::Serialize;
 use std::net::Ipv6Addr;
 use std::time::Duration;
+
+/// Milliseconds, saturating.
+pub(crate) fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(u64::MAX)) as u64
+}
 
 /// A status a server sent that ended a query (RFC 5007 s.4.1.3, RFC 5460
 /// s.5.5), with its text, and the message that carried it.
