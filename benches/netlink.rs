@@ -292,6 +292,7 @@ async fn rt_links(handle: &rtnetlink::Handle) -> Vec<Link> {
                 name: name.into(),
                 index: l.header.index,
                 up: l.header.flags.contains(LinkFlags::Up),
+                vrf_table: None,
             });
         }
     }

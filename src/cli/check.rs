@@ -1,7 +1,7 @@
 //! `pdrestore check-config` and `pdrestore duid`: the configuration and
 //! the identities it gives, without touching anything.
 
-use super::{load_config, print_or_quiet};
+use super::{in_vrf, load_config, print_or_quiet};
 use crate::config::QueryMode;
 use crate::exit;
 use crate::routes::Interface;
@@ -44,6 +44,11 @@ pub fn check_config(path: &Path) -> ExitCode {
             eprintln!("pdrestore: {e}");
             return ExitCode::from(exit::CONFIG);
         }
+    };
+    // With routes.vrf, the table printed is the VRF's.
+    let config = match in_vrf(config) {
+        Ok(c) => c,
+        Err(code) => return ExitCode::from(code),
     };
     let mut out = config.to_toml();
     // The effective identities, without creating anything.

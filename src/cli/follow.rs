@@ -1,6 +1,6 @@
 //! `pdrestore follow`: the service, until SIGTERM.
 
-use super::{load_config, runtime, writer_lock};
+use super::{load_config_in_vrf, runtime, writer_lock};
 use crate::exit;
 use crate::follow::{self, FollowOptions};
 use crate::metrics::{write_recover, RecoverMetrics};
@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Run `follow` with the configuration at `path`; `once` ends it when
 /// nothing happened for that long.
 pub fn run(path: &Path, once: Option<Duration>, metrics_file: Option<PathBuf>) -> ExitCode {
-    let config = match load_config(path) {
+    let config = match load_config_in_vrf(path) {
         Ok(c) => c,
         Err(code) => return ExitCode::from(code),
     };

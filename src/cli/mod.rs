@@ -241,6 +241,27 @@ fn load_config(path: &Path) -> Result<crate::config::Config, u8> {
     })
 }
 
+/// [`load_config`], in the table of its VRF (`routes.vrf`, found in this
+/// network namespace now): [`exit::CONFIG`] when there is no such VRF.
+fn load_config_in_vrf(path: &Path) -> Result<crate::config::Config, u8> {
+    in_vrf(load_config(path)?)
+}
+
+/// `config` in the table of its VRF ([`crate::config::Config::with_vrf`]).
+fn in_vrf(config: crate::config::Config) -> Result<crate::config::Config, u8> {
+    if config.routes.vrf.is_none() {
+        return Ok(config);
+    }
+    let links = crate::routes::netlink::links_now().map_err(|e| {
+        eprintln!("pdrestore: cannot list this machine's interfaces for routes.vrf: {e}");
+        exit::SOFTWARE
+    })?;
+    config.with_vrf(&links).map_err(|e| {
+        eprintln!("pdrestore: {e}");
+        exit::CONFIG
+    })
+}
+
 /// The writer lock ([`crate::lock`]) for `command`, held by every run
 /// that writes routes, or the exit status of its refusal, printed in one
 /// line: [`exit::TEMPFAIL`] when another process holds it (named),

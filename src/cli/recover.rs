@@ -1,7 +1,7 @@
 //! `pdrestore recover`: the relay DUID, the run, its summary (text or
 //! JSON) on standard output, its metrics file.
 
-use super::{load_config, print_or_quiet, runtime, stop_signal, writer_lock};
+use super::{load_config_in_vrf, print_or_quiet, runtime, stop_signal, writer_lock};
 use crate::agent::{self, Note, RecoverOptions, Report};
 use crate::config::{Config, QueryMode};
 use crate::exit;
@@ -54,7 +54,7 @@ fn recover(
     force_prune: bool,
     metrics_file: &mut Option<PathBuf>,
 ) -> (u8, Option<Report>) {
-    let config = match load_config(path) {
+    let config = match load_config_in_vrf(path) {
         Ok(c) => c,
         Err(code) => return (code, None),
     };

@@ -93,6 +93,12 @@ impl Config {
                 None => {}
             }
         }
+        if self.routes.vrf.is_some() && self.routes.table != 254 {
+            return Err((
+                vec![Step::Key("routes"), Step::Key("vrf")],
+                "routes.vrf takes the VRF device's table: leave routes.table out".into(),
+            ));
+        }
         if let Some(m) = &self.metrics_file {
             if !m.is_absolute() || m.file_name().is_none() {
                 return Err((

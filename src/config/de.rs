@@ -394,3 +394,10 @@ pub(super) fn address<'de, D: Deserializer<'de>>(d: D) -> Result<std::net::IpAdd
         .copied()
         .ok_or_else(|| serde::de::Error::custom(format!("server name {s:?} has no address")))
 }
+
+/// `routes.vrf`: a valid interface name.
+pub(super) fn vrf<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let name = String::deserialize(d)?;
+    check_ifname(&name).map_err(serde::de::Error::custom)?;
+    Ok(Some(name))
+}

@@ -222,6 +222,15 @@ pub struct RoutesConfig {
     /// Routing table: a number or `main` (254).
     #[serde(default = "de::default_table", deserialize_with = "de::table")]
     pub table: u32,
+    /// A VRF device: our routes go into its table (found at the start of
+    /// each run, [`Config::with_vrf`]) and the server connections are
+    /// bound to it (`SO_BINDTODEVICE`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::vrf"
+    )]
+    pub vrf: Option<String>,
     /// Protocol tag of our routes ([`DEFAULT_PROTOCOL`]); part of how we
     /// recognise ours (see [`crate::routes::Ownership`]).
     #[serde(default = "de::default_protocol", deserialize_with = "de::protocol")]
@@ -332,6 +341,26 @@ impl Config {
             source,
         })?;
         Self::parse(&text, path)
+    }
+
+    /// This configuration in VRF `vrf`'s table (`routes.vrf`): `links`
+    /// are this namespace's links. An error names what is wrong: no such
+    /// link, or a link that is not a VRF device. Without `routes.vrf`, the
+    /// configuration as it is.
+    pub fn with_vrf(&self, links: &[crate::routes::netlink::Link]) -> Result<Config, String> {
+        let Some(name) = &self.routes.vrf else {
+            return Ok(self.clone());
+        };
+        let link = links
+            .iter()
+            .find(|l| *l.name == **name)
+            .ok_or_else(|| format!("routes.vrf: no network interface named {name:?}"))?;
+        let table = link
+            .vrf_table
+            .ok_or_else(|| format!("routes.vrf: {name:?} is not a VRF device"))?;
+        let mut c = self.clone();
+        c.routes.table = table;
+        Ok(c)
     }
 
     /// The effective settings as TOML (what `check-config` prints).
@@ -467,6 +496,7 @@ impl Config {
         cfg.connection.max_in_flight = self.max_in_flight as usize;
         cfg.max_connections = self.max_connections as usize;
         cfg.connection.limits = self.limits;
+        cfg.connection.device = self.routes.vrf.clone();
         cfg.retry = RetryPolicy {
             attempts: self.retries.saturating_add(1),
             initial_delay: self.retry_initial_delay,

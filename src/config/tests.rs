@@ -572,3 +572,43 @@ fn a_server_name_is_resolved_when_the_file_is_read() {
     assert!(e.contains("is neither an IP address nor a DNS name"), "{e}");
     assert!(e.starts_with("test.toml:2:11:"), "where it is: {e}");
 }
+
+#[test]
+fn routes_vrf_takes_the_vrf_devices_table_and_binds_the_connections() {
+    use crate::routes::netlink::Link;
+    let text = |extra: &str| {
+        format!("[[server]]\naddress = \"::1\"\n[routes]\nallowed_prefixes = [\"2001:db8::/32\"]\n{extra}")
+    };
+    let c = parse(&text("vrf = \"vrf-blue\"\n")).unwrap();
+    assert_eq!(c.routes.vrf.as_deref(), Some("vrf-blue"));
+    let link = |name: &str, vrf_table: Option<u32>| Link {
+        name: name.into(),
+        index: 9,
+        up: true,
+        vrf_table,
+    };
+    let in_vrf = c
+        .with_vrf(&[link("eth0", None), link("vrf-blue", Some(1010))])
+        .unwrap();
+    assert_eq!(in_vrf.routes.table, 1010);
+    let f = in_vrf.fanout_config("0003000102005e000002".parse().unwrap(), Vec::new());
+    assert_eq!(f.connection.device.as_deref(), Some("vrf-blue"));
+    assert_eq!(
+        c.with_vrf(&[link("vrf-blue", None)]).unwrap_err(),
+        "routes.vrf: \"vrf-blue\" is not a VRF device"
+    );
+    assert_eq!(
+        c.with_vrf(&[]).unwrap_err(),
+        "routes.vrf: no network interface named \"vrf-blue\""
+    );
+    // Without vrf: as it is, no device.
+    let plain = parse(&text("")).unwrap();
+    assert_eq!(plain.with_vrf(&[]).unwrap(), plain);
+    let f = plain.fanout_config("0003000102005e000002".parse().unwrap(), Vec::new());
+    assert_eq!(f.connection.device, None);
+    // Both a table and a VRF: refused where the VRF is.
+    let e = err(&text("table = 100\nvrf = \"vrf-blue\"\n"));
+    assert!(e.contains("routes.vrf takes the VRF device's table"), "{e}");
+    let e = err(&text("vrf = \"a/b\"\n"));
+    assert!(e.contains("not a valid interface name"), "{e}");
+}

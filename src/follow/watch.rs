@@ -228,7 +228,9 @@ fn event(
 ) -> Result<Option<KernelEvent>, WireError> {
     match m.kind {
         libc::RTM_NEWLINK | libc::RTM_DELLINK => {
-            let Link { index, name, up } = wire::link(m)?;
+            let Link {
+                index, name, up, ..
+            } = wire::link(m)?;
             // A deleted link is down, whatever its flags said last.
             let up = up && m.kind == libc::RTM_NEWLINK;
             Ok(Some(KernelEvent::Link { index, name, up }))

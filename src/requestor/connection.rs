@@ -41,10 +41,12 @@ const READ_BUFFER: usize = 8 * 1024;
 /// (best effort: RFC 5460 s.6.6).
 pub const CLOSE_WAIT: Duration = Duration::from_millis(100);
 
-/// Connect to `server` within `timeout`, from `source` if given.
+/// Connect to `server` within `timeout`, from `source` if given, bound to
+/// network device `device` if given (`SO_BINDTODEVICE`: a VRF device).
 pub async fn connect(
     server: SocketAddr,
     source: Option<IpAddr>,
+    device: Option<&str>,
     timeout: Duration,
 ) -> Result<TcpStream, TransportError> {
     let sock = if server.is_ipv4() {
@@ -53,6 +55,10 @@ pub async fn connect(
         TcpSocket::new_v6()
     }
     .map_err(|e| TransportError::Connect(e.into()))?;
+    if let Some(d) = device {
+        sock.bind_device(Some(d.as_bytes()))
+            .map_err(|e| TransportError::Connect(e.into()))?;
+    }
     if let Some(address) = source {
         sock.bind(SocketAddr::new(address, 0))
             .map_err(|e| TransportError::Bind {
@@ -85,7 +91,7 @@ pub async fn connect_and_query<M: BindingMapper, T: From<Vec<Delivery<M::Item>>>
 ) -> ConnectionReport {
     let timeout = attempt.connect_timeout(cfg.connect_timeout, Instant::now());
     tracing::debug!(%server, attempt = attempt.number, timeout = ?timeout, "connecting");
-    match connect(server, cfg.source, timeout).await {
+    match connect(server, cfg.source, cfg.device.as_deref(), timeout).await {
         Ok(stream) => {
             tracing::debug!(%server, attempt = attempt.number, "connected");
             query_over(stream, server, cfg, queries, attempt, tx, mapper).await

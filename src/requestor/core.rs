@@ -138,6 +138,9 @@ pub struct ConnectionConfig {
     pub max_in_flight: usize,
     /// Local address to connect from (port chosen by the system).
     pub source: Option<IpAddr>,
+    /// The network device to bind the connection to (`SO_BINDTODEVICE`):
+    /// a VRF device, so that the server is reached through the VRF.
+    pub device: Option<String>,
     /// Our DUID, sent as OPTION_CLIENTID and checked in every REPLY (RFC 5007 s.4.2.2).
     pub requestor: Duid,
     /// Resource bounds.
@@ -157,6 +160,7 @@ impl ConnectionConfig {
             first_answer_timeout: DEFAULT_FIRST_ANSWER_TIMEOUT,
             max_in_flight: 1,
             source: None,
+            device: None,
             requestor,
             limits: Limits::default(),
             server_deadline: None,

@@ -47,6 +47,8 @@ pub struct Link {
     pub index: u32,
     /// Administratively up (IFF_UP): routes out of it can be installed.
     pub up: bool,
+    /// For a VRF device (link kind `vrf`), the routing table it uses.
+    pub vrf_table: Option<u32>,
 }
 
 /// Changes (batches) queued to the worker before `submit` waits.

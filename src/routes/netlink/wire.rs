@@ -557,8 +557,12 @@ pub fn link(msg: &Message<'_>) -> Result<Link, WireError> {
     let (b, at) = (msg.body, msg.body_offset());
     need("ifinfomsg", b, at, ifinfomsg::SIZE)?;
     let mut name = None;
+    let mut vrf_table = None;
     for a in Attributes::new(&b[ifinfomsg::SIZE..], at + ifinfomsg::SIZE) {
         let a = a?;
+        if a.kind == libc::IFLA_LINKINFO {
+            vrf_table = vrf_table_of(&a)?;
+        }
         if a.kind == libc::IFLA_IFNAME {
             let v = a.value.split(|&c| c == 0).next().unwrap_or(a.value);
             let n = std::str::from_utf8(v)
@@ -572,7 +576,37 @@ pub fn link(msg: &Message<'_>) -> Result<Link, WireError> {
         name: name.ok_or(WireError::MissingName { offset: at })?,
         index: u32_at(b, ifinfomsg::INDEX),
         up: u32_at(b, ifinfomsg::FLAGS) & libc::IFF_UP as u32 != 0,
+        vrf_table,
     })
+}
+
+/// `IFLA_INFO_KIND` and `IFLA_INFO_DATA` in `IFLA_LINKINFO`, and
+/// `IFLA_VRF_TABLE` in the data of a `vrf` (linux/if_link.h).
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const IFLA_VRF_TABLE: u16 = 1;
+
+/// The table of a VRF device from its `IFLA_LINKINFO` (kind `vrf`,
+/// `IFLA_VRF_TABLE` in its data); `None` for any other kind of link.
+fn vrf_table_of(info: &Attribute<'_>) -> Result<Option<u32>, WireError> {
+    let mut is_vrf = false;
+    let mut table = None;
+    for a in Attributes::new(info.value, info.offset + rtattr::SIZE) {
+        let a = a?;
+        match a.kind {
+            IFLA_INFO_KIND => is_vrf = a.value.split(|&c| c == 0).next() == Some(b"vrf"),
+            IFLA_INFO_DATA => {
+                for d in Attributes::new(a.value, a.offset + rtattr::SIZE) {
+                    let d = d?;
+                    if d.kind == IFLA_VRF_TABLE {
+                        table = Some(d.u32()?);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(table.filter(|_| is_vrf))
 }
 
 fn put_attr(buf: &mut Vec<u8>, kind: u16, value: &[u8]) {

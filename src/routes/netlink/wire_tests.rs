@@ -303,6 +303,33 @@ fn link_matches_netlink_packet_route() {
     ));
 }
 
+/// A VRF device's table is read from its link info; other kinds have none.
+#[test]
+fn a_vrf_link_names_its_table() {
+    use netlink_packet_route::link::{InfoData, InfoKind, InfoVrf, LinkInfo};
+    let with_info = |info: Vec<LinkInfo>| {
+        let mut l = LinkMessage::default();
+        l.header.index = 9;
+        l.attributes = vec![
+            LinkAttribute::IfName("vrf-blue".into()),
+            LinkAttribute::LinkInfo(info),
+        ];
+        serialise(RouteNetlinkMessage::NewLink(l), 0, 0)
+    };
+    let vrf = with_info(vec![
+        LinkInfo::Kind(InfoKind::Vrf),
+        LinkInfo::Data(InfoData::Vrf(vec![InfoVrf::TableId(1010)])),
+    ]);
+    let l = link(&only(&vrf)).unwrap();
+    assert_eq!((&*l.name, l.vrf_table), ("vrf-blue", Some(1010)));
+    let veth = with_info(vec![LinkInfo::Kind(InfoKind::Veth)]);
+    assert_eq!(link(&only(&veth)).unwrap().vrf_table, None);
+    assert_eq!(
+        link(&only(&npr_link(7, true, "x"))).unwrap().vrf_table,
+        None
+    );
+}
+
 /// A datagram of an ACK, an error and a DONE.
 #[test]
 fn error_codes() {
