@@ -54,7 +54,8 @@ pub fn run(file: &Path, json: bool, ports: &[u16]) -> ExitCode {
 }
 
 /// `decode` of a pcap or pcapng file: every direction of every connection
-/// on the ports, decoded as a raw stream.
+/// on the ports, decoded as a raw stream, then every DHCPv6 datagram (UDP
+/// 546/547 and the ports) in capture order.
 fn decode_capture(
     file: &Path,
     data: &[u8],
@@ -90,23 +91,35 @@ fn decode_capture(
         eprintln!("pdrestore: {name}: {e}; the packets before it are decoded");
         failed = true;
     }
-    if cap.streams.is_empty() {
+    if cap.streams.is_empty() && cap.datagrams.is_empty() {
         eprintln!(
-            "pdrestore: {name}: no TCP traffic on port{} {port_list} in {} packet(s) ({format})",
+            "pdrestore: {name}: no DHCPv6 traffic (TCP port{} {port_list} or UDP ports 546/{}) \
+             in {} packet(s) ({format})",
             if ports.len() > 1 { "s" } else { "" },
+            port_list.replace(", ", "/"),
             cap.packets
         );
         return ExitCode::from(exit::PARTIAL);
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // Bulk Leasequery over TCP first, stream by stream; then DHCPv6 over
+    // UDP, datagram by datagram in capture order.
+    let mut lines = Vec::new();
     for stream in cap.streams {
         let d = DecodedStream::new(stream);
         failed |= d.failed();
-        let lines = if json { d.json_lines() } else { d.text_lines() };
-        for line in lines {
-            if writeln!(out, "{line}").is_err() {
-                return ExitCode::from(exit::IOERR);
-            }
+        lines.extend(if json { d.json_lines() } else { d.text_lines() });
+    }
+    if !cap.datagrams.is_empty() && !json {
+        lines.push(crate::decode::udp::header(&cap.datagrams));
+    }
+    for d in &cap.datagrams {
+        failed |= d.failed();
+        lines.extend(if json { d.json_lines() } else { d.text_lines() });
+    }
+    for line in lines {
+        if writeln!(out, "{line}").is_err() {
+            return ExitCode::from(exit::IOERR);
         }
     }
     if out.flush().is_err() {
