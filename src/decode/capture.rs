@@ -304,17 +304,14 @@ struct Collector<'p> {
     capture: Capture,
     /// The watched ports (547 and each `--port`).
     ports: &'p [u16],
+    /// The whole file, for the offsets of the frames in it.
+    file: &'p [u8],
 }
 
 impl Collector<'_> {
-    /// One frame, which starts at `offset` in the file.
-    fn packet(
-        &mut self,
-        linktype: u32,
-        frame: &[u8],
-        orig_len: u32,
-        offset: usize,
-    ) -> Result<(), CaptureError> {
+    /// One frame of the file.
+    fn packet(&mut self, linktype: u32, frame: &[u8], orig_len: u32) -> Result<(), CaptureError> {
+        let offset = udp::offset_in(self.file, frame).unwrap_or(0);
         let c = &mut self.capture;
         c.packets += 1;
         let cut = (frame.len() as u64) < u64::from(orig_len);
@@ -389,6 +386,7 @@ pub fn read_capture(data: &[u8], format: Format, ports: &[u16]) -> Result<Captur
     let mut col = Collector {
         reassembler: Reassembler::new(ports),
         ports,
+        file: data,
         capture: Capture {
             format,
             packets: 0,
@@ -434,8 +432,7 @@ pub fn read_capture(data: &[u8], format: Format, ports: &[u16]) -> Result<Captur
                 match parser.next_raw_packet(rest) {
                     Ok((rem, pkt)) => {
                         rest = rem;
-                        let at = udp::offset_in(data, &pkt.data).unwrap_or(0);
-                        col.packet(linktype, &pkt.data, pkt.orig_len, at)?;
+                        col.packet(linktype, &pkt.data, pkt.orig_len)?;
                     }
                     Err(e) => {
                         col.capture.error = Some(record_error(record, rest, &e));
@@ -477,8 +474,7 @@ pub fn read_capture(data: &[u8], format: Format, ports: &[u16]) -> Result<Captur
                     break;
                 };
                 let linktype = u32::from(idb.linktype);
-                let at = udp::offset_in(data, frame).unwrap_or(0);
-                col.packet(linktype, frame, orig_len, at)?;
+                col.packet(linktype, frame, orig_len)?;
                 rest = rem;
             }
         }

@@ -30,7 +30,8 @@ pub struct Datagram {
     /// IPv6 destination address and UDP port.
     pub destination: SocketAddr,
     /// The records; their `offset` is the file offset of the DHCPv6 message
-    /// (of the packet, when the message could not be found).
+    /// (of the packet's frame, after its record header, when the message
+    /// could not be reached).
     pub records: Vec<Record>,
 }
 
@@ -122,7 +123,7 @@ impl Datagram {
     }
 
     /// A datagram whose message could not be reached: an error record at
-    /// file offset `offset` (the packet's).
+    /// file offset `offset` (the packet's frame).
     pub fn fault(
         packet: usize,
         (source, destination): (SocketAddr, SocketAddr),
