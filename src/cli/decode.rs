@@ -1,12 +1,14 @@
 //! `pdrestore decode`: Bulk Leasequery messages from a raw stream or a
-//! capture, as text or JSON lines.
+//! capture, and DHCPv6 over UDP from a capture (relay layers unwrapped,
+//! IA_NA and IA_PD shown), as text or JSON lines.
 
 use crate::exit;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// `pdrestore decode FILE`: a raw stream, or a pcap or pcapng capture.
+/// `pdrestore decode FILE`: a raw stream, or a pcap or pcapng capture
+/// (TCP port 547 streams first, then UDP 546/547 datagrams).
 pub fn run(file: &Path, json: bool, ports: &[u16]) -> ExitCode {
     let data = if file.as_os_str() == "-" {
         let mut v = Vec::new();
