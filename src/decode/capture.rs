@@ -292,7 +292,8 @@ pub struct Capture {
     pub first_unparsed: Option<(usize, String)>,
     /// Packets cut short by the capture's snapshot length.
     pub truncated: usize,
-    /// IP fragments (not reassembled; their TCP data counts as missing).
+    /// IP fragments (not reassembled; their TCP data counts as missing, a
+    /// DHCPv6 datagram in them is not decoded).
     pub fragments: usize,
     /// A record that ended the reading before the end of the file: the
     /// packets before it are in the streams.
@@ -636,7 +637,8 @@ pub fn notes(c: &Capture) -> Vec<String> {
     }
     if c.fragments > 0 {
         out.push(format!(
-            "{} IP fragment(s) not reassembled: their TCP data counts as missing",
+            "{} IP fragment(s) not reassembled: their TCP data counts as missing, \
+             a DHCPv6 datagram in them is not decoded",
             c.fragments
         ));
     }

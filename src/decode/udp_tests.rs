@@ -259,3 +259,65 @@ fn a_fault_names_its_packet() {
         vec!["#9 [::1]:546 -> [::2]:547 @4242 ERROR: packet 9: cut short"]
     );
 }
+
+/// A Kea Bulk Leasequery message (tests/data/kea), without its 2-octet
+/// TCP length prefix: LEASEQUERY and LEASEQUERY-REPLY travel over UDP too
+/// (RFC 5007 s.4.1).
+fn kea_message(bytes: &[u8]) -> &[u8] {
+    let len = usize::from(u16::from_be_bytes([bytes[0], bytes[1]]));
+    &bytes[2..2 + len]
+}
+
+#[test]
+fn leasequery_messages_over_udp_with_their_bindings() {
+    let query = kea_message(include_bytes!(
+        "../../tests/data/kea/02_relayid_B.request.bin"
+    ));
+    let reply = kea_message(include_bytes!(
+        "../../tests/data/kea/02_relayid_B.response.bin"
+    ));
+    let ends = (
+        "[2001:db8::1]:547".parse().unwrap(),
+        "[2001:db8::547]:547".parse().unwrap(),
+    );
+    let p = |message| Payload {
+        source: ends.0,
+        destination: ends.1,
+        message,
+    };
+    let d = Datagram::decode(1, p(query), 0);
+    assert!(
+        matches!(&d.records[..], [Record::Message { msg_type, .. }] if msg_type == "LEASEQUERY")
+    );
+    let d = Datagram::decode(2, p(reply), 0);
+    let Record::Message {
+        msg_type,
+        client_data,
+        detail: Some(detail),
+        ..
+    } = &d.records[0]
+    else {
+        panic!("{:?}", d.records)
+    };
+    assert_eq!((msg_type.as_str(), *client_data), ("LEASEQUERY-REPLY", 1));
+    assert!(detail.relay.is_empty() && detail.ia_pd.is_empty());
+    assert!(
+        matches!(d.records[1], Record::Binding { .. }),
+        "{:?}",
+        d.records
+    );
+    // A message type with no name, and a RECONFIGURE.
+    for (t, name) in [(200u8, "unknown(200)"), (10, "RECONFIGURE")] {
+        let msg = [t, 0, 0, 1];
+        let payload = Payload {
+            message: &msg,
+            ..p(query)
+        };
+        let d = Datagram::decode(3, payload, 0);
+        assert!(
+            matches!(&d.records[..], [Record::Message { msg_type, .. }] if msg_type == name),
+            "{:?}",
+            d.records
+        );
+    }
+}
