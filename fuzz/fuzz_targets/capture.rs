@@ -49,6 +49,7 @@ fuzz_target!(|data: &[u8]| {
                         let _ = (d.text_lines(), d.json_lines());
                     }
                     for d in &c.datagrams {
+                        let d = d.decode(rest);
                         let _ = (d.text_lines(), d.json_lines());
                         for r in &d.records {
                             let (Record::Message { offset, .. } | Record::Error { offset, .. }) = r

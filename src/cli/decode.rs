@@ -106,21 +106,23 @@ fn decode_capture(
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     // Bulk Leasequery over TCP first, stream by stream; then DHCPv6 over
     // UDP, datagram by datagram in capture order.
-    let mut lines = Vec::new();
+    let mut write = |lines: Vec<String>| lines.iter().try_for_each(|l| writeln!(out, "{l}"));
     for stream in cap.streams {
         let d = DecodedStream::new(stream);
         failed |= d.failed();
-        lines.extend(if json { d.json_lines() } else { d.text_lines() });
+        if write(if json { d.json_lines() } else { d.text_lines() }).is_err() {
+            return ExitCode::from(exit::IOERR);
+        }
     }
     if !cap.datagrams.is_empty() && !json {
-        lines.push(crate::decode::udp::header(&cap.datagrams));
+        if write(vec![crate::decode::udp::header(&cap.datagrams)]).is_err() {
+            return ExitCode::from(exit::IOERR);
+        }
     }
     for d in &cap.datagrams {
+        let d = d.decode(data);
         failed |= d.failed();
-        lines.extend(if json { d.json_lines() } else { d.text_lines() });
-    }
-    for line in lines {
-        if writeln!(out, "{line}").is_err() {
+        if write(if json { d.json_lines() } else { d.text_lines() }).is_err() {
             return ExitCode::from(exit::IOERR);
         }
     }

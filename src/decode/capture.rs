@@ -284,7 +284,7 @@ pub struct Capture {
     /// order the connections were first seen.
     pub streams: Vec<Stream>,
     /// DHCPv6 datagrams (UDP, IPv6, port 546 or a watched port at either
-    /// end), in capture order.
+    /// end), in capture order, each decoded when asked ([`Datagram::decode`]).
     pub datagrams: Vec<Datagram>,
     /// Packets whose headers did not parse.
     pub unparsed: usize,
@@ -325,13 +325,10 @@ impl Collector<'_> {
                     c.segments += 1;
                 }
             }
-            Ok(Carried::Udp(p)) => {
-                let at = offset + udp::offset_in(frame, p.message).unwrap_or(0);
-                c.datagrams.push(Datagram::decode(c.packets, p, at));
-            }
+            Ok(Carried::Udp(p)) => c.datagrams.push(Datagram::found(c.packets, p, self.file)),
             Ok(Carried::UdpFault(ends, e)) => {
                 c.datagrams
-                    .push(Datagram::fault(c.packets, ends, offset, e));
+                    .push(Datagram::unreachable(c.packets, ends, offset, e));
             }
             Err(PacketError::Malformed(e)) => {
                 let lax = slice_lax(linktype, frame);
@@ -347,7 +344,7 @@ impl Collector<'_> {
                             e
                         };
                         c.datagrams
-                            .push(Datagram::fault(c.packets, ends, offset, e));
+                            .push(Datagram::unreachable(c.packets, ends, offset, e));
                     }
                     None => {
                         c.unparsed += 1;

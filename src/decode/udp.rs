@@ -18,11 +18,85 @@ use crate::proto::CLIENT_PORT;
 use etherparse::{LaxNetSlice, LaxSlicedPacket, NetSlice, SlicedPacket, TransportSlice};
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+
+/// One DHCPv6 datagram of a capture, not yet decoded: where its message is
+/// in the file (a capture holds many; their records are made one datagram
+/// at a time, as they are written, by [`Datagram::decode`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    /// The packet's number in the capture (1 for the first).
+    pub packet: usize,
+    /// IPv6 source address and UDP port.
+    pub source: SocketAddr,
+    /// IPv6 destination address and UDP port.
+    pub destination: SocketAddr,
+    /// The octets of the DHCPv6 message in the file; or, when it could not
+    /// be reached, the file offset of the packet's frame and why.
+    pub message: Result<Range<usize>, (usize, String)>,
+}
+
+impl Datagram {
+    /// The datagram of packet `packet`, its message `p.message` lying in
+    /// `file` (as the frames pcap-file gives do).
+    pub fn found(packet: usize, p: Payload<'_>, file: &[u8]) -> Self {
+        let message = match offset_in(file, p.message) {
+            Some(at) => Ok(at..at + p.message.len()),
+            None => Err((0, "the message is not inside the file".to_string())),
+        };
+        Datagram {
+            packet,
+            source: p.source,
+            destination: p.destination,
+            message,
+        }
+    }
+
+    /// A datagram of packet `packet` whose message could not be reached,
+    /// the packet's frame at file offset `offset`.
+    pub fn unreachable(
+        packet: usize,
+        (source, destination): (SocketAddr, SocketAddr),
+        offset: usize,
+        error: String,
+    ) -> Self {
+        Datagram {
+            packet,
+            source,
+            destination,
+            message: Err((offset, error)),
+        }
+    }
+
+    /// Decode the message, which lies in `file`.
+    pub fn decode(&self, file: &[u8]) -> DecodedDatagram {
+        let ends = (self.source, self.destination);
+        match &self.message {
+            Ok(r) => match file.get(r.clone()) {
+                Some(message) => {
+                    let p = Payload {
+                        source: self.source,
+                        destination: self.destination,
+                        message,
+                    };
+                    DecodedDatagram::new(self.packet, p, r.start)
+                }
+                None => DecodedDatagram::fault(
+                    self.packet,
+                    ends,
+                    r.start,
+                    "the message is not inside the file".to_string(),
+                ),
+            },
+            Err((offset, e)) => DecodedDatagram::fault(self.packet, ends, *offset, e.clone()),
+        }
+    }
+}
 
 /// One DHCPv6 datagram of a capture and its records (a `message` record and
 /// its bindings, or an `error` record).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Datagram {
+pub struct DecodedDatagram {
     /// The packet's number in the capture (1 for the first).
     pub packet: usize,
     /// IPv6 source address and UDP port.
@@ -108,13 +182,13 @@ pub fn refused(lax: &LaxSlicedPacket<'_>, ports: &[u16]) -> Option<(SocketAddr, 
     ))
 }
 
-impl Datagram {
+impl DecodedDatagram {
     /// Decode the DHCPv6 message of packet `packet`, which sits at file
     /// offset `offset`.
-    pub fn decode(packet: usize, p: Payload<'_>, offset: usize) -> Self {
+    pub fn new(packet: usize, p: Payload<'_>, offset: usize) -> Self {
         let mut records = Vec::new();
         decode_message(offset, p.message, offset, true, &mut records);
-        Datagram {
+        DecodedDatagram {
             packet,
             source: p.source,
             destination: p.destination,
@@ -130,7 +204,7 @@ impl Datagram {
         offset: usize,
         error: String,
     ) -> Self {
-        Datagram {
+        DecodedDatagram {
             packet,
             source,
             destination,

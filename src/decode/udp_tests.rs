@@ -89,7 +89,7 @@ fn a_relayed_reply_in_an_ethernet_frame() {
     assert_eq!(p.destination.to_string(), "[2001:db8:ff::1]:547");
     assert_eq!(p.message, &msg[..]);
     assert_eq!(offset_in(&frame, p.message), Some(14 + 40 + 8));
-    let d = Datagram::decode(5, p, 1000);
+    let d = DecodedDatagram::new(5, p, 1000);
     assert!(!d.failed());
     let Record::Message {
         offset,
@@ -252,7 +252,7 @@ fn a_second_client_id() {
 #[test]
 fn a_fault_names_its_packet() {
     let ends = ("[::1]:546".parse().unwrap(), "[::2]:547".parse().unwrap());
-    let d = Datagram::fault(9, ends, 4242, "cut short".into());
+    let d = DecodedDatagram::fault(9, ends, 4242, "cut short".into());
     assert!(d.failed());
     assert_eq!(
         d.text_lines(),
@@ -285,11 +285,11 @@ fn leasequery_messages_over_udp_with_their_bindings() {
         destination: ends.1,
         message,
     };
-    let d = Datagram::decode(1, p(query), 0);
+    let d = DecodedDatagram::new(1, p(query), 0);
     assert!(
         matches!(&d.records[..], [Record::Message { msg_type, .. }] if msg_type == "LEASEQUERY")
     );
-    let d = Datagram::decode(2, p(reply), 0);
+    let d = DecodedDatagram::new(2, p(reply), 0);
     let Record::Message {
         msg_type,
         client_data,
@@ -313,11 +313,35 @@ fn leasequery_messages_over_udp_with_their_bindings() {
             message: &msg,
             ..p(query)
         };
-        let d = Datagram::decode(3, payload, 0);
+        let d = DecodedDatagram::new(3, payload, 0);
         assert!(
             matches!(&d.records[..], [Record::Message { msg_type, .. }] if msg_type == name),
             "{:?}",
             d.records
         );
     }
+}
+
+#[test]
+fn a_datagram_is_found_in_its_file_and_decoded_when_asked() {
+    let file = packet(546, 547, &reply());
+    let sliced = SlicedPacket::from_ethernet(&file).unwrap();
+    let p = payload(&sliced, PORTS).unwrap().unwrap();
+    let d = Datagram::found(4, p, &file);
+    assert_eq!(d.message, Ok(62..file.len()));
+    let decoded = d.decode(&file);
+    assert!(!decoded.failed());
+    assert!(matches!(
+        decoded.records[0],
+        Record::Message { offset: 62, .. }
+    ));
+    // A message that is not in the file (never, from pcap-file's parsers)
+    // is a fault, not a panic; so is a file shorter than the range.
+    let elsewhere = reply();
+    let q = Payload {
+        message: &elsewhere,
+        ..p
+    };
+    assert!(Datagram::found(4, q, &file).decode(&file).failed());
+    assert!(d.decode(&file[..70]).failed());
 }
