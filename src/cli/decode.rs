@@ -114,10 +114,10 @@ fn decode_capture(
             return ExitCode::from(exit::IOERR);
         }
     }
-    if !cap.datagrams.is_empty() && !json {
-        if write(vec![crate::decode::udp::header(&cap.datagrams)]).is_err() {
-            return ExitCode::from(exit::IOERR);
-        }
+    let header =
+        (!cap.datagrams.is_empty() && !json).then(|| crate::decode::udp::header(&cap.datagrams));
+    if write(header.into_iter().collect()).is_err() {
+        return ExitCode::from(exit::IOERR);
     }
     for d in &cap.datagrams {
         let d = d.decode(data);
