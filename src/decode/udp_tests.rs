@@ -345,3 +345,29 @@ fn a_datagram_is_found_in_its_file_and_decoded_when_asked() {
     assert!(Datagram::found(4, q, &file).decode(&file).failed());
     assert!(d.decode(&file[..70]).failed());
 }
+
+#[test]
+fn ipv6_extension_headers_before_udp() {
+    use etherparse::{IpHeaders, IpNumber, Ipv6Extensions, Ipv6Header, Ipv6RawExtHeader};
+    let exts = Ipv6Extensions {
+        hop_by_hop_options: Some(Ipv6RawExtHeader::new_raw(IpNumber::UDP, &[0; 6]).unwrap()),
+        ..Default::default()
+    };
+    let h = Ipv6Header {
+        hop_limit: 1,
+        source: [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        destination: [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2],
+        ..Default::default()
+    };
+    let msg = reply();
+    let mut frame = Vec::new();
+    PacketBuilder::ip(IpHeaders::Ipv6(h, exts))
+        .udp(546, 547)
+        .write(&mut frame, &msg)
+        .unwrap();
+    let sliced = SlicedPacket::from_ip(&frame).unwrap();
+    let p = payload(&sliced, PORTS).unwrap().unwrap();
+    assert_eq!(p.message, &msg[..]);
+    assert_eq!(offset_in(&frame, p.message), Some(40 + 8 + 8));
+    assert_eq!(p.destination.to_string(), "[ff02::1:2]:547");
+}
