@@ -627,7 +627,7 @@ pub fn notes(c: &Capture) -> Vec<String> {
     }
     if c.truncated > 0 {
         out.push(format!(
-            "{} packet(s) cut short by the capture's snapshot length: their TCP data is missing \
+            "{} packet(s) cut short by the capture's snapshot length: their TCP data or DHCPv6 message is missing \
              (capture with a larger snapshot length, e.g. tcpdump -s 0)",
             c.truncated
         ));
