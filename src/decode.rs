@@ -4,10 +4,14 @@
 //! The input is a raw byte stream (RFC 5460 section 5.1 framing), or a pcap
 //! or pcapng capture ([`capture`]) whose TCP connections on the Bulk
 //! Leasequery port are reassembled ([`reassembly`]) and each direction
-//! decoded by [`decode_stream`] as a raw stream is.
+//! decoded by [`decode_stream`] as a raw stream is, and whose DHCPv6
+//! datagrams (UDP ports 546 and 547, [`udp`]) are decoded one by one, relay
+//! layers unwrapped and IAs shown ([`dhcp`]).
 
 pub mod capture;
+pub mod dhcp;
 pub mod reassembly;
+pub mod udp;
 
 use crate::proto::binding::{client_data_options, ClientData};
 use crate::proto::frame::FrameIter;
@@ -44,6 +48,11 @@ pub enum Record {
         /// Whether OPTION_LQ_CLIENT_LINK is present (never valid in bulk replies).
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         lq_client_link: bool,
+        /// For a message seen over UDP: its relay layers, DUIDs and IAs
+        /// (then `type`, `xid` and `status` are the client/server message's
+        /// inside the relay layers). None for Bulk Leasequery over TCP.
+        #[serde(flatten)]
+        detail: Option<Box<dhcp::MessageDetail>>,
     },
     /// A binding from a CLIENT_DATA.
     Binding {
@@ -79,8 +88,8 @@ pub enum Record {
 pub fn decode_stream(buf: &[u8]) -> Vec<Record> {
     let mut out = Vec::new();
     for frame in FrameIter::new(buf) {
-        let frame = match frame {
-            Ok(f) => f,
+        match frame {
+            Ok(f) => decode_message(f.offset, f.message, f.message_offset(), false, &mut out),
             Err(e) => {
                 let offset = match e {
                     crate::proto::frame::FrameError::Empty { offset }
@@ -90,61 +99,76 @@ pub fn decode_stream(buf: &[u8]) -> Vec<Record> {
                     offset,
                     error: e.to_string(),
                 });
-                continue;
-            }
-        };
-        let offset = frame.offset;
-        let msg = match MessageView::parse_validated(frame.message) {
-            Ok(m) => m,
-            Err(e) => {
-                out.push(Record::Error {
-                    offset,
-                    error: format!("message at offset {}: {e}", frame.message_offset()),
-                });
-                continue;
-            }
-        };
-        let status = msg.status();
-        let xid = msg.transaction_id();
-        let lq_client_link = msg
-            .options()
-            .valid()
-            .any(|o| matches!(o, OptionView::LqClientLink(_)));
-        let cds: Vec<_> = client_data_options(&msg).collect();
-        out.push(Record::Message {
-            offset,
-            msg_type: msg
-                .msg_type()
-                .name()
-                .map(str::to_owned)
-                .unwrap_or_else(|| msg.msg_type().to_string()),
-            msg_type_code: msg.msg_type().into(),
-            xid: (!msg.is_relay()).then_some(xid),
-            status: status.map(|(c, _)| c.into()),
-            status_name: status.map(|(c, _)| c.name().map(str::to_owned).unwrap_or(c.to_string())),
-            status_message: status.map(|(_, m)| String::from_utf8_lossy(m).into_owned()),
-            client_data: cds.len(),
-            lq_client_link,
-        });
-        for cd in cds {
-            match ClientData::parse(cd) {
-                Ok(cd) => out.extend(cd.bindings().map(|b| Record::Binding {
-                    offset,
-                    xid,
-                    binding: b.to_binding(),
-                })),
-                Err(e) => out.push(Record::Dropped {
-                    offset,
-                    xid,
-                    reason: e.to_string(),
-                }),
             }
         }
     }
     out
 }
 
-/// Human-readable form of one record.
+/// Decode one message (`bytes`, at `message_offset` in the input; its
+/// records carry `offset`) into a `message` record and its bindings, or an
+/// error record. With `unwrap` (DHCPv6 over UDP), relay layers are
+/// unwrapped and the detail of the message inside is gathered ([`dhcp`]).
+pub fn decode_message(
+    offset: usize,
+    bytes: &[u8],
+    message_offset: usize,
+    unwrap: bool,
+    out: &mut Vec<Record>,
+) {
+    let error = |e: crate::proto::DecodeError| Record::Error {
+        offset,
+        error: format!("message at offset {message_offset}: {e}"),
+    };
+    let outer = match MessageView::parse_validated(bytes) {
+        Ok(m) => m,
+        Err(e) => return out.push(error(e)),
+    };
+    let (msg, detail) = if unwrap {
+        match dhcp::unwrap(outer) {
+            Ok((inner, d)) => (inner, Some(Box::new(d))),
+            Err(e) => return out.push(error(e)),
+        }
+    } else {
+        (outer, None)
+    };
+    let status = msg.status();
+    let xid = msg.transaction_id();
+    let lq_client_link = msg
+        .options()
+        .valid()
+        .any(|o| matches!(o, OptionView::LqClientLink(_)));
+    let cds: Vec<_> = client_data_options(&msg).collect();
+    out.push(Record::Message {
+        offset,
+        msg_type: dhcp::type_name(msg.msg_type()),
+        msg_type_code: msg.msg_type().into(),
+        xid: (!msg.is_relay()).then_some(xid),
+        status: status.map(|(c, _)| c.into()),
+        status_name: status.map(|(c, _)| c.name().map(str::to_owned).unwrap_or(c.to_string())),
+        status_message: status.map(|(_, m)| String::from_utf8_lossy(m).into_owned()),
+        client_data: cds.len(),
+        lq_client_link,
+        detail,
+    });
+    for cd in cds {
+        match ClientData::parse(cd) {
+            Ok(cd) => out.extend(cd.bindings().map(|b| Record::Binding {
+                offset,
+                xid,
+                binding: b.to_binding(),
+            })),
+            Err(e) => out.push(Record::Dropped {
+                offset,
+                xid,
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// Human-readable form of one record: one line, or for a message seen
+/// over UDP, its line and then its relay layers and IAs, indented.
 pub fn format_record(r: &Record) -> String {
     match r {
         Record::Message {
@@ -157,6 +181,7 @@ pub fn format_record(r: &Record) -> String {
             status_message,
             client_data,
             lq_client_link,
+            detail,
         } => {
             let mut s = format!("@{offset} {msg_type}({msg_type_code})");
             if let Some(x) = xid {
@@ -173,6 +198,18 @@ pub fn format_record(r: &Record) -> String {
             }
             if *lq_client_link {
                 s.push_str(" LQ_CLIENT_LINK");
+            }
+            if let Some(d) = detail {
+                if let Some(c) = &d.client_id {
+                    s.push_str(&format!(" client={c}"));
+                }
+                if let Some(c) = &d.server_id {
+                    s.push_str(&format!(" server={c}"));
+                }
+                for line in dhcp::text_lines(d) {
+                    s.push('\n');
+                    s.push_str(&line);
+                }
             }
             s
         }

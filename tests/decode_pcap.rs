@@ -550,7 +550,7 @@ fn no_tcp_traffic_on_port_547_exits_1_and_other_ports_are_followed_with_port() {
         .iter()
         .map(|p| conn.frame(Link::Sll, p))
         .collect();
-    // DHCPv6 over UDP on 547 is not Bulk Leasequery.
+    // UDP on 546/547 over IPv4 is not DHCPv6 (nor Bulk Leasequery).
     let mut udp = Vec::new();
     PacketBuilder::linux_sll(LinuxSllPacketType::HOST, 6, [0; 8])
         .ipv4([127, 0, 0, 1], [127, 0, 0, 1], 64)
@@ -565,7 +565,8 @@ fn no_tcp_traffic_on_port_547_exits_1_and_other_ports_are_followed_with_port() {
     assert_eq!(out.code, Some(1));
     assert!(out.stdout.is_empty());
     assert!(
-        out.stderr.contains("no TCP traffic on port 547 in "),
+        out.stderr
+            .contains("no DHCPv6 traffic (TCP port 547 or UDP ports 546/547) in "),
         "{}",
         out.stderr
     );
@@ -577,7 +578,8 @@ fn no_tcp_traffic_on_port_547_exits_1_and_other_ports_are_followed_with_port() {
     let out = decode(&path, &["--port", "80", "--port", "8080"]);
     assert_eq!(out.code, Some(1));
     assert!(
-        out.stderr.contains("no TCP traffic on ports 547, 80, 8080"),
+        out.stderr
+            .contains("no DHCPv6 traffic (TCP ports 547, 80, 8080 or UDP ports 546/547/80/8080)"),
         "{}",
         out.stderr
     );

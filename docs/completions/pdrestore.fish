@@ -31,7 +31,7 @@ complete -c pdrestore -n "__fish_pdrestore_needs_command" -f -a "recover" -d 'Re
 complete -c pdrestore -n "__fish_pdrestore_needs_command" -f -a "follow" -d 'Keep the routes in step with the leases: start-up recovery, then snoop the relay\'s DHCPv6 traffic (RFC 8987)'
 complete -c pdrestore -n "__fish_pdrestore_needs_command" -f -a "duid" -d 'Print the relay DUID (hex and colon-hex) and where it comes from'
 complete -c pdrestore -n "__fish_pdrestore_needs_command" -f -a "check-config" -d 'Validate the configuration file and print the effective settings'
-complete -c pdrestore -n "__fish_pdrestore_needs_command" -f -a "decode" -d 'Decode Bulk Leasequery messages: a raw stream (RFC 5460 5.1 framing), or a pcap or pcapng capture'
+complete -c pdrestore -n "__fish_pdrestore_needs_command" -f -a "decode" -d 'Decode DHCPv6: Bulk Leasequery from a raw stream (RFC 5460 5.1 framing), or a pcap or pcapng capture of it and of DHCPv6 over UDP'
 complete -c pdrestore -n "__fish_pdrestore_needs_command" -f -a "query" -d 'Ask DHCPv6 servers for their bindings with Bulk Leasequery (RFC 5460), all servers at once'
 complete -c pdrestore -n "__fish_pdrestore_needs_command" -f -a "lab-server" -d 'Serve bindings over Bulk Leasequery (RFC 5460): a lab and test server that can misbehave on purpose'
 complete -c pdrestore -n "__fish_pdrestore_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -54,7 +54,7 @@ complete -c pdrestore -n "__fish_pdrestore_using_subcommand duid" -s c -l config
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand duid" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand check-config" -s c -l config -d 'Configuration file' -r -F
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand check-config" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c pdrestore -n "__fish_pdrestore_using_subcommand decode" -l port -d 'In a capture, also follow TCP connections on this port (547 always is); repeatable' -r
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand decode" -l port -d 'In a capture, also follow TCP connections and decode UDP datagrams on this port (547 always is, and 546 for UDP); repeatable' -r
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand decode" -l json -d 'One JSON object per line instead of text'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand decode" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand query" -s c -l config -d 'Take the servers, the DUIDs, timeouts, retries and limits from this configuration file (options given here win); without a query option, ask QUERY_BY_RELAY_ID for the relay DUID it names' -r -F
@@ -112,7 +112,7 @@ complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from demo recover follow duid check-config decode query lab-server help" -f -a "follow" -d 'Keep the routes in step with the leases: start-up recovery, then snoop the relay\'s DHCPv6 traffic (RFC 8987)'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from demo recover follow duid check-config decode query lab-server help" -f -a "duid" -d 'Print the relay DUID (hex and colon-hex) and where it comes from'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from demo recover follow duid check-config decode query lab-server help" -f -a "check-config" -d 'Validate the configuration file and print the effective settings'
-complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from demo recover follow duid check-config decode query lab-server help" -f -a "decode" -d 'Decode Bulk Leasequery messages: a raw stream (RFC 5460 5.1 framing), or a pcap or pcapng capture'
+complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from demo recover follow duid check-config decode query lab-server help" -f -a "decode" -d 'Decode DHCPv6: Bulk Leasequery from a raw stream (RFC 5460 5.1 framing), or a pcap or pcapng capture of it and of DHCPv6 over UDP'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from demo recover follow duid check-config decode query lab-server help" -f -a "query" -d 'Ask DHCPv6 servers for their bindings with Bulk Leasequery (RFC 5460), all servers at once'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from demo recover follow duid check-config decode query lab-server help" -f -a "lab-server" -d 'Serve bindings over Bulk Leasequery (RFC 5460): a lab and test server that can misbehave on purpose'
 complete -c pdrestore -n "__fish_pdrestore_using_subcommand help; and not __fish_seen_subcommand_from demo recover follow duid check-config decode query lab-server help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

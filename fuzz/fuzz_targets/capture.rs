@@ -1,10 +1,12 @@
 //! Fuzz `decode` of packet captures: the pcap/pcapng reader, the link/IP/TCP
-//! header parsing and the TCP reassembly.
+//! header parsing, the TCP reassembly, and DHCPv6 over UDP (relay layers,
+//! IAs).
 //!
 //! The first input octet picks the mode:
 //! - 0..=127: the rest is a capture file (read as pcap, as pcapng, and as
-//!   what its magic says), every stream decoded and rendered; nothing may
-//!   panic.
+//!   what its magic says), every stream and every UDP datagram decoded and
+//!   rendered; nothing may panic, and each datagram's records are at file
+//!   offsets inside the file.
 //! - 128..=191: the next octet picks a link-layer type, the rest is one
 //!   frame for `tcp_segment`; nothing may panic, and a segment's payload
 //!   lies inside the frame.
@@ -21,6 +23,7 @@
 use libfuzzer_sys::fuzz_target;
 use pdrestore::decode::capture::{read_capture, tcp_segment, DecodedStream, Format};
 use pdrestore::decode::reassembly::{Direction, Reassembler, Segment, StreamEnd};
+use pdrestore::decode::Record;
 use std::net::SocketAddr;
 
 const LINKTYPES: [u32; 9] = [0, 1, 101, 108, 113, 228, 229, 276, 127];
@@ -44,6 +47,17 @@ fuzz_target!(|data: &[u8]| {
                     for s in c.streams {
                         let d = DecodedStream::new(s);
                         let _ = (d.text_lines(), d.json_lines());
+                    }
+                    for d in &c.datagrams {
+                        let d = d.decode(rest);
+                        let _ = (d.text_lines(), d.json_lines());
+                        for r in &d.records {
+                            let (Record::Message { offset, .. } | Record::Error { offset, .. }) = r
+                            else {
+                                continue;
+                            };
+                            assert!(*offset <= rest.len());
+                        }
                     }
                 }
             }

@@ -1,12 +1,14 @@
 //! `pdrestore decode`: Bulk Leasequery messages from a raw stream or a
-//! capture, as text or JSON lines.
+//! capture, and DHCPv6 over UDP from a capture (relay layers unwrapped,
+//! IA_NA and IA_PD shown), as text or JSON lines.
 
 use crate::exit;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// `pdrestore decode FILE`: a raw stream, or a pcap or pcapng capture.
+/// `pdrestore decode FILE`: a raw stream, or a pcap or pcapng capture
+/// (TCP port 547 streams first, then UDP 546/547 datagrams).
 pub fn run(file: &Path, json: bool, ports: &[u16]) -> ExitCode {
     let data = if file.as_os_str() == "-" {
         let mut v = Vec::new();
@@ -54,7 +56,8 @@ pub fn run(file: &Path, json: bool, ports: &[u16]) -> ExitCode {
 }
 
 /// `decode` of a pcap or pcapng file: every direction of every connection
-/// on the ports, decoded as a raw stream.
+/// on the ports, decoded as a raw stream, then every DHCPv6 datagram (UDP
+/// 546/547 and the ports) in capture order.
 fn decode_capture(
     file: &Path,
     data: &[u8],
@@ -90,23 +93,37 @@ fn decode_capture(
         eprintln!("pdrestore: {name}: {e}; the packets before it are decoded");
         failed = true;
     }
-    if cap.streams.is_empty() {
+    if cap.streams.is_empty() && cap.datagrams.is_empty() {
         eprintln!(
-            "pdrestore: {name}: no TCP traffic on port{} {port_list} in {} packet(s) ({format})",
+            "pdrestore: {name}: no DHCPv6 traffic (TCP port{} {port_list} or UDP ports 546/{}) \
+             in {} packet(s) ({format})",
             if ports.len() > 1 { "s" } else { "" },
+            port_list.replace(", ", "/"),
             cap.packets
         );
         return ExitCode::from(exit::PARTIAL);
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // Bulk Leasequery over TCP first, stream by stream; then DHCPv6 over
+    // UDP, datagram by datagram in capture order.
+    let mut write = |lines: Vec<String>| lines.iter().try_for_each(|l| writeln!(out, "{l}"));
     for stream in cap.streams {
         let d = DecodedStream::new(stream);
         failed |= d.failed();
-        let lines = if json { d.json_lines() } else { d.text_lines() };
-        for line in lines {
-            if writeln!(out, "{line}").is_err() {
-                return ExitCode::from(exit::IOERR);
-            }
+        if write(if json { d.json_lines() } else { d.text_lines() }).is_err() {
+            return ExitCode::from(exit::IOERR);
+        }
+    }
+    let header =
+        (!cap.datagrams.is_empty() && !json).then(|| crate::decode::udp::header(&cap.datagrams));
+    if write(header.into_iter().collect()).is_err() {
+        return ExitCode::from(exit::IOERR);
+    }
+    for d in &cap.datagrams {
+        let d = d.decode(data);
+        failed |= d.failed();
+        if write(if json { d.json_lines() } else { d.text_lines() }).is_err() {
+            return ExitCode::from(exit::IOERR);
         }
     }
     if out.flush().is_err() {

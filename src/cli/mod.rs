@@ -143,24 +143,30 @@ pub enum Command {
         #[arg(long, short, default_value = crate::config::DEFAULT_PATH)]
         config: PathBuf,
     },
-    /// Decode Bulk Leasequery messages: a raw stream (RFC 5460 5.1 framing), or a pcap or pcapng capture.
+    /// Decode DHCPv6: Bulk Leasequery from a raw stream (RFC 5460 5.1 framing), or a pcap or pcapng capture of it and of DHCPv6 over UDP.
     ///
     /// Prints every message (type, xid, status) and every binding. A pcap or
     /// pcapng file (told by its magic number; tcpdump, dumpcap, tshark) has
     /// its TCP connections to or from port 547 (and each --port) reassembled,
     /// and each direction is decoded as a raw stream, under a header line
-    /// naming the connection and direction. Exit code 0 when everything
-    /// decoded; 1 when some frame or option was malformed, octets are
-    /// missing from a captured stream, the capture is malformed or has no
-    /// TCP traffic on those ports; 66 when the file cannot be read; 74 when
-    /// standard output cannot be written.
+    /// naming the connection and direction. Then every IPv6 UDP datagram to
+    /// or from port 546 or 547 (and each --port) is decoded, in capture order,
+    /// after its packet number, source and destination: relay messages
+    /// unwrapped (each layer's hop-count, link-address, peer-address,
+    /// interface-id, remote-id, relay-id; RFC 8415 s.9), the client and server
+    /// DUIDs, each IA_NA with its addresses and IA_PD with its prefixes
+    /// (lifetimes, IAID, T1, T2, status codes). Exit code 0 when everything
+    /// decoded; 1 when some frame, datagram or option was malformed, octets
+    /// are missing from a captured stream, the capture is malformed or has
+    /// no DHCPv6 traffic (TCP or UDP) on those ports; 66 when the file cannot
+    /// be read; 74 when standard output cannot be written.
     Decode {
         /// The file: a raw stream (e.g. a Kea `*.response.bin`), pcap or pcapng; `-` reads standard input.
         file: PathBuf,
         /// One JSON object per line instead of text.
         #[arg(long)]
         json: bool,
-        /// In a capture, also follow TCP connections on this port (547 always is); repeatable.
+        /// In a capture, also follow TCP connections and decode UDP datagrams on this port (547 always is, and 546 for UDP); repeatable.
         #[arg(long = "port", value_name = "PORT")]
         ports: Vec<u16>,
     },

@@ -5,14 +5,18 @@
 //! each direction's byte stream decoded by [`super::decode_stream`] exactly
 //! as a raw stream is (RFC 5460 section 5.1 framing).
 //!
+//! DHCPv6 over UDP (ports 546 and 547 at either end, IPv6 only) is decoded
+//! datagram by datagram by [`super::udp`], in capture order.
+//!
 //! Supported link-layer header types (LINKTYPE_* numbers as in the files):
 //! Ethernet (1, VLAN tags included), Linux cooked capture SLL (113) and
 //! SLL2 (276), raw IP (101, 228 IPv4, 229 IPv6), BSD loopback (0 null, 108
 //! loop). Any other is an error naming it.
 
 use super::reassembly::{Direction, Reassembler, Segment, Stream, StreamEnd};
+use super::udp::{self, Datagram};
 use super::{decode_stream, format_record, Record};
-use etherparse::{EtherType, NetSlice, SlicedPacket, TransportSlice};
+use etherparse::{EtherType, LaxSlicedPacket, NetSlice, SlicedPacket, TransportSlice};
 use pcap_file::pcap::PcapParser;
 use pcap_file::pcapng::{Block, PcapNgParser};
 use pcap_file::{DataLink, PcapError};
@@ -178,17 +182,54 @@ fn slice(linktype: u32, frame: &[u8]) -> Result<SlicedPacket<'_>, PacketError> {
     .map_err(|e| PacketError::Malformed(e.to_string()))
 }
 
+/// [`slice`], lenient: for a frame the strict slicing refused (cut short,
+/// most often), as much as can be read of it.
+fn slice_lax(linktype: u32, frame: &[u8]) -> Option<LaxSlicedPacket<'_>> {
+    let ether = |at: usize| {
+        let b = frame.get(at..at + 2)?;
+        Some(EtherType(u16::from_be_bytes([b[0], b[1]])))
+    };
+    match linktype {
+        LINKTYPE_ETHERNET => LaxSlicedPacket::from_ethernet(frame).ok(),
+        // SLL: the protocol type at octet 14 of a 16-octet header.
+        LINKTYPE_LINUX_SLL => Some(LaxSlicedPacket::from_ether_type(
+            ether(14)?,
+            frame.get(16..)?,
+        )),
+        LINKTYPE_LINUX_SLL2 => Some(LaxSlicedPacket::from_ether_type(
+            ether(0)?,
+            frame.get(20..)?,
+        )),
+        LINKTYPE_NULL | LINKTYPE_LOOP => LaxSlicedPacket::from_ip(frame.get(4..)?).ok(),
+        LINKTYPE_RAW | LINKTYPE_IPV4 | LINKTYPE_IPV6 => LaxSlicedPacket::from_ip(frame).ok(),
+        _ => None,
+    }
+}
+
 /// What one frame carries.
 enum Carried<'a> {
     Tcp(Segment<'a>),
+    /// A DHCPv6 datagram.
+    Udp(udp::Payload<'a>),
+    /// A DHCPv6 datagram whose UDP header does not fit its IPv6 payload.
+    UdpFault((SocketAddr, SocketAddr), String),
     /// An IP fragment (its TCP header, if any, is not read).
     Fragment,
     /// Anything else (ARP, UDP, ICMP, ...).
     Other,
 }
 
-fn carried(linktype: u32, frame: &[u8]) -> Result<Carried<'_>, PacketError> {
+fn carried<'a>(
+    linktype: u32,
+    frame: &'a [u8],
+    udp_ports: &[u16],
+) -> Result<Carried<'a>, PacketError> {
     let sliced = slice(linktype, frame)?;
+    match udp::payload(&sliced, udp_ports) {
+        Some(Ok(p)) => return Ok(Carried::Udp(p)),
+        Some(Err((src, dst, e))) => return Ok(Carried::UdpFault((src, dst), e)),
+        None => {}
+    }
     let (src, dst, fragmented) = match &sliced.net {
         Some(NetSlice::Ipv4(ip)) => (
             IpAddr::V4(ip.header().source_addr()),
@@ -224,9 +265,9 @@ fn carried(linktype: u32, frame: &[u8]) -> Result<Carried<'_>, PacketError> {
 /// The TCP segment in one captured frame of link-layer type `linktype`, or
 /// `None` when it carries something else (ARP, UDP, ICMP, an IP fragment).
 pub fn tcp_segment(linktype: u32, frame: &[u8]) -> Result<Option<Segment<'_>>, PacketError> {
-    Ok(match carried(linktype, frame)? {
+    Ok(match carried(linktype, frame, &[])? {
         Carried::Tcp(s) => Some(s),
-        Carried::Fragment | Carried::Other => None,
+        _ => None,
     })
 }
 
@@ -242,35 +283,73 @@ pub struct Capture {
     /// Two streams per connection (to the server, then from it), in the
     /// order the connections were first seen.
     pub streams: Vec<Stream>,
+    /// DHCPv6 datagrams (UDP, IPv6, port 546 or a watched port at either
+    /// end), in capture order, each decoded when asked ([`Datagram::decode`]).
+    pub datagrams: Vec<Datagram>,
     /// Packets whose headers did not parse.
     pub unparsed: usize,
     /// The first of those: its number and why.
     pub first_unparsed: Option<(usize, String)>,
     /// Packets cut short by the capture's snapshot length.
     pub truncated: usize,
-    /// IP fragments (not reassembled; their TCP data counts as missing).
+    /// IP fragments (not reassembled; their TCP data counts as missing, a
+    /// DHCPv6 datagram in them is not decoded).
     pub fragments: usize,
     /// A record that ended the reading before the end of the file: the
     /// packets before it are in the streams.
     pub error: Option<CaptureError>,
 }
 
-struct Collector {
+struct Collector<'p> {
     reassembler: Reassembler,
     capture: Capture,
+    /// The watched ports (547 and each `--port`).
+    ports: &'p [u16],
+    /// The whole file, for the offsets of the frames in it.
+    file: &'p [u8],
 }
 
-impl Collector {
+impl Collector<'_> {
+    /// One frame of the file.
     fn packet(&mut self, linktype: u32, frame: &[u8], orig_len: u32) -> Result<(), CaptureError> {
+        let offset = udp::offset_in(self.file, frame).unwrap_or(0);
         let c = &mut self.capture;
         c.packets += 1;
-        if (frame.len() as u64) < u64::from(orig_len) {
+        let cut = (frame.len() as u64) < u64::from(orig_len);
+        if cut {
             c.truncated += 1;
         }
-        match carried(linktype, frame) {
+        match carried(linktype, frame, self.ports) {
             Ok(Carried::Tcp(seg)) => {
                 if self.reassembler.push(&seg) {
                     c.segments += 1;
+                }
+            }
+            Ok(Carried::Udp(p)) => c.datagrams.push(Datagram::found(c.packets, p, self.file)),
+            Ok(Carried::UdpFault(ends, e)) => {
+                c.datagrams
+                    .push(Datagram::unreachable(c.packets, ends, offset, e));
+            }
+            Err(PacketError::Malformed(e)) => {
+                let lax = slice_lax(linktype, frame);
+                match lax.as_ref().and_then(|l| udp::refused(l, self.ports)) {
+                    Some(ends) => {
+                        let e = if cut {
+                            format!(
+                                "cut short by the snapshot length ({} of {orig_len} octets \
+                                 captured): {e}",
+                                frame.len()
+                            )
+                        } else {
+                            e
+                        };
+                        c.datagrams
+                            .push(Datagram::unreachable(c.packets, ends, offset, e));
+                    }
+                    None => {
+                        c.unparsed += 1;
+                        c.first_unparsed.get_or_insert((c.packets, e));
+                    }
                 }
             }
             Ok(Carried::Fragment) => c.fragments += 1,
@@ -281,10 +360,6 @@ impl Collector {
                     linktype: l,
                     name: link_name(l),
                 })
-            }
-            Err(PacketError::Malformed(e)) => {
-                c.unparsed += 1;
-                c.first_unparsed.get_or_insert((c.packets, e));
             }
         }
         Ok(())
@@ -298,8 +373,9 @@ fn reason(e: &PcapError) -> String {
     }
 }
 
-/// Read a pcap or pcapng capture (`format` as [`Format::detect`] found)
-/// and reassemble the TCP connections to or from `ports`.
+/// Read a pcap or pcapng capture (`format` as [`Format::detect`] found),
+/// reassemble the TCP connections to or from `ports` and decode the UDP
+/// datagrams to or from port 546 or `ports`.
 ///
 /// A header that does not parse, or packets of an unsupported link-layer
 /// type, are errors; a record that does not parse ends the reading, and the
@@ -307,11 +383,14 @@ fn reason(e: &PcapError) -> String {
 pub fn read_capture(data: &[u8], format: Format, ports: &[u16]) -> Result<Capture, CaptureError> {
     let mut col = Collector {
         reassembler: Reassembler::new(ports),
+        ports,
+        file: data,
         capture: Capture {
             format,
             packets: 0,
             segments: 0,
             streams: Vec::new(),
+            datagrams: Vec::new(),
             unparsed: 0,
             first_unparsed: None,
             truncated: 0,
@@ -548,14 +627,15 @@ pub fn notes(c: &Capture) -> Vec<String> {
     }
     if c.truncated > 0 {
         out.push(format!(
-            "{} packet(s) cut short by the capture's snapshot length: their TCP data is missing \
+            "{} packet(s) cut short by the capture's snapshot length: their TCP data or DHCPv6 message is missing \
              (capture with a larger snapshot length, e.g. tcpdump -s 0)",
             c.truncated
         ));
     }
     if c.fragments > 0 {
         out.push(format!(
-            "{} IP fragment(s) not reassembled: their TCP data counts as missing",
+            "{} IP fragment(s) not reassembled: their TCP data counts as missing, \
+             a DHCPv6 datagram in them is not decoded",
             c.fragments
         ));
     }

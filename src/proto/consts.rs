@@ -76,6 +76,9 @@ macro_rules! code_enum {
     };
 }
 
+/// Most relay layers walked around a message: HOP_COUNT_LIMIT (RFC 8415 s.7.6).
+pub const HOP_COUNT_LIMIT: usize = 32;
+
 code_enum! {
     /// DHCPv6 message types (RFC 8415 s.7.3, RFC 5007 s.4.1, RFC 5460 s.5.2).
     pub enum MessageType: u8 {

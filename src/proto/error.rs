@@ -1,6 +1,6 @@
 //! Decoding errors: each names what was wrong and where.
 
-use super::consts::OptionCode;
+use super::consts::{MessageType, OptionCode};
 use std::fmt;
 
 /// What went wrong while decoding.
@@ -51,6 +51,28 @@ pub enum ErrorKind {
     NotRelayMessage(u8),
     /// A zero-length TCP frame (RFC 5460 s.5.1 frames one DHCPv6 message, never nothing).
     EmptyFrame,
+    /// A required option is missing (RFC 8415 s.9: a relay message's
+    /// RELAY_MSG; s.16: CLIENTID, SERVERID).
+    MissingOption(OptionCode),
+    /// An option that may appear once appears again (RFC 8415 s.21:
+    /// CLIENTID, SERVERID, STATUS_CODE, RELAY_MSG, INTERFACE_ID).
+    DuplicateOption(OptionCode),
+    /// More relay layers than HOP_COUNT_LIMIT (RFC 8415 s.7.6).
+    TooManyRelayLayers,
+    /// A RELAY-FORW inside a RELAY-REPL or the other way round (RFC 8415 s.9).
+    RelayTypeMismatch {
+        /// The outer relay message type.
+        outer: MessageType,
+        /// The message type found inside it.
+        inner: MessageType,
+    },
+    /// An option handed to a parser of another option code.
+    WrongOption {
+        /// The code the parser reads.
+        expected: OptionCode,
+        /// The code it was given.
+        found: OptionCode,
+    },
 }
 
 /// A decoding error: what was wrong, in which option, and at which byte offset.
@@ -114,6 +136,17 @@ impl fmt::Display for ErrorKind {
                 write!(f, "message type {t} where a relay message was expected")
             }
             ErrorKind::EmptyFrame => write!(f, "zero-length frame"),
+            ErrorKind::MissingOption(o) => write!(f, "no {o} option"),
+            ErrorKind::DuplicateOption(o) => write!(f, "a second {o} option"),
+            ErrorKind::TooManyRelayLayers => write!(
+                f,
+                "more than {} relay layers (HOP_COUNT_LIMIT)",
+                super::consts::HOP_COUNT_LIMIT
+            ),
+            ErrorKind::RelayTypeMismatch { outer, inner } => write!(f, "{inner} inside {outer}"),
+            ErrorKind::WrongOption { expected, found } => {
+                write!(f, "{found} handed to the parser of {expected}")
+            }
         }
     }
 }

@@ -8,6 +8,9 @@
 //! - [`binding`]: bindings extracted from OPTION_CLIENT_DATA.
 //! - [`query`]: the LEASEQUERY builder.
 //! - [`frame`]: the 2-octet TCP framing of RFC 5460 s.5.1.
+//! - [`ia`]: IA_NA and IA_PD with their addresses and prefixes (RFC 8415
+//!   s.21.4, s.21.21).
+//! - [`relay`]: relay messages unwrapped layer by layer (RFC 8415 s.9).
 //! - [`ids`]: the transaction-id and server-index newtypes.
 //!
 //! Decoding is strict and never panics: every length is checked before use,
@@ -18,9 +21,11 @@ pub mod consts;
 pub mod duid;
 pub mod error;
 pub mod frame;
+pub mod ia;
 pub mod ids;
 pub mod message;
 pub mod query;
+pub mod relay;
 pub mod view;
 
 #[cfg(test)]

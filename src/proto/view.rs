@@ -675,6 +675,11 @@ impl<'a> MessageView<'a> {
         self.buf
     }
 
+    /// Absolute offset of the message's first octet (its msg-type).
+    pub fn offset(&self) -> usize {
+        self.base
+    }
+
     /// The msg-type.
     #[inline]
     pub fn msg_type(&self) -> MessageType {

@@ -34,18 +34,17 @@
 use super::Direction;
 use crate::proto::consts::{MessageType, OptionCode, StatusCode};
 use crate::proto::duid::Duid;
-use crate::proto::error::{DecodeError, ErrorKind};
-use crate::proto::view::{field, MessageView, OptionView, Options, RawOption};
+use crate::proto::ia::{duplicate, ia_pd, once_status};
+use crate::proto::view::{MessageView, OptionView, RawOption};
 use etherparse::{err, IpNumber, Ipv6Slice, UdpSlice};
-use ipnet::Ipv6Net;
 use std::net::Ipv6Addr;
 
 mod error;
 pub use error::{SnoopError, SnoopErrorKind};
 
+pub use crate::proto::ia::{DelegatedPrefix, IaPd};
+pub use crate::proto::relay::HOP_COUNT_LIMIT;
 pub use crate::proto::{CLIENT_PORT, SERVER_PORT};
-/// Most relay layers walked around a message: HOP_COUNT_LIMIT (RFC 8415 s.7.6).
-pub const HOP_COUNT_LIMIT: usize = 32;
 
 /// Length of the IPv6 fixed header.
 const IPV6_HEADER: usize = 40;
@@ -85,59 +84,6 @@ pub struct RelayHop {
     /// The body of OPTION_INTERFACE_ID (18), if the layer has one (a
     /// lightweight relay's own identifier of the client port, RFC 6221 s.5.3.1).
     pub interface_id: Option<Vec<u8>>,
-}
-
-/// One IAPREFIX option (26) of an IA_PD (RFC 8415 s.21.22).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DelegatedPrefix {
-    /// The prefix and its length, as sent: host bits past the prefix length
-    /// are kept (see [`DelegatedPrefix::has_host_bits`]).
-    pub prefix: Ipv6Net,
-    /// preferred-lifetime, seconds (0xffffffff is infinity, RFC 8415 s.7.7).
-    pub preferred_lifetime: u32,
-    /// valid-lifetime, seconds (0 in a REPLY: the prefix is no longer valid,
-    /// RFC 8415 s.18.3.4).
-    pub valid_lifetime: u32,
-    /// The STATUS_CODE inside the IAPREFIX, if any.
-    pub status: Option<StatusCode>,
-}
-
-impl DelegatedPrefix {
-    /// True when the prefix has bits set past its length (sent that way;
-    /// a route would be for the truncated prefix).
-    pub fn has_host_bits(&self) -> bool {
-        self.prefix.addr() != self.prefix.network()
-    }
-
-    /// False when the preferred lifetime exceeds the valid lifetime: RFC 8415
-    /// s.21.22 has the client discard such a prefix.
-    pub fn lifetimes_consistent(&self) -> bool {
-        self.preferred_lifetime <= self.valid_lifetime
-    }
-}
-
-/// One IA_PD option (25) (RFC 8415 s.21.21).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IaPd {
-    /// The IAID.
-    pub iaid: u32,
-    /// T1, seconds.
-    pub t1: u32,
-    /// T2, seconds.
-    pub t2: u32,
-    /// The STATUS_CODE inside the IA_PD, if any (absent means Success,
-    /// RFC 8415 s.21.13; NoPrefixAvail and NoBinding are what a REPLY uses).
-    pub status: Option<StatusCode>,
-    /// Every IAPREFIX in it, in wire order.
-    pub prefixes: Vec<DelegatedPrefix>,
-}
-
-impl IaPd {
-    /// False when T1 exceeds T2 and both are non-zero: RFC 8415 s.21.21 has
-    /// the client discard such an IA_PD.
-    pub fn timers_consistent(&self) -> bool {
-        self.t1 == 0 || self.t2 == 0 || self.t1 <= self.t2
-    }
 }
 
 /// A REPLY (7) sent by this router toward a client: directly to UDP port
@@ -415,91 +361,21 @@ fn classify(view: MessageView<'_>, dir: Direction, datagram: Datagram) -> Result
     }
 }
 
-/// Absolute offset of a message's first octet.
-fn message_start(m: &MessageView<'_>) -> usize {
-    let header = if m.is_relay() {
-        field::RELAY_OPTIONS
-    } else {
-        field::CLIENT_OPTIONS
-    };
-    m.options().offset() - header
-}
-
-fn duplicate(raw: &RawOption<'_>) -> SnoopError {
-    let code = raw.option_code();
-    SnoopError::new(
-        raw.offset,
-        Some(code),
-        SnoopErrorKind::DuplicateOption(code),
-    )
-}
-
 /// Walk the RELAY_MSG options of a validated relay message down to the first
-/// client/server message (RFC 8415 s.9, s.19; RFC 6221 s.5), recording each
-/// layer. At most [`HOP_COUNT_LIMIT`] layers; each layer has exactly one
-/// RELAY_MSG and at most one INTERFACE_ID, and is of the outer layer's type.
+/// client/server message ([`crate::proto::relay::relay_chain`]: RFC 8415 s.9,
+/// s.19; RFC 6221 s.5), recording each layer.
 fn relay_chain(outer: MessageView<'_>) -> Result<(Vec<RelayHop>, MessageView<'_>)> {
-    let relay_type = outer.msg_type();
-    let mut layers = Vec::new();
-    let mut cur = outer;
-    while cur.is_relay() {
-        if cur.msg_type() != relay_type {
-            return Err(SnoopError::new(
-                message_start(&cur),
-                Some(OptionCode::RelayMsg),
-                SnoopErrorKind::RelayTypeMismatch {
-                    outer: relay_type,
-                    inner: cur.msg_type(),
-                },
-            ));
-        }
-        if layers.len() == HOP_COUNT_LIMIT {
-            return Err(SnoopError::new(
-                message_start(&cur),
-                None,
-                SnoopErrorKind::TooManyRelayLayers,
-            ));
-        }
-        let mut inner = None;
-        let mut interface_id = None;
-        for raw in cur.options().iter() {
-            let raw = raw?;
-            match raw.option_code() {
-                OptionCode::RelayMsg => {
-                    if inner.is_some() {
-                        return Err(duplicate(&raw));
-                    }
-                    match raw.parse()? {
-                        OptionView::RelayMsg(m) => inner = Some(m),
-                        // RELAY_MSG (9) always parses as RelayMsg.
-                        _ => return Err(duplicate(&raw)),
-                    }
-                }
-                OptionCode::InterfaceId => {
-                    if interface_id.is_some() {
-                        return Err(duplicate(&raw));
-                    }
-                    interface_id = Some(raw.data.to_vec());
-                }
-                _ => {}
-            }
-        }
-        let Some(inner) = inner else {
-            return Err(SnoopError::new(
-                message_start(&cur),
-                None,
-                SnoopErrorKind::MissingOption(OptionCode::RelayMsg),
-            ));
-        };
-        layers.push(RelayHop {
-            hop_count: cur.hop_count(),
-            link_address: cur.link_address(),
-            peer_address: cur.peer_address(),
-            interface_id,
-        });
-        cur = inner;
-    }
-    Ok((layers, cur))
+    let (layers, inner) = crate::proto::relay::relay_chain(outer)?;
+    let hops = layers
+        .into_iter()
+        .map(|l| RelayHop {
+            hop_count: l.hop_count,
+            link_address: l.link_address,
+            peer_address: l.peer_address,
+            interface_id: l.interface_id.map(<[u8]>::to_vec),
+        })
+        .collect();
+    Ok((hops, inner))
 }
 
 /// The options of a client/server message the snoop layer reports.
@@ -510,30 +386,13 @@ struct Fields {
     ia_pds: Vec<IaPd>,
 }
 
-fn status_code(raw: &RawOption<'_>) -> Result<StatusCode> {
-    match raw.parse()? {
-        OptionView::StatusCode { code, .. } => Ok(code),
-        // STATUS_CODE (13) always parses as StatusCode.
-        _ => Err(duplicate(raw)),
-    }
-}
-
-/// Set `slot` to the status of `raw`, or fail if it was set already.
-fn once_status(slot: &mut Option<StatusCode>, raw: &RawOption<'_>) -> Result<()> {
-    if slot.is_some() {
-        return Err(duplicate(raw));
-    }
-    *slot = Some(status_code(raw)?);
-    Ok(())
-}
-
 fn once_duid(slot: &mut Option<Duid>, raw: &RawOption<'_>) -> Result<()> {
     if slot.is_some() {
-        return Err(duplicate(raw));
+        return Err(duplicate(raw).into());
     }
     match raw.parse()? {
         OptionView::ClientId(d) | OptionView::ServerId(d) => *slot = Some(Duid::from_bytes(d)),
-        _ => return Err(duplicate(raw)),
+        _ => return Err(duplicate(raw).into()),
     }
     Ok(())
 }
@@ -559,73 +418,8 @@ fn fields(m: &MessageView<'_>) -> Result<Fields> {
     Ok(f)
 }
 
-/// One IA_PD (RFC 8415 s.21.21): IAID, T1, T2 (12 octets), then IA_PD-options,
-/// of which IAPREFIX (any number) and STATUS_CODE (at most one) are kept and
-/// every other option is validated.
-fn ia_pd(raw: &RawOption<'_>) -> Result<IaPd> {
-    const FIXED: usize = 12;
-    let d = raw.data;
-    if d.len() < FIXED {
-        return Err(DecodeError::new(
-            raw.offset,
-            Some(OptionCode::IaPd),
-            ErrorKind::TooShort {
-                len: d.len(),
-                min: FIXED,
-            },
-        )
-        .into());
-    }
-    let be32 = |i: usize| u32::from_be_bytes([d[i], d[i + 1], d[i + 2], d[i + 3]]);
-    let mut ia = IaPd {
-        iaid: be32(0),
-        t1: be32(4),
-        t2: be32(8),
-        status: None,
-        prefixes: Vec::new(),
-    };
-    let opts: Options<'_> = raw.nested(FIXED)?;
-    for inner in opts.iter() {
-        let inner = inner?;
-        match inner.option_code() {
-            OptionCode::StatusCode => once_status(&mut ia.status, &inner)?,
-            OptionCode::IaPrefix => ia.prefixes.push(ia_prefix(&inner)?),
-            _ => inner.validate()?,
-        }
-    }
-    Ok(ia)
-}
-
-/// One IAPREFIX (RFC 8415 s.21.22), already validated with its options.
-fn ia_prefix(raw: &RawOption<'_>) -> Result<DelegatedPrefix> {
-    let OptionView::IaPrefix {
-        preferred_lifetime,
-        valid_lifetime,
-        prefix,
-        options,
-    } = raw.parse()?
-    else {
-        // IAPREFIX (26) always parses as IaPrefix.
-        return Err(duplicate(raw));
-    };
-    options.validate()?;
-    let mut status = None;
-    for o in options.iter() {
-        let o = o?;
-        if o.option_code() == OptionCode::StatusCode {
-            once_status(&mut status, &o)?;
-        }
-    }
-    Ok(DelegatedPrefix {
-        prefix,
-        preferred_lifetime,
-        valid_lifetime,
-        status,
-    })
-}
-
 fn missing(m: &MessageView<'_>, code: OptionCode) -> SnoopError {
-    SnoopError::new(message_start(m), None, SnoopErrorKind::MissingOption(code))
+    SnoopError::new(m.offset(), None, SnoopErrorKind::MissingOption(code))
 }
 
 /// A validated REPLY (RFC 8415 s.16.10: it must have a SERVERID; with an

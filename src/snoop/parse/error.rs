@@ -2,7 +2,7 @@
 
 use super::HOP_COUNT_LIMIT;
 use crate::proto::consts::{MessageType, OptionCode};
-use crate::proto::error::DecodeError;
+use crate::proto::error::{DecodeError, ErrorKind};
 use etherparse::err;
 use std::fmt;
 
@@ -117,7 +117,18 @@ impl SnoopError {
 impl From<DecodeError> for SnoopError {
     #[cold]
     fn from(e: DecodeError) -> Self {
-        SnoopError::new(e.offset, e.option, SnoopErrorKind::Dhcp(e))
+        // The structural faults the codec reports (relay chains, IAs) keep
+        // the snoop layer's own kinds, as when it found them itself.
+        let kind = match e.kind {
+            ErrorKind::MissingOption(o) => SnoopErrorKind::MissingOption(o),
+            ErrorKind::DuplicateOption(o) => SnoopErrorKind::DuplicateOption(o),
+            ErrorKind::TooManyRelayLayers => SnoopErrorKind::TooManyRelayLayers,
+            ErrorKind::RelayTypeMismatch { outer, inner } => {
+                SnoopErrorKind::RelayTypeMismatch { outer, inner }
+            }
+            _ => SnoopErrorKind::Dhcp(e.clone()),
+        };
+        SnoopError::new(e.offset, e.option, kind)
     }
 }
 

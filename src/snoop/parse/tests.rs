@@ -3,10 +3,12 @@
 //! message types, for every kind of result and many malformed inputs.
 
 use super::*;
+use crate::proto::error::{DecodeError, ErrorKind};
 use crate::proto::message::{ClientMessage, DhcpOption, IaPrefix as OwnedIaPrefix, Message};
 use crate::proto::RelayMessage;
 use etherparse::{IpFragOffset, PacketBuilder};
 use etherparse::{IpHeaders, Ipv6Extensions, Ipv6FragmentHeader, Ipv6Header, Ipv6RawExtHeader};
+use ipnet::Ipv6Net;
 
 const OUT: Direction = Direction::Outgoing;
 const IN: Direction = Direction::Incoming;
