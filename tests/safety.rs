@@ -19,7 +19,7 @@ use pdrestore::netns::NetNs;
 use pdrestore::proto::{Binding, Duid};
 use pdrestore::routes::MemoryTable;
 use pdrestore::server::{self, BindingStore, ServerConfig};
-use route_lab::{layer, pd, pdrestore_in, wait_listening, Child, RELAY};
+use route_lab::{pdrestore_in, wait_listening, Child, RELAY};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,22 +31,13 @@ fn lab() -> Option<NetNs> {
 }
 
 /// Prefix number `n` of the pool (a /56), on link `link` (cust0 or cust1).
-fn binding(n: u32, link: u8) -> Binding {
-    pd(
-        &format!("00030001{n:012x}"),
-        &format!("2001:db8:80{:02x}:{:x}00::/56", n / 256, n % 256),
-        5,
-        vec![layer(
-            &format!("2001:db8:0:{}::1", link + 1),
-            &format!("fe80::{:x}", n + 1),
-            &format!("ge-0/0/{link}"),
-            Some(RELAY),
-        )],
-    )
+fn binding(n: u32, link: u32) -> Binding {
+    route_lab::numbered(n, link)
 }
 
+/// `binding`s `range`, on cust0 and cust1 in turn.
 fn bindings(range: std::ops::Range<u32>) -> Vec<Binding> {
-    range.map(|n| binding(n, (n % 2) as u8)).collect()
+    route_lab::numbered_range(range)
 }
 
 /// The configuration text: our relay, `servers` on the namespace's
