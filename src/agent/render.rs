@@ -292,10 +292,7 @@ impl Summary {
             })
             .collect();
         Summary {
-            query: match r.query {
-                QueryMode::RelayId => "relay-id",
-                QueryMode::LinkAddress => "link-address",
-            },
+            query: r.query.as_str(),
             relay_duid: (r.query == QueryMode::RelayId).then(|| r.relay.to_hex()),
             requestor_duid: r.requestor.to_hex(),
             links: r.links.iter().map(|l| l.to_string()).collect(),

@@ -110,10 +110,7 @@ pub(super) fn server_summary(
         .queries
         .iter()
         .map(|q| QuerySummary {
-            query_type: match query {
-                QueryMode::RelayId => "relay-id",
-                QueryMode::LinkAddress => "link-address",
-            },
+            query_type: query.as_str(),
             link: links
                 .get(q.index)
                 .map(|l| l.to_string())

@@ -176,6 +176,17 @@ pub enum QueryMode {
     LinkAddress,
 }
 
+impl QueryMode {
+    /// Its name as the configuration writes it: `relay-id` or
+    /// `link-address` (also the summary's and the metrics' query type).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueryMode::RelayId => "relay-id",
+            QueryMode::LinkAddress => "link-address",
+        }
+    }
+}
+
 /// One DHCPv6 server.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -124,13 +124,12 @@ impl RecoverMetrics {
         for x in t.rejected.iter().filter(|x| !x.reason.is_other_relays()) {
             *rejected.entry(x.reason.code().to_string()).or_insert(0) += 1;
         }
-        let summary = report.summary();
         let mut prune_held_back = BTreeMap::new();
         for h in &t.prune.held_back {
             *prune_held_back.entry(h.code().to_string()).or_insert(0) += 1;
         }
         let figures = RunFigures {
-            refusals: refusals(&summary),
+            refusals: refusals(report),
             groups: report
                 .groups()
                 .iter()
@@ -282,23 +281,32 @@ impl RecoverCollector {
     }
 }
 
-/// The refusals of a run, from its summary (statuses as it names them).
-fn refusals(summary: &crate::agent::Summary) -> BTreeMap<Refusal, u64> {
+/// The refusals of a run: per server and query, the error status it
+/// ended the query with ([`Outcome::server_status`]), or its silence.
+///
+/// [`Outcome::server_status`]: crate::requestor::Outcome::server_status
+fn refusals(report: &Report) -> BTreeMap<Refusal, u64> {
     let mut out = BTreeMap::new();
-    for v in &summary.servers {
-        for q in &v.queries {
-            let (status, text) = match (&q.server_status, q.outcome_code.as_str()) {
-                (Some(s), _) => (s.name.clone(), s.text.clone()),
-                (None, "no-answer") => ("no-answer".to_string(), String::new()),
-                _ => continue,
+    let reports = report.servers.iter().filter_map(|s| s.report.as_ref());
+    for r in reports {
+        for q in &r.queries {
+            let (status, text) = match q.outcome.server_status() {
+                Some(s) => (
+                    s.status.code.name().unwrap_or("unknown").to_string(),
+                    s.status.message.clone(),
+                ),
+                None if q.outcome == crate::requestor::Outcome::NoAnswer => {
+                    ("no-answer".to_string(), String::new())
+                }
+                None => continue,
             };
-            let r = Refusal {
-                server: v.server.clone(),
-                query_type: q.query_type.to_string(),
+            let key = Refusal {
+                server: r.server.to_string(),
+                query_type: report.query.as_str().to_string(),
                 status,
                 text,
             };
-            *out.entry(r).or_insert(0) += 1;
+            *out.entry(key).or_insert(0) += 1;
         }
     }
     out

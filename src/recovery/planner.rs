@@ -477,8 +477,13 @@ fn client_links(
 ) -> (HashMap<u64, u32>, Vec<LocalNet>) {
     let mut by64 = HashMap::new();
     let mut other = Vec::new();
+    let targets: std::collections::HashSet<&str> = settings
+        .interface_map
+        .values()
+        .map(String::as_str)
+        .collect();
     for (p, i) in interfaces.iter().enumerate() {
-        if !settings.interface_map.values().any(|n| *n == *i.name) {
+        if !targets.contains(&*i.name) {
             continue;
         }
         for a in &i.addresses {
