@@ -4,12 +4,15 @@
 //!
 //! - [`core`]: the sans-IO core ([`core::FollowCore`]): snooped messages,
 //!   link and route events and time in, route changes out.
+//! - [`live`]: the live view `pdrestore status` reads (a read-only Unix
+//!   socket).
 //! - [`watch`]: the rtnetlink watcher: link and IPv6 route events, read on a
 //!   thread of its own, forwarded over a tokio channel.
 //! - [`shell`]: the async shell: the start-up recovery, capture sockets,
 //!   the route table, resyncs, signals, systemd notification.
 
 pub mod core;
+pub mod live;
 pub mod metrics;
 pub mod shell;
 pub mod watch;

@@ -127,7 +127,7 @@ pub enum FollowEvent {
 }
 
 /// Counts since start (for STATUS and the tests).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counters {
     /// REPLYs seen leaving the router (directly or relayed).
     pub replies: u64,
