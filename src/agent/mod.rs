@@ -28,6 +28,7 @@ use std::time::Duration;
 
 mod groups;
 pub mod interfaces;
+pub mod last_run;
 pub mod memory;
 mod render;
 mod render_groups;
@@ -56,6 +57,8 @@ pub struct RecoverOptions {
     /// removal over `prune_limit` is pruned all the same. Incomplete answers
     /// still prune nothing.
     pub force_prune: bool,
+    /// Which recovery this is (named in the ledger and the last run's file).
+    pub run: crate::recovery::ledger::RunKind,
 }
 
 impl Default for RecoverOptions {
@@ -64,6 +67,7 @@ impl Default for RecoverOptions {
             dry_run: false,
             progress_every: Duration::from_secs(5),
             force_prune: false,
+            run: crate::recovery::ledger::RunKind::Recover,
         }
     }
 }

@@ -2,20 +2,22 @@
 //! into the installer as they arrive, the end of the plan, the report.
 
 use super::groups::{self, Grace};
+use super::last_run::LastRun;
 use super::memory::Memory;
 use super::report::{Report, ServerPart};
 use super::{RecoverError, RecoverOptions};
 use crate::config::Config;
 use crate::proto::Duid;
 use crate::recovery::claim::Claim;
-use crate::recovery::install::Installer;
+use crate::recovery::install::{AtEnd, Installer};
+use crate::recovery::ledger::{self, LedgerHeader, LedgerServer, RunKind};
 use crate::recovery::prune::{PruneRule, PruneSkip};
 use crate::recovery::rank::Millis;
 use crate::requestor::{Delivery, Fanout, ServerReport, Update};
 use crate::routes::{Interface, RouteTable, TableError};
 use futures::FutureExt;
 use std::net::Ipv6Addr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Bindings between two looks at the progress clock.
 const PROGRESS_STEP: u64 = 65536;
@@ -37,6 +39,7 @@ pub async fn recover<T: RouteTable>(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(Report, T), RecoverError> {
     let start = Instant::now();
+    let epoch = std::time::SystemTime::now();
     // The other route listeners' drops before we write (see `listener_drops`).
     let listeners = match opts.dry_run {
         true => None,
@@ -81,6 +84,9 @@ pub async fn recover<T: RouteTable>(
         prune = ?rule,
         "recover: every server done; settling the rest, withdrawing, pruning"
     );
+    if !opts.dry_run {
+        installer.set_at_end(ledger_writer(config, opts.run, &got.servers, epoch));
+    }
     let (install, mut table) = installer.finish(got.now_ms(Instant::now()), rule).await?;
     let listener_drops = match listeners {
         Some(before) => listener_drops(&before, table.listeners().await),
@@ -123,8 +129,75 @@ pub async fn recover<T: RouteTable>(
             );
         }
     }
+    if !opts.dry_run {
+        let last = LastRun::of(&report.summary(), opts.run, unix_secs(SystemTime::now()));
+        if let Err(e) = last.save(&config.state_directory) {
+            tracing::warn!(
+                dir = %config.state_directory.display(),
+                error = %e,
+                "cannot keep the run's outcome for `pdrestore status`"
+            );
+        }
+    }
     tracing::debug!(outcome = report.outcome().as_str(), "recover: done");
     Ok((report, table))
+}
+
+/// Seconds since the Unix epoch.
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Writes the ledger ([`crate::recovery::ledger`]) from the prefix table
+/// once the run's routes are in place; a failure is a warning (the routes
+/// are what matters).
+fn ledger_writer(
+    config: &Config,
+    run: RunKind,
+    servers: &[ServerPart],
+    epoch: SystemTime,
+) -> AtEnd {
+    let header = LedgerHeader {
+        written_at: 0,
+        run,
+        table: config.routes.table,
+        protocol: config.routes.protocol,
+        servers: servers
+            .iter()
+            .map(|s| LedgerServer {
+                address: s.addr.to_string(),
+                group: s.group.clone(),
+                duid: s
+                    .report
+                    .as_ref()
+                    .and_then(|r| r.server_id.as_ref())
+                    .map(|d| d.to_hex()),
+            })
+            .collect(),
+    };
+    let dir = config.state_directory.clone();
+    let epoch_ms = epoch
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Box::new(move |table| {
+        let t = Instant::now();
+        let header = LedgerHeader {
+            written_at: unix_secs(SystemTime::now()),
+            ..header
+        };
+        match ledger::write(&dir, &header, table.known(epoch_ms)) {
+            Ok(n) => tracing::debug!(
+                routes = n,
+                ms = t.elapsed().as_millis() as u64,
+                "recover: ledger written for `pdrestore status`"
+            ),
+            Err(e) => tracing::warn!(
+                dir = %dir.display(),
+                error = %e,
+                "cannot write the ledger of our routes (`pdrestore status` will not know their leases)"
+            ),
+        }
+    })
 }
 
 /// The route listeners other than us (a routing daemon's rtnetlink socket)

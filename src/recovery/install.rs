@@ -58,7 +58,14 @@ pub struct Installer<T: RouteTable> {
     dry_run_changes: Vec<Change>,
     /// `[routes] max_routes_per_second`: changes go out no faster.
     pace: Option<super::pace::Pace>,
+    /// Handed the prefix table once every route is in place, before the
+    /// report (the ledger is written from it).
+    at_end: Option<AtEnd>,
 }
+
+/// What [`Installer::set_at_end`] is given: called with the prefix table
+/// once the run's last change is in the kernel.
+pub type AtEnd = Box<dyn FnOnce(&PrefixTable) + Send>;
 
 impl<T: RouteTable> Installer<T> {
     /// List our table from `routes` into a new prefix table and get ready.
@@ -84,6 +91,7 @@ impl<T: RouteTable> Installer<T> {
             dry_run,
             dry_run_changes: Vec::new(),
             pace: None,
+            at_end: None,
         })
     }
 
@@ -106,6 +114,13 @@ impl<T: RouteTable> Installer<T> {
     pub fn with_pace(mut self, per_second: Option<u32>) -> Self {
         self.pace = per_second.map(super::pace::Pace::new);
         self
+    }
+
+    /// Call `f` with the prefix table when the run's last change is in the
+    /// kernel, before the report is made (never in a dry run: the caller
+    /// decides).
+    pub fn set_at_end(&mut self, f: AtEnd) {
+        self.at_end = Some(f);
     }
 
     /// Set the batch size.
@@ -221,6 +236,9 @@ impl<T: RouteTable> Installer<T> {
         self.table.withdraw(prune, self.dry_run);
         self.flush(now).await?;
         self.sync().await?;
+        if let Some(f) = self.at_end.take() {
+            f(&self.table);
+        }
         let t = self.table.report();
         // One line per kind, with a few examples, not one per route: a run
         // may move, or meet foreign routes on, tens of thousands (the

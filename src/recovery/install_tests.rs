@@ -686,3 +686,74 @@ fn the_install_pace_holds_on_virtual_time() {
     assert_eq!(fast.iter().map(|s| s.1).sum::<usize>(), 200);
     assert!(fast.iter().all(|s| s.0.is_zero()), "{fast:?}");
 }
+
+/// What the table knows at the end, as the ledger gets it: (prefix, the
+/// lease's client, server, last transaction, end) per route left in place.
+type KnownRow = (String, Option<(String, u16, Option<u64>, Option<u64>)>);
+
+async fn run_known(table: MemoryTable, all: Vec<Observed>, prune: bool) -> Vec<KnownRow> {
+    let mut i = Installer::start(table, settings(), interfaces(), false)
+        .await
+        .unwrap();
+    for o in all {
+        i.offer(o, 1000).await.unwrap();
+    }
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let into = seen.clone();
+    // The recovery clock started at Unix time 1,800,000,000 s.
+    i.set_at_end(Box::new(move |t| {
+        let mut v: Vec<KnownRow> = t
+            .known(1_800_000_000_000)
+            .map(|k| {
+                let lease = k.lease.map(|l| {
+                    let client = Duid::from_bytes(l.client).to_hex();
+                    (client, l.server, l.last_transaction, l.expires)
+                });
+                (k.prefix.to_string(), lease)
+            })
+            .collect();
+        v.sort();
+        *into.lock().unwrap() = v;
+    }));
+    i.finish(2000, rule(prune)).await.unwrap();
+    let v = seen.lock().unwrap().clone();
+    v
+}
+
+#[test]
+fn the_ledger_gets_every_route_left_in_place_with_its_lease() {
+    block_on(async {
+        let (_, table) = run(
+            MemoryTable::new(),
+            vec![obs(0, 1, "fe80::1", 5), obs(0, 2, "fe80::2", 5)],
+            true,
+            100,
+        )
+        .await;
+        // Server 1 names prefix 1 (heard from the client 5 s before 1000 ms,
+        // 3600 s lease); prefix 2 is named by no one.
+        let one = (
+            "2001:db8:8000:100::/56".to_string(),
+            Some((
+                "0001".to_string(),
+                1,
+                Some(1_799_999_996),
+                Some(1_800_003_601),
+            )),
+        );
+        // Prune off: prefix 2 stays, without a lease.
+        let kept = run_known(table.clone(), vec![obs(1, 1, "fe80::1", 5)], false).await;
+        assert_eq!(
+            kept,
+            vec![one.clone(), ("2001:db8:8000:200::/56".to_string(), None)]
+        );
+        // Prune on: prefix 2 is gone, so not in the ledger.
+        let pruned = run_known(table, vec![obs(1, 1, "fe80::1", 5)], true).await;
+        assert_eq!(pruned, vec![one]);
+        // A route the kernel refused is not in it either.
+        let mut on_c2 = obs(0, 3, "fe80::3", 5);
+        on_c2.binding.relay[0].link_address = "2001:db8:2::1".parse().unwrap();
+        let refused = run_known(MemoryTable::with_interfaces([5]), vec![on_c2], true).await;
+        assert_eq!(refused, vec![]);
+    });
+}

@@ -14,7 +14,9 @@
 //! - [`claim`]: the compact form made on the connection task;
 //! - [`table`]: the prefix table: reconciliation and route decisions as
 //!   claims stream in;
-//! - [`prune`]: the prune rail.
+//! - [`prune`]: the prune rail;
+//! - [`ledger`]: what a recovery knew of each route it left in place (the
+//!   file `status` reads).
 //!
 //! With IO: [`install`], the async driver that lists the route table into
 //! the prefix table and applies its changes through a
@@ -24,6 +26,7 @@
 
 pub mod claim;
 pub mod install;
+pub mod ledger;
 pub mod observed;
 pub mod pace;
 pub mod planner;

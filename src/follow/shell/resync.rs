@@ -33,7 +33,10 @@ impl<'a> Service<'a> {
         let stop = self.stop_signal();
         let (config, relay) = (self.config, self.relay);
         Ok(Box::pin(async move {
-            let opts = RecoverOptions::default();
+            let opts = RecoverOptions {
+                run: crate::recovery::ledger::RunKind::Resync,
+                ..RecoverOptions::default()
+            };
             agent::recover(config, relay, table, interfaces, &opts, stop)
                 .await
                 .map(|(report, _)| report)

@@ -16,6 +16,7 @@ use crate::follow::core::FollowCore;
 use crate::follow::metrics::MetricsWriter;
 use crate::follow::watch::Watcher;
 use crate::proto::Duid;
+use crate::recovery::ledger::RunKind;
 use crate::routes::NetlinkTable;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -90,8 +91,13 @@ pub async fn run(
     // The start-up recovery: `recover` itself (the wait for the
     // interfaces, every safety rule), while snooping routes.
     let stop = svc.stop_signal();
-    let startup =
-        Box::pin(async move { agent::run(config, relay, &RecoverOptions::default(), stop).await });
+    let startup = Box::pin(async move {
+        let opts = RecoverOptions {
+            run: RunKind::StartUp,
+            ..RecoverOptions::default()
+        };
+        agent::run(config, relay, &opts, stop).await
+    });
     event_loop(&mut svc, &mut snoop_rx, watcher, &mut control, startup).await?;
     svc.notifier.send("STOPPING=1".into());
     if let Some(mut m) = svc.metrics.take() {

@@ -46,6 +46,7 @@ use std::net::Ipv6Addr;
 use std::sync::Arc;
 
 mod end;
+mod known;
 mod rail;
 mod report;
 mod slots;
