@@ -430,3 +430,80 @@ fn an_interface_recreated_under_its_name_is_snooped_again() {
         1.0
     );
 }
+
+/// The live view (`pdrestore status`): the socket in the state directory
+/// answers with the state and the followed prefixes, a snooped one with
+/// its client's DUID, one of the start-up recovery without; the socket
+/// goes when the service stops.
+#[test]
+fn the_live_view_lists_what_is_followed_and_goes_with_the_service() {
+    use pdrestore::follow::live::{ask, LiveError, LiveRequest, SOCKET_NAME};
+    if !root() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = lab("pdr-fol9", 1);
+    let _server = lab_server(&lab, 5709, &[binding(0, 0)]);
+    let cfg = config(&lab, &[5709], "");
+    let mut f = Follow::start(&lab, &cfg, &[], "info");
+    let p = prefix_n(1);
+    to_client(&lab, 0, "fe80::2", 546, vec![reply(0x900, 2, &p, 600)]);
+    assert!(wait_route(&lab.router, &p, SECOND, |l| l.is_some()).is_some());
+    let sock = lab.dir.path().join("state").join(SOCKET_NAME);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (state, routes) = rt
+        .block_on(ask(&sock, &LiveRequest::default(), 5 * SECOND))
+        .unwrap_or_else(|e| panic!("{e}; log:\n{}", f.log_text()));
+    assert_eq!(state.pid, f.pid() as u32);
+    assert!(state.ready && !state.resyncing, "{state:?}");
+    assert_eq!((state.followed, state.listed), (2, Some(2)));
+    assert_eq!(
+        state.last_resync.as_ref().map(|r| r.outcome.as_str()),
+        Some("complete")
+    );
+    assert!(state.interfaces.iter().any(|i| i.name == "cust0" && i.up));
+    assert!(
+        state.packets >= 1 && state.counters.replies >= 1,
+        "{state:?}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(state.started_at <= now && state.started_at + 60 > now);
+    let listed: Vec<(String, bool, Option<String>)> = routes
+        .iter()
+        .map(|r| (r.prefix.to_string(), r.snooped, r.client.clone()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (prefix_n(0), false, None),
+            (prefix_n(1), true, Some(client_duid(2).to_hex())),
+        ]
+    );
+    let snooped = &routes[1];
+    assert_eq!(
+        (snooped.dev.as_str(), snooped.state.as_str()),
+        ("cust0", "installed")
+    );
+    assert_eq!(snooped.server, Some(server_duid().to_hex()));
+    let left = snooped.expires_at.unwrap().saturating_sub(now);
+    assert!((590..=601).contains(&left), "{snooped:?}");
+    // By client.
+    let req = LiveRequest {
+        client: Some(client_duid(2).to_hex()),
+        ..LiveRequest::default()
+    };
+    let (_, routes) = rt.block_on(ask(&sock, &req, 5 * SECOND)).unwrap();
+    assert_eq!(routes.len(), 1);
+    assert!(f.stop().success());
+    assert!(!sock.exists(), "the socket stays after the service");
+    let e = rt
+        .block_on(ask(&sock, &LiveRequest::default(), SECOND))
+        .unwrap_err();
+    assert!(matches!(e, LiveError::NotRunning { .. }), "{e}");
+}

@@ -71,7 +71,12 @@
 //! core's clock, a fingerprint of the client DUID, flags, a server slot):
 //! 52 octets a bucket, under 100 octets a prefix with the map's load factor
 //! and control bytes; no allocation per entry. Pending releases, deferred
-//! deletes and queued changes are bounded queues.
+//! deletes and queued changes are bounded queues. The client DUIDs behind
+//! the fingerprints (`clients`, for the live view) are one arena and one
+//! table of offsets: 1 + its length octets a client in the arena, about 5
+//! in the table; compacted to the fingerprints the entries still hold at
+//! the end of each resync and when they outnumber twice the followed
+//! prefixes. `snapshot` copies what the live view lists.
 
 use crate::proto::Duid;
 use crate::recovery::planner::Planner;
@@ -88,16 +93,19 @@ use std::time::{Duration, Instant};
 use store::{Entry, PKey, Store, NEVER};
 use timers::{Clock, Timer, TimerTable};
 
+mod clients;
 mod confirm;
 mod events;
 mod kernel;
 mod release;
 mod resync;
+mod snapshot;
 mod snooped;
 mod store;
 mod timers;
 
 pub use events::{Counters, FollowEvent, Need, RouteChange, Why};
+pub use snapshot::{RouteState, Snapshot, SnapshotFilter, SnapshotRoute};
 
 /// Events queued for the log at most; more are counted as suppressed.
 const MAX_EVENTS: usize = 4096;
@@ -180,6 +188,8 @@ pub struct FollowCore {
     /// they came (ms).
     gone: VecDeque<(PKey, u64)>,
     servers: Vec<Duid>,
+    /// The client DUIDs of the entries' fingerprints, for the live view.
+    clients: clients::ClientDuids,
     timers: TimerTable,
     out: VecDeque<RouteChange>,
     events: VecDeque<FollowEvent>,
@@ -227,6 +237,7 @@ impl FollowCore {
             pending: VecDeque::new(),
             gone: VecDeque::new(),
             servers: Vec::new(),
+            clients: clients::ClientDuids::default(),
             timers: TimerTable::default(),
             out: VecDeque::new(),
             events: VecDeque::new(),
@@ -328,6 +339,13 @@ impl FollowCore {
         self.store.remove(k);
     }
 
+    /// Keep only the client DUIDs the followed prefixes refer to.
+    fn compact_clients(&mut self) {
+        self.clients = self
+            .clients
+            .retain(self.store.iter().map(|(_, e)| e.client));
+    }
+
     fn emit(&mut self, change: Change, why: Why) {
         let c = &mut self.counters;
         match (&change, why) {
@@ -426,6 +444,7 @@ impl FollowCore {
             + self.foreign.capacity() * (std::mem::size_of::<PKey>() + 1)
             + self.tombstones.capacity() * (std::mem::size_of::<(PKey, Why)>() + 1)
             + self.gone.capacity() * std::mem::size_of::<(PKey, u64)>()
+            + self.clients.footprint()
     }
 }
 

@@ -156,6 +156,8 @@ impl FollowCore {
                 self.emit(Change::Remove(r), why);
             }
         }
+        // The client DUIDs of prefixes no longer followed go.
+        self.compact_clients();
         self.counters.resyncs += 1;
         self.schedule(now, ok);
         self.refresh_timers();

@@ -2,6 +2,7 @@
 //! withdraw prefixes (RFC 8415 s.18.2.10.1, RFC 8987 s.4), and server
 //! messages arriving from the client side.
 
+use super::clients::Noted;
 use super::events::{FollowEvent, Why};
 use super::store::{fingerprint, Entry, PKey, F_INSPECT, F_SNOOPED, NO_SERVER};
 use super::FollowCore;
@@ -13,6 +14,10 @@ use ipnet::Ipv6Net;
 use std::net::Ipv6Addr;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// The client DUIDs kept are compacted once they outnumber twice the
+/// followed prefixes, or this many.
+const MIN_CLIENTS: usize = 1024;
 
 /// One prefix of a REPLY, on its way to [`FollowCore::learn`].
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +59,7 @@ impl FollowCore {
         let hop = r.client_address();
         let server = self.server_slot(&r.server_id);
         let slot = self.slot_of(ifindex);
+        let mut followed = false;
         for ia in &r.ia_pds {
             // NoPrefixAvail, NoBinding: nothing delegated in this IA_PD.
             if !status_ok(ia.status) {
@@ -88,8 +94,26 @@ impl FollowCore {
                     client,
                     server,
                 };
-                self.learn(now, learned);
+                followed |= self.learn(now, learned);
             }
+        }
+        if let (true, Some(d)) = (followed, &r.client_id) {
+            self.note_client(d);
+        }
+    }
+
+    /// Keep the DUID of a client whose prefix is followed (the live view
+    /// lists it); the DUIDs kept are compacted when they fill their arena
+    /// or outnumber twice the followed prefixes.
+    fn note_client(&mut self, duid: &Duid) {
+        if self.clients.note(duid.as_bytes()) == Noted::Full {
+            self.compact_clients();
+            if self.clients.note(duid.as_bytes()) == Noted::Full {
+                self.clients.blind();
+            }
+        }
+        if self.clients.len() > 2 * self.store.len().max(MIN_CLIENTS) {
+            self.compact_clients();
         }
     }
 
@@ -107,8 +131,9 @@ impl FollowCore {
         });
     }
 
-    /// Install or refresh one prefix a REPLY delegated.
-    fn learn(&mut self, now: Instant, l: Learned) {
+    /// Install or refresh one prefix a REPLY delegated; whether it is
+    /// followed.
+    fn learn(&mut self, now: Instant, l: Learned) -> bool {
         let slot = &self.slots[usize::from(l.slot)];
         let name = slot.name.clone();
         let pos = slot.pos.expect("slot_of gives planned slots");
@@ -120,7 +145,7 @@ impl FollowCore {
                 interface: name,
                 reason,
             });
-            return;
+            return false;
         }
         let key = PKey::of(&l.prefix);
         if self.foreign.contains(&key) {
@@ -129,7 +154,7 @@ impl FollowCore {
                 prefix: l.prefix,
                 how: "listed",
             });
-            return;
+            return false;
         }
         self.tombstones.remove(&key);
         let expires = self.clock.expiry(now, l.valid);
@@ -147,6 +172,7 @@ impl FollowCore {
             None if self.store.len() >= self.settings.max_prefixes => {
                 self.counters.capped += 1;
                 self.ignore(Some(l.prefix), "cap");
+                return false;
             }
             None => {
                 self.store.insert(key, fresh);
@@ -178,6 +204,7 @@ impl FollowCore {
                 }
             }
         }
+        true
     }
 
     /// Remove a followed prefix (valid lifetime 0, a confirmed release),

@@ -1,6 +1,6 @@
 //! Unit tests of [`FollowCore`] on injected time.
 
-use super::store::{Entry, PKey};
+use super::store::{colliding_duids, fingerprint, Entry, PKey};
 use super::*;
 use crate::proto::{MessageType, StatusCode};
 use crate::recovery::rejection::Rejection;
@@ -1132,4 +1132,270 @@ fn a_short_lease_snooped_inside_the_window_and_a_renewed_one_are_asked_about() {
     );
     let c = t.core.counters();
     assert_eq!((c.expired, c.confirm_queries, c.confirmed), (2, 3, 1));
+}
+
+// ----- the live view: client DUIDs and snapshots -----
+
+/// The snapshot of `filter`, sorted, as (prefix, interface, state, client).
+fn listed(t: &T, filter: &SnapshotFilter) -> Vec<(String, String, &'static str, Option<Vec<u8>>)> {
+    let mut s = t.core.snapshot(filter);
+    s.sort();
+    s.routes()
+        .map(|r| {
+            (
+                r.prefix.to_string(),
+                r.interface.to_string(),
+                r.state.as_str(),
+                r.client.map(<[u8]>::to_vec),
+            )
+        })
+        .collect()
+}
+
+fn reply_from(xid: u32, client: &Duid, to: &str, ia_pds: Vec<IaPd>) -> Reply {
+    Reply {
+        client_id: Some(client.clone()),
+        ..reply(xid, 0, to, ia_pds)
+    }
+}
+
+#[test]
+fn a_snooped_replys_client_and_server_are_listed() {
+    let mut t = T::new();
+    t.core.handle_reply(
+        t.at(10.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]),
+    );
+    let s = t.core.snapshot(&SnapshotFilter::default());
+    assert_eq!(s.len(), 1);
+    let r = s.routes().next().unwrap();
+    assert_eq!(r.prefix, P1.parse::<Ipv6Net>().unwrap());
+    assert_eq!(r.gateway, "fe80::2".parse::<Ipv6Addr>().unwrap());
+    assert_eq!(r.interface, "cust0");
+    assert_eq!(r.expires, Some(3610));
+    assert_eq!(r.state, RouteState::Installed);
+    assert!(r.snooped);
+    assert_eq!(r.seen, Some(10));
+    assert_eq!(r.client, Some(duid(2).as_bytes()));
+    assert_eq!(r.server, Some(&server()));
+    // The core's seconds are seconds since its epoch.
+    assert_eq!(t.core.epoch(), t.t0);
+    assert_eq!(s.instant(3610), t.at(3610.0));
+    // A REPLY that follows nothing keeps no DUID.
+    t.core.handle_reply(
+        t.at(11.0),
+        CUST0,
+        &reply(
+            2,
+            3,
+            "fe80::3",
+            vec![ia(1, vec![prefix("2001:db9::/56", 3600)])],
+        ),
+    );
+    assert_eq!(t.core.clients.len(), 1);
+}
+
+#[test]
+fn a_resync_drops_the_duids_no_prefix_refers_to() {
+    let mut t = T::new();
+    t.core.handle_reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]),
+    );
+    t.core.handle_reply(
+        t.at(0.0),
+        CUST1,
+        &reply(2, 3, "fe80::3", vec![ia(1, vec![prefix(P2, 3600)])]),
+    );
+    assert_eq!(t.core.clients.len(), 2);
+    t.changes();
+    // The resync's server answered; the kernel now holds P1 (as snooping
+    // knew it) and a route of ours snooping never saw; P2 is gone.
+    t.core.handle_resync_started(t.at(20.0));
+    let kernel = vec![
+        kroute(P1, "fe80::2", CUST0, 57, Some(3500)),
+        kroute("2001:db8:8000:300::/56", "fe80::4", CUST1, 57, Some(3500)),
+    ];
+    t.core
+        .handle_resync_finished(t.at(30.0), kernel, &[server()], true);
+    assert_eq!(
+        listed(&t, &SnapshotFilter::default()),
+        vec![
+            (
+                P1.into(),
+                "cust0".into(),
+                "installed",
+                Some(duid(2).as_bytes().to_vec())
+            ),
+            (
+                "2001:db8:8000:300::/56".into(),
+                "cust1".into(),
+                "installed",
+                None
+            ),
+        ]
+    );
+    assert_eq!(t.core.clients.len(), 1, "the DUID of P2's client went");
+    assert_eq!(t.core.clients.get(fingerprint(&duid(3))), None);
+    let s = t.core.snapshot(&SnapshotFilter {
+        prefix: Some("2001:db8:8000:300::/56".parse().unwrap()),
+        ..SnapshotFilter::default()
+    });
+    let r = s.routes().next().unwrap();
+    assert_eq!((r.snooped, r.seen, r.server), (false, None, None));
+}
+
+#[test]
+fn an_ambiguous_fingerprint_reports_no_duid() {
+    let mut t = T::new();
+    let (x, y) = colliding_duids();
+    let (x, y) = (Duid::from_bytes(x), Duid::from_bytes(y));
+    assert_eq!(fingerprint(&x), fingerprint(&y));
+    t.core.handle_reply(
+        t.at(0.0),
+        CUST0,
+        &reply_from(1, &x, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]),
+    );
+    assert_eq!(
+        listed(&t, &SnapshotFilter::default())[0].3.as_deref(),
+        Some(x.as_bytes())
+    );
+    t.core.handle_reply(
+        t.at(1.0),
+        CUST0,
+        &reply_from(2, &y, "fe80::3", vec![ia(1, vec![prefix(P2, 3600)])]),
+    );
+    let all = listed(&t, &SnapshotFilter::default());
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().all(|r| r.3.is_none()), "{all:?}");
+    // Asked for by either DUID: both, by the fingerprint.
+    for d in [&x, &y] {
+        let f = SnapshotFilter {
+            client: Some(d.clone()),
+            ..SnapshotFilter::default()
+        };
+        assert_eq!(listed(&t, &f).len(), 2);
+    }
+}
+
+#[test]
+fn the_snapshot_filters_by_prefix_interface_and_client() {
+    let mut t = T::new();
+    t.core.handle_reply(
+        t.at(0.0),
+        CUST0,
+        &reply(1, 2, "fe80::2", vec![ia(1, vec![prefix(P1, 3600)])]),
+    );
+    t.core.handle_reply(
+        t.at(0.0),
+        CUST1,
+        &reply(2, 3, "fe80::3", vec![ia(1, vec![prefix(P2, 3600)])]),
+    );
+    let names = |t: &T, f: SnapshotFilter| -> Vec<String> {
+        listed(t, &f).into_iter().map(|r| r.0).collect()
+    };
+    let by_prefix = |p: &str| SnapshotFilter {
+        prefix: Some(p.parse().unwrap()),
+        ..SnapshotFilter::default()
+    };
+    assert_eq!(names(&t, SnapshotFilter::default()), [P1, P2]);
+    assert_eq!(names(&t, by_prefix("2001:db8:8000::/40")), [P1, P2]);
+    assert_eq!(names(&t, by_prefix(P2)), [P2]);
+    assert!(names(&t, by_prefix("2001:db8:8000:100::/64")).is_empty());
+    let by_if = |i: &str| SnapshotFilter {
+        interface: Some(i.into()),
+        ..SnapshotFilter::default()
+    };
+    assert_eq!(names(&t, by_if("cust1")), [P2]);
+    assert!(names(&t, by_if("cust7")).is_empty());
+    let by_client = |d: Duid| SnapshotFilter {
+        client: Some(d),
+        ..SnapshotFilter::default()
+    };
+    assert_eq!(names(&t, by_client(duid(2))), [P1]);
+    assert!(names(&t, by_client(duid(4))).is_empty());
+    // A DUID of a known one's fingerprint, but not it: nothing.
+    let (x, y) = colliding_duids();
+    t.core.handle_reply(
+        t.at(1.0),
+        CUST0,
+        &reply_from(
+            3,
+            &Duid::from_bytes(x),
+            "fe80::4",
+            vec![ia(1, vec![prefix("2001:db8:8000:300::/56", 3600)])],
+        ),
+    );
+    assert_eq!(
+        names(&t, by_client(Duid::from_bytes(y))),
+        Vec::<String>::new()
+    );
+    // Every filter at once.
+    let f = SnapshotFilter {
+        prefix: Some("2001:db8:8000::/48".parse().unwrap()),
+        interface: Some("cust0".into()),
+        client: Some(duid(2)),
+    };
+    assert_eq!(names(&t, f), [P1]);
+    // The states: P1 dropped with its link, P2's add met a route.
+    t.core
+        .handle_route_event(t.at(10.0), false, &kroute(P1, "fe80::2", CUST0, 57, None));
+    t.core.handle_link(t.at(10.1), CUST0, "cust0", false);
+    t.core.handle_timeout(t.at(11.0));
+    let add = t
+        .core
+        .route_of(&P2.parse().unwrap(), t.at(11.0))
+        .map(Change::Add)
+        .unwrap();
+    t.core.handle_failure(
+        t.at(11.0),
+        &add,
+        &RouteError::from_errno(
+            crate::routes::RouteOp::Add,
+            P2.parse().unwrap(),
+            errno::EEXIST,
+        ),
+    );
+    let states: Vec<&str> = listed(&t, &SnapshotFilter::default())
+        .into_iter()
+        .map(|r| r.2)
+        .collect();
+    assert_eq!(states, ["link-down", "inspecting", "installed"]);
+    // Deleted by someone else, not decided yet.
+    t.core.handle_route_event(
+        t.at(12.0),
+        false,
+        &kroute("2001:db8:8000:300::/56", "fe80::4", CUST0, 57, None),
+    );
+    assert_eq!(
+        listed(&t, &by_prefix("2001:db8:8000:300::/56"))[0].2,
+        "deleted"
+    );
+}
+
+#[test]
+fn the_client_duids_stay_bounded_by_the_followed_prefixes() {
+    let mut t = T::new();
+    // One prefix, renewed by ever new clients (a DUID per REPLY).
+    for n in 0..3000u32 {
+        let d = Duid::from_bytes([&[0u8, 2, 0, 0][..], &n.to_be_bytes()].concat());
+        t.core.handle_reply(
+            t.at(f64::from(n)),
+            CUST0,
+            &reply_from(n, &d, "fe80::2", vec![ia(1, vec![prefix(P1, 36000)])]),
+        );
+    }
+    assert_eq!(t.core.followed(), 1);
+    assert!(
+        t.core.clients.len() <= 2 * 1024 + 1,
+        "{}",
+        t.core.clients.len()
+    );
+    let last = Duid::from_bytes([&[0u8, 2, 0, 0][..], &2999u32.to_be_bytes()].concat());
+    assert_eq!(
+        listed(&t, &SnapshotFilter::default())[0].3.as_deref(),
+        Some(last.as_bytes())
+    );
 }

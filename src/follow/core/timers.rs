@@ -17,6 +17,11 @@ impl Clock {
         Clock { epoch }
     }
 
+    /// The instant the clock counts from.
+    pub(super) fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
     /// `t` in milliseconds of the clock.
     pub(super) fn ms(&self, t: Instant) -> u64 {
         u64::try_from(t.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)

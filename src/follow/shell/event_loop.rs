@@ -3,6 +3,7 @@
 //! batch, sync before sleeping; recoveries and targeted queries run beside
 //! it as futures.
 
+use super::live::LiveAsk;
 use super::{
     ConfirmFuture, Control, FollowError, ResyncFuture, Service, SnoopBatch, DRAIN_BATCHES,
     STATUS_EVERY,
@@ -20,6 +21,10 @@ enum Wake {
     Control(Control),
     Resynced(Box<Result<Report, RecoverError>>),
     Confirmed(Vec<(Ipv6Net, Option<u32>)>),
+    /// A request of the live view.
+    Live(LiveAsk),
+    /// The live view's accept task is gone.
+    LiveClosed,
     Timer,
     Status,
     Idle,
@@ -49,6 +54,8 @@ pub(super) async fn event_loop<'a>(
         status_at: tokio::time::Instant::now() + STATUS_EVERY,
     };
     loop {
+        // The live view's requests first: a storm never starves them.
+        svc.serve_live();
         // Take what is already there, then push the changes to the kernel.
         let took = drain(svc, snoop_rx, &mut watcher).await?;
         svc.core.handle_timeout(Instant::now());
@@ -137,6 +144,8 @@ async fn wait(
     let idle_at = svc.opts.once.map(|d| svc.last_activity + d);
     let idle = b.resync.is_none() && svc.startup.is_some();
     tracing::debug!("follow: waiting");
+    let live = svc.live.as_mut();
+    let listening = live.is_some();
     Ok(tokio::select! {
         s = snoop_rx.recv() => s.map_or(Wake::Timer, Wake::Snoop),
         e = watcher.recv() => match e {
@@ -149,6 +158,7 @@ async fn wait(
         },
         r = async { b.resync.as_mut().expect("guarded").await }, if b.resync.is_some() => Wake::Resynced(Box::new(r)),
         a = async { b.confirm.as_mut().expect("guarded").await }, if b.confirm.is_some() => Wake::Confirmed(a),
+        a = async { live.expect("guarded").recv().await }, if listening => a.map_or(Wake::LiveClosed, Wake::Live),
         _ = tokio::time::sleep_until(wake_core) => Wake::Timer,
         _ = tokio::time::sleep_until(b.status_at) => Wake::Status,
         _ = async { tokio::time::sleep_until(tokio::time::Instant::from_std(idle_at.expect("guarded"))).await }, if idle_at.is_some() && idle => Wake::Idle,
@@ -185,6 +195,8 @@ async fn on_wake(
             b.confirm = None;
             svc.core.handle_confirmed(Instant::now(), answers);
         }
+        Wake::Live(ask) => svc.answer_live(ask),
+        Wake::LiveClosed => svc.live = None,
         Wake::Timer => {}
         Wake::Status => {
             b.status_at = tokio::time::Instant::now() + STATUS_EVERY;

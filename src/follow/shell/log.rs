@@ -1,6 +1,7 @@
 //! What the service says: a log line per route change and per event of
 //! the core, and the STATUS line. Renderings only; nothing is decided here.
 
+use super::LastResync;
 use crate::follow::core::{FollowCore, FollowEvent, RouteChange};
 use std::time::Instant;
 
@@ -60,17 +61,21 @@ pub(super) fn log_event(e: &FollowEvent) {
 /// the last resync (when it ended, and its outcome), the capture's packets.
 pub(super) fn status_line(
     core: &FollowCore,
-    last_resync: Option<&(Instant, String)>,
+    last_resync: Option<&LastResync>,
     now: Instant,
     packets: u64,
     malformed: u64,
 ) -> String {
     let c = core.counters();
     let resync = match last_resync {
-        Some((at, outcome)) => format!(
-            "{} resyncs, the last {}s ago: {outcome}",
+        Some(l) => format!(
+            "{} resyncs, the last {}s ago: {}",
             c.resyncs,
-            now.saturating_duration_since(*at).as_secs(),
+            now.saturating_duration_since(l.at).as_secs(),
+            match &l.error {
+                Some(e) => format!("error: {e}"),
+                None => l.outcome.to_owned(),
+            }
         ),
         None => "no resync yet".to_string(),
     };

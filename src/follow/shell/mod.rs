@@ -15,7 +15,9 @@
 //!    the core's timers and needs (the table read after an add met a
 //!    route, targeted queries about prefixes near expiry), resyncs (on the
 //!    core's deadline and on [`Control::Resync`], SIGHUP), status lines,
-//!    until [`Control::Stop`] (SIGTERM), which leaves every route in place.
+//!    the live view's requests (`pdrestore status`, answered between two
+//!    batches, written out by tasks of their own), until [`Control::Stop`]
+//!    (SIGTERM), which leaves every route in place.
 //!
 //! Route changes are handed to the [`NetlinkTable`] in batches: everything
 //! that is already queued is taken, then the batch is submitted, and the
@@ -44,6 +46,7 @@ use tokio::sync::{mpsc, watch};
 mod capture;
 mod confirm;
 mod event_loop;
+mod live;
 mod log;
 mod notify;
 mod resync;
@@ -188,13 +191,29 @@ struct Service<'a> {
     /// The start-up recovery's report, once it is over.
     startup: Option<Report>,
     /// When the last resync (or the start-up recovery) ended, and how.
-    last_resync: Option<(Instant, String)>,
+    last_resync: Option<LastResync>,
+    /// The service's instants in wall-clock time.
+    wall: live::WallClock,
+    /// The live view's socket (removed when dropped), if it could be made.
+    live_socket: Option<live::LiveSocket>,
+    /// The live view's requests (`None`: no socket).
+    live: Option<mpsc::Receiver<live::LiveAsk>>,
     last_activity: Instant,
     /// Kernel notifications that did not decode, as the watcher counted.
     netlink_malformed: u64,
     batch: Vec<Change>,
     notifier: Notifier,
     metrics: Option<MetricsWriter>,
+}
+
+/// How the last resync (or the start-up recovery) ended.
+#[derive(Debug, Clone)]
+struct LastResync {
+    at: Instant,
+    /// `complete`, `partial` or `failed`.
+    outcome: &'static str,
+    /// Why it could not run, when it could not.
+    error: Option<String>,
 }
 
 /// What the capture sockets and the watcher counted, for the metrics file.
@@ -249,6 +268,59 @@ impl Service<'_> {
 
     fn send_status(&self) {
         self.notifier.send(self.status());
+    }
+
+    /// The service as the live view says it (`listed` left to the answer).
+    fn live_state(&self) -> crate::follow::live::LiveState {
+        use crate::follow::live::{LiveInterface, LiveResync, LiveState};
+        let c = &self.captures.counters;
+        LiveState {
+            pid: std::process::id(),
+            started_at: self.wall.unix(self.core.epoch()),
+            ready: self.startup.as_ref().is_some_and(|r| !r.interrupted),
+            resyncing: self.core.resyncing(),
+            followed: self.core.followed(),
+            foreign: self.core.foreign_prefixes(),
+            pending_releases: self.core.pending_releases(),
+            last_resync: self.last_resync.as_ref().map(|l| LiveResync {
+                at: self.wall.unix(l.at),
+                outcome: l.outcome.to_owned(),
+            }),
+            next_resync_at: (!self.core.resyncing())
+                .then(|| self.wall.unix(self.core.resync_deadline())),
+            interfaces: self
+                .core
+                .links()
+                .map(|(name, index, up)| LiveInterface {
+                    name: name.to_owned(),
+                    index,
+                    up,
+                })
+                .collect(),
+            packets: c.packets.load(Ordering::Relaxed),
+            malformed: c.malformed.load(Ordering::Relaxed),
+            counters: self.core.counters().clone(),
+            listed: None,
+        }
+    }
+
+    /// Answer a request of the live view.
+    fn answer_live(&self, ask: live::LiveAsk) {
+        live::answer(&self.core, self.live_state(), self.wall, ask);
+    }
+
+    /// Answer the live view's requests already queued (between two
+    /// batches of a storm, when the loop does not sleep).
+    fn serve_live(&mut self) {
+        let mut asks = Vec::new();
+        if let Some(rx) = self.live.as_mut() {
+            while let Ok(a) = rx.try_recv() {
+                asks.push(a);
+            }
+        }
+        for a in asks {
+            self.answer_live(a);
+        }
     }
 
     /// Rewrite the metrics file if the figures moved (see [`MetricsWriter`]).

@@ -3,7 +3,7 @@
 //! routing what it snoops; their result is merged by the core
 //! ([`crate::follow::core::FollowCore::handle_resync_finished`]).
 
-use super::{list_all, FollowError, ResyncFuture, Service};
+use super::{list_all, FollowError, LastResync, ResyncFuture, Service};
 use crate::agent::{self, Outcome, RecoverError, RecoverOptions, Report};
 use crate::routes::NetlinkTable;
 use std::future::Future;
@@ -73,7 +73,11 @@ impl<'a> Service<'a> {
         let answered = report.answered();
         self.core
             .handle_resync_finished(now, routes, &answered, outcome != Outcome::Failed);
-        self.last_resync = Some((now, outcome.as_str().to_string()));
+        self.last_resync = Some(LastResync {
+            at: now,
+            outcome: outcome.as_str(),
+            error: None,
+        });
         tracing::info!(
             outcome = outcome.as_str(),
             seconds = format!("{:.3}", started.elapsed().as_secs_f64()),
@@ -112,7 +116,11 @@ impl<'a> Service<'a> {
         let routes = list_all(&mut self.table, self.config.routes.table).await?;
         let now = Instant::now();
         self.core.handle_resync_finished(now, routes, &[], false);
-        self.last_resync = Some((now, format!("error: {e}")));
+        self.last_resync = Some(LastResync {
+            at: now,
+            outcome: Outcome::Failed.as_str(),
+            error: Some(e.to_string()),
+        });
         self.write_metrics(true);
         Ok(())
     }

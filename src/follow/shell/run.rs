@@ -5,6 +5,7 @@
 
 use super::capture::Captures;
 use super::event_loop::event_loop;
+use super::live::{self, WallClock};
 use super::metrics_figures;
 use super::notify::Notifier;
 use super::{
@@ -65,6 +66,11 @@ pub async fn run(
     let watcher =
         Watcher::spawn(config.routes.table, config.routes.protocol).map_err(FollowError::Watch)?;
     let (stop_tx, _) = watch::channel(false);
+    // `pdrestore status` reads the live view from here on.
+    let (live_socket, live) = match live::open(&config.state_directory) {
+        Some((s, rx)) => (Some(s), Some(rx)),
+        None => (None, None),
+    };
     let mut svc = Service {
         config,
         relay,
@@ -79,6 +85,9 @@ pub async fn run(
         confirm_wanted: Vec::new(),
         startup: None,
         last_resync: None,
+        wall: WallClock::new(start, started_at),
+        live_socket,
+        live,
         last_activity: Instant::now(),
         netlink_malformed: 0,
         batch: Vec::new(),
@@ -99,6 +108,9 @@ pub async fn run(
         agent::run(config, relay, &opts, stop).await
     });
     event_loop(&mut svc, &mut snoop_rx, watcher, &mut control, startup).await?;
+    // The socket goes first: a stopping service answers no more.
+    svc.live = None;
+    svc.live_socket = None;
     svc.notifier.send("STOPPING=1".into());
     if let Some(mut m) = svc.metrics.take() {
         m.finish(&svc.core, metrics_figures(&svc));
