@@ -57,9 +57,10 @@ ALLOWED = {
                'identity', 'agent', 'metrics'},
     'demo': {'proto', 'exit', 'netns', 'routes', 'recovery', 'requestor', 'server',
              'config', 'identity', 'agent'},
+    'status': {'routes', 'recovery', 'agent', 'follow'},
     'cli': {'proto', 'exit', 'lock', 'netns', 'transport', 'routes', 'snoop', 'decode',
             'identity', 'requestor', 'server', 'recovery', 'config', 'agent', 'metrics',
-            'follow', 'demo'},
+            'follow', 'demo', 'status'},
     'docs': {'cli', 'config', 'exit', 'proto', 'routes', 'recovery', 'requestor', 'snoop'},
 }
 ROOT = 'lib'  # src/lib.rs: may use anything (so may src/main.rs, a crate of its own)

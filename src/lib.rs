@@ -28,6 +28,8 @@
 //!   for labs, demos, tests and benchmarks.
 //! - [`follow`]: `pdrestore follow`, the service that keeps the routes in
 //!   step with the leases after the start-up recovery (RFC 8987).
+//! - [`status`]: `pdrestore status`: our routes joined with what pdrestore
+//!   knows of each (the ledger, follow's live view).
 //! - [`snoop`]: the snoop layer of `pdrestore follow`: capturing and parsing
 //!   the DHCPv6 replies a delegating relay sends its clients (RFC 8987).
 
@@ -51,4 +53,5 @@ pub mod requestor;
 pub mod routes;
 pub mod server;
 pub mod snoop;
+pub mod status;
 pub mod transport;

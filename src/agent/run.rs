@@ -113,34 +113,40 @@ pub async fn recover<T: RouteTable>(
     };
     report.explain();
     if !opts.dry_run && !report.interrupted {
-        let held = &report.install.table.prune.held_back;
-        groups::remember(
-            &mut memory,
-            &report.links,
-            &report.servers,
-            held,
-            opts.force_prune,
-        );
-        if let Err(e) = memory.save(&config.state_directory) {
-            tracing::warn!(
-                dir = %config.state_directory.display(),
-                error = %e,
-                "cannot keep the server groups' answer counts (the group prune rail needs them)"
-            );
-        }
+        keep_group_answers(config, &mut memory, &report, opts.force_prune);
     }
     if !opts.dry_run {
-        let last = LastRun::of(&report.summary(), opts.run, unix_secs(SystemTime::now()));
-        if let Err(e) = last.save(&config.state_directory) {
-            tracing::warn!(
-                dir = %config.state_directory.display(),
-                error = %e,
-                "cannot keep the run's outcome for `pdrestore status`"
-            );
-        }
+        keep_last_run(config, opts.run, &report);
     }
     tracing::debug!(outcome = report.outcome().as_str(), "recover: done");
     Ok((report, table))
+}
+
+/// Learn the server groups' answers of this run (the group prune rail's
+/// memory, `group-answers.json`); a failure to keep them is a warning.
+fn keep_group_answers(config: &Config, memory: &mut Memory, report: &Report, force_prune: bool) {
+    let held = &report.install.table.prune.held_back;
+    groups::remember(memory, &report.links, &report.servers, held, force_prune);
+    if let Err(e) = memory.save(&config.state_directory) {
+        tracing::warn!(
+            dir = %config.state_directory.display(),
+            error = %e,
+            "cannot keep the server groups' answer counts (the group prune rail needs them)"
+        );
+    }
+}
+
+/// Keep the run's outcome for `pdrestore status` (`last-run.json`); a
+/// failure is a warning.
+fn keep_last_run(config: &Config, run: RunKind, report: &Report) {
+    let last = LastRun::of(&report.summary(), run, unix_secs(SystemTime::now()));
+    if let Err(e) = last.save(&config.state_directory) {
+        tracing::warn!(
+            dir = %config.state_directory.display(),
+            error = %e,
+            "cannot keep the run's outcome for `pdrestore status`"
+        );
+    }
 }
 
 /// Seconds since the Unix epoch.

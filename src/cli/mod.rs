@@ -17,6 +17,7 @@ pub mod lab_server;
 pub mod log;
 pub mod query;
 pub mod recover;
+pub mod status;
 
 use crate::exit;
 use clap::{Parser, Subcommand};
@@ -183,6 +184,22 @@ pub enum Command {
     /// 70 a server called our query malformed (MalformedQuery: a pdrestore bug);
     /// 74 standard output could not be written.
     Query(Box<query::QueryArgs>),
+    /// Show the routes pdrestore holds and what it knows of each: client, server, how and when learned, lease end.
+    ///
+    /// Reads our routes from the kernel (the ownership rule: our table, our
+    /// protocol, inside the pools, at any metric) and joins each with the
+    /// ledger the last recovery wrote in the state directory (`recover`,
+    /// or follow's start-up recovery or resync) and, when `follow` runs,
+    /// with its live view over its read-only socket (`follow.sock` in the
+    /// state directory: what it snooped since). Prints the counts per
+    /// interface, server and way learned, the last recovery's outcome,
+    /// follow's state, leases known to be current without a route
+    /// ("missing", with why), then the routes. Reading the state directory
+    /// and the socket needs root (the directory is 0700). Exit status: 0;
+    /// 1 some lease known to be current has no route of ours; 64 usage; 70
+    /// the route table could not be read; 74 standard output could not be
+    /// written; 78 configuration error.
+    Status(Box<status::StatusArgs>),
     /// Serve bindings over Bulk Leasequery (RFC 5460): a lab and test server
     /// that can misbehave on purpose.
     LabServer(Box<lab_server::LabServerArgs>),
@@ -235,6 +252,7 @@ pub fn main() -> ExitCode {
             metrics_file,
         } => follow::run(&config, once.then_some(idle), metrics_file),
         Command::LabServer(args) => lab_server::run(*args),
+        Command::Status(args) => status::run(*args),
         Command::CheckConfig { config } => check::check_config(&config),
     }
 }
