@@ -43,6 +43,9 @@ _pdrestore() {
             pdrestore,recover)
                 cmd="pdrestore__subcmd__recover"
                 ;;
+            pdrestore,status)
+                cmd="pdrestore__subcmd__status"
+                ;;
             pdrestore__subcmd__help,check-config)
                 cmd="pdrestore__subcmd__help__subcmd__check__subcmd__config"
                 ;;
@@ -70,6 +73,9 @@ _pdrestore() {
             pdrestore__subcmd__help,recover)
                 cmd="pdrestore__subcmd__help__subcmd__recover"
                 ;;
+            pdrestore__subcmd__help,status)
+                cmd="pdrestore__subcmd__help__subcmd__status"
+                ;;
             *)
                 ;;
         esac
@@ -77,7 +83,7 @@ _pdrestore() {
 
     case "${cmd}" in
         pdrestore)
-            opts="-h -V --help --version demo recover follow duid check-config decode query lab-server help"
+            opts="-h -V --help --version demo recover follow duid check-config decode query status lab-server help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -209,7 +215,7 @@ _pdrestore() {
             return 0
             ;;
         pdrestore__subcmd__help)
-            opts="demo recover follow duid check-config decode query lab-server help"
+            opts="demo recover follow duid check-config decode query status lab-server help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -335,6 +341,20 @@ _pdrestore() {
             return 0
             ;;
         pdrestore__subcmd__help__subcmd__recover)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pdrestore__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -568,6 +588,44 @@ _pdrestore() {
                     return 0
                     ;;
                 --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pdrestore__subcmd__status)
+            opts="-c -h --config --json --prefix --client --interface --limit --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interface)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
