@@ -19,12 +19,20 @@
 //!    REPLY refreshes a kernel expiry): the delay from each frame's send to
 //!    its route event (RTM_NEWROUTE, read by this process on its own
 //!    rtnetlink socket), median and p99.
+//!
+//! Every REPLY is for the same client DUID, unless `--distinct-clients`
+//! gives each prefix a client of its own (a DUID-LLT, 14 octets, as most
+//! CPEs send): what the live view's store of client DUIDs costs. At the
+//! end, one `pdrestore status`-like request of the live view lists every
+//! followed prefix: how long it takes, and the process's peak RSS after it.
 
 #[path = "../tests/follow_lab/mod.rs"]
 mod follow_lab;
 
 use follow_lab::*;
+use pdrestore::follow::live::{ask, LiveRequest, SOCKET_NAME};
 use pdrestore::follow::watch::{parse_events, KernelEvent};
+use pdrestore::proto::{DhcpOption, Duid, MessageType};
 use std::collections::HashMap;
 use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +46,21 @@ const RATE: f64 = 20_000.0;
 fn prefix(n: u32) -> ipnet::Ipv6Net {
     let base = u128::from("2001:db8:8000::".parse::<Ipv6Addr>().unwrap());
     ipnet::Ipv6Net::new(Ipv6Addr::from(base + (u128::from(n) << 72)), 56).unwrap()
+}
+
+/// The REPLY delegating prefix `n` to its own client (a DUID-LLT).
+fn reply_own_client(xid: u32, n: u32, valid: u32) -> Vec<u8> {
+    let [a, b, c, d] = n.to_be_bytes();
+    let client = Duid::new_llt(1, 0x2a2b_2c2d, &[2, 0, a, b, c, d]);
+    message(
+        MessageType::Reply,
+        xid,
+        vec![
+            DhcpOption::ClientId(client),
+            DhcpOption::ServerId(server_duid()),
+            ia_pd(1, &prefix(n).to_string(), valid.min(1800), valid),
+        ],
+    )
 }
 
 /// Route events of our protocol, with their arrival time, by prefix.
@@ -196,6 +219,14 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    let distinct = std::env::args().any(|a| a == "--distinct-clients");
+    let frame = |xid: u32, n: u32, valid: u32| {
+        if distinct {
+            reply_own_client(xid, n, valid)
+        } else {
+            reply(xid, 2, &prefix(n).to_string(), valid)
+        }
+    };
     let lab = lab("pdr-fbench", 1);
     let _server = lab_server(&lab, 5790, &[]);
     let cfg = config(
@@ -213,9 +244,7 @@ fn main() {
     let pid = f.pid();
     let rss_ready = proc_kb(pid, "VmRSS:");
     let mon = monitor(&lab);
-    let frames: Vec<Vec<u8>> = (0..N)
-        .map(|n| reply(n, 2, &prefix(n).to_string(), 3600))
-        .collect();
+    let frames: Vec<Vec<u8>> = (0..N).map(|n| frame(n, n, 3600)).collect();
 
     // Phase 1: the storm.
     let cpu0 = proc_cpu(pid);
@@ -267,8 +296,13 @@ fn main() {
         .unwrap_or(0);
 
     println!(
-        "follow storm: {N} REPLYs sent in {send_secs:.3}s ({:.0}/s offered)",
-        N as f64 / send_secs
+        "follow storm: {N} REPLYs sent in {send_secs:.3}s ({:.0}/s offered), {}",
+        N as f64 / send_secs,
+        if distinct {
+            "a client DUID per prefix"
+        } else {
+            "one client DUID"
+        }
     );
     println!("  REPLYs the follow process handled: {replies}");
     println!(
@@ -297,9 +331,7 @@ fn main() {
 
     // Phase 2: renewals at a steady rate, frame-to-route delay.
     mon.seen.lock().unwrap().clear();
-    let frames: Vec<Vec<u8>> = (0..N)
-        .map(|n| reply(N + n, 2, &prefix(n).to_string(), 7200))
-        .collect();
+    let frames: Vec<Vec<u8>> = (0..N).map(|n| frame(N + n, n, 7200)).collect();
     let cpu2 = proc_cpu(pid);
     let sent = send(&lab, frames, Some(RATE));
     wait_for(&mon, N as usize, Duration::from_secs(30));
@@ -323,6 +355,24 @@ fn main() {
         (cpu3 - cpu2) / (N as f64 / RATE) * 100.0
     );
     println!("  peak RSS {} KiB", proc_kb(pid, "VmHWM:"));
+
+    // The live view: every followed prefix, as `pdrestore status` asks.
+    let sock = lab.dir.path().join("state").join(SOCKET_NAME);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let t = Instant::now();
+    match rt.block_on(ask(&sock, &LiveRequest::default(), Duration::from_secs(30))) {
+        Ok((_, routes)) => println!(
+            "live view: {} routes ({} with their client DUID) in {:.0} ms; peak RSS after it {} KiB",
+            routes.len(),
+            routes.iter().filter(|r| r.client.is_some()).count(),
+            t.elapsed().as_secs_f64() * 1e3,
+            proc_kb(pid, "VmHWM:")
+        ),
+        Err(e) => println!("live view: {e}"),
+    }
     mon.stop.store(true, Ordering::Relaxed);
     let st = f.stop();
     assert!(st.success(), "{st:?}");
