@@ -267,7 +267,7 @@ fn status_with_follow_running_shows_its_live_state_and_snooped_leases() {
     assert_eq!(code, Some(1), "{out}\n{err}");
     assert!(out.contains("follow: running (pid "), "{out}");
     assert!(out.contains(", ready;"), "{out}");
-    assert!(out.contains("cust1 down"), "{out}");
+    assert!(out.contains("interfaces: cust0 up, cust1 down\n"), "{out}");
     assert!(
         out.contains(&format!(
             "  {} via fe80::2 dev cust1 client {} (link-down)",

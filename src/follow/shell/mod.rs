@@ -288,9 +288,12 @@ impl Service<'_> {
             }),
             next_resync_at: (!self.core.resyncing())
                 .then(|| self.wall.unix(self.core.resync_deadline())),
+            // The interfaces snooped (not every link the core knows, `lo`
+            // among them).
             interfaces: self
                 .core
                 .links()
+                .filter(|(name, _, _)| self.captures.wanted.iter().any(|w| w == name))
                 .map(|(name, index, up)| LiveInterface {
                     name: name.to_owned(),
                     index,
