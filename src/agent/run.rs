@@ -9,10 +9,11 @@ use super::{RecoverError, RecoverOptions};
 use crate::config::Config;
 use crate::proto::Duid;
 use crate::recovery::claim::Claim;
-use crate::recovery::install::{AtEnd, Installer};
+use crate::recovery::install::Installer;
 use crate::recovery::ledger::{self, LedgerHeader, LedgerServer, RunKind};
 use crate::recovery::prune::{PruneRule, PruneSkip};
 use crate::recovery::rank::Millis;
+use crate::recovery::table::PrefixTable;
 use crate::requestor::{Delivery, Fanout, ServerReport, Update};
 use crate::routes::{Interface, RouteTable, TableError};
 use futures::FutureExt;
@@ -84,10 +85,10 @@ pub async fn recover<T: RouteTable>(
         prune = ?rule,
         "recover: every server done; settling the rest, withdrawing, pruning"
     );
-    if !opts.dry_run {
-        installer.set_at_end(ledger_writer(config, opts.run, &got.servers, epoch));
-    }
-    let (install, mut table) = installer.finish(got.now_ms(Instant::now()), rule).await?;
+    let ledger = (!opts.dry_run).then(|| ledger_header(config, opts.run, &got.servers));
+    let (install, mut table, prefixes) = installer
+        .finish_keeping(got.now_ms(Instant::now()), rule)
+        .await?;
     let listener_drops = match listeners {
         Some(before) => listener_drops(&before, table.listeners().await),
         None => Vec::new(),
@@ -115,9 +116,13 @@ pub async fn recover<T: RouteTable>(
     if !opts.dry_run && !report.interrupted {
         keep_group_answers(config, &mut memory, &report, opts.force_prune);
     }
-    if !opts.dry_run {
+    // Once the routes are in place and the run's time is taken: what the
+    // run knew of each route, for `pdrestore status`.
+    if let Some(header) = ledger {
+        write_ledger(config, header, &prefixes, epoch);
         keep_last_run(config, opts.run, &report);
     }
+    drop(prefixes);
     tracing::debug!(outcome = report.outcome().as_str(), "recover: done");
     Ok((report, table))
 }
@@ -154,16 +159,9 @@ fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// Writes the ledger ([`crate::recovery::ledger`]) from the prefix table
-/// once the run's routes are in place; a failure is a warning (the routes
-/// are what matters).
-fn ledger_writer(
-    config: &Config,
-    run: RunKind,
-    servers: &[ServerPart],
-    epoch: SystemTime,
-) -> AtEnd {
-    let header = LedgerHeader {
+/// The ledger's header for this run (its time is set when written).
+fn ledger_header(config: &Config, run: RunKind, servers: &[ServerPart]) -> LedgerHeader {
+    LedgerHeader {
         written_at: 0,
         run,
         table: config.routes.table,
@@ -180,30 +178,33 @@ fn ledger_writer(
                     .map(|d| d.to_hex()),
             })
             .collect(),
-    };
-    let dir = config.state_directory.clone();
+    }
+}
+
+/// Write the ledger ([`crate::recovery::ledger`]) from the prefix table as
+/// the run left it; a failure is a warning (the routes are what matters).
+fn write_ledger(config: &Config, header: LedgerHeader, table: &PrefixTable, epoch: SystemTime) {
+    let t = Instant::now();
+    let dir = &config.state_directory;
     let epoch_ms = epoch
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    Box::new(move |table| {
-        let t = Instant::now();
-        let header = LedgerHeader {
-            written_at: unix_secs(SystemTime::now()),
-            ..header
-        };
-        match ledger::write(&dir, &header, table.known(epoch_ms)) {
-            Ok(n) => tracing::debug!(
-                routes = n,
-                ms = t.elapsed().as_millis() as u64,
-                "recover: ledger written for `pdrestore status`"
-            ),
-            Err(e) => tracing::warn!(
-                dir = %dir.display(),
-                error = %e,
-                "cannot write the ledger of our routes (`pdrestore status` will not know their leases)"
-            ),
-        }
-    })
+    let header = LedgerHeader {
+        written_at: unix_secs(SystemTime::now()),
+        ..header
+    };
+    match ledger::write(dir, &header, table.known(epoch_ms)) {
+        Ok(n) => tracing::debug!(
+            routes = n,
+            ms = t.elapsed().as_millis() as u64,
+            "recover: ledger written for `pdrestore status`"
+        ),
+        Err(e) => tracing::warn!(
+            dir = %dir.display(),
+            error = %e,
+            "cannot write the ledger of our routes (`pdrestore status` will not know their leases)"
+        ),
+    }
 }
 
 /// The route listeners other than us (a routing daemon's rtnetlink socket)

@@ -58,14 +58,7 @@ pub struct Installer<T: RouteTable> {
     dry_run_changes: Vec<Change>,
     /// `[routes] max_routes_per_second`: changes go out no faster.
     pace: Option<super::pace::Pace>,
-    /// Handed the prefix table once every route is in place, before the
-    /// report (the ledger is written from it).
-    at_end: Option<AtEnd>,
 }
-
-/// What [`Installer::set_at_end`] is given: called with the prefix table
-/// once the run's last change is in the kernel.
-pub type AtEnd = Box<dyn FnOnce(&PrefixTable) + Send>;
 
 impl<T: RouteTable> Installer<T> {
     /// List our table from `routes` into a new prefix table and get ready.
@@ -91,7 +84,6 @@ impl<T: RouteTable> Installer<T> {
             dry_run,
             dry_run_changes: Vec::new(),
             pace: None,
-            at_end: None,
         })
     }
 
@@ -114,13 +106,6 @@ impl<T: RouteTable> Installer<T> {
     pub fn with_pace(mut self, per_second: Option<u32>) -> Self {
         self.pace = per_second.map(super::pace::Pace::new);
         self
-    }
-
-    /// Call `f` with the prefix table when the run's last change is in the
-    /// kernel, before the report is made (never in a dry run: the caller
-    /// decides).
-    pub fn set_at_end(&mut self, f: AtEnd) {
-        self.at_end = Some(f);
     }
 
     /// Set the batch size.
@@ -217,10 +202,22 @@ impl<T: RouteTable> Installer<T> {
     /// which the caller allows only when every server answered completely),
     /// apply it all, and report.
     pub async fn finish(
-        mut self,
+        self,
         now: Millis,
         prune: PruneRule,
     ) -> Result<(InstallReport, T), TableError> {
+        let (report, routes, _) = self.finish_keeping(now, prune).await?;
+        Ok((report, routes))
+    }
+
+    /// [`Installer::finish`], and the prefix table as the run left it: what
+    /// it knows of each route in place ([`PrefixTable::known`], the
+    /// ledger), read after the report is made and the run's time taken.
+    pub async fn finish_keeping(
+        mut self,
+        now: Millis,
+        prune: PruneRule,
+    ) -> Result<(InstallReport, T, PrefixTable), TableError> {
         self.flush(now).await?;
         self.sync().await?;
         if self.table.needs_relisting() {
@@ -236,9 +233,6 @@ impl<T: RouteTable> Installer<T> {
         self.table.withdraw(prune, self.dry_run);
         self.flush(now).await?;
         self.sync().await?;
-        if let Some(f) = self.at_end.take() {
-            f(&self.table);
-        }
         let t = self.table.report();
         // One line per kind, with a few examples, not one per route: a run
         // may move, or meet foreign routes on, tens of thousands (the
@@ -306,7 +300,7 @@ impl<T: RouteTable> Installer<T> {
             operations: self.operations,
             dry_run_changes: self.dry_run_changes,
         };
-        Ok((report, self.routes))
+        Ok((report, self.routes, self.table))
     }
 }
 

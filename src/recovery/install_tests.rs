@@ -698,25 +698,19 @@ async fn run_known(table: MemoryTable, all: Vec<Observed>, prune: bool) -> Vec<K
     for o in all {
         i.offer(o, 1000).await.unwrap();
     }
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let into = seen.clone();
+    let (_, _, t) = i.finish_keeping(2000, rule(prune)).await.unwrap();
     // The recovery clock started at Unix time 1,800,000,000 s.
-    i.set_at_end(Box::new(move |t| {
-        let mut v: Vec<KnownRow> = t
-            .known(1_800_000_000_000)
-            .map(|k| {
-                let lease = k.lease.map(|l| {
-                    let client = Duid::from_bytes(l.client).to_hex();
-                    (client, l.server, l.last_transaction, l.expires)
-                });
-                (k.prefix.to_string(), lease)
-            })
-            .collect();
-        v.sort();
-        *into.lock().unwrap() = v;
-    }));
-    i.finish(2000, rule(prune)).await.unwrap();
-    let v = seen.lock().unwrap().clone();
+    let mut v: Vec<KnownRow> = t
+        .known(1_800_000_000_000)
+        .map(|k| {
+            let lease = k.lease.map(|l| {
+                let client = Duid::from_bytes(l.client).to_hex();
+                (client, l.server, l.last_transaction, l.expires)
+            });
+            (k.prefix.to_string(), lease)
+        })
+        .collect();
+    v.sort();
     v
 }
 

@@ -207,7 +207,7 @@ impl PrefixTable {
     /// The last step: what the run did, net, against the routes listed at
     /// the start. Call after the changes of [`PrefixTable::withdraw`] were
     /// applied and their failures handed back.
-    pub fn report(mut self) -> TableReport {
+    pub fn report(&mut self) -> TableReport {
         let failed = self.surviving_failures();
         let foreign_conflicts = self.foreign_conflicts();
         let bound = self
