@@ -9,7 +9,8 @@
 //! links (one query per link and server, four connections per server at once).
 //! Each size runs `PDR_ROUNDS` rounds (default 3); every round and the medians are printed.
 //! `PDR_PROFILE=/tmp/perf.data` records a perf profile of the `pdrestore recover` process,
-//! `PDR_PROFILE_RERUN=FILE` one of the second run.
+//! `PDR_PROFILE_RERUN=FILE` one of the second run. `PDR_RUST_LOG` sets pdrestore's log filter
+//! (default `warn`; its log goes to stderr).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -302,9 +303,11 @@ fn round(a: &[LeaseRecord], b: &[LeaseRecord]) -> Round {
     if let Ok(file) = std::env::var("PDR_PROFILE") {
         cmd.args(["perf", "record", "-g", "-q", "-o", &file, "--"]);
     }
+    // PDR_RUST_LOG: pdrestore's log filter (default `warn`), on stderr.
+    let log = std::env::var("PDR_RUST_LOG").unwrap_or_else(|_| "warn".into());
     cmd.args([env!("CARGO_BIN_EXE_pdrestore"), "recover", "--json", "-c"])
         .arg(&cfg)
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", &log);
     let (usage, out) = run_measured(&mut cmd);
     // A second run over the routes the first put in: what an operator's
     // on-demand run costs when nothing changed.
@@ -316,7 +319,7 @@ fn round(a: &[LeaseRecord], b: &[LeaseRecord]) -> Round {
     again
         .args([env!("CARGO_BIN_EXE_pdrestore"), "recover", "--json", "-c"])
         .arg(&cfg)
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", &log);
     let (rerun_usage, rerun_out) = run_measured(&mut again);
     stop_tx.send(()).unwrap();
     servers.join().unwrap();
