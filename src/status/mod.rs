@@ -545,7 +545,10 @@ impl Status {
                 }
             }
             None => {
-                let _ = writeln!(o, "last run: none recorded");
+                let _ = match self.unreadable("last run:") {
+                    true => writeln!(o, "last run: not readable (see problem: below)"),
+                    false => writeln!(o, "last run: none recorded"),
+                };
             }
         }
     }
@@ -602,14 +605,10 @@ impl Status {
                 );
             }
             None => {
-                let _ = writeln!(
-                    o,
-                    "follow: not running{}",
-                    self.follow
-                        .error
-                        .as_ref()
-                        .map_or(String::new(), |e| format!(" ({e})"))
-                );
+                let _ = match &self.follow.error {
+                    Some(e) => writeln!(o, "follow: could not be asked ({e})"),
+                    None => writeln!(o, "follow: not running"),
+                };
             }
         }
     }
@@ -627,6 +626,9 @@ impl Status {
                     l.routes
                 );
             }
+            None if self.unreadable("ledger:") => {
+                let _ = writeln!(o, "ledger: not readable (see problem: below)");
+            }
             None => {
                 let _ = writeln!(
                     o,
@@ -637,6 +639,21 @@ impl Status {
         for p in &self.problems {
             let _ = writeln!(o, "problem: {p}");
         }
+        if self
+            .problems
+            .iter()
+            .any(|p| p.contains("Permission denied"))
+        {
+            let _ = writeln!(
+                o,
+                "hint: the state directory and follow's socket are root's (0700, 0600): run status as root"
+            );
+        }
+    }
+
+    /// Whether the source whose problems start with `what` could not be read.
+    fn unreadable(&self, what: &str) -> bool {
+        self.problems.iter().any(|p| p.starts_with(what))
     }
 
     /// The missing leases, `shown` at most.

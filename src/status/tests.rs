@@ -318,21 +318,34 @@ fn an_unreadable_source_is_a_problem_not_a_failure() {
             ledger: Some(Err(
                 "routes.ledger: not a pdrestore ledger at octet 0".into()
             )),
-            live: Some(Err("permission denied".into())),
-            ..Default::default()
+            live: Some(Err("follow.sock: Permission denied (os error 13)".into())),
+            last_run: Some(Err("last-run.json: Permission denied (os error 13)".into())),
         },
         Filters::default(),
         NOW,
     );
     assert_eq!(s.total, 4);
-    assert_eq!(s.problems.len(), 2);
+    assert_eq!(s.problems.len(), 3);
     let text = s.to_text(50);
     assert!(
         text.contains("problem: ledger: routes.ledger: not a pdrestore ledger at octet 0"),
         "{text}"
     );
     assert!(
-        text.contains("follow: not running (permission denied)"),
+        text.contains("follow: could not be asked (follow.sock: Permission denied (os error 13))"),
         "{text}"
     );
+    assert!(
+        text.contains("ledger: not readable (see problem: below)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("last run: not readable (see problem: below)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hint: the state directory and follow's socket are root's"),
+        "{text}"
+    );
+    assert!(!s.follow.running);
 }
