@@ -8,10 +8,10 @@
 //! is no MAC) and written atomically with mode 0600. A corrupt or unreadable
 //! file is an error, never silently replaced: the servers know the relay by it.
 
+use crate::files::Durability;
 use crate::proto::Duid;
 use std::fmt;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Name of the file in the state directory.
@@ -170,7 +170,8 @@ fn random_uuid() -> [u8; 16] {
     out
 }
 
-/// Write the DUID atomically: temp file (0600) + fsync + rename + fsync of the directory.
+/// Write the DUID atomically: mode 0600, synced, renamed, the directory
+/// synced ([`crate::files::replace`]).
 pub fn store(path: &Path, d: &Duid) -> Result<(), IdentityError> {
     let werr = |source| IdentityError::Write {
         path: path.to_owned(),
@@ -178,22 +179,11 @@ pub fn store(path: &Path, d: &Duid) -> Result<(), IdentityError> {
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(werr)?;
-    let tmp = dir.join(format!(".{DUID_FILE}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(format!("{}\n", d.to_colon_hex()).as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(werr)
+    let text = format!("{}\n", d.to_colon_hex());
+    crate::files::replace(path, 0o600, Durability::Synced, |f| {
+        f.write_all(text.as_bytes())
+    })
+    .map_err(werr)
 }
 
 #[cfg(test)]

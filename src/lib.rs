@@ -11,6 +11,7 @@
 //! - [`docs`]: the generated man pages, completions and configuration reference.
 //! - [`config`]: the TOML configuration file.
 //! - [`demo`]: `pdrestore demo`, the embedded default in a private namespace.
+//! - [`files`]: files replaced atomically (every file pdrestore keeps).
 //! - [`exit`]: the exit statuses of the command (sysexits names).
 //! - [`decode`]: `pdrestore decode`, reading captured byte streams.
 //! - [`identity`]: the relay DUID: configured, or generated once and kept.
@@ -42,6 +43,7 @@ pub mod decode;
 pub mod demo;
 pub mod docs;
 pub mod exit;
+pub mod files;
 pub mod follow;
 pub mod identity;
 pub mod lock;

@@ -121,13 +121,15 @@ impl LastRun {
         }
     }
 
-    /// Write it to `dir` (a temporary file, then a rename).
+    /// Write it to `dir` (replaced atomically and synced,
+    /// [`crate::files::replace`]).
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!(".{FILE_NAME}.{}", std::process::id()));
         let body = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(&tmp, body)?;
-        std::fs::rename(&tmp, dir.join(FILE_NAME))
+        let path = dir.join(FILE_NAME);
+        crate::files::replace(&path, 0o600, crate::files::Durability::Synced, |f| {
+            std::io::Write::write_all(f, &body)
+        })
     }
 
     /// Read it from `dir`: `Ok(None)` when there is none yet.

@@ -12,10 +12,11 @@
 //! `--force-prune` accepted the new one): a collapsed answer is never
 //! learned as normal.
 
+use crate::files::Durability;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The file's name in the state directory.
 pub const FILE: &str = "group-answers.json";
@@ -41,21 +42,14 @@ impl Memory {
         }
     }
 
-    /// Keep it in `dir` (replaced atomically: a temporary file, synced,
-    /// renamed). The directory must exist (the writer lock made it).
+    /// Keep it in `dir` (replaced atomically and synced,
+    /// [`crate::files::replace`]). The directory must exist (the writer
+    /// lock made it).
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
-        let path = dir.join(FILE);
-        let tmp: PathBuf = dir.join(format!(".{FILE}.tmp"));
         let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
+        crate::files::replace(&dir.join(FILE), 0o600, Durability::Synced, |f| {
             f.write_all(&bytes)?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        };
-        write().inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
+            f.write_all(b"\n")
         })
     }
 }

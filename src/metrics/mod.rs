@@ -22,7 +22,7 @@
 use prometheus_client::registry::Registry;
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The prefix of every metric name.
@@ -84,59 +84,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic_with(path, |f| f.write_all(bytes))
 }
 
-/// Removes the temporary file unless it was renamed (also when a panic
-/// unwinds through the write).
-struct TempFile {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
+/// [`write_atomic`], with what `fill` writes ([`crate::files::replace`]:
+/// mode 0644, synced).
 fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} names no file", path.display()),
-        )
-    })?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".{:016x}.tmp", fastrand::u64(..)));
-    let tmp = TempFile {
-        path: dir.join(tmp_name),
-        keep: false,
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&tmp.path)?;
-    let mut tmp = tmp;
-    // The umask (the service's is 0077) does not apply to an explicit chmod.
-    file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    fill(&mut file)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp.path, path)?;
-    tmp.keep = true;
-    File::open(dir)?.sync_all()?;
-    Ok(())
+    crate::files::replace(path, 0o644, crate::files::Durability::Synced, fill)
 }
 
 /// Encode `registry` and replace the file at `path` with it

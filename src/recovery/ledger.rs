@@ -26,6 +26,7 @@
 //! cut short or a length past the end is an error naming the file and the
 //! offset, never a panic and never a half-read ledger taken as whole.
 
+use crate::files::Durability;
 use crate::proto::Duid;
 use ipnet::Ipv6Net;
 use serde::{Deserialize, Serialize};
@@ -192,23 +193,23 @@ fn time_field(t: Option<u64>, none: u32) -> u32 {
     }
 }
 
-/// Write `routes` under `header` to `dir/routes.ledger` (through a
-/// temporary file and a rename); the number of routes written.
+/// Write `routes` under `header` to `dir/routes.ledger` (replaced
+/// atomically, not synced: [`crate::files::replace`] with
+/// [`Durability::Cached`]; the next recovery writes it again); the number
+/// of routes written.
 pub fn write<'a>(
     dir: &Path,
     header: &LedgerHeader,
     routes: impl Iterator<Item = Known<'a>>,
 ) -> std::io::Result<u64> {
     std::fs::create_dir_all(dir)?;
-    let path = dir.join(FILE_NAME);
-    let tmp = dir.join(format!(".{FILE_NAME}.{}", std::process::id()));
-    let written = (|| {
-        let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
-        let head = serde_json::to_vec(header).map_err(std::io::Error::other)?;
+    let head = serde_json::to_vec(header).map_err(std::io::Error::other)?;
+    let mut n = 0u64;
+    crate::files::replace(&dir.join(FILE_NAME), 0o600, Durability::Cached, |f| {
+        let mut w = BufWriter::with_capacity(1 << 20, f);
         w.write_all(MAGIC)?;
         w.write_all(&u32::try_from(head.len()).unwrap_or(u32::MAX).to_be_bytes())?;
         w.write_all(&head)?;
-        let mut n = 0u64;
         let mut rec = Vec::with_capacity(64);
         for k in routes {
             rec.clear();
@@ -218,19 +219,9 @@ pub fn write<'a>(
         }
         w.write_all(END)?;
         w.write_all(&n.to_be_bytes())?;
-        w.into_inner().map_err(|e| e.into_error())?;
-        Ok(n)
-    })();
-    match written {
-        Ok(n) => {
-            std::fs::rename(&tmp, &path)?;
-            Ok(n)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+        w.flush()
+    })?;
+    Ok(n)
 }
 
 /// One record's octets.
