@@ -28,6 +28,8 @@
 
 #[path = "../tests/follow_lab/mod.rs"]
 mod follow_lab;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use follow_lab::*;
 use pdrestore::follow::live::{ask, LiveRequest, SOCKET_NAME};

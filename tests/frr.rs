@@ -441,19 +441,7 @@ fn synthetic_server(lab: &Lab, port: u16, count: u32) -> Child {
             .spawn()
             .unwrap(),
     );
-    let up = lab
-        .router
-        .run(move || async move {
-            for _ in 0..400 {
-                if tokio::net::TcpStream::connect(("::1", port)).await.is_ok() {
-                    return true;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            false
-        })
-        .unwrap();
-    assert!(up, "lab server did not start");
+    crate::support::wait_listening(&lab.router, port);
     child
 }
 

@@ -85,7 +85,6 @@ pub async fn recover<T: RouteTable>(
         prune = ?rule,
         "recover: every server done; settling the rest, withdrawing, pruning"
     );
-    let ledger = (!opts.dry_run).then(|| ledger_header(config, opts.run, &got.servers));
     let (install, mut table, prefixes) = installer
         .finish_keeping(got.now_ms(Instant::now()), rule)
         .await?;
@@ -118,8 +117,8 @@ pub async fn recover<T: RouteTable>(
     }
     // Once the routes are in place and the run's time is taken: what the
     // run knew of each route, for `pdrestore status`.
-    if let Some(header) = ledger {
-        write_ledger(config, header, &prefixes, epoch);
+    if !opts.dry_run {
+        write_ledger(config, opts.run, &report.servers, &prefixes, epoch);
         keep_last_run(config, opts.run, &report);
     }
     drop(prefixes);
@@ -159,10 +158,22 @@ fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The ledger's header for this run (its time is set when written).
-fn ledger_header(config: &Config, run: RunKind, servers: &[ServerPart]) -> LedgerHeader {
-    LedgerHeader {
-        written_at: 0,
+/// Write the ledger ([`crate::recovery::ledger`]) from the prefix table as
+/// the run left it; a failure is a warning (the routes are what matters).
+fn write_ledger(
+    config: &Config,
+    run: RunKind,
+    servers: &[ServerPart],
+    table: &PrefixTable,
+    epoch: SystemTime,
+) {
+    let t = Instant::now();
+    let dir = &config.state_directory;
+    let epoch_ms = epoch
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let header = LedgerHeader {
+        written_at: unix_secs(SystemTime::now()),
         run,
         table: config.routes.table,
         protocol: config.routes.protocol,
@@ -178,20 +189,6 @@ fn ledger_header(config: &Config, run: RunKind, servers: &[ServerPart]) -> Ledge
                     .map(|d| d.to_hex()),
             })
             .collect(),
-    }
-}
-
-/// Write the ledger ([`crate::recovery::ledger`]) from the prefix table as
-/// the run left it; a failure is a warning (the routes are what matters).
-fn write_ledger(config: &Config, header: LedgerHeader, table: &PrefixTable, epoch: SystemTime) {
-    let t = Instant::now();
-    let dir = &config.state_directory;
-    let epoch_ms = epoch
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let header = LedgerHeader {
-        written_at: unix_secs(SystemTime::now()),
-        ..header
     };
     match ledger::write(dir, &header, table.known(epoch_ms)) {
         Ok(n) => tracing::debug!(

@@ -7,7 +7,7 @@ use crate::agent::last_run::LastRun;
 use crate::exit;
 use crate::follow::live::{self, LiveError, LiveRequest};
 use crate::recovery::ledger;
-use crate::routes::{Held, NetlinkTable, RouteTable, TableRoute};
+use crate::routes::{NetlinkTable, RouteTable, TableRoute};
 use crate::status::{normalize_duid, unix, Filters, Sources, Status};
 use ipnet::Ipv6Net;
 use std::io::Write;
@@ -132,7 +132,7 @@ async fn ours(config: &crate::config::Config) -> Result<Vec<TableRoute>, String>
     let mut out = Vec::new();
     table
         .list_table(config.routes.table, &mut |r| {
-            if matches!(owner.held(&r), Held::Ours | Held::OursElsewhere) {
+            if owner.owns(&r) {
                 out.push(r);
             }
         })

@@ -357,6 +357,22 @@ impl RelayLayer {
     }
 }
 
+impl<'a> RelayLayerRef<'a> {
+    /// The fixed fields of the relay message `m` (RFC 8415 s.9), its
+    /// options not read yet.
+    #[inline]
+    pub(crate) fn header(m: &MessageView<'a>) -> Self {
+        RelayLayerRef {
+            hop_count: m.hop_count(),
+            link_address: m.link_address(),
+            peer_address: m.peer_address(),
+            interface_id: None,
+            remote_id: None,
+            relay_id: None,
+        }
+    }
+}
+
 impl RelayLayerRef<'_> {
     /// The owned form.
     pub fn to_layer(&self) -> RelayLayer {
@@ -379,14 +395,7 @@ impl<'a> Iterator for RelayLayers<'a> {
         if !m.is_relay() {
             return None;
         }
-        let mut layer = RelayLayerRef {
-            hop_count: m.hop_count(),
-            link_address: m.link_address(),
-            peer_address: m.peer_address(),
-            interface_id: None,
-            remote_id: None,
-            relay_id: None,
-        };
+        let mut layer = RelayLayerRef::header(&m);
         // The chain was validated with its CLIENT_DATA: only the codes are
         // needed here, and the same length checks as `RawOption::parse`.
         for raw in m.options().iter() {

@@ -59,14 +59,7 @@ pub fn relay_chain(outer: MessageView<'_>) -> Result<(Vec<RelayLayerRef<'_>>, Me
 
 /// One relay layer: its fields and the message in its RELAY_MSG.
 fn one_layer(m: MessageView<'_>) -> Result<(RelayLayerRef<'_>, MessageView<'_>)> {
-    let mut layer = RelayLayerRef {
-        hop_count: m.hop_count(),
-        link_address: m.link_address(),
-        peer_address: m.peer_address(),
-        interface_id: None,
-        remote_id: None,
-        relay_id: None,
-    };
+    let mut layer = RelayLayerRef::header(&m);
     let mut inner = None;
     for raw in m.options().iter() {
         let raw = raw?;

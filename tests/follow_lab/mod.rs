@@ -237,19 +237,7 @@ pub fn lab_server_with(lab: &Lab, port: u16, bindings: &[Binding], args: &[&str]
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::null());
     let child = Child(c.spawn().unwrap());
-    let up = lab
-        .router
-        .run(move || async move {
-            for _ in 0..400 {
-                if tokio::net::TcpStream::connect(("::1", port)).await.is_ok() {
-                    return true;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            false
-        })
-        .unwrap();
-    assert!(up, "lab server did not start");
+    crate::support::wait_listening(&lab.router, port);
     child
 }
 

@@ -67,21 +67,7 @@ pub fn pdrestore_in(ns: &NetNs, args: &[&str]) -> std::process::Command {
     c
 }
 
-/// Wait until something listens on [::1]:`port` inside the namespace.
-pub fn wait_listening(ns: &NetNs, port: u16) {
-    let up = ns
-        .run(move || async move {
-            for _ in 0..600 {
-                if tokio::net::TcpStream::connect(("::1", port)).await.is_ok() {
-                    return true;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            false
-        })
-        .unwrap();
-    assert!(up, "lab server did not start");
-}
+pub use crate::support::wait_listening;
 
 /// A namespace named after `prefix` with `links` veth client links
 /// (`demo::link_commands`: cust0, cust1, ...), or `None` without root or

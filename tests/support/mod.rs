@@ -85,3 +85,19 @@ pub fn unmet(reason: &str, required: bool) -> bool {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
     false
 }
+
+/// Wait until something listens on [::1]:`port` inside the namespace.
+pub fn wait_listening(ns: &pdrestore::netns::NetNs, port: u16) {
+    let up = ns
+        .run(move || async move {
+            for _ in 0..600 {
+                if tokio::net::TcpStream::connect(("::1", port)).await.is_ok() {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            false
+        })
+        .unwrap();
+    assert!(up, "lab server did not start");
+}
